@@ -1,0 +1,5 @@
+"""``python -m certvigil``."""
+
+from certvigil.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Pure judgement over recorded observations: no sockets, no database, no clock."""

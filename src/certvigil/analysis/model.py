@@ -1,0 +1,225 @@
+"""The frozen results of analysis: certificate facts, chain verdicts, findings, reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+
+from certvigil.probe.observation import ProbeFailure, TlsObservation
+from certvigil.target import Target
+
+
+class Severity(str, Enum):
+    """How much a finding matters; ordered OK < INFO < WARNING < CRITICAL."""
+
+    OK = "ok"
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for OK up to 3 for CRITICAL, for comparisons."""
+        return _RANK[self]
+
+
+_RANK = {Severity.OK: 0, Severity.INFO: 1, Severity.WARNING: 2, Severity.CRITICAL: 3}
+
+
+def worst(severities: Iterable[Severity]) -> Severity:
+    """The most severe of ``severities``; OK when there are none."""
+    return max(severities, key=lambda s: s.rank, default=Severity.OK)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One thing wrong (or worth knowing) about an endpoint or certificate.
+
+    Attributes:
+        code: Stable identifier, e.g. ``"expired"``, ``"hostname_mismatch"``; the list
+            is in docs/json-schema.md.
+        severity: How much it matters.
+        message: One human sentence naming the certificate or fact concerned.
+        cert_index: Position in the served chain of the certificate concerned
+            (0 = leaf), ``None`` when it concerns the endpoint as a whole.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    cert_index: int | None = None
+
+
+class KeyType(str, Enum):
+    """Public key algorithms."""
+
+    RSA = "rsa"
+    EC = "ec"
+    ED25519 = "ed25519"
+    ED448 = "ed448"
+    DSA = "dsa"
+    OTHER = "other"
+
+
+class ValidationLevel(str, Enum):
+    """Certificate validation level from CA/B Forum policy OIDs."""
+
+    DV = "dv"
+    OV = "ov"
+    IV = "iv"
+    EV = "ev"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertificateFacts:
+    """Everything read off one certificate; no judgement.
+
+    Attributes:
+        subject: RFC 4514 subject DN ("" when the subject is empty).
+        subject_cn: The subject common name, ``None`` when absent.
+        issuer: RFC 4514 issuer DN.
+        issuer_cn: The issuer common name, ``None`` when absent.
+        serial_hex: Serial number, lower-case hex without separators.
+        not_before_utc: Start of validity (aware UTC).
+        not_after_utc: End of validity (aware UTC).
+        validity_days: Length of the validity period in whole days.
+        sha256_hex: SHA-256 fingerprint of the DER, lower-case hex.
+        sha1_hex: SHA-1 fingerprint of the DER, lower-case hex.
+        san_dns: DNS names from subjectAltName (as encoded, A-labels).
+        san_ip: IP addresses from subjectAltName, in canonical text form.
+        san_email: rfc822Name entries.
+        san_uri: URI entries.
+        key_type: Public key algorithm.
+        key_bits: Key size in bits (RSA modulus, EC curve size, 256 for Ed25519).
+        key_curve: Named curve (``"secp256r1"``), ``None`` for non-EC keys.
+        signature_algorithm: Signature algorithm name (``"sha256WithRSAEncryption"``)
+            or the dotted OID when unknown.
+        signature_hash: The hash of the signature (``"sha256"``), ``None`` for
+            Ed25519/Ed448 or unknown.
+        is_self_signed: Subject equals issuer and the signature verifies with its own key.
+        is_ca: basicConstraints cA is true.
+        path_length: basicConstraints pathLenConstraint, ``None`` when absent.
+        is_precertificate: Carries the CT poison extension.
+        ocsp_urls: AIA OCSP responder URLs.
+        ca_issuer_urls: AIA CA Issuers URLs.
+        crl_urls: CRL distribution point URLs.
+        sct_count: Number of embedded SCTs (0 when no SCT list extension).
+        must_staple: TLS Feature extension asks for status_request.
+        policy_oids: certificatePolicies OIDs, dotted.
+        validation_level: DV / OV / IV / EV from the policy OIDs.
+        key_usage: keyUsage bits that are set, by name.
+        extended_key_usage: extendedKeyUsage purposes, by name or dotted OID.
+        subject_key_id_hex: Subject Key Identifier, hex; ``None`` when absent.
+        authority_key_id_hex: Authority Key Identifier keyIdentifier, hex; ``None``.
+        version: X.509 version number (1 or 3).
+    """
+
+    subject: str
+    subject_cn: str | None
+    issuer: str
+    issuer_cn: str | None
+    serial_hex: str
+    not_before_utc: datetime
+    not_after_utc: datetime
+    validity_days: int
+    sha256_hex: str
+    sha1_hex: str
+    san_dns: tuple[str, ...] = ()
+    san_ip: tuple[str, ...] = ()
+    san_email: tuple[str, ...] = ()
+    san_uri: tuple[str, ...] = ()
+    key_type: KeyType
+    key_bits: int
+    key_curve: str | None = None
+    signature_algorithm: str
+    signature_hash: str | None = None
+    is_self_signed: bool
+    is_ca: bool
+    path_length: int | None = None
+    is_precertificate: bool = False
+    ocsp_urls: tuple[str, ...] = ()
+    ca_issuer_urls: tuple[str, ...] = ()
+    crl_urls: tuple[str, ...] = ()
+    sct_count: int = 0
+    must_staple: bool = False
+    policy_oids: tuple[str, ...] = ()
+    validation_level: ValidationLevel = ValidationLevel.UNKNOWN
+    key_usage: tuple[str, ...] = ()
+    extended_key_usage: tuple[str, ...] = ()
+    subject_key_id_hex: str | None = None
+    authority_key_id_hex: str | None = None
+    version: int = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainReport:
+    """The verdict on the served chain.
+
+    Attributes:
+        is_trusted: A path from the leaf to a trust anchor verified at ``now``.
+        verified_path_sha256: SHA-256 (hex) of each certificate on the verified path,
+            leaf first, anchor last; empty when no path verified.
+        error: The verifier's reason when no path verified, ``None`` otherwise.
+        is_complete: The server sent every intermediate needed (no AIA fetch needed).
+        fetched_issuers_sha256: Intermediates fetched from AIA CA Issuers URLs to
+            complete the chain (SHA-256 hex); empty when none were needed or found.
+        would_verify_with_fetched: With the fetched intermediates, the chain verifies.
+        is_ordered: Each served certificate is issued by the next one.
+        unneeded_sha256: Served certificates that are not on the verified path
+            (the root itself, stray or duplicate certificates).
+        anchor_subject: Subject of the trust anchor reached, ``None`` when untrusted.
+    """
+
+    is_trusted: bool
+    verified_path_sha256: tuple[str, ...] = ()
+    error: str | None = None
+    is_complete: bool = True
+    fetched_issuers_sha256: tuple[str, ...] = ()
+    would_verify_with_fetched: bool = False
+    is_ordered: bool = True
+    unneeded_sha256: tuple[str, ...] = ()
+    anchor_subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointReport:
+    """The judgement on one endpoint: what it served and what is wrong with it.
+
+    Attributes:
+        target: What was probed.
+        evaluated_at_utc: The ``now`` the analysis used (aware UTC).
+        observation: The handshake, ``None`` when the probe failed.
+        failure: The probe failure, ``None`` when the handshake succeeded.
+        certificates: Facts for each served certificate, in the server's order.
+        chain: The chain verdict, ``None`` when nothing was served.
+        hostname_matches: The leaf covers ``target.expected_name``; ``None`` when
+            there is no leaf.
+        findings: Everything found, most severe first.
+    """
+
+    target: Target
+    evaluated_at_utc: datetime
+    observation: TlsObservation | None = None
+    failure: ProbeFailure | None = None
+    certificates: tuple[CertificateFacts, ...] = ()
+    chain: ChainReport | None = None
+    hostname_matches: bool | None = None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def verdict(self) -> Severity:
+        """The worst finding's severity (a probe failure is told by ``is_failed``)."""
+        return worst([f.severity for f in self.findings])
+
+    @property
+    def is_failed(self) -> bool:
+        """The endpoint could not be observed."""
+        return self.failure is not None
+
+    @property
+    def leaf(self) -> CertificateFacts | None:
+        """The first served certificate, ``None`` when nothing was served."""
+        return self.certificates[0] if self.certificates else None

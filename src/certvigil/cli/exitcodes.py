@@ -1,0 +1,20 @@
+"""Exit codes, the same for every command (Nagios meanings 0-3, sysexits 64)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What a certvigil process tells its caller."""
+
+    OK = 0
+    """Nothing to act on."""
+    WARNING = 1
+    """At least one warning finding, no critical one."""
+    CRITICAL = 2
+    """At least one critical finding."""
+    UNKNOWN = 3
+    """Some targets could not be checked (and nothing critical was found)."""
+    USAGE = 64
+    """Usage or configuration error (EX_USAGE)."""

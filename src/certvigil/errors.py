@@ -1,0 +1,94 @@
+"""The exceptions certvigil raises, all rooted at CertvigilError.
+
+    CertvigilError
+    ├── UsageError            bad command-line use or configuration (exit code 64)
+    │   ├── TargetError       a malformed target, with its source and position
+    │   └── ConfigError       a malformed configuration file, with field and line
+    ├── CertificateLoadError  bytes that are not a certificate, with where they came from
+    ├── ProbeError            a network probe failed (its kind is a FailureKind)
+    └── StoreError            the inventory database refused an operation
+
+Probe failures met during a scan are not raised to the caller: they become
+``ProbeFailure`` records (see ``certvigil.probe.observation``), so that one bad
+endpoint never stops a scan.
+"""
+
+from __future__ import annotations
+
+
+class CertvigilError(Exception):
+    """Root of every error certvigil raises on purpose."""
+
+
+class UsageError(CertvigilError):
+    """The user asked for something that cannot be done as asked (exit code 64)."""
+
+
+class TargetError(UsageError):
+    """A target that cannot be parsed.
+
+    Attributes:
+        text: The target as written.
+        source: Where it came from: ``"argv"``, a file name, or ``"-"`` for stdin.
+        position: 1-based argument index or line number in ``source``.
+        reason: Why it was refused.
+    """
+
+    def __init__(self, text: str, reason: str, *, source: str = "argv", position: int = 0) -> None:
+        where = f"{source}:{position}" if position else source
+        super().__init__(f'{where}: "{text}": {reason}')
+        self.text = text
+        self.source = source
+        self.position = position
+        self.reason = reason
+
+
+class ConfigError(UsageError):
+    """A configuration file that cannot be used.
+
+    Attributes:
+        path: The file.
+        location: The field path (``targets[2].port``) and/or line, if known.
+        reason: Why it was refused.
+    """
+
+    def __init__(self, path: str, reason: str, *, location: str | None = None) -> None:
+        where = f"{path}: {location}" if location else path
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.location = location
+        self.reason = reason
+
+
+class CertificateLoadError(CertvigilError):
+    """Bytes that could not be read as an X.509 certificate.
+
+    Attributes:
+        source: Where the bytes came from (a file name, ``host:port``, a URL).
+        reason: What was wrong with them.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: not a certificate: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class ProbeError(CertvigilError):
+    """A network probe failed; carries its classified kind (a FailureKind value).
+
+    Attributes:
+        kind: The failure class, e.g. ``"timeout"`` or ``"handshake_failure"``.
+        detail: Human-readable detail (the OS error, the TLS alert).
+        tls_alert: The TLS alert description when the server sent one.
+    """
+
+    def __init__(self, kind: str, detail: str, *, tls_alert: str | None = None) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.tls_alert = tls_alert
+
+
+class StoreError(CertvigilError):
+    """The inventory database could not do what was asked."""

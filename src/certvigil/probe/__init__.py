@@ -1,0 +1,1 @@
+"""Network edge: connect, handshake, capture what the server sent. No judgement here."""
