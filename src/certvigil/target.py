@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class StartTLS(str, Enum):
+class StartTLS(StrEnum):
     """Plain-text protocols that upgrade to TLS in-band before the handshake."""
 
     SMTP = "smtp"

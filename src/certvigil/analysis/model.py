@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from certvigil.probe.observation import ProbeFailure, TlsObservation
 from certvigil.target import Target
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How much a finding matters; ordered OK < INFO < WARNING < CRITICAL."""
 
     OK = "ok"
@@ -52,7 +52,7 @@ class Finding:
     cert_index: int | None = None
 
 
-class KeyType(str, Enum):
+class KeyType(StrEnum):
     """Public key algorithms."""
 
     RSA = "rsa"
@@ -63,7 +63,7 @@ class KeyType(str, Enum):
     OTHER = "other"
 
 
-class ValidationLevel(str, Enum):
+class ValidationLevel(StrEnum):
     """Certificate validation level from CA/B Forum policy OIDs."""
 
     DV = "dv"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from certvigil.target import Target
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     """Why an endpoint could not be observed; stable strings used in JSON and the store."""
 
     DNS_FAILURE = "dns_failure"

@@ -1,0 +1,1 @@
+"""Fixtures shared by every test package; area fixtures live in each sub-package."""
