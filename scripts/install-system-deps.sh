@@ -8,7 +8,6 @@ declare -A need=(
   [openssl]=openssl
   [nginx]=nginx-light
   [pg_ctlcluster]=postgresql
-  [redis-server]=redis-server
 )
 missing=()
 for cmd in "${!need[@]}"; do
