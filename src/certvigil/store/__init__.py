@@ -1,0 +1,1 @@
+"""The inventory and history store: SQLAlchemy models, migrations, queries, the outbox."""

@@ -1,0 +1,153 @@
+"""Database URLs and engines: the default SQLite path, SQLite pragmas, PostgreSQL via psycopg 3.
+
+Where the inventory lives, in order of precedence:
+
+1. the URL (or plain file path) given on the command line or to ``open_store``;
+2. the ``CERTVIGIL_DATABASE_URL`` environment variable;
+3. a SQLite file: ``/var/lib/certvigil/certvigil.db`` when running as root, else
+   ``$XDG_DATA_HOME/certvigil/certvigil.db`` (``~/.local/share/certvigil/certvigil.db``
+   when ``XDG_DATA_HOME`` is unset).
+
+SQLite connections run in WAL mode with foreign keys on, ``synchronous=NORMAL`` (a
+commit survives a process crash; only a power loss can drop the last commits) and a
+30 s busy time-out. SQLAlchemy's pysqlite driver is told to leave transactions alone
+and certvigil issues ``BEGIN`` itself: ``BEGIN IMMEDIATE`` for writes, so two writers
+queue on the lock instead of failing when a read transaction tries to become a write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from certvigil.errors import UsageError
+
+DATABASE_URL_ENV = "CERTVIGIL_DATABASE_URL"
+"""Environment variable naming the database when no URL is given."""
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite connection waits for another writer's lock before failing."""
+
+WRITE_OPTION = "certvigil_write"
+"""Execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``."""
+
+
+def default_database_path() -> Path:
+    """The SQLite file used when no URL is configured.
+
+    Returns:
+        ``/var/lib/certvigil/certvigil.db`` for root, else the XDG data directory's
+        ``certvigil/certvigil.db``.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/certvigil/certvigil.db")
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "certvigil" / "certvigil.db"
+
+
+def resolve_database_url(url: str | None) -> URL:
+    """Turns what the user gave (URL, file path or nothing) into a SQLAlchemy URL.
+
+    Args:
+        url: A database URL (``sqlite:///path``, ``postgresql://user@host/db``), a
+            plain path to a SQLite file, or ``None`` for the environment or default.
+
+    Returns:
+        The URL, with PostgreSQL URLs set to the psycopg 3 driver.
+
+    Raises:
+        UsageError: The URL cannot be parsed or names an unsupported database.
+    """
+    if url is None or not url.strip():
+        url = os.environ.get(DATABASE_URL_ENV) or None
+    if url is None:
+        return URL.create("sqlite", database=str(default_database_path()))
+    url = url.strip()
+    if "://" not in url:
+        return URL.create("sqlite", database=str(Path(url).expanduser().resolve()))
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UsageError(f"database URL {url!r}: cannot be parsed: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        driver = parsed.get_driver_name()
+        if driver not in ("psycopg", "postgresql", "postgres"):
+            raise UsageError(
+                f"database URL {parsed.render_as_string(hide_password=True)!r}: "
+                f"driver {driver!r} is not supported; use postgresql+psycopg://"
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise UsageError(
+                f"database URL {url!r}: an in-memory SQLite database cannot be shared "
+                "between connections; give a file path"
+            )
+        return parsed
+    raise UsageError(
+        f"database URL {parsed.render_as_string(hide_password=True)!r}: "
+        f"unsupported database {backend!r}; use sqlite:/// or postgresql://"
+    )
+
+
+def create_store_engine(url: str | URL | None, *, echo: bool = False) -> Engine:
+    """An engine for the inventory, with the pragmas and transaction handling set up.
+
+    Does not connect; the first query does. Creates the SQLite file's directory.
+
+    Args:
+        url: As for :func:`resolve_database_url`, or an already resolved URL.
+        echo: Log every SQL statement (debugging).
+
+    Returns:
+        The engine.
+
+    Raises:
+        UsageError: The URL is malformed or unsupported, or the SQLite directory
+            cannot be created.
+    """
+    resolved = url if isinstance(url, URL) else resolve_database_url(url)
+    if resolved.get_backend_name() == "sqlite":
+        return _sqlite_engine(resolved, echo=echo)
+    return create_engine(resolved, echo=echo, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
+    database = url.database or ""
+    if not database.startswith("file:"):
+        directory = Path(database).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"database directory {directory}: {exc.strerror}") from exc
+    engine = create_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Leave transaction control to the "begin" hook below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        is_write = bool(connection.get_execution_options().get(WRITE_OPTION))
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if is_write else "BEGIN")
+
+    return engine
+
+
+def describe_url(engine: Engine) -> str:
+    """The engine's URL with any password hidden, for messages."""
+    return engine.url.render_as_string(hide_password=True)

@@ -1,0 +1,252 @@
+"""The inventory schema: endpoints, certificates, deployments, observations, alerts, deliveries.
+
+One model serves SQLite and PostgreSQL. Times are stored as UTC (``timestamptz`` on
+PostgreSQL, ISO text on SQLite) and always come back as aware UTC datetimes.
+Optional text keys that take part in a uniqueness rule (an endpoint's SNI and STARTTLS
+protocol) are stored as ``""`` rather than NULL, because both databases treat NULLs
+as distinct in a UNIQUE constraint.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so migrations can refer to them on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, not BIGINT.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on both databases; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Converts to UTC; drops the zone on SQLite, which stores plain text."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC time")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Returns an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared metadata and naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime()}
+
+
+class Endpoint(Base):
+    """A place a certificate is served: (host, port, SNI, STARTTLS protocol)."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (UniqueConstraint("host", "port", "sni", "starttls", name="uq_endpoints_key"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    port: Mapped[int] = mapped_column(Integer)
+    sni: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    starttls: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    first_seen_utc: Mapped[datetime]
+    last_seen_utc: Mapped[datetime]
+    last_ok_utc: Mapped[datetime | None]
+    last_status: Mapped[str] = mapped_column(String(16))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    current_certificate_sha256: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("certificates.sha256_hex"), index=True
+    )
+    last_observation_id: Mapped[int | None] = mapped_column(IdType)
+
+
+class EndpointTag(Base):
+    """A free-form label on an endpoint (``prod``, ``team-payments``)."""
+
+    __tablename__ = "endpoint_tags"
+
+    endpoint_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True, index=True)
+
+
+class Certificate(Base):
+    """One certificate, keyed by the SHA-256 of its DER, wherever it is deployed."""
+
+    __tablename__ = "certificates"
+
+    sha256_hex: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    subject_cn: Mapped[str | None] = mapped_column(Text)
+    issuer: Mapped[str] = mapped_column(Text)
+    issuer_cn: Mapped[str | None] = mapped_column(Text)
+    serial_hex: Mapped[str] = mapped_column(String(128))
+    not_before_utc: Mapped[datetime]
+    not_after_utc: Mapped[datetime] = mapped_column(index=True)
+    key_type: Mapped[str] = mapped_column(String(16))
+    key_bits: Mapped[int] = mapped_column(Integer)
+    signature_algorithm: Mapped[str] = mapped_column(String(100))
+    is_ca: Mapped[bool] = mapped_column(Boolean)
+    is_self_signed: Mapped[bool] = mapped_column(Boolean)
+    san_dns: Mapped[list[str]] = mapped_column(JSON)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    first_seen_utc: Mapped[datetime]
+
+
+class Deployment(Base):
+    """A certificate served by an endpoint, from when to when; ``is_current`` if still."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "certificate_sha256", name="uq_deployments_pair"),
+        Index("ix_deployments_current_cert", "is_current", "certificate_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(IdType, ForeignKey("endpoints.id", ondelete="CASCADE"))
+    certificate_sha256: Mapped[str] = mapped_column(
+        String(64), ForeignKey("certificates.sha256_hex"), index=True
+    )
+    chain_position: Mapped[int] = mapped_column(Integer)
+    first_seen_utc: Mapped[datetime]
+    last_seen_utc: Mapped[datetime]
+    is_current: Mapped[bool] = mapped_column(Boolean)
+
+
+class Observation(Base):
+    """One scan result of one endpoint at one time: what was served, or why nothing was."""
+
+    __tablename__ = "observations"
+    __table_args__ = (Index("ix_observations_endpoint_time", "endpoint_id", "observed_at_utc"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(IdType, ForeignKey("endpoints.id", ondelete="CASCADE"))
+    observed_at_utc: Mapped[datetime] = mapped_column(index=True)
+    evaluated_at_utc: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    failure_kind: Mapped[str | None] = mapped_column(String(32))
+    failure_detail: Mapped[str | None] = mapped_column(Text)
+    tls_alert: Mapped[str | None] = mapped_column(String(64))
+    peer_address: Mapped[str | None] = mapped_column(String(64))
+    protocol: Mapped[str | None] = mapped_column(String(16))
+    cipher: Mapped[str | None] = mapped_column(String(100))
+    alpn: Mapped[str | None] = mapped_column(String(32))
+    leaf_sha256: Mapped[str | None] = mapped_column(String(64))
+    chain_sha256: Mapped[list[str]] = mapped_column(JSON)
+    is_trusted: Mapped[bool | None] = mapped_column(Boolean)
+    chain_error: Mapped[str | None] = mapped_column(Text)
+    hostname_matches: Mapped[bool | None] = mapped_column(Boolean)
+    verdict: Mapped[str] = mapped_column(String(16))
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    connect_s: Mapped[float | None] = mapped_column(Float)
+    handshake_s: Mapped[float | None] = mapped_column(Float)
+
+
+class Alert(Base):
+    """A condition worth telling someone about, with its lifecycle.
+
+    At most one alert per ``dedup_key`` is active (open or acknowledged) at a time: a
+    partial unique index enforces it on both databases, so a condition that clears and
+    comes back opens a new alert, and a condition seen twice never opens two.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_active_dedup_key",
+            "dedup_key",
+            unique=True,
+            sqlite_where=text("state != 'resolved'"),
+            postgresql_where=text("state != 'resolved'"),
+        ),
+        Index("ix_alerts_state_opened", "state", "opened_at_utc"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    endpoint_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("endpoints.id", ondelete="SET NULL"), index=True
+    )
+    certificate_sha256: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("certificates.sha256_hex")
+    )
+    observation_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("observations.id", ondelete="SET NULL")
+    )
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    opened_at_utc: Mapped[datetime]
+    acknowledged_at_utc: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+    resolved_at_utc: Mapped[datetime | None]
+
+
+class Delivery(Base):
+    """The outbox: one notification of one alert event through one route.
+
+    ``UNIQUE (alert_id, event, route)`` makes queuing idempotent: an alert event can
+    never be queued twice for the same route, however often the engine retries.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "event", "route", name="uq_deliveries_alert_event_route"),
+        Index("ix_deliveries_due", "status", "next_attempt_at_utc"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(IdType, ForeignKey("alerts.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    route: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at_utc: Mapped[datetime]
+    next_attempt_at_utc: Mapped[datetime]
+    lease_until_utc: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at_utc: Mapped[datetime | None]
