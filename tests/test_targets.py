@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import itertools
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -404,7 +405,7 @@ def test_target_file_skips_comments_and_blank_lines() -> None:
     assert {s.source for s in specs} == {"targets.txt"}
 
 
-def test_target_file_errors_name_file_and_line(tmp_path) -> None:
+def test_target_file_errors_name_file_and_line(tmp_path: Path) -> None:
     """A malformed line in a file is reported as file:line and the other lines still yield."""
     path = tmp_path / "targets.txt"
     path.write_text("a.example\n\nexa_mple..com\nb.example\n", encoding="utf-8")
@@ -427,14 +428,14 @@ def test_dash_means_stdin() -> None:
     assert [s.text for s in iter_file_specs(stream, source="-")] == ["a.example"]
 
 
-def test_missing_file_is_a_usage_error(tmp_path) -> None:
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     """A target file that cannot be opened is a UsageError naming it."""
     missing = tmp_path / "nope.txt"
     with pytest.raises(UsageError, match=r"nope\.txt: cannot read target file"):
         open_target_file(str(missing))
 
 
-def test_undecodable_bytes_become_a_line_error(tmp_path) -> None:
+def test_undecodable_bytes_become_a_line_error(tmp_path: Path) -> None:
     """Bytes that are not UTF-8 produce an error for their line, not a crash."""
     path = tmp_path / "targets.txt"
     path.write_bytes(b"a.example\nb\xff\xfe.example\n")
