@@ -50,14 +50,28 @@ class ConfigError(UsageError):
         path: The file.
         location: The field path (``targets[2].port``) and/or line, if known.
         reason: Why it was refused.
+        line: 1-based line in ``path`` of the field concerned, ``None`` when unknown.
+        problems: Every single mistake when this error stands for several (each a
+            ``ConfigError``); empty when the error is itself one mistake.
     """
 
-    def __init__(self, path: str, reason: str, *, location: str | None = None) -> None:
-        where = f"{path}: {location}" if location else path
+    def __init__(
+        self,
+        path: str,
+        reason: str,
+        *,
+        location: str | None = None,
+        line: int | None = None,
+        problems: tuple[ConfigError, ...] = (),
+    ) -> None:
+        file = f"{path}:{line}" if line else path
+        where = f"{file}: {location}" if location else file
         super().__init__(f"{where}: {reason}")
         self.path = path
         self.location = location
         self.reason = reason
+        self.line = line
+        self.problems = problems
 
 
 class CertificateLoadError(CertvigilError):

@@ -1,0 +1,334 @@
+"""The configuration models: what a certvigil configuration file may say, validated."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from certvigil.analysis.model import Severity
+from certvigil.config.units import DelayS, DurationS, Threshold
+from certvigil.target import StartTLS
+
+DEFAULT_THRESHOLDS: tuple[Threshold, ...] = tuple(Threshold(days=d) for d in (30, 14, 7, 1))
+"""The alert thresholds when a configuration names none (30/14/7/1 days)."""
+
+STARTTLS_DEFAULT_PORTS: dict[StartTLS, int] = {
+    StartTLS.SMTP: 25,
+    StartTLS.IMAP: 143,
+    StartTLS.POP3: 110,
+    StartTLS.FTP: 21,
+    StartTLS.LDAP: 389,
+    StartTLS.XMPP: 5222,
+    StartTLS.POSTGRES: 5432,
+}
+"""The port a STARTTLS target gets when it names none."""
+
+
+def _check_port(port: int) -> int:
+    if not 1 <= port <= 65535:
+        raise ValueError("must be 1..65535")
+    return port
+
+
+Port = Annotated[int, AfterValidator(_check_port)]
+
+
+def _check_tag(tag: str) -> str:
+    if not tag or any(c.isspace() or c == "," for c in tag):
+        raise ValueError(f'"{tag}": a tag is a non-empty word without spaces or commas')
+    return tag
+
+
+Tag = Annotated[str, AfterValidator(_check_tag)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class TrustSettings(_Model):
+    """Which certificate authorities count as trusted.
+
+    Attributes:
+        system: Trust the operating system's (or certifi's) public roots.
+        ca_files: PEM files of extra trust anchors (an internal CA), relative to the
+            configuration file.
+    """
+
+    system: bool = True
+    ca_files: tuple[Path, ...] = ()
+
+
+class ScanSettings(_Model):
+    """How and how often the daemon scans.
+
+    Attributes:
+        interval_s: Seconds between two scans of a target (``interval`` in the file).
+        jitter_s: Up to this many seconds are added at random to each wait, so that many
+            daemons do not scan in step (``jitter``).
+        timeout_s: Connect and handshake time-out of one probe (``timeout``).
+        concurrency: Probes running at the same time.
+        shutdown_grace_s: On SIGTERM, how long in-flight probes may take to finish
+            (``shutdown_grace``).
+        max_cidr_addresses: A CIDR block larger than this is refused, so that a typo
+            (``/8`` for ``/24``) does not start a scan of millions of addresses.
+    """
+
+    interval_s: DurationS = Field(default=3600.0, alias="interval")
+    jitter_s: DelayS = Field(default=60.0, alias="jitter")
+    timeout_s: DurationS = Field(default=10.0, alias="timeout")
+    concurrency: int = Field(default=32, ge=1, le=4096)
+    shutdown_grace_s: DurationS = Field(default=30.0, alias="shutdown_grace")
+    max_cidr_addresses: int = Field(default=65536, ge=1)
+
+
+class Route(_Model):
+    """Where alerts go: one apprise URL with the alerts it wants.
+
+    Attributes:
+        url: An apprise URL (``mailtos://…``, ``slack://…``, ``json://host/path``).
+        name: A label for logs; defaults to the URL's scheme.
+        min_severity: Alerts below this severity are not sent here.
+        tags: Only alerts for targets carrying at least one of these tags; empty means
+            every target.
+    """
+
+    url: str
+    name: str | None = None
+    min_severity: Severity = Severity.WARNING
+    tags: tuple[Tag, ...] = ()
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_scheme(cls, url: str) -> str:
+        scheme, sep, rest = url.partition("://")
+        if not sep or not scheme or not rest:
+            raise ValueError(f'"{url}" is not an apprise URL (scheme://…)')
+        return url
+
+
+class AlertSettings(_Model):
+    """When to alert and where to send alerts.
+
+    Attributes:
+        thresholds: Default thresholds for every target (days, or share of lifetime).
+        routes: Delivery routes; an alert goes to every route that wants it.
+    """
+
+    thresholds: tuple[Threshold, ...] = DEFAULT_THRESHOLDS
+    routes: tuple[Route, ...] = ()
+
+
+class LogFormat(StrEnum):
+    """How log records are written."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+class LogLevel(StrEnum):
+    """The least severe log record written."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogSettings(_Model):
+    """Where and how the daemon logs.
+
+    Attributes:
+        format: ``text`` (one line per record) or ``json`` (one JSON object per line).
+        level: The least severe record written.
+        file: A file to append to; ``None`` writes to stderr (the journal under systemd).
+    """
+
+    format: LogFormat = LogFormat.TEXT
+    level: LogLevel = LogLevel.INFO
+    file: Path | None = None
+
+
+class EndpointSettings(_Model):
+    """Settings a target or a target source may set for the endpoints it yields.
+
+    Attributes:
+        port: One port (``port``); exclusive with ``ports``.
+        ports: Several ports, each a separate endpoint.
+        sni: The server name to send and to match the certificate against.
+        starttls: The in-band upgrade protocol; the port then defaults to its usual one.
+        tags: Labels used by alert routes and queries.
+        interval_s: Scan this endpoint this often instead of the global interval.
+        timeout_s: Probe time-out instead of the global one.
+        thresholds: Alert thresholds instead of the global ones.
+        trust: Trust store instead of the global one.
+    """
+
+    port: Port | None = None
+    ports: tuple[Port, ...] | None = None
+    sni: str | None = None
+    starttls: StartTLS | None = None
+    tags: tuple[Tag, ...] = ()
+    interval_s: DurationS | None = Field(default=None, alias="interval")
+    timeout_s: DurationS | None = Field(default=None, alias="timeout")
+    thresholds: tuple[Threshold, ...] | None = None
+    trust: TrustSettings | None = None
+
+    @model_validator(mode="after")
+    def _one_port_form(self) -> EndpointSettings:
+        if self.port is not None and self.ports is not None:
+            raise ValueError("give either port or ports, not both")
+        if self.ports is not None and not self.ports:
+            raise ValueError("ports must not be empty")
+        return self
+
+    @property
+    def port_list(self) -> tuple[int, ...]:
+        """The ports to scan: ``ports``, else ``port``, else 443 or the STARTTLS port."""
+        if self.ports is not None:
+            return self.ports
+        if self.port is not None:
+            return (self.port,)
+        if self.starttls is not None:
+            return (STARTTLS_DEFAULT_PORTS[self.starttls],)
+        return (443,)
+
+
+class TargetSpec(EndpointSettings):
+    """One entry of ``targets``: a host name, an IP address or a CIDR block.
+
+    Attributes:
+        host: A DNS name, an IP address, or a CIDR block (every usable address in it).
+    """
+
+    host: str
+
+    @model_validator(mode="after")
+    def _host_is_usable(self) -> TargetSpec:
+        host = self.host.strip()
+        if not host:
+            raise ValueError("host must not be empty")
+        if "/" in host:
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                raise ValueError(f'"{host}" is not a CIDR block') from None
+        elif any(c.isspace() for c in host) or host.startswith("["):
+            raise ValueError(f'"{host}" is not a host name or IP address')
+        return self
+
+
+class SourceKind(StrEnum):
+    """The kinds of files that targets may come from."""
+
+    ZONE_FILE = "zone_file"
+    OCTODNS_CSV = "octodns_csv"
+    TARGET_FILE = "target_file"
+
+
+class WildcardPolicy(StrEnum):
+    """What a DNS source does with a wildcard owner such as ``*.apps.example.org``.
+
+    ``probe`` scans a concrete name under it (``wildcard-probe.apps.example.org``, which
+    the wildcard record answers for, so its certificate must cover it); ``skip`` drops it.
+    """
+
+    PROBE = "probe"
+    SKIP = "skip"
+
+
+class SourceSpec(EndpointSettings):
+    """One entry of ``sources``: a file whose names become targets.
+
+    Attributes:
+        type: ``zone_file`` (BIND master file), ``octodns_csv`` (an OctoDNS CSV
+            export) or ``target_file`` (one ``host[:port]`` per line).
+        path: The file, relative to the configuration file.
+        origin: The zone's origin for a zone file without ``$ORIGIN`` (default: from
+            the file).
+        include: Glob patterns (``*.example.org``); a name is kept when it matches one
+            (all names when empty).
+        exclude: Glob patterns; a name matching one is dropped (exclude wins).
+        wildcards: What to do with wildcard owners.
+        wildcard_label: The label put in place of ``*`` when ``wildcards`` is ``probe``.
+    """
+
+    type: SourceKind
+    path: Path
+    origin: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    wildcards: WildcardPolicy = WildcardPolicy.PROBE
+    wildcard_label: str = "wildcard-probe"
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> SourceSpec:
+        if self.origin is not None and self.type is not SourceKind.ZONE_FILE:
+            raise ValueError("origin applies to zone_file sources only")
+        label = self.wildcard_label
+        if not label or "." in label or "*" in label or len(label) > 63:
+            raise ValueError("wildcard_label must be one DNS label, without dots or '*'")
+        return self
+
+
+class Config(_Model):
+    """A whole certvigil configuration.
+
+    Attributes:
+        database_url: SQLAlchemy URL of the inventory (``sqlite:///path`` or
+            ``postgresql+psycopg://…``).
+        scan: Scan schedule and limits.
+        trust: Default trust store.
+        alerts: Thresholds and delivery routes.
+        logging: Log format, level and destination.
+        retention_days: Observations older than this many days are deleted; ``None``
+            keeps them for ever.
+        targets: Endpoints named in the file.
+        sources: Files (zone files, CSV exports, target lists) that name more endpoints.
+    """
+
+    database_url: str = "sqlite:///certvigil.db"
+    scan: ScanSettings = ScanSettings()
+    trust: TrustSettings = TrustSettings()
+    alerts: AlertSettings = AlertSettings()
+    logging: LogSettings = LogSettings()
+    retention_days: int | None = Field(default=400, ge=1)
+    targets: tuple[TargetSpec, ...] = ()
+    sources: tuple[SourceSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _database_url_has_scheme(self) -> Config:
+        if "://" not in self.database_url:
+            raise ValueError(
+                f'database_url "{self.database_url}" is not a URL; write sqlite:///path.db'
+            )
+        return self
+
+
+FOREIGN_KEYS: dict[str, str] = {
+    "api_key": "a DNS Science SSL Scout key; certvigil keeps its own inventory",
+    "api_endpoint": "a DNS Science SSL Scout URL; certvigil keeps its own inventory",
+    "websocket_alerts": "certvigil's server streams alerts to WebSocket clients on its own",
+}
+"""Keys of SSL Scout configurations that are accepted and ignored, with the reason."""
+
+SEED_RENAMES: dict[str, tuple[str, str]] = {
+    "scan_interval": ("scan", "interval"),
+    "timeout": ("scan", "timeout"),
+    "alert_days_before_expiry": ("alerts", "thresholds"),
+    "log_file": ("logging", "file"),
+}
+"""SSL Scout top-level keys and where certvigil keeps the same setting."""
+
+ConfigFormat = Literal["yaml", "toml", "json"]

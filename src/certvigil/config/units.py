@@ -1,0 +1,124 @@
+"""Parsers for the human forms in a configuration: durations ("1h30m") and thresholds ("20%")."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
+
+
+def parse_duration_s(value: object, *, allow_zero: bool = False) -> float:
+    """Seconds from a number of seconds or a text such as ``"90s"``, ``"15m"``, ``"1h30m"``.
+
+    Args:
+        value: An int or float (seconds), or a string of number-unit pairs; the units are
+            ``s``, ``m``, ``h``, ``d`` and ``w``, a bare number means seconds.
+
+        allow_zero: Accept a zero duration (for delays that may be off).
+
+    Returns:
+        The duration in seconds, greater than zero unless ``allow_zero``.
+
+    Raises:
+        ValueError: The value is not a duration or is not positive.
+    """
+    if isinstance(value, bool):
+        raise ValueError('must be a duration such as 3600, "90s", "15m" or "1h"')
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        pos = 0
+        seconds = 0.0
+        while pos < len(text):
+            match = _DURATION_PART.match(text, pos)
+            if match is None or match.end() == pos:
+                raise ValueError(
+                    f'"{value}" is not a duration; write 3600, "90s", "15m", "1h" or "1h30m"'
+                )
+            seconds += float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+            pos = match.end()
+        if not text:
+            raise ValueError('must not be empty; write a duration such as "1h"')
+    else:
+        raise ValueError('must be a duration such as 3600, "90s", "15m" or "1h"')
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
+"""A duration in seconds that accepts the human forms of :func:`parse_duration_s`."""
+
+
+def _parse_delay_s(value: object) -> float:
+    return parse_duration_s(value, allow_zero=True)
+
+
+DelayS = Annotated[float, BeforeValidator(_parse_delay_s)]
+"""Like :data:`DurationS`, but zero is allowed."""
+
+
+class Threshold(BaseModel):
+    """One alert threshold: a number of days before expiry, or a share of the lifetime.
+
+    Written in a configuration as ``30`` or ``"30d"`` (days) or ``"20%"`` (the alert fires
+    when less than 20 % of the certificate's validity period is left).
+
+    Attributes:
+        days: Days before expiry; ``None`` for a lifetime threshold.
+        lifetime_fraction: Share of the validity period left, in (0, 1); ``None`` for a
+            threshold in days.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: int | None = None
+    lifetime_fraction: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_scalar(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return value
+        return _parse_threshold(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Threshold:
+        if (self.days is None) == (self.lifetime_fraction is None):
+            raise ValueError("a threshold is either days or a share of the lifetime")
+        if self.days is not None and self.days < 0:
+            raise ValueError("days must be 0 or more")
+        if self.lifetime_fraction is not None and not 0 < self.lifetime_fraction < 1:
+            raise ValueError("a share of the lifetime must be between 0% and 100%")
+        return self
+
+    def __str__(self) -> str:
+        if self.days is not None:
+            return f"{self.days}d"
+        return f"{(self.lifetime_fraction or 0) * 100:g}%"
+
+
+_THRESHOLD_RULE = 'must be whole days (30, "30d") or a share of the lifetime ("20%")'
+
+
+def _parse_threshold(value: object) -> dict[str, object]:
+    if isinstance(value, bool):
+        raise ValueError(_THRESHOLD_RULE)
+    if isinstance(value, int):
+        return {"days": value}
+    if isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            if text.endswith("%"):
+                return {"lifetime_fraction": float(text[:-1]) / 100}
+            if text.endswith("d"):
+                return {"days": int(text[:-1])}
+            return {"days": int(text)}
+        except ValueError:
+            raise ValueError(f'"{value}": {_THRESHOLD_RULE}') from None
+    raise ValueError(_THRESHOLD_RULE)
