@@ -115,6 +115,9 @@ class CertificateFacts:
         subject_key_id_hex: Subject Key Identifier, hex; ``None`` when absent.
         authority_key_id_hex: Authority Key Identifier keyIdentifier, hex; ``None``.
         version: X.509 version number (1 or 3).
+        parse_problems: Parts of the certificate that could not be read (a negative
+            serial, a malformed extension), one sentence each; the fields those parts
+            feed keep their defaults. Empty for a well-formed certificate.
     """
 
     subject: str
@@ -152,6 +155,7 @@ class CertificateFacts:
     subject_key_id_hex: str | None = None
     authority_key_id_hex: str | None = None
     version: int = 3
+    parse_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +175,10 @@ class ChainReport:
         unneeded_sha256: Served certificates that are not on the verified path
             (the root itself, stray or duplicate certificates).
         anchor_subject: Subject of the trust anchor reached, ``None`` when untrusted.
+        missing_issuer: RFC 4514 DN of an issuer that is neither served, fetched nor
+            trusted (the missing intermediate), ``None`` when no issuer is missing.
+        missing_issuer_urls: AIA CA Issuers URLs of the certificate naming
+            ``missing_issuer``: where to fetch it from.
     """
 
     is_trusted: bool
@@ -182,6 +190,8 @@ class ChainReport:
     is_ordered: bool = True
     unneeded_sha256: tuple[str, ...] = ()
     anchor_subject: str | None = None
+    missing_issuer: str | None = None
+    missing_issuer_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
