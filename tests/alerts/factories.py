@@ -12,6 +12,7 @@ from certvigil.alerts.rules import (
     EndpointHistory,
     EventAction,
     KnownAlert,
+    LeafSummary,
     evaluate,
 )
 from certvigil.analysis.model import (
@@ -93,7 +94,7 @@ class Replay:
 
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     alerts: dict[str, KnownAlert] = field(default_factory=dict)
-    previous_leaf: CertificateFacts | None = None
+    previous_leaf: LeafSummary | None = None
     failures: int = 0
     events: list[AlertEvent] = field(default_factory=list)
 
@@ -121,7 +122,7 @@ class Replay:
                 )
         if rep.failure is None:
             self.failures = 0
-            self.previous_leaf = rep.leaf
+            self.previous_leaf = LeafSummary.of(rep.leaf) if rep.leaf else None
         else:
             self.failures += 1
         self.events.extend(out)

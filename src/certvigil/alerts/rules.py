@@ -81,8 +81,8 @@ class ExpiryThreshold:
     def __post_init__(self) -> None:
         if (self.days is None) == (self.fraction is None):
             raise ValueError("an expiry threshold needs exactly one of days and fraction")
-        if self.days is not None and self.days <= 0:
-            raise ValueError(f"threshold days must be positive, not {self.days}")
+        if self.days is not None and self.days < 0:
+            raise ValueError(f"threshold days must not be negative, not {self.days}")
         if self.fraction is not None and not 0 < self.fraction < 1:
             raise ValueError(f"threshold fraction must be in (0, 1), not {self.fraction}")
 
@@ -114,6 +114,8 @@ class ExpiryThreshold:
 def parse_threshold(text: str, *, severity: Severity | None = None) -> ExpiryThreshold:
     """Read a threshold written as ``"30d"``, ``"30"`` (days) or ``"20%"`` (of lifetime).
 
+    ``str()`` of a configuration threshold (``certvigil.config.Threshold``) reads back.
+
     Args:
         text: The threshold as written.
         severity: The alert severity; by default critical for 7 days or less (or 5% or
@@ -134,8 +136,6 @@ def parse_threshold(text: str, *, severity: Severity | None = None) -> ExpiryThr
             raise ValueError(f'expiry threshold "{text}": percentage must be in (0, 100)')
         default = Severity.CRITICAL if fraction <= 0.05 else Severity.WARNING
         return ExpiryThreshold(fraction=fraction, severity=severity or default)
-    if value <= 0:
-        raise ValueError(f'expiry threshold "{text}": days must be positive')
     default = Severity.CRITICAL if value <= 7 else Severity.WARNING
     return ExpiryThreshold(days=value, severity=severity or default)
 
@@ -217,6 +217,28 @@ class KnownAlert:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LeafSummary:
+    """The few facts of a previously served leaf that change rules compare.
+
+    Attributes:
+        sha256_hex: Its SHA-256 fingerprint.
+        issuer: Its RFC 4514 issuer DN.
+        not_after_utc: Its expiry (aware UTC).
+    """
+
+    sha256_hex: str
+    issuer: str
+    not_after_utc: datetime
+
+    @classmethod
+    def of(cls, facts: CertificateFacts) -> LeafSummary:
+        """The summary of a leaf's full facts."""
+        return cls(
+            sha256_hex=facts.sha256_hex, issuer=facts.issuer, not_after_utc=facts.not_after_utc
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EndpointHistory:
     """What the store knew about an endpoint before the report being judged.
 
@@ -227,7 +249,7 @@ class EndpointHistory:
             the certificate it now serves; once-per-crossing rules look here.
     """
 
-    previous_leaf: CertificateFacts | None = None
+    previous_leaf: LeafSummary | None = None
     consecutive_failures: int = 0
     alerts: tuple[KnownAlert, ...] = ()
 
