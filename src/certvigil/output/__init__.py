@@ -1,0 +1,1 @@
+"""Renderers for scan and certificate reports: rich table, streamed JSON document, CSV."""

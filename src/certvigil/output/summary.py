@@ -1,0 +1,96 @@
+"""Counting reports as they stream past, and the exit code they add up to."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from certvigil.analysis.model import EndpointReport, Severity
+from certvigil.cli.exitcodes import ExitCode
+from certvigil.errors import TargetError
+
+_SECONDS_PER_DAY = 86400
+
+
+def days_remaining(not_after_utc: datetime, *, now: datetime) -> int:
+    """Whole days from ``now`` until ``not_after_utc``, rounded down; negative once expired.
+
+    A certificate that expires in 23 hours has 0 days left; one that expired an hour
+    ago has -1.
+
+    Args:
+        not_after_utc: Expiry (aware).
+        now: The evaluation time (aware).
+
+    Returns:
+        ``floor((not_after_utc - now) / 1 day)``.
+    """
+    return math.floor((not_after_utc - now).total_seconds() / _SECONDS_PER_DAY)
+
+
+@dataclass(slots=True)
+class Tally:
+    """Running counts over a stream of reports and target errors.
+
+    Attributes:
+        endpoints: Reports seen.
+        failed: Reports whose probe failed.
+        by_verdict: Reports that were observed, per worst-finding severity.
+        worst: The worst finding severity over every report, failed ones included.
+        target_errors: Malformed targets, in the order met.
+    """
+
+    endpoints: int = 0
+    failed: int = 0
+    by_verdict: dict[Severity, int] = field(default_factory=lambda: dict.fromkeys(Severity, 0))
+    worst: Severity = Severity.OK
+    target_errors: list[TargetError] = field(default_factory=list)
+
+    def add(self, report: EndpointReport) -> None:
+        """Count one report."""
+        self.endpoints += 1
+        verdict = report.verdict
+        if report.is_failed:
+            self.failed += 1
+        else:
+            self.by_verdict[verdict] += 1
+        if verdict.rank > self.worst.rank:
+            self.worst = verdict
+
+    def add_target_error(self, error: TargetError) -> None:
+        """Count one malformed target."""
+        self.target_errors.append(error)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The process exit code these results call for.
+
+        Critical findings win (2); then anything that could not be checked, a failed
+        probe or a malformed target (3); then warnings (1); else 0. A run in which
+        every target was malformed, so nothing at all was checked, is a usage error (64).
+        """
+        if self.target_errors and self.endpoints == 0:
+            return ExitCode.USAGE
+        if self.worst is Severity.CRITICAL:
+            return ExitCode.CRITICAL
+        if self.failed or self.target_errors:
+            return ExitCode.UNKNOWN
+        if self.worst is Severity.WARNING:
+            return ExitCode.WARNING
+        return ExitCode.OK
+
+    def describe(self) -> str:
+        """One line for stderr: ``12 endpoints: 9 ok, 1 warning, 1 critical, 1 failed``."""
+        parts = [
+            f"{self.by_verdict[severity]} {severity.value}"
+            for severity in (Severity.OK, Severity.INFO, Severity.WARNING, Severity.CRITICAL)
+            if self.by_verdict[severity]
+        ]
+        if self.failed:
+            parts.append(f"{self.failed} not checked")
+        if self.target_errors:
+            count = len(self.target_errors)
+            parts.append(f"{count} malformed target{'' if count == 1 else 's'}")
+        noun = "endpoint" if self.endpoints == 1 else "endpoints"
+        return f"{self.endpoints} {noun}: " + (", ".join(parts) if parts else "nothing to report")

@@ -1,0 +1,126 @@
+"""The streamed JSON document parses, validates against its model and carries every fact."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from certvigil.analysis.model import CertificateFacts, ChainReport, EndpointReport, Finding
+from certvigil.errors import TargetError
+from certvigil.output.json_doc import (
+    SCHEMA_VERSION,
+    CertificateModel,
+    ChainModel,
+    EndpointModel,
+    FailureModel,
+    FindingModel,
+    JsonDocumentWriter,
+    ObservationModel,
+    ScanDocument,
+)
+from certvigil.output.summary import Tally
+from certvigil.probe.observation import ProbeFailure, TlsObservation
+from tests.output.reports import NOW, expired, expiring, good, refused
+
+STARTED = datetime(2026, 3, 1, 11, 59, tzinfo=UTC)
+
+
+def write_document(reports: list[EndpointReport], errors: list[TargetError]) -> str:
+    """The document the writer produces for these reports and errors."""
+    stream = io.StringIO()
+    writer = JsonDocumentWriter(stream, command="scan", version="9.9.9")
+    tally = Tally()
+    writer.begin(started_at_utc=STARTED)
+    for report in reports:
+        writer.write(report)
+        tally.add(report)
+    for error in errors:
+        tally.add_target_error(error)
+    writer.finish(tally, finished_at_utc=NOW)
+    return stream.getvalue()
+
+
+def test_streamed_document_is_one_valid_json_object() -> None:
+    """Head, endpoints and tail written piece by piece form one document the model accepts."""
+    text = write_document(
+        [good(), expiring(), expired(), refused()],
+        [TargetError("exa mple", "contains white space", source="t.txt", position=3)],
+    )
+    document = ScanDocument.model_validate_json(text)
+    assert document.schema_version == SCHEMA_VERSION
+    assert document.generator.version == "9.9.9"
+    assert [e.endpoint for e in document.endpoints] == [
+        "good.test:443",
+        "soon.test:8443",
+        "old.test:25",
+        "127.0.0.1:9",
+    ]
+    assert document.summary.exit_code == 2
+    assert (document.summary.ok, document.summary.warning, document.summary.critical) == (1, 1, 1)
+    assert document.summary.failed == 1
+    assert document.target_errors[0].position == 3
+    assert document.target_errors[0].source == "t.txt"
+    assert document.started_at_utc == STARTED
+
+
+def test_empty_document_is_valid() -> None:
+    """With no endpoint and no error the document still parses."""
+    document = json.loads(write_document([], []))
+    assert document["endpoints"] == []
+    assert document["summary"]["endpoints"] == 0
+
+
+def test_endpoint_fields_carry_the_report() -> None:
+    """An endpoint's JSON has its target, leaf facts, days left, chain and findings."""
+    data = json.loads(write_document([expired()], []))["endpoints"][0]
+    assert data["target"] == {
+        "host": "old.test",
+        "port": 25,
+        "sni": None,
+        "server_name": "old.test",
+        "expected_name": "old.test",
+        "starttls": "smtp",
+    }
+    assert data["status"] == "observed"
+    assert data["verdict"] == "critical"
+    leaf = data["certificates"][0]
+    assert leaf["days_remaining"] == -2
+    assert leaf["not_after_utc"].endswith("Z")
+    assert leaf["san_dns"] == ["old.test", "www.old.test"]
+    assert data["chain"]["is_trusted"] is False
+    assert data["observation"]["chain_length"] == 2
+    assert [f["code"] for f in data["findings"]] == ["expired", "untrusted"]
+    assert data["failure"] is None
+
+
+def test_failed_endpoint_has_failure_and_no_certificates() -> None:
+    """A failed probe serialises its kind and detail, with null observation and chain."""
+    data = json.loads(write_document([refused()], []))["endpoints"][0]
+    assert data["status"] == "failed"
+    assert data["failure"]["kind"] == "connection_refused"
+    assert data["observation"] is None
+    assert data["chain"] is None
+    assert data["certificates"] == []
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_models_cover_every_dataclass_field() -> None:
+    """Each fact in the frozen results has a field in the JSON models (none is dropped)."""
+    pairs: list[tuple[type, type[BaseModel], set[str]]] = [
+        (CertificateFacts, CertificateModel, set()),
+        (ChainReport, ChainModel, set()),
+        (Finding, FindingModel, set()),
+        (ProbeFailure, FailureModel, {"target"}),
+        (TlsObservation, ObservationModel, {"target", "chain_der", "ocsp_staple_der"}),
+        (EndpointReport, EndpointModel, set()),
+    ]
+    for source, model, represented_otherwise in pairs:
+        missing = _field_names(source) - set(model.model_fields) - represented_otherwise
+        assert missing == set(), f"{model.__name__} lacks {sorted(missing)}"
