@@ -1,0 +1,639 @@
+"""Protocol and cipher probing: which versions, suites and groups an endpoint accepts.
+
+Each probe is one TCP connection carrying one hand-built ClientHello (see
+``certvigil.probe.tls_records``); the answer is read up to the ServerHello (or the
+ServerKeyExchange, when the key-exchange size is wanted) and the connection dropped.
+Probes for one endpoint run concurrently, capped by a semaphore, so an assessment
+takes about as many round trips as the longest chain of dependent probes: suite
+enumeration per version, where each handshake removes the suite the server chose
+from the next offer (O(accepted suites) handshakes, not O(known suites)).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from certvigil.probe.cipher_suites import (
+    SCSV_FALLBACK,
+    SUITES,
+    TLS12_SUITES,
+    TLS13_SUITES,
+    SuiteClass,
+)
+from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.probe.tls_records import (
+    ALERT_INAPPROPRIATE_FALLBACK,
+    COMPRESSION_DEFLATE,
+    COMPRESSION_NULL,
+    ECDH_GROUPS,
+    SECP256R1,
+    TLS13_GROUPS,
+    X25519,
+    AlertReply,
+    ClientHelloSpec,
+    Incomplete,
+    MalformedReply,
+    ServerFlight,
+    ServerReply,
+    SslV2ServerHello,
+    TlsProtocol,
+    build_client_hello,
+    build_sslv2_client_hello,
+    parse_server_reply,
+    parse_sslv2_reply,
+)
+from certvigil.target import Target
+
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
+DEFAULT_MAX_CONNECTIONS = 8
+_HTTP_MAX_HEADER_BYTES = 32768
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolSupport:
+    """What one protocol version probe found.
+
+    Attributes:
+        protocol: The version probed.
+        is_accepted: The server negotiated exactly this version.
+        cipher_suites: Accepted suite codes (three-byte cipher kinds for SSLv2); in
+            the server's preference order when it enforces one, else in the order
+            certvigil offered them (strongest first).
+        server_enforces_order: The server picks by its own order; ``None`` when fewer
+            than two suites are accepted (nothing to order) or for SSLv2.
+        rejection: How the server refused the version (alert name,
+            ``"connection_closed"``, ``"negotiated TLSv1.2"``...); ``None`` if accepted.
+    """
+
+    protocol: TlsProtocol
+    is_accepted: bool
+    cipher_suites: tuple[int, ...] = ()
+    server_enforces_order: bool | None = None
+    rejection: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpObservation:
+    """The answer to one HTTPS ``GET /``.
+
+    Attributes:
+        status_code: The HTTP status code.
+        hsts_header: The Strict-Transport-Security header value, ``None`` when absent.
+    """
+
+    status_code: int
+    hsts_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsConfigObservation:
+    """Raw facts about an endpoint's TLS configuration; no judgement.
+
+    Attributes:
+        target: What was probed.
+        peer_address: The IP address every probe connected to.
+        observed_at_utc: When the assessment finished (aware UTC).
+        protocols: One entry per protocol, SSLv2 first.
+        tls13_groups: Key-exchange groups accepted in TLS 1.3, in the order found
+            (the server's preference when it has one); empty without TLS 1.3.
+        ecdh_groups: Named curves accepted for ECDHE in TLS 1.2 and below; empty
+            when no ECDHE suite is accepted there.
+        dh_prime_bits: Size of the DH prime a DHE suite uses; ``None`` without DHE.
+        fallback_scsv: The server refuses a downgraded hello carrying
+            TLS_FALLBACK_SCSV; ``None`` when fewer than two versions are accepted.
+        secure_renegotiation: The server answers renegotiation_info (RFC 5746);
+            ``None`` when only TLS 1.3 (which has no renegotiation) or SSLv2 is spoken.
+        compression: The server accepts DEFLATE compression; ``None`` when only
+            TLS 1.3 or SSLv2 is spoken.
+        http: The HTTPS answer, ``None`` when the endpoint does not speak HTTP (or
+            HTTP was not probed, as for STARTTLS endpoints).
+        handshake_count: Connections opened.
+        elapsed_s: Wall-clock seconds the assessment took.
+        probe_errors: Odd replies met along the way (malformed records, a suite that
+            was not offered), each one line; the verdicts above stand without them.
+    """
+
+    target: Target
+    peer_address: str
+    observed_at_utc: datetime
+    protocols: tuple[ProtocolSupport, ...]
+    tls13_groups: tuple[int, ...] = ()
+    ecdh_groups: tuple[int, ...] = ()
+    dh_prime_bits: int | None = None
+    fallback_scsv: bool | None = None
+    secure_renegotiation: bool | None = None
+    compression: bool | None = None
+    http: HttpObservation | None = None
+    handshake_count: int = 0
+    elapsed_s: float = 0.0
+    probe_errors: tuple[str, ...] = ()
+
+    def support(self, protocol: TlsProtocol) -> ProtocolSupport:
+        """The entry for ``protocol``."""
+        for entry in self.protocols:
+            if entry.protocol is protocol:
+                return entry
+        return ProtocolSupport(protocol=protocol, is_accepted=False, rejection="not probed")
+
+    @property
+    def accepted_protocols(self) -> tuple[TlsProtocol, ...]:
+        """Accepted protocols, oldest first."""
+        return tuple(p.protocol for p in self.protocols if p.is_accepted)
+
+
+TlsConfigResult = TlsConfigObservation | ProbeFailure
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """The server closed or reset the connection without answering."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _NetFailure:
+    """The connection itself failed."""
+
+    kind: FailureKind
+    detail: str
+
+
+_Outcome = ServerReply | SslV2ServerHello | _Closed | _NetFailure
+
+
+def _suite_order(code: int) -> tuple[int, bool, int, int]:
+    suite = SUITES[code]
+    rank = {SuiteClass.RECOMMENDED: 0, SuiteClass.OBSOLETE: 1, SuiteClass.INSECURE: 2}
+    return (rank[suite.classification], not suite.has_forward_secrecy, -suite.strength_bits, code)
+
+
+# Strongest first, so that a server that follows the client's order is seen choosing
+# what a modern client would get.
+_TLS12_OFFER: tuple[int, ...] = tuple(sorted(TLS12_SUITES, key=_suite_order))
+_TLS13_OFFER: tuple[int, ...] = tuple(sorted(TLS13_SUITES, key=_suite_order))
+_PRE13 = (TlsProtocol.SSL_3_0, TlsProtocol.TLS_1_0, TlsProtocol.TLS_1_1, TlsProtocol.TLS_1_2)
+
+
+@dataclass
+class _Session:
+    """The mutable state of one endpoint's assessment."""
+
+    address: str
+    port: int
+    server_name: str | None
+    connect_timeout_s: float
+    handshake_timeout_s: float
+    semaphore: asyncio.Semaphore
+    handshake_count: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    async def exchange(
+        self, hello: bytes, parse: Callable[[bytes], ServerReply | SslV2ServerHello | Incomplete]
+    ) -> _Outcome:
+        async with self.semaphore:
+            self.handshake_count += 1
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.address, self.port), self.connect_timeout_s
+                )
+            except TimeoutError:
+                return _NetFailure(
+                    FailureKind.TIMEOUT, f"connect timed out after {self.connect_timeout_s:g} s"
+                )
+            except ConnectionRefusedError as exc:
+                return _NetFailure(FailureKind.CONNECTION_REFUSED, str(exc))
+            except OSError as exc:
+                return _NetFailure(FailureKind.UNREACHABLE, str(exc))
+            try:
+                writer.write(hello)
+                data = b""
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + self.handshake_timeout_s
+                while True:
+                    remaining_s = deadline - loop.time()
+                    if remaining_s <= 0:
+                        raise TimeoutError
+                    chunk = await asyncio.wait_for(reader.read(65536), remaining_s)
+                    if not chunk:
+                        if data:
+                            return MalformedReply(reason="connection closed mid-reply")
+                        return _Closed("connection_closed")
+                    data += chunk
+                    reply = parse(data)
+                    if not isinstance(reply, Incomplete):
+                        return reply
+            except TimeoutError:
+                return _NetFailure(
+                    FailureKind.TIMEOUT, f"no answer within {self.handshake_timeout_s:g} s"
+                )
+            except ConnectionResetError:
+                return _Closed("connection_reset")
+            except OSError as exc:
+                return _NetFailure(FailureKind.CONNECTION_RESET, str(exc))
+            finally:
+                # An abortive close: nothing more is owed to a half-finished handshake.
+                writer.transport.abort()
+
+    async def hello(
+        self,
+        protocol: TlsProtocol,
+        suites: Sequence[int],
+        *,
+        groups: Sequence[int] | None = None,
+        key_share_groups: Sequence[int] = (X25519,),
+        compression: Sequence[int] = (COMPRESSION_NULL,),
+        want_key_exchange: bool = False,
+    ) -> _Outcome:
+        if groups is None:
+            groups = TLS13_GROUPS if protocol is TlsProtocol.TLS_1_3 else ECDH_GROUPS
+        spec = ClientHelloSpec(
+            protocol=protocol,
+            cipher_suites=tuple(suites),
+            server_name=self.server_name,
+            groups=tuple(groups),
+            key_share_groups=tuple(key_share_groups),
+            compression_methods=tuple(compression),
+        )
+
+        def parse(data: bytes) -> ServerReply | Incomplete:
+            return parse_server_reply(data, want_key_exchange=want_key_exchange)
+
+        outcome = await self.exchange(build_client_hello(spec), parse)
+        if isinstance(outcome, MalformedReply):
+            self.errors.append(f"{protocol}: {outcome.reason}")
+        return outcome
+
+
+def _accepted(outcome: _Outcome, protocol: TlsProtocol) -> ServerFlight | None:
+    if isinstance(outcome, ServerFlight) and outcome.hello.version == protocol.wire:
+        return outcome
+    return None
+
+
+def _rejection(outcome: _Outcome) -> str:
+    if isinstance(outcome, AlertReply):
+        return outcome.name
+    if isinstance(outcome, _Closed):
+        return outcome.reason
+    if isinstance(outcome, _NetFailure):
+        return f"{outcome.kind}: {outcome.detail}"
+    if isinstance(outcome, MalformedReply):
+        return f"malformed reply: {outcome.reason}"
+    if isinstance(outcome, ServerFlight):
+        proto = outcome.hello.protocol
+        return f"negotiated {proto or hex(outcome.hello.version)}"
+    return "SSLv2 reply"
+
+
+@dataclass
+class _VersionResult:
+    support: ProtocolSupport
+    first: ServerFlight | None
+    outcome: _Outcome
+
+
+async def _probe_sslv2(session: _Session) -> _VersionResult:
+    outcome = await session.exchange(build_sslv2_client_hello(), parse_sslv2_reply)
+    if isinstance(outcome, SslV2ServerHello) and outcome.cipher_specs:
+        support = ProtocolSupport(
+            protocol=TlsProtocol.SSL_2_0, is_accepted=True, cipher_suites=outcome.cipher_specs
+        )
+    else:
+        support = ProtocolSupport(
+            protocol=TlsProtocol.SSL_2_0, is_accepted=False, rejection=_rejection(outcome)
+        )
+    return _VersionResult(support, None, outcome)
+
+
+async def _probe_version(session: _Session, protocol: TlsProtocol) -> _VersionResult:
+    """Whether ``protocol`` is accepted, then every suite it accepts and their order."""
+    offer = list(_TLS13_OFFER if protocol is TlsProtocol.TLS_1_3 else _TLS12_OFFER)
+    outcome = await session.hello(protocol, offer)
+    first = _accepted(outcome, protocol)
+    if first is None:
+        support = ProtocolSupport(
+            protocol=protocol, is_accepted=False, rejection=_rejection(outcome)
+        )
+        return _VersionResult(support, None, outcome)
+    accepted: list[int] = []
+    flight: ServerFlight | None = first
+    while flight is not None:
+        chosen = flight.hello.cipher_suite
+        if chosen not in offer:
+            session.errors.append(f"{protocol}: server chose suite 0x{chosen:04X}, not offered")
+            break
+        accepted.append(chosen)
+        offer.remove(chosen)
+        if not offer:
+            break
+        flight = _accepted(await session.hello(protocol, offer), protocol)
+    enforces: bool | None = None
+    if len(accepted) >= 2:
+        # Offer the last-found suite before the first-found one: a server that
+        # follows its own order still picks the first; one that follows ours does not.
+        check = _accepted(await session.hello(protocol, [accepted[-1], accepted[0]]), protocol)
+        if check is not None:
+            enforces = check.hello.cipher_suite == accepted[0]
+    support = ProtocolSupport(
+        protocol=protocol,
+        is_accepted=True,
+        cipher_suites=tuple(accepted),
+        server_enforces_order=enforces,
+    )
+    return _VersionResult(support, first, outcome)
+
+
+async def _enumerate_tls13_groups(session: _Session) -> tuple[int, ...]:
+    remaining = list(TLS13_GROUPS)
+    found: list[int] = []
+    while remaining:
+        shares = [g for g in remaining if g in (X25519, SECP256R1)][:1]
+        outcome = await session.hello(
+            TlsProtocol.TLS_1_3, _TLS13_OFFER, groups=remaining, key_share_groups=shares
+        )
+        flight = _accepted(outcome, TlsProtocol.TLS_1_3)
+        group = flight.hello.selected_group if flight else None
+        if group is None or group not in remaining:
+            break
+        found.append(group)
+        remaining.remove(group)
+    return tuple(found)
+
+
+async def _enumerate_ecdh_groups(
+    session: _Session, protocol: TlsProtocol, suites: Sequence[int]
+) -> tuple[int, ...]:
+    remaining = list(ECDH_GROUPS)
+    found: list[int] = []
+    while remaining:
+        outcome = await session.hello(protocol, suites, groups=remaining, want_key_exchange=True)
+        flight = _accepted(outcome, protocol)
+        kx = flight.key_exchange if flight else None
+        group = kx.ecdh_group if kx else None
+        if group is None or group not in remaining:
+            break
+        found.append(group)
+        remaining.remove(group)
+    return tuple(found)
+
+
+async def _dh_prime_bits(
+    session: _Session, protocol: TlsProtocol, suites: Sequence[int]
+) -> int | None:
+    outcome = await session.hello(protocol, suites, groups=(), want_key_exchange=True)
+    flight = _accepted(outcome, protocol)
+    if flight is None or flight.key_exchange is None:
+        return None
+    return flight.key_exchange.dh_prime_bits
+
+
+async def _fallback_scsv(
+    session: _Session, protocol: TlsProtocol, suites: Sequence[int]
+) -> bool | None:
+    outcome = await session.hello(protocol, [*suites, SCSV_FALLBACK])
+    if isinstance(outcome, AlertReply):
+        return outcome.description == ALERT_INAPPROPRIATE_FALLBACK
+    if isinstance(outcome, ServerFlight):
+        return False
+    return None
+
+
+async def _compression(session: _Session, protocol: TlsProtocol, suites: Sequence[int]) -> bool:
+    outcome = await session.hello(
+        protocol, suites, compression=(COMPRESSION_DEFLATE, COMPRESSION_NULL)
+    )
+    flight = _accepted(outcome, protocol)
+    return flight is not None and flight.hello.compression_method == COMPRESSION_DEFLATE
+
+
+def _http_context() -> ssl.SSLContext:
+    # The configuration is judged elsewhere; here any protocol and suite the local
+    # OpenSSL can still speak is fine, and the certificate is not checked.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    try:
+        context.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        context.set_ciphers("DEFAULT")
+    return context
+
+
+async def _http(session: _Session, host_header: str) -> HttpObservation | None:
+    async with session.semaphore:
+        session.handshake_count += 1
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    session.address,
+                    session.port,
+                    ssl=_http_context(),
+                    server_hostname=session.server_name or "",
+                ),
+                session.connect_timeout_s + session.handshake_timeout_s,
+            )
+        except (TimeoutError, OSError):
+            return None
+        try:
+            request = f"GET / HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n"
+            writer.write(request.encode("ascii", "replace"))
+            head = await asyncio.wait_for(
+                reader.readuntil(b"\r\n\r\n"), session.handshake_timeout_s
+            )
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return None
+        finally:
+            writer.transport.abort()
+    return parse_http_head(head[:_HTTP_MAX_HEADER_BYTES])
+
+
+def parse_http_head(head: bytes) -> HttpObservation | None:
+    """The status and HSTS header of an HTTP response head, ``None`` when not HTTP.
+
+    Args:
+        head: The response up to and including the blank line.
+
+    Returns:
+        The facts, or ``None`` when the first line is not an HTTP status line.
+    """
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        return None
+    hsts: str | None = None
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() == "strict-transport-security" and hsts is None:
+            hsts = value.strip()
+    return HttpObservation(status_code=int(parts[1]), hsts_header=hsts)
+
+
+async def _resolve(target: Target, address: str | None) -> str | ProbeFailure:
+    if address is not None:
+        return address
+    if target.is_ip:
+        return target.host
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return ProbeFailure(
+            target=target,
+            kind=FailureKind.DNS_FAILURE,
+            detail=str(exc),
+            observed_at_utc=datetime.now(UTC),
+        )
+    return str(infos[0][4][0])
+
+
+async def observe_tls_config(
+    target: Target,
+    *,
+    address: str | None = None,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    check_http: bool = True,
+) -> TlsConfigResult:
+    """Assess which protocols, suites and groups ``target`` accepts.
+
+    Args:
+        target: The endpoint.  STARTTLS endpoints are not supported yet and come
+            back as a ``STARTTLS_FAILURE`` naming that.
+        address: The IP address to connect to; resolved from ``target.host`` when
+            ``None``.
+        connect_timeout_s: Time-out of each TCP connect.
+        handshake_timeout_s: Time-out for the server's answer to each hello.
+        max_connections: Connections open at once to this endpoint.
+        check_http: Send one HTTPS ``GET /`` to read Strict-Transport-Security.
+
+    Returns:
+        The observation, or a ``ProbeFailure`` when the endpoint could not be
+        reached or accepted no protocol at all.
+
+    Raises:
+        ValueError: ``max_connections`` is below 1.
+    """
+    if max_connections < 1:
+        raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+    started = time.perf_counter()
+    if target.starttls is not None:
+        return ProbeFailure(
+            target=target,
+            kind=FailureKind.STARTTLS_FAILURE,
+            detail="protocol and cipher assessment of STARTTLS endpoints is not supported",
+            observed_at_utc=datetime.now(UTC),
+        )
+    resolved = await _resolve(target, address)
+    if isinstance(resolved, ProbeFailure):
+        return resolved
+    session = _Session(
+        address=resolved,
+        port=target.port,
+        server_name=target.server_name,
+        connect_timeout_s=connect_timeout_s,
+        handshake_timeout_s=handshake_timeout_s,
+        semaphore=asyncio.Semaphore(max_connections),
+    )
+    host_header = target.server_name or target.host
+    if ":" in host_header:
+        host_header = f"[{host_header}]"
+    http_task = asyncio.create_task(_http(session, host_header)) if check_http else None
+    tasks = [asyncio.create_task(_probe_sslv2(session))]
+    tasks += [asyncio.create_task(_probe_version(session, p)) for p in TlsProtocol if p.wire > 2]
+    tls13_groups_task = asyncio.create_task(_enumerate_tls13_groups(session))
+    results = await asyncio.gather(*tasks)
+    by_protocol = {r.support.protocol: r for r in results}
+    if not any(r.support.is_accepted for r in results):
+        tls13_groups_task.cancel()
+        if http_task is not None:
+            http_task.cancel()
+        return _no_protocol_failure(target, resolved, [r.outcome for r in results])
+
+    pre13 = [p for p in _PRE13 if by_protocol[p].support.is_accepted]
+    best12 = pre13[-1] if pre13 else None
+    extra: dict[str, asyncio.Task[object]] = {}
+    if best12 is not None:
+        suites = by_protocol[best12].support.cipher_suites
+        ecdhe = [c for c in suites if SUITES.get(c) and SUITES[c].key_exchange == "ECDHE"]
+        dhe = [c for c in suites if SUITES.get(c) and SUITES[c].key_exchange == "DHE"]
+        if ecdhe:
+            extra["ecdh"] = asyncio.create_task(_enumerate_ecdh_groups(session, best12, ecdhe))
+        if dhe:
+            extra["dh"] = asyncio.create_task(_dh_prime_bits(session, best12, dhe))
+        extra["compression"] = asyncio.create_task(_compression(session, best12, suites))
+    modern = [p for p in (*_PRE13[1:], TlsProtocol.TLS_1_3) if by_protocol[p].support.is_accepted]
+    if len(modern) >= 2:
+        lower = modern[-2]
+        extra["scsv"] = asyncio.create_task(
+            _fallback_scsv(session, lower, by_protocol[lower].support.cipher_suites)
+        )
+    tls13_groups = (
+        await tls13_groups_task
+        if by_protocol[TlsProtocol.TLS_1_3].support.is_accepted
+        else _cancelled(tls13_groups_task)
+    )
+    done = {name: await task for name, task in extra.items()}
+    http = await http_task if http_task is not None else None
+    renegotiation: bool | None = None
+    if best12 is not None:
+        first = by_protocol[best12].first
+        renegotiation = first.hello.has_renegotiation_info if first is not None else None
+    ecdh = done.get("ecdh", ())
+    dh = done.get("dh")
+    scsv = done.get("scsv")
+    compression = done.get("compression")
+    return TlsConfigObservation(
+        target=target,
+        peer_address=resolved,
+        observed_at_utc=datetime.now(UTC),
+        protocols=tuple(by_protocol[p].support for p in TlsProtocol),
+        tls13_groups=tls13_groups,
+        ecdh_groups=ecdh if isinstance(ecdh, tuple) else (),
+        dh_prime_bits=dh if isinstance(dh, int) else None,
+        fallback_scsv=scsv if isinstance(scsv, bool) else None,
+        secure_renegotiation=renegotiation,
+        compression=compression if isinstance(compression, bool) else None,
+        http=http,
+        handshake_count=session.handshake_count,
+        elapsed_s=time.perf_counter() - started,
+        probe_errors=tuple(session.errors),
+    )
+
+
+def _cancelled(task: asyncio.Task[tuple[int, ...]]) -> tuple[int, ...]:
+    task.cancel()
+    return ()
+
+
+def _no_protocol_failure(target: Target, address: str, outcomes: list[_Outcome]) -> ProbeFailure:
+    now = datetime.now(UTC)
+    net = [o for o in outcomes if isinstance(o, _NetFailure)]
+    if len(net) == len(outcomes):
+        return ProbeFailure(
+            target=target, kind=net[0].kind, detail=net[0].detail,
+            observed_at_utc=now, peer_address=address,
+        )  # fmt: skip
+    if any(isinstance(o, MalformedReply) and not o.looks_like_tls for o in outcomes):
+        return ProbeFailure(
+            target=target, kind=FailureKind.NOT_TLS, observed_at_utc=now, peer_address=address,
+            detail="the server does not answer ClientHellos with TLS records",
+        )  # fmt: skip
+    alerts = [o.name for o in outcomes if isinstance(o, AlertReply)]
+    return ProbeFailure(
+        target=target,
+        kind=FailureKind.HANDSHAKE_FAILURE,
+        detail="no protocol version from SSLv2 to TLS 1.3 was accepted",
+        observed_at_utc=now,
+        peer_address=address,
+        tls_alert=alerts[0] if alerts else None,
+    )
