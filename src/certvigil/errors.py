@@ -6,7 +6,8 @@
     │   └── ConfigError       a malformed configuration file, with field and line
     ├── CertificateLoadError  bytes that are not a certificate, with where they came from
     ├── ProbeError            a network probe failed (its kind is a FailureKind)
-    └── StoreError            the inventory database refused an operation
+    ├── StoreError            the inventory database refused an operation
+    └── DeliveryError         an alert channel did not take a notification
 
 Probe failures met during a scan are not raised to the caller: they become
 ``ProbeFailure`` records (see ``certvigil.probe.observation``), so that one bad
@@ -106,3 +107,19 @@ class ProbeError(CertvigilError):
 
 class StoreError(CertvigilError):
     """The inventory database could not do what was asked."""
+
+
+class DeliveryError(CertvigilError):
+    """An alert channel did not take a notification.
+
+    Attributes:
+        channel: The channel, its URL redacted to ``scheme://host``.
+        reason: What went wrong.
+        is_permanent: Retrying cannot help (a 4xx answer, a malformed URL).
+    """
+
+    def __init__(self, channel: str, reason: str, *, is_permanent: bool = False) -> None:
+        super().__init__(f"{channel}: {reason}")
+        self.channel = channel
+        self.reason = reason
+        self.is_permanent = is_permanent
