@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import types
+from typing import Annotated
 
 import typer
 
@@ -18,29 +20,74 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from certvigil import __version__
+
+        typer.echo(f"certvigil {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show a traceback for errors instead of one line.")
+    ] = False,
+) -> None:
+    # --debug is read from argv by main(); declaring it here lets it stand before the
+    # sub-command (`certvigil --debug scan ...`).
+    del version, debug
+
+
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from certvigil.cli import commands  # noqa: F401
 
 
+def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
+    # typer >= 0.20 carries its own copy of click (typer._click) whose exceptions are
+    # not click's, and defines Exit and Abort itself; commands may raise either family.
+    import click.exceptions
+
+    modules: list[types.ModuleType] = [click.exceptions, typer]
+    try:
+        import typer._click.exceptions as typer_click_exceptions
+    except ImportError:
+        pass
+    else:
+        modules.append(typer_click_exceptions)
+    found = {getattr(module, name, None) for module in modules}
+    return tuple(cls for cls in found if isinstance(cls, type) and issubclass(cls, BaseException))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line and exit with a documented exit code."""
-    import click
-
     _register_commands()
+    exits = _exception_classes("Exit")
+    aborts = (*_exception_classes("Abort"), KeyboardInterrupt)
+    no_args = _exception_classes("NoArgsIsHelpError")
+    click_errors = _exception_classes("ClickException")
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+        # Without standalone mode, a command's typer.Exit(code) comes back as the return
+        # value rather than as an exception.
+        result = app(args=argv, standalone_mode=False)
+    except exits as exc:
+        sys.exit(getattr(exc, "exit_code", ExitCode.OK))
+    except aborts:
         sys.stderr.write("error: aborted\n")
         sys.exit(130)
-    except click.UsageError as exc:
-        sys.stderr.write(f"error: {exc.format_message()}\n")
+    except no_args as exc:
+        sys.stderr.write(f"{_message(exc)}\n")
         sys.exit(ExitCode.USAGE)
-    except click.ClickException as exc:
-        sys.stderr.write(f"error: {exc.format_message()}\n")
+    except click_errors as exc:
+        sys.stderr.write(f"error: {_message(exc)}\n")
         sys.exit(ExitCode.USAGE)
     except UsageError as exc:
         if debug:
@@ -52,4 +99,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(ExitCode.UNKNOWN)
-    sys.exit(ExitCode.OK)
+    sys.exit(result if isinstance(result, int) else ExitCode.OK)
+
+
+def _message(exc: BaseException) -> str:
+    format_message = getattr(exc, "format_message", None)
+    return str(format_message()) if callable(format_message) else str(exc)
