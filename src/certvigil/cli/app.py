@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line and exit with a documented exit code."""
     _register_commands()
     exits = _exception_classes("Exit")
-    aborts = (*_exception_classes("Abort"), KeyboardInterrupt)
+    aborts: tuple[type[BaseException], ...] = (*_exception_classes("Abort"), KeyboardInterrupt)
     no_args = _exception_classes("NoArgsIsHelpError")
     click_errors = _exception_classes("ClickException")
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
