@@ -1,1 +1,38 @@
-"""The inventory and history store: SQLAlchemy models, migrations, queries, the outbox."""
+"""The inventory and history store: SQLAlchemy models, migrations, queries, the outbox.
+
+Start with :func:`open_store`; see ``docs/store.md`` for the schema and the default path.
+"""
+
+from __future__ import annotations
+
+from certvigil.store.api import Store, open_store
+from certvigil.store.engine import DATABASE_URL_ENV, default_database_path
+from certvigil.store.records import (
+    AlertRecord,
+    AlertState,
+    DeliveryRecord,
+    DeliveryStatus,
+    DeploymentRecord,
+    EndpointRecord,
+    InventoryRow,
+    ObservationId,
+    ObservationRecord,
+    ObservationStatus,
+)
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "AlertRecord",
+    "AlertState",
+    "DeliveryRecord",
+    "DeliveryStatus",
+    "DeploymentRecord",
+    "EndpointRecord",
+    "InventoryRow",
+    "ObservationId",
+    "ObservationRecord",
+    "ObservationStatus",
+    "Store",
+    "default_database_path",
+    "open_store",
+]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -250,3 +251,19 @@ class Delivery(Base):
     lease_until_utc: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at_utc: Mapped[datetime | None]
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+ENDPOINTS = _table(Endpoint)
+ENDPOINT_TAGS = _table(EndpointTag)
+CERTIFICATES = _table(Certificate)
+DEPLOYMENTS = _table(Deployment)
+OBSERVATIONS = _table(Observation)
+ALERTS = _table(Alert)
+DELIVERIES = _table(Delivery)

@@ -1,0 +1,533 @@
+"""Reading the inventory: expiring certificates, deployments, endpoint history, changes.
+
+Every function takes a Connection and returns frozen records (``store.records``); none
+reads the clock: callers pass ``now``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, and_, exists, func, select
+
+from certvigil.analysis.changes import Change, ObservedState, changes_over
+from certvigil.analysis.model import Finding, Severity
+from certvigil.probe.observation import FailureKind
+from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINT_TAGS, ENDPOINTS, OBSERVATIONS
+from certvigil.store.records import (
+    DeploymentRecord,
+    EndpointRecord,
+    InventoryRow,
+    ObservationRecord,
+    ObservationStatus,
+)
+from certvigil.target import StartTLS, Target
+
+_CERTS = CERTIFICATES
+_ENDPOINTS = ENDPOINTS
+_DEPLOYMENTS = DEPLOYMENTS
+_OBSERVATIONS = OBSERVATIONS
+_TAGS = ENDPOINT_TAGS
+
+_IN_CHUNK = 500
+
+
+def glob_to_like(pattern: str) -> str:
+    """A shell glob (``*``, ``?``) as a SQL LIKE pattern escaped with ``\\``."""
+    out = []
+    for char in pattern:
+        if char in "\\%_":
+            out.append("\\" + char)
+        elif char == "*":
+            out.append("%")
+        elif char == "?":
+            out.append("_")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def target_from_columns(host: str, port: int, sni: str, starttls: str) -> Target:
+    """The Target for an endpoint row's key columns."""
+    return Target(
+        host=host,
+        port=port,
+        sni=sni or None,
+        starttls=StartTLS(starttls) if starttls else None,
+    )
+
+
+def _endpoint_target(row: Any) -> Target:
+    return target_from_columns(row.host, row.port, row.sni, row.starttls)
+
+
+def tags_for(connection: Connection, endpoint_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    """Each endpoint's labels, sorted; endpoints without labels are absent."""
+    ids = sorted(set(endpoint_ids))
+    found: dict[int, list[str]] = defaultdict(list)
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        rows = connection.execute(
+            select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(_TAGS.c.endpoint_id.in_(chunk))
+        )
+        for endpoint_id, tag in rows:
+            found[endpoint_id].append(tag)
+    return {key: tuple(sorted(value)) for key, value in found.items()}
+
+
+def _filter_endpoints(
+    statement: Select[Any], *, host_glob: str | None, tag: str | None
+) -> Select[Any]:
+    if host_glob:
+        statement = statement.where(
+            _ENDPOINTS.c.host.like(glob_to_like(host_glob.lower()), escape="\\")
+        )
+    if tag:
+        statement = statement.where(
+            exists().where(and_(_TAGS.c.endpoint_id == _ENDPOINTS.c.id, _TAGS.c.tag == tag))
+        )
+    return statement
+
+
+def inventory(
+    connection: Connection,
+    *,
+    now: datetime | None = None,
+    expiring_within_days: float | None = None,
+    host_glob: str | None = None,
+    issuer: str | None = None,
+    tag: str | None = None,
+    include_chain: bool = False,
+    limit: int | None = None,
+) -> tuple[InventoryRow, ...]:
+    """Certificates as currently deployed, soonest expiry first.
+
+    Args:
+        connection: Any connection.
+        now: The reference time; required with ``expiring_within_days``.
+        expiring_within_days: Keep only certificates whose ``not_after`` is before
+            ``now`` plus this many days (already expired ones included).
+        host_glob: Keep endpoints whose host matches this glob (``internal*``).
+        issuer: Keep certificates whose issuer DN contains this text (any case).
+        tag: Keep endpoints carrying this label.
+        include_chain: Include intermediates and roots the endpoints send, not only
+            leaves.
+        limit: At most this many rows.
+
+    Returns:
+        One row per (endpoint, certificate) currently deployed.
+
+    Raises:
+        ValueError: ``expiring_within_days`` without ``now``.
+    """
+    c, d, e = _CERTS.c, _DEPLOYMENTS.c, _ENDPOINTS.c
+    statement: Select[Any] = (
+        select(
+            e.id.label("endpoint_id"),
+            e.host,
+            e.port,
+            e.sni,
+            e.starttls,
+            d.chain_position,
+            d.first_seen_utc.label("deployed_since_utc"),
+            d.last_seen_utc,
+            c.sha256_hex,
+            c.subject,
+            c.subject_cn,
+            c.issuer,
+            c.issuer_cn,
+            c.serial_hex,
+            c.not_before_utc,
+            c.not_after_utc,
+            c.key_type,
+            c.key_bits,
+            c.san_dns,
+        )
+        .select_from(_CERTS.join(_DEPLOYMENTS, d.certificate_sha256 == c.sha256_hex))
+        .join(_ENDPOINTS, e.id == d.endpoint_id)
+        .where(d.is_current.is_(True))
+    )
+    if not include_chain:
+        statement = statement.where(d.chain_position == 0)
+    if expiring_within_days is not None:
+        if now is None:
+            raise ValueError("now must be given with expiring_within_days")
+        statement = statement.where(c.not_after_utc <= now + timedelta(days=expiring_within_days))
+    if issuer:
+        statement = statement.where(
+            func.lower(c.issuer).like(f"%{glob_to_like(issuer.lower())}%", escape="\\")
+        )
+    statement = _filter_endpoints(statement, host_glob=host_glob, tag=tag)
+    statement = statement.order_by(c.not_after_utc, e.host, e.port, d.chain_position)
+    if limit is not None:
+        statement = statement.limit(limit)
+    rows = connection.execute(statement).all()
+    tags = tags_for(connection, (r.endpoint_id for r in rows))
+    return tuple(
+        InventoryRow(
+            endpoint_id=r.endpoint_id,
+            target=_endpoint_target(r),
+            tags=tags.get(r.endpoint_id, ()),
+            chain_position=r.chain_position,
+            sha256_hex=r.sha256_hex,
+            subject=r.subject,
+            subject_cn=r.subject_cn,
+            issuer=r.issuer,
+            issuer_cn=r.issuer_cn,
+            serial_hex=r.serial_hex,
+            not_before_utc=r.not_before_utc,
+            not_after_utc=r.not_after_utc,
+            key_type=r.key_type,
+            key_bits=r.key_bits,
+            san_dns=tuple(r.san_dns or ()),
+            deployed_since_utc=r.deployed_since_utc,
+            last_seen_utc=r.last_seen_utc,
+        )
+        for r in rows
+    )
+
+
+def expiring_certificates(
+    connection: Connection,
+    *,
+    now: datetime,
+    within_days: float,
+    host_glob: str | None = None,
+    issuer: str | None = None,
+    tag: str | None = None,
+    include_chain: bool = False,
+) -> tuple[InventoryRow, ...]:
+    """Deployed certificates that expire within ``within_days`` of ``now`` (or already have).
+
+    See :func:`inventory` for the filters.
+    """
+    return inventory(
+        connection,
+        now=now,
+        expiring_within_days=within_days,
+        host_glob=host_glob,
+        issuer=issuer,
+        tag=tag,
+        include_chain=include_chain,
+    )
+
+
+def certificate_deployments(
+    connection: Connection, sha256_hex: str, *, current_only: bool = False
+) -> tuple[DeploymentRecord, ...]:
+    """Where a certificate is (or was) served, most recently seen first.
+
+    Args:
+        connection: Any connection.
+        sha256_hex: The certificate's SHA-256 fingerprint (any case, colons allowed).
+        current_only: Only endpoints still serving it.
+
+    Returns:
+        One record per endpoint that served it.
+    """
+    d, e = _DEPLOYMENTS.c, _ENDPOINTS.c
+    statement = (
+        select(
+            e.id,
+            e.host,
+            e.port,
+            e.sni,
+            e.starttls,
+            d.chain_position,
+            d.first_seen_utc,
+            d.last_seen_utc,
+            d.is_current,
+        )
+        .select_from(_DEPLOYMENTS.join(_ENDPOINTS, e.id == d.endpoint_id))
+        .where(d.certificate_sha256 == normalise_fingerprint(sha256_hex))
+        .order_by(d.last_seen_utc.desc(), e.host, e.port)
+    )
+    if current_only:
+        statement = statement.where(d.is_current.is_(True))
+    return tuple(
+        DeploymentRecord(
+            endpoint_id=r.id,
+            target=_endpoint_target(r),
+            chain_position=r.chain_position,
+            first_seen_utc=r.first_seen_utc,
+            last_seen_utc=r.last_seen_utc,
+            is_current=bool(r.is_current),
+        )
+        for r in connection.execute(statement)
+    )
+
+
+def normalise_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as stored: lower-case hex without colons or spaces."""
+    return text.replace(":", "").replace(" ", "").strip().lower()
+
+
+def _endpoint_record(row: Any, tags: tuple[str, ...]) -> EndpointRecord:
+    return EndpointRecord(
+        id=row.id,
+        target=_endpoint_target(row),
+        tags=tags,
+        first_seen_utc=row.first_seen_utc,
+        last_seen_utc=row.last_seen_utc,
+        last_ok_utc=row.last_ok_utc,
+        last_status=ObservationStatus(row.last_status),
+        consecutive_failures=row.consecutive_failures,
+        current_certificate_sha256=row.current_certificate_sha256,
+        last_observation_id=row.last_observation_id,
+    )
+
+
+def find_endpoint(connection: Connection, target: Target) -> EndpointRecord | None:
+    """The endpoint with exactly this (host, port, SNI, STARTTLS), ``None`` if unknown."""
+    e = _ENDPOINTS.c
+    row = connection.execute(
+        select(_ENDPOINTS).where(
+            and_(
+                e.host == target.host,
+                e.port == target.port,
+                e.sni == (target.sni or ""),
+                e.starttls == (target.starttls.value if target.starttls else ""),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return _endpoint_record(row, tags_for(connection, [row.id]).get(row.id, ()))
+
+
+def list_endpoints(
+    connection: Connection,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    host_glob: str | None = None,
+    tag: str | None = None,
+) -> tuple[EndpointRecord, ...]:
+    """Known endpoints, by host and port, optionally filtered.
+
+    Args:
+        connection: Any connection.
+        host: Exactly this host.
+        port: Exactly this port.
+        host_glob: Hosts matching this glob.
+        tag: Endpoints carrying this label.
+
+    Returns:
+        The endpoints, ordered by host, port, SNI and STARTTLS.
+    """
+    e = _ENDPOINTS.c
+    statement = select(_ENDPOINTS)
+    if host is not None:
+        statement = statement.where(e.host == host)
+    if port is not None:
+        statement = statement.where(e.port == port)
+    statement = _filter_endpoints(statement, host_glob=host_glob, tag=tag)
+    rows = connection.execute(statement.order_by(e.host, e.port, e.sni, e.starttls)).all()
+    tags = tags_for(connection, (r.id for r in rows))
+    return tuple(_endpoint_record(r, tags.get(r.id, ())) for r in rows)
+
+
+def _observation_select() -> Select[Any]:
+    o, e, c = _OBSERVATIONS.c, _ENDPOINTS.c, _CERTS.c
+    return (
+        select(
+            _OBSERVATIONS,
+            e.host,
+            e.port,
+            e.sni,
+            e.starttls,
+            c.issuer.label("leaf_issuer"),
+            c.not_after_utc.label("leaf_not_after_utc"),
+        )
+        .select_from(_OBSERVATIONS.join(_ENDPOINTS, e.id == o.endpoint_id))
+        .outerjoin(_CERTS, c.sha256_hex == o.leaf_sha256)
+    )
+
+
+def observation_record(row: Row[Any]) -> ObservationRecord:
+    """Maps a row of :func:`_observation_select` to a record."""
+    return ObservationRecord(
+        id=row.id,
+        endpoint_id=row.endpoint_id,
+        target=_endpoint_target(row),
+        observed_at_utc=row.observed_at_utc,
+        evaluated_at_utc=row.evaluated_at_utc,
+        status=ObservationStatus(row.status),
+        failure_kind=FailureKind(row.failure_kind) if row.failure_kind else None,
+        failure_detail=row.failure_detail,
+        tls_alert=row.tls_alert,
+        peer_address=row.peer_address,
+        protocol=row.protocol,
+        cipher=row.cipher,
+        alpn=row.alpn,
+        leaf_sha256=row.leaf_sha256,
+        leaf_issuer=row.leaf_issuer,
+        leaf_not_after_utc=row.leaf_not_after_utc,
+        chain_sha256=tuple(row.chain_sha256 or ()),
+        is_trusted=row.is_trusted,
+        chain_error=row.chain_error,
+        hostname_matches=row.hostname_matches,
+        verdict=Severity(row.verdict),
+        findings=tuple(
+            Finding(
+                code=f["code"],
+                severity=Severity(f["severity"]),
+                message=f["message"],
+                cert_index=f.get("cert_index"),
+            )
+            for f in row.findings or ()
+        ),
+        connect_s=row.connect_s,
+        handshake_s=row.handshake_s,
+    )
+
+
+def get_observation(connection: Connection, observation_id: int) -> ObservationRecord | None:
+    """One observation by id, ``None`` when it does not exist (or was pruned)."""
+    row = connection.execute(
+        _observation_select().where(_OBSERVATIONS.c.id == observation_id)
+    ).first()
+    return observation_record(row) if row is not None else None
+
+
+def endpoint_history(
+    connection: Connection,
+    endpoint_id: int,
+    *,
+    limit: int | None = 100,
+    since_utc: datetime | None = None,
+) -> tuple[ObservationRecord, ...]:
+    """An endpoint's observations, newest first.
+
+    Args:
+        connection: Any connection.
+        endpoint_id: The endpoint.
+        limit: At most this many (``None`` for all).
+        since_utc: Only observations at or after this time.
+
+    Returns:
+        The observations, newest first.
+    """
+    o = _OBSERVATIONS.c
+    statement = _observation_select().where(o.endpoint_id == endpoint_id)
+    if since_utc is not None:
+        statement = statement.where(o.observed_at_utc >= since_utc)
+    statement = statement.order_by(o.observed_at_utc.desc(), o.id.desc())
+    if limit is not None:
+        statement = statement.limit(limit)
+    return tuple(observation_record(r) for r in connection.execute(statement))
+
+
+def observed_state(record: ObservationRecord) -> ObservedState:
+    """The change-relevant facts of a stored observation."""
+    return ObservedState(
+        observed_at_utc=record.observed_at_utc,
+        is_ok=record.status is ObservationStatus.OK,
+        failure_kind=record.failure_kind.value if record.failure_kind else None,
+        leaf_sha256=record.leaf_sha256,
+        leaf_issuer=record.leaf_issuer,
+        protocol=record.protocol,
+        chain_sha256=record.chain_sha256,
+        is_trusted=record.is_trusted,
+        hostname_matches=record.hostname_matches,
+    )
+
+
+def endpoint_changes(
+    connection: Connection, endpoint_id: int, *, since_utc: datetime | None = None
+) -> tuple[Change, ...]:
+    """What changed at an endpoint, oldest first.
+
+    Args:
+        connection: Any connection.
+        endpoint_id: The endpoint.
+        since_utc: Only changes seen at or after this time; the last observations
+            before it (the latest one, and the latest successful one) serve as the
+            baseline.
+
+    Returns:
+        The changes between consecutive observations (see
+        ``certvigil.analysis.changes.changes_over``).
+    """
+    o = _OBSERVATIONS.c
+    baseline: list[ObservationRecord] = []
+    statement = _observation_select().where(o.endpoint_id == endpoint_id)
+    if since_utc is not None:
+        before = statement.where(o.observed_at_utc < since_utc).order_by(
+            o.observed_at_utc.desc(), o.id.desc()
+        )
+        last = connection.execute(before.limit(1)).first()
+        last_ok = connection.execute(
+            before.where(o.status == ObservationStatus.OK.value).limit(1)
+        ).first()
+        for row in (last_ok, last):
+            if row is not None and all(b.id != row.id for b in baseline):
+                baseline.append(observation_record(row))
+        statement = statement.where(o.observed_at_utc >= since_utc)
+    records = baseline + [
+        observation_record(r)
+        for r in connection.execute(statement.order_by(o.observed_at_utc, o.id))
+    ]
+    changes = changes_over(observed_state(r) for r in records)
+    if since_utc is None:
+        return changes
+    return tuple(ch for ch in changes if ch.observed_at_utc >= since_utc)
+
+
+def changes_since(
+    connection: Connection,
+    since_utc: datetime,
+    *,
+    host_glob: str | None = None,
+    tag: str | None = None,
+) -> tuple[tuple[EndpointRecord, tuple[Change, ...]], ...]:
+    """What changed anywhere since a time: each endpoint with changes, and its changes.
+
+    Args:
+        connection: Any connection.
+        since_utc: The start of the period.
+        host_glob: Only endpoints whose host matches.
+        tag: Only endpoints carrying this label.
+
+    Returns:
+        (endpoint, changes) pairs, by host and port; endpoints without changes omitted.
+    """
+    e = _ENDPOINTS.c
+    statement = _filter_endpoints(
+        select(_ENDPOINTS).where(e.last_seen_utc >= since_utc), host_glob=host_glob, tag=tag
+    ).order_by(e.host, e.port, e.sni, e.starttls)
+    rows = connection.execute(statement).all()
+    tags = tags_for(connection, (r.id for r in rows))
+    result = []
+    for row in rows:
+        changes = endpoint_changes(connection, row.id, since_utc=since_utc)
+        if changes:
+            result.append((_endpoint_record(row, tags.get(row.id, ())), changes))
+    return tuple(result)
+
+
+def certificate_der(connection: Connection, sha256_hex: str) -> bytes | None:
+    """The DER of a stored certificate, ``None`` when unknown or not kept."""
+    der: bytes | None = connection.execute(
+        select(_CERTS.c.der).where(_CERTS.c.sha256_hex == normalise_fingerprint(sha256_hex))
+    ).scalar_one_or_none()
+    return der
+
+
+def latest_observations(
+    connection: Connection, endpoint_ids: Sequence[int]
+) -> dict[int, ObservationRecord]:
+    """Each endpoint's latest kept observation."""
+    e = _ENDPOINTS.c
+    out: dict[int, ObservationRecord] = {}
+    ids = sorted(set(endpoint_ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        latest = select(e.last_observation_id).where(e.id.in_(chunk))
+        for row in connection.execute(_observation_select().where(_OBSERVATIONS.c.id.in_(latest))):
+            record = observation_record(row)
+            out[record.endpoint_id] = record
+    return out

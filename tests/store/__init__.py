@@ -1,0 +1,1 @@
+"""Tests of the inventory and history store, on SQLite and PostgreSQL."""
