@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +41,14 @@ class LoadedConfig:
         config: The validated configuration.
         notes: Things worth telling the user that are not mistakes (keys of other tools
             accepted and ignored, renamed keys), each ``file:line: field: text``.
+        text: The file's text, to locate fields in later messages.
     """
 
     path: Path
     format: ConfigFormat
     config: Config
     notes: tuple[str, ...] = ()
+    text: str = ""
 
     @property
     def base_dir(self) -> Path:
@@ -147,7 +149,18 @@ def load_config_text(text: str, *, fmt: ConfigFormat, path: Path) -> LoadedConfi
     if problems:
         problems.sort(key=lambda problem: problem.line or 0)
         raise _combined(name, problems)
-    return LoadedConfig(path=path, format=fmt, config=config, notes=tuple(notes))
+    notes.sort(key=_note_line)
+    return LoadedConfig(path=path, format=fmt, config=config, notes=tuple(notes), text=text)
+
+
+def _note_line(note: str) -> int:
+    match = re.match(r"^.*?:(\d+): ", note)
+    return int(match.group(1)) if match else 0
+
+
+def locate_field(loaded: LoadedConfig) -> Callable[[FieldPath], int | None]:
+    """A function giving the line of a field path in ``loaded``'s file (``None``: unknown)."""
+    return _Located(loaded.text, loaded.format).line
 
 
 def _parse(text: str, fmt: ConfigFormat, name: str) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,7 +17,10 @@ from pydantic import (
 
 from certvigil.analysis.model import Severity
 from certvigil.config.units import DelayS, DurationS, Threshold
+from certvigil.errors import TargetError
 from certvigil.target import StartTLS
+from certvigil.targets import TargetSpec as SpecText
+from certvigil.targets import parse_spec
 
 DEFAULT_THRESHOLDS: tuple[Threshold, ...] = tuple(Threshold(days=d) for d in (30, 14, 7, 1))
 """The alert thresholds when a configuration names none (30/14/7/1 days)."""
@@ -81,8 +83,8 @@ class ScanSettings(_Model):
         concurrency: Probes running at the same time.
         shutdown_grace_s: On SIGTERM, how long in-flight probes may take to finish
             (``shutdown_grace``).
-        max_cidr_addresses: A CIDR block larger than this is refused, so that a typo
-            (``/8`` for ``/24``) does not start a scan of millions of addresses.
+        allow_large_cidr: Accept CIDR blocks larger than /16 (IPv4) or /112 (IPv6); off,
+            so that a typo (``/8`` for ``/24``) does not start a scan of millions.
     """
 
     interval_s: DurationS = Field(default=3600.0, alias="interval")
@@ -90,7 +92,7 @@ class ScanSettings(_Model):
     timeout_s: DurationS = Field(default=10.0, alias="timeout")
     concurrency: int = Field(default=32, ge=1, le=4096)
     shutdown_grace_s: DurationS = Field(default=30.0, alias="shutdown_grace")
-    max_cidr_addresses: int = Field(default=65536, ge=1)
+    allow_large_cidr: bool = False
 
 
 class Route(_Model):
@@ -205,7 +207,7 @@ class EndpointSettings(_Model):
         return (443,)
 
 
-class TargetSpec(EndpointSettings):
+class TargetEntry(EndpointSettings):
     """One entry of ``targets``: a host name, an IP address or a CIDR block.
 
     Attributes:
@@ -215,17 +217,13 @@ class TargetSpec(EndpointSettings):
     host: str
 
     @model_validator(mode="after")
-    def _host_is_usable(self) -> TargetSpec:
-        host = self.host.strip()
-        if not host:
-            raise ValueError("host must not be empty")
-        if "/" in host:
-            try:
-                ipaddress.ip_network(host, strict=False)
-            except ValueError:
-                raise ValueError(f'"{host}" is not a CIDR block') from None
-        elif any(c.isspace() for c in host) or host.startswith("["):
-            raise ValueError(f'"{host}" is not a host name or IP address')
+    def _host_is_usable(self) -> TargetEntry:
+        try:
+            parsed = parse_spec(SpecText(text=self.host), allow_large=True)
+        except TargetError as exc:
+            raise ValueError(f'"{self.host}": {exc.reason}') from None
+        if parsed.ports and (self.port is not None or self.ports is not None):
+            raise ValueError("the host names its ports; drop port/ports or the :port suffix")
         return self
 
 
@@ -248,7 +246,7 @@ class WildcardPolicy(StrEnum):
     SKIP = "skip"
 
 
-class SourceSpec(EndpointSettings):
+class SourceEntry(EndpointSettings):
     """One entry of ``sources``: a file whose names become targets.
 
     Attributes:
@@ -273,7 +271,7 @@ class SourceSpec(EndpointSettings):
     wildcard_label: str = "wildcard-probe"
 
     @model_validator(mode="after")
-    def _fields_fit_type(self) -> SourceSpec:
+    def _fields_fit_type(self) -> SourceEntry:
         if self.origin is not None and self.type is not SourceKind.ZONE_FILE:
             raise ValueError("origin applies to zone_file sources only")
         label = self.wildcard_label
@@ -304,8 +302,8 @@ class Config(_Model):
     alerts: AlertSettings = AlertSettings()
     logging: LogSettings = LogSettings()
     retention_days: int | None = Field(default=400, ge=1)
-    targets: tuple[TargetSpec, ...] = ()
-    sources: tuple[SourceSpec, ...] = ()
+    targets: tuple[TargetEntry, ...] = ()
+    sources: tuple[SourceEntry, ...] = ()
 
     @model_validator(mode="after")
     def _database_url_has_scheme(self) -> Config:

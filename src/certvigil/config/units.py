@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
+from certvigil.analysis.model import Severity
+
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 
@@ -66,24 +68,31 @@ DelayS = Annotated[float, BeforeValidator(_parse_delay_s)]
 class Threshold(BaseModel):
     """One alert threshold: a number of days before expiry, or a share of the lifetime.
 
-    Written in a configuration as ``30`` or ``"30d"`` (days) or ``"20%"`` (the alert fires
-    when less than 20 % of the certificate's validity period is left).
+    Written in a configuration as ``30`` or ``"30d"`` (days), ``"20%"`` (the alert fires
+    when less than 20 % of the certificate's validity period is left), or as a mapping
+    ``{at: "7d", severity: critical}`` to choose the alert's severity.
 
     Attributes:
-        days: Days before expiry; ``None`` for a lifetime threshold.
+        days: Days before expiry, more than zero; ``None`` for a lifetime threshold.
         lifetime_fraction: Share of the validity period left, in (0, 1); ``None`` for a
             threshold in days.
+        severity: The alert's severity; ``None`` lets the alert engine choose (critical
+            for 7 days or 5 % and less, warning above).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     days: int | None = None
     lifetime_fraction: float | None = None
+    severity: Severity | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _from_scalar(cls, value: object) -> object:
         if isinstance(value, dict):
+            if "at" in value:
+                rest = {k: v for k, v in value.items() if k != "at"}
+                return {**_parse_threshold(value["at"]), **rest}
             return value
         return _parse_threshold(value)
 
@@ -91,16 +100,21 @@ class Threshold(BaseModel):
     def _exactly_one(self) -> Threshold:
         if (self.days is None) == (self.lifetime_fraction is None):
             raise ValueError("a threshold is either days or a share of the lifetime")
-        if self.days is not None and self.days < 0:
-            raise ValueError("days must be 0 or more")
+        if self.days is not None and self.days <= 0:
+            raise ValueError("days must be more than 0")
         if self.lifetime_fraction is not None and not 0 < self.lifetime_fraction < 1:
             raise ValueError("a share of the lifetime must be between 0% and 100%")
         return self
 
-    def __str__(self) -> str:
+    @property
+    def label(self) -> str:
+        """The threshold as written: ``"30d"`` or ``"20%"``."""
         if self.days is not None:
             return f"{self.days}d"
         return f"{(self.lifetime_fraction or 0) * 100:g}%"
+
+    def __str__(self) -> str:
+        return self.label
 
 
 _THRESHOLD_RULE = 'must be whole days (30, "30d") or a share of the lifetime ("20%")'

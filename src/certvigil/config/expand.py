@@ -1,0 +1,196 @@
+"""Expand a configuration's targets and sources into the endpoints to scan, with settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from certvigil.config.loading import LoadedConfig, locate_field
+from certvigil.config.model import EndpointSettings, SourceEntry, SourceKind, TrustSettings
+from certvigil.config.units import Threshold
+from certvigil.errors import ConfigError, TargetError, UsageError
+from certvigil.sources.names import NameSelection, select_names
+from certvigil.sources.octodns_csv import read_octodns_csv
+from certvigil.sources.zonefile import read_zone_file
+from certvigil.target import Target
+from certvigil.targets import (
+    ExpansionOptions,
+    TargetSpec,
+    iter_file_specs,
+    normalise_hostname,
+    open_target_file,
+    parse_spec,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduledTarget:
+    """One endpoint to scan, with the settings that apply to it.
+
+    Attributes:
+        target: The endpoint.
+        tags: Labels from every entry that named it, in first-seen order.
+        interval_s: Seconds between two scans of it.
+        timeout_s: Probe time-out.
+        thresholds: Alert thresholds for it.
+        trust: The trust store its chain is judged against.
+        origin: The entry that first named it (``targets[3]``, ``sources[0]``).
+    """
+
+    target: Target
+    tags: tuple[str, ...] = ()
+    interval_s: float
+    timeout_s: float
+    thresholds: tuple[Threshold, ...]
+    trust: TrustSettings
+    origin: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpandedTargets:
+    """The result of :func:`expand_targets`.
+
+    Attributes:
+        targets: Every endpoint, once, in configuration order.
+        notes: Names skipped for a reason worth telling (not a valid host name).
+    """
+
+    targets: tuple[ScheduledTarget, ...]
+    notes: tuple[str, ...] = ()
+
+
+def expand_targets(loaded: LoadedConfig) -> ExpandedTargets:
+    """Every endpoint a configuration names, from ``targets`` and from ``sources``.
+
+    Duplicates (same host, port, SNI and STARTTLS) keep the first entry's settings and
+    gather the tags of all. Files are read relative to the configuration file.
+
+    Args:
+        loaded: A validated configuration.
+
+    Returns:
+        The endpoints with their settings, and notes.
+
+    Raises:
+        ConfigError: Sources that cannot be read or parsed, CIDR blocks that are too
+            large; ``problems`` lists every one, each naming the file, field and line.
+    """
+    config = loaded.config
+    name = str(loaded.path)
+    problems: list[ConfigError] = []
+    notes: list[str] = []
+    found: dict[Target, ScheduledTarget] = {}
+
+    def add(targets: Iterable[Target], entry: EndpointSettings, origin: str) -> None:
+        for target in targets:
+            scheduled = _schedule(target, entry, loaded, origin)
+            known = found.get(target)
+            if known is None:
+                found[target] = scheduled
+            else:
+                tags = tuple(dict.fromkeys((*known.tags, *scheduled.tags)))
+                found[target] = replace(known, tags=tags)
+
+    locate = locate_field(loaded)
+
+    def located(path: tuple[str | int, ...]) -> int:
+        return locate(path) or 0
+
+    for index, entry in enumerate(config.targets):
+        field = f"targets[{index}]"
+        spec = TargetSpec(text=entry.host, source=name, position=located(("targets", index)))
+        try:
+            parsed = parse_spec(spec, allow_large=config.scan.allow_large_cidr)
+            add(parsed.expand(_options(entry, config.scan.allow_large_cidr)), entry, field)
+        except TargetError as exc:
+            problems.append(_problem(name, field, exc.reason, located(("targets", index))))
+    for index, source in enumerate(config.sources):
+        field = f"sources[{index}]"
+        line = located(("sources", index, "path"))
+        try:
+            targets = list(_source_targets(source, loaded, notes))
+            add(targets, source, field)
+        except UsageError as exc:
+            problems.append(_problem(name, f"{field}.path", str(exc), line))
+    if problems:
+        if len(problems) == 1:
+            raise problems[0]
+        raise ConfigError(
+            name, f"{len(problems)} mistakes, the first: {problems[0]}", problems=tuple(problems)
+        )
+    return ExpandedTargets(targets=tuple(found.values()), notes=tuple(notes))
+
+
+def _problem(name: str, field: str, reason: str, line: int | None) -> ConfigError:
+    return ConfigError(name, reason, location=field, line=line)
+
+
+def _options(entry: EndpointSettings, allow_large: bool) -> ExpansionOptions:
+    return ExpansionOptions(
+        default_ports=entry.port_list,
+        sni=entry.sni,
+        starttls=entry.starttls,
+        allow_large=allow_large,
+    )
+
+
+def _schedule(
+    target: Target, entry: EndpointSettings, loaded: LoadedConfig, origin: str
+) -> ScheduledTarget:
+    config = loaded.config
+    trust = entry.trust if entry.trust is not None else config.trust
+    trust = trust.model_copy(update={"ca_files": tuple(loaded.resolve(p) for p in trust.ca_files)})
+    return ScheduledTarget(
+        target=target,
+        tags=entry.tags,
+        interval_s=entry.interval_s if entry.interval_s is not None else config.scan.interval_s,
+        timeout_s=entry.timeout_s if entry.timeout_s is not None else config.scan.timeout_s,
+        thresholds=entry.thresholds if entry.thresholds is not None else config.alerts.thresholds,
+        trust=trust,
+        origin=origin,
+    )
+
+
+def _source_targets(
+    source: SourceEntry, loaded: LoadedConfig, notes: list[str]
+) -> Iterator[Target]:
+    path = loaded.resolve(source.path)
+    options = _options(source, loaded.config.scan.allow_large_cidr)
+    if source.type is SourceKind.TARGET_FILE:
+        yield from _target_file_targets(path, options)
+        return
+    if source.type is SourceKind.ZONE_FILE:
+        names = read_zone_file(path, origin=source.origin)
+    else:
+        names = read_octodns_csv(path)
+    selection = NameSelection(
+        include=source.include,
+        exclude=source.exclude,
+        probe_wildcards=source.wildcards == "probe",
+        wildcard_label=source.wildcard_label,
+    )
+    for host in select_names(names, selection):
+        try:
+            normalised = normalise_hostname(host)
+        except ValueError as exc:
+            notes.append(f"{path}: {host}: skipped: {exc}")
+            continue
+        for port in options.default_ports:
+            yield from parse_spec(TargetSpec(text=normalised)).expand(
+                replace(options, default_ports=(port,))
+            )
+
+
+def _target_file_targets(path: Path, options: ExpansionOptions) -> Iterator[Target]:
+    stream = open_target_file(str(path))
+    with stream:
+        specs = list(iter_file_specs(stream, source=str(path)))
+    for spec in specs:
+        try:
+            parsed = parse_spec(spec, allow_large=options.allow_large)
+        except TargetError as exc:
+            raise ConfigError(
+                spec.source, f'"{spec.text}": {exc.reason}', line=spec.position
+            ) from exc
+        yield from parsed.expand(options)
