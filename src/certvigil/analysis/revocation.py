@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from certvigil.analysis.revocation_checks import (
     check_crl,
@@ -27,6 +28,7 @@ from certvigil.analysis.revocation_model import (
     StapleReport,
 )
 from certvigil.probe.revocation_observation import (
+    CertificateRevocationObservation,
     FetchFailureKind,
     RevocationFetch,
     RevocationMethod,
@@ -41,7 +43,6 @@ _OPEN_PRECEDENCE = (
     RevocationStatus.INVALID_RESPONSE,
     RevocationStatus.UNREACHABLE,
     RevocationStatus.UNVERIFIABLE,
-    RevocationStatus.NO_INFO,
 )
 """When no method decided good or revoked, the combined status is the first of these
 that some method reported: the most informative open state wins."""
@@ -76,6 +77,8 @@ def judge_revocation(obs: RevocationObservation, *, now: datetime) -> Revocation
             staple, staple_result = _judge_staple(obs, cert, issuer, now)
             if staple_result is not None:
                 results.append(staple_result)
+        if not results:
+            results.append(_without_fetches(cert_obs, cert, issuer))
         verdicts.append(_combine(cert_obs.cert_index, cert, tuple(results)))
     return RevocationReport(evaluated_at_utc=now, certificates=tuple(verdicts), staple=staple)
 
@@ -166,13 +169,73 @@ def _judge_staple(
     return report, result
 
 
+def _without_fetches(
+    cert_obs: CertificateRevocationObservation,
+    cert: x509.Certificate,
+    issuer: x509.Certificate | None,
+) -> MethodResult:
+    """Why nothing was fetched for a certificate, as a method result."""
+    names_ocsp = _names_ocsp(cert)
+    if cert_obs.ocsp_skipped:
+        return MethodResult(
+            method=RevocationMethod.OCSP,
+            status=RevocationStatus.NOT_CHECKED,
+            detail="only an OCSP responder is named, and OCSP was not asked for this certificate",
+        )
+    if names_ocsp and issuer is None:
+        return MethodResult(
+            method=RevocationMethod.OCSP,
+            status=RevocationStatus.UNVERIFIABLE,
+            detail="an OCSP responder is named, but without the issuer no request can be built",
+        )
+    if names_ocsp:
+        return MethodResult(
+            method=RevocationMethod.OCSP,
+            status=RevocationStatus.NOT_CHECKED,
+            detail="an OCSP responder is named, but OCSP checking was turned off",
+        )
+    if _names_crl(cert):
+        return MethodResult(
+            method=RevocationMethod.CRL,
+            status=RevocationStatus.NOT_CHECKED,
+            detail="a CRL distribution point is named, but CRL checking was turned off",
+        )
+    return MethodResult(
+        method=RevocationMethod.CRL,
+        status=RevocationStatus.NO_INFO,
+        detail="no OCSP responder, no CRL distribution point and no staple",
+    )
+
+
+def _names_ocsp(cert: x509.Certificate) -> bool:
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return False
+    return any(d.access_method == AuthorityInformationAccessOID.OCSP for d in aia)
+
+
+def _names_crl(cert: x509.Certificate) -> bool:
+    try:
+        cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
 def _combine(
     cert_index: int,
     cert: x509.Certificate,
     results: tuple[MethodResult, ...],
 ) -> CertificateRevocation:
     deciding: MethodResult | None = None
-    for wanted in (RevocationStatus.REVOKED, RevocationStatus.GOOD, *_OPEN_PRECEDENCE):
+    for wanted in (
+        RevocationStatus.REVOKED,
+        RevocationStatus.GOOD,
+        *_OPEN_PRECEDENCE,
+        RevocationStatus.NOT_CHECKED,
+        RevocationStatus.NO_INFO,
+    ):
         deciding = next((r for r in results if r.status is wanted), None)
         if deciding is not None:
             break
@@ -181,8 +244,12 @@ def _combine(
         subject=cert.subject.rfc4514_string(),
         serial_hex=format(cert.serial_number, "x"),
         status=deciding.status if deciding is not None else RevocationStatus.NO_INFO,
-        decided_by=deciding.method if deciding is not None else None,
+        decided_by=(
+            deciding.method
+            if deciding is not None and deciding.status is not RevocationStatus.NO_INFO
+            else None
+        ),
         revoked_at_utc=deciding.revoked_at_utc if deciding is not None else None,
         revocation_reason=deciding.revocation_reason if deciding is not None else None,
-        methods=results,
+        methods=tuple(r for r in results if r.status is not RevocationStatus.NO_INFO),
     )
