@@ -1,3 +1,5 @@
 """Imports every command module so that each registers its commands on ``app``."""
 
 from __future__ import annotations
+
+from certvigil.cli import config_cmd  # noqa: F401

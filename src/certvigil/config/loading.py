@@ -55,6 +55,14 @@ class LoadedConfig:
         """The directory that relative paths in the configuration are read from."""
         return self.path.parent
 
+    @property
+    def database_url(self) -> str | None:
+        """The configured database: a URL as written, a plain path made absolute."""
+        url = self.config.database_url
+        if url is None or "://" in url:
+            return url
+        return str(self.resolve(Path(url).expanduser()))
+
     def resolve(self, path: Path) -> Path:
         """``path`` made absolute against the configuration file's directory."""
         return path if path.is_absolute() else self.base_dir / path

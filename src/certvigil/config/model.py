@@ -284,8 +284,10 @@ class Config(_Model):
     """A whole certvigil configuration.
 
     Attributes:
-        database_url: SQLAlchemy URL of the inventory (``sqlite:///path`` or
-            ``postgresql+psycopg://…``).
+        database_url: The inventory: a SQLAlchemy URL (``sqlite:////var/lib/…/x.db``,
+            ``postgresql+psycopg://…``) or a SQLite file path (relative to the
+            configuration file); ``None`` uses ``CERTVIGIL_DATABASE_URL`` or the default
+            SQLite file.
         scan: Scan schedule and limits.
         trust: Default trust store.
         alerts: Thresholds and delivery routes.
@@ -296,7 +298,7 @@ class Config(_Model):
         sources: Files (zone files, CSV exports, target lists) that name more endpoints.
     """
 
-    database_url: str = "sqlite:///certvigil.db"
+    database_url: str | None = None
     scan: ScanSettings = ScanSettings()
     trust: TrustSettings = TrustSettings()
     alerts: AlertSettings = AlertSettings()
@@ -304,14 +306,6 @@ class Config(_Model):
     retention_days: int | None = Field(default=400, ge=1)
     targets: tuple[TargetEntry, ...] = ()
     sources: tuple[SourceEntry, ...] = ()
-
-    @model_validator(mode="after")
-    def _database_url_has_scheme(self) -> Config:
-        if "://" not in self.database_url:
-            raise ValueError(
-                f'database_url "{self.database_url}" is not a URL; write sqlite:///path.db'
-            )
-        return self
 
 
 FOREIGN_KEYS: dict[str, str] = {
