@@ -1,0 +1,376 @@
+"""SSL Labs-style letter grade from the TLS configuration and the certificate verdicts.
+
+The numeric part follows the SSL Server Rating Guide (2009 edition): protocol support
+30 %, key exchange 30 %, cipher strength 40 %, then a letter.  The caps SSL Labs added
+later (2013-2020) and the A+/A- adjustments are applied as listed rules, each with
+its reason, so the grade always explains itself.  docs/grading.md lists every rule
+and its source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from certvigil.analysis.model import EndpointReport, KeyType
+from certvigil.analysis.tls_config import (
+    HSTS_MIN_MAX_AGE_S,
+    TlsConfigReport,
+    accepted_tls_suites,
+)
+from certvigil.probe.cipher_suites import CipherSuite
+from certvigil.probe.tls_config_observation import TlsConfigObservation
+from certvigil.probe.tls_records import TlsProtocol
+
+GRADES: tuple[str, ...] = ("A+", "A", "A-", "B", "C", "D", "E", "F")
+"""Letter grades, best first; T and M stand outside this order."""
+
+_PROTOCOL_SCORES = {
+    TlsProtocol.SSL_2_0: 0,
+    TlsProtocol.SSL_3_0: 80,
+    TlsProtocol.TLS_1_0: 90,
+    TlsProtocol.TLS_1_1: 95,
+    TlsProtocol.TLS_1_2: 100,
+    TlsProtocol.TLS_1_3: 100,
+}
+_EC_KEY_RSA_EQUIVALENT = ((512, 15360), (384, 7680), (256, 3072), (224, 2048), (160, 1024))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertificateVerdicts:
+    """The certificate facts the grade needs, as plain data.
+
+    Attributes:
+        is_trusted: A path to a trust anchor verified; ``None`` when unknown.
+        hostname_matches: The leaf covers the name asked for; ``None`` when unknown.
+        is_expired: The leaf is outside its validity period at evaluation time.
+        is_revoked: OCSP or CRL says revoked; ``None`` when not checked or unknown.
+        key_type: The leaf's key algorithm, ``None`` when unknown.
+        key_bits: The leaf's key size, ``None`` when unknown.
+        signature_hash: The leaf signature's hash (``"sha256"``), ``None`` when
+            unknown or not applicable (Ed25519).
+    """
+
+    is_trusted: bool | None = None
+    hostname_matches: bool | None = None
+    is_expired: bool = False
+    is_revoked: bool | None = None
+    key_type: KeyType | None = None
+    key_bits: int | None = None
+    signature_hash: str | None = None
+
+
+def certificate_verdicts(
+    report: EndpointReport, *, revoked: bool | None = None
+) -> CertificateVerdicts:
+    """The grade's certificate inputs from a scan's ``EndpointReport``.
+
+    Args:
+        report: The judged endpoint.
+        revoked: The revocation verdict, ``None`` when not checked.
+
+    Returns:
+        The verdicts; fields stay ``None`` where the report has no answer.
+    """
+    leaf = report.leaf
+    now: datetime = report.evaluated_at_utc
+    return CertificateVerdicts(
+        is_trusted=report.chain.is_trusted if report.chain is not None else None,
+        hostname_matches=report.hostname_matches,
+        is_expired=leaf is not None and not leaf.not_before_utc <= now <= leaf.not_after_utc,
+        is_revoked=revoked,
+        key_type=leaf.key_type if leaf else None,
+        key_bits=leaf.key_bits if leaf else None,
+        signature_hash=leaf.signature_hash if leaf else None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GradeRule:
+    """One rule that limited (or raised) the grade.
+
+    Attributes:
+        code: Stable identifier, listed in docs/grading.md.
+        grade: The cap it sets (``"B"``), ``"A-"`` for a warning, ``"A+"`` for the
+            bonus, ``"T"`` or ``"M"`` for the certificate grades.
+        reason: One sentence naming the fact.
+    """
+
+    code: str
+    grade: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GradeReport:
+    """The grade and everything that shaped it.
+
+    Attributes:
+        grade: ``A+`` .. ``F``, or ``T`` (certificate not trusted) or ``M``
+            (certificate does not match the name).
+        grade_ignoring_certificate: The grade the TLS configuration alone earns
+            (SSL Labs' "if trust issues are ignored").
+        score: The 0-100 numeric score before caps.
+        protocol_score: Protocol-support score (0-100).
+        key_exchange_score: Key-exchange score (0-100).
+        cipher_score: Cipher-strength score (0-100).
+        rules: Every cap, warning, bonus and certificate rule applied, worst first.
+    """
+
+    grade: str
+    grade_ignoring_certificate: str
+    score: int
+    protocol_score: int
+    key_exchange_score: int
+    cipher_score: int
+    rules: tuple[GradeRule, ...] = ()
+
+
+def _letter(score: int) -> str:
+    for threshold, letter in ((80, "A"), (65, "B"), (50, "C"), (35, "D"), (20, "E")):
+        if score >= threshold:
+            return letter
+    return "F"
+
+
+def _cipher_bits_score(bits: int) -> int:
+    if bits == 0:
+        return 0
+    if bits < 128:
+        return 20
+    if bits < 256:
+        return 80
+    return 100
+
+
+def _key_exchange_bits_score(bits: int) -> int:
+    if bits < 512:
+        return 20
+    if bits < 1024:
+        return 40
+    if bits < 2048:
+        return 80
+    if bits < 4096:
+        return 90
+    return 100
+
+
+def _certificate_rsa_equivalent(verdicts: CertificateVerdicts) -> int | None:
+    if verdicts.key_bits is None or verdicts.key_type is None:
+        return None
+    if verdicts.key_type in (KeyType.RSA, KeyType.DSA):
+        return verdicts.key_bits
+    for ec_bits, rsa_bits in _EC_KEY_RSA_EQUIVALENT:
+        if verdicts.key_bits >= ec_bits:
+            return rsa_bits
+    return verdicts.key_bits * 4
+
+
+def _worst(grades: list[str]) -> str:
+    return max(grades, key=GRADES.index, default="A")
+
+
+def _preferred(observation: TlsConfigObservation) -> CipherSuite | None:
+    """The suite a capable client gets: the server's first choice in its best protocol."""
+    suites = accepted_tls_suites(observation)
+    by_code = {s.code: s for s in suites}
+    for protocol in (
+        TlsProtocol.TLS_1_3,
+        TlsProtocol.TLS_1_2,
+        TlsProtocol.TLS_1_1,
+        TlsProtocol.TLS_1_0,
+        TlsProtocol.SSL_3_0,
+    ):
+        support = observation.support(protocol)
+        if support.is_accepted and support.cipher_suites:
+            return by_code.get(support.cipher_suites[0])
+    return None
+
+
+def _caps(
+    observation: TlsConfigObservation,
+    config: TlsConfigReport,
+    verdicts: CertificateVerdicts,
+    kx_bits: int | None,
+) -> list[GradeRule]:
+    rules: list[GradeRule] = []
+
+    def cap(code: str, grade: str, reason: str) -> None:
+        rules.append(GradeRule(code=code, grade=grade, reason=reason))
+
+    protocols = set(config.protocols)
+    suites = accepted_tls_suites(observation)
+    modern = protocols & {TlsProtocol.TLS_1_1, TlsProtocol.TLS_1_2, TlsProtocol.TLS_1_3}
+    if TlsProtocol.SSL_2_0 in protocols:
+        cap("sslv2", "F", "SSLv2 is accepted")
+    if any(s.is_export for s in suites):
+        cap("export_suites", "F", "EXPORT suites are accepted")
+    if any(s.is_anonymous for s in suites):
+        cap("anonymous_suites", "F", "anonymous suites are accepted")
+    if any(s.encryption == "NULL" for s in suites):
+        cap("null_suites", "F", "NULL-encryption suites are accepted")
+    if config.secure_renegotiation is False:
+        cap("insecure_renegotiation", "F", "secure renegotiation (RFC 5746) is not supported")
+    if config.dh_prime_bits is not None and config.dh_prime_bits < 1024:
+        cap("dh_below_1024", "F", f"DH parameters of {config.dh_prime_bits} bits")
+    cert_bits = _certificate_rsa_equivalent(verdicts)
+    if cert_bits is not None and cert_bits < 1024:
+        cap("key_below_1024", "F", f"the certificate key is {verdicts.key_bits} bits")
+    if TlsProtocol.SSL_3_0 in protocols:
+        cap("sslv3", "C", "SSLv3 is accepted (POODLE)")
+    if config.compression:
+        cap("tls_compression", "C", "TLS compression is accepted (CRIME)")
+    rc4 = [s for s in suites if "rc4" in s.insecure_reasons]
+    if rc4 and modern:
+        cap("rc4_modern", "C", "RC4 is accepted with TLS 1.1 or later")
+    elif rc4:
+        cap("rc4", "B", "RC4 is accepted")
+    if modern and any(s.encryption.startswith(("3DES", "IDEA", "DES")) for s in suites):
+        cap(
+            "64bit_block_modern",
+            "C",
+            "a 64-bit block cipher (3DES, IDEA) is accepted with TLS 1.1 or later (SWEET32)",
+        )
+    if not protocols & {TlsProtocol.TLS_1_2, TlsProtocol.TLS_1_3}:
+        cap("no_tls12", "C", "TLS 1.2 is not supported")
+    if protocols & {TlsProtocol.TLS_1_0, TlsProtocol.TLS_1_1}:
+        cap("tls10_tls11", "B", "TLS 1.0 or TLS 1.1 is accepted")
+    if config.dh_prime_bits is not None and 1024 <= config.dh_prime_bits < 2048:
+        cap("weak_dh", "B", f"DH parameters of {config.dh_prime_bits} bits (below 2048)")
+    if cert_bits is not None and 1024 <= cert_bits < 2048:
+        cap("key_below_2048", "B", f"the certificate key is {verdicts.key_bits} bits")
+    preferred = _preferred(observation)
+    if suites and (
+        not any(s.has_forward_secrecy for s in suites)
+        or (preferred is not None and not preferred.has_forward_secrecy)
+    ):
+        cap("no_forward_secrecy", "B", "capable clients do not get forward secrecy")
+    if suites and (
+        not any(s.is_aead for s in suites) or (preferred is not None and not preferred.is_aead)
+    ):
+        cap("no_aead", "B", "capable clients do not get an AEAD suite")
+    if (
+        kx_bits is not None
+        and kx_bits < 2048
+        and not any(r.code.startswith(("weak_dh", "key_below", "dh_below")) for r in rules)
+    ):
+        cap("weak_key_exchange", "B", f"key exchange of {kx_bits} RSA-equivalent bits")
+    if config.fallback_scsv is False:
+        cap("no_fallback_scsv", "A-", "TLS_FALLBACK_SCSV downgrade protection is missing")
+    return rules
+
+
+def grade_endpoint(
+    observation: TlsConfigObservation,
+    config: TlsConfigReport,
+    verdicts: CertificateVerdicts,
+) -> GradeReport:
+    """The SSL Labs-style grade of one endpoint.
+
+    Args:
+        observation: The protocol and cipher facts.
+        config: Their judgement (``judge_tls_config(observation)``).
+        verdicts: The certificate verdicts (see ``certificate_verdicts``).
+
+    Returns:
+        The grade, its scores and every rule that shaped it.
+    """
+    accepted = config.protocols
+    scores = [_PROTOCOL_SCORES[p] for p in accepted]
+    protocol_score = (max(scores) + min(scores)) // 2 if scores else 0
+
+    suites = accepted_tls_suites(observation)
+    kx_candidates = [
+        b
+        for b in (_certificate_rsa_equivalent(verdicts), config.weakest_group_bits)
+        if b is not None
+    ]
+    kx_bits = min(kx_candidates) if kx_candidates else None
+    if any(s.is_anonymous for s in suites):
+        kx_score = 0
+    elif any(s.is_export for s in suites):
+        kx_score = 40
+    elif kx_bits is None:
+        kx_score = 90  # nothing to measure (no certificate facts): the common 2048-bit case
+    else:
+        kx_score = _key_exchange_bits_score(kx_bits)
+
+    cipher_score = (
+        _cipher_bits_score(config.strongest_bits) + _cipher_bits_score(config.weakest_bits)
+    ) // 2
+    if 0 in (protocol_score, kx_score, cipher_score):
+        score = 0
+    else:
+        score = round(0.3 * protocol_score + 0.3 * kx_score + 0.4 * cipher_score)
+
+    rules = _caps(observation, config, verdicts, kx_bits)
+    letter = _worst([_letter(score), *(r.grade for r in rules)])
+    if letter == "A":
+        hsts = config.hsts_max_age_s
+        if hsts is not None and hsts >= HSTS_MIN_MAX_AGE_S:
+            rules.append(
+                GradeRule(code="hsts_bonus", grade="A+", reason=f"HSTS with max-age {hsts} s")
+            )
+            letter = "A+"
+
+    cert_rules: list[GradeRule] = []
+    if verdicts.is_revoked:
+        cert_rules.append(
+            GradeRule(code="certificate_revoked", grade="F", reason="the certificate is revoked")
+        )
+    if verdicts.is_expired:
+        cert_rules.append(
+            GradeRule(
+                code="certificate_expired",
+                grade="F",
+                reason="the certificate is outside its validity period",
+            )
+        )
+    if verdicts.signature_hash in ("md5", "md2"):
+        cert_rules.append(
+            GradeRule(
+                code="insecure_signature",
+                grade="F",
+                reason=f"the certificate is signed with {verdicts.signature_hash}",
+            )
+        )
+    if verdicts.is_trusted is False:
+        cert_rules.append(
+            GradeRule(
+                code="certificate_not_trusted",
+                grade="T",
+                reason="no trusted path to a root was found",
+            )
+        )
+    elif verdicts.signature_hash == "sha1":
+        cert_rules.append(
+            GradeRule(
+                code="sha1_signature", grade="T", reason="the certificate is signed with SHA-1"
+            )
+        )
+    if verdicts.hostname_matches is False:
+        cert_rules.append(
+            GradeRule(
+                code="hostname_mismatch",
+                grade="M",
+                reason="the certificate does not cover the name asked for",
+            )
+        )
+    final = letter
+    if any(r.grade == "F" for r in cert_rules):
+        final = "F"
+    elif any(r.grade == "T" for r in cert_rules):
+        final = "T"
+    elif any(r.grade == "M" for r in cert_rules):
+        final = "M"
+    order = {g: i for i, g in enumerate(("F", "T", "M", "E", "D", "C", "B", "A-", "A", "A+"))}
+    all_rules = sorted([*cert_rules, *rules], key=lambda r: order[r.grade])
+    return GradeReport(
+        grade=final,
+        grade_ignoring_certificate=letter,
+        score=score,
+        protocol_score=protocol_score,
+        key_exchange_score=kx_score,
+        cipher_score=cipher_score,
+        rules=tuple(all_rules),
+    )
