@@ -53,6 +53,7 @@ async def fetch_ocsp(
     http: httpx.AsyncClient,
     limits: HttpLimits,
     clock: Callable[[], datetime],
+    prefer_post: bool = False,
 ) -> RevocationFetch:
     """Send one OCSP request, by GET when short enough, else by POST.
 
@@ -64,6 +65,7 @@ async def fetch_ocsp(
         http: The caller's client.
         limits: Time and size limits.
         clock: Current time (aware UTC), stamped on the record.
+        prefer_post: POST even a short request (for responders that mishandle GET).
 
     Returns:
         The fetch record with the raw response bytes, or the classified failure.
@@ -72,7 +74,7 @@ async def fetch_ocsp(
     encoded_length = len(get_url) - len(responder_url.rstrip("/")) - 1
     fetched_at = clock()
     started = time.perf_counter()
-    if encoded_length < GET_MAX_ENCODED_BYTES:
+    if encoded_length < GET_MAX_ENCODED_BYTES and not prefer_post:
         http_method = "GET"
         body = await capped_request(http, "GET", get_url, limits=limits)
     else:

@@ -52,6 +52,8 @@ class RevocationOptions:
         total_timeout_s: Limit on one whole fetch, body included.
         crl_max_bytes: Largest CRL accepted.
         ocsp_max_bytes: Largest OCSP response accepted.
+        ocsp_prefer_post: POST every OCSP request, even those short enough for GET
+            (for responders that mishandle GET).
     """
 
     use_crl: bool = True
@@ -61,6 +63,7 @@ class RevocationOptions:
     total_timeout_s: float = 15.0
     crl_max_bytes: int = DEFAULT_CRL_MAX_BYTES
     ocsp_max_bytes: int = DEFAULT_OCSP_MAX_BYTES
+    ocsp_prefer_post: bool = False
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "total_timeout_s", "crl_max_bytes", "ocsp_max_bytes"):
@@ -211,7 +214,14 @@ async def _first_ocsp(
     request_der = build_ocsp_request(cert, issuer)
     fetches: list[RevocationFetch] = []
     for url in _preferring_http(urls):
-        fetch = await fetch_ocsp(url, request_der, http=http, limits=limits, clock=clock)
+        fetch = await fetch_ocsp(
+            url,
+            request_der,
+            http=http,
+            limits=limits,
+            clock=clock,
+            prefer_post=options.ocsp_prefer_post,
+        )
         fetches.append(fetch)
         if fetch.failure is None:
             break
