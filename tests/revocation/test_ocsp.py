@@ -8,7 +8,11 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certvigil.analysis.revocation import judge_revocation, revocation_findings
-from certvigil.analysis.revocation_model import RevocationStatus
+from certvigil.analysis.revocation_model import (
+    CertificateRevocation,
+    RevocationReport,
+    RevocationStatus,
+)
 from certvigil.lab.ocsp_responder import OcspResponder, ResponseMode, RevocationServer, Revoked
 from certvigil.lab.pki import CertificateAuthority, ThrowawayPki
 from certvigil.probe.ocsp_fetch import GET_MAX_ENCODED_BYTES, ocsp_get_url
@@ -17,7 +21,7 @@ from certvigil.probe.revocation_observation import FetchFailureKind, RevocationM
 from tests.revocation.helpers import check, issue, observe, utc_now
 
 
-def _leaf_verdict(report):
+def _leaf_verdict(report: RevocationReport) -> CertificateRevocation:
     return next(c for c in report.certificates if c.cert_index == 0)
 
 
