@@ -22,7 +22,7 @@ from certvigil.analysis.model import (
     Finding,
     KeyType,
 )
-from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
 from certvigil.target import Target
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,9 +78,20 @@ def report(
             observed_at_utc=now,
         )
         return EndpointReport(target=target, evaluated_at_utc=now, failure=failure)
+    observation = TlsObservation(
+        target=target,
+        peer_address="127.0.0.1",
+        observed_at_utc=now,
+        chain_der=(b"not-a-real-der:" + cert.sha256_hex.encode(),),
+        protocol="TLSv1.3",
+        cipher="TLS_AES_128_GCM_SHA256",
+        connect_s=0.001,
+        handshake_s=0.002,
+    )
     return EndpointReport(
         target=target,
         evaluated_at_utc=now,
+        observation=observation,
         certificates=(cert,),
         chain=ChainReport(is_trusted=trusted, error=None if trusted else "unable to get issuer"),
         hostname_matches=hostname_matches,

@@ -1,0 +1,441 @@
+"""The alert engine: rule events applied to the store, with their deliveries, in one transaction.
+
+For each report the engine reads what the store knew before it (the previous leaf, the
+failures in a row, the endpoint's alerts), asks :func:`certvigil.alerts.rules.evaluate`
+what to do, and applies the events: an alert opens unless one with its dedup key is
+active, a notice is recorded already resolved, a resolve closes the active alert. In
+the same transaction it queues one delivery per route that wants the event (the outbox
+pattern), so an alert and its notifications commit together or not at all. The outbox
+worker (``certvigil.alerts.delivery``) sends them later.
+
+Acknowledging and resolving by hand go through here too, so that a manual resolve
+notifies the routes that were told of the opening.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from certvigil.alerts.routing import AlertRoute, matching_routes
+from certvigil.alerts.rules import (
+    AlertEvent,
+    AlertKind,
+    AlertPolicy,
+    EndpointHistory,
+    EventAction,
+    KnownAlert,
+    LeafSummary,
+    evaluate,
+)
+from certvigil.analysis.model import EndpointReport, Severity
+from certvigil.errors import StoreError, UsageError
+from certvigil.store import AlertRecord, AlertState, ObservationId, Store
+from certvigil.store import outbox as box
+from certvigil.store.ingest import observed_at, record_report
+from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, OBSERVATIONS
+from certvigil.store.queries import find_endpoint
+
+EVENT_OPENED = "opened"
+"""The outbox event of an opened alert."""
+EVENT_NOTICE = "notice"
+"""The outbox event of an informational alert recorded already resolved."""
+EVENT_RESOLVED = "resolved"
+"""The outbox event of a resolved alert."""
+
+_EVENT_OF_ACTION = {
+    EventAction.OPEN: EVENT_OPENED,
+    EventAction.NOTIFY: EVENT_NOTICE,
+    EventAction.RESOLVE: EVENT_RESOLVED,
+}
+_ACTION_OF_EVENT = {v: k for k, v in _EVENT_OF_ACTION.items()}
+
+
+def action_of_event(event: str) -> EventAction:
+    """The rule action an outbox event string stands for.
+
+    Raises:
+        ValueError: ``event`` is not one the engine queues.
+    """
+    try:
+        return _ACTION_OF_EVENT[event]
+    except KeyError:
+        raise ValueError(f"unknown delivery event {event!r}") from None
+
+
+class AlertEngine:
+    """Turns reports into alerts and queued deliveries.
+
+    Args:
+        store: The inventory.
+        routes: Where alerts go.
+        policy: Thresholds and rule settings.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        routes: Sequence[AlertRoute] = (),
+        policy: AlertPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.routes = tuple(routes)
+        self.policy = policy or AlertPolicy()
+
+    def process(
+        self, report: EndpointReport, now: datetime, *, observation_id: int | None = None
+    ) -> tuple[AlertEvent, ...]:
+        """Judges a report that is already recorded, in a transaction of its own.
+
+        Prefer :meth:`record_and_process`, which commits the observation and its alerts
+        together.
+
+        Args:
+            report: The report, already written by ``Store.record_report``.
+            now: The evaluation time (aware UTC).
+            observation_id: The report's observation, linked from the alerts it raises.
+
+        Returns:
+            The events applied.
+
+        Raises:
+            StoreError: The endpoint is not recorded, or the database failed.
+        """
+        with self.store.write() as connection:
+            return self.process_in(connection, report, now, observation_id=observation_id)
+
+    def record_and_process(
+        self, report: EndpointReport, now: datetime, *, tags: Iterable[str] | None = None
+    ) -> tuple[ObservationId, tuple[AlertEvent, ...]]:
+        """Records a report and applies its alerts in one transaction.
+
+        A crash either keeps the observation, its alerts and their queued deliveries,
+        or none of them.
+
+        Args:
+            report: The scan result.
+            now: The evaluation time (aware UTC).
+            tags: The endpoint's labels, replacing its current ones (``None`` keeps them).
+
+        Returns:
+            The observation id and the events applied.
+        """
+        with self.store.write() as connection:
+            observation_id = record_report(connection, report, tags=tags)
+            events = self.process_in(connection, report, now, observation_id=observation_id)
+            return observation_id, events
+
+    def process_in(
+        self,
+        connection: Connection,
+        report: EndpointReport,
+        now: datetime,
+        *,
+        observation_id: int | None = None,
+    ) -> tuple[AlertEvent, ...]:
+        """Judges a recorded report inside the caller's write transaction.
+
+        Args:
+            connection: A connection inside a write transaction, after
+                ``ingest.record_report`` wrote ``report``.
+            report: The report.
+            now: The evaluation time (aware UTC).
+            observation_id: The report's observation, if known.
+
+        Returns:
+            The events applied (an event whose alert was already in that state is
+            still returned; it queues nothing).
+
+        Raises:
+            StoreError: The report's endpoint is not recorded.
+        """
+        endpoint = find_endpoint(connection, report.target)
+        if endpoint is None:
+            raise StoreError(f"{report.target}: record the report before judging its alerts")
+        history = load_history(
+            connection,
+            endpoint_id=endpoint.id,
+            before_utc=observed_at(report),
+            leaf_sha256=report.leaf.sha256_hex if report.leaf is not None else None,
+            max_failures=self.policy.unreachable_after,
+        )
+        events = evaluate(report, history, self.policy, now=now)
+        for event in events:
+            self._apply(connection, event, endpoint.id, endpoint.tags, observation_id, now)
+        return events
+
+    def _apply(
+        self,
+        connection: Connection,
+        event: AlertEvent,
+        endpoint_id: int,
+        tags: Sequence[str],
+        observation_id: int | None,
+        now: datetime,
+    ) -> None:
+        if event.action is EventAction.RESOLVE:
+            active = box.active_alert(connection, event.dedup_key)
+            if active is not None:
+                _resolve(connection, active, now=now, note=event.message, routes=self.routes)
+            return
+        routes = [
+            r.key
+            for r in matching_routes(
+                self.routes,
+                kind=event.kind,
+                severity=event.severity,
+                action=event.action,
+                tags=tags,
+            )
+        ]
+        details: dict[str, Any] = {
+            "message": event.message,
+            "endpoint": event.endpoint,
+            "tags": list(tags),
+        }
+        if event.threshold is not None:
+            details["threshold"] = event.threshold
+        if event.action is EventAction.OPEN:
+            box.open_alert_if_absent(
+                connection,
+                dedup_key=event.dedup_key,
+                kind=event.kind.value,
+                severity=event.severity,
+                summary=event.title,
+                now=now,
+                endpoint_id=endpoint_id,
+                certificate_sha256=event.cert_sha256,
+                observation_id=observation_id,
+                details=details,
+                routes=routes,
+            )
+            return
+        # A notice: recorded resolved at once (nothing to act on), delivered all the same.
+        alert_id: int = connection.execute(
+            ALERTS.insert()
+            .values(
+                dedup_key=event.dedup_key,
+                kind=event.kind.value,
+                severity=event.severity.value,
+                state=AlertState.RESOLVED.value,
+                endpoint_id=endpoint_id,
+                certificate_sha256=event.cert_sha256,
+                observation_id=observation_id,
+                summary=event.title,
+                details=details,
+                opened_at_utc=now,
+                resolved_at_utc=now,
+            )
+            .returning(ALERTS.c.id)
+        ).scalar_one()
+        for route in routes:
+            box.enqueue_delivery(
+                connection, alert_id=alert_id, event=EVENT_NOTICE, route=route, now=now
+            )
+
+    def acknowledge(
+        self, alert_id: int, *, by: str, now: datetime, note: str | None = None
+    ) -> AlertRecord:
+        """Acknowledges an open alert: someone is on it.
+
+        Args:
+            alert_id: The alert.
+            by: Who acknowledges it.
+            now: When (aware UTC).
+            note: A remark kept in the alert's details (``ack_note``).
+
+        Returns:
+            The alert as it now stands.
+
+        Raises:
+            UsageError: No such alert, it is resolved, or ``by`` is blank.
+        """
+        if not by.strip():
+            raise UsageError("acknowledging an alert needs a name (--by)")
+        with self.store.write() as connection:
+            alert = _existing(connection, alert_id)
+            if alert.state is AlertState.RESOLVED:
+                raise UsageError(f"alert {alert_id} is resolved; nothing to acknowledge")
+            if alert.state is AlertState.ACKNOWLEDGED:
+                when = alert.acknowledged_at_utc
+                raise UsageError(
+                    f"alert {alert_id} was already acknowledged by {alert.acknowledged_by} "
+                    f"at {when.isoformat() if when else '?'}"
+                )
+            box.acknowledge_alert(connection, alert_id, by=by.strip(), now=now)
+            if note:
+                _merge_details(connection, alert_id, {"ack_note": note})
+            return _existing(connection, alert_id)
+
+    def resolve(
+        self, alert_id: int, *, now: datetime, by: str | None = None, note: str | None = None
+    ) -> AlertRecord:
+        """Resolves an active alert by hand, notifying where its opening went.
+
+        A condition that still holds opens a new alert at the next scan.
+
+        Args:
+            alert_id: The alert.
+            now: When (aware UTC).
+            by: Who resolved it, kept in the details (``resolved_by``).
+            note: Why, kept in the details (``resolution``).
+
+        Returns:
+            The alert as it now stands.
+
+        Raises:
+            UsageError: No such alert, or it is already resolved.
+        """
+        with self.store.write() as connection:
+            alert = _existing(connection, alert_id)
+            if alert.state is AlertState.RESOLVED:
+                raise UsageError(f"alert {alert_id} is already resolved")
+            text = note or (f"Resolved by {by}." if by else "Resolved by hand.")
+            _resolve(connection, alert, now=now, note=text, routes=self.routes, by=by)
+            return _existing(connection, alert_id)
+
+    def list_alerts(
+        self, *, states: Iterable[AlertState] | None = None, limit: int | None = None
+    ) -> tuple[AlertRecord, ...]:
+        """Alerts, newest first, optionally only in some states."""
+        with self.store.read() as connection:
+            return box.list_alerts(connection, states=states, limit=limit)
+
+
+def _existing(connection: Connection, alert_id: int) -> AlertRecord:
+    alert = box.get_alert(connection, alert_id)
+    if alert is None:
+        raise UsageError(f"alert {alert_id}: no such alert")
+    return alert
+
+
+def _merge_details(connection: Connection, alert_id: int, extra: dict[str, Any]) -> None:
+    current = connection.execute(select(ALERTS.c.details).where(ALERTS.c.id == alert_id)).scalar()
+    merged = {**(current or {}), **extra}
+    connection.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(details=merged))
+
+
+def _resolve(
+    connection: Connection,
+    alert: AlertRecord,
+    *,
+    now: datetime,
+    note: str,
+    routes: Sequence[AlertRoute],
+    by: str | None = None,
+) -> None:
+    """Resolve ``alert`` and queue a "resolved" delivery to every route told of its opening.
+
+    A route still configured but no longer wanting resolutions is skipped; a route
+    dropped from the configuration is kept (the worker records it as undeliverable).
+    """
+    told = connection.execute(
+        select(DELIVERIES.c.route)
+        .where(
+            and_(
+                DELIVERIES.c.alert_id == alert.id,
+                DELIVERIES.c.event.in_([EVENT_OPENED, EVENT_NOTICE]),
+            )
+        )
+        .distinct()
+    ).scalars()
+    by_key = {r.key: r for r in routes}
+    targets = [
+        key for key in told if key not in by_key or EventAction.RESOLVE in by_key[key].actions
+    ]
+    extra: dict[str, Any] = {"resolution": note}
+    if by:
+        extra["resolved_by"] = by
+    _merge_details(connection, alert.id, extra)
+    box.resolve_alert(connection, alert.id, now=now, routes=sorted(targets))
+
+
+def load_history(
+    connection: Connection,
+    *,
+    endpoint_id: int,
+    before_utc: datetime,
+    leaf_sha256: str | None,
+    max_failures: int,
+) -> EndpointHistory:
+    """What the store knew about an endpoint before a given observation time.
+
+    Args:
+        connection: Any connection.
+        endpoint_id: The endpoint.
+        before_utc: Only observations strictly before this time count, so it does not
+            matter whether the report being judged is already recorded.
+        leaf_sha256: The leaf now served; every alert about it (in any state) is
+            included, for the once-per-certificate rules.
+        max_failures: Count failures in a row only up to this many (K).
+
+    Returns:
+        The history.
+    """
+    o = OBSERVATIONS.c
+    recent = connection.execute(
+        select(o.status, o.leaf_sha256)
+        .where(and_(o.endpoint_id == endpoint_id, o.observed_at_utc < before_utc))
+        .order_by(o.observed_at_utc.desc(), o.id.desc())
+        .limit(max_failures)
+    ).all()
+    failures = 0
+    for status, _leaf in recent:
+        if status == "ok":
+            break
+        failures += 1
+    previous_sha = connection.execute(
+        select(o.leaf_sha256)
+        .where(
+            and_(
+                o.endpoint_id == endpoint_id,
+                o.observed_at_utc < before_utc,
+                o.status == "ok",
+                o.leaf_sha256.is_not(None),
+            )
+        )
+        .order_by(o.observed_at_utc.desc(), o.id.desc())
+        .limit(1)
+    ).scalar()
+    previous: LeafSummary | None = None
+    if previous_sha is not None:
+        c = CERTIFICATES.c
+        row = connection.execute(
+            select(c.sha256_hex, c.issuer, c.not_after_utc).where(c.sha256_hex == previous_sha)
+        ).first()
+        if row is not None:
+            previous = LeafSummary(
+                sha256_hex=row.sha256_hex, issuer=row.issuer, not_after_utc=row.not_after_utc
+            )
+    a = ALERTS.c
+    condition = a.state != AlertState.RESOLVED.value
+    if leaf_sha256 is not None:
+        condition = or_(condition, a.certificate_sha256 == leaf_sha256)
+    alert_rows = connection.execute(
+        select(a.dedup_key, a.kind, a.severity, a.state, a.certificate_sha256, a.details).where(
+            and_(a.endpoint_id == endpoint_id, condition)
+        )
+    ).all()
+    known: list[KnownAlert] = []
+    for alert in alert_rows:
+        try:
+            kind = AlertKind(alert.kind)
+        except ValueError:
+            continue  # an alert some other part of certvigil raised (CT watch)
+        details = alert.details or {}
+        known.append(
+            KnownAlert(
+                dedup_key=alert.dedup_key,
+                kind=kind,
+                severity=Severity(alert.severity),
+                is_open=alert.state != AlertState.RESOLVED.value,
+                cert_sha256=alert.certificate_sha256,
+                threshold=details.get("threshold"),
+            )
+        )
+    return EndpointHistory(
+        previous_leaf=previous, consecutive_failures=failures, alerts=tuple(known)
+    )
