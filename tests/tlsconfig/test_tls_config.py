@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from certvigil.analysis.grade import CertificateVerdicts
 from certvigil.analysis.deep_assessment import assess_tls
+from certvigil.analysis.grade import CertificateVerdicts
 from certvigil.analysis.model import KeyType
 from certvigil.analysis.tls_config import judge_tls_config
 from certvigil.probe.cipher_suites import SUITES
@@ -80,7 +80,7 @@ def test_legacy_server_with_weak_suites(s_server: StartServer) -> None:
     assert {"protocol_tls10", "protocol_tls11", "cipher_anonymous"} <= codes
     assert assessment.grade.grade == "F"
     assert "anonymous_suites" in {r.code for r in assessment.grade.rules}
-    old = [m for m in assessment.mozilla if m.profile == "old"][0]
+    old = next(m for m in assessment.mozilla if m.profile == "old")
     assert not old.is_compliant
 
 
@@ -124,7 +124,7 @@ def test_tls13_only_server(s_server: StartServer) -> None:
     assert obs.fallback_scsv is None
     assessment = assess_tls(obs, GOOD_CERT)
     assert assessment.grade.grade == "A"
-    modern = [m for m in assessment.mozilla if m.profile == "modern"][0]
+    modern = next(m for m in assessment.mozilla if m.profile == "modern")
     assert any("ECDSA" in f or "EC" in f for f in modern.failures)  # RSA certificate
 
 
