@@ -82,7 +82,7 @@ def observe(
             return await check_revocation(
                 chain_der,
                 http=http,
-                crl_cache=cache or CrlCache(clock=clock),
+                crl_cache=cache if cache is not None else CrlCache(clock=clock),
                 clock=clock,
                 options=options or RevocationOptions(timeout_s=2.0, total_timeout_s=5.0),
                 **kwargs,
