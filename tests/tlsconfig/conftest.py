@@ -125,7 +125,7 @@ class _TlsHttpServer(http.server.ThreadingHTTPServer):
     def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         try:
             with self.context.wrap_socket(request, server_side=True) as tls:
-                self.RequestHandlerClass(tls, client_address, self)
+                self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
         except (OSError, ssl.SSLError):
             pass  # the probes drop most connections mid-handshake on purpose
 
