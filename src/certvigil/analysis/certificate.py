@@ -1,0 +1,455 @@
+"""Read the facts off one DER certificate, degrading field by field on malformed parts."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
+
+from certvigil.analysis.der import split_extensions
+from certvigil.analysis.model import CertificateFacts, KeyType, ValidationLevel
+from certvigil.errors import CertificateLoadError
+
+__all__ = [
+    "ParsedCertificate",
+    "parse_certificate",
+    "read_certificate_facts",
+]
+
+_DV = "2.23.140.1.2.1"
+_OV = "2.23.140.1.2.2"
+_IV = "2.23.140.1.2.3"
+_EV = "2.23.140.1.1"
+
+# CA-specific EV policy OIDs that predate (or accompany) the CA/B Forum's 2.23.140.1.1,
+# as listed in the browsers' EV root metadata.
+_CA_EV_OIDS = frozenset(
+    {
+        "2.16.840.1.114412.2.1",  # DigiCert
+        "2.16.840.1.114028.10.1.2",  # Entrust
+        "1.3.6.1.4.1.4146.1.1",  # GlobalSign
+        "1.3.6.1.4.1.6449.1.2.1.5.1",  # Sectigo (Comodo)
+        "2.16.840.1.114413.1.7.23.3",  # GoDaddy
+        "2.16.840.1.114414.1.7.23.3",  # Starfield
+        "2.16.840.1.113733.1.7.23.6",  # VeriSign / Symantec
+        "2.16.840.1.113733.1.7.48.1",  # thawte
+        "1.3.6.1.4.1.14370.1.6",  # GeoTrust
+        "1.3.6.1.4.1.8024.0.2.100.1.2",  # QuoVadis
+        "2.16.578.1.26.1.3.3",  # Buypass
+        "2.16.756.1.89.1.2.1.1",  # SwissSign
+        "1.3.159.1.17.1",  # Actalis
+        "1.3.6.1.4.1.782.1.2.1.8.1",  # Network Solutions
+        "1.2.616.1.113527.2.5.1.1",  # Certum
+        "1.3.6.1.4.1.7879.13.24.1",  # T-TeleSec
+        "2.16.840.1.114404.1.1.2.4.1",  # Trustwave
+        "1.2.392.200091.100.721.1",  # SECOM
+        "1.3.6.1.4.1.6334.1.100.1",  # Cybertrust
+        "1.3.6.1.4.1.4788.2.202.1",  # D-TRUST
+        "1.3.6.1.4.1.14777.6.1.1",  # Izenpe
+        "1.3.6.1.4.1.14777.6.1.2",  # Izenpe
+        "1.3.6.1.4.1.34697.2.1",  # AffirmTrust
+        "1.3.6.1.4.1.34697.2.2",  # AffirmTrust
+        "1.3.6.1.4.1.34697.2.3",  # AffirmTrust
+        "1.3.6.1.4.1.34697.2.4",  # AffirmTrust
+    }
+)
+
+# OpenSSL's long names, so that reports read like `openssl x509 -text`.
+_SIGNATURE_NAMES = {
+    SignatureAlgorithmOID.RSA_WITH_MD5: "md5WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA1: "sha1WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA224: "sha224WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA256: "sha256WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA384: "sha384WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA512: "sha512WithRSAEncryption",
+    SignatureAlgorithmOID.RSASSA_PSS: "rsassaPss",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA1: "ecdsa-with-SHA1",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA224: "ecdsa-with-SHA224",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ecdsa-with-SHA256",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA384: "ecdsa-with-SHA384",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512: "ecdsa-with-SHA512",
+    SignatureAlgorithmOID.DSA_WITH_SHA1: "dsaWithSHA1",
+    SignatureAlgorithmOID.DSA_WITH_SHA256: "dsa_with_SHA256",
+    SignatureAlgorithmOID.ED25519: "ED25519",
+    SignatureAlgorithmOID.ED448: "ED448",
+}
+
+_EKU_NAMES = {
+    "1.3.6.1.5.5.7.3.1": "serverAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
+    "1.3.6.1.5.5.7.3.3": "codeSigning",
+    "1.3.6.1.5.5.7.3.4": "emailProtection",
+    "1.3.6.1.5.5.7.3.8": "timeStamping",
+    "1.3.6.1.5.5.7.3.9": "OCSPSigning",
+    "2.5.29.37.0": "anyExtendedKeyUsage",
+    "1.3.6.1.4.1.311.10.3.3": "msSGC",
+    "2.16.840.1.113730.4.1": "nsSGC",
+    "1.3.6.1.4.1.11129.2.4.4": "certificateTransparency",
+}
+
+_KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+)
+
+_ONE_SECOND = timedelta(seconds=1)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedCertificate:
+    """A certificate parsed once: its DER, cryptography's object and its facts.
+
+    Attributes:
+        der: The DER bytes as received.
+        certificate: cryptography's parsed certificate.
+        facts: Everything read off it.
+    """
+
+    der: bytes
+    certificate: x509.Certificate
+    facts: CertificateFacts
+
+
+def read_certificate_facts(der: bytes) -> CertificateFacts:
+    """Everything that can be read off one certificate, without judgement.
+
+    A certificate whose outer structure parses but whose parts do not (a negative
+    serial, a malformed extension) still yields facts: the unreadable parts keep their
+    defaults and are described in ``parse_problems``.
+
+    Args:
+        der: One DER-encoded X.509 certificate.
+
+    Returns:
+        The facts.
+
+    Raises:
+        CertificateLoadError: The bytes are not a certificate at all (with the reason);
+            its ``source`` is ``"certificate"``, callers that know better re-raise.
+    """
+    return parse_certificate(der).facts
+
+
+@lru_cache(maxsize=4096)
+def parse_certificate(der: bytes) -> ParsedCertificate:
+    """Parse one DER certificate and read its facts; cached by content.
+
+    Intermediates are shared by thousands of endpoints, so a scan parses each distinct
+    certificate once (the cache holds the most recent 4,096).
+
+    Args:
+        der: One DER-encoded X.509 certificate.
+
+    Returns:
+        The parsed certificate with its facts.
+
+    Raises:
+        CertificateLoadError: The bytes are not a certificate (source ``"certificate"``).
+    """
+    problems: list[str] = []
+    # cryptography warns (and pytest turns warnings into errors) about negative serials
+    # and similar legacy encodings; they become parse problems instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            raise CertificateLoadError("certificate", _reason(exc)) from exc
+        facts = _read_facts(der, certificate, problems)
+    for warning in caught:
+        problems.append(str(warning.message).split(". ")[0])
+    if problems:
+        facts = _with_problems(facts, problems)
+    return ParsedCertificate(der=der, certificate=certificate, facts=facts)
+
+
+def _with_problems(facts: CertificateFacts, problems: list[str]) -> CertificateFacts:
+    return dataclasses.replace(facts, parse_problems=tuple(dict.fromkeys(problems)))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _attempt(problems: list[str], what: str, default: _T, read: Callable[[], _T]) -> _T:
+    try:
+        return read()
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+        problems.append(f"{what} could not be read: {_reason(exc)}")
+        return default
+
+
+def _read_facts(der: bytes, cert: x509.Certificate, problems: list[str]) -> CertificateFacts:
+    extensions = _read_extensions(der, cert, problems)
+    subject = _attempt(problems, "subject", None, lambda: cert.subject)
+    issuer = _attempt(problems, "issuer", None, lambda: cert.issuer)
+    not_before = cert.not_valid_before_utc
+    not_after = cert.not_valid_after_utc
+    no_key: tuple[KeyType, int, str | None] = (KeyType.OTHER, 0, None)
+    key_type, key_bits, key_curve = _attempt(
+        problems, "public key", no_key, lambda: _key_facts(cert)
+    )
+    signature_oid = cert.signature_algorithm_oid
+    hash_algorithm = _attempt(problems, "signature hash", None, lambda: _signature_hash(cert))
+    policies = _policy_oids(extensions)
+    san = extensions.get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    constraints = extensions.get(ExtensionOID.BASIC_CONSTRAINTS)
+    aia = extensions.get(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+    return CertificateFacts(
+        subject=_rfc4514(subject),
+        subject_cn=_common_name(subject),
+        issuer=_rfc4514(issuer),
+        issuer_cn=_common_name(issuer),
+        serial_hex=_attempt(problems, "serial number", "", lambda: _serial_hex(cert)),
+        not_before_utc=not_before,
+        not_after_utc=not_after,
+        validity_days=(not_after - not_before + _ONE_SECOND).days,
+        sha256_hex=hashlib.sha256(der).hexdigest(),
+        sha1_hex=hashlib.sha1(der).hexdigest(),
+        san_dns=_san_values(san, x509.DNSName),
+        san_ip=tuple(str(ip) for ip in _san_values(san, x509.IPAddress)),
+        san_email=_san_values(san, x509.RFC822Name),
+        san_uri=_san_values(san, x509.UniformResourceIdentifier),
+        key_type=key_type,
+        key_bits=key_bits,
+        key_curve=key_curve,
+        signature_algorithm=_SIGNATURE_NAMES.get(signature_oid, signature_oid.dotted_string),
+        signature_hash=hash_algorithm,
+        is_self_signed=_is_self_signed(cert, subject, issuer),
+        is_ca=bool(constraints is not None and constraints.ca),
+        path_length=constraints.path_length if constraints is not None else None,
+        is_precertificate=ExtensionOID.PRECERT_POISON in extensions,
+        ocsp_urls=_access_urls(aia, x509.oid.AuthorityInformationAccessOID.OCSP),
+        ca_issuer_urls=_access_urls(aia, x509.oid.AuthorityInformationAccessOID.CA_ISSUERS),
+        crl_urls=_crl_urls(extensions.get(ExtensionOID.CRL_DISTRIBUTION_POINTS)),
+        sct_count=_sct_count(extensions, problems),
+        must_staple=_must_staple(extensions.get(ExtensionOID.TLS_FEATURE)),
+        policy_oids=policies,
+        validation_level=_validation_level(policies),
+        key_usage=_key_usage(extensions.get(ExtensionOID.KEY_USAGE)),
+        extended_key_usage=_extended_key_usage(extensions.get(ExtensionOID.EXTENDED_KEY_USAGE)),
+        subject_key_id_hex=_subject_key_id(extensions.get(ExtensionOID.SUBJECT_KEY_IDENTIFIER)),
+        authority_key_id_hex=_authority_key_id(
+            extensions.get(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+        ),
+        version=_attempt(problems, "version", 3, lambda: cert.version.value + 1),
+    )
+
+
+def _read_extensions(
+    der: bytes, cert: x509.Certificate, problems: list[str]
+) -> Mapping[x509.ObjectIdentifier, Any]:
+    """Extension values by OID; on a malformed extension, every other one still."""
+    try:
+        return {ext.oid: ext.value for ext in cert.extensions}
+    except ValueError as exc:
+        whole_failure = _reason(exc)
+    try:
+        singles = split_extensions(der)
+    except ValueError as exc:
+        problems.append(f"extensions could not be read: {whole_failure} ({_reason(exc)})")
+        return {}
+    values: dict[x509.ObjectIdentifier, Any] = {}
+    for oid, single_der in singles:
+        key = x509.ObjectIdentifier(oid)
+        if key in values:
+            problems.append(f"extension {oid} appears more than once")
+            continue
+        try:
+            (ext,) = x509.load_der_x509_certificate(single_der).extensions
+        except ValueError as exc:
+            problems.append(f"extension {oid} could not be read: {_reason(exc)}")
+            continue
+        values[key] = ext.value
+    return values
+
+
+def _rfc4514(name: x509.Name | None) -> str:
+    if name is None:
+        return ""
+    try:
+        return name.rfc4514_string()
+    except ValueError:
+        return repr(name)
+
+
+def _common_name(name: x509.Name | None) -> str | None:
+    if name is None:
+        return None
+    attributes = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not attributes:
+        return None
+    value = attributes[0].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def _serial_hex(cert: x509.Certificate) -> str:
+    serial = cert.serial_number
+    if serial < 0:
+        # Two's complement of the encoded bytes, as the DER holds it and openssl prints it.
+        size = (serial.bit_length() + 8) // 8
+        return serial.to_bytes(size, "big", signed=True).hex()
+    text = f"{serial:x}"
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def _key_facts(cert: x509.Certificate) -> tuple[KeyType, int, str | None]:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return KeyType.RSA, key.key_size, None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return KeyType.EC, key.key_size, key.curve.name
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return KeyType.ED25519, 256, None
+    if isinstance(key, ed448.Ed448PublicKey):
+        return KeyType.ED448, 456, None
+    if isinstance(key, dsa.DSAPublicKey):
+        return KeyType.DSA, key.key_size, None
+    return KeyType.OTHER, 0, None
+
+
+def _signature_hash(cert: x509.Certificate) -> str | None:
+    algorithm = cert.signature_hash_algorithm
+    return None if algorithm is None else algorithm.name
+
+
+def _is_self_signed(
+    cert: x509.Certificate, subject: x509.Name | None, issuer: x509.Name | None
+) -> bool:
+    if subject is None or subject != issuer:
+        return False
+    try:
+        key = cert.public_key()
+        hash_algorithm = cert.signature_hash_algorithm
+        # By hand for RSA and ECDSA so that SHA-1 and MD5 self-signatures (old roots)
+        # are recognised: verify_directly_issued_by refuses those hashes.
+        if isinstance(key, rsa.RSAPublicKey) and hash_algorithm is not None:
+            key.verify(
+                cert.signature, cert.tbs_certificate_bytes, _rsa_padding(cert), hash_algorithm
+            )
+            return True
+        if isinstance(key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hash_algorithm))
+            return True
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _rsa_padding(cert: x509.Certificate) -> padding.AsymmetricPadding:
+    pss = cert.signature_algorithm_parameters
+    return pss if isinstance(pss, padding.PSS) else padding.PKCS1v15()
+
+
+def _san_values(san: x509.SubjectAlternativeName | None, kind: type[Any]) -> tuple[Any, ...]:
+    return () if san is None else tuple(san.get_values_for_type(kind))
+
+
+def _access_urls(
+    aia: x509.AuthorityInformationAccess | None, method: x509.ObjectIdentifier
+) -> tuple[str, ...]:
+    if aia is None:
+        return ()
+    return tuple(
+        d.access_location.value
+        for d in aia
+        if d.access_method == method
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    )
+
+
+def _crl_urls(points: x509.CRLDistributionPoints | None) -> tuple[str, ...]:
+    if points is None:
+        return ()
+    return tuple(
+        name.value
+        for point in points
+        for name in point.full_name or ()
+        if isinstance(name, x509.UniformResourceIdentifier)
+    )
+
+
+def _sct_count(extensions: Mapping[x509.ObjectIdentifier, Any], problems: list[str]) -> int:
+    scts = extensions.get(ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS)
+    if scts is None:
+        return 0
+    return _attempt(problems, "SCT list", 0, lambda: len(scts))
+
+
+def _must_staple(feature: x509.TLSFeature | None) -> bool:
+    return feature is not None and x509.TLSFeatureType.status_request in feature
+
+
+def _policy_oids(extensions: Mapping[x509.ObjectIdentifier, Any]) -> tuple[str, ...]:
+    policies = extensions.get(ExtensionOID.CERTIFICATE_POLICIES)
+    if policies is None:
+        return ()
+    return tuple(p.policy_identifier.dotted_string for p in policies)
+
+
+def _validation_level(policy_oids: tuple[str, ...]) -> ValidationLevel:
+    oids = set(policy_oids)
+    if _EV in oids or oids & _CA_EV_OIDS:
+        return ValidationLevel.EV
+    if _OV in oids:
+        return ValidationLevel.OV
+    if _IV in oids:
+        return ValidationLevel.IV
+    if _DV in oids:
+        return ValidationLevel.DV
+    return ValidationLevel.UNKNOWN
+
+
+def _key_usage(usage: x509.KeyUsage | None) -> tuple[str, ...]:
+    if usage is None:
+        return ()
+    names = [bit for bit in _KEY_USAGE_BITS if getattr(usage, bit)]
+    if usage.key_agreement:
+        names += [bit for bit in ("encipher_only", "decipher_only") if getattr(usage, bit)]
+    return tuple(names)
+
+
+def _extended_key_usage(usage: x509.ExtendedKeyUsage | None) -> tuple[str, ...]:
+    if usage is None:
+        return ()
+    return tuple(_EKU_NAMES.get(o.dotted_string, o.dotted_string) for o in usage)
+
+
+def _subject_key_id(ski: x509.SubjectKeyIdentifier | None) -> str | None:
+    return None if ski is None else ski.digest.hex()
+
+
+def _authority_key_id(aki: x509.AuthorityKeyIdentifier | None) -> str | None:
+    if aki is None or aki.key_identifier is None:
+        return None
+    return aki.key_identifier.hex()
+
+
+def signature_is_weak(facts: CertificateFacts) -> bool:
+    """The signature uses MD5 or SHA-1 (or MD2/MD4, seen on very old certificates)."""
+    if facts.signature_hash in {"md5", "sha1"}:
+        return True
+    return facts.signature_algorithm in {"1.2.840.113549.1.1.2", "1.2.840.113549.1.1.3"}
+
+
+def is_valid_at(facts: CertificateFacts, now: datetime) -> bool:
+    """``now`` lies within the validity period (both ends inclusive, RFC 5280)."""
+    return facts.not_before_utc <= now <= facts.not_after_utc

@@ -1,0 +1,538 @@
+"""Chain verdicts: path building and verification, and what exactly is wrong.
+
+The verdict comes from cryptography's WebPKI verifier (``cryptography.x509.verification``)
+run against a :class:`TrustStore`. The hostname is judged separately (``hostname.py``):
+the verifier is asked for one of the leaf's own names, so a certificate for the wrong
+host is reported as a hostname mismatch and not as untrusted. A leaf with no usable SAN
+is verified with a client verifier whose EKU rules are set back to serverAuth.
+
+When the verifier refuses, a structural walk (issuer name and key identifier, no
+signature checks) over the served, fetched and trusted certificates says why in terms
+an operator can act on: which root is untrusted, which intermediate is missing and
+where to fetch it, which certificate on the path is expired. Order and unneeded
+certificates are read off the verified path, or the walked one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    VerificationError,
+)
+
+from certvigil.analysis.certificate import ParsedCertificate, parse_certificate
+from certvigil.analysis.model import CertificateFacts, ChainReport
+from certvigil.analysis.trust import TrustStore
+
+__all__ = ["ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
+
+_MAX_WALK = 10
+
+
+class ChainProblemKind(StrEnum):
+    """The kinds of chain problem the findings layer turns into findings."""
+
+    SELF_SIGNED_LEAF = "self_signed_leaf"
+    UNTRUSTED_ROOT = "untrusted_root"
+    MISSING_INTERMEDIATE = "missing_intermediate"
+    NOT_VALID_NOW = "not_valid_now"
+    VERIFICATION_FAILED = "verification_failed"
+    MISORDERED = "misordered"
+    UNNEEDED_CERTIFICATE = "unneeded_certificate"
+    ROOT_SERVED = "root_served"
+    DUPLICATE_CERTIFICATE = "duplicate_certificate"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainProblem:
+    """One thing wrong with the served chain.
+
+    Attributes:
+        kind: What is wrong.
+        message: One sentence naming the certificates concerned.
+        cert_index: Served position of the certificate concerned (0 = leaf), ``None``
+            for a certificate that was not served (an anchor, a fetched issuer) or the
+            chain as a whole.
+    """
+
+    kind: ChainProblemKind
+    message: str
+    cert_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainVerdict:
+    """The chain report with the problems behind it.
+
+    Attributes:
+        report: The verdict as stored and serialised.
+        problems: What is wrong, in chain order.
+        path_served_indexes: Served positions of the certificates on the verified path
+            (or, when none verified, on the walked one), leaf first.
+        anchor_is_public: The anchor reached belongs to a public root programme.
+    """
+
+    report: ChainReport
+    problems: tuple[ChainProblem, ...] = ()
+    path_served_indexes: tuple[int, ...] = (0,)
+    anchor_is_public: bool = False
+
+
+def judge_chain(
+    served_der: Sequence[bytes],
+    *,
+    now: datetime,
+    trust: TrustStore,
+    fetched_der: Sequence[bytes] = (),
+) -> ChainVerdict:
+    """Verify a served chain and say precisely what is wrong with it.
+
+    Results are cached by (chain, fetched issuers, ``now``, trust store): endpoints that
+    serve the same chain (a wildcard behind many names) cost one verification per scan
+    when the scan passes one ``now``.
+
+    Args:
+        served_der: The certificates as served, leaf first; every one must parse
+            (see ``certificate.parse_certificate``).
+        now: The validation time (aware).
+        trust: The anchors.
+        fetched_der: Issuers fetched from AIA CA Issuers URLs, to complete the chain.
+
+    Returns:
+        The verdict.
+
+    Raises:
+        ValueError: ``served_der`` is empty.
+        CertificateLoadError: A certificate does not parse.
+    """
+    if not served_der:
+        raise ValueError("a chain needs at least the leaf")
+    return _judge_cached(tuple(served_der), tuple(fetched_der), now, trust)
+
+
+@lru_cache(maxsize=1024)
+def _judge_cached(
+    served_der: tuple[bytes, ...],
+    fetched_der: tuple[bytes, ...],
+    now: datetime,
+    trust: TrustStore,
+) -> ChainVerdict:
+    served = [parse_certificate(d) for d in served_der]
+    fetched = [parse_certificate(d) for d in fetched_der]
+    return _Judge(served, fetched, now, trust).run()
+
+
+class _Judge:
+    """One judgement; holds the inputs so the steps read simply."""
+
+    def __init__(
+        self,
+        served: list[ParsedCertificate],
+        fetched: list[ParsedCertificate],
+        now: datetime,
+        trust: TrustStore,
+    ) -> None:
+        self.served = served
+        self.fetched = fetched
+        self.now = now
+        self.trust = trust
+        self.leaf = served[0]
+        self.problems: list[ChainProblem] = []
+
+    def run(self) -> ChainVerdict:
+        leaf_sha = self.leaf.facts.sha256_hex
+        if leaf_sha in self.trust.anchor_sha256:
+            return self._pinned_leaf()
+        intermediates = [p.certificate for p in self.served[1:]]
+        path, error = _verify(self.leaf, intermediates, self.now, self.trust)
+        if path is not None:
+            return self._trusted(path, fetched_used=())
+        if self.fetched:
+            with_fetched = intermediates + [p.certificate for p in self.fetched]
+            fetched_path, _ = _verify(self.leaf, with_fetched, self.now, self.trust)
+            if fetched_path is not None:
+                return self._completed_by_fetch(fetched_path, error)
+        return self._untrusted(error)
+
+    # -- trusted ---------------------------------------------------------------------
+
+    def _pinned_leaf(self) -> ChainVerdict:
+        self._check_validity([(0, self.leaf)])
+        unneeded = self._unneeded(on_path={0}, anchor_sha=None)
+        report = ChainReport(
+            is_trusted=_is_valid(self.leaf, self.now),
+            verified_path_sha256=(self.leaf.facts.sha256_hex,),
+            unneeded_sha256=unneeded,
+            anchor_subject=self.leaf.facts.subject,
+            error=None if _is_valid(self.leaf, self.now) else "pinned leaf is not valid now",
+        )
+        return self._verdict(report, (0,), public=False)
+
+    def _trusted(
+        self, path: list[x509.Certificate], *, fetched_used: tuple[str, ...]
+    ) -> ChainVerdict:
+        path_sha = tuple(_sha256_of(c, self._by_der()) for c in path)
+        anchor_sha = path_sha[-1]
+        served_indexes = self._served_indexes(path_sha[:-1])
+        ordered = self._check_order(served_indexes)
+        unneeded = self._unneeded(on_path=set(served_indexes), anchor_sha=anchor_sha)
+        anchor = path[-1]
+        report = ChainReport(
+            is_trusted=not fetched_used,
+            verified_path_sha256=path_sha if not fetched_used else (),
+            is_complete=not fetched_used,
+            fetched_issuers_sha256=fetched_used,
+            would_verify_with_fetched=bool(fetched_used),
+            is_ordered=ordered,
+            unneeded_sha256=unneeded,
+            anchor_subject=anchor.subject.rfc4514_string() if not fetched_used else None,
+        )
+        return self._verdict(
+            report, served_indexes, public=anchor_sha in self.trust.public_anchor_sha256
+        )
+
+    def _completed_by_fetch(self, path: list[x509.Certificate], error: str) -> ChainVerdict:
+        by_der = self._by_der()
+        fetched_sha = {p.facts.sha256_hex for p in self.fetched}
+        path_sha = [_sha256_of(c, by_der) for c in path]
+        used = tuple(s for s in path_sha if s in fetched_sha)
+        first_fetched = next(c for c, s in zip(path, path_sha, strict=True) if s in fetched_sha)
+        needs_it = path[path_sha.index(used[0]) - 1]
+        needs_facts = by_der[_der(needs_it)].facts
+        verdict = self._trusted(path, fetched_used=used)
+        missing = first_fetched.subject.rfc4514_string()
+        problem = ChainProblem(
+            kind=ChainProblemKind.MISSING_INTERMEDIATE,
+            message=(
+                f'the server does not send the intermediate "{missing}"; fetched from '
+                f"{_urls_text(needs_facts.ca_issuer_urls)} it completes a trusted chain "
+                "(browsers may fetch it too; most other clients fail)"
+            ),
+        )
+        report = dataclasses.replace(
+            verdict.report,
+            error=humanise_error(error),
+            missing_issuer=missing,
+            missing_issuer_urls=needs_facts.ca_issuer_urls,
+            anchor_subject=path[-1].subject.rfc4514_string(),
+        )
+        return ChainVerdict(
+            report=report,
+            problems=(problem, *verdict.problems),
+            path_served_indexes=verdict.path_served_indexes,
+            anchor_is_public=verdict.anchor_is_public,
+        )
+
+    # -- untrusted -------------------------------------------------------------------
+
+    def _untrusted(self, error: str) -> ChainVerdict:
+        walk, end = self._walk()
+        served_indexes = tuple(i for i, _ in walk if i is not None)
+        ordered = self._check_order(served_indexes)
+        last_index, last = walk[-1]
+        missing_issuer: str | None = None
+        missing_urls: tuple[str, ...] = ()
+        explained = False
+        if self.leaf.facts.is_self_signed:
+            self._add(
+                ChainProblemKind.SELF_SIGNED_LEAF,
+                f'the leaf "{self.leaf.facts.subject}" is self-signed and not in the trust store',
+                0,
+            )
+            explained = True
+        elif end == "self_signed":
+            self._add(
+                ChainProblemKind.UNTRUSTED_ROOT,
+                f'the chain ends at the root "{last.facts.subject}", which is not in the '
+                f"trust store ({self.trust.source})",
+                last_index,
+            )
+            explained = True
+        elif end == "missing":
+            missing_issuer = last.facts.issuer
+            missing_urls = last.facts.ca_issuer_urls
+            where = (
+                f"it can be fetched from {_urls_text(missing_urls)}"
+                if missing_urls
+                else "the certificate names no CA Issuers URL to fetch it from"
+            )
+            fetched_note = (
+                " (the fetched issuers did not complete the chain)" if self.fetched else ""
+            )
+            self._add(
+                ChainProblemKind.MISSING_INTERMEDIATE,
+                f'the issuer "{missing_issuer}" of "{last.facts.subject}" is neither served '
+                f"nor trusted: {where}{fetched_note}",
+                last_index,
+            )
+            explained = True
+        invalid = self._check_validity(walk)
+        if not explained and not invalid:
+            self._add(
+                ChainProblemKind.VERIFICATION_FAILED,
+                f"the chain does not verify: {humanise_error(error)}",
+            )
+        unneeded = self._unneeded(on_path=set(served_indexes), anchor_sha=None)
+        report = ChainReport(
+            is_trusted=False,
+            error=humanise_error(error),
+            is_complete=end != "missing",
+            is_ordered=ordered,
+            unneeded_sha256=unneeded,
+            missing_issuer=missing_issuer,
+            missing_issuer_urls=missing_urls,
+        )
+        return self._verdict(report, served_indexes, public=False)
+
+    def _walk(self) -> tuple[list[tuple[int | None, ParsedCertificate]], str]:
+        """Follow issuer names from the leaf: (served index or None, cert) and the end.
+
+        The end is ``"anchor"`` (an anchor issued the last one), ``"self_signed"`` (the
+        last one is a root outside the store), ``"missing"`` or ``"too_long"``.
+        """
+        pool: list[tuple[int | None, ParsedCertificate]] = [
+            *((i, p) for i, p in enumerate(self.served) if i > 0),
+            *((None, p) for p in self.fetched),
+        ]
+        walk: list[tuple[int | None, ParsedCertificate]] = [(0, self.leaf)]
+        seen = {self.leaf.facts.sha256_hex}
+        while len(walk) < _MAX_WALK:
+            _, current = walk[-1]
+            if current.facts.is_self_signed:
+                return walk, "self_signed"
+            anchors = self.trust.anchors_for_issuer(current.certificate)
+            anchor = next((a for a in anchors if _key_ids_agree(current, a)), None)
+            if anchor is not None:
+                walk.append((None, parse_certificate(_der(anchor))))
+                return walk, "anchor"
+            issuer = next(
+                (
+                    (i, p)
+                    for i, p in pool
+                    if p.facts.sha256_hex not in seen
+                    and p.certificate.subject == current.certificate.issuer
+                    and _key_ids_agree(current, p.certificate)
+                ),
+                None,
+            )
+            if issuer is None:
+                return walk, "missing"
+            seen.add(issuer[1].facts.sha256_hex)
+            walk.append(issuer)
+        return walk, "too_long"
+
+    # -- shared steps ----------------------------------------------------------------
+
+    def _check_validity(self, walk: Sequence[tuple[int | None, ParsedCertificate]]) -> bool:
+        """Add a problem for each certificate on the path not valid now; any found?"""
+        found = False
+        for index, parsed in walk:
+            facts = parsed.facts
+            if _is_valid(parsed, self.now):
+                continue
+            found = True
+            role = "the leaf" if index == 0 else _role(index)
+            state = (
+                f"expired on {facts.not_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+                if self.now > facts.not_after_utc
+                else f"is not valid before {facts.not_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+            )
+            self._add(ChainProblemKind.NOT_VALID_NOW, f'{role} "{facts.subject}" {state}', index)
+        return found
+
+    def _check_order(self, served_indexes: Sequence[int]) -> bool:
+        """The path's served certificates sit at positions 0, 1, 2… in path order."""
+        ordered = list(served_indexes) == list(range(len(served_indexes)))
+        if not ordered:
+            positions = ", ".join(str(i) for i in served_indexes)
+            self._add(
+                ChainProblemKind.MISORDERED,
+                "the server sends the chain out of order: the path uses served "
+                f"certificates {positions} (leaf first); some clients give up",
+            )
+        return ordered
+
+    def _unneeded(self, *, on_path: set[int], anchor_sha: str | None) -> tuple[str, ...]:
+        unneeded: list[str] = []
+        seen: dict[str, int] = {}
+        for index, parsed in enumerate(self.served):
+            sha = parsed.facts.sha256_hex
+            subject = parsed.facts.subject
+            if sha in seen:
+                self._add(
+                    ChainProblemKind.DUPLICATE_CERTIFICATE,
+                    f'certificate {index} "{subject}" repeats certificate {seen[sha]}',
+                    index,
+                )
+                unneeded.append(sha)
+                continue
+            seen[sha] = index
+            if index in on_path:
+                continue
+            unneeded.append(sha)
+            if sha == anchor_sha or (sha in self.trust.anchor_sha256 and parsed.facts.is_ca):
+                self._add(
+                    ChainProblemKind.ROOT_SERVED,
+                    f'the server sends the trust anchor "{subject}" (position {index}); '
+                    "clients have it already",
+                    index,
+                )
+            else:
+                self._add(
+                    ChainProblemKind.UNNEEDED_CERTIFICATE,
+                    f'certificate {index} "{subject}" is not on the path to a trusted root',
+                    index,
+                )
+        return tuple(unneeded)
+
+    def _served_indexes(self, path_sha: Sequence[str]) -> tuple[int, ...]:
+        first: dict[str, int] = {}
+        for index, parsed in enumerate(self.served):
+            first.setdefault(parsed.facts.sha256_hex, index)
+        return tuple(first[s] for s in path_sha if s in first)
+
+    def _by_der(self) -> dict[bytes, ParsedCertificate]:
+        return {p.der: p for p in [*self.served, *self.fetched]}
+
+    def _add(self, kind: ChainProblemKind, message: str, index: int | None = None) -> None:
+        self.problems.append(ChainProblem(kind=kind, message=message, cert_index=index))
+
+    def _verdict(
+        self, report: ChainReport, served_indexes: Sequence[int], *, public: bool
+    ) -> ChainVerdict:
+        return ChainVerdict(
+            report=report,
+            problems=tuple(self.problems),
+            path_served_indexes=tuple(served_indexes),
+            anchor_is_public=public,
+        )
+
+
+def _verify(
+    leaf: ParsedCertificate,
+    intermediates: list[x509.Certificate],
+    now: datetime,
+    trust: TrustStore,
+) -> tuple[list[x509.Certificate] | None, str]:
+    """The verified path, leaf to anchor, or ``None`` and the verifier's reason."""
+    builder = PolicyBuilder().store(trust.store).time(now)
+    try:
+        for subject in _own_subjects(leaf.facts):
+            try:
+                verifier = builder.build_server_verifier(subject)
+            except ValueError:
+                continue  # a SAN the verifier cannot take as a subject; try the next
+            return verifier.verify(leaf.certificate, intermediates), ""
+        relaxed = builder.extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_NO_SAN_POLICY)
+        return relaxed.build_client_verifier().verify(leaf.certificate, intermediates).chain, ""
+    except VerificationError as exc:
+        return None, str(exc)
+
+
+def _own_subjects(facts: CertificateFacts) -> list[x509.DNSName | x509.IPAddress]:
+    """Names the leaf itself claims, so that the verifier's hostname check passes."""
+    subjects: list[x509.DNSName | x509.IPAddress] = [
+        x509.DNSName("certvigil" + name[1:] if name.startswith("*.") else name)
+        for name in facts.san_dns
+        if name.isascii()
+    ]
+    subjects += [x509.IPAddress(ipaddress.ip_address(a)) for a in facts.san_ip]
+    return subjects
+
+
+def _eku_allows_server_auth(
+    _policy: Policy, _cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None
+) -> None:
+    if eku is None:
+        return
+    if ExtendedKeyUsageOID.SERVER_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+        return
+    raise ValueError("extendedKeyUsage does not allow serverAuth")
+
+
+# For leaves without a usable SAN: a client verifier (no name check) whose EKU rules are
+# set back to those of a server verifier, and whose leaf policy lets the SAN be absent.
+_CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+    x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_allows_server_auth
+)
+_EE_NO_SAN_POLICY = (
+    ExtensionPolicy.webpki_defaults_ee()
+    .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_allows_server_auth)
+)
+
+_ERROR_PHRASES = {
+    "candidates exhausted: all candidates exhausted with no interior errors": (
+        "no issuer of the leaf was found among the served certificates and anchors"
+    ),
+    "candidates exhausted: signature does not match": ("no candidate issuer's signature matches"),
+    "cert is not valid at validation time": "a certificate is not valid at this time",
+    "required EKU not found": "extendedKeyUsage does not allow serverAuth",
+}
+_PROCESSING = re.compile(r"\s*\(encountered processing <Certificate\(subject=<Name\((.*?)\)>.*$")
+_FORBIDDEN_ALGORITHM = re.compile(r"Forbidden signature algorithm: .*$")
+
+
+def humanise_error(error: str) -> str:
+    """The verifier's message, with Rust debug noise turned into words where known.
+
+    Args:
+        error: ``str()`` of a ``VerificationError``.
+
+    Returns:
+        One readable clause, e.g. "a certificate is not valid at this time (at CN=x)".
+    """
+    text = error.removeprefix("validation failed: ")
+    text = _PROCESSING.sub(r" (at \1)", text)
+    text = _FORBIDDEN_ALGORITHM.sub("a signature uses a forbidden algorithm (SHA-1 or MD5)", text)
+    for needle, phrase in _ERROR_PHRASES.items():
+        text = text.replace(needle, phrase)
+    return text
+
+
+def _key_ids_agree(child: ParsedCertificate, issuer: x509.Certificate) -> bool:
+    aki = child.facts.authority_key_id_hex
+    if aki is None:
+        return True
+    issuer_facts = parse_certificate(_der(issuer)).facts
+    ski = issuer_facts.subject_key_id_hex
+    return ski is None or ski == aki
+
+
+def _der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(Encoding.DER)
+
+
+def _sha256_of(certificate: x509.Certificate, by_der: dict[bytes, ParsedCertificate]) -> str:
+    der = _der(certificate)
+    parsed = by_der.get(der)
+    return (
+        parsed.facts.sha256_hex if parsed is not None else parse_certificate(der).facts.sha256_hex
+    )
+
+
+def _is_valid(parsed: ParsedCertificate, now: datetime) -> bool:
+    return parsed.facts.not_before_utc <= now <= parsed.facts.not_after_utc
+
+
+def _role(index: int | None) -> str:
+    return "a certificate outside the served chain" if index is None else f"certificate {index}"
+
+
+def _urls_text(urls: Sequence[str]) -> str:
+    return ", ".join(urls) if urls else "(no CA Issuers URL)"

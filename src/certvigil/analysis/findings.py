@@ -1,0 +1,364 @@
+"""The rules that turn facts and verdicts into findings with stable codes and severities.
+
+Codes (stable; JSON, the store and alert rules key on them):
+
+============================  ==========  ==============================================
+code                          severity    when
+============================  ==========  ==============================================
+``malformed_certificate``     critical    served bytes are not a certificate
+``no_certificate``            critical    the handshake carried no certificate
+``expired``                   critical    a certificate on the path is past notAfter
+                              warning     ... a served one that the path does not need
+``not_yet_valid``             critical    a certificate on the path is before notBefore
+                              warning     ... a served one that the path does not need
+``expires_soon``              critical    on the path, expires within
+                                          ``critical_within_days`` (7)
+                              warning     ... within the largest threshold (30)
+``hostname_mismatch``         critical    the leaf does not cover the name
+``hostname_legacy_cn``        warning     the name matched only the subject CN
+``self_signed``               critical    the leaf is self-signed and not trusted
+``untrusted_root``            critical    the chain ends at a root outside the store
+``incomplete_chain``          warning     an intermediate is missing; fetched via AIA it
+                                          completes the chain (browsers cope, most
+                                          clients fail)
+                              critical    ... and it could not be completed
+``untrusted``                 critical    verification fails for another reason
+``chain_misordered``          warning     served certificates out of path order
+``unneeded_certificate``      info        a served certificate not on the path
+``root_served``               info        the server sends the trust anchor
+``duplicate_certificate``     info        a certificate is sent twice
+``weak_key``                  critical    RSA < 2048 bits, EC < 256 bits, or DSA, on a
+                                          served certificate
+``weak_signature``            critical    MD5 or SHA-1 signature on a served certificate
+                                          that is not a self-signed root
+``validity_too_long``         warning     leaf validity beyond the CA/B Forum limit for
+                                          its issue date (publicly trusted chains)
+                              info        ... on a chain to a private anchor
+``no_san``                    warning     the leaf has no subjectAltName
+``leaf_is_ca``                warning     the leaf has basicConstraints cA=TRUE
+``missing_server_auth_eku``   warning     the leaf's EKU does not allow serverAuth
+``must_staple_not_stapled``   critical    must-staple leaf, no OCSP staple sent
+``precertificate_served``     critical    the leaf carries the CT poison extension
+``no_embedded_sct``           info        publicly trusted leaf without embedded SCTs
+``certificate_parse_problem`` warning     part of a certificate could not be read
+============================  ==========  ==============================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from certvigil.analysis.chain import ChainProblemKind, ChainVerdict
+from certvigil.analysis.hostname import HostnameMatch, MatchedBy
+from certvigil.analysis.model import CertificateFacts, Finding, KeyType, Severity
+from certvigil.analysis.policy import AnalysisPolicy
+
+__all__ = ["certificate_findings", "chain_findings", "hostname_findings", "sort_findings"]
+
+_ONE_SECOND = timedelta(seconds=1)
+_MD2_MD4_RSA = {"1.2.840.113549.1.1.2", "1.2.840.113549.1.1.3"}  # OIDs cryptography cannot name
+_SERVER_AUTH_NAMES = {"serverAuth", "anyExtendedKeyUsage"}
+
+
+def certificate_findings(
+    certificates: Sequence[CertificateFacts],
+    *,
+    now: datetime,
+    policy: AnalysisPolicy,
+    path_indexes: Sequence[int],
+    is_public: bool,
+    has_ocsp_staple: bool | None = None,
+) -> list[Finding]:
+    """Findings about the served certificates themselves.
+
+    Args:
+        certificates: Facts of the served certificates, leaf first.
+        now: The evaluation time.
+        policy: Thresholds and minimums.
+        path_indexes: Served positions on the (verified or walked) path.
+        is_public: The chain ends at a public root programme's anchor.
+        has_ocsp_staple: Whether the server stapled an OCSP response; ``None`` when
+            unknown (offline analysis), which skips the must-staple rule.
+
+    Returns:
+        The findings, in chain order.
+    """
+    findings: list[Finding] = []
+    on_path = set(path_indexes) | {0}
+    for index, facts in enumerate(certificates):
+        findings += _validity_findings(index, facts, now, policy, index in on_path)
+        findings += _crypto_findings(index, facts, policy)
+        for problem in facts.parse_problems:
+            findings.append(
+                Finding(
+                    code="certificate_parse_problem",
+                    severity=Severity.WARNING,
+                    message=f"{_name(index, facts)}: {problem}",
+                    cert_index=index,
+                )
+            )
+    if certificates:
+        findings += _leaf_findings(certificates[0], policy, is_public, has_ocsp_staple)
+    return findings
+
+
+def _validity_findings(
+    index: int, facts: CertificateFacts, now: datetime, policy: AnalysisPolicy, on_path: bool
+) -> list[Finding]:
+    name = _name(index, facts)
+    stale = Severity.CRITICAL if on_path else Severity.WARNING
+    spare = "" if on_path else " (it is not needed for the path: remove it)"
+    if now > facts.not_after_utc:
+        days = (now - facts.not_after_utc).days
+        return [
+            Finding(
+                code="expired",
+                severity=stale,
+                message=f"{name} expired {_ago(days)} on {_when(facts.not_after_utc)}{spare}",
+                cert_index=index,
+            )
+        ]
+    if now < facts.not_before_utc:
+        return [
+            Finding(
+                code="not_yet_valid",
+                severity=stale,
+                message=f"{name} is not valid before {_when(facts.not_before_utc)}{spare}",
+                cert_index=index,
+            )
+        ]
+    if not on_path:
+        return []
+    remaining = facts.not_after_utc - now
+    severity = policy.expiry_severity(remaining)
+    threshold = policy.threshold_crossed(remaining)
+    if severity is None or threshold is None:
+        return []
+    return [
+        Finding(
+            code="expires_soon",
+            severity=severity,
+            message=(
+                f"{name} expires in {_duration(remaining)} on {_when(facts.not_after_utc)} "
+                f"(within the {threshold}-day threshold)"
+            ),
+            cert_index=index,
+        )
+    ]
+
+
+def _crypto_findings(index: int, facts: CertificateFacts, policy: AnalysisPolicy) -> list[Finding]:
+    findings: list[Finding] = []
+    name = _name(index, facts)
+    weak_key = (
+        (facts.key_type is KeyType.RSA and facts.key_bits < policy.min_rsa_bits)
+        or (facts.key_type is KeyType.EC and facts.key_bits < policy.min_ec_bits)
+        or facts.key_type is KeyType.DSA
+    )
+    if weak_key:
+        minimum = {KeyType.RSA: policy.min_rsa_bits, KeyType.EC: policy.min_ec_bits}
+        rule = (
+            f"at least {minimum[facts.key_type]} bits are required"
+            if facts.key_type in minimum
+            else "DSA keys are not accepted for TLS"
+        )
+        findings.append(
+            Finding(
+                code="weak_key",
+                severity=Severity.CRITICAL,
+                message=f"{name} has a {facts.key_bits}-bit {facts.key_type.value.upper()} key; "
+                f"{rule}",
+                cert_index=index,
+            )
+        )
+    weak_hash = (
+        facts.signature_hash in policy.weak_signature_hashes
+        or facts.signature_algorithm
+        in {
+            "1.2.840.113549.1.1.2",  # md2WithRSAEncryption
+            "1.2.840.113549.1.1.3",  # md4WithRSAEncryption
+        }
+    )
+    if weak_hash and not facts.is_self_signed:
+        findings.append(
+            Finding(
+                code="weak_signature",
+                severity=Severity.CRITICAL,
+                message=f"{name} is signed with {facts.signature_algorithm}, which clients reject",
+                cert_index=index,
+            )
+        )
+    return findings
+
+
+def _leaf_findings(
+    leaf: CertificateFacts,
+    policy: AnalysisPolicy,
+    is_public: bool,
+    has_ocsp_staple: bool | None,
+) -> list[Finding]:
+    findings: list[Finding] = []
+    name = _name(0, leaf)
+
+    def add(code: str, severity: Severity, message: str) -> None:
+        findings.append(Finding(code=code, severity=severity, message=message, cert_index=0))
+
+    limit = policy.validity_limit_days(leaf.not_before_utc)
+    validity = leaf.not_after_utc - leaf.not_before_utc + _ONE_SECOND
+    if limit is not None and validity > timedelta(days=limit) and not leaf.is_self_signed:
+        add(
+            "validity_too_long",
+            Severity.WARNING if is_public else Severity.INFO,
+            f"{name} is valid for {leaf.validity_days} days; leaves issued on "
+            f"{leaf.not_before_utc:%Y-%m-%d} may be valid for at most {limit} days"
+            + ("" if is_public else " under the CA/B Forum rules (this chain is private)"),
+        )
+    if not leaf.san_dns and not leaf.san_ip:
+        add(
+            "no_san",
+            Severity.WARNING,
+            f"{name} has no DNS or IP subjectAltName; browsers ignore the subject CN",
+        )
+    if leaf.is_ca:
+        add("leaf_is_ca", Severity.WARNING, f"{name} is marked as a CA (basicConstraints cA)")
+    if leaf.extended_key_usage and not _SERVER_AUTH_NAMES & set(leaf.extended_key_usage):
+        purposes = ", ".join(leaf.extended_key_usage)
+        add(
+            "missing_server_auth_eku",
+            Severity.WARNING,
+            f"{name} is for {purposes}, not serverAuth; TLS clients refuse it",
+        )
+    if leaf.must_staple and has_ocsp_staple is False:
+        add(
+            "must_staple_not_stapled",
+            Severity.CRITICAL,
+            f"{name} requires OCSP stapling (must-staple) but the server sent no staple; "
+            "Firefox refuses the connection",
+        )
+    if leaf.is_precertificate:
+        add(
+            "precertificate_served",
+            Severity.CRITICAL,
+            f"{name} is a CT precertificate (poison extension), which no client accepts",
+        )
+    if is_public and leaf.sct_count == 0 and not leaf.is_precertificate:
+        add(
+            "no_embedded_sct",
+            Severity.INFO,
+            f"{name} has no embedded SCTs; Chrome and Safari then need SCTs from the TLS "
+            "handshake or the OCSP staple",
+        )
+    return findings
+
+
+def chain_findings(verdict: ChainVerdict) -> list[Finding]:
+    """Findings from the chain verdict's problems (validity is judged per certificate).
+
+    Args:
+        verdict: The chain verdict.
+
+    Returns:
+        The findings, in chain order.
+    """
+    findings: list[Finding] = []
+    completed = verdict.report.would_verify_with_fetched
+    for problem in verdict.problems:
+        kind = problem.kind
+        if kind is ChainProblemKind.NOT_VALID_NOW:
+            if problem.cert_index is not None:
+                continue  # served certificates get expired/not_yet_valid findings
+            code, severity = "untrusted", Severity.CRITICAL
+        else:
+            code, severity = _CHAIN_CODES[kind]
+        if kind is ChainProblemKind.MISSING_INTERMEDIATE and not completed:
+            severity = Severity.CRITICAL
+        findings.append(
+            Finding(
+                code=code,
+                severity=severity,
+                message=_capitalise(problem.message),
+                cert_index=problem.cert_index,
+            )
+        )
+    return findings
+
+
+_CHAIN_CODES: dict[ChainProblemKind, tuple[str, Severity]] = {
+    ChainProblemKind.SELF_SIGNED_LEAF: ("self_signed", Severity.CRITICAL),
+    ChainProblemKind.UNTRUSTED_ROOT: ("untrusted_root", Severity.CRITICAL),
+    ChainProblemKind.MISSING_INTERMEDIATE: ("incomplete_chain", Severity.WARNING),
+    ChainProblemKind.VERIFICATION_FAILED: ("untrusted", Severity.CRITICAL),
+    ChainProblemKind.MISORDERED: ("chain_misordered", Severity.WARNING),
+    ChainProblemKind.UNNEEDED_CERTIFICATE: ("unneeded_certificate", Severity.INFO),
+    ChainProblemKind.ROOT_SERVED: ("root_served", Severity.INFO),
+    ChainProblemKind.DUPLICATE_CERTIFICATE: ("duplicate_certificate", Severity.INFO),
+}
+
+
+def hostname_findings(match: HostnameMatch, leaf: CertificateFacts) -> list[Finding]:
+    """Findings from matching the expected name against the leaf.
+
+    Args:
+        match: The match result.
+        leaf: The leaf's facts (to list what it does cover).
+
+    Returns:
+        ``hostname_mismatch`` (critical), ``hostname_legacy_cn`` (warning) or nothing.
+    """
+    if not match.matches:
+        covered = [*leaf.san_dns, *leaf.san_ip]
+        shown = ", ".join(covered[:5]) + (
+            f" and {len(covered) - 5} more" if len(covered) > 5 else ""
+        )
+        what = f"it covers {shown}" if covered else f'it has no SAN (CN "{leaf.subject_cn}")'
+        return [
+            Finding(
+                code="hostname_mismatch",
+                severity=Severity.CRITICAL,
+                message=f'The certificate does not cover "{match.name}": {what}',
+                cert_index=0,
+            )
+        ]
+    if match.matched_by is MatchedBy.LEGACY_CN:
+        return [
+            Finding(
+                code="hostname_legacy_cn",
+                severity=Severity.WARNING,
+                message=f'"{match.name}" matched only by legacy CN "{match.matched_identifier}" '
+                "(no SAN); browsers reject this",
+                cert_index=0,
+            )
+        ]
+    return []
+
+
+def sort_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
+    """Most severe first; equal severities keep their order (chain order)."""
+    return tuple(sorted(findings, key=lambda f: -f.severity.rank))
+
+
+def _name(index: int, facts: CertificateFacts) -> str:
+    label = facts.subject_cn or facts.subject or f"serial {facts.serial_hex}"
+    role = "The leaf" if index == 0 else f"Certificate {index}"
+    return f'{role} "{label}"'
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _ago(days: int) -> str:
+    return "today" if days == 0 else f"{days} day{'s' if days != 1 else ''} ago"
+
+
+def _duration(remaining: timedelta) -> str:
+    if remaining >= timedelta(days=1):
+        days = remaining.days
+        return f"{days} day{'s' if days != 1 else ''}"
+    hours = int(remaining.total_seconds() // 3600)
+    return f"{hours} hour{'s' if hours != 1 else ''}" if hours else "less than an hour"
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]

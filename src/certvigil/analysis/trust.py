@@ -1,0 +1,89 @@
+"""The trust store: parsed anchors and a verification store built once per scan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.verification import Store
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class TrustStore:
+    """The certificates a chain may end at, ready for verification.
+
+    Build it once (with :meth:`from_certificates`, or ``certvigil.truststore``'s
+    loader) and pass the same object to every analysis: the cryptography ``Store`` and
+    the subject index are built here, not per endpoint.
+
+    Attributes:
+        anchors: The trust anchors, de-duplicated, in load order.
+        source: Where they came from, for humans: ``"certifi 2026.10.18 (Mozilla)
+            + /etc/pki/internal.pem"``.
+        store: The cryptography verification store holding ``anchors``.
+        anchors_by_subject: Anchors indexed by their DER-encoded subject name.
+        anchor_sha256: SHA-256 (hex) of every anchor.
+        public_anchor_sha256: SHA-256 (hex) of the anchors from a public root programme
+            (Mozilla's or the system's); rules that only bind publicly trusted
+            certificates (CA/B Forum validity limits) apply to chains ending there.
+    """
+
+    anchors: tuple[x509.Certificate, ...]
+    source: str
+    store: Store
+    anchors_by_subject: Mapping[bytes, tuple[x509.Certificate, ...]] = field(repr=False)
+    anchor_sha256: frozenset[str] = field(repr=False)
+    public_anchor_sha256: frozenset[str] = field(repr=False)
+
+    @classmethod
+    def from_certificates(
+        cls,
+        anchors: Iterable[x509.Certificate],
+        *,
+        source: str,
+        public: Iterable[x509.Certificate] = (),
+    ) -> TrustStore:
+        """A trust store over ``anchors`` (and ``public``, which are anchors too).
+
+        Args:
+            anchors: Anchors that are not from a public root programme (internal CAs).
+            source: A description of where the anchors came from.
+            public: Anchors from a public root programme.
+
+        Returns:
+            The store.
+
+        Raises:
+            ValueError: No anchors at all: nothing could ever verify.
+        """
+        public_list = list(public)
+        public_sha256 = frozenset(_sha256(c) for c in public_list)
+        unique: dict[str, x509.Certificate] = {}
+        for certificate in [*public_list, *anchors]:
+            unique.setdefault(_sha256(certificate), certificate)
+        if not unique:
+            raise ValueError("a trust store needs at least one anchor")
+        by_subject: dict[bytes, list[x509.Certificate]] = {}
+        for certificate in unique.values():
+            by_subject.setdefault(certificate.subject.public_bytes(), []).append(certificate)
+        return cls(
+            anchors=tuple(unique.values()),
+            source=source,
+            store=Store(list(unique.values())),
+            anchors_by_subject={k: tuple(v) for k, v in by_subject.items()},
+            anchor_sha256=frozenset(unique),
+            public_anchor_sha256=public_sha256,
+        )
+
+    def anchors_for_issuer(self, certificate: x509.Certificate) -> tuple[x509.Certificate, ...]:
+        """Anchors whose subject is ``certificate``'s issuer (candidates to have signed it)."""
+        return self.anchors_by_subject.get(certificate.issuer.public_bytes(), ())
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+
+def _sha256(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA256()).hex()

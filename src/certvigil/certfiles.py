@@ -1,0 +1,148 @@
+"""Read certificates from files and bytes: PEM bundles, DER, PKCS#7 (.p7b/.p7c)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+from certvigil.analysis.certificate import parse_certificate
+from certvigil.errors import CertificateLoadError
+
+__all__ = ["load_certificate_bytes", "load_certificate_file"]
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+_CERTIFICATE_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
+_PKCS7_LABELS = {b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS"}
+# Blocks that share a file with certificates by habit (a server's cert + key bundle);
+# they are skipped rather than refused.
+_SKIPPED_LABELS = {
+    b"PRIVATE KEY",
+    b"RSA PRIVATE KEY",
+    b"EC PRIVATE KEY",
+    b"ENCRYPTED PRIVATE KEY",
+    b"DH PARAMETERS",
+    b"EC PARAMETERS",
+    b"X509 CRL",
+}
+
+
+def load_certificate_file(path: Path) -> tuple[bytes, ...]:
+    """The certificates in a file, in file order, as DER.
+
+    Accepts PEM files with one or more certificates (private keys and parameters in the
+    same file are skipped), a single DER certificate, and PKCS#7 bundles in PEM or DER.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The DER of each certificate, at least one.
+
+    Raises:
+        CertificateLoadError: The file cannot be read or holds no usable certificate;
+            the message names the file and what is wrong ("PEM block 3 is not a
+            certificate: ...").
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CertificateLoadError(str(path), exc.strerror or str(exc)) from exc
+    return load_certificate_bytes(data, source=str(path))
+
+
+def load_certificate_bytes(data: bytes, *, source: str) -> tuple[bytes, ...]:
+    """The certificates in ``data`` (PEM, DER or PKCS#7), as DER.
+
+    Also suits an AIA CA Issuers download, which may be a DER certificate or a
+    PKCS#7 "certs-only" bundle.
+
+    Args:
+        data: The bytes.
+        source: Where they came from (a path or URL), for error messages.
+
+    Returns:
+        The DER of each certificate, at least one.
+
+    Raises:
+        CertificateLoadError: No certificate could be read, naming ``source`` and why.
+    """
+    if not data.strip():
+        raise CertificateLoadError(source, "the file is empty")
+    if b"-----BEGIN " in data:
+        return _from_pem(data, source)
+    return _from_der(data, source)
+
+
+def _from_pem(data: bytes, source: str) -> tuple[bytes, ...]:
+    found: list[bytes] = []
+    for number, match in enumerate(_PEM_BLOCK.finditer(data), start=1):
+        label, body = match.group(1), match.group(2)
+        if label in _SKIPPED_LABELS:
+            continue
+        where = f"PEM block {number}"
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise CertificateLoadError(source, f"{where} is not valid base64: {exc}") from exc
+        if label in _PKCS7_LABELS:
+            found += _pkcs7(der, source, where)
+        elif label in _CERTIFICATE_LABELS:
+            if label == b"TRUSTED CERTIFICATE":
+                der = _first_element(der)
+            found.append(_checked(der, source, where))
+        else:
+            kind = label.decode("ascii")
+            raise CertificateLoadError(source, f"{where} is a {kind}, not a certificate")
+    if not found:
+        raise CertificateLoadError(source, "no certificate found")
+    return tuple(found)
+
+
+def _from_der(data: bytes, source: str) -> tuple[bytes, ...]:
+    try:
+        parse_certificate(data)
+    except CertificateLoadError as exc:
+        cert_reason = exc.reason
+    else:
+        return (data,)
+    try:
+        return tuple(_pkcs7(data, source, "DER"))
+    except CertificateLoadError:
+        pass
+    raise CertificateLoadError(
+        source, f"no PEM block, and not a DER certificate or PKCS#7 bundle ({cert_reason})"
+    )
+
+
+def _pkcs7(der: bytes, source: str, where: str) -> list[bytes]:
+    try:
+        certificates = pkcs7.load_der_pkcs7_certificates(der)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise CertificateLoadError(source, f"{where} is not a PKCS#7 bundle: {exc}") from exc
+    if not certificates:
+        raise CertificateLoadError(source, f"{where} is a PKCS#7 bundle with no certificate")
+    return [c.public_bytes(serialization.Encoding.DER) for c in certificates]
+
+
+def _checked(der: bytes, source: str, where: str) -> bytes:
+    try:
+        parse_certificate(der)
+    except CertificateLoadError as exc:
+        raise CertificateLoadError(source, f"{where} is not a certificate: {exc.reason}") from exc
+    return der
+
+
+def _first_element(der: bytes) -> bytes:
+    """The certificate at the start of an OpenSSL "TRUSTED CERTIFICATE" (cert + aux)."""
+    if len(der) < 2 or der[0] != 0x30:
+        return der
+    if der[1] < 0x80:
+        return der[: 2 + der[1]]
+    size = der[1] & 0x7F
+    return der[: 2 + size + int.from_bytes(der[2 : 2 + size], "big")]
