@@ -3,3 +3,4 @@
 from __future__ import annotations
 
 from certvigil.cli import config_cmd  # noqa: F401
+from certvigil.cli import run_cmd  # noqa: F401

@@ -63,13 +63,21 @@ class TrustSettings(_Model):
     """Which certificate authorities count as trusted.
 
     Attributes:
-        system: Trust the operating system's (or certifi's) public roots.
+        public: Trust Mozilla's public roots (as shipped by certifi).
+        system: Also trust the operating system's CA bundle.
         ca_files: PEM files of extra trust anchors (an internal CA), relative to the
             configuration file.
     """
 
-    system: bool = True
+    public: bool = True
+    system: bool = False
     ca_files: tuple[Path, ...] = ()
+
+    @model_validator(mode="after")
+    def _some_anchor(self) -> TrustSettings:
+        if not (self.public or self.system or self.ca_files):
+            raise ValueError("trusts nothing: keep public or system, or name ca_files")
+        return self
 
 
 class ScanSettings(_Model):

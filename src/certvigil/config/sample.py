@@ -23,7 +23,8 @@ scan:
 
 # The trust store chains are judged against.
 trust:
-  system: true          # the public roots
+  public: true          # Mozilla's public roots
+  system: false         # also the operating system's CA bundle
   ca_files: []          # extra anchors, e.g. [/etc/certvigil/internal-ca.pem]
 
 alerts:
@@ -60,9 +61,9 @@ targets:
     interval: 6h
   - host: intranet.example.org
     sni: portal.example.org
-    trust:
-      system: false
-      ca_files: []        # e.g. [internal-ca.pem]
+    trust:                # this endpoint's own trust store
+      public: false
+      system: true        # e.g. or ca_files: [internal-ca.pem]
 
 # More endpoints from files (paths relative to this file):
 #   zone_file    a BIND zone file ($INCLUDE is followed); A, AAAA and CNAME names

@@ -1,0 +1,403 @@
+"""The daemon loop: scan what is due, record and judge each report, deliver, prune, sleep.
+
+One cycle takes the endpoints that are due, scans them (grouped by trust store and
+time-out, since one scan shares both), and for each report as it completes commits the
+observation, its alerts and their queued deliveries in **one** transaction
+(``AlertEngine.record_and_process``). A crash therefore loses at most the reports still
+in flight, never half of one. The outbox worker runs beside the scans and sends what the
+transactions queued; a delivery is marked sent only after the channel accepted it, and
+each carries its delivery id so that a receiver can drop the one re-send a crash between
+"accepted" and "marked" can cause.
+
+Stopping (SIGTERM, SIGINT, :meth:`Daemon.request_stop`): no new endpoint is started;
+those in flight get ``shutdown_grace`` seconds to finish and be recorded; anything still
+running then is cancelled, unrecorded, and will be scanned on the next start. A report
+being written when the grace ends is written to the end first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import cast
+
+from certvigil.alerts.delivery import (
+    channels_for_routes,
+    deliver_due,
+    deliver_forever,
+    release_claims,
+)
+from certvigil.alerts.engine import AlertEngine
+from certvigil.alerts.routing import routes_from_config
+from certvigil.alerts.rules import AlertPolicy, ExpiryThreshold, parse_threshold
+from certvigil.analysis.model import EndpointReport
+from certvigil.analysis.trust import TrustStore
+from certvigil.config.expand import ScheduledTarget
+from certvigil.config.loading import LoadedConfig
+from certvigil.config.model import TrustSettings
+from certvigil.config.units import Threshold
+from certvigil.daemon.logs import LOGGER_NAME
+from certvigil.daemon.schedule import Schedule, sleep_until_s
+from certvigil.scan import ScanOptions, scan_stream, utc_now
+from certvigil.store import Store
+from certvigil.target import Target
+from certvigil.truststore import load_trust_store
+
+log = logging.getLogger(f"{LOGGER_NAME}.daemon")
+
+DELIVERY_POLL_S = 5.0
+"""How often the outbox worker looks for due deliveries between cycles."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CycleResult:
+    """What one cycle did.
+
+    Attributes:
+        due: Endpoints that were due.
+        recorded: Reports committed to the store.
+        failed: Of those, endpoints that could not be observed.
+        alert_events: Alert events applied (opened, resolved, notices).
+        interrupted: A stop request cut the cycle short.
+        pruned: Observations deleted by retention.
+        duration_s: Wall time of the cycle.
+    """
+
+    due: int
+    recorded: int
+    failed: int
+    alert_events: int
+    interrupted: bool
+    pruned: int
+    duration_s: float
+
+
+def expiry_thresholds(thresholds: Sequence[Threshold]) -> tuple[ExpiryThreshold, ...]:
+    """The alert engine's thresholds for configured ones (severity chosen by the engine
+    unless the configuration names it)."""
+    return tuple(parse_threshold(t.label, severity=t.severity) for t in thresholds)
+
+
+class Daemon:
+    """Scans a configuration's endpoints on schedule and keeps the store and alerts current.
+
+    The constructor does no I/O; trust stores are read on the first cycle.
+
+    Args:
+        loaded: The validated configuration.
+        targets: Its expanded endpoints.
+        store: The opened inventory.
+        clock: Wall-clock ``now`` (aware UTC) for observations, alerts and retention.
+        monotonic: Seconds on a monotonic clock, for the schedule.
+        rng: Random source of the jitter.
+        scan_options: Overrides the scan options derived from the configuration (tests
+            shorten retries); ``timeout_s`` of each endpoint still applies.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        targets: Sequence[ScheduledTarget],
+        *,
+        store: Store,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        scan_options: ScanOptions | None = None,
+    ) -> None:
+        config = loaded.config
+        self.config = config
+        self.targets = tuple(targets)
+        self.store = store
+        self.clock = clock
+        self.monotonic = monotonic
+        self.rng = rng or random.Random()
+        self._base_options = scan_options or ScanOptions(concurrency=config.scan.concurrency)
+        self.routes = routes_from_config(config.alerts.routes)
+        global_thresholds = expiry_thresholds(config.alerts.thresholds)
+        self.policy = AlertPolicy(
+            thresholds=global_thresholds,
+            target_thresholds={
+                s.target: expiry_thresholds(s.thresholds)
+                for s in self.targets
+                if s.thresholds != config.alerts.thresholds
+            },
+        )
+        self.engine = AlertEngine(store, self.routes, self.policy)
+        self.channels = channels_for_routes(self.routes)
+        self.schedule = Schedule(self.targets, start_s=monotonic())
+        self._trust: dict[TrustSettings, TrustStore] = {}
+        self._stop: asyncio.Event | None = None
+        self._hurry: asyncio.Event | None = None
+
+    # Stopping ---------------------------------------------------------------------------
+
+    def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
+        if self._stop is None or self._hurry is None:
+            self._stop, self._hurry = asyncio.Event(), asyncio.Event()
+        return self._stop, self._hurry
+
+    def request_stop(self) -> None:
+        """Stop starting endpoints and exit once those in flight are recorded.
+
+        A second request cancels what is still in flight at once. Call it on the event
+        loop's thread (``loop.add_signal_handler`` does).
+        """
+        stop, hurry = self._events()
+        if stop.is_set():
+            log.warning("second stop request: cancelling endpoints in flight")
+            hurry.set()
+        else:
+            log.info("stop requested: finishing endpoints in flight")
+            stop.set()
+
+    @property
+    def is_stopping(self) -> bool:
+        """Whether a stop was requested."""
+        return self._stop is not None and self._stop.is_set()
+
+    # Running ----------------------------------------------------------------------------
+
+    async def run(self, *, once: bool = False) -> None:
+        """Run cycles until stopped; with ``once``, one cycle and its deliveries.
+
+        Raises:
+            ConfigError: A trust store named by the configuration cannot be loaded.
+            StoreError: The database failed.
+        """
+        stop, _hurry = self._events()
+        released = await asyncio.to_thread(release_claims, self.store, now=self.clock())
+        if released:
+            log.info("released deliveries claimed before a restart", extra={"count": released})
+        log.info(
+            "daemon started",
+            extra={"endpoints": len(self.targets), "routes": len(self.routes), "once": once},
+        )
+        if once:
+            await self.run_cycle()
+            await self.deliver_pending()
+            log.info("daemon stopped")
+            return
+        delivery_stop = asyncio.Event()
+        worker = asyncio.create_task(
+            deliver_forever(
+                self.store,
+                self.channels,
+                delivery_stop,
+                poll_interval_s=DELIVERY_POLL_S,
+                clock=self.clock,
+            ),
+            name="certvigil-outbox",
+        )
+        try:
+            while not stop.is_set():
+                await self.run_cycle()
+                if stop.is_set():
+                    break
+                wait_s = sleep_until_s(
+                    self.schedule.next_due_s(),
+                    now_s=self.monotonic(),
+                    jitter_s=self.config.scan.jitter_s,
+                    rng=self.rng,
+                )
+                log.debug("sleeping", extra={"seconds": round(wait_s, 3)})
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=wait_s)
+                except TimeoutError:
+                    pass
+        finally:
+            delivery_stop.set()
+            try:
+                await asyncio.wait_for(worker, timeout=self.config.scan.shutdown_grace_s)
+            except TimeoutError:
+                log.warning("outbox worker did not finish in the grace time; cancelled")
+        log.info("daemon stopped")
+
+    async def deliver_pending(self) -> None:
+        """Send every delivery that is due now (passes until one claims nothing)."""
+        while True:
+            stats = await deliver_due(self.store, self.channels, self.clock(), clock=self.clock)
+            if stats.claimed:
+                log.info(
+                    "deliveries sent",
+                    extra={"sent": stats.sent, "retried": stats.retried, "failed": stats.failed},
+                )
+            if stats.claimed < 50:
+                return
+
+    async def run_cycle(self) -> CycleResult:
+        """Scan every endpoint that is due, record and judge each report, apply retention.
+
+        Returns:
+            What the cycle did.
+        """
+        stop, hurry = self._events()
+        started = self.monotonic()
+        due = self.schedule.due(started)
+        log.info("cycle started", extra={"due": len(due)})
+        counts = _Counts()
+        groups = _group(due)
+        scanning = asyncio.create_task(self._scan_groups(groups, counts, started))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({scanning, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not scanning.done():
+                # Stop requested: no new endpoint starts (the feed checks ``stop``);
+                # in-flight ones get the grace time, or less if asked to hurry.
+                hurrier = asyncio.create_task(hurry.wait())
+                grace = self.config.scan.shutdown_grace_s
+                done, _ = await asyncio.wait({scanning, hurrier}, timeout=grace)
+                hurrier.cancel()
+                if scanning not in done:
+                    log.warning("cancelling endpoints still in flight")
+                    scanning.cancel()
+            await asyncio.gather(scanning, return_exceptions=True)
+            error = None if scanning.cancelled() else scanning.exception()
+            if error is not None:
+                raise error
+        finally:
+            stopper.cancel()
+        pruned = 0
+        if self.config.retention_days is not None and not stop.is_set():
+            pruned = await asyncio.to_thread(
+                self.store.prune_observations,
+                now=self.clock(),
+                keep_days=float(self.config.retention_days),
+            )
+        result = CycleResult(
+            due=len(due),
+            recorded=counts.recorded,
+            failed=counts.failed,
+            alert_events=counts.events,
+            interrupted=stop.is_set(),
+            pruned=pruned,
+            duration_s=self.monotonic() - started,
+        )
+        log.info(
+            "cycle finished",
+            extra={
+                "due": result.due,
+                "recorded": result.recorded,
+                "failed": result.failed,
+                "alert_events": result.alert_events,
+                "pruned": result.pruned,
+                "interrupted": result.interrupted,
+                "seconds": round(result.duration_s, 3),
+            },
+        )
+        return result
+
+    async def _scan_groups(
+        self,
+        groups: Mapping[tuple[TrustSettings, float], Sequence[ScheduledTarget]],
+        counts: _Counts,
+        started_s: float,
+    ) -> None:
+        stop, _hurry = self._events()
+        for (trust_settings, timeout_s), members in groups.items():
+            if stop.is_set():
+                return
+            trust = await self._trust_store(trust_settings)
+            options = _with_timeout(self._base_options, timeout_s)
+            by_target = {s.target: s for s in members}
+            feed = _feed(members, stop)
+            stream = cast(
+                AsyncGenerator[EndpointReport, None],
+                scan_stream(feed, options=options, trust=trust, clock=self.clock),
+            )
+            try:
+                async for report in stream:
+                    scheduled = by_target[report.target]
+                    await self._record(report, scheduled, counts)
+                    self.schedule.mark_scanned(report.target, started_s)
+            finally:
+                await stream.aclose()
+
+    async def _record(
+        self, report: EndpointReport, scheduled: ScheduledTarget, counts: _Counts
+    ) -> None:
+        write = asyncio.ensure_future(
+            asyncio.to_thread(
+                self.engine.record_and_process, report, self.clock(), tags=scheduled.tags
+            )
+        )
+        try:
+            observation_id, events = await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # The transaction is running in its thread: let it commit (or roll back) as a
+            # whole before giving in, so that nothing is left half-done.
+            await asyncio.gather(write, return_exceptions=True)
+            raise
+        counts.recorded += 1
+        counts.failed += report.is_failed
+        counts.events += len(events)
+        log.debug(
+            "recorded",
+            extra={
+                "endpoint": str(report.target),
+                "observation": observation_id,
+                "verdict": "failed" if report.is_failed else report.verdict.value,
+                "alert_events": len(events),
+            },
+        )
+        for event in events:
+            log.info(
+                "alert event",
+                extra={
+                    "endpoint": str(report.target),
+                    "action": event.action.value,
+                    "kind": event.kind.value,
+                    "severity": event.severity.value,
+                },
+            )
+
+    async def _trust_store(self, settings: TrustSettings) -> TrustStore:
+        store = self._trust.get(settings)
+        if store is None:
+            store = await asyncio.to_thread(
+                load_trust_store,
+                ca_files=settings.ca_files,
+                use_system=settings.system,
+                include_default=settings.public,
+            )
+            self._trust[settings] = store
+        return store
+
+
+@dataclass(slots=True)
+class _Counts:
+    recorded: int = 0
+    failed: int = 0
+    events: int = 0
+
+
+def _group(
+    due: Sequence[ScheduledTarget],
+) -> dict[tuple[TrustSettings, float], list[ScheduledTarget]]:
+    groups: dict[tuple[TrustSettings, float], list[ScheduledTarget]] = {}
+    for scheduled in due:
+        groups.setdefault((scheduled.trust, scheduled.timeout_s), []).append(scheduled)
+    return groups
+
+
+def _feed(members: Sequence[ScheduledTarget], stop: asyncio.Event) -> Iterator[Target]:
+    # scan_stream pulls targets only when it has room, so checking here is enough to
+    # start nothing new once a stop is requested.
+    for scheduled in members:
+        if stop.is_set():
+            return
+        yield scheduled.target
+
+
+def _with_timeout(options: ScanOptions, timeout_s: float) -> ScanOptions:
+    return replace(
+        options,
+        connect_timeout_s=timeout_s,
+        handshake_timeout_s=timeout_s,
+        starttls_timeout_s=timeout_s,
+    )
