@@ -257,6 +257,7 @@ class TlsServer(LoopbackServer):
         minimum_version: ssl.TLSVersion | None = None,
         maximum_version: ssl.TLSVersion | None = None,
         hold_before_handshake_s: float = 0.0,
+        reject_unknown_names: bool = False,
     ) -> None:
         """Configure the server.
 
@@ -270,6 +271,9 @@ class TlsServer(LoopbackServer):
             maximum_version: Highest TLS version accepted.
             hold_before_handshake_s: Wait this long after accepting before answering
                 the ClientHello (to make connections overlap in concurrency tests).
+            reject_unknown_names: Abort with the ``unrecognized_name`` alert when the
+                client's SNI is not a key of ``sni_chains`` (as nginx's
+                ``ssl_reject_handshake`` does).
         """
         super().__init__(host=host)
         versions = {"minimum_version": minimum_version, "maximum_version": maximum_version}
@@ -283,14 +287,18 @@ class TlsServer(LoopbackServer):
         self.server_names_seen: list[str | None] = []
         self.context.sni_callback = self._select_by_sni
         self._hold_s = hold_before_handshake_s
+        self._reject_unknown_names = reject_unknown_names
 
     def _select_by_sni(
         self, tls: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext
-    ) -> None:
+    ) -> int | None:
         self.server_names_seen.append(server_name)
         selected = self._sni_contexts.get((server_name or "").lower())
         if selected is not None:
             tls.context = selected
+        elif self._reject_unknown_names:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        return None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Hold if asked, shake hands, then wait for the client to hang up."""

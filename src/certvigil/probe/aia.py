@@ -95,12 +95,11 @@ class IssuerFetcher:
             cached = asyncio.get_running_loop().create_future()
             self._cache[url] = cached
             try:
-                result = await self._download(url)
+                cached.set_result(await self._download(url))
             finally:
                 if not cached.done():  # the download raised or was cancelled
                     cached.cancel()
                     self._cache.pop(url, None)
-            cached.set_result(result)
         return await asyncio.shield(cached)
 
     async def fetch_all(self, urls: tuple[str, ...]) -> tuple[IssuerFetch, ...]:
