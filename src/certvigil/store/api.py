@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from certvigil.analysis.changes import Change
-from certvigil.analysis.model import EndpointReport, Severity
+from certvigil.analysis.model import CertificateFacts, EndpointReport, Severity
 from certvigil.errors import StoreError
 from certvigil.store import ingest, outbox, queries, retention
 from certvigil.store.engine import WRITE_OPTION, create_store_engine, describe_url
@@ -203,6 +203,11 @@ class Store:
         with self.read() as connection:
             return queries.changes_since(connection, since_utc, host_glob=host_glob, tag=tag)
 
+    def get_certificate(self, sha256_hex: str) -> CertificateFacts | None:
+        """A stored certificate's facts, ``None`` when unknown."""
+        with self.read() as connection:
+            return queries.get_certificate(connection, sha256_hex)
+
     def get_observation(self, observation_id: int) -> ObservationRecord | None:
         """One observation by id."""
         with self.read() as connection:
@@ -246,6 +251,16 @@ class Store:
                 details=details,
                 routes=routes,
             )
+
+    def list_alerts(self, **filters: Any) -> tuple[AlertRecord, ...]:
+        """Alerts, newest first (see ``outbox.list_alerts`` for the filters)."""
+        with self.read() as connection:
+            return outbox.list_alerts(connection, **filters)
+
+    def list_deliveries(self, **filters: Any) -> tuple[DeliveryRecord, ...]:
+        """Queued deliveries (see ``outbox.list_deliveries`` for the filters)."""
+        with self.read() as connection:
+            return outbox.list_deliveries(connection, **filters)
 
     def get_alert(self, alert_id: int) -> AlertRecord | None:
         """One alert by id."""

@@ -75,10 +75,11 @@ def resolve_database_url(url: str | None) -> URL:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise UsageError(f"database URL {url!r}: cannot be parsed: {exc}") from exc
-    backend = parsed.get_backend_name()
+    # Split by hand: SQLAlchemy's get_driver_name() loads the dialect and knows no
+    # "postgres" alias.
+    backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgresql", "postgres"):
-        driver = parsed.get_driver_name()
-        if driver not in ("psycopg", "postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
             raise UsageError(
                 f"database URL {parsed.render_as_string(hide_password=True)!r}: "
                 f"driver {driver!r} is not supported; use postgresql+psycopg://"

@@ -99,6 +99,7 @@ def list_alerts(
     *,
     states: Iterable[AlertState] | None = None,
     endpoint_id: int | None = None,
+    certificate_sha256: str | None = None,
     limit: int | None = None,
 ) -> tuple[AlertRecord, ...]:
     """Alerts, newest first.
@@ -107,6 +108,7 @@ def list_alerts(
         connection: Any connection.
         states: Only alerts in these states (all when ``None``).
         endpoint_id: Only alerts about this endpoint.
+        certificate_sha256: Only alerts about this certificate.
         limit: At most this many.
 
     Returns:
@@ -118,6 +120,8 @@ def list_alerts(
         statement = statement.where(a.state.in_([s.value for s in states]))
     if endpoint_id is not None:
         statement = statement.where(a.endpoint_id == endpoint_id)
+    if certificate_sha256 is not None:
+        statement = statement.where(a.certificate_sha256 == certificate_sha256)
     statement = statement.order_by(a.opened_at_utc.desc(), a.id.desc())
     if limit is not None:
         statement = statement.limit(limit)

@@ -14,7 +14,13 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, and_, exists, func, select
 
 from certvigil.analysis.changes import Change, ObservedState, changes_over
-from certvigil.analysis.model import Finding, Severity
+from certvigil.analysis.model import (
+    CertificateFacts,
+    Finding,
+    KeyType,
+    Severity,
+    ValidationLevel,
+)
 from certvigil.probe.observation import FailureKind
 from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINT_TAGS, ENDPOINTS, OBSERVATIONS
 from certvigil.store.records import (
@@ -507,6 +513,40 @@ def changes_since(
         if changes:
             result.append((_endpoint_record(row, tags.get(row.id, ())), changes))
     return tuple(result)
+
+
+def facts_from_json(data: dict[str, Any]) -> CertificateFacts:
+    """Rebuilds CertificateFacts from the JSON the store keeps (see ``ingest.facts_to_json``).
+
+    Raises:
+        ValueError: The JSON is not a complete set of facts.
+    """
+    values: dict[str, Any] = {}
+    for name in CertificateFacts.__dataclass_fields__:
+        if name not in data:
+            continue
+        value = data[name]
+        if name.endswith("_utc") and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        elif name == "key_type":
+            value = KeyType(value)
+        elif name == "validation_level":
+            value = ValidationLevel(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    try:
+        return CertificateFacts(**values)
+    except TypeError as exc:
+        raise ValueError(f"stored certificate facts are incomplete: {exc}") from exc
+
+
+def get_certificate(connection: Connection, sha256_hex: str) -> CertificateFacts | None:
+    """A stored certificate's facts, ``None`` when unknown."""
+    data = connection.execute(
+        select(_CERTS.c.facts).where(_CERTS.c.sha256_hex == normalise_fingerprint(sha256_hex))
+    ).scalar_one_or_none()
+    return facts_from_json(data) if data is not None else None
 
 
 def certificate_der(connection: Connection, sha256_hex: str) -> bytes | None:

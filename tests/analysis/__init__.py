@@ -1,0 +1,1 @@
+"""Tests of the pure analysis layer: facts, chains, hostnames, findings, reports."""

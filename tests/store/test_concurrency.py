@@ -1,0 +1,50 @@
+"""Two writers at once: SQLite in WAL mode queues them instead of failing."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import timedelta
+from pathlib import Path
+
+from certvigil.store import open_store
+from certvigil.target import Target
+from tests.store.factories import NOW, facts, ok_report
+
+REPORTS_PER_WRITER = 60
+
+
+def _writer(url: str, name: str) -> None:
+    store = open_store(url)
+    try:
+        shared = facts("shared", not_after_utc=NOW + timedelta(days=60))
+        for i in range(REPORTS_PER_WRITER):
+            target = Target(host=f"{name}-{i % 5}.example.test", port=443)
+            store.record_report(
+                ok_report(target, (shared,), at=NOW + timedelta(seconds=i)), tags=[name]
+            )
+    finally:
+        store.close()
+
+
+def test_two_processes_write_one_sqlite_file(tmp_path: Path) -> None:
+    """Two processes recording reports into one SQLite file both succeed, nothing lost."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    open_store(url).close()
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_writer, args=(url, name)) for name in ("a", "b")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=90)
+    assert [w.exitcode for w in writers] == [0, 0]
+    store = open_store(url)
+    try:
+        with store.read() as connection:
+            observations = connection.exec_driver_sql("SELECT count(*) FROM observations").scalar()
+            certificates = connection.exec_driver_sql("SELECT count(*) FROM certificates").scalar()
+        assert observations == 2 * REPORTS_PER_WRITER
+        assert certificates == 1
+        assert len(store.list_endpoints(tag="a")) == 5
+        assert len(store.list_endpoints(tag="b")) == 5
+    finally:
+        store.close()

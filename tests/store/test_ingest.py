@@ -1,0 +1,167 @@
+"""Recording reports: endpoints and certificates upserted, one observation per report."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from certvigil.analysis.model import Finding, Severity
+from certvigil.errors import StoreError
+from certvigil.probe.observation import FailureKind
+from certvigil.store import ObservationStatus, Store
+from certvigil.target import StartTLS, Target
+from tests.store.factories import NOW, facts, failed_report, ok_report
+
+WEB = Target(host="www.example.test", port=443)
+MAIL = Target(host="mail.example.test", port=25, starttls=StartTLS.SMTP)
+
+
+def test_certificate_is_one_row_wherever_deployed(store: Store) -> None:
+    """The same certificate served by two endpoints is stored once and found at both."""
+    shared = facts("shared.example.test", not_after_utc=NOW + timedelta(days=40))
+    store.record_report(ok_report(WEB, (shared,)))
+    store.record_report(ok_report(MAIL, (shared,)))
+    with store.read() as connection:
+        count = connection.exec_driver_sql("SELECT count(*) FROM certificates").scalar()
+    assert count == 1
+    places = store.certificate_deployments(shared.sha256_hex)
+    assert {p.target for p in places} == {WEB, MAIL}
+    assert all(p.is_current for p in places)
+
+
+def test_repeat_observations_reuse_the_endpoint(store: Store) -> None:
+    """Observing one endpoint three times makes one endpoint and three observations."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    ids = [
+        store.record_report(ok_report(WEB, (leaf,), at=NOW + timedelta(hours=h))) for h in range(3)
+    ]
+    assert len(set(ids)) == 3
+    endpoints = store.list_endpoints()
+    assert len(endpoints) == 1
+    assert endpoints[0].first_seen_utc == NOW
+    assert endpoints[0].last_seen_utc == NOW + timedelta(hours=2)
+    assert endpoints[0].last_observation_id == ids[-1]
+
+
+def test_endpoint_key_includes_sni_and_starttls(store: Store) -> None:
+    """Same host and port with another SNI or STARTTLS protocol is another endpoint."""
+    leaf = facts("x.example.test", not_after_utc=NOW + timedelta(days=40))
+    plain = Target(host="10.test", port=587)
+    with_sni = Target(host="10.test", port=587, sni="mail.example.test")
+    with_starttls = Target(host="10.test", port=587, starttls=StartTLS.SMTP)
+    for target in (plain, with_sni, with_starttls):
+        store.record_report(ok_report(target, (leaf,)))
+    found = {e.target for e in store.list_endpoints()}
+    assert found == {plain, with_sni, with_starttls}
+
+
+def test_rotation_moves_the_current_deployment(store: Store) -> None:
+    """After a rotation the old leaf is no longer current at the endpoint; the new one is."""
+    old = facts("old.example.test", not_after_utc=NOW + timedelta(days=5))
+    new = facts("new.example.test", not_after_utc=NOW + timedelta(days=90))
+    ca = facts("Test CA", not_after_utc=NOW + timedelta(days=900), is_ca=True)
+    store.record_report(ok_report(WEB, (old, ca)))
+    store.record_report(ok_report(WEB, (new, ca), at=NOW + timedelta(days=1)))
+    endpoint = store.find_endpoint(WEB)
+    assert endpoint is not None
+    assert endpoint.current_certificate_sha256 == new.sha256_hex
+    (old_place,) = store.certificate_deployments(old.sha256_hex)
+    assert not old_place.is_current
+    assert old_place.last_seen_utc == NOW
+    (ca_place,) = store.certificate_deployments(ca.sha256_hex, current_only=True)
+    assert ca_place.chain_position == 1
+    assert ca_place.first_seen_utc == NOW
+
+
+def test_failures_count_up_and_keep_the_current_certificate(store: Store) -> None:
+    """Failed observations count consecutive failures and leave the last leaf current."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    store.record_report(ok_report(WEB, (leaf,)))
+    for hours in (1, 2):
+        store.record_report(failed_report(WEB, at=NOW + timedelta(hours=hours)))
+    endpoint = store.find_endpoint(WEB)
+    assert endpoint is not None
+    assert endpoint.consecutive_failures == 2
+    assert endpoint.last_status is ObservationStatus.FAILED
+    assert endpoint.last_ok_utc == NOW
+    assert endpoint.current_certificate_sha256 == leaf.sha256_hex
+    assert len(store.inventory()) == 1
+    store.record_report(ok_report(WEB, (leaf,), at=NOW + timedelta(hours=3)))
+    endpoint = store.find_endpoint(WEB)
+    assert endpoint is not None
+    assert endpoint.consecutive_failures == 0
+
+
+def test_observation_round_trips(store: Store) -> None:
+    """What was recorded comes back as a frozen record with the same facts."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    finding = Finding(code="expiring", severity=Severity.WARNING, message="soon", cert_index=0)
+    report = ok_report(WEB, (leaf,), protocol="TLSv1.2", findings=(finding,))
+    observation_id = store.record_report(report)
+    record = store.get_observation(observation_id)
+    assert record is not None
+    assert record.target == WEB
+    assert record.status is ObservationStatus.OK
+    assert record.protocol == "TLSv1.2"
+    assert record.leaf_sha256 == leaf.sha256_hex
+    assert record.leaf_issuer == leaf.issuer
+    assert record.chain_sha256 == (leaf.sha256_hex,)
+    assert record.findings == (finding,)
+    assert record.verdict is Severity.WARNING
+    assert record.observed_at_utc == NOW
+    assert record.observed_at_utc.utcoffset() == timedelta(0)
+
+
+def test_failed_observation_round_trips(store: Store) -> None:
+    """A failure is stored with its kind and detail and no certificate."""
+    observation_id = store.record_report(failed_report(MAIL, kind=FailureKind.TIMEOUT))
+    record = store.get_observation(observation_id)
+    assert record is not None
+    assert record.status is ObservationStatus.FAILED
+    assert record.failure_kind is FailureKind.TIMEOUT
+    assert record.leaf_sha256 is None
+    assert record.chain_sha256 == ()
+    assert record.target == MAIL
+
+
+def test_certificate_facts_round_trip(store: Store) -> None:
+    """A stored certificate's facts are rebuilt equal to what was recorded."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    store.record_report(ok_report(WEB, (leaf,)))
+    assert store.get_certificate(leaf.sha256_hex.upper()) == leaf
+
+
+def test_tags_are_replaced_or_kept(store: Store) -> None:
+    """Given tags replace an endpoint's labels; no tags leaves them alone."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    store.record_report(ok_report(WEB, (leaf,)), tags=["prod", "web", "prod", " "])
+    store.record_report(ok_report(WEB, (leaf,), at=NOW + timedelta(hours=1)))
+    endpoint = store.find_endpoint(WEB)
+    assert endpoint is not None
+    assert endpoint.tags == ("prod", "web")
+    store.record_report(ok_report(WEB, (leaf,), at=NOW + timedelta(hours=2)), tags=["web"])
+    endpoint = store.find_endpoint(WEB)
+    assert endpoint is not None
+    assert endpoint.tags == ("web",)
+
+
+def test_batch_is_one_transaction(store: Store) -> None:
+    """record_reports writes every report of a batch, in order."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    reports = [ok_report(WEB, (leaf,), at=NOW + timedelta(minutes=m)) for m in range(5)]
+    ids = store.record_reports(reports, tags={WEB: ["batch"]})
+    assert list(ids) == sorted(ids)
+    endpoint = store.find_endpoint(WEB)
+    assert endpoint is not None
+    assert len(store.endpoint_history(endpoint.id)) == 5
+    assert endpoint.tags == ("batch",)
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    """A naive datetime never reaches the database; the write fails and stores nothing."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    naive = datetime(2026, 6, 1, 12, 0)  # noqa: DTZ001 - the point of the test
+    with pytest.raises((StoreError, ValueError)):
+        store.record_report(ok_report(WEB, (leaf,), at=naive))
+    assert store.list_endpoints() == ()

@@ -1,0 +1,119 @@
+"""The schema: migrations agree with the models, and engines are set up as documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from certvigil.errors import UsageError
+from certvigil.store import open_store
+from certvigil.store.engine import (
+    DATABASE_URL_ENV,
+    create_store_engine,
+    default_database_path,
+    resolve_database_url,
+)
+from certvigil.store.migrations import current_revision, head_revision, upgrade_to_head
+from certvigil.store.models import Base
+
+
+def test_migration_creates_every_model_table(db_url: str) -> None:
+    """Migrating an empty database to head creates every table the models declare."""
+    engine = create_store_engine(db_url)
+    try:
+        assert current_revision(engine) is None
+        upgrade_to_head(engine)
+        assert current_revision(engine) == head_revision()
+        tables = set(inspect(engine).get_table_names())
+        assert set(Base.metadata.tables).issubset(tables)
+    finally:
+        engine.dispose()
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    """Autogenerate finds no difference between the migrated schema and the models."""
+    engine = create_store_engine(db_url)
+    try:
+        upgrade_to_head(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            diff = compare_metadata(context, Base.metadata)
+        assert diff == []
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_twice_is_harmless(db_url: str) -> None:
+    """Opening an already migrated database leaves it at head without error."""
+    open_store(db_url).close()
+    store = open_store(db_url)
+    try:
+        assert current_revision(store.engine) == head_revision()
+    finally:
+        store.close()
+
+
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    """SQLite connections use WAL, enforce foreign keys and wait for locks."""
+    store = open_store(str(tmp_path / "inv.db"))
+    try:
+        with store.read() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    finally:
+        store.close()
+
+
+def test_sqlite_directory_is_created(tmp_path: Path) -> None:
+    """A SQLite path in a directory that does not exist yet gets its directory."""
+    path = tmp_path / "deep" / "er" / "inv.db"
+    open_store(f"sqlite:///{path}").close()
+    assert path.exists()
+
+
+def test_default_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without a URL, a non-root user's database lives under $XDG_DATA_HOME/certvigil."""
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    import os
+
+    expected = (
+        Path("/var/lib/certvigil/certvigil.db")
+        if os.geteuid() == 0
+        else tmp_path / "certvigil" / "certvigil.db"
+    )
+    assert default_database_path() == expected
+    assert resolve_database_url(None).database == str(expected)
+
+
+def test_environment_names_the_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """$CERTVIGIL_DATABASE_URL is used when no URL is given."""
+    monkeypatch.setenv(DATABASE_URL_ENV, f"sqlite:///{tmp_path}/env.db")
+    assert resolve_database_url(None).database == f"{tmp_path}/env.db"
+
+
+def test_plain_path_and_postgres_urls() -> None:
+    """A plain path means SQLite; PostgreSQL URLs get the psycopg 3 driver."""
+    assert resolve_database_url("/srv/inv.db").drivername == "sqlite"
+    assert resolve_database_url("postgresql://u@db/x").drivername == "postgresql+psycopg"
+    assert resolve_database_url("postgres://u@db/x").drivername == "postgresql+psycopg"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mysql://u@db/x", "unsupported database"),
+        ("sqlite://", "in-memory"),
+        ("postgresql+asyncpg://u@db/x", "not supported"),
+        ("not a url://x", "cannot be parsed"),
+    ],
+)
+def test_bad_urls_are_usage_errors(url: str, reason: str) -> None:
+    """Unsupported or malformed URLs raise a UsageError saying why."""
+    with pytest.raises(UsageError, match=reason):
+        resolve_database_url(url)
