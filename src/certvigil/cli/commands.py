@@ -2,5 +2,6 @@
 
 from __future__ import annotations
 
+import certvigil.cli.scan_cmd  # noqa: F401
 from certvigil.cli import config_cmd  # noqa: F401
 from certvigil.cli import run_cmd  # noqa: F401

@@ -1,0 +1,403 @@
+"""``certvigil scan``: probe endpoints and judge what they serve; results on stdout.
+
+Results (table, ``--json`` or ``--csv``) go to stdout or ``--output``; progress,
+malformed-target errors and the one-line summary go to stderr. The exit code comes
+from the results (see ``certvigil.output.summary.Tally.exit_code``):
+
+* 0 nothing to act on, 1 warnings, 2 critical findings;
+* 3 some endpoints could not be checked: a probe failed, or a target was malformed
+  (it is reported on stderr and in the JSON ``target_errors``; the others are still
+  scanned), unless something critical was found;
+* 64 a usage error: bad options, an unreadable target or CA file, or no usable
+  target at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from certvigil import __version__
+from certvigil.analysis.policy import AnalysisPolicy
+from certvigil.analysis.trust import TrustStore
+from certvigil.cli.app import app
+from certvigil.cli.exitcodes import ExitCode
+from certvigil.errors import TargetError, UsageError
+from certvigil.output.sink import OutputFormat, ReportSink
+from certvigil.scan import ScanOptions, ScanProgress, scan_stream, utc_now
+from certvigil.target import StartTLS, Target
+from certvigil.targets import (
+    ExpansionOptions,
+    TargetSpec,
+    iter_argument_specs,
+    iter_file_specs,
+    iter_targets,
+    normalise_hostname,
+    open_target_file,
+    parse_port_list,
+)
+from certvigil.truststore import load_trust_store
+
+_STDIN = "-"
+
+
+def stderr_console() -> Console:
+    """The console for progress, errors and summaries (never stdout)."""
+    return Console(stderr=True, highlight=False)
+
+
+def choose_format(*, as_json: bool, as_csv: bool) -> OutputFormat:
+    """The output format the flags ask for.
+
+    Raises:
+        UsageError: Both ``--json`` and ``--csv`` were given.
+    """
+    if as_json and as_csv:
+        raise UsageError("--json and --csv: choose one output format")
+    if as_json:
+        return OutputFormat.JSON
+    return OutputFormat.CSV if as_csv else OutputFormat.TABLE
+
+
+def build_trust(ca_files: Iterable[Path], *, system_trust: bool, default_ca: bool) -> TrustStore:
+    """Load the trust store once for the whole run (``ConfigError`` on a bad CA file)."""
+    return load_trust_store(
+        ca_files=tuple(ca_files), use_system=system_trust, include_default=default_ca
+    )
+
+
+@contextlib.contextmanager
+def open_output(path: Path | None) -> Iterator[TextIO]:
+    """stdout, or ``path`` opened for writing (late: only once the run can start).
+
+    Raises:
+        UsageError: The file cannot be written.
+    """
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        stream = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write output: {exc.strerror or exc}") from exc
+    with stream:
+        yield stream
+
+
+@dataclass(slots=True)
+class _Ordering:
+    """Remembers where each target stood in the input, for the table only."""
+
+    positions: dict[Target, int]
+
+    def track(self, targets: Iterable[Target]) -> Iterator[Target]:
+        for target in targets:
+            self.positions.setdefault(target, len(self.positions))
+            yield target
+
+
+class _ScanProgressBar:
+    """A rich progress bar on stderr: endpoints done out of targets read so far."""
+
+    def __init__(self, console: Console, *, enabled: bool) -> None:
+        self._enabled = enabled
+        self._read = 0
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]scanning[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} not checked"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task("scan", total=None, failed=0)
+
+    def __enter__(self) -> _ScanProgressBar:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.__exit__(None, None, None)
+
+    def count_read(self, targets: Iterable[Target]) -> Iterator[Target]:
+        """Pass targets through, growing the bar's total as they are read."""
+        for target in targets:
+            self._read += 1
+            if self._enabled:
+                self._progress.update(self._task, total=self._read)
+            yield target
+
+    def on_progress(self, progress: ScanProgress) -> None:
+        """Advance the bar (called by the scanner after each endpoint)."""
+        if self._enabled:
+            self._progress.update(self._task, completed=progress.completed, failed=progress.failed)
+
+
+def run_scan(
+    targets: Iterable[Target],
+    *,
+    options: ScanOptions,
+    trust: TrustStore,
+    sink: ReportSink,
+    console: Console,
+    show_progress: bool,
+) -> ExitCode:
+    """Scan ``targets`` into ``sink``, with progress and a summary on ``console``.
+
+    Args:
+        targets: The endpoints (consumed lazily; malformed ones were already routed
+            to ``sink.tally`` by the generator that makes them).
+        options: Scan options.
+        trust: The anchors.
+        sink: Where reports go.
+        console: The stderr console.
+        show_progress: Draw the progress bar.
+
+    Returns:
+        The exit code the results call for.
+    """
+    ordering = _Ordering(positions={}) if sink.format is OutputFormat.TABLE else None
+    sink.begin(started_at_utc=utc_now())
+    with _ScanProgressBar(console, enabled=show_progress) as bar:
+        stream = bar.count_read(targets)
+        if ordering is not None:
+            stream = ordering.track(stream)
+
+        async def consume() -> None:
+            async for report in scan_stream(
+                stream, options=options, trust=trust, on_progress=bar.on_progress
+            ):
+                order = ordering.positions.get(report.target, 0) if ordering else 0
+                sink.write(report, order=order)
+
+        asyncio.run(consume())
+    sink.finish(finished_at_utc=utc_now())
+    console.print(sink.tally.describe())
+    return sink.tally.exit_code
+
+
+def report_target_error(console: Console, sink: ReportSink, error: TargetError) -> None:
+    """Print a malformed target on stderr at once and count it."""
+    console.print(f"error: {error}", markup=False, highlight=False)
+    sink.tally.add_target_error(error)
+
+
+def _specs(arguments: list[str], files: list[str], *, stdin: TextIO) -> Iterator[TargetSpec]:
+    yield from iter_argument_specs(arguments)
+    for name in files:
+        stream = open_target_file(name, stdin=stdin)
+        try:
+            yield from iter_file_specs(stream, source=name)
+        finally:
+            if stream is not stdin:
+                stream.close()
+
+
+def _check_files_readable(files: list[str]) -> None:
+    # Fail before scanning rather than half-way through: a wrong -f is a usage error.
+    if files.count(_STDIN) > 1:
+        raise UsageError("-f -: standard input can be read only once")
+    for name in files:
+        if name != _STDIN:
+            open_target_file(name).close()
+
+
+def _value_error(what: str, exc: ValueError) -> UsageError:
+    return UsageError(f"{what}: {exc}")
+
+
+@app.command("scan")
+def scan_command(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="TARGET...",
+            help="host, host:port, [v6addr]:port, IP, CIDR block (host:PORTS for a list).",
+            show_default=False,
+        ),
+    ] = None,
+    files: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-f",
+            "--file",
+            metavar="FILE",
+            help="Read targets from FILE ('-' for stdin; '#' starts a comment). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    ports: Annotated[
+        str | None,
+        typer.Option(
+            "-p",
+            "--ports",
+            metavar="PORTS",
+            help="Ports for targets without one, e.g. 443,8443,9000-9010 [default: 443].",
+            show_default=False,
+        ),
+    ] = None,
+    sni: Annotated[
+        str | None,
+        typer.Option(
+            "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
+        ),
+    ] = None,
+    starttls: Annotated[
+        StartTLS | None,
+        typer.Option(
+            "--starttls",
+            help="Upgrade with this protocol first [default: by port: 25/587 smtp, 143 imap, "
+            "110 pop3, 21 ftp, 389 ldap, 5222 xmpp, 5432 postgres].",
+            show_default=False,
+        ),
+    ] = None,
+    allow_large_cidr: Annotated[
+        bool,
+        typer.Option("--allow-large-cidr", help="Accept blocks larger than /16 (IPv6: /112)."),
+    ] = False,
+    ca_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ca-file",
+            metavar="PEM",
+            help="Also trust the CA certificates in this file (PEM, DER, PKCS#7). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    system_trust: Annotated[
+        bool,
+        typer.Option("--system-trust", help="Also trust the operating system's CA bundle."),
+    ] = False,
+    default_ca: Annotated[
+        bool,
+        typer.Option(
+            "--default-ca/--no-default-ca",
+            help="Trust Mozilla's roots (certifi); --no-default-ca trusts only --ca-file.",
+        ),
+    ] = True,
+    thresholds: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--threshold",
+            metavar="DAYS",
+            help="Expiry threshold in days; repeatable [default: 30 14 7 1].",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Most connections open at once.")
+    ] = 200,
+    per_ip: Annotated[
+        int, typer.Option("--per-ip", min=1, help="Most connections open to one address.")
+    ] = 8,
+    connect_timeout: Annotated[
+        float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
+    ] = 5.0,
+    handshake_timeout: Annotated[
+        float,
+        typer.Option("--handshake-timeout", metavar="S", help="TLS handshake limit, seconds."),
+    ] = 10.0,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Retries after a time-out or reset.")
+    ] = 1,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Write one JSON document (docs/json-schema.md).")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per endpoint.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write results to FILE."),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar on stderr [default: when stderr is a terminal].",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks for errors.")] = False,
+) -> None:
+    """Scan TLS endpoints and judge expiry, chain, trust, hostname, key and signature."""
+    del debug  # read from argv by certvigil.cli.app.main
+    arguments, file_names = list(targets or ()), list(files or ())
+    if not arguments and not file_names:
+        raise UsageError("no targets: give TARGET arguments or -f FILE")
+    output_format = choose_format(as_json=as_json, as_csv=as_csv)
+    try:
+        default_ports = parse_port_list(ports) if ports is not None else (443,)
+    except ValueError as exc:
+        raise _value_error(f'-p "{ports}"', exc) from exc
+    try:
+        sni_name = normalise_hostname(sni) if sni is not None else None
+    except ValueError as exc:
+        raise _value_error(f'--sni "{sni}"', exc) from exc
+    if connect_timeout <= 0 or handshake_timeout <= 0:
+        raise UsageError("--connect-timeout and --handshake-timeout must be positive")
+    try:
+        policy = (
+            AnalysisPolicy(thresholds_days=tuple(sorted(set(thresholds), reverse=True)))
+            if thresholds
+            else AnalysisPolicy()
+        )
+        options = ScanOptions(
+            concurrency=concurrency,
+            per_ip_concurrency=per_ip,
+            connect_timeout_s=connect_timeout,
+            handshake_timeout_s=handshake_timeout,
+            retries=retries,
+            policy=policy,
+        )
+    except ValueError as exc:
+        raise UsageError(f"options: {exc}") from exc
+    _check_files_readable(file_names)
+    trust = build_trust(ca_files or (), system_trust=system_trust, default_ca=default_ca)
+    expansion = ExpansionOptions(
+        default_ports=default_ports,
+        sni=sni_name,
+        starttls=starttls,
+        allow_large=allow_large_cidr,
+    )
+    console = stderr_console()
+    show_progress = progress if progress is not None else console.is_terminal
+    with open_output(output) as stream:
+        sink = ReportSink(
+            output_format,
+            stream,
+            command="scan",
+            version=__version__,
+            color=False if output is not None else None,
+        )
+        generated = iter_targets(
+            _specs(arguments, file_names, stdin=sys.stdin),
+            options=expansion,
+            on_error=lambda error: report_target_error(console, sink, error),
+        )
+        code = run_scan(
+            generated,
+            options=options,
+            trust=trust,
+            sink=sink,
+            console=console,
+            show_progress=show_progress,
+        )
+    raise typer.Exit(int(code))
