@@ -1,0 +1,191 @@
+"""``certvigil alerts list|ack|resolve``: see alerts and move them along their lifecycle."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from certvigil.alerts.engine import AlertEngine
+from certvigil.cli.app import app
+from certvigil.store import AlertRecord, AlertState, DeliveryRecord, Store, open_store
+from certvigil.store.outbox import list_deliveries
+
+alerts_app = typer.Typer(
+    name="alerts",
+    help="List alerts, acknowledge them, resolve them.",
+    no_args_is_help=True,
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+class StateFilter(StrEnum):
+    """Which alerts ``alerts list`` shows."""
+
+    ACTIVE = "active"
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    ALL = "all"
+
+
+_STATES = {
+    StateFilter.ACTIVE: (AlertState.OPEN, AlertState.ACKNOWLEDGED),
+    StateFilter.OPEN: (AlertState.OPEN,),
+    StateFilter.ACKNOWLEDGED: (AlertState.ACKNOWLEDGED,),
+    StateFilter.RESOLVED: (AlertState.RESOLVED,),
+    StateFilter.ALL: None,
+}
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite path (default: --config's, $CERTVIGIL_DATABASE_URL, "
+        "or the default path).",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Take the database from this configuration."),
+]
+
+
+@contextmanager
+def _opened(db: str | None, config: Path | None) -> Iterator[Store]:
+    url = db
+    if url is None and config is not None:
+        from certvigil.config.loading import load_config
+
+        url = load_config(config).database_url
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _delivery_json(d: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event": d.event,
+        "route": d.route,
+        "status": d.status.value,
+        "attempts": d.attempts,
+        "next_attempt_at": _iso(d.next_attempt_at_utc),
+        "sent_at": _iso(d.sent_at_utc),
+        "last_error": d.last_error,
+    }
+
+
+def _alert_json(a: AlertRecord, deliveries: list[DeliveryRecord]) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "state": a.state.value,
+        "severity": a.severity.value,
+        "kind": a.kind,
+        "endpoint": str(a.target) if a.target is not None else a.details.get("endpoint"),
+        "certificate_sha256": a.certificate_sha256,
+        "summary": a.summary,
+        "message": a.details.get("message"),
+        "dedup_key": a.dedup_key,
+        "opened_at": _iso(a.opened_at_utc),
+        "acknowledged_at": _iso(a.acknowledged_at_utc),
+        "acknowledged_by": a.acknowledged_by,
+        "ack_note": a.details.get("ack_note"),
+        "resolved_at": _iso(a.resolved_at_utc),
+        "resolution": a.details.get("resolution"),
+        "deliveries": [_delivery_json(d) for d in deliveries],
+    }
+
+
+def _delivery_summary(deliveries: list[DeliveryRecord]) -> str:
+    counts: dict[str, int] = {}
+    for d in deliveries:
+        counts[d.status.value] = counts.get(d.status.value, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "-"
+
+
+@alerts_app.command("list")
+def list_command(
+    state: Annotated[
+        StateFilter, typer.Option("--state", help="Which alerts: active is open + acknowledged.")
+    ] = StateFilter.ACTIVE,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 200,
+    db: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """List alerts, newest first, with where their notifications stand."""
+    with _opened(db, config) as store:
+        alerts = AlertEngine(store).list_alerts(states=_STATES[state], limit=limit)
+        by_alert: dict[int, list[DeliveryRecord]] = {a.id: [] for a in alerts}
+        if alerts:
+            with store.read() as connection:
+                for d in list_deliveries(connection):
+                    if d.alert_id in by_alert:
+                        by_alert[d.alert_id].append(d)
+    if as_json:
+        document = {"alerts": [_alert_json(a, by_alert[a.id]) for a in alerts]}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    if not alerts:
+        Console(stderr=True).print(f"no {state.value} alerts")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "STATE", "SEVERITY", "KIND", "ENDPOINT", "OPENED", "SUMMARY", "SENT"):
+        table.add_column(column, overflow="fold")
+    for a in alerts:
+        who = f" ({a.acknowledged_by})" if a.acknowledged_by else ""
+        table.add_row(
+            str(a.id),
+            a.state.value + who,
+            a.severity.value,
+            a.kind,
+            str(a.target) if a.target is not None else "-",
+            a.opened_at_utc.strftime("%Y-%m-%d %H:%M"),
+            a.summary,
+            _delivery_summary(by_alert[a.id]),
+        )
+    Console(soft_wrap=False, width=200).print(table)
+
+
+@alerts_app.command("ack")
+def ack_command(
+    alert_id: Annotated[int, typer.Argument(metavar="ID", help="The alert's id.")],
+    by: Annotated[str, typer.Option("--by", help="Who takes it.")],
+    note: Annotated[str | None, typer.Option("--note", help="A remark kept with it.")] = None,
+    db: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Acknowledge an open alert: someone is on it (it still resolves by itself)."""
+    with _opened(db, config) as store:
+        alert = AlertEngine(store).acknowledge(alert_id, by=by, now=datetime.now(UTC), note=note)
+    Console(stderr=True).print(f"alert {alert.id} acknowledged by {alert.acknowledged_by}")
+
+
+@alerts_app.command("resolve")
+def resolve_command(
+    alert_id: Annotated[int, typer.Argument(metavar="ID", help="The alert's id.")],
+    by: Annotated[str | None, typer.Option("--by", help="Who resolves it.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why; sent with it.")] = None,
+    db: DatabaseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Resolve an alert by hand; a condition that still holds reopens at the next scan."""
+    with _opened(db, config) as store:
+        alert = AlertEngine(store).resolve(alert_id, now=datetime.now(UTC), by=by, note=note)
+    Console(stderr=True).print(f"alert {alert.id} resolved")
