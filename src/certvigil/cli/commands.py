@@ -5,5 +5,4 @@ from __future__ import annotations
 import certvigil.cli.alerts_cmd
 import certvigil.cli.scan_cmd  # noqa: F401
 from certvigil.cli import config_cmd  # noqa: F401
-from certvigil.cli import inventory_cmd  # noqa: F401
 from certvigil.cli import run_cmd  # noqa: F401
