@@ -28,6 +28,7 @@ import ssl
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,11 @@ class LoopbackServer:
     Attributes:
         host: The address to listen on (loopback only).
         connections_accepted: Connections accepted so far.
-        max_concurrent_connections: The most connections open at the same moment.
+        max_concurrent_connections: The most connections open at the same moment (as the
+            server's loop saw them: a client's close and its next connect may be seen
+            in either order; see ``max_overlapping``).
+        connection_intervals: ``(accepted, closed)`` monotonic times of each finished
+            connection.
     """
 
     def __init__(self, *, host: str = "127.0.0.1") -> None:
@@ -79,6 +84,7 @@ class LoopbackServer:
         self.host = host
         self.connections_accepted = 0
         self.max_concurrent_connections = 0
+        self.connection_intervals: list[tuple[float, float]] = []
         self._active = 0
         self._address: ServerAddress | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,6 +132,27 @@ class LoopbackServer:
         """Serve one connection (subclasses override)."""
         raise NotImplementedError
 
+    def max_overlapping(self, *, tolerance_s: float = 0.02) -> int:
+        """The most finished connections that were open together for over ``tolerance_s``.
+
+        Unlike ``max_concurrent_connections``, this ignores the instant in which a
+        client's closed connection and its next one are both still on the server's
+        books, so it measures the client's own concurrency.
+        """
+        events = sorted(
+            [(start, 1) for start, end in self.connection_intervals if end - start > tolerance_s]
+            + [
+                (end - tolerance_s, -1)
+                for start, end in self.connection_intervals
+                if end - start > tolerance_s
+            ]
+        )
+        most = current = 0
+        for _when, step in events:
+            current += step
+            most = max(most, current)
+        return most
+
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
@@ -167,12 +194,14 @@ class LoopbackServer:
         self.connections_accepted += 1
         self._active += 1
         self.max_concurrent_connections = max(self.max_concurrent_connections, self._active)
+        accepted = time.monotonic()
         try:
             await asyncio.wait_for(self.handle(reader, writer), _IO_TIMEOUT_S)
         except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
             self._active -= 1
+            self.connection_intervals.append((accepted, time.monotonic()))
             writer.transport.abort()
             if task is not None:
                 self._handlers.discard(task)
@@ -258,6 +287,7 @@ class TlsServer(LoopbackServer):
         maximum_version: ssl.TLSVersion | None = None,
         hold_before_handshake_s: float = 0.0,
         reject_unknown_names: bool = False,
+        reset_first_connections: int = 0,
     ) -> None:
         """Configure the server.
 
@@ -274,6 +304,8 @@ class TlsServer(LoopbackServer):
             reject_unknown_names: Abort with the ``unrecognized_name`` alert when the
                 client's SNI is not a key of ``sni_chains`` (as nginx's
                 ``ssl_reject_handshake`` does).
+            reset_first_connections: Reset this many connections (after reading their
+                ClientHello) before serving normally: a flaky endpoint for retry tests.
         """
         super().__init__(host=host)
         versions = {"minimum_version": minimum_version, "maximum_version": maximum_version}
@@ -288,6 +320,7 @@ class TlsServer(LoopbackServer):
         self.context.sni_callback = self._select_by_sni
         self._hold_s = hold_before_handshake_s
         self._reject_unknown_names = reject_unknown_names
+        self._resets_left = reset_first_connections
 
     def _select_by_sni(
         self, tls: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext
@@ -302,6 +335,10 @@ class TlsServer(LoopbackServer):
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Hold if asked, shake hands, then wait for the client to hang up."""
+        if self._resets_left > 0:
+            self._resets_left -= 1
+            await _reset_after_client_hello(reader, writer)
+            return
         if self._hold_s:
             await asyncio.sleep(self._hold_s)
         await serve_tls_handshake(reader, writer, self.context)
@@ -386,10 +423,16 @@ class ResetServer(LoopbackServer):
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Read the ClientHello and abort with a TCP reset."""
-        await _read_client_hello(reader)
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+        await _reset_after_client_hello(reader, writer)
+
+
+async def _reset_after_client_hello(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    await _read_client_hello(reader)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 # TLS 1.2 suites the malformed-certificate server may pick, if the client offers them.
