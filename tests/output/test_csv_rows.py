@@ -25,6 +25,7 @@ def test_csv_has_header_and_one_row_per_endpoint() -> None:
     assert rows[1]["starttls"] == "smtp"
     assert rows[1]["verdict"] == "critical"
     assert rows[2]["status"] == "failed"
+    assert rows[2]["verdict"] == "unknown"
     assert rows[2]["failure_kind"] == "connection_refused"
     assert rows[2]["subject"] == ""
 

@@ -101,6 +101,7 @@ def test_failed_endpoint_has_failure_and_no_certificates() -> None:
     """A failed probe serialises its kind and detail, with null observation and chain."""
     data = json.loads(write_document([refused()], []))["endpoints"][0]
     assert data["status"] == "failed"
+    assert data["verdict"] == "unknown"
     assert data["failure"]["kind"] == "connection_refused"
     assert data["observation"] is None
     assert data["chain"] is None

@@ -59,7 +59,8 @@ _STDIN = "-"
 
 def stderr_console() -> Console:
     """The console for progress, errors and summaries (never stdout)."""
-    return Console(stderr=True, highlight=False)
+    # soft_wrap: an error line stays one line, whatever the terminal width.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def choose_format(*, as_json: bool, as_csv: bool) -> OutputFormat:

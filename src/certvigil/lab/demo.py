@@ -205,8 +205,9 @@ def running_demo_lab(*, now_utc: datetime | None = None) -> Iterator[DemoLab]:
         add(
             "untrusted-root",
             "chain to a root nobody trusts",
-            serve(stranger.served_chain_der(leaf), leaf.key_pem),
-            codes=("untrusted",),
+            # The whole chain up to the unknown root, as such servers usually send it.
+            serve(leaf.chain_der(stranger.intermediate, stranger.root), leaf.key_pem),
+            codes=("untrusted_root",),
         )
 
         leaf = pki.issue_leaf(dns_names=(_name("somewhere-else"),))

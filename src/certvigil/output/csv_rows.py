@@ -6,6 +6,7 @@ import csv
 from typing import TextIO
 
 from certvigil.analysis.model import EndpointReport
+from certvigil.output.json_doc import verdict_text
 from certvigil.output.summary import days_remaining
 
 COLUMNS: tuple[str, ...] = (
@@ -65,7 +66,7 @@ def row_for(report: EndpointReport) -> dict[str, str]:
         sni=target.sni or "",
         starttls=target.starttls.value if target.starttls else "",
         status="failed" if report.is_failed else "observed",
-        verdict=report.verdict.value,
+        verdict=verdict_text(report),
         hostname_matches=_bool(report.hostname_matches),
         findings=";".join(finding.code for finding in report.findings),
         evaluated_at_utc=report.evaluated_at_utc.isoformat(),

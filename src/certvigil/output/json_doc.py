@@ -34,11 +34,20 @@ SCHEMA_VERSION = 1
 """Raised only when a field changes meaning or disappears; additions keep the version."""
 
 
-class _Model(BaseModel):
+class OutputModel(BaseModel):
+    """Base of every output model: frozen, and unknown fields are refused when read back."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class TargetModel(_Model):
+def verdict_text(report: EndpointReport) -> Literal["ok", "info", "warning", "critical", "unknown"]:
+    """The worst finding's severity, or ``"unknown"`` when the endpoint could not be observed."""
+    if report.is_failed:
+        return "unknown"
+    return report.verdict.value
+
+
+class TargetModel(OutputModel):
     """The endpoint probed."""
 
     host: str
@@ -61,7 +70,7 @@ class TargetModel(_Model):
         )
 
 
-class ObservationModel(_Model):
+class ObservationModel(OutputModel):
     """The successful handshake."""
 
     peer_address: str
@@ -90,7 +99,7 @@ class ObservationModel(_Model):
         )
 
 
-class FailureModel(_Model):
+class FailureModel(OutputModel):
     """Why the endpoint could not be observed."""
 
     kind: str
@@ -111,7 +120,7 @@ class FailureModel(_Model):
         )
 
 
-class CertificateModel(_Model):
+class CertificateModel(OutputModel):
     """Every fact about one certificate, plus its days remaining at evaluation time."""
 
     index: int
@@ -198,7 +207,7 @@ class CertificateModel(_Model):
         )
 
 
-class ChainModel(_Model):
+class ChainModel(OutputModel):
     """The verdict on the served chain."""
 
     is_trusted: bool
@@ -231,7 +240,7 @@ class ChainModel(_Model):
         )
 
 
-class FindingModel(_Model):
+class FindingModel(OutputModel):
     """One finding."""
 
     code: str
@@ -250,14 +259,14 @@ class FindingModel(_Model):
         )
 
 
-class EndpointModel(_Model):
+class EndpointModel(OutputModel):
     """The report on one endpoint."""
 
     endpoint: str
     target: TargetModel
     evaluated_at_utc: datetime
     status: Literal["observed", "failed"]
-    verdict: Literal["ok", "info", "warning", "critical"]
+    verdict: Literal["ok", "info", "warning", "critical", "unknown"]
     hostname_matches: bool | None
     observation: ObservationModel | None
     failure: FailureModel | None
@@ -274,7 +283,7 @@ class EndpointModel(_Model):
             target=TargetModel.build(report.target),
             evaluated_at_utc=now,
             status="failed" if report.is_failed else "observed",
-            verdict=report.verdict.value,
+            verdict=verdict_text(report),
             hostname_matches=report.hostname_matches,
             observation=(
                 ObservationModel.build(report.observation) if report.observation else None
@@ -289,7 +298,7 @@ class EndpointModel(_Model):
         )
 
 
-class TargetErrorModel(_Model):
+class TargetErrorModel(OutputModel):
     """A target that could not be parsed."""
 
     source: str
@@ -305,7 +314,7 @@ class TargetErrorModel(_Model):
         )
 
 
-class SummaryModel(_Model):
+class SummaryModel(OutputModel):
     """Counts over the whole run and the exit code they give."""
 
     endpoints: int
@@ -335,14 +344,14 @@ class SummaryModel(_Model):
         )
 
 
-class GeneratorModel(_Model):
+class GeneratorModel(OutputModel):
     """The program that wrote the document."""
 
     name: Literal["certvigil"] = "certvigil"
     version: str
 
 
-class ScanDocument(_Model):
+class ScanDocument(OutputModel):
     """The whole ``--json`` document (what ``JsonDocumentWriter`` writes, piece by piece)."""
 
     schema_version: int
@@ -406,7 +415,7 @@ class JsonDocumentWriter:
         self._stream.flush()
 
 
-class _Instant(_Model):
+class _Instant(OutputModel):
     at: datetime
 
 

@@ -49,9 +49,12 @@ class Tally:
 
     def add(self, report: EndpointReport) -> None:
         """Count one report."""
+        self.add_verdict(report.verdict, is_failed=report.is_failed)
+
+    def add_verdict(self, verdict: Severity, *, is_failed: bool = False) -> None:
+        """Count one judged item (an endpoint, a certificate file) by its verdict."""
         self.endpoints += 1
-        verdict = report.verdict
-        if report.is_failed:
+        if is_failed:
             self.failed += 1
         else:
             self.by_verdict[verdict] += 1
