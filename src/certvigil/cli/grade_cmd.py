@@ -1,0 +1,273 @@
+"""``certvigil grade HOST[:PORT]``: deep TLS assessment and SSL Labs-style grade of one endpoint.
+
+One scan of the endpoint (certificate, chain, trust, name), its revocation status, then
+the protocol and cipher probes; the grade, its rules, the findings and Mozilla profile
+compliance go to stdout as a table or, with ``--json``, as one JSON document.
+
+Exit codes: 0 for A+, A, A-; 1 for B or C; 2 for D, E, F, T or M; 3 when the endpoint
+could not be assessed; 64 for a usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from certvigil import __version__
+from certvigil.analysis.deep_assessment import DeepAssessment, assess_endpoint_report
+from certvigil.analysis.model import EndpointReport
+from certvigil.analysis.revocation import judge_revocation
+from certvigil.analysis.revocation_model import RevocationStatus
+from certvigil.cli.app import app
+from certvigil.cli.exitcodes import ExitCode
+from certvigil.cli.scan_cmd import build_trust, stderr_console
+from certvigil.errors import TargetError, UsageError
+from certvigil.probe.crl_fetch import CrlCache
+from certvigil.probe.observation import ProbeFailure, TlsObservation
+from certvigil.probe.revocation import RevocationOptions, check_revocation
+from certvigil.probe.tls_config import observe_tls_config
+from certvigil.probe.tls_config_observation import TlsConfigObservation
+from certvigil.scan import ScanOptions, scan, utc_now
+from certvigil.target import Target
+from certvigil.targets import (
+    ExpansionOptions,
+    iter_argument_specs,
+    iter_targets,
+    normalise_hostname,
+)
+
+
+def grade_exit_code(grade: str) -> ExitCode:
+    """The exit code a grade maps to (see the module docstring)."""
+    if grade in ("A+", "A", "A-"):
+        return ExitCode.OK
+    if grade in ("B", "C"):
+        return ExitCode.WARNING
+    return ExitCode.CRITICAL
+
+
+def jsonable(value: Any) -> Any:
+    """Frozen results as JSON values: dataclasses to objects, enums to their strings,
+    datetimes to ISO 8601, bytes dropped (certificates travel in ``scan --json``)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not isinstance(getattr(value, f.name), bytes | bytearray)
+        }
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _one_target(text: str, sni: str | None) -> Target:
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_argument_specs([text]),
+            options=ExpansionOptions(default_ports=(443,), sni=sni),
+            on_error=errors.append,
+        )
+    )
+    if errors:
+        raise errors[0]
+    if len(targets) != 1:
+        raise UsageError(f'"{text}": grade takes one endpoint, not {len(targets)}')
+    return targets[0]
+
+
+async def _revoked(observation: TlsObservation, timeout_s: float) -> bool | None:
+    async with httpx.AsyncClient(timeout=timeout_s) as http:
+        found = await check_revocation(
+            observation.chain_der,
+            http=http,
+            crl_cache=CrlCache(clock=utc_now),
+            clock=utc_now,
+            options=RevocationOptions(timeout_s=timeout_s),
+            target=observation.target,
+        )
+    report = judge_revocation(found, now=utc_now())
+    if report.is_revoked:
+        return True
+    return False if report.leaf_status is RevocationStatus.GOOD else None
+
+
+def _render(
+    console: Console,
+    report: EndpointReport,
+    observation: TlsConfigObservation,
+    assessment: DeepAssessment,
+) -> None:
+    grade = assessment.grade
+    config = assessment.tls_config
+    console.print(
+        f"[bold]{report.target}[/bold]  grade [bold]{grade.grade}[/bold]"
+        + (
+            f" (configuration alone: {grade.grade_ignoring_certificate})"
+            if grade.grade != grade.grade_ignoring_certificate
+            else ""
+        )
+        + f"  score {grade.score} (protocol {grade.protocol_score}, key exchange "
+        f"{grade.key_exchange_score}, cipher {grade.cipher_score})"
+    )
+    if grade.rules:
+        rules = Table("grade", "rule", "reason", title="What shaped the grade")
+        for rule in grade.rules:
+            rules.add_row(rule.grade, rule.code, rule.reason)
+        console.print(rules)
+    suites = Table("protocol", "server order", "accepted suites", title="Protocols and suites")
+    for entry in config.suites:
+        order = {True: "server", False: "client", None: "-"}[entry.server_enforces_order]
+        suites.add_row(str(entry.protocol), order, "\n".join(entry.cipher_suites))
+    console.print(suites)
+    facts = Table("fact", "value", title="Key exchange and options")
+    facts.add_row("forward secrecy", config.forward_secrecy)
+    facts.add_row("AEAD", "yes" if config.supports_aead else "no")
+    facts.add_row("groups", ", ".join(config.key_exchange_groups) or "-")
+    facts.add_row("DH prime", f"{config.dh_prime_bits} bits" if config.dh_prime_bits else "-")
+    for label, flag in (
+        ("TLS_FALLBACK_SCSV", config.fallback_scsv),
+        ("secure renegotiation", config.secure_renegotiation),
+        ("compression", config.compression),
+    ):
+        facts.add_row(label, {True: "yes", False: "no", None: "n/a"}[flag])
+    facts.add_row("HSTS max-age", f"{config.hsts_max_age_s} s" if config.hsts_max_age_s else "-")
+    facts.add_row(
+        "probe", f"{observation.handshake_count} connections in {observation.elapsed_s:.2f} s"
+    )
+    console.print(facts)
+    findings = Table("severity", "code", "finding", title="Findings")
+    for finding in (*report.findings, *config.findings):
+        findings.add_row(finding.severity.value, finding.code, finding.message)
+    console.print(findings)
+    mozilla = Table("profile", "compliant", "failing points", title="Mozilla server-side TLS")
+    for item in assessment.mozilla:
+        mozilla.add_row(
+            f"{item.profile.value} ({item.guidelines_version})",
+            "yes" if item.is_compliant else "no",
+            "\n".join(item.failures),
+        )
+    console.print(mozilla)
+
+
+@app.command("grade")
+def grade_command(
+    target: Annotated[
+        str, typer.Argument(metavar="HOST[:PORT]", help="The endpoint (port 443 by default).")
+    ],
+    sni: Annotated[
+        str | None,
+        typer.Option(
+            "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
+        ),
+    ] = None,
+    ca_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ca-file",
+            metavar="PEM",
+            help="Also trust the CA certificates in this file (PEM, DER, PKCS#7). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    system_trust: Annotated[
+        bool,
+        typer.Option("--system-trust", help="Also trust the operating system's CA bundle."),
+    ] = False,
+    default_ca: Annotated[
+        bool,
+        typer.Option(
+            "--default-ca/--no-default-ca",
+            help="Trust Mozilla's roots (certifi); --no-default-ca trusts only --ca-file.",
+        ),
+    ] = True,
+    revocation: Annotated[
+        bool,
+        typer.Option(
+            "--revocation/--no-revocation", help="Check OCSP/CRL (a revoked leaf grades F)."
+        ),
+    ] = True,
+    connect_timeout: Annotated[
+        float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
+    ] = 5.0,
+    handshake_timeout: Annotated[
+        float,
+        typer.Option("--handshake-timeout", metavar="S", help="TLS handshake limit, seconds."),
+    ] = 10.0,
+    per_ip: Annotated[
+        int, typer.Option("--per-ip", min=1, help="Most connections open to the endpoint.")
+    ] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks for errors.")] = False,
+) -> None:
+    """Grade one endpoint's TLS setup like SSL Labs, with every rule explained."""
+    del debug  # read from argv by certvigil.cli.app.main
+    if connect_timeout <= 0 or handshake_timeout <= 0:
+        raise UsageError("--connect-timeout and --handshake-timeout must be positive")
+    try:
+        sni_name = normalise_hostname(sni) if sni is not None else None
+    except ValueError as exc:
+        raise UsageError(f'--sni "{sni}": {exc}') from exc
+    endpoint = _one_target(target, sni_name)
+    if endpoint.starttls is not None:
+        raise UsageError(f"{endpoint}: grading STARTTLS endpoints is not supported")
+    trust = build_trust(ca_files or (), system_trust=system_trust, default_ca=default_ca)
+    console = stderr_console()
+    options = ScanOptions(
+        per_ip_concurrency=per_ip,
+        connect_timeout_s=connect_timeout,
+        handshake_timeout_s=handshake_timeout,
+    )
+    report = scan([endpoint], options=options, trust=trust)[0]
+    if report.observation is None:
+        failure = report.failure
+        detail = f"{failure.kind}: {failure.detail}" if failure else "not observed"
+        console.print(f"error: {endpoint}: {detail}")
+        raise typer.Exit(int(ExitCode.UNKNOWN))
+    observation = asyncio.run(
+        observe_tls_config(
+            endpoint,
+            address=report.observation.peer_address,
+            connect_timeout_s=connect_timeout,
+            handshake_timeout_s=handshake_timeout,
+            max_connections=per_ip,
+        )
+    )
+    if isinstance(observation, ProbeFailure):
+        console.print(f"error: {endpoint}: {observation.kind}: {observation.detail}")
+        raise typer.Exit(int(ExitCode.UNKNOWN))
+    revoked = asyncio.run(_revoked(report.observation, connect_timeout)) if revocation else None
+    assessment = assess_endpoint_report(report, observation, revoked=revoked)
+    if as_json:
+        document = {
+            "command": "grade",
+            "version": __version__,
+            "generated_at_utc": datetime.now(UTC).isoformat(),
+            "target": str(endpoint),
+            "revoked": revoked,
+            "certificate_findings": jsonable(report.findings),
+            "tls_config_observation": jsonable(observation),
+            "assessment": jsonable(assessment),
+        }
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _render(Console(highlight=False, soft_wrap=False), report, observation, assessment)
+    raise typer.Exit(int(grade_exit_code(assessment.grade.grade)))
