@@ -52,7 +52,7 @@ class PostgresServer:
         with psycopg.connect(
             host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True
         ) as connection:
-            connection.execute(sql)  # type: ignore[arg-type]
+            connection.execute(sql.encode())
 
 
 def _postgres_bin() -> Path | None:

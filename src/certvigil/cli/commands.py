@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import certvigil.cli.alerts_cmd
+import certvigil.cli.inventory_cmd
 import certvigil.cli.cert_cmd  # noqa: F401
 import certvigil.cli.demo_cmd  # noqa: F401
 import certvigil.cli.scan_cmd  # noqa: F401

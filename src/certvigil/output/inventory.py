@@ -1,0 +1,312 @@
+"""Renderers for stored data: inventory rows and endpoint history as table, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from certvigil.analysis.model import Severity
+from certvigil.output.summary import days_remaining
+from certvigil.store.records import EndpointRecord, InventoryRow, ObservationRecord
+
+INVENTORY_COLUMNS: tuple[str, ...] = (
+    "endpoint",
+    "host",
+    "port",
+    "sni",
+    "starttls",
+    "tags",
+    "chain_position",
+    "subject",
+    "subject_cn",
+    "issuer",
+    "issuer_cn",
+    "serial_hex",
+    "not_before_utc",
+    "not_after_utc",
+    "days_remaining",
+    "key_type",
+    "key_bits",
+    "san_dns",
+    "sha256",
+    "deployed_since_utc",
+    "last_seen_utc",
+)
+"""The ``inventory --csv`` header, in order; lists are joined with ``;``."""
+
+_SEVERITY_STYLE = {
+    Severity.OK: "green",
+    Severity.INFO: "cyan",
+    Severity.WARNING: "yellow",
+    Severity.CRITICAL: "bold red",
+}
+
+
+_WIDTH_WHEN_NOT_A_TERMINAL = 200
+
+
+def _console(stream: TextIO, *, color: bool | None) -> Console:
+    console = Console(file=stream, no_color=color is False, force_terminal=color or None)
+    if not console.is_terminal:
+        # A pipe or file has no width; keep rows on one line where they fit.
+        console = Console(
+            file=stream, width=_WIDTH_WHEN_NOT_A_TERMINAL, no_color=True, highlight=False
+        )
+    return console
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def inventory_row_json(row: InventoryRow, *, now: datetime) -> dict[str, Any]:
+    """One inventory row as a JSON object (times ISO 8601 UTC)."""
+    target = row.target
+    return {
+        "endpoint": target.endpoint,
+        "host": target.host,
+        "port": target.port,
+        "sni": target.sni,
+        "starttls": target.starttls.value if target.starttls is not None else None,
+        "tags": list(row.tags),
+        "chain_position": row.chain_position,
+        "subject": row.subject,
+        "subject_cn": row.subject_cn,
+        "issuer": row.issuer,
+        "issuer_cn": row.issuer_cn,
+        "serial_hex": row.serial_hex,
+        "not_before_utc": _iso(row.not_before_utc),
+        "not_after_utc": _iso(row.not_after_utc),
+        "days_remaining": days_remaining(row.not_after_utc, now=now),
+        "key_type": row.key_type,
+        "key_bits": row.key_bits,
+        "san_dns": list(row.san_dns),
+        "sha256": row.sha256_hex,
+        "deployed_since_utc": _iso(row.deployed_since_utc),
+        "last_seen_utc": _iso(row.last_seen_utc),
+    }
+
+
+def render_inventory_json(
+    rows: Sequence[InventoryRow], stream: TextIO, *, now: datetime, query: dict[str, Any]
+) -> None:
+    """Writes one JSON document: the query, when it ran, and the certificates.
+
+    Args:
+        rows: The inventory rows.
+        stream: Where to write.
+        now: The reference time for ``days_remaining``.
+        query: The filters used, echoed back.
+    """
+    document = {
+        "generated_at_utc": now.isoformat(),
+        "query": query,
+        "count": len(rows),
+        "certificates": [inventory_row_json(r, now=now) for r in rows],
+    }
+    json.dump(document, stream, indent=2)
+    stream.write("\n")
+
+
+def render_inventory_csv(rows: Sequence[InventoryRow], stream: TextIO, *, now: datetime) -> None:
+    """Writes a header and one CSV row per inventory row."""
+    writer = csv.DictWriter(stream, fieldnames=INVENTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        cells = inventory_row_json(row, now=now)
+        for key, value in cells.items():
+            if isinstance(value, list):
+                cells[key] = ";".join(str(v) for v in value)
+            elif value is None:
+                cells[key] = ""
+        writer.writerow(cells)
+
+
+def _days_cell(not_after_utc: datetime, *, now: datetime, warn_days: int) -> Text:
+    if not_after_utc <= now:
+        ago = days_remaining(now, now=not_after_utc)
+        return Text(f"expired {ago}d ago" if ago else "expired today", style="bold red")
+    days = days_remaining(not_after_utc, now=now)
+    style = "yellow" if days <= warn_days else "green"
+    return Text(str(days), style=style)
+
+
+def render_inventory_table(
+    rows: Sequence[InventoryRow],
+    stream: TextIO,
+    *,
+    now: datetime,
+    warn_days: int = 30,
+    color: bool | None = None,
+) -> None:
+    """Prints the inventory as a table, soonest expiry first.
+
+    Args:
+        rows: The inventory rows.
+        stream: Where to print.
+        now: The reference time for days remaining.
+        warn_days: Days remaining at or below which the count shows as a warning.
+        color: Force colour on or off; ``None`` asks the stream.
+    """
+    console = _console(stream, color=color)
+    if not rows:
+        console.print("no certificates match")
+        return
+    show_position = any(r.chain_position != 0 for r in rows)
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("expires (UTC)", no_wrap=True)
+    table.add_column("days", justify="right", no_wrap=True)
+    table.add_column("endpoint", no_wrap=True)
+    if show_position:
+        table.add_column("pos", justify="right")
+    table.add_column("subject")
+    table.add_column("issuer")
+    table.add_column("key", no_wrap=True)
+    table.add_column("sha256", no_wrap=True)
+    table.add_column("tags")
+    for row in rows:
+        cells: list[str | Text] = [
+            row.not_after_utc.strftime("%Y-%m-%d %H:%M"),
+            _days_cell(row.not_after_utc, now=now, warn_days=warn_days),
+            str(row.target),
+        ]
+        if show_position:
+            cells.append(str(row.chain_position))
+        cells.extend(
+            [
+                row.subject_cn or row.subject,
+                row.issuer_cn or row.issuer,
+                f"{row.key_type.upper()} {row.key_bits}",
+                row.sha256_hex[:16],
+                ",".join(row.tags),
+            ]
+        )
+        table.add_row(*cells)
+    console.print(table)
+
+
+def observation_json(record: ObservationRecord) -> dict[str, Any]:
+    """One stored observation as a JSON object."""
+    return {
+        "id": record.id,
+        "observed_at_utc": _iso(record.observed_at_utc),
+        "evaluated_at_utc": _iso(record.evaluated_at_utc),
+        "status": record.status.value,
+        "failure_kind": record.failure_kind.value if record.failure_kind else None,
+        "failure_detail": record.failure_detail,
+        "tls_alert": record.tls_alert,
+        "peer_address": record.peer_address,
+        "protocol": record.protocol,
+        "cipher": record.cipher,
+        "alpn": record.alpn,
+        "leaf_sha256": record.leaf_sha256,
+        "leaf_issuer": record.leaf_issuer,
+        "leaf_not_after_utc": _iso(record.leaf_not_after_utc),
+        "chain_sha256": list(record.chain_sha256),
+        "is_trusted": record.is_trusted,
+        "chain_error": record.chain_error,
+        "hostname_matches": record.hostname_matches,
+        "verdict": record.verdict.value,
+        "findings": [
+            {
+                "code": f.code,
+                "severity": f.severity.value,
+                "message": f.message,
+                "cert_index": f.cert_index,
+            }
+            for f in record.findings
+        ],
+        "connect_s": record.connect_s,
+        "handshake_s": record.handshake_s,
+    }
+
+
+def endpoint_json(endpoint: EndpointRecord) -> dict[str, Any]:
+    """An endpoint's stored summary as a JSON object."""
+    target = endpoint.target
+    return {
+        "endpoint": target.endpoint,
+        "host": target.host,
+        "port": target.port,
+        "sni": target.sni,
+        "starttls": target.starttls.value if target.starttls is not None else None,
+        "tags": list(endpoint.tags),
+        "first_seen_utc": _iso(endpoint.first_seen_utc),
+        "last_seen_utc": _iso(endpoint.last_seen_utc),
+        "last_ok_utc": _iso(endpoint.last_ok_utc),
+        "last_status": endpoint.last_status.value,
+        "consecutive_failures": endpoint.consecutive_failures,
+        "current_certificate_sha256": endpoint.current_certificate_sha256,
+    }
+
+
+def render_history_json(
+    histories: Sequence[tuple[EndpointRecord, Sequence[ObservationRecord]]], stream: TextIO
+) -> None:
+    """Writes one JSON document with each endpoint and its observations, newest first."""
+    document = {
+        "endpoints": [
+            {**endpoint_json(endpoint), "observations": [observation_json(o) for o in records]}
+            for endpoint, records in histories
+        ]
+    }
+    json.dump(document, stream, indent=2)
+    stream.write("\n")
+
+
+def render_history_table(
+    histories: Sequence[tuple[EndpointRecord, Sequence[ObservationRecord]]],
+    stream: TextIO,
+    *,
+    color: bool | None = None,
+) -> None:
+    """Prints each endpoint's observations, newest first, one table per endpoint."""
+    console = _console(stream, color=color)
+    for endpoint, records in histories:
+        console.print(
+            Text(f"{endpoint.target}", style="bold"),
+            Text(
+                f"  first seen {endpoint.first_seen_utc:%Y-%m-%d %H:%M}, "
+                f"{len(records)} observation{'s' if len(records) != 1 else ''} shown"
+            ),
+        )
+        table = Table(show_edge=False, pad_edge=False)
+        for title in ("observed (UTC)", "status", "protocol", "leaf", "issuer", "expires"):
+            table.add_column(title, no_wrap=True)
+        table.add_column("verdict / problem")
+        for record in records:
+            if record.failure_kind is not None:
+                status = Text(record.failure_kind.value, style="magenta")
+                problem = Text(record.failure_detail or "")
+            else:
+                status = Text("ok", style="green")
+                worst = [f for f in record.findings if f.severity is record.verdict]
+                problem = Text(record.verdict.value, style=_SEVERITY_STYLE[record.verdict])
+                if worst and record.verdict.rank >= Severity.WARNING.rank:
+                    problem.append(f": {worst[0].code}")
+            table.add_row(
+                f"{record.observed_at_utc:%Y-%m-%d %H:%M:%S}",
+                status,
+                record.protocol or "",
+                (record.leaf_sha256 or "")[:16],
+                _issuer_cn(record.leaf_issuer),
+                f"{record.leaf_not_after_utc:%Y-%m-%d}" if record.leaf_not_after_utc else "",
+                problem,
+            )
+        console.print(table)
+
+
+def _issuer_cn(issuer: str | None) -> str:
+    if not issuer:
+        return ""
+    for part in issuer.split(","):
+        if part.strip().upper().startswith("CN="):
+            return part.strip()[3:]
+    return issuer
