@@ -172,11 +172,22 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
         except ValueError as exc:
             raise CertificateLoadError("certificate", _reason(exc)) from exc
         facts = _read_facts(der, certificate, problems)
+        serial_positive = certificate.serial_number > 0
     for warning in caught:
-        problems.append(str(warning.message).split(". ")[0])
+        problems.append(_warning_problem(str(warning.message), serial_positive))
     if problems:
         facts = _with_problems(facts, problems)
     return ParsedCertificate(der=der, certificate=certificate, facts=facts)
+
+
+def _warning_problem(message: str, serial_positive: bool) -> str:
+    if "serial number" in message and "positive" in message:
+        if serial_positive:
+            # The certificate's own serial is fine: the zero or negative one is the
+            # authorityCertSerialNumber in the authority key identifier.
+            return "the authority key identifier holds a zero or negative serial number"
+        return "the serial number is zero or negative (RFC 5280 requires a positive one)"
+    return message.split(". ")[0]
 
 
 def _with_problems(facts: CertificateFacts, problems: list[str]) -> CertificateFacts:
