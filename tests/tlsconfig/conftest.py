@@ -75,15 +75,18 @@ StartServer = Callable[..., int]
 
 @pytest.fixture
 def s_server(cert_files: CertFiles) -> Iterator[StartServer]:
-    """Start ``openssl s_server`` on 127.0.0.1 with extra arguments; returns its port."""
+    """Start ``openssl s_server`` on 127.0.0.1 with extra arguments; returns its port.
+
+    With ``www=False`` the server does not speak HTTP: it echoes lines reversed.
+    """
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is not installed")
     processes: list[subprocess.Popen[str]] = []
 
-    def start(*args: str) -> int:
+    def start(*args: str, www: bool = True) -> int:
         process = subprocess.Popen(
             ["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", str(cert_files.cert),
-             "-key", str(cert_files.key), "-www", *args],
+             "-key", str(cert_files.key), *(["-www"] if www else ["-rev"]), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True,
         )  # fmt: skip
@@ -91,6 +94,8 @@ def s_server(cert_files: CertFiles) -> Iterator[StartServer]:
         assert process.stdout is not None
         for line in process.stdout:
             if line.startswith("ACCEPT"):
+                # Keep draining what s_server prints per connection, or the pipe fills.
+                threading.Thread(target=process.stdout.read, daemon=True).start()
                 return int(line.strip().rsplit(":", 1)[1])
         raise RuntimeError(f"s_server {' '.join(args)} did not start")
 

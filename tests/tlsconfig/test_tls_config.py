@@ -243,3 +243,12 @@ def test_silent_server_times_out() -> None:
         listener.close()
     assert isinstance(result, ProbeFailure)
     assert result.kind is FailureKind.TIMEOUT
+
+
+def test_non_http_tls_service_is_not_waited_for(s_server: StartServer) -> None:
+    """A TLS service that does not speak HTTP has no HTTP facts, found without waiting."""
+    port = s_server("-tls1_3", www=False)
+    obs = observe(port, http_timeout_s=4.0)
+    assert obs.http is None
+    assert obs.accepted_protocols == (TlsProtocol.TLS_1_3,)
+    assert obs.elapsed_s < 3

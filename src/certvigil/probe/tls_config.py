@@ -58,6 +58,7 @@ from certvigil.target import Target
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
 DEFAULT_MAX_CONNECTIONS = 8
+DEFAULT_HTTP_TIMEOUT_S = 3.0
 _HTTP_MAX_HEADER_BYTES = 32768
 
 
@@ -341,7 +342,7 @@ def _http_context() -> ssl.SSLContext:
     return context
 
 
-async def _http(session: _Session, host_header: str) -> HttpObservation | None:
+async def _http(session: _Session, host_header: str, timeout_s: float) -> HttpObservation | None:
     async with session.semaphore:
         session.handshake_count += 1
         try:
@@ -359,14 +360,27 @@ async def _http(session: _Session, host_header: str) -> HttpObservation | None:
         try:
             request = f"GET / HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n"
             writer.write(request.encode("ascii", "replace"))
-            head = await asyncio.wait_for(
-                reader.readuntil(b"\r\n\r\n"), session.handshake_timeout_s
-            )
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            head = await asyncio.wait_for(_read_http_head(reader), timeout_s)
+        except (TimeoutError, OSError):
             return None
         finally:
             writer.transport.abort()
-    return parse_http_head(head[:_HTTP_MAX_HEADER_BYTES])
+    return parse_http_head(head) if head is not None else None
+
+
+async def _read_http_head(reader: asyncio.StreamReader) -> bytes | None:
+    """The response up to its blank line; ``None`` as soon as it is plainly not HTTP."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await reader.read(4096)
+        if not chunk:
+            return None
+        head += chunk
+        # A mail or database server behind TLS answers with something else: stop at
+        # once rather than wait out the time-out.
+        if not head.startswith(b"HTTP/"[: len(head)]) or len(head) > _HTTP_MAX_HEADER_BYTES:
+            return None
+    return head
 
 
 def parse_http_head(head: bytes) -> HttpObservation | None:
@@ -416,6 +430,7 @@ async def observe_tls_config(
     handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     check_http: bool = True,
+    http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S,
 ) -> TlsConfigResult:
     """Assess which protocols, suites and groups ``target`` accepts.
 
@@ -428,6 +443,8 @@ async def observe_tls_config(
         handshake_timeout_s: Time-out for the server's answer to each hello.
         max_connections: Connections open at once to this endpoint.
         check_http: Send one HTTPS ``GET /`` to read Strict-Transport-Security.
+        http_timeout_s: Limit on waiting for the HTTP response head (a TLS service
+            that is not HTTP may never answer a GET).
 
     Returns:
         The observation, or a ``ProbeFailure`` when the endpoint could not be
@@ -460,7 +477,9 @@ async def observe_tls_config(
     host_header = target.server_name or target.host
     if ":" in host_header:
         host_header = f"[{host_header}]"
-    http_task = asyncio.create_task(_http(session, host_header)) if check_http else None
+    http_task = (
+        asyncio.create_task(_http(session, host_header, http_timeout_s)) if check_http else None
+    )
     tasks = [asyncio.create_task(_probe_sslv2(session))]
     tasks += [asyncio.create_task(_probe_version(session, p)) for p in TlsProtocol if p.wire > 2]
     tls13_groups_task = asyncio.create_task(_enumerate_tls13_groups(session))
