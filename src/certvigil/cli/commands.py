@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import certvigil.cli.alerts_cmd
-import certvigil.cli.inventory_cmd
 import certvigil.cli.cert_cmd  # noqa: F401
+import certvigil.cli.config_cmd
 import certvigil.cli.demo_cmd  # noqa: F401
+import certvigil.cli.inventory_cmd
+import certvigil.cli.run_cmd
 import certvigil.cli.scan_cmd  # noqa: F401
-from certvigil.cli import config_cmd  # noqa: F401
-from certvigil.cli import run_cmd  # noqa: F401

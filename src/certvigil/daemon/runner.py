@@ -251,7 +251,9 @@ class Daemon:
                 # in-flight ones get the grace time, or less if asked to hurry.
                 hurrier = asyncio.create_task(hurry.wait())
                 grace = self.config.scan.shutdown_grace_s
-                done, _ = await asyncio.wait({scanning, hurrier}, timeout=grace)
+                done, _ = await asyncio.wait(
+                    {scanning, hurrier}, timeout=grace, return_when=asyncio.FIRST_COMPLETED
+                )
                 hurrier.cancel()
                 if scanning not in done:
                     log.warning("cancelling endpoints still in flight")

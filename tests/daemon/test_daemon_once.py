@@ -1,0 +1,126 @@
+"""One daemon cycle against real TLS servers on loopback, recorded in SQLite, alerts delivered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from certvigil.config import load_config
+from certvigil.config.expand import expand_targets
+from certvigil.daemon.runner import Daemon
+from certvigil.lab.pki import ThrowawayPki
+from certvigil.lab.servers import TlsServer, closed_port
+from certvigil.scan import ScanOptions
+from certvigil.store import open_store
+from tests.daemon.helpers import counting_receiver, expiring_leaf, write_config
+
+
+@pytest.fixture(scope="module")
+def pki() -> ThrowawayPki:
+    """A throwaway root and intermediate for the daemon's endpoints."""
+    return ThrowawayPki.create()
+
+
+def test_once_records_every_endpoint_and_delivers_each_alert_once(
+    tmp_path: Path, pki: ThrowawayPki
+) -> None:
+    """A cycle records each endpoint, opens expiry alerts and delivers each exactly once."""
+    leaf = expiring_leaf(pki, days_left=5)
+    with (
+        TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server,
+        closed_port() as closed,
+        counting_receiver() as receiver,
+    ):
+        config = write_config(
+            tmp_path,
+            root_pem=pki.root.pem,
+            endpoints=[
+                ("127.0.0.1", server.port, None),
+                ("localhost", server.port, None),
+                ("127.0.0.1", closed.port, None),
+            ],
+            route_url=receiver.url(),
+        )
+        loaded = load_config(config)
+        store = open_store(loaded.database_url)
+        try:
+            targets = expand_targets(loaded).targets
+            options = ScanOptions(retries=0, fetch_missing_issuers=False)
+
+            def run_once() -> None:
+                daemon = Daemon(loaded, targets, store=store, scan_options=options)
+                asyncio.run(daemon.run(once=True))
+
+            run_once()
+            endpoints = store.list_endpoints()
+            assert len(endpoints) == 3
+            histories = [store.endpoint_history(e.id) for e in endpoints]
+            assert [len(h) for h in histories] == [1, 1, 1]
+            statuses = sorted(h[0].status.value for h in histories)
+            assert statuses == ["failed", "ok", "ok"]
+            alerts = store.list_alerts()
+            assert any(a.kind == "expiry_threshold" for a in alerts)
+            deliveries = store.list_deliveries()
+            assert deliveries
+            assert {d.status.value for d in deliveries} == {"sent"}
+            counts = receiver.counts()
+            assert sorted(counts) == sorted(str(d.id) for d in deliveries)
+            assert set(counts.values()) == {1}
+
+            # A second cycle sees the same certificates: nothing is told twice.
+            run_once()
+            assert [len(store.endpoint_history(e.id)) for e in endpoints] == [2, 2, 2]
+            assert receiver.counts() == counts
+        finally:
+            store.close()
+
+
+def test_run_once_command_logs_json_lines_and_exits_0(tmp_path: Path, pki: ThrowawayPki) -> None:
+    """``certvigil run --once --log-format json`` writes one JSON object per log line."""
+    leaf = expiring_leaf(pki, days_left=200)
+    with TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server:
+        config = write_config(
+            tmp_path, root_pem=pki.root.pem, endpoints=[("localhost", server.port, None)]
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "certvigil",
+                "run",
+                "--config",
+                str(config),
+                "--once",
+                "--log-format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    finished = [r for r in records if r["msg"] == "cycle finished"]
+    assert len(finished) == 1
+    assert (finished[0]["due"], finished[0]["recorded"], finished[0]["failed"]) == (1, 1, 0)
+    assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+    assert (tmp_path / "inventory.db").exists()
+
+
+def test_run_with_invalid_config_exits_64(tmp_path: Path) -> None:
+    """``certvigil run`` on a configuration with a mistake names it and exits 64."""
+    config = tmp_path / "certvigil.yaml"
+    config.write_text("targets:\n  - host: localhost\n    port: 0\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "certvigil", "run", "--config", str(config), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 64
+    assert f"{config}:3: targets[0].port: must be 1..65535" in result.stderr
