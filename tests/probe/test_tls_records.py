@@ -241,3 +241,13 @@ def test_suite_registry_classification() -> None:
     assert suite_for(0x0034).is_anonymous
     assert suite_for(0xFFFE).iana_name == "UNKNOWN_0xFFFE"
     assert set(TLS13_SUITES) == {0x1301, 0x1302, 0x1303, 0x1304, 0x1305}
+
+
+@given(count=st.integers(min_value=1, max_value=200))
+def test_hellos_avoid_the_256_to_511_byte_range(count: int) -> None:
+    """No ClientHello handshake message is 256-511 bytes long (RFC 7685 padding)."""
+    suites = tuple(sorted(SUITES)[:count])
+    record = build_client_hello(ClientHelloSpec(protocol=TlsProtocol.TLS_1_2, cipher_suites=suites))
+    length = len(record) - 5
+    assert not 256 <= length < 512
+    assert _parse_client_hello(record)["suites"] == list(suites)

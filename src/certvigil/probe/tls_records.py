@@ -107,6 +107,7 @@ _EXT_SUPPORTED_GROUPS = 10
 _EXT_EC_POINT_FORMATS = 11
 _EXT_SIGNATURE_ALGORITHMS = 13
 _EXT_ALPN = 16
+_EXT_PADDING = 21
 _EXT_SUPPORTED_VERSIONS = 43
 _EXT_KEY_SHARE = 51
 _EXT_RENEGOTIATION_INFO = 0xFF01
@@ -279,7 +280,13 @@ def build_client_hello(spec: ClientHelloSpec) -> bytes:
         + _vec8(bytes(spec.compression_methods))
     )
     if spec.protocol is not TlsProtocol.SSL_3_0:
-        body += _vec16(_extensions(spec))
+        extensions = _extensions(spec)
+        # RFC 7685: some servers (F5 BIG-IP among them) hang on hellos of 256-511
+        # bytes; pad those to 512 as browsers and OpenSSL do.
+        length = 4 + len(body) + 2 + len(extensions)
+        if 256 <= length < 512:
+            extensions += _ext(_EXT_PADDING, bytes(max(0, 512 - length - 4)))
+        body += _vec16(extensions)
     handshake = _u8(1) + _u24(len(body)) + body
     # Record version TLS 1.0 (SSLv3 for an SSLv3 hello): what old servers accept best.
     record_version = 0x0300 if spec.protocol is TlsProtocol.SSL_3_0 else 0x0301
