@@ -85,15 +85,18 @@ def test_first_scan_deep_past_thresholds_raises_only_the_most_urgent() -> None:
 def _acme_life(
     lifetime: timedelta, renew_at_remaining: timedelta, total: timedelta, step: timedelta
 ):
-    """Simulate an ACME client renewing on time; returns the replay."""
+    """Scan every ``step`` while an ACME client, run every 12 hours, renews on time."""
     replay = Replay()
     cert = leaf("acme-0", not_before=T0, lifetime=lifetime)
     now = T0
     n = 0
+    next_client_run = T0 + timedelta(hours=5)
     while now < T0 + total:
-        if cert.not_after_utc - now <= renew_at_remaining:
-            n += 1
-            cert = leaf(f"acme-{n}", not_before=now, lifetime=lifetime)
+        if now >= next_client_run:
+            next_client_run += timedelta(hours=12)
+            if cert.not_after_utc - now <= renew_at_remaining:
+                n += 1
+                cert = leaf(f"acme-{n}", not_before=now, lifetime=lifetime)
         replay.step(report(cert, now), now)
         now += step
     return replay, n
