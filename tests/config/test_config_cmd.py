@@ -91,3 +91,11 @@ def test_check_notes_seed_000_foreign_keys(tmp_path: Path) -> None:
     assert f"note: {path}:2: api_key: accepted and ignored" in result.stderr
     assert "endpoints: 6 on 6 hosts" in result.stdout
     assert "every 10m" in result.stdout
+
+
+def test_contrib_example_passes_check() -> None:
+    """The example shipped for the systemd unit is a valid configuration."""
+    path = Path(__file__).parents[2] / "contrib" / "certvigil.yaml"
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert "sqlite:////var/lib/certvigil/certvigil.db" in result.stdout
