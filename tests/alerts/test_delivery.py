@@ -14,6 +14,7 @@ from certvigil.alerts.delivery import (
     RetryPolicy,
     channels_for_routes,
     deliver_due,
+    deliver_forever,
     release_claims,
 )
 from certvigil.alerts.engine import AlertEngine
@@ -21,6 +22,7 @@ from certvigil.alerts.routing import AlertRoute
 from certvigil.analysis.model import Severity
 from certvigil.store import DeliveryStatus, Store
 from certvigil.store.outbox import list_deliveries
+from certvigil.target import Target
 
 from .factories import T0, leaf, report
 from .receivers import http_receiver, smtp_server
@@ -200,3 +202,57 @@ def test_resolution_is_delivered_after_the_opening(store: Store) -> None:
         receiver.requests[1].json()["message"]
         == "The chain served by www.example.test:443 verifies again."
     )
+
+
+def test_two_workers_on_one_outbox_send_each_delivery_once(
+    store: Store, open_another_store
+) -> None:
+    """Two workers draining the same outbox at once send every delivery exactly once."""
+    with http_receiver() as receiver:
+        route = AlertRoute(name="hook", url=receiver.url("webhook+http"))
+        engine = AlertEngine(store, routes=(route,))
+        for n in range(12):
+            target = Target(host=f"h{n}.example.test", port=443)
+            cert = leaf(f"w{n}", not_before=T0, lifetime=timedelta(days=365))
+            engine.record_and_process(report(cert, T0, trusted=False, target=target), T0)
+        other = open_another_store()
+        channels = channels_for_routes((route,), timeout_s=10)
+
+        async def both() -> list[DeliveryStats]:
+            return list(
+                await asyncio.gather(
+                    deliver_due(store, channels, T0, limit=8, concurrency=2),
+                    deliver_due(other, channels, T0, limit=8, concurrency=2),
+                )
+            )
+
+        stats = asyncio.run(both())
+        stats.append(_run(store, (route,), T0))
+    ids = [r.headers[DELIVERY_ID_HEADER.lower()] for r in receiver.requests]
+    assert len(ids) == 12 and len(set(ids)) == 12
+    assert sum(s.sent for s in stats) == 12
+    assert all(d.status is DeliveryStatus.SENT for d in _deliveries(store))
+
+
+def test_deliver_forever_sends_until_stopped(store: Store) -> None:
+    """The worker loop sends what is queued, then stops when told, with its totals."""
+    with http_receiver() as receiver:
+        route = AlertRoute(name="hook", url=receiver.url("webhook+http"))
+        _open_untrusted(store, (route,))
+        channels = channels_for_routes((route,), timeout_s=10)
+
+        async def run() -> DeliveryStats:
+            stop = asyncio.Event()
+            worker = asyncio.create_task(
+                deliver_forever(store, channels, stop, poll_interval_s=0.05, clock=lambda: T0)
+            )
+            for _ in range(200):
+                if receiver.requests:
+                    break
+                await asyncio.sleep(0.02)
+            stop.set()
+            return await asyncio.wait_for(worker, 10)
+
+        total = asyncio.run(run())
+    assert (total.claimed, total.sent) == (1, 1)
+    assert len(receiver.requests) == 1
