@@ -11,13 +11,11 @@ could not be assessed; 64 for a usage error.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import enum
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
@@ -33,6 +31,7 @@ from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.scan_cmd import build_trust, stderr_console
 from certvigil.errors import TargetError, UsageError
+from certvigil.output.plain_json import jsonable
 from certvigil.probe.crl_fetch import CrlCache
 from certvigil.probe.observation import ProbeFailure, TlsObservation
 from certvigil.probe.revocation import RevocationOptions, check_revocation
@@ -55,26 +54,6 @@ def grade_exit_code(grade: str) -> ExitCode:
     if grade in ("B", "C"):
         return ExitCode.WARNING
     return ExitCode.CRITICAL
-
-
-def jsonable(value: Any) -> Any:
-    """Frozen results as JSON values: dataclasses to objects, enums to their strings,
-    datetimes to ISO 8601, bytes dropped (certificates travel in ``scan --json``)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not isinstance(getattr(value, f.name), bytes | bytearray)
-        }
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    return value
 
 
 def _one_target(text: str, sni: str | None) -> Target:
