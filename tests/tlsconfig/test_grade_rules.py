@@ -6,6 +6,7 @@ compression, missing RFC 5746 and RFC 7507 support).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -36,7 +37,7 @@ TLS13 = (0x1301, 0x1302)
 
 
 def observation(
-    suites: dict[TlsProtocol, tuple[int, ...]],
+    suites: Mapping[TlsProtocol, tuple[int, ...]],
     **facts: object,
 ) -> TlsConfigObservation:
     """An observation accepting ``suites`` per protocol, with secure defaults."""
