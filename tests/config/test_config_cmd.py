@@ -99,3 +99,22 @@ def test_contrib_example_passes_check() -> None:
     result = runner.invoke(app, ["config", "check", str(path)])
     assert result.exit_code == 0, result.stderr
     assert "sqlite:////var/lib/certvigil/certvigil.db" in result.stdout
+
+
+def test_check_reports_unusable_ca_files_at_their_field(tmp_path: Path) -> None:
+    """A CA file that is missing or holds no certificate is named with its field and line."""
+    (tmp_path / "not-a-cert.pem").write_text("hello\n", encoding="utf-8")
+    path = tmp_path / "certvigil.yaml"
+    path.write_text(
+        "trust:\n  ca_files: [missing.pem]\ntargets:\n  - host: localhost\n"
+        "    trust:\n      public: false\n      ca_files:\n        - not-a-cert.pem\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 64
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2
+    assert errors[0].startswith(f"error: {path}:2: trust.ca_files[0]: ")
+    assert "missing.pem" in errors[0]
+    assert errors[1].startswith(f"error: {path}:8: targets[0].trust.ca_files[0]: ")
+    assert "not-a-cert.pem" in errors[1]

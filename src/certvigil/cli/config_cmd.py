@@ -10,7 +10,7 @@ import typer
 
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.config.expand import expand_targets
+from certvigil.config.expand import check_trust_files, expand_targets
 from certvigil.config.loading import load_config
 from certvigil.config.sample import SAMPLE_YAML
 from certvigil.errors import ConfigError
@@ -58,6 +58,9 @@ def check_command(
     try:
         loaded = load_config(path)
         expanded = expand_targets(loaded)
+        unusable = check_trust_files(loaded)
+        if unusable:
+            raise ConfigError(str(path), "unusable CA files", problems=unusable)
     except ConfigError as exc:
         problems = exc.problems or (exc,)
         for problem in problems:

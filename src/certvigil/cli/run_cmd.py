@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from certvigil.cli.app import app
-from certvigil.config.expand import expand_targets
+from certvigil.config.expand import check_trust_files, expand_targets
 from certvigil.config.loading import load_config
 from certvigil.config.model import LogFormat, LogLevel
 from certvigil.daemon.logs import LOGGER_NAME, configure_logging
@@ -45,6 +45,9 @@ def run_command(
     """
     loaded = load_config(config)
     expanded = expand_targets(loaded)
+    unusable = check_trust_files(loaded)
+    if unusable:
+        raise unusable[0]
     settings = loaded.config.logging
     configure_logging(
         format=(log_format or settings.format).value,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from certvigil.config.loading import LoadedConfig, locate_field
+from certvigil.config.locate import format_field_path
 from certvigil.config.model import EndpointSettings, SourceEntry, SourceKind, TrustSettings
 from certvigil.config.units import Threshold
 from certvigil.errors import ConfigError, TargetError, UsageError
@@ -194,3 +195,34 @@ def _target_file_targets(path: Path, options: ExpansionOptions) -> Iterator[Targ
                 spec.source, f'"{spec.text}": {exc.reason}', line=spec.position
             ) from exc
         yield from parsed.expand(options)
+
+
+def check_trust_files(loaded: LoadedConfig) -> tuple[ConfigError, ...]:
+    """Every CA file named in the configuration that cannot be read as certificates.
+
+    Args:
+        loaded: A validated configuration.
+
+    Returns:
+        One error per unusable file, naming the field (``targets[2].trust.ca_files[0]``)
+        and its line; empty when every file loads.
+    """
+    from certvigil.truststore import load_trust_store
+
+    config = loaded.config
+    locate = locate_field(loaded)
+    name = str(loaded.path)
+    places: list[tuple[tuple[str | int, ...], TrustSettings]] = [(("trust",), config.trust)]
+    for section, entries in (("targets", config.targets), ("sources", config.sources)):
+        for index, entry in enumerate(entries):
+            if entry.trust is not None:
+                places.append(((section, index, "trust"), entry.trust))
+    problems: list[ConfigError] = []
+    for prefix, trust in places:
+        for index, ca_file in enumerate(trust.ca_files):
+            path = (*prefix, "ca_files", index)
+            try:
+                load_trust_store(ca_files=(loaded.resolve(ca_file),), include_default=False)
+            except UsageError as exc:
+                problems.append(_problem(name, format_field_path(path), str(exc), locate(path)))
+    return tuple(problems)
