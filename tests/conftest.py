@@ -3,8 +3,9 @@
 Databases: ``db_url`` and ``store`` run a test twice, on SQLite in ``tmp_path`` and on
 a real PostgreSQL that ``postgres_server`` starts once per session from Debian's
 binaries (``/usr/lib/postgresql/*/bin``) on 127.0.0.1 and a free port, as the
-``postgres`` user when the tests run as root. Each PostgreSQL test gets a database
-of its own, cloned from a template, and dropped afterwards.
+``postgres`` user when the tests run as root. On PostgreSQL, ``db_url`` is a new
+empty database per test (dropped afterwards) and ``store_url`` one migrated database
+whose tables are emptied before each test.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from certvigil.store import Store, open_store
+from certvigil.store.models import Base
 
 _PG_DATABASES = itertools.count(1)
 
@@ -45,14 +47,26 @@ class PostgresServer:
         """A SQLAlchemy URL for one database on this server."""
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
 
-    def admin(self, sql: str) -> None:
-        """Runs one statement outside a transaction in the ``postgres`` database."""
+    def admin(self, sql: str, *, database: str = "postgres") -> None:
+        """Runs one statement outside a transaction (in the ``postgres`` database)."""
         import psycopg
 
         with psycopg.connect(
-            host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True
+            host=self.host, port=self.port, user=self.user, dbname=database, autocommit=True
         ) as connection:
             connection.execute(sql.encode())
+
+    def empty_tables(self, database: str) -> None:
+        """Empties every certvigil table of a migrated database, much faster than a new one.
+
+        Connections a previous test left behind are ended first, so none holds a lock.
+        """
+        self.admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        )
+        tables = ", ".join(Base.metadata.tables)
+        self.admin(f"TRUNCATE {tables} RESTART IDENTITY CASCADE", database=database)
 
 
 def _postgres_bin() -> Path | None:
@@ -143,8 +157,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         server.admin("CREATE DATABASE certvigil_empty")
         server.admin("CREATE DATABASE certvigil_migrated")
-        migrated = open_store(server.url("certvigil_migrated"))
-        migrated.close()
+        open_store(server.url("certvigil_migrated")).close()
         yield server
     finally:
         subprocess.run(
@@ -188,7 +201,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    yield from _postgres_database(server, "certvigil_migrated")
+    server.empty_tables("certvigil_migrated")
+    yield server.url("certvigil_migrated")
 
 
 @pytest.fixture
