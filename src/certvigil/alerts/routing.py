@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -83,13 +84,23 @@ def matching_routes(
     return tuple(chosen.values())
 
 
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}"
+    r"|localhost|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$"
+)
+
+
 def redact_url(url: str) -> str:
-    """``scheme://host`` of a URL, for messages: paths and credentials often hold secrets."""
+    """``scheme://host`` of a URL, for messages: paths and credentials often hold secrets.
+
+    The host is shown only when it looks like a host name or address: many apprise
+    URLs carry a token where the host would be (``slack://TokenA/…``).
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return "(not a URL)"
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
-    return f"{scheme}://{host}/…" if host else f"{scheme}://…"
+    return f"{scheme}://{host}/…" if _HOST_RE.match(host) else f"{scheme}://…"
 
 
 class ConfiguredRoute(Protocol):
