@@ -615,7 +615,10 @@ def _conditions(
         dedup_key(AlertKind.REVOKED, ep),
         Severity.CRITICAL,
         f"Certificate revoked: {ep}",
-        f"{_cn(leaf)} ({_short(leaf.sha256_hex)}) served by {ep} is revoked.",
+        next(
+            (f.message for f in report.findings if f.code in policy.revoked_finding_codes),
+            f"A certificate served by {ep} for {_cn(leaf)} is revoked.",
+        ),
         f"{ep} no longer serves a revoked certificate.",
         cert=leaf.sha256_hex,
     )
