@@ -15,8 +15,8 @@ from certvigil.lab.servers import ServerAddress, TlsServer
 from certvigil.store import Store, open_store
 from tests.daemon.helpers import DaemonProcess, counting_receiver, expiring_leaf, write_config
 
-ENDPOINTS = 12
-HOLD_S = 1.0
+ENDPOINTS = 10
+HOLD_S = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def pki() -> ThrowawayPki:
 
 @pytest.fixture
 def slow_server(pki: ThrowawayPki) -> Iterator[ServerAddress]:
-    """A TLS server that waits a second before each handshake; its leaf expires in 5 days."""
+    """A TLS server that waits before each handshake; its leaf expires in 5 days."""
     leaf = expiring_leaf(pki, days_left=5)
     with TlsServer(
         chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem, hold_before_handshake_s=HOLD_S
@@ -36,7 +36,7 @@ def slow_server(pki: ThrowawayPki) -> Iterator[ServerAddress]:
 
 
 def slow_endpoints(server: ServerAddress) -> list[tuple[str, int, str | None]]:
-    """Twelve endpoints on one server, told apart by SNI."""
+    """Ten endpoints on one server, told apart by SNI."""
     return [("127.0.0.1", server.port, f"e{i}.localhost") for i in range(ENDPOINTS)]
 
 
