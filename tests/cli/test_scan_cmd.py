@@ -338,3 +338,24 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_cli(capsys, "--version")
     assert result.code == 0
     assert result.stdout.startswith("certvigil ")
+
+
+def test_unwritable_output_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], lab: Lab, good: ServerAddress, tmp_path: Path
+) -> None:
+    """--output naming a directory exits 64 before scanning, with a one-line error."""
+    result = scan(capsys, lab, "--output", str(tmp_path), good.endpoint)
+    assert result.code == 64
+    assert f"error: {tmp_path}: cannot write output: " in result.stderr
+
+
+def test_failed_write_is_one_line_error(
+    capsys: pytest.CaptureFixture[str], lab: Lab, good: ServerAddress
+) -> None:
+    """A full device while writing results gives a one-line error and exit code 3."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    result = scan(capsys, lab, "--json", "--output", "/dev/full", good.endpoint)
+    assert result.code == 3
+    assert "error: /dev/full: cannot write results: No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,8 +9,7 @@ failure), 3 when some endpoint was not judged as the demo expects.
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -18,7 +17,13 @@ from certvigil import __version__
 from certvigil.analysis.model import EndpointReport, Severity
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.cli.scan_cmd import build_trust, choose_format, run_scan, stderr_console
+from certvigil.cli.scan_cmd import (
+    build_trust,
+    choose_format,
+    open_output,
+    run_scan,
+    stderr_console,
+)
 from certvigil.lab.demo import DemoEndpoint, running_demo_lab
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.scan import ScanOptions
@@ -27,8 +32,8 @@ from certvigil.scan import ScanOptions
 class _RecordingSink(ReportSink):
     """A sink that also keeps each report's target, failure and finding codes."""
 
-    def __init__(self, output_format: OutputFormat) -> None:
-        super().__init__(output_format, sys.stdout, command="demo", version=__version__)
+    def __init__(self, output_format: OutputFormat, stream: TextIO) -> None:
+        super().__init__(output_format, stream, command="demo", version=__version__)
         self.seen: dict[str, EndpointReport] = {}
 
     def write(self, report: EndpointReport, *, order: int = 0) -> None:
@@ -90,15 +95,16 @@ def demo_command(
             console.print(f"  {endpoint.label:<22} {endpoint.description}", markup=False)
         trust = build_trust([lab.ca_file], system_trust=False, default_ca=True)
         options = ScanOptions(connect_timeout_s=3.0, handshake_timeout_s=5.0, retries=0)
-        sink = _RecordingSink(output_format)
-        run_scan(
-            lab.targets,
-            options=options,
-            trust=trust,
-            sink=sink,
-            console=console,
-            show_progress=progress if progress is not None else console.is_terminal,
-        )
+        with open_output(None) as stream:
+            sink = _RecordingSink(output_format, stream)
+            run_scan(
+                lab.targets,
+                options=options,
+                trust=trust,
+                sink=sink,
+                console=console,
+                show_progress=progress if progress is not None else console.is_terminal,
+            )
     problems = [
         (endpoint, problem)
         for endpoint in lab.endpoints

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.errors import TargetError, UsageError
+from certvigil.errors import CertvigilError, TargetError, UsageError
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.scan import ScanOptions, ScanProgress, scan_stream, utc_now
 from certvigil.target import StartTLS, Target
@@ -87,18 +88,28 @@ def build_trust(ca_files: Iterable[Path], *, system_trust: bool, default_ca: boo
 def open_output(path: Path | None) -> Iterator[TextIO]:
     """stdout, or ``path`` opened for writing (late: only once the run can start).
 
+    A write that fails (a full disk) becomes a one-line error; a closed pipe
+    (``| head``) is left to end the process quietly.
+
     Raises:
-        UsageError: The file cannot be written.
+        UsageError: The file cannot be opened for writing.
+        CertvigilError: Writing the results failed.
     """
-    if path is None:
-        yield sys.stdout
-        return
+    name = "stdout" if path is None else str(path)
     try:
-        stream = path.open("w", encoding="utf-8", newline="")
+        if path is None:
+            yield sys.stdout
+            return
+        try:
+            stream = path.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot write output: {exc.strerror or exc}") from exc
+        with stream:
+            yield stream
     except OSError as exc:
-        raise UsageError(f"{path}: cannot write output: {exc.strerror or exc}") from exc
-    with stream:
-        yield stream
+        if exc.errno == errno.EPIPE:
+            raise
+        raise CertvigilError(f"{name}: cannot write results: {exc.strerror or exc}") from exc
 
 
 @dataclass(slots=True)
