@@ -503,9 +503,9 @@ async def observe_tls_config(
         if dhe:
             extra["dh"] = asyncio.create_task(_dh_prime_bits(session, best12, dhe))
         extra["compression"] = asyncio.create_task(_compression(session, best12, suites))
-    modern = [p for p in (*_PRE13, TlsProtocol.TLS_1_3) if by_protocol[p].support.is_accepted]
-    if len(modern) >= 2:
-        lower = modern[-2]
+    versions = [p for p in (*_PRE13, TlsProtocol.TLS_1_3) if by_protocol[p].support.is_accepted]
+    if len(versions) >= 2:
+        lower = versions[-2]
         extra["scsv"] = asyncio.create_task(
             _fallback_scsv(session, lower, by_protocol[lower].support.cipher_suites)
         )
