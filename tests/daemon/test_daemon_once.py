@@ -124,3 +124,49 @@ def test_run_with_invalid_config_exits_64(tmp_path: Path) -> None:
     )
     assert result.returncode == 64
     assert f"{config}:3: targets[0].port: must be 1..65535" in result.stderr
+
+
+def test_each_endpoint_is_rescanned_after_its_own_interval(
+    tmp_path: Path, pki: ThrowawayPki
+) -> None:
+    """With an injected monotonic clock, a 1-minute endpoint is rescanned before a 1-hour one."""
+    leaf = expiring_leaf(pki, days_left=200)
+    with TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server:
+        config = tmp_path / "certvigil.yaml"
+        (tmp_path / "root.pem").write_bytes(pki.root.pem)
+        config.write_text(
+            "database_url: inventory.db\n"
+            "trust: {public: false, ca_files: [root.pem]}\n"
+            "scan: {interval: 1h}\n"
+            "targets:\n"
+            f"  - {{host: 127.0.0.1, port: {server.port}, interval: 1m}}\n"
+            f"  - {{host: localhost, port: {server.port}}}\n",
+            encoding="utf-8",
+        )
+        loaded = load_config(config)
+        seconds = [1000.0]
+        store = open_store(loaded.database_url)
+        try:
+            daemon = Daemon(
+                loaded,
+                expand_targets(loaded).targets,
+                store=store,
+                monotonic=lambda: seconds[0],
+                scan_options=ScanOptions(retries=0, fetch_missing_issuers=False),
+            )
+
+            async def cycles() -> list[tuple[int, int]]:
+                done = []
+                for now_s in (1000.0, 1030.0, 1061.0, 4601.0):
+                    seconds[0] = now_s
+                    result = await daemon.run_cycle()
+                    done.append((result.due, result.recorded))
+                return done
+
+            assert asyncio.run(cycles()) == [(2, 2), (0, 0), (1, 1), (2, 2)]
+            histories = {
+                e.target.host: len(store.endpoint_history(e.id)) for e in store.list_endpoints()
+            }
+            assert histories == {"127.0.0.1": 3, "localhost": 2}
+        finally:
+            store.close()
