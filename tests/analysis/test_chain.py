@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certvigil.analysis.certificate import parse_certificate
@@ -259,3 +260,58 @@ def test_empty_chain_refused(trust: TrustStore) -> None:
     """Judging nothing is a programming error with a clear message."""
     with pytest.raises(ValueError, match="at least the leaf"):
         judge_chain((), now=NOW, trust=trust)
+
+
+def _fresh_pki() -> tuple[ThrowawayPki, TrustStore]:
+    pki = ThrowawayPki.create(now_utc=NOW)
+    return pki, TrustStore.from_certificates([pki.root.certificate], source="fresh")
+
+
+def test_reused_upper_path_gives_the_same_verdicts() -> None:
+    """After one full verification, later leaves under the same CA get exact verdicts."""
+    pki, trust = _fresh_pki()
+    first = pki.issue_leaf(dns_names=("a.example.test",))
+    verdict = judge_chain(pki.served_chain_der(first), now=NOW, trust=trust)
+    assert verdict.report.is_trusted
+    assert len(trust.verified_upper_paths) == 1
+    second = pki.issue_leaf(dns_names=("b.example.test",))
+    again = judge_chain(pki.served_chain_der(second), now=NOW, trust=trust)
+    assert again.report.is_trusted
+    assert again.report.verified_path_sha256[1:] == verdict.report.verified_path_sha256[1:]
+    expired = pki.issue_leaf(not_before_utc=NOW - timedelta(days=10), valid_days=5)
+    assert not judge_chain(pki.served_chain_der(expired), now=NOW, trust=trust).report.is_trusted
+    client_only = pki.issue_leaf(extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+    assert not judge_chain(
+        pki.served_chain_der(client_only), now=NOW, trust=trust
+    ).report.is_trusted
+    stranger = ThrowawayPki.create(now_utc=NOW).issue_leaf()
+    foreign = judge_chain(stranger.chain_der(pki.intermediate), now=NOW, trust=trust)
+    assert not foreign.report.is_trusted
+
+
+def test_reuse_respects_upper_validity() -> None:
+    """Outside the upper path's validity the full verification decides (and refuses)."""
+    pki, trust = _fresh_pki()
+    leaf = pki.issue_leaf(valid_days=20000)
+    assert judge_chain(pki.served_chain_der(leaf), now=NOW, trust=trust).report.is_trusted
+    later = NOW + timedelta(days=365 * 6)  # past the intermediate's five years
+    verdict = judge_chain(pki.served_chain_der(leaf), now=later, trust=trust)
+    assert not verdict.report.is_trusted
+    assert verdict.problems[0].cert_index == 1
+
+
+def test_name_constraints_are_never_skipped() -> None:
+    """Under a name-constrained CA each leaf's names are checked, cached path or not."""
+    root = CertificateAuthority.root(now_utc=NOW)
+    trust = TrustStore.from_certificates([root.certificate], source="constrained")
+    constrained = root.intermediate(
+        name_constraints=x509.NameConstraints(
+            permitted_subtrees=[x509.DNSName("corp.example")], excluded_subtrees=None
+        )
+    )
+    inside = constrained.issue_leaf(dns_names=("www.corp.example",))
+    assert judge_chain(inside.chain_der(constrained), now=NOW, trust=trust).report.is_trusted
+    outside = constrained.issue_leaf(dns_names=("www.elsewhere.example",))
+    verdict = judge_chain(outside.chain_der(constrained), now=NOW, trust=trust)
+    assert not verdict.report.is_trusted
+    assert trust.verified_upper_paths == {}

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
-from certvigil.analysis.der import split_extensions
+from certvigil.analysis.der import split_extensions, tbs_names
 from certvigil.analysis.model import CertificateFacts, KeyType, ValidationLevel
 from certvigil.errors import CertificateLoadError
 
@@ -209,8 +209,12 @@ def _attempt(problems: list[str], what: str, default: _T, read: Callable[[], _T]
 
 def _read_facts(der: bytes, cert: x509.Certificate, problems: list[str]) -> CertificateFacts:
     extensions = _read_extensions(der, cert, problems)
-    subject = _attempt(problems, "subject", None, lambda: cert.subject)
-    issuer = _attempt(problems, "issuer", None, lambda: cert.issuer)
+    try:
+        issuer_der, subject_der = tbs_names(der)
+    except ValueError:
+        issuer_der, subject_der = b"issuer", b"subject"  # never equal: no shortcut
+    subject_text, subject_cn = _name_texts(subject_der, "subject", lambda: cert.subject, problems)
+    issuer_text, issuer_cn = _name_texts(issuer_der, "issuer", lambda: cert.issuer, problems)
     not_before = cert.not_valid_before_utc
     not_after = cert.not_valid_after_utc
     no_key: tuple[KeyType, int, str | None] = (KeyType.OTHER, 0, None)
@@ -224,10 +228,10 @@ def _read_facts(der: bytes, cert: x509.Certificate, problems: list[str]) -> Cert
     constraints = extensions.get(ExtensionOID.BASIC_CONSTRAINTS)
     aia = extensions.get(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
     return CertificateFacts(
-        subject=_rfc4514(subject),
-        subject_cn=_common_name(subject),
-        issuer=_rfc4514(issuer),
-        issuer_cn=_common_name(issuer),
+        subject=subject_text,
+        subject_cn=subject_cn,
+        issuer=issuer_text,
+        issuer_cn=issuer_cn,
         serial_hex=_attempt(problems, "serial number", "", lambda: _serial_hex(cert)),
         not_before_utc=not_before,
         not_after_utc=not_after,
@@ -243,7 +247,7 @@ def _read_facts(der: bytes, cert: x509.Certificate, problems: list[str]) -> Cert
         key_curve=key_curve,
         signature_algorithm=_SIGNATURE_NAMES.get(signature_oid, signature_oid.dotted_string),
         signature_hash=hash_algorithm,
-        is_self_signed=_is_self_signed(cert, subject, issuer),
+        is_self_signed=subject_der == issuer_der and _is_self_signed(cert),
         is_ca=bool(constraints is not None and constraints.ca),
         path_length=constraints.path_length if constraints is not None else None,
         is_precertificate=ExtensionOID.PRECERT_POISON in extensions,
@@ -290,6 +294,28 @@ def _read_extensions(
             continue
         values[key] = ext.value
     return values
+
+
+# Issuer names repeat across every leaf a CA issues, and building cryptography's Name
+# objects is the dearest part of reading a leaf: their texts are cached by DER.
+_NAME_TEXTS: dict[bytes, tuple[str, str | None]] = {}
+_NAME_TEXTS_MAX = 8192
+
+
+def _name_texts(
+    name_der: bytes, what: str, read: Callable[[], x509.Name], problems: list[str]
+) -> tuple[str, str | None]:
+    """RFC 4514 text and CN of a name, from the cache or by parsing it once."""
+    cached = _NAME_TEXTS.get(name_der)
+    if cached is not None:
+        return cached
+    name = _attempt(problems, what, None, read)
+    texts = (_rfc4514(name), _common_name(name))
+    if name is not None:
+        if len(_NAME_TEXTS) >= _NAME_TEXTS_MAX:
+            _NAME_TEXTS.clear()
+        _NAME_TEXTS[name_der] = texts
+    return texts
 
 
 def _rfc4514(name: x509.Name | None) -> str:
@@ -341,11 +367,8 @@ def _signature_hash(cert: x509.Certificate) -> str | None:
     return None if algorithm is None else algorithm.name
 
 
-def _is_self_signed(
-    cert: x509.Certificate, subject: x509.Name | None, issuer: x509.Name | None
-) -> bool:
-    if subject is None or subject != issuer:
-        return False
+def _is_self_signed(cert: x509.Certificate) -> bool:
+    """The signature verifies under the certificate's own key (names already equal)."""
     try:
         key = cert.public_key()
         hash_algorithm = cert.signature_hash_algorithm

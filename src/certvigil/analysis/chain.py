@@ -26,12 +26,13 @@ from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
     Policy,
     PolicyBuilder,
+    Store,
     VerificationError,
 )
 
@@ -158,13 +159,12 @@ class _Judge:
         leaf_sha = self.leaf.facts.sha256_hex
         if leaf_sha in self.trust.anchor_sha256:
             return self._pinned_leaf()
-        intermediates = [p.certificate for p in self.served[1:]]
-        path, error = _verify(self.leaf, intermediates, self.now, self.trust)
+        path, error = _verify_served(self.leaf, self.served[1:], self.now, self.trust)
         if path is not None:
             return self._trusted(path, fetched_used=())
         if self.fetched:
-            with_fetched = intermediates + [p.certificate for p in self.fetched]
-            fetched_path, _ = _verify(self.leaf, with_fetched, self.now, self.trust)
+            with_fetched = [p.certificate for p in [*self.served[1:], *self.fetched]]
+            fetched_path, _ = _verify(self.leaf, with_fetched, self.now, self.trust.store)
             if fetched_path is not None:
                 return self._completed_by_fetch(fetched_path, error)
         return self._untrusted(error)
@@ -184,14 +184,14 @@ class _Judge:
         return self._verdict(report, (0,), public=False)
 
     def _trusted(
-        self, path: list[x509.Certificate], *, fetched_used: tuple[str, ...]
+        self, path: Sequence[ParsedCertificate], *, fetched_used: tuple[str, ...]
     ) -> ChainVerdict:
-        path_sha = tuple(_sha256_of(c, self._by_der()) for c in path)
+        path_sha = tuple(p.facts.sha256_hex for p in path)
         anchor_sha = path_sha[-1]
         served_indexes = self._served_indexes(path_sha[:-1])
         ordered = self._check_order(served_indexes)
         unneeded = self._unneeded(on_path=set(served_indexes), anchor_sha=anchor_sha)
-        anchor = path[-1]
+        anchor = path[-1].facts
         report = ChainReport(
             is_trusted=not fetched_used,
             verified_path_sha256=path_sha if not fetched_used else (),
@@ -200,22 +200,21 @@ class _Judge:
             would_verify_with_fetched=bool(fetched_used),
             is_ordered=ordered,
             unneeded_sha256=unneeded,
-            anchor_subject=anchor.subject.rfc4514_string() if not fetched_used else None,
+            anchor_subject=anchor.subject if not fetched_used else None,
         )
         return self._verdict(
             report, served_indexes, public=anchor_sha in self.trust.public_anchor_sha256
         )
 
-    def _completed_by_fetch(self, path: list[x509.Certificate], error: str) -> ChainVerdict:
-        by_der = self._by_der()
+    def _completed_by_fetch(self, verified: list[x509.Certificate], error: str) -> ChainVerdict:
+        path = _parsed_path(verified, self._by_der())
         fetched_sha = {p.facts.sha256_hex for p in self.fetched}
-        path_sha = [_sha256_of(c, by_der) for c in path]
+        path_sha = [p.facts.sha256_hex for p in path]
         used = tuple(s for s in path_sha if s in fetched_sha)
-        first_fetched = next(c for c, s in zip(path, path_sha, strict=True) if s in fetched_sha)
-        needs_it = path[path_sha.index(used[0]) - 1]
-        needs_facts = by_der[_der(needs_it)].facts
+        first_fetched = path[path_sha.index(used[0])].facts
+        needs_facts = path[path_sha.index(used[0]) - 1].facts
         verdict = self._trusted(path, fetched_used=used)
-        missing = first_fetched.subject.rfc4514_string()
+        missing = first_fetched.subject
         problem = ChainProblem(
             kind=ChainProblemKind.MISSING_INTERMEDIATE,
             message=(
@@ -229,7 +228,7 @@ class _Judge:
             error=humanise_error(error),
             missing_issuer=missing,
             missing_issuer_urls=needs_facts.ca_issuer_urls,
-            anchor_subject=path[-1].subject.rfc4514_string(),
+            anchor_subject=path[-1].facts.subject,
         )
         return ChainVerdict(
             report=report,
@@ -427,10 +426,10 @@ def _verify(
     leaf: ParsedCertificate,
     intermediates: list[x509.Certificate],
     now: datetime,
-    trust: TrustStore,
+    store: Store,
 ) -> tuple[list[x509.Certificate] | None, str]:
     """The verified path, leaf to anchor, or ``None`` and the verifier's reason."""
-    builder = PolicyBuilder().store(trust.store).time(now)
+    builder = PolicyBuilder().store(store).time(now)
     try:
         for subject in _own_subjects(leaf.facts):
             try:
@@ -442,6 +441,93 @@ def _verify(
         return relaxed.build_client_verifier().verify(leaf.certificate, intermediates).chain, ""
     except VerificationError as exc:
         return None, str(exc)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _UpperPath:
+    """A verified path above the leaf, reusable for other leaves of the same issuer.
+
+    Attributes:
+        path: The certificates above the leaf, issuing CA first, anchor last.
+        store: A store holding only the issuing CA, to check a new leaf against it.
+        not_before_utc: Latest notBefore on the path.
+        not_after_utc: Earliest notAfter on the path.
+    """
+
+    path: tuple[ParsedCertificate, ...]
+    store: Store
+    not_before_utc: datetime
+    not_after_utc: datetime
+
+
+_UPPER_PATHS_MAX = 4096
+
+
+def _verify_served(
+    leaf: ParsedCertificate,
+    intermediates: list[ParsedCertificate],
+    now: datetime,
+    trust: TrustStore,
+) -> tuple[list[ParsedCertificate] | None, str]:
+    """Verify a served chain, reusing the verified path above the leaf when possible.
+
+    Endpoints under one CA serve the same intermediates. Once a full verification has
+    accepted [leaf, I1, ..., anchor], another leaf served with the same intermediates
+    only needs the checks that involve the leaf itself: its own policy and its
+    signature by I1. Those are done by the same verifier with I1 as its only anchor.
+    The shortcut is taken only inside the validity window of the whole upper path and
+    when no certificate above the leaf carries name constraints (they bind the leaf's
+    names, which the shortcut would not check); otherwise, or when the leaf does not
+    verify under I1, the full verification runs.
+
+    Returns:
+        The verified path (leaf first, anchor last) or ``None``, and the verifier's
+        reason when ``None``.
+    """
+    cache = trust.verified_upper_paths
+    key = tuple(p.der for p in intermediates)
+    upper: _UpperPath | None = cache.get(key)
+    if upper is not None and upper.not_before_utc <= now <= upper.not_after_utc:
+        leaf_path, _ = _verify(leaf, [], now, upper.store)
+        if leaf_path is not None:
+            return [leaf, *upper.path], ""
+    path, error = _verify(leaf, [p.certificate for p in intermediates], now, trust.store)
+    if path is None:
+        return None, error
+    parsed = [leaf, *_parsed_path(path[1:], {p.der: p for p in intermediates})]
+    if len(parsed) >= 3 and key and upper is None:
+        remembered = _upper_path(parsed[1:])
+        if remembered is not None:
+            if len(cache) >= _UPPER_PATHS_MAX:
+                cache.clear()
+            cache[key] = remembered
+    return parsed, ""
+
+
+def _parsed_path(
+    path: Sequence[x509.Certificate], known: dict[bytes, ParsedCertificate]
+) -> list[ParsedCertificate]:
+    """The verifier's certificates as parsed ones (served, fetched or anchors)."""
+    result = []
+    for certificate in path:
+        der = _der(certificate)
+        result.append(known.get(der) or parse_certificate(der))
+    return result
+
+
+def _upper_path(path: list[ParsedCertificate]) -> _UpperPath | None:
+    try:
+        for parsed in path:
+            if ExtensionOID.NAME_CONSTRAINTS in (e.oid for e in parsed.certificate.extensions):
+                return None
+    except ValueError:
+        return None
+    return _UpperPath(
+        path=tuple(path),
+        store=Store([path[0].certificate]),
+        not_before_utc=max(p.facts.not_before_utc for p in path),
+        not_after_utc=min(p.facts.not_after_utc for p in path),
+    )
 
 
 def _own_subjects(facts: CertificateFacts) -> list[x509.DNSName | x509.IPAddress]:
@@ -516,14 +602,6 @@ def _key_ids_agree(child: ParsedCertificate, issuer: x509.Certificate) -> bool:
 
 def _der(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(Encoding.DER)
-
-
-def _sha256_of(certificate: x509.Certificate, by_der: dict[bytes, ParsedCertificate]) -> str:
-    der = _der(certificate)
-    parsed = by_der.get(der)
-    return (
-        parsed.facts.sha256_hex if parsed is not None else parse_certificate(der).facts.sha256_hex
-    )
 
 
 def _is_valid(parsed: ParsedCertificate, now: datetime) -> bool:

@@ -108,3 +108,32 @@ def split_extensions(der: bytes) -> tuple[tuple[str, bytes], ...]:
         tbs = _encode(_TAG_SEQUENCE, before + single)
         result.append((oid, _encode(_TAG_SEQUENCE, tbs + tail)))
     return tuple(result)
+
+
+def tbs_names(der: bytes) -> tuple[bytes, bytes]:
+    """The DER of a certificate's issuer and subject names, without parsing them.
+
+    Args:
+        der: A certificate whose outer structure is sound.
+
+    Returns:
+        (issuer DER, subject DER), each a complete Name SEQUENCE.
+
+    Raises:
+        ValueError: The structure cannot be walked.
+    """
+    tag, header, length = _read_header(der, 0)
+    if tag != _TAG_SEQUENCE:
+        raise ValueError("certificate is not a SEQUENCE")
+    _, tbs_start, tbs_end = next(_children(der, header, header + length))
+    _, tbs_header, _ = _read_header(der, tbs_start)
+    fields: list[tuple[int, int]] = []
+    for field_tag, start, stop in _children(der, tbs_start + tbs_header, tbs_end):
+        if not fields and field_tag == 0xA0:
+            continue  # [0] version
+        fields.append((start, stop))
+        if len(fields) == 5:  # serial, signature, issuer, validity, subject
+            break
+    if len(fields) != 5:
+        raise ValueError("TBSCertificate is too short")
+    return der[fields[2][0] : fields[2][1]], der[fields[4][0] : fields[4][1]]

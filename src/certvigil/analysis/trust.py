@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -28,6 +29,10 @@ class TrustStore:
         public_anchor_sha256: SHA-256 (hex) of the anchors from a public root programme
             (Mozilla's or the system's); rules that only bind publicly trusted
             certificates (CA/B Forum validity limits) apply to chains ending there.
+        verified_upper_paths: A cache owned by ``analysis.chain``: the verified path
+            above the leaf for each served set of intermediates, so that thousands of
+            endpoints under one CA verify only their leaf's signature. It lives as
+            long as the store (one scan) and never changes a verdict.
     """
 
     anchors: tuple[x509.Certificate, ...]
@@ -36,6 +41,7 @@ class TrustStore:
     anchors_by_subject: Mapping[bytes, tuple[x509.Certificate, ...]] = field(repr=False)
     anchor_sha256: frozenset[str] = field(repr=False)
     public_anchor_sha256: frozenset[str] = field(repr=False)
+    verified_upper_paths: dict[tuple[bytes, ...], Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_certificates(

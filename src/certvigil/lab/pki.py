@@ -319,6 +319,7 @@ class CertificateAuthority:
         ca_issuer_urls: Sequence[str] = (),
         crl_urls: Sequence[str] = (),
         signature_hash: str | None = None,
+        name_constraints: x509.NameConstraints | None = None,
     ) -> CertificateAuthority:
         """A subordinate CA issued by this one.
 
@@ -333,6 +334,7 @@ class CertificateAuthority:
             ca_issuer_urls: AIA CA Issuers URLs to embed.
             crl_urls: CRL distribution point URLs to embed.
             signature_hash: Hash for this signature (default: this CA's).
+            name_constraints: A nameConstraints extension to add (critical).
 
         Returns:
             The intermediate CA (it signs with the same hash as this CA by default).
@@ -350,6 +352,8 @@ class CertificateAuthority:
             .add_extension(_ca_key_usage(), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         )
+        if name_constraints is not None:
+            builder = builder.add_extension(name_constraints, critical=True)
         builder = _add_urls(builder, ocsp_urls, ca_issuer_urls, crl_urls)
         hash_name = signature_hash or self.signature_hash
         certificate = _sign(builder, self.private_key, hash_name)
