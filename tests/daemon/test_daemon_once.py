@@ -170,3 +170,35 @@ def test_each_endpoint_is_rescanned_after_its_own_interval(
             assert histories == {"127.0.0.1": 3, "localhost": 2}
         finally:
             store.close()
+
+
+def test_per_target_thresholds_reach_the_alert_engine(tmp_path: Path, pki: ThrowawayPki) -> None:
+    """A target's own thresholds replace the global ones for its alerts."""
+    leaf = expiring_leaf(pki, days_left=5)
+    with TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server:
+        config = tmp_path / "certvigil.yaml"
+        (tmp_path / "root.pem").write_bytes(pki.root.pem)
+        config.write_text(
+            "database_url: inventory.db\n"
+            "trust: {public: false, ca_files: [root.pem]}\n"
+            "alerts: {thresholds: [30, 14, 7]}\n"
+            "targets:\n"
+            f"  - {{host: 127.0.0.1, port: {server.port}}}\n"
+            f"  - {{host: localhost, port: {server.port}, thresholds: [3]}}\n",
+            encoding="utf-8",
+        )
+        loaded = load_config(config)
+        store = open_store(loaded.database_url)
+        try:
+            daemon = Daemon(
+                loaded,
+                expand_targets(loaded).targets,
+                store=store,
+                scan_options=ScanOptions(retries=0, fetch_missing_issuers=False),
+            )
+            asyncio.run(daemon.run_cycle())
+            expiry = [a for a in store.list_alerts() if a.kind == "expiry_threshold"]
+        finally:
+            store.close()
+    hosts = {a.target.host for a in expiry if a.target is not None}
+    assert hosts == {"127.0.0.1"}
