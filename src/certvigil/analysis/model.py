@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from certvigil.analysis.revocation_model import RevocationReport
 from certvigil.probe.observation import ProbeFailure, TlsObservation
 from certvigil.target import Target
 
@@ -208,6 +209,8 @@ class EndpointReport:
         hostname_matches: The leaf covers ``target.expected_name``; ``None`` when
             there is no leaf.
         findings: Everything found, most severe first.
+        revocation: The revocation verdict (``--deep`` or ``--checks revocation``),
+            ``None`` when revocation was not checked.
     """
 
     target: Target
@@ -218,6 +221,7 @@ class EndpointReport:
     chain: ChainReport | None = None
     hostname_matches: bool | None = None
     findings: tuple[Finding, ...] = ()
+    revocation: RevocationReport | None = None
 
     @property
     def verdict(self) -> Severity:
