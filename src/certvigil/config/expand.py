@@ -100,7 +100,7 @@ def expand_targets(loaded: LoadedConfig) -> ExpandedTargets:
 
     for index, entry in enumerate(config.targets):
         field = f"targets[{index}]"
-        spec = TargetSpec(text=entry.host, source=name, position=located(("targets", index)))
+        spec = TargetSpec(text=entry.host, source=name)
         try:
             parsed = parse_spec(spec, allow_large=config.scan.allow_large_cidr)
             add(parsed.expand(_options(entry, config.scan.allow_large_cidr)), entry, field)
@@ -108,11 +108,11 @@ def expand_targets(loaded: LoadedConfig) -> ExpandedTargets:
             problems.append(_problem(name, field, exc.reason, located(("targets", index))))
     for index, source in enumerate(config.sources):
         field = f"sources[{index}]"
-        line = located(("sources", index, "path"))
         try:
             targets = list(_source_targets(source, loaded, notes))
             add(targets, source, field)
         except UsageError as exc:
+            line = located(("sources", index, "path"))
             problems.append(_problem(name, f"{field}.path", str(exc), line))
     if problems:
         if len(problems) == 1:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from certvigil.config.locate import (
+    SAFE_LOADER,
     FieldPath,
     format_field_path,
     json_line_map,
@@ -74,12 +75,16 @@ class _Located:
     def __init__(self, text: str, fmt: ConfigFormat) -> None:
         self._text = text
         self._format = fmt
-        self._map: dict[FieldPath, int] = {}
-        if fmt == "yaml":
-            self._map = yaml_line_map(text)
-        elif fmt == "json":
-            self._map = json_line_map(text)
+        self._map: dict[FieldPath, int] | None = None
         self.renamed: dict[FieldPath, FieldPath] = {}
+
+    def _lines(self) -> dict[FieldPath, int]:
+        # Built on the first question only: a valid file never pays for a second parse.
+        if self._map is None:
+            self._map = json_line_map(self._text) if self._format == "json" else {}
+            if self._format == "yaml":
+                self._map = yaml_line_map(self._text)
+        return self._map
 
     def original(self, path: FieldPath) -> FieldPath:
         """The path as written in the file, undoing SSL Scout renames."""
@@ -92,8 +97,9 @@ class _Located:
         path = self.original(path)
         if self._format == "toml":
             return toml_line(self._text, path)
+        lines = self._lines()
         for end in range(len(path), 0, -1):
-            line = self._map.get(path[:end])
+            line = lines.get(path[:end])
             if line is not None:
                 return line
         return None
@@ -174,7 +180,7 @@ def locate_field(loaded: LoadedConfig) -> Callable[[FieldPath], int | None]:
 def _parse(text: str, fmt: ConfigFormat, name: str) -> Any:
     if fmt == "yaml":
         try:
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=SAFE_LOADER)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None

@@ -9,6 +9,9 @@ import yaml
 
 FieldPath = tuple[str | int, ...]
 
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it (several times faster), else PyYAML's."""
+
 
 def format_field_path(path: Sequence[str | int]) -> str:
     """``("targets", 3, "port")`` as ``targets[3].port``."""
@@ -31,7 +34,7 @@ def yaml_line_map(text: str) -> dict[FieldPath, int]:
         A map from field path to line; empty when the text does not compose as YAML.
     """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         return {}
     lines: dict[FieldPath, int] = {}
