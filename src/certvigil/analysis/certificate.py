@@ -109,6 +109,14 @@ _KEY_USAGE_BITS = (
 
 _ONE_SECOND = timedelta(seconds=1)
 _T = TypeVar("_T")
+# What cryptography raises on well-framed but unreadable parts of a certificate.
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +132,16 @@ class ParsedCertificate:
     der: bytes
     certificate: x509.Certificate
     facts: CertificateFacts
+    issuer_der: bytes = b""
+    subject_der: bytes = b""
+
+    def may_have_issued(self, child: ParsedCertificate) -> bool:
+        """This certificate's subject is ``child``'s issuer and the key ids agree."""
+        if not self.subject_der or self.subject_der != child.issuer_der:
+            return False
+        aki = child.facts.authority_key_id_hex
+        ski = self.facts.subject_key_id_hex
+        return aki is None or ski is None or aki == ski
 
 
 def read_certificate_facts(der: bytes) -> CertificateFacts:
@@ -169,15 +187,25 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
         warnings.simplefilter("always")
         try:
             certificate = x509.load_der_x509_certificate(der)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise CertificateLoadError("certificate", _reason(exc)) from exc
-        facts = _read_facts(der, certificate, problems)
+        try:
+            issuer_der, subject_der = tbs_names(der)
+        except ValueError:
+            issuer_der, subject_der = b"", b""
+        facts = _read_facts(der, certificate, problems, issuer_der, subject_der)
         serial_positive = certificate.serial_number > 0
     for warning in caught:
         problems.append(_warning_problem(str(warning.message), serial_positive))
     if problems:
         facts = _with_problems(facts, problems)
-    return ParsedCertificate(der=der, certificate=certificate, facts=facts)
+    return ParsedCertificate(
+        der=der,
+        certificate=certificate,
+        facts=facts,
+        issuer_der=issuer_der,
+        subject_der=subject_der,
+    )
 
 
 def _warning_problem(message: str, serial_positive: bool) -> str:
@@ -202,17 +230,19 @@ def _reason(exc: Exception) -> str:
 def _attempt(problems: list[str], what: str, default: _T, read: Callable[[], _T]) -> _T:
     try:
         return read()
-    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+    except _PARSE_ERRORS as exc:
         problems.append(f"{what} could not be read: {_reason(exc)}")
         return default
 
 
-def _read_facts(der: bytes, cert: x509.Certificate, problems: list[str]) -> CertificateFacts:
+def _read_facts(
+    der: bytes,
+    cert: x509.Certificate,
+    problems: list[str],
+    issuer_der: bytes,
+    subject_der: bytes,
+) -> CertificateFacts:
     extensions = _read_extensions(der, cert, problems)
-    try:
-        issuer_der, subject_der = tbs_names(der)
-    except ValueError:
-        issuer_der, subject_der = b"issuer", b"subject"  # never equal: no shortcut
     subject_text, subject_cn = _name_texts(subject_der, "subject", lambda: cert.subject, problems)
     issuer_text, issuer_cn = _name_texts(issuer_der, "issuer", lambda: cert.issuer, problems)
     not_before = cert.not_valid_before_utc
@@ -247,7 +277,7 @@ def _read_facts(der: bytes, cert: x509.Certificate, problems: list[str]) -> Cert
         key_curve=key_curve,
         signature_algorithm=_SIGNATURE_NAMES.get(signature_oid, signature_oid.dotted_string),
         signature_hash=hash_algorithm,
-        is_self_signed=subject_der == issuer_der and _is_self_signed(cert),
+        is_self_signed=(bool(subject_der) and subject_der == issuer_der and _is_self_signed(cert)),
         is_ca=bool(constraints is not None and constraints.ca),
         path_length=constraints.path_length if constraints is not None else None,
         is_precertificate=ExtensionOID.PRECERT_POISON in extensions,
@@ -274,7 +304,7 @@ def _read_extensions(
     """Extension values by OID; on a malformed extension, every other one still."""
     try:
         return {ext.oid: ext.value for ext in cert.extensions}
-    except ValueError as exc:
+    except _PARSE_ERRORS as exc:
         whole_failure = _reason(exc)
     try:
         singles = split_extensions(der)
@@ -289,7 +319,7 @@ def _read_extensions(
             continue
         try:
             (ext,) = x509.load_der_x509_certificate(single_der).extensions
-        except ValueError as exc:
+        except _PARSE_ERRORS as exc:
             problems.append(f"extension {oid} could not be read: {_reason(exc)}")
             continue
         values[key] = ext.value

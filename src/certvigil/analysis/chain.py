@@ -314,18 +314,18 @@ class _Judge:
             _, current = walk[-1]
             if current.facts.is_self_signed:
                 return walk, "self_signed"
-            anchors = self.trust.anchors_for_issuer(current.certificate)
-            anchor = next((a for a in anchors if _key_ids_agree(current, a)), None)
+            anchors = [
+                parse_certificate(_der(a)) for a in self.trust.anchors_named(current.issuer_der)
+            ]
+            anchor = next((a for a in anchors if a.may_have_issued(current)), None)
             if anchor is not None:
-                walk.append((None, parse_certificate(_der(anchor))))
+                walk.append((None, anchor))
                 return walk, "anchor"
             issuer = next(
                 (
                     (i, p)
                     for i, p in pool
-                    if p.facts.sha256_hex not in seen
-                    and p.certificate.subject == current.certificate.issuer
-                    and _key_ids_agree(current, p.certificate)
+                    if p.facts.sha256_hex not in seen and p.may_have_issued(current)
                 ),
                 None,
             )
@@ -441,6 +441,8 @@ def _verify(
         return relaxed.build_client_verifier().verify(leaf.certificate, intermediates).chain, ""
     except VerificationError as exc:
         return None, str(exc)
+    except ValueError as exc:  # a certificate the verifier cannot even read
+        return None, f"the verifier cannot process the chain: {exc}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -520,7 +522,7 @@ def _upper_path(path: list[ParsedCertificate]) -> _UpperPath | None:
         for parsed in path:
             if ExtensionOID.NAME_CONSTRAINTS in (e.oid for e in parsed.certificate.extensions):
                 return None
-    except ValueError:
+    except (ValueError, x509.UnsupportedGeneralNameType):
         return None
     return _UpperPath(
         path=tuple(path),
@@ -589,15 +591,6 @@ def humanise_error(error: str) -> str:
     for needle, phrase in _ERROR_PHRASES.items():
         text = text.replace(needle, phrase)
     return text
-
-
-def _key_ids_agree(child: ParsedCertificate, issuer: x509.Certificate) -> bool:
-    aki = child.facts.authority_key_id_hex
-    if aki is None:
-        return True
-    issuer_facts = parse_certificate(_der(issuer)).facts
-    ski = issuer_facts.subject_key_id_hex
-    return ski is None or ski == aki
 
 
 def _der(certificate: x509.Certificate) -> bytes:

@@ -8,7 +8,10 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import Store
+
+from certvigil.analysis.der import tbs_names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -24,7 +27,7 @@ class TrustStore:
         source: Where they came from, for humans: ``"certifi 2026.10.18 (Mozilla)
             + /etc/pki/internal.pem"``.
         store: The cryptography verification store holding ``anchors``.
-        anchors_by_subject: Anchors indexed by their DER-encoded subject name.
+        anchors_by_subject: Anchors indexed by their subject name as encoded.
         anchor_sha256: SHA-256 (hex) of every anchor.
         public_anchor_sha256: SHA-256 (hex) of the anchors from a public root programme
             (Mozilla's or the system's); rules that only bind publicly trusted
@@ -73,7 +76,11 @@ class TrustStore:
             raise ValueError("a trust store needs at least one anchor")
         by_subject: dict[bytes, list[x509.Certificate]] = {}
         for certificate in unique.values():
-            by_subject.setdefault(certificate.subject.public_bytes(), []).append(certificate)
+            try:
+                _, subject_der = tbs_names(certificate.public_bytes(Encoding.DER))
+            except ValueError:
+                continue  # cannot be looked up by name; the verifier still has it
+            by_subject.setdefault(subject_der, []).append(certificate)
         return cls(
             anchors=tuple(unique.values()),
             source=source,
@@ -83,9 +90,9 @@ class TrustStore:
             public_anchor_sha256=public_sha256,
         )
 
-    def anchors_for_issuer(self, certificate: x509.Certificate) -> tuple[x509.Certificate, ...]:
-        """Anchors whose subject is ``certificate``'s issuer (candidates to have signed it)."""
-        return self.anchors_by_subject.get(certificate.issuer.public_bytes(), ())
+    def anchors_named(self, subject_der: bytes) -> tuple[x509.Certificate, ...]:
+        """Anchors whose subject, as encoded, is ``subject_der`` (an issuer name)."""
+        return self.anchors_by_subject.get(subject_der, ())
 
     def __len__(self) -> int:
         return len(self.anchors)
