@@ -315,3 +315,21 @@ def test_name_constraints_are_never_skipped() -> None:
     verdict = judge_chain(outside.chain_der(constrained), now=NOW, trust=trust)
     assert not verdict.report.is_trusted
     assert trust.verified_upper_paths == {}
+
+
+def test_cross_signed_anchor_copy_is_named() -> None:
+    """A served cross-sign of the trusted root is named as such, not as a stray."""
+    root = CertificateAuthority.root(now_utc=NOW, common_name="New Root")
+    old_root = CertificateAuthority.root(now_utc=NOW, common_name="Old Root")
+    cross = old_root.intermediate(common_name="New Root", key=root.private_key, path_length=None)
+    intermediate = root.intermediate()
+    leaf = intermediate.issue_leaf()
+    trust = TrustStore.from_certificates([root.certificate], source="new root")
+    verdict = judge_chain(leaf.chain_der(intermediate, cross), now=NOW, trust=trust)
+    assert verdict.report.is_trusted
+    assert _kinds(verdict) == [ChainProblemKind.UNNEEDED_CERTIFICATE]
+    assert "cross-signed copy of the trust anchor" in verdict.problems[0].message
+    old_trust = TrustStore.from_certificates([old_root.certificate], source="old root")
+    via_cross = judge_chain(leaf.chain_der(intermediate, cross), now=NOW, trust=old_trust)
+    assert via_cross.report.is_trusted
+    assert via_cross.problems == ()

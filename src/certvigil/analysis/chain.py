@@ -190,7 +190,9 @@ class _Judge:
         anchor_sha = path_sha[-1]
         served_indexes = self._served_indexes(path_sha[:-1])
         ordered = self._check_order(served_indexes)
-        unneeded = self._unneeded(on_path=set(served_indexes), anchor_sha=anchor_sha)
+        unneeded = self._unneeded(
+            on_path=set(served_indexes), anchor_sha=anchor_sha, anchor=path[-1]
+        )
         anchor = path[-1].facts
         report = ChainReport(
             is_trusted=not fetched_used,
@@ -366,7 +368,13 @@ class _Judge:
             )
         return ordered
 
-    def _unneeded(self, *, on_path: set[int], anchor_sha: str | None) -> tuple[str, ...]:
+    def _unneeded(
+        self,
+        *,
+        on_path: set[int],
+        anchor_sha: str | None,
+        anchor: ParsedCertificate | None = None,
+    ) -> tuple[str, ...]:
         unneeded: list[str] = []
         seen: dict[str, int] = {}
         for index, parsed in enumerate(self.served):
@@ -389,6 +397,13 @@ class _Judge:
                     ChainProblemKind.ROOT_SERVED,
                     f'the server sends the trust anchor "{subject}" (position {index}); '
                     "clients have it already",
+                    index,
+                )
+            elif anchor is not None and parsed.subject_der == anchor.subject_der:
+                self._add(
+                    ChainProblemKind.UNNEEDED_CERTIFICATE,
+                    f'certificate {index} "{subject}" is a cross-signed copy of the trust '
+                    "anchor; only clients that lack the anchor need it",
                     index,
                 )
             else:
