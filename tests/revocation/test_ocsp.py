@@ -258,3 +258,16 @@ def test_intermediate_ocsp_is_asked_only_on_request(pki: ThrowawayPki) -> None:
         )
     assert skipped.certificates[1].status is RevocationStatus.NOT_CHECKED
     assert asked.certificates[1].status is RevocationStatus.GOOD
+
+
+def test_slow_responder_times_out(pki: ThrowawayPki, server: RevocationServer) -> None:
+    """A responder slower than the time-out is recorded as a time-out, read unreachable."""
+    leaf = issue(pki, server)
+    server.delay_s = 1.0
+    options = RevocationOptions(timeout_s=0.2, total_timeout_s=0.4)
+    obs = observe(pki.served_chain_der(leaf), options=options)
+    failure = obs.certificates[0].fetches[0].failure
+    assert failure is not None
+    assert failure.kind is FetchFailureKind.TIMEOUT
+    verdict = judge_revocation(obs, now=utc_now()).certificates[0]
+    assert verdict.status is RevocationStatus.UNREACHABLE
