@@ -1,10 +1,11 @@
 """The daemon loop: scan what is due, record and judge each report, deliver, prune, sleep.
 
 One cycle takes the endpoints that are due, scans them (grouped by trust store and
-time-out, since one scan shares both), and for each report as it completes commits the
-observation, its alerts and their queued deliveries in **one** transaction
-(``AlertEngine.record_and_process``). A crash therefore loses at most the reports still
-in flight, never half of one. The outbox worker runs beside the scans and sends what the
+time-out, since one scan shares both), and commits each report as it completes: its
+observation, its alerts and their queued deliveries go into the database in one
+transaction (reports that arrive while a write runs share the next transaction, so the
+database keeps up with fast scans). A crash therefore loses at most the reports not yet
+committed, never half of one. The outbox worker runs beside the scans and sends what the
 transactions queued; a delivery is marked sent only after the channel accepted it, and
 each carries its delivery id so that a receiver can drop the one re-send a crash between
 "accepted" and "marked" can cause.
@@ -34,7 +35,7 @@ from certvigil.alerts.delivery import (
 )
 from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.routing import routes_from_config
-from certvigil.alerts.rules import AlertPolicy, ExpiryThreshold, parse_threshold
+from certvigil.alerts.rules import AlertEvent, AlertPolicy, ExpiryThreshold, parse_threshold
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.config.expand import ScheduledTarget
@@ -45,6 +46,7 @@ from certvigil.daemon.logs import LOGGER_NAME
 from certvigil.daemon.schedule import Schedule, sleep_until_s
 from certvigil.scan import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
+from certvigil.store.ingest import record_report
 from certvigil.target import Target
 from certvigil.truststore import load_trust_store
 
@@ -52,6 +54,9 @@ log = logging.getLogger(f"{LOGGER_NAME}.daemon")
 
 DELIVERY_POLL_S = 5.0
 """How often the outbox worker looks for due deliveries between cycles."""
+
+WRITE_BATCH_MAX = 200
+"""Most reports committed in one transaction (they queue up while a write runs)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,37 +312,78 @@ class Daemon:
             trust = await self._trust_store(trust_settings)
             options = _with_timeout(self._base_options, timeout_s)
             by_target = {s.target: s for s in members}
-            feed = _feed(members, stop)
+            received: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
+            writer = asyncio.create_task(self._write(received, by_target, counts, started_s))
             stream = cast(
                 AsyncGenerator[EndpointReport, None],
-                scan_stream(feed, options=options, trust=trust, clock=self.clock),
+                scan_stream(_feed(members, stop), options=options, trust=trust, clock=self.clock),
             )
             try:
                 async for report in stream:
-                    scheduled = by_target[report.target]
-                    await self._record(report, scheduled, counts)
-                    self.schedule.mark_scanned(report.target, started_s)
+                    received.put_nowait(report)
             finally:
                 await stream.aclose()
+                # Reports already received are completed work: write them all, even when
+                # the scan was cancelled, before giving in.
+                received.put_nowait(None)
+                try:
+                    await asyncio.shield(writer)
+                except asyncio.CancelledError:
+                    await asyncio.gather(writer, return_exceptions=True)
+                    raise
 
-    async def _record(
-        self, report: EndpointReport, scheduled: ScheduledTarget, counts: _Counts
+    async def _write(
+        self,
+        received: asyncio.Queue[EndpointReport | None],
+        by_target: Mapping[Target, ScheduledTarget],
+        counts: _Counts,
+        started_s: float,
     ) -> None:
-        write = asyncio.ensure_future(
-            asyncio.to_thread(
-                self.engine.record_and_process, report, self.clock(), tags=scheduled.tags
-            )
-        )
-        try:
-            observation_id, events = await asyncio.shield(write)
-        except asyncio.CancelledError:
-            # The transaction is running in its thread: let it commit (or roll back) as a
-            # whole before giving in, so that nothing is left half-done.
-            await asyncio.gather(write, return_exceptions=True)
-            raise
-        counts.recorded += 1
-        counts.failed += report.is_failed
-        counts.events += len(events)
+        """Commit reports as they arrive; those that queue up during a write go in one batch."""
+        done = False
+        while not done:
+            batch: list[EndpointReport] = []
+            item = await received.get()
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= WRITE_BATCH_MAX or received.empty():
+                    break
+                item = received.get_nowait()
+            done = item is None
+            if not batch:
+                continue
+            tags = [by_target[report.target].tags for report in batch]
+            written = await asyncio.to_thread(self._record_batch, batch, tags, self.clock())
+            for report, (observation_id, events) in zip(batch, written, strict=True):
+                self.schedule.mark_scanned(report.target, started_s)
+                counts.recorded += 1
+                counts.failed += report.is_failed
+                counts.events += len(events)
+                self._log_recorded(report, observation_id, events)
+
+    def _record_batch(
+        self,
+        reports: Sequence[EndpointReport],
+        tags: Sequence[tuple[str, ...]],
+        now: datetime,
+    ) -> list[tuple[int, tuple[AlertEvent, ...]]]:
+        """Record reports with their alerts and queued deliveries in one transaction.
+
+        Each report is written whole (observation, alerts, deliveries) or not at all.
+        """
+        written: list[tuple[int, tuple[AlertEvent, ...]]] = []
+        with self.store.write() as connection:
+            for report, report_tags in zip(reports, tags, strict=True):
+                observation_id = record_report(connection, report, tags=report_tags)
+                events = self.engine.process_in(
+                    connection, report, now, observation_id=observation_id
+                )
+                written.append((observation_id, events))
+        return written
+
+    def _log_recorded(
+        self, report: EndpointReport, observation_id: int, events: Sequence[AlertEvent]
+    ) -> None:
         log.debug(
             "recorded",
             extra={
