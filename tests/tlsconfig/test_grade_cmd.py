@@ -38,7 +38,7 @@ def test_grade_json_for_a_tls13_server(
     assert {m["profile"] for m in document["assessment"]["mozilla"]} == {
         "modern", "intermediate", "old",
     }  # fmt: skip
-    assert document["tls_config_observation"]["handshake_count"] > 5
+    assert document["assessment"]["observation"]["handshake_count"] > 5
 
 
 def test_grade_table_for_an_untrusted_legacy_server(

@@ -21,11 +21,13 @@ class DeepAssessment:
     """Everything the protocol and cipher assessment concluded about one endpoint.
 
     Attributes:
+        observation: The raw protocol and cipher facts the judgement rests on.
         tls_config: Findings and summary facts on protocols, suites and options.
         grade: The SSL Labs-style grade with its rules.
         mozilla: Compliance with Mozilla's modern, intermediate and old profiles.
     """
 
+    observation: TlsConfigObservation
     tls_config: TlsConfigReport
     grade: GradeReport
     mozilla: tuple[ProfileCompliance, ...]
@@ -50,6 +52,7 @@ def assess_tls(
     """
     config = judge_tls_config(observation)
     return DeepAssessment(
+        observation=observation,
         tls_config=config,
         grade=grade_endpoint(observation, config, verdicts),
         mozilla=check_mozilla_profiles(

@@ -242,7 +242,6 @@ def grade_command(
             "target": str(endpoint),
             "revoked": revoked,
             "certificate_findings": jsonable(report.findings),
-            "tls_config_observation": jsonable(observation),
             "assessment": jsonable(assessment),
         }
         json.dump(document, sys.stdout, indent=2)
