@@ -165,3 +165,45 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises((StoreError, ValueError)):
         store.record_report(ok_report(WEB, (leaf,), at=naive))
     assert store.list_endpoints() == ()
+
+
+def test_batch_with_repeats_applies_reports_in_order(store: Store) -> None:
+    """A batch holding one endpoint several times ends in the state of its last report."""
+    old = facts("old.example.test", not_after_utc=NOW + timedelta(days=5))
+    new = facts("new.example.test", not_after_utc=NOW + timedelta(days=90))
+    hour = timedelta(hours=1)
+    reports = [
+        ok_report(WEB, (old,)),
+        failed_report(MAIL, at=NOW),
+        failed_report(WEB, at=NOW + hour),
+        failed_report(MAIL, at=NOW + hour),
+        ok_report(WEB, (new,), at=NOW + 2 * hour),
+        failed_report(WEB, at=NOW + 3 * hour),
+    ]
+    ids = store.record_reports(reports)
+    assert len(set(ids)) == 6
+    web = store.find_endpoint(WEB)
+    mail = store.find_endpoint(MAIL)
+    assert web is not None and mail is not None
+    assert web.consecutive_failures == 1
+    assert web.current_certificate_sha256 == new.sha256_hex
+    assert web.last_observation_id == ids[5]
+    assert mail.consecutive_failures == 2
+    assert mail.current_certificate_sha256 is None
+    history = store.endpoint_history(web.id)
+    assert [h.id for h in history] == [ids[5], ids[4], ids[2], ids[0]]
+    (old_place,) = store.certificate_deployments(old.sha256_hex)
+    assert not old_place.is_current
+
+
+def test_long_chain_retires_old_deployments(store: Store) -> None:
+    """A chain longer than the batched retire statement handles still retires correctly."""
+    chain = tuple(
+        facts(f"c{i}", not_after_utc=NOW + timedelta(days=100 + i), is_ca=i > 0) for i in range(10)
+    )
+    store.record_report(ok_report(WEB, chain))
+    store.record_report(ok_report(WEB, chain[:1], at=NOW + timedelta(hours=1)))
+    current = store.inventory(include_chain=True)
+    assert [r.sha256_hex for r in current] == [chain[0].sha256_hex]
+    store.record_report(ok_report(WEB, chain, at=NOW + timedelta(hours=2)))
+    assert len(store.inventory(include_chain=True)) == 10

@@ -125,12 +125,7 @@ class Store:
             The new observations' ids, in the order of ``reports``.
         """
         with self.write() as connection:
-            return tuple(
-                ingest.record_report(
-                    connection, r, tags=None if tags is None else tags.get(r.target)
-                )
-                for r in reports
-            )
+            return ingest.record_reports(connection, reports, tags=tags)
 
     # Queries ------------------------------------------------------------------------
 

@@ -9,12 +9,13 @@ commit together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding
@@ -83,14 +84,20 @@ def certificate_row(
 def facts_to_json(facts: CertificateFacts) -> dict[str, Any]:
     """CertificateFacts as JSON-ready values (datetimes as ISO 8601, tuples as lists)."""
     out: dict[str, Any] = {}
-    for key, value in asdict(facts).items():
+    for key in _FACT_FIELDS:
+        value = getattr(facts, key)
         if isinstance(value, datetime):
             out[key] = value.isoformat()
         elif isinstance(value, tuple):
             out[key] = list(value)
+        elif isinstance(value, Enum):
+            out[key] = value.value
         else:
             out[key] = value
     return out
+
+
+_FACT_FIELDS = tuple(f.name for f in fields(CertificateFacts))
 
 
 def finding_to_json(finding: Finding) -> dict[str, Any]:
@@ -101,6 +108,101 @@ def finding_to_json(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "cert_index": finding.cert_index,
     }
+
+
+class _Statements:
+    """The ingest statements for one dialect, built once: building them costs more
+    than running them."""
+
+    def __init__(self, dialect_name: str) -> None:
+        def insert(table: Any) -> Any:
+            if dialect_name == "postgresql":
+                return postgresql.insert(table)
+            return sqlite.insert(table)
+
+        e, d = _ENDPOINTS.c, _DEPLOYMENTS.c
+        self.known_certificates = select(_CERTS.c.sha256_hex).where(
+            _CERTS.c.sha256_hex.in_(bindparam("b_sha256", expanding=True))
+        )
+        self.certificates = insert(_CERTS).on_conflict_do_nothing(index_elements=["sha256_hex"])
+        key = ["host", "port", "sni", "starttls"]
+        ok = insert(_ENDPOINTS)
+        self.endpoint_ok = ok.on_conflict_do_update(
+            index_elements=key,
+            set_={
+                "last_seen_utc": ok.excluded.last_seen_utc,
+                "last_status": ok.excluded.last_status,
+                "last_ok_utc": ok.excluded.last_ok_utc,
+                "consecutive_failures": 0,
+                "current_certificate_sha256": func.coalesce(
+                    ok.excluded.current_certificate_sha256, e.current_certificate_sha256
+                ),
+            },
+        ).returning(e.id, sort_by_parameter_order=True)
+        failed = insert(_ENDPOINTS)
+        self.endpoint_failed = failed.on_conflict_do_update(
+            index_elements=key,
+            set_={
+                "last_seen_utc": failed.excluded.last_seen_utc,
+                "last_status": failed.excluded.last_status,
+                "consecutive_failures": e.consecutive_failures + 1,
+            },
+        ).returning(e.id, sort_by_parameter_order=True)
+        self.observation = _OBSERVATIONS.insert().returning(
+            _OBSERVATIONS.c.id, sort_by_parameter_order=True
+        )
+        self.endpoint_last_observation = (
+            update(_ENDPOINTS)
+            .where(e.id == bindparam("b_endpoint_id"))
+            .values(last_observation_id=bindparam("b_observation_id"))
+        )
+        deployments = insert(_DEPLOYMENTS)
+        self.deployments = deployments.on_conflict_do_update(
+            index_elements=["endpoint_id", "certificate_sha256"],
+            set_={
+                "last_seen_utc": deployments.excluded.last_seen_utc,
+                "chain_position": deployments.excluded.chain_position,
+                "is_current": True,
+            },
+        )
+        # A fixed number of parameters, padded by repeating the leaf, so that one
+        # executemany retires the old deployments of a whole batch.
+        self.deployments_retired = (
+            update(_DEPLOYMENTS)
+            .where(
+                and_(
+                    d.endpoint_id == bindparam("b_endpoint_id"),
+                    d.is_current.is_(True),
+                    d.certificate_sha256.not_in(
+                        [bindparam(f"b_served_{i}") for i in range(_RETIRE_SLOTS)]
+                    ),
+                )
+            )
+            .values(is_current=False)
+        )
+        self.deployments_retired_long = (
+            update(_DEPLOYMENTS)
+            .where(
+                and_(
+                    d.endpoint_id == bindparam("b_endpoint_id"),
+                    d.is_current.is_(True),
+                    d.certificate_sha256.not_in(bindparam("b_served", expanding=True)),
+                )
+            )
+            .values(is_current=False)
+        )
+
+
+_RETIRE_SLOTS = 8
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(connection: Connection) -> _Statements:
+    name = connection.dialect.name
+    built = _STATEMENTS.get(name)
+    if built is None:
+        built = _STATEMENTS[name] = _Statements(name)
+    return built
 
 
 def record_report(
@@ -117,66 +219,244 @@ def record_report(
     Returns:
         The new observation's id.
     """
-    seen = observed_at(report)
-    is_ok = report.observation is not None
-    status = ObservationStatus.OK if is_ok else ObservationStatus.FAILED
-    leaf = report.leaf
-    chain = _unique_chain(report)
-    if chain:
-        ders = report.observation.chain_der if report.observation is not None else ()
-        rows = [
-            certificate_row(facts, ders[i] if i < len(ders) else None, seen) for i, facts in chain
-        ]
-        connection.execute(
-            dialect_insert(connection, _CERTS).on_conflict_do_nothing(
-                index_elements=["sha256_hex"]
-            ),
-            rows,
+    (observation_id,) = record_reports(
+        connection, [report], tags=None if tags is None else {report.target: tags}
+    )
+    return observation_id
+
+
+def record_reports(
+    connection: Connection,
+    reports: Sequence[EndpointReport],
+    *,
+    tags: Mapping[Target, Iterable[str]] | None = None,
+) -> tuple[ObservationId, ...]:
+    """Writes reports as observations, a handful of statements for the whole batch.
+
+    Reports of the same endpoint are applied in the order given. Observations recorded
+    out of time order are kept, but an endpoint's summary (last seen, status, current
+    certificate) follows the last report recorded.
+
+    Args:
+        connection: A connection inside a write transaction.
+        reports: The scan results.
+        tags: Labels per target, replacing their current ones; targets absent from
+            the mapping (or from ``reports``) keep theirs.
+
+    Returns:
+        The new observations' ids, in the order of ``reports``.
+    """
+    if not reports:
+        return ()
+    statements = _statements(connection)
+    prepared = [_Prepared.of(report) for report in reports]
+    _store_certificates(connection, statements, prepared)
+    observation_ids = [0] * len(prepared)
+    endpoint_ids: dict[tuple[str, int, str, str], int] = {}
+    for indexes in _rounds(prepared):
+        _record_round(connection, statements, prepared, indexes, observation_ids, endpoint_ids)
+    for target, labels in (tags or {}).items():
+        endpoint_id = endpoint_ids.get(_key_tuple(target))
+        if endpoint_id is not None:
+            set_tags(connection, endpoint_id, labels)
+    return tuple(observation_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    report: EndpointReport
+    key: dict[str, Any]
+    seen: datetime
+    is_ok: bool
+    chain: list[tuple[int, CertificateFacts]]
+
+    @classmethod
+    def of(cls, report: EndpointReport) -> _Prepared:
+        return cls(
+            report=report,
+            key=endpoint_key(report.target),
+            seen=observed_at(report),
+            is_ok=report.observation is not None,
+            chain=_unique_chain(report),
         )
-    endpoint_id = _upsert_endpoint(connection, report.target, seen, status, leaf)
+
+
+def _key_tuple(target: Target) -> tuple[str, int, str, str]:
+    key = endpoint_key(target)
+    return (key["host"], key["port"], key["sni"], key["starttls"])
+
+
+def _rounds(prepared: Sequence[_Prepared]) -> list[list[int]]:
+    """Splits a batch so that each endpoint appears at most once per round."""
+    rounds: list[tuple[set[tuple[str, int, str, str]], list[int]]] = []
+    last_round: dict[tuple[str, int, str, str], int] = {}
+    for index, item in enumerate(prepared):
+        key = _key_tuple(item.report.target)
+        number = last_round.get(key, -1) + 1
+        if number == len(rounds):
+            rounds.append((set(), []))
+        rounds[number][0].add(key)
+        rounds[number][1].append(index)
+        last_round[key] = number
+    return [indexes for _, indexes in rounds]
+
+
+def _store_certificates(
+    connection: Connection, statements: _Statements, prepared: Sequence[_Prepared]
+) -> None:
+    first: dict[str, tuple[CertificateFacts, bytes | None, datetime]] = {}
+    for item in prepared:
+        observation = item.report.observation
+        ders = observation.chain_der if observation is not None else ()
+        for index, facts in item.chain:
+            if facts.sha256_hex not in first:
+                der = ders[index] if index < len(ders) else None
+                first[facts.sha256_hex] = (facts, der, item.seen)
+    if not first:
+        return
+    # Most scans see certificates already stored: look before building rows.
+    wanted = list(first)
+    known: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        known.update(
+            connection.execute(
+                statements.known_certificates, {"b_sha256": wanted[start : start + 500]}
+            ).scalars()
+        )
+    rows = [
+        certificate_row(facts, der, seen)
+        for sha, (facts, der, seen) in first.items()
+        if sha not in known
+    ]
+    if rows:
+        connection.execute(statements.certificates, rows)
+
+
+def _record_round(
+    connection: Connection,
+    statements: _Statements,
+    prepared: Sequence[_Prepared],
+    indexes: list[int],
+    observation_ids: list[int],
+    endpoint_ids: dict[tuple[str, int, str, str], int],
+) -> None:
+    round_endpoint: dict[int, int] = {}
+    for is_ok in (True, False):
+        members = [i for i in indexes if prepared[i].is_ok is is_ok]
+        if not members:
+            continue
+        rows = [_endpoint_row(prepared[i]) for i in members]
+        ids = (
+            connection.execute(
+                statements.endpoint_ok if is_ok else statements.endpoint_failed, rows
+            )
+            .scalars()
+            .all()
+        )
+        for index, endpoint_id in zip(members, ids, strict=True):
+            round_endpoint[index] = endpoint_id
+            endpoint_ids[_key_tuple(prepared[index].report.target)] = endpoint_id
+    new_ids = (
+        connection.execute(
+            statements.observation,
+            [_observation_row(prepared[i], round_endpoint[i]) for i in indexes],
+        )
+        .scalars()
+        .all()
+    )
+    for index, observation_id in zip(indexes, new_ids, strict=True):
+        observation_ids[index] = observation_id
+    connection.execute(
+        statements.endpoint_last_observation,
+        [
+            {"b_endpoint_id": round_endpoint[i], "b_observation_id": observation_ids[i]}
+            for i in indexes
+        ],
+    )
+    served = [i for i in indexes if prepared[i].is_ok and prepared[i].chain]
+    if not served:
+        return
+    connection.execute(
+        statements.deployments,
+        [
+            {
+                "endpoint_id": round_endpoint[i],
+                "certificate_sha256": facts.sha256_hex,
+                "chain_position": position,
+                "first_seen_utc": prepared[i].seen,
+                "last_seen_utc": prepared[i].seen,
+                "is_current": True,
+            }
+            for i in served
+            for position, facts in prepared[i].chain
+        ],
+    )
+    short: list[dict[str, Any]] = []
+    for i in served:
+        shas = [facts.sha256_hex for _, facts in prepared[i].chain]
+        if len(shas) > _RETIRE_SLOTS:
+            connection.execute(
+                statements.deployments_retired_long,
+                {"b_endpoint_id": round_endpoint[i], "b_served": shas},
+            )
+            continue
+        padded = shas + [shas[0]] * (_RETIRE_SLOTS - len(shas))
+        row: dict[str, Any] = {"b_endpoint_id": round_endpoint[i]}
+        row.update({f"b_served_{slot}": sha for slot, sha in enumerate(padded)})
+        short.append(row)
+    if short:
+        connection.execute(statements.deployments_retired, short)
+
+
+def _endpoint_row(item: _Prepared) -> dict[str, Any]:
+    leaf = item.report.leaf
+    return {
+        **item.key,
+        "first_seen_utc": item.seen,
+        "last_seen_utc": item.seen,
+        "last_ok_utc": item.seen if item.is_ok else None,
+        "last_status": (ObservationStatus.OK if item.is_ok else ObservationStatus.FAILED).value,
+        "consecutive_failures": 0 if item.is_ok else 1,
+        "current_certificate_sha256": (
+            leaf.sha256_hex if item.is_ok and leaf is not None else None
+        ),
+    }
+
+
+def _observation_row(item: _Prepared, endpoint_id: int) -> dict[str, Any]:
+    report = item.report
     observation = report.observation
     failure = report.failure
-    observation_id: int = connection.execute(
-        _OBSERVATIONS.insert().returning(_OBSERVATIONS.c.id),
-        {
-            "endpoint_id": endpoint_id,
-            "observed_at_utc": seen,
-            "evaluated_at_utc": report.evaluated_at_utc,
-            "status": status.value,
-            "failure_kind": failure.kind.value if failure is not None else None,
-            "failure_detail": failure.detail if failure is not None else None,
-            "tls_alert": failure.tls_alert if failure is not None else None,
-            "peer_address": (
-                observation.peer_address
-                if observation is not None
-                else failure.peer_address
-                if failure is not None
-                else None
-            ),
-            "protocol": observation.protocol if observation is not None else None,
-            "cipher": observation.cipher if observation is not None else None,
-            "alpn": observation.alpn if observation is not None else None,
-            "leaf_sha256": leaf.sha256_hex if leaf is not None else None,
-            "chain_sha256": [c.sha256_hex for c in report.certificates],
-            "is_trusted": report.chain.is_trusted if report.chain is not None else None,
-            "chain_error": report.chain.error if report.chain is not None else None,
-            "hostname_matches": report.hostname_matches,
-            "verdict": report.verdict.value,
-            "findings": [finding_to_json(f) for f in report.findings],
-            "connect_s": observation.connect_s if observation is not None else None,
-            "handshake_s": observation.handshake_s if observation is not None else None,
-        },
-    ).scalar_one()
-    connection.execute(
-        update(_ENDPOINTS)
-        .where(_ENDPOINTS.c.id == endpoint_id)
-        .values(last_observation_id=observation_id)
+    leaf = report.leaf
+    peer = (
+        observation.peer_address
+        if observation is not None
+        else failure.peer_address
+        if failure is not None
+        else None
     )
-    if is_ok and chain:
-        _update_deployments(connection, endpoint_id, chain, seen)
-    if tags is not None:
-        set_tags(connection, endpoint_id, tags)
-    return observation_id
+    return {
+        "endpoint_id": endpoint_id,
+        "observed_at_utc": item.seen,
+        "evaluated_at_utc": report.evaluated_at_utc,
+        "status": (ObservationStatus.OK if item.is_ok else ObservationStatus.FAILED).value,
+        "failure_kind": failure.kind.value if failure is not None else None,
+        "failure_detail": failure.detail if failure is not None else None,
+        "tls_alert": failure.tls_alert if failure is not None else None,
+        "peer_address": peer,
+        "protocol": observation.protocol if observation is not None else None,
+        "cipher": observation.cipher if observation is not None else None,
+        "alpn": observation.alpn if observation is not None else None,
+        "leaf_sha256": leaf.sha256_hex if leaf is not None else None,
+        "chain_sha256": [c.sha256_hex for c in report.certificates],
+        "is_trusted": report.chain.is_trusted if report.chain is not None else None,
+        "chain_error": report.chain.error if report.chain is not None else None,
+        "hostname_matches": report.hostname_matches,
+        "verdict": report.verdict.value,
+        "findings": [finding_to_json(f) for f in report.findings],
+        "connect_s": observation.connect_s if observation is not None else None,
+        "handshake_s": observation.handshake_s if observation is not None else None,
+    }
 
 
 def _unique_chain(report: EndpointReport) -> list[tuple[int, CertificateFacts]]:
@@ -187,84 +467,6 @@ def _unique_chain(report: EndpointReport) -> list[tuple[int, CertificateFacts]]:
             seen.add(facts.sha256_hex)
             chain.append((index, facts))
     return chain
-
-
-def _upsert_endpoint(
-    connection: Connection,
-    target: Target,
-    seen: datetime,
-    status: ObservationStatus,
-    leaf: CertificateFacts | None,
-) -> int:
-    key = endpoint_key(target)
-    is_ok = status is ObservationStatus.OK
-    insert = dialect_insert(connection, _ENDPOINTS).values(
-        **key,
-        first_seen_utc=seen,
-        last_seen_utc=seen,
-        last_ok_utc=seen if is_ok else None,
-        last_status=status.value,
-        consecutive_failures=0 if is_ok else 1,
-        current_certificate_sha256=leaf.sha256_hex if is_ok and leaf is not None else None,
-    )
-    changes: dict[str, Any] = {
-        "last_seen_utc": insert.excluded.last_seen_utc,
-        "last_status": insert.excluded.last_status,
-    }
-    if is_ok:
-        changes["last_ok_utc"] = insert.excluded.last_ok_utc
-        changes["consecutive_failures"] = 0
-        if leaf is not None:
-            changes["current_certificate_sha256"] = insert.excluded.current_certificate_sha256
-    else:
-        changes["consecutive_failures"] = _ENDPOINTS.c.consecutive_failures + 1
-    statement = insert.on_conflict_do_update(
-        index_elements=["host", "port", "sni", "starttls"], set_=changes
-    ).returning(_ENDPOINTS.c.id)
-    endpoint_id: int = connection.execute(statement).scalar_one()
-    return endpoint_id
-
-
-def _update_deployments(
-    connection: Connection,
-    endpoint_id: int,
-    chain: list[tuple[int, CertificateFacts]],
-    seen: datetime,
-) -> None:
-    insert = dialect_insert(connection, _DEPLOYMENTS)
-    connection.execute(
-        insert.on_conflict_do_update(
-            index_elements=["endpoint_id", "certificate_sha256"],
-            set_={
-                "last_seen_utc": insert.excluded.last_seen_utc,
-                "chain_position": insert.excluded.chain_position,
-                "is_current": True,
-            },
-        ),
-        [
-            {
-                "endpoint_id": endpoint_id,
-                "certificate_sha256": facts.sha256_hex,
-                "chain_position": index,
-                "first_seen_utc": seen,
-                "last_seen_utc": seen,
-                "is_current": True,
-            }
-            for index, facts in chain
-        ],
-    )
-    served = [facts.sha256_hex for _, facts in chain]
-    connection.execute(
-        update(_DEPLOYMENTS)
-        .where(
-            and_(
-                _DEPLOYMENTS.c.endpoint_id == endpoint_id,
-                _DEPLOYMENTS.c.is_current.is_(True),
-                _DEPLOYMENTS.c.certificate_sha256.not_in(served),
-            )
-        )
-        .values(is_current=False)
-    )
 
 
 def set_tags(connection: Connection, endpoint_id: int, tags: Iterable[str]) -> None:

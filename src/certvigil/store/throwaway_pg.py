@@ -3,7 +3,7 @@
 It runs Debian's server binaries (``/usr/lib/postgresql/<version>/bin``) on a data
 directory in a temporary folder, as the ``postgres`` user when the caller is root
 (``initdb`` and ``postgres`` refuse to run as root), with durability switched off
-since the data is thrown away.
+since the data is thrown away (unless asked to keep it, as the benchmark does).
 """
 
 from __future__ import annotations
@@ -43,7 +43,18 @@ class ThrowawayPostgres:
     superuser on loopback only.
     """
 
-    def __init__(self, *, bindir: Path | None = None, max_connections: int = 200) -> None:
+    def __init__(
+        self, *, bindir: Path | None = None, max_connections: int = 200, durable: bool = False
+    ) -> None:
+        """Prepares the server; ``start`` runs it.
+
+        Args:
+            bindir: Where ``initdb`` and ``pg_ctl`` are; found automatically if ``None``.
+            max_connections: The server's connection limit.
+            durable: Keep PostgreSQL's default fsync settings (for benchmarks); off by
+                default, since the data is thrown away.
+        """
+        self._durable = durable
         self.host = "127.0.0.1"
         self.user = "postgres"
         self.port = 0
@@ -104,9 +115,10 @@ class ThrowawayPostgres:
             options = (
                 f"-c listen_addresses={self.host} -p {self.port} "
                 f"-c unix_socket_directories={self._workdir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 f"-c max_connections={self._max_connections}"
             )
+            if not self._durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             self._run(
                 [
                     str(bindir / "pg_ctl"),

@@ -1,0 +1,425 @@
+"""Store benchmark: fill the inventory, then time ingest and the two everyday queries.
+
+Fills a fresh store with ``--certificates`` certificates (default 100,000) and
+``--observations`` observations (default 1,000,000) on ``--endpoints`` endpoints
+(default 20,000), each endpoint rotating through its certificates over time. The fill
+uses bulk inserts (it is set-up, not the measured path). Then, on the full store:
+
+* ingest through the path the daemon uses, ``Store.record_report`` (one transaction
+  per report: certificate upsert, endpoint upsert, observation, deployments), on a
+  sample of ``--sample`` reports, and through ``Store.record_reports`` in batches of
+  100 (one transaction per batch);
+* "certificates expiring within 30 days" (leaves currently deployed, mapped to
+  records), median of ``--repeat`` runs;
+* "history of one endpoint" (its latest 100 observations, mapped to records),
+  median over ``--repeat`` different endpoints.
+
+Runs on SQLite (a file in a temporary directory) and on PostgreSQL (a throwaway
+server on 127.0.0.1 started with Debian's binaries, or ``--pg-url``), then prints a
+table. Goal: at least 5,000 observations per second, both queries under 50 ms on
+SQLite.
+
+    .venv/bin/python bench/store_ingest.py                 # full size, both databases
+    .venv/bin/python bench/store_ingest.py --scale 0.1     # a tenth, quicker
+    .venv/bin/python bench/store_ingest.py --only sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from certvigil.analysis.model import (
+    CertificateFacts,
+    ChainReport,
+    EndpointReport,
+    Finding,
+    KeyType,
+    Severity,
+)
+from certvigil.probe.observation import TlsObservation
+from certvigil.store import Store, open_store
+from certvigil.store.ingest import certificate_row
+from certvigil.store.models import (
+    CERTIFICATES,
+    DEPLOYMENTS,
+    ENDPOINT_TAGS,
+    ENDPOINTS,
+    OBSERVATIONS,
+)
+from certvigil.store.throwaway_pg import ThrowawayPostgres
+from certvigil.target import Target
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+CHUNK = 10_000
+INTERMEDIATE = "CN=Bench Issuing CA,O=certvigil bench"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """Figures for one database."""
+
+    database: str
+    fill_s: float
+    fill_rows: int
+    single_per_s: float
+    batch_per_s: float
+    expiring_ms: float
+    expiring_rows: int
+    history_ms: float
+    history_rows: int
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _facts(name: str, serial: int, not_after: datetime) -> CertificateFacts:
+    return CertificateFacts(
+        subject=f"CN={name}",
+        subject_cn=name,
+        issuer=INTERMEDIATE,
+        issuer_cn="Bench Issuing CA",
+        serial_hex=f"{serial:032x}",
+        not_before_utc=not_after - timedelta(days=365),
+        not_after_utc=not_after,
+        validity_days=365,
+        sha256_hex=_sha(f"cert:{name}:{serial}"),
+        sha1_hex=hashlib.sha1(f"{name}:{serial}".encode()).hexdigest(),
+        san_dns=(name, f"www.{name}"),
+        key_type=KeyType.RSA,
+        key_bits=2048,
+        signature_algorithm="sha256WithRSAEncryption",
+        signature_hash="sha256",
+        is_self_signed=False,
+        is_ca=False,
+    )
+
+
+def _host(index: int) -> str:
+    zone = "internal" if index % 4 == 0 else "public"
+    return f"host{index:06d}.{zone}.bench.test"
+
+
+def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def fill(store: Store, *, endpoints: int, certificates: int, observations: int) -> int:
+    """Bulk-loads the synthetic history; returns the number of rows written."""
+    rng = random.Random(6962)
+    certs_per_endpoint = max(1, certificates // endpoints)
+    obs_per_endpoint = max(1, observations // endpoints)
+    span = timedelta(days=365)
+    step = span / obs_per_endpoint
+    # The latest leaf of each endpoint expires somewhere between 5 days ago and a
+    # year ahead, the spread of a fleet with yearly certificates.
+    current_expiry = [NOW + timedelta(days=rng.uniform(-5, 365)) for _ in range(endpoints)]
+
+    def cert_expiry(e: int, k: int) -> datetime:
+        return current_expiry[e] - (certs_per_endpoint - 1 - k) * (span / certs_per_endpoint)
+
+    def cert_rows() -> Iterator[dict[str, Any]]:
+        for e in range(endpoints):
+            for k in range(certs_per_endpoint):
+                facts = _facts(_host(e), e * 1000 + k, cert_expiry(e, k))
+                yield certificate_row(facts, None, NOW - span)
+
+    def endpoint_rows() -> Iterator[dict[str, Any]]:
+        for e in range(endpoints):
+            yield {
+                "id": e + 1,
+                "host": _host(e),
+                "port": 443,
+                "sni": "",
+                "starttls": "",
+                "first_seen_utc": NOW - span,
+                "last_seen_utc": NOW - step,
+                "last_ok_utc": NOW - step,
+                "last_status": "ok",
+                "consecutive_failures": 0,
+                "current_certificate_sha256": _sha(
+                    f"cert:{_host(e)}:{e * 1000 + certs_per_endpoint - 1}"
+                ),
+                "last_observation_id": (e + 1) * obs_per_endpoint,
+            }
+
+    def tag_rows() -> Iterator[dict[str, Any]]:
+        for e in range(endpoints):
+            yield {"endpoint_id": e + 1, "tag": "prod" if e % 3 else "staging"}
+            yield {"endpoint_id": e + 1, "tag": f"team-{e % 10}"}
+
+    def deployment_rows() -> Iterator[dict[str, Any]]:
+        for e in range(endpoints):
+            for k in range(certs_per_endpoint):
+                yield {
+                    "endpoint_id": e + 1,
+                    "certificate_sha256": _sha(f"cert:{_host(e)}:{e * 1000 + k}"),
+                    "chain_position": 0,
+                    "first_seen_utc": NOW - span + k * (span / certs_per_endpoint),
+                    "last_seen_utc": NOW - span + (k + 1) * (span / certs_per_endpoint),
+                    "is_current": k == certs_per_endpoint - 1,
+                }
+
+    def observation_rows() -> Iterator[dict[str, Any]]:
+        per_cert = max(1, obs_per_endpoint // certs_per_endpoint)
+        observation_id = 0
+        for e in range(endpoints):
+            for i in range(obs_per_endpoint):
+                observation_id += 1
+                k = min(i // per_cert, certs_per_endpoint - 1)
+                leaf = _sha(f"cert:{_host(e)}:{e * 1000 + k}")
+                at = NOW - span + (i + 1) * step - step
+                failed = i % 97 == 13
+                yield {
+                    "id": observation_id,
+                    "endpoint_id": e + 1,
+                    "observed_at_utc": at,
+                    "evaluated_at_utc": at,
+                    "status": "failed" if failed else "ok",
+                    "failure_kind": "timeout" if failed else None,
+                    "failure_detail": "timed out after 10 s" if failed else None,
+                    "tls_alert": None,
+                    "peer_address": "127.0.0.1",
+                    "protocol": None if failed else "TLSv1.3",
+                    "cipher": None if failed else "TLS_AES_256_GCM_SHA384",
+                    "alpn": None,
+                    "leaf_sha256": None if failed else leaf,
+                    "chain_sha256": [] if failed else [leaf],
+                    "is_trusted": None if failed else True,
+                    "chain_error": None,
+                    "hostname_matches": None if failed else True,
+                    "verdict": "critical" if failed else "ok",
+                    "findings": [],
+                    "connect_s": None if failed else 0.002,
+                    "handshake_s": None if failed else 0.011,
+                }
+
+    written = 0
+    with store.write() as connection:
+        for table, rows in (
+            (CERTIFICATES, cert_rows()),
+            (ENDPOINTS, endpoint_rows()),
+            (ENDPOINT_TAGS, tag_rows()),
+            (DEPLOYMENTS, deployment_rows()),
+            (OBSERVATIONS, observation_rows()),
+        ):
+            for batch in _chunks(rows):
+                connection.execute(table.insert(), batch)
+                written += len(batch)
+        if store.dialect_name == "postgresql":
+            # Explicit ids were inserted; move the sequences past them.
+            for name in ("endpoints", "deployments", "observations"):
+                connection.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                    f"(SELECT max(id) FROM {name}))"
+                )
+    with store.write() as connection:
+        # Fresh statistics, as autovacuum (PostgreSQL) or a periodic ANALYZE would give.
+        connection.exec_driver_sql("ANALYZE")
+    return written
+
+
+def _sample_reports(count: int, endpoints: int, *, start: datetime) -> list[EndpointReport]:
+    """Fresh scan results for existing endpoints; one in ten has rotated its leaf."""
+    rng = random.Random(5280)
+    reports = []
+    for i in range(count):
+        e = rng.randrange(endpoints)
+        target = Target(host=_host(e), port=443)
+        at = start + timedelta(seconds=i)
+        serial = e * 1000 + (500 + i if i % 10 == 0 else 999)
+        leaf = _facts(target.host, serial, NOW + timedelta(days=rng.uniform(1, 365)))
+        observation = TlsObservation(
+            target=target,
+            peer_address="127.0.0.1",
+            observed_at_utc=at,
+            chain_der=(b"der:" + leaf.sha256_hex.encode(),),
+            protocol="TLSv1.3",
+            cipher="TLS_AES_256_GCM_SHA384",
+            connect_s=0.002,
+            handshake_s=0.011,
+        )
+        findings = (
+            (Finding(code="expiring", severity=Severity.WARNING, message="soon", cert_index=0),)
+            if i % 5 == 0
+            else ()
+        )
+        reports.append(
+            EndpointReport(
+                target=target,
+                evaluated_at_utc=at,
+                observation=observation,
+                certificates=(leaf,),
+                chain=ChainReport(is_trusted=True, verified_path_sha256=(leaf.sha256_hex,)),
+                hostname_matches=True,
+                findings=findings,
+            )
+        )
+    return reports
+
+
+def _median_ms(runs: list[float]) -> float:
+    return statistics.median(runs) * 1000
+
+
+def _time(call: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = call()
+    return time.perf_counter() - start, value
+
+
+def measure(
+    name: str,
+    url: str,
+    *,
+    endpoints: int,
+    certificates: int,
+    observations: int,
+    sample: int,
+    repeat: int,
+) -> Result:
+    """Fills a fresh store at ``url`` and measures it."""
+    store = open_store(url)
+    try:
+        print(
+            f"[{name}] filling: {certificates:,} certificates, {observations:,} observations "
+            f"on {endpoints:,} endpoints ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        fill_s, rows = _time(
+            lambda: fill(
+                store, endpoints=endpoints, certificates=certificates, observations=observations
+            )
+        )
+        print(f"[{name}] filled {rows:,} rows in {fill_s:.1f} s", file=sys.stderr, flush=True)
+
+        reports = _sample_reports(sample, endpoints, start=NOW)
+        single_s, _ = _time(lambda: [store.record_report(r) for r in reports])
+        batch_reports = _sample_reports(sample, endpoints, start=NOW + timedelta(days=1))
+        batches = [batch_reports[i : i + 100] for i in range(0, len(batch_reports), 100)]
+        batch_s, _ = _time(lambda: [store.record_reports(b) for b in batches])
+        print(f"[{name}] ingested {2 * sample:,} reports", file=sys.stderr, flush=True)
+
+        query_now = NOW + timedelta(days=2)
+        expiring_runs: list[float] = []
+        expiring_rows = 0
+        store.expiring_certificates(now=query_now, within_days=30)  # warm the cache
+        for _ in range(repeat):
+            elapsed, rows_found = _time(
+                lambda: store.expiring_certificates(now=query_now, within_days=30)
+            )
+            expiring_runs.append(elapsed)
+            expiring_rows = len(rows_found)
+
+        rng = random.Random(1)
+        history_runs: list[float] = []
+        history_rows = 0
+        for _ in range(repeat):
+            endpoint_id = rng.randrange(endpoints) + 1
+            elapsed, records = _time(
+                lambda endpoint_id=endpoint_id: store.endpoint_history(endpoint_id, limit=100)
+            )
+            history_runs.append(elapsed)
+            history_rows = len(records)
+        return Result(
+            database=name,
+            fill_s=fill_s,
+            fill_rows=rows,
+            single_per_s=sample / single_s,
+            batch_per_s=sample / batch_s,
+            expiring_ms=_median_ms(expiring_runs),
+            expiring_rows=expiring_rows,
+            history_ms=_median_ms(history_runs),
+            history_rows=history_rows,
+        )
+    finally:
+        store.close()
+
+
+def print_table(results: list[Result], *, certificates: int, observations: int) -> None:
+    """Prints the figures, one column per database."""
+    print(f"store benchmark: {certificates:,} certificates, {observations:,} observations")
+    header = f"{'':44}" + "".join(f"{r.database:>14}" for r in results)
+    print(header)
+    lines: list[tuple[str, Callable[[Result], str]]] = [
+        (
+            "bulk fill, rows/s (set-up, not the daemon path)",
+            lambda r: f"{r.fill_rows / r.fill_s:,.0f}",
+        ),
+        ("ingest, record_report (1 txn each), obs/s", lambda r: f"{r.single_per_s:,.0f}"),
+        ("ingest, record_reports (100 per txn), obs/s", lambda r: f"{r.batch_per_s:,.0f}"),
+        ("expiring within 30 days, ms (median)", lambda r: f"{r.expiring_ms:.1f}"),
+        ("  rows returned", lambda r: f"{r.expiring_rows:,}"),
+        ("history of one endpoint, ms (median)", lambda r: f"{r.history_ms:.1f}"),
+        ("  rows returned", lambda r: f"{r.history_rows:,}"),
+    ]
+    for label, cell in lines:
+        print(f"{label:44}" + "".join(f"{cell(r):>14}" for r in results))
+    sqlite = next((r for r in results if r.database == "sqlite"), None)
+    if sqlite is not None:
+        goals = [
+            ("ingest >= 5,000 obs/s (batched)", sqlite.batch_per_s >= 5000),
+            ("ingest >= 5,000 obs/s (one txn per report)", sqlite.single_per_s >= 5000),
+            ("expiring query < 50 ms", sqlite.expiring_ms < 50),
+            ("history query < 50 ms", sqlite.history_ms < 50),
+        ]
+        print(
+            "goals on SQLite: " + "; ".join(f"{g}: {'met' if ok else 'NOT met'}" for g, ok in goals)
+        )
+
+
+def main() -> None:
+    """Parses options, runs the benchmark on each database and prints the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="Multiply every size by this.")
+    parser.add_argument("--certificates", type=int, default=100_000)
+    parser.add_argument("--observations", type=int, default=1_000_000)
+    parser.add_argument("--endpoints", type=int, default=20_000)
+    parser.add_argument("--sample", type=int, default=2_000, help="Reports per ingest run.")
+    parser.add_argument("--repeat", type=int, default=9, help="Runs per query.")
+    parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--pg-url", help="Use this (empty) PostgreSQL database.")
+    args = parser.parse_args()
+    sizes = {
+        "endpoints": max(1, int(args.endpoints * args.scale)),
+        "certificates": max(1, int(args.certificates * args.scale)),
+        "observations": max(1, int(args.observations * args.scale)),
+    }
+    common = {**sizes, "sample": args.sample, "repeat": args.repeat}
+    results: list[Result] = []
+    if args.only in (None, "sqlite"):
+        with tempfile.TemporaryDirectory(prefix="certvigil-bench-") as workdir:
+            url = f"sqlite:///{Path(workdir) / 'bench.db'}"
+            results.append(measure("sqlite", url, **common))
+    if args.only in (None, "postgresql"):
+        if args.pg_url:
+            results.append(measure("postgresql", args.pg_url, **common))
+        else:
+            # Durable settings (fsync on), so the figures are those of a real server.
+            with ThrowawayPostgres(durable=True) as server:
+                url = server.create_database("certvigil_bench")
+                results.append(measure("postgresql", url, **common))
+    print_table(results, certificates=sizes["certificates"], observations=sizes["observations"])
+
+
+if __name__ == "__main__":
+    main()
