@@ -53,7 +53,8 @@ def _start_s_server(
         cwd=directory, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    assert process.stdout is not None
+    if process.stdout is None:
+        raise SystemExit("openssl s_server has no output pipe")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         line = process.stdout.readline()

@@ -11,6 +11,7 @@ from certvigil.analysis.revocation import judge_revocation, revocation_findings
 from certvigil.analysis.revocation_model import RevocationReport, RevocationStatus
 from certvigil.lab.ocsp_responder import GOOD, OcspResponder, ResponseMode, Revoked
 from certvigil.lab.pki import IssuedCert, ThrowawayPki
+from certvigil.lab.servers import StartTlsServer
 from certvigil.probe.observation import FailureKind, ProbeFailure
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.revocation_observation import (
@@ -20,7 +21,7 @@ from certvigil.probe.revocation_observation import (
 )
 from certvigil.probe.staple import fetch_staple
 from certvigil.probe.tls import ProbeOptions
-from certvigil.target import Target
+from certvigil.target import StartTLS, Target
 from tests.revocation.helpers import utc_now
 from tests.revocation.openssl_tools import openssl_stapling_server
 
@@ -150,3 +151,27 @@ def test_closed_port_is_a_probe_failure() -> None:
         )
     assert isinstance(result, ProbeFailure)
     assert result.kind is FailureKind.CONNECTION_REFUSED
+
+
+def test_staple_probe_speaks_starttls_first(pki: ThrowawayPki) -> None:
+    """The staple probe upgrades an SMTP connection before its handshake (no staple sent)."""
+    leaf = pki.issue_leaf()
+    server = StartTlsServer(StartTLS.SMTP, chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem)
+    with server as address:
+        target = Target(host="127.0.0.1", port=address.port, starttls=StartTLS.SMTP)
+        result = asyncio.run(fetch_staple(target, "127.0.0.1", OPTIONS))
+    assert result is None
+    assert server.connections_accepted == 1
+
+
+def test_refused_starttls_is_a_probe_failure(pki: ThrowawayPki) -> None:
+    """A server that declines STARTTLS gives a starttls_failure, not an exception."""
+    leaf = pki.issue_leaf()
+    server = StartTlsServer(
+        StartTLS.IMAP, chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem, refuse=True
+    )
+    with server as address:
+        target = Target(host="127.0.0.1", port=address.port, starttls=StartTLS.IMAP)
+        result = asyncio.run(fetch_staple(target, "127.0.0.1", OPTIONS))
+    assert isinstance(result, ProbeFailure)
+    assert result.kind is FailureKind.STARTTLS_FAILURE
