@@ -16,7 +16,7 @@ from certvigil.daemon.runner import Daemon
 from certvigil.lab.pki import ThrowawayPki
 from certvigil.lab.servers import TlsServer, closed_port
 from certvigil.scan import ScanOptions
-from certvigil.store import open_store
+from certvigil.store import Store, open_store
 from tests.daemon.helpers import counting_receiver, expiring_leaf, write_config
 
 
@@ -27,9 +27,12 @@ def pki() -> ThrowawayPki:
 
 
 def test_once_records_every_endpoint_and_delivers_each_alert_once(
-    tmp_path: Path, pki: ThrowawayPki
+    tmp_path: Path, pki: ThrowawayPki, store: Store
 ) -> None:
-    """A cycle records each endpoint, opens expiry alerts and delivers each exactly once."""
+    """A cycle records each endpoint, opens expiry alerts and delivers each exactly once.
+
+    Runs on SQLite and on PostgreSQL (the ``store`` fixture).
+    """
     leaf = expiring_leaf(pki, days_left=5)
     with (
         TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server,
@@ -47,37 +50,33 @@ def test_once_records_every_endpoint_and_delivers_each_alert_once(
             route_url=receiver.url(),
         )
         loaded = load_config(config)
-        store = open_store(loaded.database_url)
-        try:
-            targets = expand_targets(loaded).targets
-            options = ScanOptions(retries=0, fetch_missing_issuers=False)
+        targets = expand_targets(loaded).targets
+        options = ScanOptions(retries=0, fetch_missing_issuers=False)
 
-            def run_once() -> None:
-                daemon = Daemon(loaded, targets, store=store, scan_options=options)
-                asyncio.run(daemon.run(once=True))
+        def run_once() -> None:
+            daemon = Daemon(loaded, targets, store=store, scan_options=options)
+            asyncio.run(daemon.run(once=True))
 
-            run_once()
-            endpoints = store.list_endpoints()
-            assert len(endpoints) == 3
-            histories = [store.endpoint_history(e.id) for e in endpoints]
-            assert [len(h) for h in histories] == [1, 1, 1]
-            statuses = sorted(h[0].status.value for h in histories)
-            assert statuses == ["failed", "ok", "ok"]
-            alerts = store.list_alerts()
-            assert any(a.kind == "expiry_threshold" for a in alerts)
-            deliveries = store.list_deliveries()
-            assert deliveries
-            assert {d.status.value for d in deliveries} == {"sent"}
-            counts = receiver.counts()
-            assert sorted(counts) == sorted(str(d.id) for d in deliveries)
-            assert set(counts.values()) == {1}
+        run_once()
+        endpoints = store.list_endpoints()
+        assert len(endpoints) == 3
+        histories = [store.endpoint_history(e.id) for e in endpoints]
+        assert [len(h) for h in histories] == [1, 1, 1]
+        statuses = sorted(h[0].status.value for h in histories)
+        assert statuses == ["failed", "ok", "ok"]
+        alerts = store.list_alerts()
+        assert any(a.kind == "expiry_threshold" for a in alerts)
+        deliveries = store.list_deliveries()
+        assert deliveries
+        assert {d.status.value for d in deliveries} == {"sent"}
+        counts = receiver.counts()
+        assert sorted(counts) == sorted(str(d.id) for d in deliveries)
+        assert set(counts.values()) == {1}
 
-            # A second cycle sees the same certificates: nothing is told twice.
-            run_once()
-            assert [len(store.endpoint_history(e.id)) for e in endpoints] == [2, 2, 2]
-            assert receiver.counts() == counts
-        finally:
-            store.close()
+        # A second cycle sees the same certificates: nothing is told twice.
+        run_once()
+        assert [len(store.endpoint_history(e.id)) for e in endpoints] == [2, 2, 2]
+        assert receiver.counts() == counts
 
 
 def test_run_once_command_logs_json_lines_and_exits_0(tmp_path: Path, pki: ThrowawayPki) -> None:
