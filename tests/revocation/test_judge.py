@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
@@ -11,8 +12,8 @@ from cryptography.x509 import ocsp
 from certvigil.analysis.revocation import judge_revocation, revocation_findings
 from certvigil.analysis.revocation_checks import CLOCK_SKEW, check_crl, check_ocsp_response
 from certvigil.analysis.revocation_model import RevocationStatus
-from certvigil.lab.ocsp_responder import GOOD, OcspResponder, Revoked, build_crl
-from certvigil.lab.pki import ThrowawayPki
+from certvigil.lab.ocsp_responder import GOOD, OcspResponder, Revoked, build_crl, corrupt_signature
+from certvigil.lab.pki import KeySpec, ThrowawayPki
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.revocation_observation import (
     CertificateRevocationObservation,
@@ -167,3 +168,25 @@ def test_judgement_is_repeatable_from_the_record() -> None:
     assert later.certificates[0].status is RevocationStatus.STALE_RESPONSE
     codes = {f.code for f in revocation_findings(later)}
     assert {"ocsp_response_stale", "crl_unreachable"} <= codes
+
+
+@pytest.mark.parametrize("key", [KeySpec.RSA_2048, KeySpec.EC_P384, KeySpec.ED25519])
+def test_signatures_verify_for_each_key_kind(key: KeySpec) -> None:
+    """OCSP answers and CRLs signed with RSA, ECDSA and Ed25519 issuer keys all verify."""
+    pki = ThrowawayPki.create(now_utc=NOW, key=key)
+    leaf = pki.issue_leaf()
+    issuer = pki.intermediate.certificate
+    responder = OcspResponder(issuer=pki.intermediate.issued, clock=lambda: NOW)
+    responder.statuses[leaf.certificate.serial_number] = GOOD
+    answer = responder.respond(build_ocsp_request(leaf.certificate, issuer))
+    crl = build_crl(
+        issuer=pki.intermediate.issued,
+        this_update_utc=NOW - timedelta(hours=1),
+        next_update_utc=NOW + timedelta(days=1),
+    )
+    ocsp_result = check_ocsp_response(answer, cert=leaf.certificate, issuer=issuer, now=NOW)
+    crl_result = check_crl(crl, cert=leaf.certificate, issuer=issuer, now=NOW)
+    assert (ocsp_result.status, crl_result.status) == (RevocationStatus.GOOD,) * 2
+    forged = corrupt_signature(answer, ocsp.load_der_ocsp_response(answer).signature)
+    forged_result = check_ocsp_response(forged, cert=leaf.certificate, issuer=issuer, now=NOW)
+    assert forged_result.status is RevocationStatus.INVALID_RESPONSE
