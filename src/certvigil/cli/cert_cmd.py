@@ -78,7 +78,7 @@ def cert_command(
         typer.Option(
             "--threshold",
             metavar="DAYS",
-            help="Expiry threshold in days; repeatable [default: 30 14 7 1].",
+            help="Expiry threshold in days; repeatable \\[default: 30 14 7 1].",
             show_default=False,
         ),
     ] = None,

@@ -75,7 +75,7 @@ def demo_command(
         bool | None,
         typer.Option(
             "--progress/--no-progress",
-            help="Progress bar on stderr [default: when stderr is a terminal].",
+            help="Progress bar on stderr \\[default: when stderr is a terminal].",
             show_default=False,
         ),
     ] = None,

@@ -243,7 +243,7 @@ def scan_command(
         list[str] | None,
         typer.Argument(
             metavar="TARGET...",
-            help="host, host:port, [v6addr]:port, IP, CIDR block (host:PORTS for a list).",
+            help="host, host:port, \\[v6addr]:port, IP, CIDR block (host:PORTS for a list).",
             show_default=False,
         ),
     ] = None,
@@ -263,7 +263,7 @@ def scan_command(
             "-p",
             "--ports",
             metavar="PORTS",
-            help="Ports for targets without one, e.g. 443,8443,9000-9010 [default: 443].",
+            help="Ports for targets without one, e.g. 443,8443,9000-9010 \\[default: 443].",
             show_default=False,
         ),
     ] = None,
@@ -277,7 +277,7 @@ def scan_command(
         StartTLS | None,
         typer.Option(
             "--starttls",
-            help="Upgrade with this protocol first [default: by port: 25/587 smtp, 143 imap, "
+            help="Upgrade with this protocol first \\[default: by port: 25/587 smtp, 143 imap, "
             "110 pop3, 21 ftp, 389 ldap, 5222 xmpp, 5432 postgres].",
             show_default=False,
         ),
@@ -311,7 +311,7 @@ def scan_command(
         typer.Option(
             "--threshold",
             metavar="DAYS",
-            help="Expiry threshold in days; repeatable [default: 30 14 7 1].",
+            help="Expiry threshold in days; repeatable \\[default: 30 14 7 1].",
             show_default=False,
         ),
     ] = None,
@@ -343,7 +343,7 @@ def scan_command(
         bool | None,
         typer.Option(
             "--progress/--no-progress",
-            help="Progress bar on stderr [default: when stderr is a terminal].",
+            help="Progress bar on stderr \\[default: when stderr is a terminal].",
             show_default=False,
         ),
     ] = None,
