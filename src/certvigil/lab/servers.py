@@ -29,11 +29,11 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -166,10 +166,15 @@ class LoopbackServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        transports: set[asyncio.Transport] = set()
+
+        def make_protocol() -> asyncio.Protocol:
+            reader = asyncio.StreamReader(limit=65536, loop=loop)
+            return _TrackedStreamProtocol(reader, self._on_connection, transports)
+
         try:
-            self._server = await asyncio.start_server(
-                self._on_connection, self.host, 0, backlog=1024
-            )
+            self._server = await loop.create_server(make_protocol, self.host, 0, backlog=1024)
         except OSError as exc:
             self._startup_error = exc
             self._ready.set()
@@ -178,12 +183,25 @@ class LoopbackServer:
         self._address = ServerAddress(self.host, port)
         self._ready.set()
         await self._stopping.wait()
+        # Accept what is already queued while the server is still open: asyncio 3.11
+        # leaks the socket of a connection accepted in the same loop turn as close().
+        await asyncio.sleep(0.02)
         self._server.close()
-        for task in list(self._handlers):
+        # Let accepted connections get their handler task (a task cancelled before it
+        # starts never runs its cleanup), then cancel them all.
+        await asyncio.sleep(0.02)
+        current = asyncio.current_task()
+        others = [task for task in asyncio.all_tasks() if task is not current]
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)
+        # A handler task cancelled before it ever ran cannot close its transport: every
+        # transport the server made is closed here, whatever became of its handler.
+        for transport in list(transports):
+            transport.abort()
         await self._server.wait_closed()
-        await asyncio.sleep(0)
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -205,6 +223,33 @@ class LoopbackServer:
             writer.transport.abort()
             if task is not None:
                 self._handlers.discard(task)
+
+
+class _TrackedStreamProtocol(asyncio.StreamReaderProtocol):
+    """A stream protocol that keeps its transport in a registry while it is open."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        on_connection: Callable[
+            [asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]
+        ],
+        registry: set[asyncio.Transport],
+    ) -> None:
+        super().__init__(reader, on_connection)
+        self._registry = registry
+        self._tracked: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.Transport):
+            self._tracked = transport
+            self._registry.add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._tracked is not None:
+            self._registry.discard(self._tracked)
+        super().connection_lost(exc)
 
 
 def _certificate_pem(certificate: bytes) -> bytes:
