@@ -15,6 +15,7 @@ from certvigil.analysis.revocation_model import (
 )
 from certvigil.lab.ocsp_responder import OcspResponder, ResponseMode, RevocationServer, Revoked
 from certvigil.lab.pki import CertificateAuthority, ThrowawayPki
+from certvigil.lab.servers import closed_port
 from certvigil.probe.ocsp_fetch import GET_MAX_ENCODED_BYTES, ocsp_get_url
 from certvigil.probe.revocation import RevocationOptions
 from certvigil.probe.revocation_observation import FetchFailureKind, RevocationMethod
@@ -183,17 +184,12 @@ def test_answer_for_another_certificate_is_invalid(pki: ThrowawayPki) -> None:
 
 def test_unreachable_responder_is_its_own_state(pki: ThrowawayPki) -> None:
     """A responder that refuses connections is unreachable (a warning), never good."""
-    with RevocationServer() as server:
-        leaf = issue(pki, server)
-        url = server.url("/ocsp")
-    # The server is gone: its port now refuses connections.
-    assert (
-        url
-        in leaf.certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
-        .value[0]
-        .access_location.value
-    )
-    report = check(pki.served_chain_der(leaf))
+    with closed_port() as address:
+        leaf = pki.issue_leaf(ocsp_urls=[address.url("/ocsp")])
+        report = check(pki.served_chain_der(leaf))
+        failure = observe(pki.served_chain_der(leaf)).certificates[0].fetches[0].failure
+    assert failure is not None
+    assert failure.kind is FetchFailureKind.UNREACHABLE
     verdict = _leaf_verdict(report)
     assert verdict.status is RevocationStatus.UNREACHABLE
     assert verdict.decided_by is RevocationMethod.OCSP
