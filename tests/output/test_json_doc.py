@@ -10,20 +10,32 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from certvigil.analysis.model import CertificateFacts, ChainReport, EndpointReport, Finding
+from certvigil.analysis.revocation_model import (
+    CertificateRevocation,
+    MethodResult,
+    RevocationReport,
+    RevocationStatus,
+    StapleReport,
+)
 from certvigil.errors import TargetError
 from certvigil.output.json_doc import (
     SCHEMA_VERSION,
     CertificateModel,
+    CertificateRevocationModel,
     ChainModel,
     EndpointModel,
     FailureModel,
     FindingModel,
     JsonDocumentWriter,
+    MethodResultModel,
     ObservationModel,
+    RevocationModel,
     ScanDocument,
+    StapleModel,
 )
 from certvigil.output.summary import Tally
 from certvigil.probe.observation import ProbeFailure, TlsObservation
+from certvigil.probe.revocation_observation import RevocationMethod
 from tests.output.reports import NOW, expired, expiring, good, refused
 
 STARTED = datetime(2026, 3, 1, 11, 59, tzinfo=UTC)
@@ -121,7 +133,57 @@ def test_models_cover_every_dataclass_field() -> None:
         (ProbeFailure, FailureModel, {"target"}),
         (TlsObservation, ObservationModel, {"target", "chain_der", "ocsp_staple_der"}),
         (EndpointReport, EndpointModel, set()),
+        (RevocationReport, RevocationModel, set()),
+        (CertificateRevocation, CertificateRevocationModel, set()),
+        (MethodResult, MethodResultModel, set()),
+        (StapleReport, StapleModel, set()),
     ]
     for source, model, represented_otherwise in pairs:
         missing = _field_names(source) - set(model.model_fields) - represented_otherwise
         assert missing == set(), f"{model.__name__} lacks {sorted(missing)}"
+
+
+def test_revocation_verdict_is_serialised() -> None:
+    """A report that carries a revocation verdict shows it per certificate and method."""
+    revoked_at = datetime(2026, 2, 1, tzinfo=UTC)
+    report = dataclasses.replace(
+        good(),
+        revocation=RevocationReport(
+            evaluated_at_utc=NOW,
+            certificates=(
+                CertificateRevocation(
+                    cert_index=0,
+                    subject="CN=good.test",
+                    serial_hex="0a1b",
+                    status=RevocationStatus.REVOKED,
+                    decided_by=RevocationMethod.CRL,
+                    revoked_at_utc=revoked_at,
+                    revocation_reason="key_compromise",
+                    methods=(
+                        MethodResult(
+                            method=RevocationMethod.CRL,
+                            status=RevocationStatus.REVOKED,
+                            url="http://127.0.0.1:1/ca.crl",
+                            revoked_at_utc=revoked_at,
+                        ),
+                    ),
+                ),
+            ),
+            staple=StapleReport(was_requested=True, is_present=False),
+        ),
+    )
+    data = json.loads(write_document([report], []))["endpoints"][0]["revocation"]
+    assert data["is_revoked"] is True
+    assert data["leaf_status"] == "revoked"
+    assert data["certificates"][0]["decided_by"] == "crl"
+    assert data["certificates"][0]["methods"][0]["url"] == "http://127.0.0.1:1/ca.crl"
+    assert data["certificates"][0]["revoked_at_utc"] == "2026-02-01T00:00:00Z"
+    assert data["staple"] == {
+        "was_requested": True,
+        "is_present": False,
+        "status": None,
+        "is_for_leaf": None,
+        "must_staple": False,
+        "detail": "",
+    }
+    assert json.loads(write_document([good()], []))["endpoints"][0]["revocation"] is None

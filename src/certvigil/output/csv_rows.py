@@ -34,6 +34,7 @@ COLUMNS: tuple[str, ...] = (
     "failure_detail",
     "findings",
     "evaluated_at_utc",
+    "revocation_status",
 )
 """The header, in order. Lists inside a cell are joined with ``;``; a missing value is
 empty; booleans are ``true``/``false``; times are ISO 8601 UTC."""
@@ -88,6 +89,8 @@ def row_for(report: EndpointReport) -> dict[str, str]:
         row["is_trusted"] = _bool(report.chain.is_trusted)
     if observation is not None:
         row.update(protocol=observation.protocol, cipher=observation.cipher)
+    if report.revocation is not None and report.revocation.leaf_status is not None:
+        row["revocation_status"] = report.revocation.leaf_status.value
     if failure is not None:
         row.update(failure_kind=failure.kind.value, failure_detail=failure.detail)
     return row

@@ -25,6 +25,12 @@ from certvigil.analysis.model import (
     EndpointReport,
     Finding,
 )
+from certvigil.analysis.revocation_model import (
+    CertificateRevocation,
+    MethodResult,
+    RevocationReport,
+    StapleReport,
+)
 from certvigil.errors import TargetError
 from certvigil.output.summary import Tally, days_remaining
 from certvigil.probe.observation import ProbeFailure, TlsObservation
@@ -259,6 +265,107 @@ class FindingModel(OutputModel):
         )
 
 
+class MethodResultModel(OutputModel):
+    """What one revocation method said about one certificate."""
+
+    method: str
+    status: str
+    url: str | None
+    detail: str
+    revoked_at_utc: datetime | None
+    revocation_reason: str | None
+    this_update_utc: datetime | None
+    next_update_utc: datetime | None
+    signed_by: str | None
+
+    @classmethod
+    def build(cls, result: MethodResult) -> MethodResultModel:
+        """From a MethodResult."""
+        return cls(
+            method=result.method.value,
+            status=result.status.value,
+            url=result.url,
+            detail=result.detail,
+            revoked_at_utc=result.revoked_at_utc,
+            revocation_reason=result.revocation_reason,
+            this_update_utc=result.this_update_utc,
+            next_update_utc=result.next_update_utc,
+            signed_by=result.signed_by,
+        )
+
+
+class CertificateRevocationModel(OutputModel):
+    """The combined revocation verdict on one served certificate."""
+
+    cert_index: int
+    subject: str
+    serial_hex: str
+    status: str
+    decided_by: str | None
+    revoked_at_utc: datetime | None
+    revocation_reason: str | None
+    methods: tuple[MethodResultModel, ...]
+
+    @classmethod
+    def build(cls, verdict: CertificateRevocation) -> CertificateRevocationModel:
+        """From a CertificateRevocation."""
+        return cls(
+            cert_index=verdict.cert_index,
+            subject=verdict.subject,
+            serial_hex=verdict.serial_hex,
+            status=verdict.status.value,
+            decided_by=verdict.decided_by.value if verdict.decided_by is not None else None,
+            revoked_at_utc=verdict.revoked_at_utc,
+            revocation_reason=verdict.revocation_reason,
+            methods=tuple(MethodResultModel.build(m) for m in verdict.methods),
+        )
+
+
+class StapleModel(OutputModel):
+    """The verdict on the stapled OCSP response."""
+
+    was_requested: bool
+    is_present: bool
+    status: str | None
+    is_for_leaf: bool | None
+    must_staple: bool
+    detail: str
+
+    @classmethod
+    def build(cls, staple: StapleReport) -> StapleModel:
+        """From a StapleReport."""
+        return cls(
+            was_requested=staple.was_requested,
+            is_present=staple.is_present,
+            status=staple.status.value if staple.status is not None else None,
+            is_for_leaf=staple.is_for_leaf,
+            must_staple=staple.must_staple,
+            detail=staple.detail,
+        )
+
+
+class RevocationModel(OutputModel):
+    """The revocation judgement on the served chain."""
+
+    evaluated_at_utc: datetime
+    is_revoked: bool
+    leaf_status: str | None
+    certificates: tuple[CertificateRevocationModel, ...]
+    staple: StapleModel | None
+
+    @classmethod
+    def build(cls, report: RevocationReport) -> RevocationModel:
+        """From a RevocationReport."""
+        leaf_status = report.leaf_status
+        return cls(
+            evaluated_at_utc=report.evaluated_at_utc,
+            is_revoked=report.is_revoked,
+            leaf_status=leaf_status.value if leaf_status is not None else None,
+            certificates=tuple(CertificateRevocationModel.build(c) for c in report.certificates),
+            staple=StapleModel.build(report.staple) if report.staple is not None else None,
+        )
+
+
 class EndpointModel(OutputModel):
     """The report on one endpoint."""
 
@@ -273,6 +380,7 @@ class EndpointModel(OutputModel):
     certificates: tuple[CertificateModel, ...]
     chain: ChainModel | None
     findings: tuple[FindingModel, ...]
+    revocation: RevocationModel | None = None
 
     @classmethod
     def build(cls, report: EndpointReport) -> EndpointModel:
@@ -295,6 +403,9 @@ class EndpointModel(OutputModel):
             ),
             chain=ChainModel.build(report.chain) if report.chain else None,
             findings=tuple(FindingModel.build(f) for f in report.findings),
+            revocation=(
+                RevocationModel.build(report.revocation) if report.revocation is not None else None
+            ),
         )
 
 
