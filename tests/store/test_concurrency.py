@@ -48,3 +48,19 @@ def test_two_processes_write_one_sqlite_file(tmp_path: Path) -> None:
         assert len(store.list_endpoints(tag="b")) == 5
     finally:
         store.close()
+
+
+def _open_and_close(url: str) -> None:
+    open_store(url).close()
+
+
+def test_processes_opening_a_new_database_at_once(tmp_path: Path) -> None:
+    """Several processes opening the same new SQLite file all migrate it without error."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    context = multiprocessing.get_context("spawn")
+    openers = [context.Process(target=_open_and_close, args=(url,)) for _ in range(3)]
+    for opener in openers:
+        opener.start()
+    for opener in openers:
+        opener.join(timeout=90)
+    assert [o.exitcode for o in openers] == [0, 0, 0]

@@ -117,3 +117,30 @@ def test_bad_urls_are_usage_errors(url: str, reason: str) -> None:
     """Unsupported or malformed URLs raise a UsageError saying why."""
     with pytest.raises(UsageError, match=reason):
         resolve_database_url(url)
+
+
+def test_concurrent_first_opens_migrate_once(db_url: str) -> None:
+    """Threads opening a never-migrated database at once all end at head, without error."""
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            open_store(db_url).close()
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    engine = create_store_engine(db_url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
+from certvigil.store.engine import WRITE_OPTION
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 """The Alembic script directory (``env.py``, ``versions/``)."""
 
@@ -47,11 +49,26 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade_to_head(engine: Engine) -> None:
     """Brings the database schema up to the newest revision; does nothing when it is there.
 
+    Safe when several processes open a new database at once: the upgrade runs under
+    the database's write lock (SQLite) or an advisory lock (PostgreSQL), and each
+    process looks at the revision again once it holds the lock.
+
     Args:
         engine: The inventory engine (see ``certvigil.store.engine``).
     """
-    if current_revision(engine) == head_revision():
+    head = head_revision()
+    if current_revision(engine) == head:
         return
     with engine.connect() as connection:
-        command.upgrade(alembic_config(connection), "head")
-        connection.commit()
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
+            if MigrationContext.configure(connection).get_current_revision() == head:
+                return
+            # Alembic runs inside the transaction already open on this connection.
+            command.upgrade(alembic_config(connection), "head")
+
+
+_MIGRATION_LOCK_ID = 0x63657274
+"""PostgreSQL advisory lock key held while migrating ("cert" in ASCII)."""
