@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,7 @@ def fill(store: Store, *, endpoints: int, certificates: int, observations: int) 
                     "endpoint_id": e + 1,
                     "certificate_sha256": _sha(f"cert:{_host(e)}:{e * 1000 + k}"),
                     "chain_position": 0,
+                    "not_after_utc": cert_expiry(e, k),
                     "first_seen_utc": NOW - span + k * (span / certs_per_endpoint),
                     "last_seen_utc": NOW - span + (k + 1) * (span / certs_per_endpoint),
                     "is_current": k == certs_per_endpoint - 1,
@@ -335,9 +337,7 @@ def measure(
         history_rows = 0
         for _ in range(repeat):
             endpoint_id = rng.randrange(endpoints) + 1
-            elapsed, records = _time(
-                lambda endpoint_id=endpoint_id: store.endpoint_history(endpoint_id, limit=100)
-            )
+            elapsed, records = _time(partial(store.endpoint_history, endpoint_id, limit=100))
             history_runs.append(elapsed)
             history_rows = len(records)
         return Result(

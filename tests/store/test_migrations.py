@@ -144,3 +144,50 @@ def test_concurrent_first_opens_migrate_once(db_url: str) -> None:
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_upgrade_from_first_revision_backfills_deployment_expiry(db_url: str) -> None:
+    """A database holding data at revision 0001 upgrades, copying expiries to deployments."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from certvigil.store.migrations import alembic_config
+
+    engine = create_store_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0001")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO certificates (sha256_hex, subject, issuer, serial_hex, "
+                    "not_before_utc, not_after_utc, key_type, key_bits, signature_algorithm, "
+                    "is_ca, is_self_signed, san_dns, facts, first_seen_utc) VALUES "
+                    "('ab', 'CN=a', 'CN=ca', '01', '2026-01-01 00:00:00.000000', "
+                    "'2026-12-31 00:00:00.000000', 'ec', 256, 'ecdsa', false, false, '[]', "
+                    "'{}', '2026-01-01 00:00:00.000000')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO endpoints (host, port, sni, starttls, first_seen_utc, "
+                    "last_seen_utc, last_status, consecutive_failures) VALUES ('h', 443, '', "
+                    "'', '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', 'ok', 0)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO deployments (endpoint_id, certificate_sha256, chain_position, "
+                    "first_seen_utc, last_seen_utc, is_current) VALUES (1, 'ab', 0, "
+                    "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000', true)"
+                )
+            )
+        upgrade_to_head(engine)
+        store = open_store(db_url)
+        try:
+            (row,) = store.inventory()
+            assert row.not_after_utc.isoformat() == "2026-12-31T00:00:00+00:00"
+        finally:
+            store.close()
+    finally:
+        engine.dispose()

@@ -9,10 +9,11 @@ Where the inventory lives, in order of precedence:
    when ``XDG_DATA_HOME`` is unset).
 
 SQLite connections run in WAL mode with foreign keys on, ``synchronous=NORMAL`` (a
-commit survives a process crash; only a power loss can drop the last commits) and a
-30 s busy time-out. SQLAlchemy's pysqlite driver is told to leave transactions alone
-and certvigil issues ``BEGIN`` itself: ``BEGIN IMMEDIATE`` for writes, so two writers
-queue on the lock instead of failing when a read transaction tries to become a write.
+commit survives a process crash; only a power loss can drop the last commits), a
+30 s busy time-out, reads through a 256 MiB memory map and a 32 MiB page cache.
+SQLAlchemy's pysqlite driver is told to leave transactions alone and certvigil issues
+``BEGIN`` itself: ``BEGIN IMMEDIATE`` for writes, so two writers queue on the lock
+instead of failing when a read transaction tries to become a write.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ DATABASE_URL_ENV = "CERTVIGIL_DATABASE_URL"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite connection waits for another writer's lock before failing."""
+
+SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+"""How much of a SQLite file is read through a memory map (address space, not RAM)."""
+
+SQLITE_CACHE_KIB = 32 * 1024
+"""SQLite page cache per connection."""
 
 WRITE_OPTION = "certvigil_write"
 """Execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``."""
@@ -139,6 +146,10 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # Read through a memory map and keep more pages cached: inventory queries jump
+        # between certificates, deployments and endpoints at random.
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

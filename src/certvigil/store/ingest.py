@@ -383,6 +383,7 @@ def _record_round(
                 "endpoint_id": round_endpoint[i],
                 "certificate_sha256": facts.sha256_hex,
                 "chain_position": position,
+                "not_after_utc": facts.not_after_utc,
                 "first_seen_utc": prepared[i].seen,
                 "last_seen_utc": prepared[i].seen,
                 "is_current": True,

@@ -9,6 +9,7 @@ as distinct in a UNIQUE constraint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -70,6 +71,40 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    # On SQLite, convert text directly, in SQLAlchemy's own storage format
+    # ("YYYY-MM-DD HH:MM:SS.ffffff", which sorts as time does), skipping the generic
+    # two-step conversion: inventory queries read thousands of these.
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """Formats aware datetimes as UTC text on SQLite; the generic path elsewhere."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(
+                    f"naive datetime {value.isoformat()} given; pass an aware UTC time"
+                )
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        """Parses UTC text on SQLite; the generic path elsewhere."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def from_text(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            # Appending the offset parses straight to an aware value, several times
+            # faster than parsing and then calling replace(tzinfo=...).
+            return datetime.fromisoformat(value + "+00:00")
+
+        return from_text
 
 
 class Base(DeclarativeBase):
@@ -137,12 +172,18 @@ class Certificate(Base):
 
 
 class Deployment(Base):
-    """A certificate served by an endpoint, from when to when; ``is_current`` if still."""
+    """A certificate served by an endpoint, from when to when; ``is_current`` if still.
+
+    ``not_after_utc`` repeats the certificate's expiry (which never changes) so that
+    "what expires soon" reads only current deployments, in expiry order, from one
+    index, instead of every certificate ever seen.
+    """
 
     __tablename__ = "deployments"
     __table_args__ = (
         UniqueConstraint("endpoint_id", "certificate_sha256", name="uq_deployments_pair"),
         Index("ix_deployments_current_cert", "is_current", "certificate_sha256"),
+        Index("ix_deployments_current_expiry", "is_current", "chain_position", "not_after_utc"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
@@ -151,6 +192,7 @@ class Deployment(Base):
         String(64), ForeignKey("certificates.sha256_hex"), index=True
     )
     chain_position: Mapped[int] = mapped_column(Integer)
+    not_after_utc: Mapped[datetime]
     first_seen_utc: Mapped[datetime]
     last_seen_utc: Mapped[datetime]
     is_current: Mapped[bool] = mapped_column(Boolean)
