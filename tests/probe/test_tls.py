@@ -9,9 +9,11 @@ import ssl
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from certvigil.lab.ocsp_responder import OcspResponder, ResponseMode
 from certvigil.lab.pki import IssuedCert, ThrowawayPki
 from certvigil.lab.servers import (
     MalformedCertificateServer,
@@ -23,9 +25,11 @@ from certvigil.lab.servers import (
     closed_port,
 )
 from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
+from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.target import Target
 from tests.probe.conftest import LOOPBACKS
+from tests.revocation.openssl_tools import openssl_stapling_server
 
 FAST = ProbeOptions(connect_timeout_s=2.0, handshake_timeout_s=2.0, starttls_timeout_s=2.0)
 PINNED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -200,3 +204,31 @@ def test_options_refuse_nonsense() -> None:
     """Non-positive time-outs are refused with a message naming the option."""
     with pytest.raises(ValueError, match="handshake_timeout_s"):
         ProbeOptions(handshake_timeout_s=0)
+
+
+def test_stapled_ocsp_response_is_captured(tmp_path: Path, pki: ThrowawayPki) -> None:
+    """The OCSP response a server staples arrives in the same handshake as the chain."""
+    leaf = pki.issue_leaf(dns_names=("localhost",))
+    responder = OcspResponder(
+        issuer=pki.intermediate.issued, clock=lambda: datetime.now(UTC), mode=ResponseMode.NORMAL
+    )
+    staple = responder.respond(build_ocsp_request(leaf.certificate, pki.intermediate.certificate))
+    with openssl_stapling_server(
+        tmp_path,
+        cert_pem=leaf.pem,
+        chain_pem=pki.intermediate.pem,
+        key_pem=leaf.key_pem,
+        staple_der=staple,
+    ) as port:
+        stapled = observed(probe("127.0.0.1", port, sni="localhost"))
+    with openssl_stapling_server(
+        tmp_path,
+        cert_pem=leaf.pem,
+        chain_pem=pki.intermediate.pem,
+        key_pem=leaf.key_pem,
+        staple_der=None,
+    ) as port:
+        unstapled = observed(probe("127.0.0.1", port, sni="localhost"))
+    assert stapled.ocsp_staple_der == staple
+    assert stapled.chain_der == (leaf.der, pki.intermediate.der)
+    assert unstapled.ocsp_staple_der is None

@@ -5,10 +5,14 @@ the local OpenSSL can still speak (``@SECLEVEL=0``), because judging trust is th
 ``certvigil.analysis``. What it records is the chain exactly as the server sent it, in the
 server's order, together with the negotiated parameters and timings.
 
-The handshake runs over an ``ssl.SSLObject`` and two memory BIOs on a plain non-blocking
-socket, driven by ``loop.sock_recv``/``loop.sock_sendall``. That gives one code path for
-implicit TLS and STARTTLS (the plain-text dialogue uses the same socket first), exact control
-of the connect and handshake time-outs, and no per-connection transport machinery.
+The handshake runs in pyOpenSSL over memory BIOs on a plain non-blocking socket, driven by
+``loop.sock_recv``/``loop.sock_sendall``. That gives one code path for implicit TLS and
+STARTTLS (the plain-text dialogue uses the same socket first), exact control of the connect
+and handshake time-outs, and no per-connection transport machinery. pyOpenSSL rather than
+the stdlib ``ssl`` module because it runs on the OpenSSL that ``cryptography`` ships (a
+client handshake costs about half the CPU of Debian 12's OpenSSL 3.0 that ``ssl`` links)
+and because it can ask for and read a stapled OCSP response, which ``ssl`` cannot: one
+connection gives the chain and the staple.
 """
 
 from __future__ import annotations
@@ -18,25 +22,20 @@ import errno
 import functools
 import re
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
 
 from certvigil.errors import ProbeError
 from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.starttls import PlainChannel, negotiate_starttls
 from certvigil.target import Target
 
-# OpenSSL 3 no longer sets SSL_OP_LEGACY_SERVER_CONNECT by default, and Python < 3.12 has
-# no name for it; without it, servers that predate RFC 5746 cannot be observed at all.
-_OP_LEGACY_SERVER_CONNECT = getattr(ssl, "OP_LEGACY_SERVER_CONNECT", 0x4)
-
 _RECV_BYTES = 65536
-
-# _ssl.Certificate.public_bytes format code for DER (ssl does not re-export it before 3.13).
-_ENCODING_DER = int(getattr(ssl, "_ssl").ENCODING_DER)  # noqa: B009
 
 # The TLS alert descriptions (RFC 8446 §6 and earlier), as OpenSSL spells them in its
 # reason codes once upper-cased: "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_UNRECOGNIZED_NAME".
@@ -122,30 +121,47 @@ class ProbeOptions:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
 
 
+class _Staple:
+    """Where the OCSP callback leaves the staple of one connection."""
+
+    __slots__ = ("der",)
+
+    def __init__(self) -> None:
+        self.der: bytes | None = None
+
+
+def _on_ocsp_staple(connection: SSL.Connection, data: bytes, _unused: object) -> bool:
+    box = connection.get_app_data()
+    if isinstance(box, _Staple) and data:
+        box.der = bytes(data)
+    # Accept whatever came: judging the staple is analysis's job, not the handshake's.
+    return True
+
+
 @functools.lru_cache(maxsize=16)
-def client_context(alpn_protocols: tuple[str, ...] = ()) -> ssl.SSLContext:
+def client_context(alpn_protocols: tuple[str, ...] = ()) -> SSL.Context:
     """The probe's client context: every version and cipher allowed, verification off.
 
-    Built once per ALPN list and shared by every probe: creating an ``SSLContext`` costs
-    more than a loopback handshake.
+    Built once per ALPN list and shared by every probe: creating a context costs more
+    than a loopback handshake.
 
     Args:
         alpn_protocols: ALPN protocols to offer.
 
     Returns:
-        A client ``SSLContext`` that accepts any certificate.
+        A pyOpenSSL client context that accepts any certificate and asks for OCSP staples.
     """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    context.maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_verify(SSL.VERIFY_NONE)
+    context.set_min_proto_version(0)  # the lowest this OpenSSL can speak
     # SECLEVEL=0 lets OpenSSL offer and accept the weak suites, small keys and SHA-1
     # signatures that analysis is there to report.
-    context.set_ciphers("ALL:@SECLEVEL=0")
-    context.options |= _OP_LEGACY_SERVER_CONNECT
+    context.set_cipher_list(b"ALL:@SECLEVEL=0")
+    # Servers that predate RFC 5746 are refused without this since OpenSSL 3.
+    context.set_options(SSL.OP_LEGACY_SERVER_CONNECT)
     if alpn_protocols:
-        context.set_alpn_protocols(list(alpn_protocols))
+        context.set_alpn_protos([p.encode("ascii") for p in alpn_protocols])
+    context.set_ocsp_client_callback(_on_ocsp_staple)
     return context
 
 
@@ -234,71 +250,73 @@ async def _handshake(
     now: Callable[[], datetime],
 ) -> TlsObservation:
     loop = asyncio.get_running_loop()
-    incoming = ssl.MemoryBIO()
-    outgoing = ssl.MemoryBIO()
-    tls = client_context(options.alpn_protocols).wrap_bio(
-        incoming, outgoing, server_side=False, server_hostname=target.server_name
-    )
+    tls = SSL.Connection(client_context(options.alpn_protocols), None)
+    tls.set_connect_state()
+    if target.server_name is not None:
+        tls.set_tlsext_host_name(target.server_name.encode("ascii"))
+    staple = _Staple()
+    tls.set_app_data(staple)
+    tls.request_ocsp()
     received = 0
     while True:
         try:
             tls.do_handshake()
             done = True
-        except ssl.SSLWantReadError:
+        except SSL.WantReadError:
             done = False
-        except ssl.SSLError as exc:
+        except SSL.Error as exc:
             # Send OpenSSL's own alert, if it wrote one, as a courtesy to the server.
-            pending = outgoing.read()
-            if pending:
-                try:
-                    await loop.sock_sendall(sock, pending)
-                except OSError:
-                    pass
+            try:
+                await _flush(loop, sock, tls)
+            except OSError:
+                pass
             raise _classify_ssl_error(exc, received_bytes=received) from exc
-        pending = outgoing.read()
-        if pending:
-            await loop.sock_sendall(sock, pending)
+        await _flush(loop, sock, tls)
         if done:
             break
         data = await loop.sock_recv(sock, _RECV_BYTES)
-        if data:
-            received += len(data)
-            incoming.write(data)
-        else:
-            incoming.write_eof()
-    cipher = tls.cipher()
+        if not data:
+            raise _closed_by_server(received_bytes=received)
+        received += len(data)
+        tls.bio_write(data)
+    alpn = tls.get_alpn_proto_negotiated()
     return TlsObservation(
         target=target,
         peer_address=address,
         observed_at_utc=now(),
         chain_der=served_chain_der(tls),
-        protocol=tls.version() or "unknown",
-        cipher=cipher[0] if cipher else "unknown",
-        alpn=tls.selected_alpn_protocol(),
+        protocol=tls.get_protocol_version_name(),
+        cipher=tls.get_cipher_name() or "unknown",
+        alpn=alpn.decode("ascii", "replace") if alpn else None,
         connect_s=0.0,
         handshake_s=0.0,
+        ocsp_staple_der=staple.der,
     )
 
 
-def served_chain_der(tls: ssl.SSLObject) -> tuple[bytes, ...]:
+async def _flush(loop: asyncio.AbstractEventLoop, sock: socket.socket, tls: SSL.Connection) -> None:
+    """Send whatever OpenSSL has written to its outgoing memory BIO."""
+    while True:
+        try:
+            pending = tls.bio_read(_RECV_BYTES)
+        except SSL.WantReadError:
+            return
+        if not pending:
+            return
+        await loop.sock_sendall(sock, pending)
+
+
+def served_chain_der(tls: SSL.Connection) -> tuple[bytes, ...]:
     """The certificates the peer sent, leaf first, in the order it sent them.
 
-    Python 3.13 makes ``get_unverified_chain`` public; 3.11 and 3.12 have it on the
-    private ``_sslobj``. With verification off, ``getpeercert`` would give only the leaf.
-
     Args:
-        tls: An ``SSLObject`` after a completed handshake.
+        tls: A client connection after a completed handshake.
 
     Returns:
         DER encodings, leaf first; empty when the server sent none (anonymous suites).
     """
-    public = getattr(tls, "get_unverified_chain", None)
-    if public is not None:  # Python >= 3.13: a list of DER bytes
-        return tuple(bytes(der) for der in (public() or ()))
-    chain = tls._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
-    if not chain:
-        return ()
-    return tuple(cert.public_bytes(_ENCODING_DER) for cert in chain)
+    chain = tls.get_peer_cert_chain(as_cryptography=True)
+    return tuple(cert.public_bytes(Encoding.DER) for cert in chain or ())
 
 
 def _with_timings(
@@ -318,19 +336,23 @@ def _with_timings(
     )
 
 
-def tls_alert_name(exc: ssl.SSLError) -> str | None:
-    """The TLS alert the peer sent, from OpenSSL's reason code, or ``None``.
+def _openssl_reasons(exc: SSL.Error) -> list[str]:
+    """OpenSSL's reason codes from a pyOpenSSL error, as ``WRONG_VERSION_NUMBER``."""
+    queue = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    reasons = [str(entry[-1]) for entry in queue if isinstance(entry, tuple) and entry]
+    return [reason.upper().replace(" ", "_") for reason in reasons if reason]
+
+
+def tls_alert_name(reason: str) -> str | None:
+    """The TLS alert the peer sent, from an OpenSSL reason code, or ``None``.
 
     Args:
-        exc: An error from the handshake.
+        reason: An OpenSSL reason code, e.g. ``"TLSV1_UNRECOGNIZED_NAME"``.
 
     Returns:
-        The RFC alert description (``"unrecognized_name"``), or ``None`` when the error
-        was not an alert received from the peer.
+        The RFC alert description (``"unrecognized_name"``), or ``None`` when the reason
+        is not an alert received from the peer.
     """
-    reason = getattr(exc, "reason", None)
-    if not isinstance(reason, str):
-        return None
     match = _ALERT_REASON.match(reason)
     if match is None:
         return None
@@ -338,33 +360,36 @@ def tls_alert_name(exc: ssl.SSLError) -> str | None:
     return name if name in _TLS_ALERTS else None
 
 
-def _classify_ssl_error(exc: ssl.SSLError, *, received_bytes: int) -> _HandshakeFailed:
-    reason = getattr(exc, "reason", None)
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError) or reason in (
-        "UNEXPECTED_EOF_WHILE_READING",
-    ):
-        if received_bytes == 0:
+def _closed_by_server(*, received_bytes: int) -> _HandshakeFailed:
+    if received_bytes == 0:
+        return _HandshakeFailed(
+            FailureKind.CONNECTION_RESET,
+            "the server closed the connection without answering the ClientHello",
+        )
+    return _HandshakeFailed(
+        FailureKind.HANDSHAKE_FAILURE,
+        "the server closed the connection in the middle of the TLS handshake",
+    )
+
+
+def _classify_ssl_error(exc: SSL.Error, *, received_bytes: int) -> _HandshakeFailed:
+    if isinstance(exc, SSL.ZeroReturnError | SSL.SysCallError):
+        return _closed_by_server(received_bytes=received_bytes)
+    reasons = _openssl_reasons(exc)
+    if "UNEXPECTED_EOF_WHILE_READING" in reasons:
+        return _closed_by_server(received_bytes=received_bytes)
+    for reason in reasons:
+        alert = tls_alert_name(reason)
+        if alert is not None:
             return _HandshakeFailed(
-                FailureKind.CONNECTION_RESET,
-                "the server closed the connection without answering the ClientHello",
+                FailureKind.HANDSHAKE_FAILURE,
+                f"the server sent the TLS alert {alert}",
+                tls_alert=alert,
             )
-        return _HandshakeFailed(
-            FailureKind.HANDSHAKE_FAILURE,
-            "the server closed the connection in the middle of the TLS handshake",
-        )
-    alert = tls_alert_name(exc)
-    if alert is not None:
-        return _HandshakeFailed(
-            FailureKind.HANDSHAKE_FAILURE,
-            f"the server sent the TLS alert {alert}",
-            tls_alert=alert,
-        )
-    if reason in _NOT_TLS_REASONS and received_bytes > 0:
-        return _HandshakeFailed(
-            FailureKind.NOT_TLS,
-            f"the server's answer is not TLS ({reason.lower().replace('_', ' ')})",
-        )
-    text = reason.lower().replace("_", " ") if isinstance(reason, str) else str(exc)
+    if received_bytes > 0 and any(reason in _NOT_TLS_REASONS for reason in reasons):
+        words = reasons[0].lower().replace("_", " ")
+        return _HandshakeFailed(FailureKind.NOT_TLS, f"the server's answer is not TLS ({words})")
+    text = "; ".join(r.lower().replace("_", " ") for r in reasons) or type(exc).__name__
     return _HandshakeFailed(FailureKind.HANDSHAKE_FAILURE, f"TLS handshake failed: {text}")
 
 
