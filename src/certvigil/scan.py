@@ -345,6 +345,8 @@ class _Scanner:
         return result, is_transient
 
     async def _resolve(self, target: Target) -> tuple[str, ...]:
+        if target.is_ip:  # no lookup, no cache entry, no task
+            return await resolve_addresses(target.host, target.port)
         key = (target.host, target.port)
         cached = self._dns.get(key)
         if cached is None:

@@ -1,0 +1,298 @@
+"""Scan throughput: N TLS endpoints on loopback, each with its own certificate.
+
+Brings up one nginx process serving N endpoints, one per loopback address
+(127.1.x.y:8443, so the per-address limit never throttles the scan), each with its own
+leaf certificate (one shared EC P-256 key, N leaves from one throwaway intermediate).
+Then runs the real command line, ``certvigil scan -f targets --json -o /dev/null`` with
+only the throwaway root trusted (certificate, chain and analysis; no revocation), and
+measures endpoints per second and the scanner's peak memory (``wait4`` rusage of that
+child alone). For comparison it times a sequential ``openssl s_client`` loop over a
+sample of the same endpoints and extrapolates it to N.
+
+    .venv/bin/python bench/scan_throughput.py            # N = 2000
+    .venv/bin/python bench/scan_throughput.py --n 10000
+
+Needs nginx (Debian's nginx-light; ``scripts/install-system-deps.sh``) and openssl.
+Only loopback addresses are used. Everything lives in a temporary directory and the
+nginx child is stopped at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from certvigil.lab.pki import KeySpec, ThrowawayPki, shared_key
+
+PORT = 8443
+MAX_N = 10_000
+
+
+def endpoint_address(index: int) -> str:
+    """The loopback address of endpoint ``index`` (0-based): 127.1.0.1, 127.1.0.2, ..."""
+    return f"127.1.{index // 250}.{index % 250 + 1}"
+
+
+def write_certificates(n: int, directory: Path) -> tuple[Path, Path, float]:
+    """Write the root, the shared leaf key and one chain file per endpoint.
+
+    Returns:
+        The root's path, the key's path and the seconds it took.
+    """
+    started = time.perf_counter()
+    pki = ThrowawayPki.create(key=KeySpec.EC_P256)
+    key = shared_key(KeySpec.EC_P256)
+    root_path = directory / "root.pem"
+    root_path.write_bytes(pki.root.pem)
+    intermediate_pem = pki.intermediate.pem
+    for index in range(n):
+        leaf = pki.intermediate.issue_leaf(
+            dns_names=(f"ep{index}.bench.test",),
+            ip_addresses=(endpoint_address(index),),
+            key=key,
+        )
+        (directory / f"ep{index}.pem").write_bytes(leaf.pem + intermediate_pem)
+    key_path = directory / "leaf.key"
+    key_path.write_bytes(pki.issue_leaf(key=key).key_pem)
+    return root_path, key_path, time.perf_counter() - started
+
+
+def write_nginx_config(n: int, directory: Path, key_path: Path) -> Path:
+    """An nginx configuration with one TLS server block per endpoint address."""
+    blocks = "\n".join(
+        f"  server {{ listen {endpoint_address(i)}:{PORT} ssl; "
+        f"ssl_certificate {directory}/ep{i}.pem; return 200; }}"
+        for i in range(n)
+    )
+    config = f"""
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile {n + 4096};
+pid {directory}/nginx.pid;
+error_log {directory}/error.log error;
+events {{ worker_connections {min(n + 2048, 16384)}; }}
+http {{
+  access_log off;
+  client_body_temp_path {directory}/body;
+  proxy_temp_path {directory}/proxy;
+  fastcgi_temp_path {directory}/fastcgi;
+  uwsgi_temp_path {directory}/uwsgi;
+  scgi_temp_path {directory}/scgi;
+  ssl_certificate_key {key_path};
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_tickets off;
+  default_type text/plain;
+{blocks}
+}}
+"""
+    path = directory / "nginx.conf"
+    path.write_text(config)
+    return path
+
+
+def wait_until_listening(address: str, process: subprocess.Popen[bytes], deadline_s: float) -> None:
+    """Wait until ``address:PORT`` accepts connections, or fail with nginx's own words."""
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            with socket.create_connection((address, PORT), timeout=1):
+                return
+        except OSError:
+            if process.poll() is not None:
+                said = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise SystemExit(f"nginx exited ({process.returncode}): {said.strip()}") from None
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+@contextmanager
+def nginx(n: int, directory: Path, key_path: Path) -> Iterator[tuple[float, int]]:
+    """Run nginx in the foreground as a child; yields its start-up seconds and its pid."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    config = write_nginx_config(n, directory, key_path)
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [binary, "-p", str(directory), "-c", str(config), "-e", str(directory / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_listening(endpoint_address(n - 1), process, deadline_s=120)
+        yield time.perf_counter() - started, process.pid
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScannerRun:
+    """One run of the command line.
+
+    Attributes:
+        seconds: Wall time from start to exit.
+        peak_mb: Peak resident memory of the scanner process.
+        cpu_s: User + system CPU seconds of the scanner process.
+        summary: What it printed on stderr.
+    """
+
+    seconds: float
+    peak_mb: float
+    cpu_s: float
+    summary: str
+
+
+def run_scanner(
+    targets_path: Path, root_path: Path, *, concurrency: int, per_ip: int
+) -> ScannerRun:
+    """Run ``certvigil scan`` as a child and measure it alone (``wait4`` rusage)."""
+    command = [
+        sys.executable,
+        "-m",
+        "certvigil",
+        "scan",
+        "-f",
+        str(targets_path),
+        "--ca-file",
+        str(root_path),
+        "--no-default-ca",
+        "--concurrency",
+        str(concurrency),
+        "--per-ip",
+        str(per_ip),
+        "--retries",
+        "0",
+        "--json",
+        "-o",
+        os.devnull,
+        "--no-progress",
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    summary = process.stderr.read().decode(errors="replace").strip()
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return ScannerRun(
+        seconds=seconds,
+        peak_mb=usage.ru_maxrss / 1024,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        summary=summary,
+    )
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_openssl_loop(addresses: list[str], root_path: Path) -> tuple[float, int]:
+    """A sequential ``openssl s_client`` per address; return (seconds, handshakes that worked)."""
+    ok = 0
+    started = time.perf_counter()
+    for address in addresses:
+        completed = subprocess.run(
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"{address}:{PORT}",
+                "-CAfile",
+                str(root_path),
+                "-showcerts",
+            ],
+            input=b"",
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        ok += b"-----BEGIN CERTIFICATE-----" in completed.stdout
+    return time.perf_counter() - started, ok
+
+
+def main() -> int:
+    """Parse arguments, run the benchmark, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="endpoints (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=200, help="scanner --concurrency")
+    parser.add_argument("--per-ip", type=int, default=8, help="scanner --per-ip")
+    parser.add_argument(
+        "--openssl-sample", type=int, default=200, help="endpoints in the s_client loop"
+    )
+    arguments = parser.parse_args()
+    if not 1 <= arguments.n <= MAX_N:
+        parser.error(f"--n must be in 1..{MAX_N}")
+    with tempfile.TemporaryDirectory(prefix="certvigil-bench-") as temporary:
+        directory = Path(temporary)
+        root_path, key_path, cert_s = write_certificates(arguments.n, directory)
+        addresses = [endpoint_address(i) for i in range(arguments.n)]
+        targets_path = directory / "targets.txt"
+        targets_path.write_text("".join(f"{a}:{PORT}\n" for a in addresses))
+        print(f"certificates: {arguments.n} leaves written in {cert_s:.1f} s", file=sys.stderr)
+        with nginx(arguments.n, directory, key_path) as (startup_s, nginx_pid):
+            print(f"nginx: {arguments.n} endpoints up in {startup_s:.1f} s", file=sys.stderr)
+            one_path = directory / "one.txt"
+            one_path.write_text(f"{addresses[0]}:{PORT}\n")
+            fixed = run_scanner(one_path, root_path, concurrency=1, per_ip=1)
+            nginx_before_s = process_cpu_s(nginx_pid)
+            full = run_scanner(
+                targets_path,
+                root_path,
+                concurrency=arguments.concurrency,
+                per_ip=arguments.per_ip,
+            )
+            nginx_cpu_s = process_cpu_s(nginx_pid) - nginx_before_s
+            sample = addresses[:: max(1, arguments.n // arguments.openssl_sample)]
+            sample = sample[: arguments.openssl_sample]
+            openssl_s, openssl_ok = run_openssl_loop(sample, root_path)
+    n = arguments.n
+    openssl_rate = len(sample) / openssl_s
+    print(f"scanner summary: {full.summary}")
+    print(
+        f"fixed cost of one 'certvigil scan' (start-up, trust store, one endpoint): "
+        f"{fixed.seconds:.2f} s, {fixed.peak_mb:.0f} MB"
+    )
+    print(
+        f"CPU per endpoint: scanner {1000 * full.cpu_s / n:.2f} ms, "
+        f"nginx {1000 * nginx_cpu_s / n:.2f} ms (2 cores shared by both)"
+    )
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    print()
+    print(f"{'run':<46} {'endpoints':>9} {'seconds':>8} {'endpoints/s':>12} {'peak MB':>8}")
+    rows = [
+        ("certvigil scan --json, whole process", n, full.seconds, f"{full.peak_mb:.0f}"),
+        (
+            "certvigil scan --json, less the fixed cost",
+            n,
+            max(full.seconds - fixed.seconds, 1e-9),
+            "",
+        ),
+        ("openssl s_client loop, measured sample", len(sample), openssl_s, ""),
+        ("openssl s_client loop, extrapolated to N", n, n / openssl_rate, ""),
+    ]
+    for label, count, seconds, peak in rows:
+        print(f"{label:<46} {count:>9} {seconds:>8.2f} {count / seconds:>12.0f} {peak:>8}")
+    print(f"(s_client handshakes that returned a chain: {openssl_ok}/{len(sample)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
