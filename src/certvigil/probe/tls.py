@@ -27,8 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from certvigil.errors import ProbeError
 from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
@@ -315,8 +314,10 @@ def served_chain_der(tls: SSL.Connection) -> tuple[bytes, ...]:
     Returns:
         DER encodings, leaf first; empty when the server sent none (anonymous suites).
     """
-    chain = tls.get_peer_cert_chain(as_cryptography=True)
-    return tuple(cert.public_bytes(Encoding.DER) for cert in chain or ())
+    # OpenSSL's own DER encoding, not a round trip through cryptography: bytes that
+    # cryptography would refuse must still reach analysis, which reports them.
+    chain = tls.get_peer_cert_chain()
+    return tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, cert) for cert in chain or ())
 
 
 def _with_timings(
