@@ -23,7 +23,7 @@ from certvigil.lab.servers import (
     closed_port,
 )
 from certvigil.probe.observation import FailureKind
-from certvigil.scan import ScanOptions, ScanProgress, scan, scan_stream
+from certvigil.scan import ScanOptions, ScanProgress, scan, scan_stream, subnet_of
 from certvigil.target import Target
 
 FAST = ScanOptions(
@@ -305,3 +305,48 @@ def test_options_refuse_nonsense() -> None:
         ScanOptions(per_ip_concurrency=0)
     with pytest.raises(ValueError, match="retries"):
         ScanOptions(retries=-1)
+
+
+def test_per_subnet_limit_is_honoured(
+    pki: ThrowawayPki, leaf: IssuedCert, trust: TrustStore
+) -> None:
+    """Addresses of one /24 share ``per_subnet_concurrency`` connections between them."""
+    chain = pki.served_chain_der(leaf)
+    options = ScanOptions(
+        concurrency=50,
+        per_ip_concurrency=4,
+        per_subnet_concurrency=3,
+        handshake_timeout_s=5.0,
+        retries=0,
+    )
+    servers = [
+        TlsServer(chain=chain, key_pem=leaf.key_pem, host=host, hold_before_handshake_s=0.15)
+        for host in ("127.0.3.1", "127.0.3.2", "127.0.3.3")
+    ]
+    with contextlib.ExitStack() as stack:
+        addresses = [stack.enter_context(server) for server in servers]
+        targets = [at(a, sni=f"h{i}.test") for a in addresses for i in range(4)]
+        reports = scan(targets, options=options, trust=trust)
+    assert len(reports) == 12
+    assert all(r.failure is None for r in reports)
+    intervals = [i for server in servers for i in server.connection_intervals]
+    assert overlapping(intervals) == 3
+
+
+def overlapping(intervals: list[tuple[float, float]], tolerance_s: float = 0.02) -> int:
+    """The most intervals open together for longer than ``tolerance_s``."""
+    events = sorted(
+        [(start, 1) for start, end in intervals if end - start > tolerance_s]
+        + [(end - tolerance_s, -1) for start, end in intervals if end - start > tolerance_s]
+    )
+    most = current = 0
+    for _when, step in events:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def test_subnet_of_names_the_network() -> None:
+    """Addresses map to their /24 or /64."""
+    assert subnet_of("192.0.2.77") == "192.0.2.0/24"
+    assert subnet_of("2001:db8::1") == "2001:db8::/64"

@@ -6,7 +6,8 @@ there are: targets are pulled from the iterable only when there is room, and at 
 twice ``concurrency`` are in hand at any moment.
 
 For each target: resolve the host (cached per scan), take a slot for its address
-(``per_ip_concurrency``, so a subnet of one customer is never hammered) and a global slot
+(``per_ip_concurrency``), optionally one for its network (``per_subnet_concurrency``, by
+/24 or /64, so a customer's subnet is never hammered as a whole) and a global slot
 (``concurrency``), probe once, retry once more after a transient failure, then analyse.
 When the served chain is incomplete, the missing issuers are fetched from the leaf's AIA
 URL (each URL once per scan) and the endpoint is analysed again with them.
@@ -22,6 +23,7 @@ does not exist.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
@@ -44,6 +46,20 @@ _DNS_CACHE_ENTRIES = 4096
 _MAX_AIA_ROUNDS = 3
 
 
+def subnet_of(address: str) -> str:
+    """The /24 (IPv4) or /64 (IPv6) network holding ``address``, as text.
+
+    Args:
+        address: An IP address literal.
+
+    Returns:
+        The network, e.g. ``"192.0.2.0/24"``.
+    """
+    ip = ipaddress.ip_address(address)
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
 def utc_now() -> datetime:
     """The current time, aware, in UTC (the default clock of a scan)."""
     return datetime.now(UTC)
@@ -56,6 +72,8 @@ class ScanOptions:
     Attributes:
         concurrency: Most connections open at once, over all targets.
         per_ip_concurrency: Most connections open at once to one IP address.
+        per_subnet_concurrency: Most connections open at once to one IPv4 /24 or IPv6
+            /64; ``None`` for no limit beyond ``concurrency`` and ``per_ip_concurrency``.
         connect_timeout_s: Limit on establishing each TCP connection.
         handshake_timeout_s: Limit on each TLS handshake.
         starttls_timeout_s: Limit on each STARTTLS plain-text dialogue.
@@ -71,6 +89,7 @@ class ScanOptions:
 
     concurrency: int = 200
     per_ip_concurrency: int = 8
+    per_subnet_concurrency: int | None = None
     connect_timeout_s: float = 5.0
     handshake_timeout_s: float = 10.0
     starttls_timeout_s: float = 10.0
@@ -88,6 +107,11 @@ class ScanOptions:
         if self.per_ip_concurrency < 1:
             raise ValueError(
                 f"per_ip_concurrency must be at least 1, not {self.per_ip_concurrency}"
+            )
+        if self.per_subnet_concurrency is not None and self.per_subnet_concurrency < 1:
+            raise ValueError(
+                "per_subnet_concurrency must be at least 1 or None, "
+                f"not {self.per_subnet_concurrency}"
             )
         if self.retries < 0:
             raise ValueError(f"retries must be 0 or more, not {self.retries}")
@@ -271,6 +295,11 @@ class _Scanner:
         self._clock = clock
         self._connections = asyncio.Semaphore(options.concurrency)
         self._per_address = _PerKeyLimiter(options.per_ip_concurrency)
+        self._per_subnet = (
+            _PerKeyLimiter(options.per_subnet_concurrency)
+            if options.per_subnet_concurrency is not None
+            else None
+        )
         self._dns: dict[tuple[str, int], asyncio.Future[tuple[str, ...]]] = {}
         self._fetcher = IssuerFetcher(timeout_s=options.aia_timeout_s)
 
@@ -337,12 +366,26 @@ class _Scanner:
             )
             return failure, exc.is_transient
         address = addresses[0]
-        async with self._per_address.slot(address), self._connections:
-            result = await probe_tls(
-                target, address=address, options=self._probe_options, clock=self._clock
-            )
+        # Slots are taken from the narrowest (the address) to the widest (all
+        # connections): a target still waiting for a narrow slot holds no wider one that
+        # another address could use.
+        if self._per_subnet is None:
+            async with self._per_address.slot(address), self._connections:
+                result = await self._probe(target, address)
+        else:
+            async with (
+                self._per_address.slot(address),
+                self._per_subnet.slot(subnet_of(address)),
+                self._connections,
+            ):
+                result = await self._probe(target, address)
         is_transient = isinstance(result, ProbeFailure) and result.kind in _TRANSIENT_KINDS
         return result, is_transient
+
+    async def _probe(self, target: Target, address: str) -> TlsObservation | ProbeFailure:
+        return await probe_tls(
+            target, address=address, options=self._probe_options, clock=self._clock
+        )
 
     async def _resolve(self, target: Target) -> tuple[str, ...]:
         if target.is_ip:  # no lookup, no cache entry, no task
