@@ -319,6 +319,7 @@ def test_ipv6_loopback_target(capsys: pytest.CaptureFixture[str], lab: Lab) -> N
         (("--ca-file", "/nonexistent/ca.pem", "x.test"), "/nonexistent/ca.pem"),
         (("--starttls", "gopher", "x.test"), "error: "),
         (("--concurrency", "0", "x.test"), "error: "),
+        (("--per-subnet", "0", "x.test"), "error: "),
         (("--threshold", "0", "x.test"), "thresholds_days"),
     ],
 )

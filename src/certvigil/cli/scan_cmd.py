@@ -321,6 +321,15 @@ def scan_command(
     per_ip: Annotated[
         int, typer.Option("--per-ip", min=1, help="Most connections open to one address.")
     ] = 8,
+    per_subnet: Annotated[
+        int | None,
+        typer.Option(
+            "--per-subnet",
+            min=1,
+            help="Most connections open to one IPv4 /24 or IPv6 /64 \\[default: no limit].",
+            show_default=False,
+        ),
+    ] = None,
     connect_timeout: Annotated[
         float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
     ] = 5.0,
@@ -374,6 +383,7 @@ def scan_command(
         options = ScanOptions(
             concurrency=concurrency,
             per_ip_concurrency=per_ip,
+            per_subnet_concurrency=per_subnet,
             connect_timeout_s=connect_timeout,
             handshake_timeout_s=handshake_timeout,
             retries=retries,
