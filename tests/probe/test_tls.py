@@ -232,3 +232,12 @@ def test_stapled_ocsp_response_is_captured(tmp_path: Path, pki: ThrowawayPki) ->
     assert stapled.ocsp_staple_der == staple
     assert stapled.chain_der == (leaf.der, pki.intermediate.der)
     assert unstapled.ocsp_staple_der is None
+
+
+def test_unicode_sni_is_sent_as_a_labels(pki: ThrowawayPki) -> None:
+    """A U-label SNI name reaches the server in its A-label form."""
+    leaf = pki.issue_leaf(dns_names=("xn--bcher-kva.test",))
+    server = TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem)
+    with server as address:
+        observed(probe(address.host, address.port, sni="bücher.test"))
+    assert server.server_names_seen == ["xn--bcher-kva.test"]

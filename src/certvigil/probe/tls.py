@@ -252,7 +252,7 @@ async def _handshake(
     tls = SSL.Connection(client_context(options.alpn_protocols), None)
     tls.set_connect_state()
     if target.server_name is not None:
-        tls.set_tlsext_host_name(target.server_name.encode("ascii"))
+        tls.set_tlsext_host_name(_sni_bytes(target.server_name))
     staple = _Staple()
     tls.set_app_data(staple)
     tls.request_ocsp()
@@ -291,6 +291,20 @@ async def _handshake(
         handshake_s=0.0,
         ocsp_staple_der=staple.der,
     )
+
+
+def _sni_bytes(name: str) -> bytes:
+    """``name`` as the SNI extension carries it (A-labels); U-labels are converted."""
+    try:
+        return name.encode("ascii")
+    except UnicodeError:
+        pass
+    try:
+        return name.encode("idna")
+    except UnicodeError as exc:
+        raise _HandshakeFailed(
+            FailureKind.HANDSHAKE_FAILURE, f'the SNI name "{name}" cannot be encoded: {exc}'
+        ) from exc
 
 
 async def _flush(loop: asyncio.AbstractEventLoop, sock: socket.socket, tls: SSL.Connection) -> None:
