@@ -185,7 +185,7 @@ async def scan_stream(
     max_in_hand = options.concurrency * 2
     in_flight = completed = failed = 0
     exhausted = False
-    async with _Scanner(options=options, trust=trust, clock=clock) as scanner:
+    async with EndpointScanner(options=options, trust=trust, clock=clock) as scanner:
         try:
             while True:
                 while not exhausted and in_flight < max_in_hand:
@@ -283,8 +283,11 @@ class _PerKeyLimiter:
                 del self._slots[key]
 
 
-class _Scanner:
-    """Per-scan state shared by all targets: limits, DNS cache, AIA fetcher."""
+class EndpointScanner:
+    """Per-scan state shared by all targets: limits, DNS cache, AIA fetcher.
+
+    ``certvigil.scan_workers`` runs one in each worker process.
+    """
 
     def __init__(
         self, *, options: ScanOptions, trust: TrustStore, clock: Callable[[], datetime]
@@ -303,7 +306,7 @@ class _Scanner:
         self._dns: dict[tuple[str, int], asyncio.Future[tuple[str, ...]]] = {}
         self._fetcher = IssuerFetcher(timeout_s=options.aia_timeout_s)
 
-    async def __aenter__(self) -> _Scanner:
+    async def __aenter__(self) -> EndpointScanner:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -311,11 +314,14 @@ class _Scanner:
 
     async def run(self, target: Target, results: asyncio.Queue[EndpointReport]) -> None:
         """Scan one target and put its report on ``results``, whatever happens."""
+        results.put_nowait(await self.report(target))
+
+    async def report(self, target: Target) -> EndpointReport:
+        """Scan one target and return its report, whatever happens."""
         try:
-            report = await self._scan_one(target)
+            return await self._scan_one(target)
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc
-            report = self._internal_error_report(target, exc)
-        results.put_nowait(report)
+            return self._internal_error_report(target, exc)
 
     async def _scan_one(self, target: Target) -> EndpointReport:
         result = await self._observe(target)

@@ -1,0 +1,389 @@
+"""Scanning in several processes: each worker probes and judges its share of the targets.
+
+One Python process spends about 1.5 ms of CPU per endpoint (handshake, analysis, event
+loop), so it cannot use a second core. ``scan_stream_workers`` forks ``workers``
+processes, each running its own event loop and its own ``EndpointScanner`` over the
+targets the parent hands it, and streams their reports back to the parent, which yields
+them in completion order, exactly as ``certvigil.scan.scan_stream`` does.
+
+Partitioning: a target goes to the worker chosen by its destination: the /24 (IPv4) or
+/64 (IPv6) of an IP literal, the host name otherwise. So the per-address and per-subnet
+limits hold exactly for IP targets and for each host name. Two different host names
+that resolve to one address may land in different workers: that address may then see
+up to ``workers`` times ``per_ip_concurrency`` connections (resolving in the parent
+would avoid it at the cost of a DNS round trip before each hand-out). ``concurrency``
+is divided between the workers (rounded up).
+
+Memory stays flat: the parent pulls targets lazily and hands each worker at most twice
+its share of ``concurrency``; reports cross a socket pair as pickles, one batch per
+event-loop turn, and are not kept. Workers are forked (Linux), so the trust store and
+the imported modules are shared copy-on-write and nothing is imported again. If a worker
+dies, each of its unfinished targets is reported as an ``internal_error`` failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import math
+import os
+import pickle
+import signal
+import socket
+import struct
+import time
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
+from datetime import datetime
+from typing import Any
+
+from certvigil.analysis.model import EndpointReport
+from certvigil.analysis.report import analyse_endpoint
+from certvigil.analysis.trust import TrustStore
+from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.scan import EndpointScanner, ScanOptions, ScanProgress, scan_stream, utc_now
+from certvigil.target import Target
+
+__all__ = ["default_workers", "scan_stream_workers", "worker_of"]
+
+_LENGTH = struct.Struct("!I")
+_RECV_BYTES = 1 << 20
+_STOP_WAIT_S = 2.0
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def worker_of(target: Target, workers: int) -> int:
+    """The worker (0-based) that scans ``target``: chosen by its network or host name.
+
+    Args:
+        target: The endpoint.
+        workers: Number of workers.
+
+    Returns:
+        A stable index in ``range(workers)``.
+    """
+    if target.is_ip:
+        ip = ipaddress.ip_address(target.host)
+        prefix = 24 if ip.version == 4 else 64
+        key = int(ip) >> (ip.max_prefixlen - prefix)
+        return key % workers
+    return zlib.crc32(target.host.encode("utf-8", "surrogatepass")) % workers
+
+
+async def scan_stream_workers(
+    targets: Iterable[Target],
+    *,
+    options: ScanOptions,
+    trust: TrustStore,
+    workers: int,
+    clock: Callable[[], datetime] = utc_now,
+    on_progress: Callable[[ScanProgress], None] | None = None,
+) -> AsyncIterator[EndpointReport]:
+    """Like ``scan_stream``, with the probing and analysis done in ``workers`` processes.
+
+    With ``workers`` of 1 this is ``scan_stream`` itself (no process is started).
+    Closing the iterator early stops the workers.
+
+    Args:
+        targets: The endpoints; consumed lazily, in the parent.
+        options: Scan options; ``concurrency`` is shared out between the workers.
+        trust: The anchors (inherited by the forked workers).
+        workers: Number of worker processes (at least 1).
+        clock: Source of ``now`` (called in the workers).
+        on_progress: Called in the parent after each endpoint.
+
+    Yields:
+        One ``EndpointReport`` per target, in completion order.
+
+    Raises:
+        ValueError: ``workers`` is less than 1.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers == 1:
+        async for report in scan_stream(
+            targets, options=options, trust=trust, clock=clock, on_progress=on_progress
+        ):
+            yield report
+        return
+    share = dataclasses.replace(options, concurrency=math.ceil(options.concurrency / workers))
+    pool = _Pool.start(workers, options=share, trust=trust, clock=clock)
+    try:
+        async for report in pool.run(targets, on_progress=on_progress):
+            yield report
+    finally:
+        await pool.stop()
+
+
+class _Pool:
+    """The parent's side: one socket and one set of unfinished targets per worker."""
+
+    def __init__(
+        self,
+        pids: list[int],
+        sockets: list[socket.socket],
+        *,
+        options: ScanOptions,
+        trust: TrustStore,
+    ) -> None:
+        self._pids = pids
+        self._sockets = sockets
+        self._options = options
+        self._trust = trust
+        self._cap = 2 * options.concurrency  # targets handed to one worker at once
+        self._unfinished: list[dict[int, Target]] = [{} for _ in pids]
+        self._waiting: list[deque[Target]] = [deque() for _ in pids]
+        self._arrivals: asyncio.Queue[tuple[int, list[tuple[int, EndpointReport]] | None]]
+        self._arrivals = asyncio.Queue()
+        self._readers: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def start(
+        cls,
+        workers: int,
+        *,
+        options: ScanOptions,
+        trust: TrustStore,
+        clock: Callable[[], datetime],
+    ) -> _Pool:
+        pids: list[int] = []
+        parent_ends: list[socket.socket] = []
+        for _ in range(workers):
+            parent_end, child_end = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns
+                for inherited in parent_ends:
+                    inherited.close()
+                parent_end.close()
+                _worker_main(child_end, options=options, trust=trust, clock=clock)
+            child_end.close()
+            parent_end.setblocking(False)
+            pids.append(pid)
+            parent_ends.append(parent_end)
+        return cls(pids, parent_ends, options=options, trust=trust)
+
+    async def run(
+        self,
+        targets: Iterable[Target],
+        *,
+        on_progress: Callable[[ScanProgress], None] | None,
+    ) -> AsyncIterator[EndpointReport]:
+        loop = asyncio.get_running_loop()
+        self._readers = [
+            asyncio.create_task(self._read(index)) for index in range(len(self._sockets))
+        ]
+        total = len(targets) if isinstance(targets, Sized) else None
+        iterator: Iterator[Target] = iter(targets)
+        workers = len(self._sockets)
+        started = time.perf_counter()
+        sequence = completed = failed = 0
+        exhausted = False
+        dead: set[int] = set()
+        while True:
+            # Read ahead while some worker has room, so that one busy worker does not
+            # hold back the others; at most ``cap`` targets wait per worker.
+            while not exhausted and sum(map(len, self._waiting)) < self._cap * workers:
+                target = next(iterator, None)
+                if target is None:
+                    exhausted = True
+                    break
+                self._waiting[worker_of(target, workers)].append(target)
+            arrivals: list[tuple[int, list[tuple[int, EndpointReport]]]] = []
+            for index in range(workers):
+                if index in dead:
+                    if self._waiting[index]:
+                        arrivals.append((index, self._lost(index)))
+                    continue
+                batch: list[tuple[int, Target]] = []
+                unfinished, waiting = self._unfinished[index], self._waiting[index]
+                while waiting and len(unfinished) < self._cap:
+                    sequence += 1
+                    target = waiting.popleft()
+                    unfinished[sequence] = target
+                    batch.append((sequence, target))
+                if batch:
+                    with contextlib.suppress(OSError):  # its reader tells the loss
+                        await _send(loop, self._sockets[index], batch)
+            if not arrivals:
+                if exhausted and not any(self._waiting) and not any(self._unfinished):
+                    for index in range(workers):
+                        if index not in dead:
+                            with contextlib.suppress(OSError):
+                                await _send(loop, self._sockets[index], None)
+                    return
+                index, arrived = await self._arrivals.get()
+                if arrived is None:  # the worker is gone: its unfinished targets fail
+                    dead.add(index)
+                    arrived = self._lost(index)
+                arrivals.append((index, arrived))
+            for index, arrived in arrivals:
+                for number, report in arrived:
+                    self._unfinished[index].pop(number, None)
+                    completed += 1
+                    failed += report.is_failed
+                    if on_progress is not None:
+                        on_progress(
+                            ScanProgress(
+                                completed=completed,
+                                failed=failed,
+                                in_flight=sum(map(len, self._unfinished)),
+                                total=total,
+                                elapsed_s=time.perf_counter() - started,
+                                last_report=report,
+                            )
+                        )
+                    yield report
+
+    async def _read(self, index: int) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self._sockets[index]
+        try:
+            async for batch in _frames(loop, sock):
+                self._arrivals.put_nowait((index, batch))
+        except (OSError, pickle.UnpicklingError, EOFError):
+            pass
+        self._arrivals.put_nowait((index, None))
+
+    def _lost(self, index: int) -> list[tuple[int, EndpointReport]]:
+        pid = self._pids[index]
+        lost = [
+            (number, self._lost_report(target, pid))
+            for number, target in self._unfinished[index].items()
+        ]
+        self._unfinished[index].clear()
+        waiting = self._waiting[index]
+        lost += [(0, self._lost_report(target, pid)) for target in waiting]
+        waiting.clear()
+        return lost
+
+    def _lost_report(self, target: Target, pid: int) -> EndpointReport:
+        failure = ProbeFailure(
+            target=target,
+            kind=FailureKind.INTERNAL_ERROR,
+            detail=f"the scan worker process {pid} ended before scanning this endpoint",
+            observed_at_utc=utc_now(),
+        )
+        return analyse_endpoint(
+            failure, now=failure.observed_at_utc, trust=self._trust, policy=self._options.policy
+        )
+
+    async def stop(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        for sock in self._sockets:
+            sock.close()  # a worker reads end-of-file and stops
+        deadline = time.monotonic() + _STOP_WAIT_S
+        for pid in self._pids:
+            while True:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                await asyncio.sleep(0.01)
+
+
+def _worker_main(
+    sock: socket.socket,
+    *,
+    options: ScanOptions,
+    trust: TrustStore,
+    clock: Callable[[], datetime],
+) -> None:
+    """The body of a forked worker: scan what the parent sends, then leave at once."""
+    code = 0
+    try:
+        sock.setblocking(False)
+        asyncio.run(_worker(sock, options=options, trust=trust, clock=clock))
+    except BaseException:  # noqa: BLE001 - the parent reports the lost targets
+        code = 1
+    finally:
+        # No clean-up that belongs to the parent (atexit handlers, buffered output).
+        os._exit(code)
+
+
+async def _worker(
+    sock: socket.socket,
+    *,
+    options: ScanOptions,
+    trust: TrustStore,
+    clock: Callable[[], datetime],
+) -> None:
+    loop = asyncio.get_running_loop()
+    done: list[tuple[int, EndpointReport]] = []
+    ready = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
+    state = {"pending": 0, "finished": False}
+
+    async with EndpointScanner(options=options, trust=trust, clock=clock) as scanner:
+
+        async def one(number: int, target: Target) -> None:
+            done.append((number, await scanner.report(target)))
+            state["pending"] -= 1
+            ready.set()
+
+        async def send_reports() -> None:
+            # Everything finished in one turn of the loop goes in one message.
+            while True:
+                await ready.wait()
+                ready.clear()
+                if done:
+                    batch = done[:]
+                    done.clear()
+                    await _send(loop, sock, batch)
+                if state["finished"] and not state["pending"] and not done:
+                    return
+
+        sender = asyncio.create_task(send_reports())
+        try:
+            async for batch in _frames(loop, sock):
+                if batch is None:
+                    break
+                for number, target in batch:
+                    state["pending"] += 1
+                    task = asyncio.create_task(one(number, target))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            else:
+                return  # the parent is gone
+            state["finished"] = True
+            ready.set()
+            await sender
+        finally:
+            sender.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(sender, *tasks, return_exceptions=True)
+
+
+async def _send(loop: asyncio.AbstractEventLoop, sock: socket.socket, message: Any) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    await loop.sock_sendall(sock, _LENGTH.pack(len(payload)) + payload)
+
+
+async def _frames(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> AsyncIterator[Any]:
+    """Unpickled messages from ``sock`` until end-of-file."""
+    buffer = bytearray()
+    while True:
+        data = await loop.sock_recv(sock, _RECV_BYTES)
+        if not data:
+            return
+        buffer += data
+        while len(buffer) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(buffer)
+            end = _LENGTH.size + size
+            if len(buffer) < end:
+                break
+            message = pickle.loads(buffer[_LENGTH.size : end])
+            del buffer[:end]
+            yield message

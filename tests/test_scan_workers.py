@@ -1,0 +1,139 @@
+"""Scanning in worker processes against real loopback servers: same reports, partitioning."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from datetime import datetime
+
+import pytest
+
+from certvigil.analysis.model import EndpointReport
+from certvigil.analysis.trust import TrustStore
+from certvigil.lab.pki import IssuedCert, ThrowawayPki
+from certvigil.lab.servers import TlsServer, closed_port
+from certvigil.probe.observation import FailureKind
+from certvigil.scan import ScanOptions, ScanProgress
+from certvigil.scan_workers import default_workers, scan_stream_workers, worker_of
+from certvigil.target import Target
+
+FAST = ScanOptions(
+    concurrency=20,
+    per_ip_concurrency=8,
+    connect_timeout_s=2.0,
+    handshake_timeout_s=2.0,
+    retries=0,
+    retry_delay_s=0.0,
+)
+
+
+@pytest.fixture(scope="module")
+def pki() -> ThrowawayPki:
+    """A root and intermediate for these tests."""
+    return ThrowawayPki.create()
+
+
+@pytest.fixture(scope="module")
+def leaf(pki: ThrowawayPki) -> IssuedCert:
+    """A leaf for localhost and 127.0.0.1."""
+    return pki.issue_leaf(dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+
+
+@pytest.fixture(scope="module")
+def trust(pki: ThrowawayPki) -> TrustStore:
+    """A trust store holding only the test root."""
+    return TrustStore.from_certificates([pki.root.certificate], source="test root")
+
+
+def collect(targets: list[Target], trust: TrustStore, **kwargs: object) -> list[EndpointReport]:
+    """Every report of a worker scan."""
+
+    async def run() -> list[EndpointReport]:
+        return [
+            r
+            async for r in scan_stream_workers(
+                targets,
+                options=FAST,
+                trust=trust,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        ]
+
+    return asyncio.run(run())
+
+
+def test_workers_report_every_target_once_with_its_verdict(
+    pki: ThrowawayPki, leaf: IssuedCert, trust: TrustStore
+) -> None:
+    """Two workers give one report per target: the good ones judged, the refused one failed."""
+    progress: list[ScanProgress] = []
+    with contextlib.ExitStack() as stack:
+        good = stack.enter_context(
+            TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem)
+        )
+        refused = stack.enter_context(closed_port())
+        targets = [Target(host="127.0.0.1", port=good[1], sni=f"h{i}.test") for i in range(6)]
+        targets += [Target(host="localhost", port=good[1])]
+        targets += [Target(host="127.0.0.1", port=refused[1])]
+        reports = collect(targets, trust, workers=2, on_progress=progress.append)
+    assert sorted((r.target for r in reports), key=repr) == sorted(targets, key=repr)
+    failed = [r for r in reports if r.is_failed]
+    assert [r.target.port for r in failed] == [refused[1]]
+    assert failed[0].failure is not None
+    assert failed[0].failure.kind is FailureKind.CONNECTION_REFUSED
+    by_host = {r.target.sni or r.target.host: r for r in reports if not r.is_failed}
+    assert by_host["localhost"].hostname_matches is True
+    assert by_host["h0.test"].hostname_matches is False
+    assert all(r.chain is not None and r.chain.is_trusted for r in by_host.values())
+    assert [p.completed for p in progress] == list(range(1, len(targets) + 1))
+    assert progress[-1].in_flight == 0
+
+
+def test_one_worker_scans_in_this_process(
+    pki: ThrowawayPki, leaf: IssuedCert, trust: TrustStore
+) -> None:
+    """With one worker, the clock runs in this process: no process is started."""
+    pids: set[int] = set()
+
+    def clock() -> datetime:
+        pids.add(os.getpid())
+        return datetime.now().astimezone()
+
+    with TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as good:
+        reports = collect([Target(host="127.0.0.1", port=good[1])], trust, workers=1, clock=clock)
+    assert len(reports) == 1
+    assert pids == {os.getpid()}
+
+
+def test_a_worker_that_dies_leaves_internal_errors_for_its_targets(trust: TrustStore) -> None:
+    """Targets whose worker process ends abruptly are reported as internal errors."""
+
+    def dying_clock() -> datetime:
+        os._exit(7)
+
+    with closed_port() as refused:
+        targets = [Target(host=f"127.0.{i}.1", port=refused[1]) for i in range(4)]
+        reports = collect(targets, trust, workers=2, clock=dying_clock)
+    assert sorted((r.target for r in reports), key=repr) == sorted(targets, key=repr)
+    for report in reports:
+        assert report.failure is not None
+        assert report.failure.kind is FailureKind.INTERNAL_ERROR
+        assert "worker process" in report.failure.detail
+
+
+def test_targets_are_partitioned_by_network_or_host_name() -> None:
+    """A /24 (or /64) or a host name always goes to one worker; different ones spread."""
+    same_net = {worker_of(Target(host=f"192.0.2.{i}", port=443), 4) for i in range(1, 255)}
+    assert len(same_net) == 1
+    same_v6 = {worker_of(Target(host=f"2001:db8::{i:x}", port=443), 4) for i in range(1, 200)}
+    assert len(same_v6) == 1
+    spread = {worker_of(Target(host=f"10.0.{i}.1", port=443), 4) for i in range(16)}
+    assert spread == {0, 1, 2, 3}
+    names = {worker_of(Target(host=f"host{i}.example", port=443), 4) for i in range(64)}
+    assert names == {0, 1, 2, 3}
+    one = Target(host="a.example", port=443)
+    assert worker_of(one, 4) == worker_of(Target(host="a.example", port=8443), 4)
+    assert default_workers() >= 1
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        collect([one], TrustStore.__new__(TrustStore), workers=0)
