@@ -123,12 +123,14 @@ def test_a_worker_that_dies_leaves_internal_errors_for_its_targets(trust: TrustS
 
 
 def test_targets_are_partitioned_by_network_or_host_name() -> None:
-    """A /24 (or /64) or a host name always goes to one worker; different ones spread."""
-    same_net = {worker_of(Target(host=f"192.0.2.{i}", port=443), 4) for i in range(1, 255)}
-    assert len(same_net) == 1
-    same_v6 = {worker_of(Target(host=f"2001:db8::{i:x}", port=443), 4) for i in range(1, 200)}
-    assert len(same_v6) == 1
-    spread = {worker_of(Target(host=f"10.0.{i}.1", port=443), 4) for i in range(16)}
+    """An address, a /24 or /64 when asked, or a host name goes to one worker; others spread."""
+    net = [Target(host=f"192.0.2.{i}", port=443) for i in range(1, 255)]
+    assert len({worker_of(t, 4, by_subnet=True) for t in net}) == 1
+    assert {worker_of(t, 4) for t in net} == {0, 1, 2, 3}
+    v6 = [Target(host=f"2001:db8::{i:x}", port=443) for i in range(1, 200)]
+    assert len({worker_of(t, 4, by_subnet=True) for t in v6}) == 1
+    assert {worker_of(t, 4) for t in v6} == {0, 1, 2, 3}
+    spread = {worker_of(Target(host=f"10.0.{i}.1", port=443), 4, by_subnet=True) for i in range(16)}
     assert spread == {0, 1, 2, 3}
     names = {worker_of(Target(host=f"host{i}.example", port=443), 4) for i in range(64)}
     assert names == {0, 1, 2, 3}

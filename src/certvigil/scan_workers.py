@@ -6,13 +6,14 @@ processes, each running its own event loop and its own ``EndpointScanner`` over 
 targets the parent hands it, and streams their reports back to the parent, which yields
 them in completion order, exactly as ``certvigil.scan.scan_stream`` does.
 
-Partitioning: a target goes to the worker chosen by its destination: the /24 (IPv4) or
-/64 (IPv6) of an IP literal, the host name otherwise. So the per-address and per-subnet
-limits hold exactly for IP targets and for each host name. Two different host names
-that resolve to one address may land in different workers: that address may then see
-up to ``workers`` times ``per_ip_concurrency`` connections (resolving in the parent
-would avoid it at the cost of a DNS round trip before each hand-out). ``concurrency``
-is divided between the workers (rounded up).
+Partitioning: a target goes to the worker chosen by its destination: its address for
+an IP literal (its /24 or /64 when ``per_subnet_concurrency`` is set), its host name
+otherwise. So the per-address and per-subnet limits hold exactly for IP targets and for
+each host name. Two different host names that resolve to one address may land in
+different workers: that address may then see up to ``workers`` times
+``per_ip_concurrency`` connections (resolving in the parent would avoid it at the cost of
+a DNS round trip before each hand-out). ``concurrency`` is divided between the workers
+(rounded up).
 
 Memory stays flat: the parent pulls targets lazily and hands each worker at most twice
 its share of ``concurrency``; reports cross a socket pair as pickles, one batch per
@@ -59,20 +60,23 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def worker_of(target: Target, workers: int) -> int:
-    """The worker (0-based) that scans ``target``: chosen by its network or host name.
+def worker_of(target: Target, workers: int, *, by_subnet: bool = False) -> int:
+    """The worker (0-based) that scans ``target``: chosen by its address or host name.
 
     Args:
         target: The endpoint.
         workers: Number of workers.
+        by_subnet: Choose IP literals by their /24 (IPv4) or /64 (IPv6), so that every
+            address of one network goes to the same worker.
 
     Returns:
         A stable index in ``range(workers)``.
     """
     if target.is_ip:
         ip = ipaddress.ip_address(target.host)
-        prefix = 24 if ip.version == 4 else 64
-        key = int(ip) >> (ip.max_prefixlen - prefix)
+        key = int(ip)
+        if by_subnet:
+            key >>= ip.max_prefixlen - (24 if ip.version == 4 else 64)
         return key % workers
     return zlib.crc32(target.host.encode("utf-8", "surrogatepass")) % workers
 
@@ -186,6 +190,7 @@ class _Pool:
         sequence = completed = failed = 0
         exhausted = False
         dead: set[int] = set()
+        by_subnet = self._options.per_subnet_concurrency is not None
         while True:
             # Read ahead while some worker has room, so that one busy worker does not
             # hold back the others; at most ``cap`` targets wait per worker.
@@ -194,7 +199,7 @@ class _Pool:
                 if target is None:
                     exhausted = True
                     break
-                self._waiting[worker_of(target, workers)].append(target)
+                self._waiting[worker_of(target, workers, by_subnet=by_subnet)].append(target)
             arrivals: list[tuple[int, list[tuple[int, EndpointReport]]]] = []
             for index in range(workers):
                 if index in dead:
