@@ -6,12 +6,25 @@ reads the clock: callers pass ``now``.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, exists, func, select
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Integer,
+    Row,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+)
 
 from certvigil.analysis.changes import Change, ObservedState, changes_over
 from certvigil.analysis.model import (
@@ -74,14 +87,38 @@ def tags_for(connection: Connection, endpoint_ids: Iterable[int]) -> dict[int, t
     """Each endpoint's labels, sorted; endpoints without labels are absent."""
     ids = sorted(set(endpoint_ids))
     found: dict[int, list[str]] = defaultdict(list)
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        rows = connection.execute(
-            select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(_TAGS.c.endpoint_id.in_(chunk))
-        )
-        for endpoint_id, tag in rows:
-            found[endpoint_id].append(tag)
+    if not ids:
+        return {}
+    statement = select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(
+        _in_list(connection, _TAGS.c.endpoint_id, "b_ids", Integer)
+    )
+    # fetchall: row-by-row fetching costs psycopg a round of bookkeeping per row.
+    rows = connection.execute(statement, {"b_ids": _list_param(connection, ids)}).all()
+    for endpoint_id, tag in rows:
+        found[endpoint_id].append(tag)
     return {key: tuple(sorted(value)) for key, value in found.items()}
+
+
+def _in_list(connection: Connection, column: Any, name: str, item_type: Any) -> Any:
+    """``column IN <one parameter holding a list>``, so the statement compiles once.
+
+    A plain ``IN (...)`` with thousands of values is a new statement each time, and
+    compiling it costs more than running it.
+    """
+    if connection.dialect.name == "postgresql":
+        return column == func.any(bindparam(name, type_=ARRAY(item_type)))
+    return column.in_(select(column_valued_json_each(name)))
+
+
+def column_valued_json_each(name: str) -> Any:
+    """SQLite: the values of a JSON array parameter, as a one-column table."""
+    return func.json_each(bindparam(name, type_=String)).table_valued("value").c.value
+
+
+def _list_param(connection: Connection, values: Sequence[Any]) -> Any:
+    if connection.dialect.name == "postgresql":
+        return list(values)
+    return json.dumps(list(values))
 
 
 def _filter_endpoints(
@@ -129,56 +166,72 @@ def inventory(
     Raises:
         ValueError: ``expiring_within_days`` without ``now``.
     """
-    c, d, e = _CERTS.c, _DEPLOYMENTS.c, _ENDPOINTS.c
+    d, e, c = _DEPLOYMENTS.c, _ENDPOINTS.c, _CERTS.c
+    deployment_columns = (
+        e.id,
+        e.host,
+        e.port,
+        e.sni,
+        e.starttls,
+        d.chain_position,
+        d.first_seen_utc,
+        d.last_seen_utc,
+        d.certificate_sha256,
+    )
+    certificate_columns = (
+        c.subject,
+        c.subject_cn,
+        c.issuer,
+        c.issuer_cn,
+        c.serial_hex,
+        c.not_before_utc,
+        c.not_after_utc,
+        c.key_type,
+        c.key_bits,
+        c.san_dns,
+    )
+    issuer_clause = (
+        func.lower(c.issuer).like(f"%{glob_to_like(issuer.lower())}%", escape="\\")
+        if issuer
+        else None
+    )
+    # PostgreSQL misjudges how few current deployments match (replaced ones share the
+    # expiry range) and would scan every certificate for a join: there, fetch the
+    # deployments through their index, then their certificates by key.
+    split = connection.dialect.name == "postgresql"
+    columns = deployment_columns if split else deployment_columns + certificate_columns
     statement: Select[Any] = (
-        select(
-            e.id.label("endpoint_id"),
-            e.host,
-            e.port,
-            e.sni,
-            e.starttls,
-            d.chain_position,
-            d.first_seen_utc.label("deployed_since_utc"),
-            d.last_seen_utc,
-            c.sha256_hex,
-            c.subject,
-            c.subject_cn,
-            c.issuer,
-            c.issuer_cn,
-            c.serial_hex,
-            c.not_before_utc,
-            c.not_after_utc,
-            c.key_type,
-            c.key_bits,
-            c.san_dns,
-        )
-        .select_from(_DEPLOYMENTS.join(_CERTS, c.sha256_hex == d.certificate_sha256))
-        .join(_ENDPOINTS, e.id == d.endpoint_id)
+        select(*columns)
+        .select_from(_DEPLOYMENTS.join(_ENDPOINTS, e.id == d.endpoint_id))
         .where(d.is_current.is_(True))
     )
+    if not split:
+        statement = statement.join(_CERTS, c.sha256_hex == d.certificate_sha256)
+        if issuer_clause is not None:
+            statement = statement.where(issuer_clause)
     if not include_chain:
         statement = statement.where(d.chain_position == 0)
     if expiring_within_days is not None:
         if now is None:
             raise ValueError("now must be given with expiring_within_days")
-        # The deployment's copy of the expiry, so the index on current deployments
-        # drives the query (see models.Deployment).
+        # The deployment's copy of the expiry (see models.Deployment).
         statement = statement.where(d.not_after_utc <= now + timedelta(days=expiring_within_days))
-    if issuer:
-        statement = statement.where(
-            func.lower(c.issuer).like(f"%{glob_to_like(issuer.lower())}%", escape="\\")
-        )
     statement = _filter_endpoints(statement, host_glob=host_glob, tag=tag)
-    if limit is not None:
-        statement = statement.order_by(d.not_after_utc, e.host, e.port, d.chain_position)
-        statement = statement.limit(limit)
-    else:
-        # Index order; ties are broken below, in Python, cheaper than a sort in SQL.
-        statement = statement.order_by(d.not_after_utc)
-    rows = connection.execute(statement).all()
-    tags = tags_for(connection, {row[0] for row in rows})
-    # Positional unpacking: thousands of rows, and Row attribute access costs.
-    return tuple(
+    # Expiry order is the index's order: it keeps the plan on that index.
+    statement = statement.order_by(d.not_after_utc)
+    found: list[tuple[Any, ...]] = [tuple(r) for r in connection.execute(statement).all()]
+    if split and found:
+        certificates: dict[str, tuple[Any, ...]] = {}
+        by_key = select(c.sha256_hex, *certificate_columns).where(
+            c.sha256_hex == func.any(bindparam("b_sha256s", type_=ARRAY(String)))
+        )
+        if issuer_clause is not None:
+            by_key = by_key.where(issuer_clause)
+        for row in connection.execute(by_key, {"b_sha256s": sorted({r[8] for r in found})}).all():
+            certificates[row[0]] = tuple(row[1:])
+        found = [r + certificates[r[8]] for r in found if r[8] in certificates]
+    tags = tags_for(connection, {r[0] for r in found})
+    rows = [
         InventoryRow(
             endpoint_id=endpoint_id,
             target=target_from_columns(host, port, sni, starttls),
@@ -218,9 +271,10 @@ def inventory(
             key_type,
             key_bits,
             san_dns,
-            # (not_after_utc, host, port, chain_position)
-        ) in sorted(rows, key=lambda r: (r[15], r[1], r[2], r[5]))
-    )
+        ) in found
+    ]
+    rows.sort(key=lambda r: (r.not_after_utc, r.target.host, r.target.port, r.chain_position))
+    return tuple(rows if limit is None else rows[:limit])
 
 
 def expiring_certificates(
