@@ -10,7 +10,8 @@ uses bulk inserts (it is set-up, not the measured path). Then, on the full store
   sample of ``--sample`` reports, and through ``Store.record_reports`` in batches of
   100 (one transaction per batch);
 * "certificates expiring within 30 days" (leaves currently deployed, mapped to
-  records), median of ``--repeat`` runs;
+  records), median of ``--repeat`` runs, on a freshly opened store as
+  ``certvigil inventory`` sees it;
 * "history of one endpoint" (its latest 100 observations, mapped to records),
   median over ``--repeat`` different endpoints.
 
