@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,11 +47,7 @@ class Target:
     @property
     def is_ip(self) -> bool:
         """Whether ``host`` is an IP address literal rather than a DNS name."""
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+        return _is_ip_literal(self.host)
 
     @property
     def server_name(self) -> str | None:
@@ -77,3 +74,13 @@ class Target:
         if self.starttls is not None:
             text += f" (starttls {self.starttls.value})"
         return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip_literal(host: str) -> bool:
+    # Cached: a scan asks several times per target, and parsing costs more than a lookup.
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
