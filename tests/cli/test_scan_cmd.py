@@ -360,3 +360,21 @@ def test_failed_write_is_one_line_error(
     assert result.code == 3
     assert "error: /dev/full: cannot write results: No space left on device" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_worker_processes_scan_every_target(
+    capsys: pytest.CaptureFixture[str],
+    lab: Lab,
+    good: ServerAddress,
+    expired: ServerAddress,
+    closed: ServerAddress,
+) -> None:
+    """With --workers 2 every target is still reported once and the exit code holds."""
+    result = scan(
+        capsys, lab, "--workers", "2", "--json", good.endpoint, expired.endpoint, closed.endpoint
+    )
+    assert result.code == 2, result.stderr
+    document = ScanDocument.model_validate_json(result.stdout)
+    assert sorted(e.endpoint for e in document.endpoints) == sorted(
+        [good.endpoint, expired.endpoint, closed.endpoint]
+    )

@@ -41,7 +41,8 @@ from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.errors import CertvigilError, TargetError, UsageError
 from certvigil.output.sink import OutputFormat, ReportSink
-from certvigil.scan import ScanOptions, ScanProgress, scan_stream, utc_now
+from certvigil.scan import ScanOptions, ScanProgress, utc_now
+from certvigil.scan_workers import scan_stream_workers
 from certvigil.target import StartTLS, Target
 from certvigil.targets import (
     ExpansionOptions,
@@ -172,6 +173,7 @@ def run_scan(
     sink: ReportSink,
     console: Console,
     show_progress: bool,
+    workers: int = 1,
 ) -> ExitCode:
     """Scan ``targets`` into ``sink``, with progress and a summary on ``console``.
 
@@ -183,6 +185,7 @@ def run_scan(
         sink: Where reports go.
         console: The stderr console.
         show_progress: Draw the progress bar.
+        workers: Scanner processes (1 scans in this process).
 
     Returns:
         The exit code the results call for.
@@ -195,8 +198,12 @@ def run_scan(
             stream = ordering.track(stream)
 
         async def consume() -> None:
-            async for report in scan_stream(
-                stream, options=options, trust=trust, on_progress=bar.on_progress
+            async for report in scan_stream_workers(
+                stream,
+                options=options,
+                trust=trust,
+                workers=workers,
+                on_progress=bar.on_progress,
             ):
                 order = ordering.positions.get(report.target, 0) if ordering else 0
                 sink.write(report, order=order)
@@ -330,6 +337,12 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Scanner processes: one per spare CPU core for large scans."
+        ),
+    ] = 1,
     connect_timeout: Annotated[
         float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
     ] = 5.0,
@@ -421,5 +434,6 @@ def scan_command(
             sink=sink,
             console=console,
             show_progress=show_progress,
+            workers=workers,
         )
     raise typer.Exit(int(code))
