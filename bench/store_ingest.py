@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -327,19 +329,53 @@ def measure(
         batch_s, _ = _time(lambda: [store.record_reports(b) for b in batches])
         print(f"[{name}] ingested {2 * sample:,} reports", file=sys.stderr, flush=True)
         store.close()
-        store = open_store(url)
+        # Time the queries in a fresh process, as `certvigil inventory` runs them,
+        # not in this one with the fill's heap behind it.
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--time-queries",
+                url,
+                "--endpoints",
+                str(endpoints),
+                "--repeat",
+                str(repeat),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        timings = json.loads(child.stdout)
+        return Result(
+            database=name,
+            fill_s=fill_s,
+            fill_rows=rows,
+            single_per_s=sample / single_s,
+            batch_per_s=sample / batch_s,
+            expiring_ms=timings["expiring_ms"],
+            expiring_rows=timings["expiring_rows"],
+            history_ms=timings["history_ms"],
+            history_rows=timings["history_rows"],
+        )
+    finally:
+        store.close()
 
+
+def time_queries(url: str, *, endpoints: int, repeat: int) -> dict[str, float]:
+    """Opens the store and times the two queries; returns medians and row counts."""
+    store = open_store(url)
+    try:
         query_now = NOW + timedelta(days=2)
+        store.expiring_certificates(now=query_now, within_days=30)  # warm the caches
         expiring_runs: list[float] = []
         expiring_rows = 0
-        store.expiring_certificates(now=query_now, within_days=30)  # warm the cache
         for _ in range(repeat):
             elapsed, rows_found = _time(
-                lambda: store.expiring_certificates(now=query_now, within_days=30)
+                partial(store.expiring_certificates, now=query_now, within_days=30)
             )
             expiring_runs.append(elapsed)
             expiring_rows = len(rows_found)
-
         rng = random.Random(1)
         history_runs: list[float] = []
         history_rows = 0
@@ -348,19 +384,14 @@ def measure(
             elapsed, records = _time(partial(store.endpoint_history, endpoint_id, limit=100))
             history_runs.append(elapsed)
             history_rows = len(records)
-        return Result(
-            database=name,
-            fill_s=fill_s,
-            fill_rows=rows,
-            single_per_s=sample / single_s,
-            batch_per_s=sample / batch_s,
-            expiring_ms=_median_ms(expiring_runs),
-            expiring_rows=expiring_rows,
-            history_ms=_median_ms(history_runs),
-            history_rows=history_rows,
-        )
     finally:
         store.close()
+    return {
+        "expiring_ms": _median_ms(expiring_runs),
+        "expiring_rows": expiring_rows,
+        "history_ms": _median_ms(history_runs),
+        "history_rows": history_rows,
+    }
 
 
 def print_table(results: list[Result], *, certificates: int, observations: int) -> None:
@@ -406,7 +437,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9, help="Runs per query.")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     parser.add_argument("--pg-url", help="Use this (empty) PostgreSQL database.")
+    parser.add_argument("--time-queries", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_queries:
+        timings = time_queries(args.time_queries, endpoints=args.endpoints, repeat=args.repeat)
+        print(json.dumps(timings))
+        return
     sizes = {
         "endpoints": max(1, int(args.endpoints * args.scale)),
         "certificates": max(1, int(args.certificates * args.scale)),
