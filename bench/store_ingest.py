@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -79,8 +80,10 @@ class Result:
     single_per_s: float
     batch_per_s: float
     expiring_ms: float
+    expiring_best_ms: float
     expiring_rows: int
     history_ms: float
+    history_best_ms: float
     history_rows: int
 
 
@@ -329,6 +332,9 @@ def measure(
         batch_s, _ = _time(lambda: [store.record_reports(b) for b in batches])
         print(f"[{name}] ingested {2 * sample:,} reports", file=sys.stderr, flush=True)
         store.close()
+        # Let the kernel finish writing the fill's hundreds of megabytes back to disk
+        # first: queries racing that writeback measure the disk, not the store.
+        os.sync()
         # Time the queries in a fresh process, as `certvigil inventory` runs them,
         # not in this one with the fill's heap behind it.
         child = subprocess.run(
@@ -354,6 +360,8 @@ def measure(
             single_per_s=sample / single_s,
             batch_per_s=sample / batch_s,
             expiring_ms=timings["expiring_ms"],
+            expiring_best_ms=timings["expiring_best_ms"],
+            history_best_ms=timings["history_best_ms"],
             expiring_rows=timings["expiring_rows"],
             history_ms=timings["history_ms"],
             history_rows=timings["history_rows"],
@@ -387,6 +395,8 @@ def time_queries(url: str, *, endpoints: int, repeat: int) -> dict[str, float]:
     finally:
         store.close()
     return {
+        "expiring_best_ms": min(expiring_runs) * 1000,
+        "history_best_ms": min(history_runs) * 1000,
         "expiring_ms": _median_ms(expiring_runs),
         "expiring_rows": expiring_rows,
         "history_ms": _median_ms(history_runs),
@@ -407,8 +417,10 @@ def print_table(results: list[Result], *, certificates: int, observations: int) 
         ("ingest, record_report (1 txn each), obs/s", lambda r: f"{r.single_per_s:,.0f}"),
         ("ingest, record_reports (100 per txn), obs/s", lambda r: f"{r.batch_per_s:,.0f}"),
         ("expiring within 30 days, ms (median)", lambda r: f"{r.expiring_ms:.1f}"),
+        ("  best run, ms", lambda r: f"{r.expiring_best_ms:.1f}"),
         ("  rows returned", lambda r: f"{r.expiring_rows:,}"),
         ("history of one endpoint, ms (median)", lambda r: f"{r.history_ms:.1f}"),
+        ("  best run, ms", lambda r: f"{r.history_best_ms:.1f}"),
         ("  rows returned", lambda r: f"{r.history_rows:,}"),
     ]
     for label, cell in lines:
