@@ -5,12 +5,16 @@ Brings up one nginx process serving N endpoints, one per loopback address
 leaf certificate (one shared EC P-256 key, N leaves from one throwaway intermediate).
 Then runs the real command line, ``certvigil scan -f targets --json -o /dev/null`` with
 only the throwaway root trusted (certificate, chain and analysis; no revocation), and
-measures endpoints per second and the scanner's peak memory (``wait4`` rusage of that
-child alone). For comparison it times a sequential ``openssl s_client`` loop over a
-sample of the same endpoints and extrapolates it to N.
+measures endpoints per second and the scanner's peak memory: the largest single process
+(``wait4`` rusage) and the peak of the sum over the scanner and its worker processes
+(proportional set size from ``/proc``, sampled every 50 ms, so pages the forked
+workers share with the parent count once).
+For comparison it times a sequential ``openssl s_client`` loop over a sample of the same
+endpoints and extrapolates it to N.
 
     .venv/bin/python bench/scan_throughput.py            # N = 2000
     .venv/bin/python bench/scan_throughput.py --n 10000
+    .venv/bin/python bench/scan_throughput.py --workers 1   # one scanner process
 
 Needs nginx (Debian's nginx-light; ``scripts/install-system-deps.sh``) and openssl.
 Only loopback addresses are used. Everything lives in a temporary directory and the
@@ -27,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,21 +152,47 @@ class ScannerRun:
 
     Attributes:
         seconds: Wall time from start to exit.
-        peak_mb: Peak resident memory of the scanner process.
-        cpu_s: User + system CPU seconds of the scanner process.
+        peak_mb: Peak resident memory of the largest single scanner process.
+        tree_peak_mb: Peak of the summed memory (PSS) of the scanner and its workers.
+        cpu_s: User + system CPU seconds of the scanner and its workers.
         summary: What it printed on stderr.
     """
 
     seconds: float
     peak_mb: float
+    tree_peak_mb: float
     cpu_s: float
     summary: str
 
 
+def tree_memory_mb(pid: int) -> float:
+    """Memory of ``pid`` and its children now, in MB (0 once it is gone).
+
+    Proportional set size (``Pss`` in ``smaps_rollup``): a page the forked workers
+    still share with the parent counts once over all of them, not once per process.
+    """
+    total_kb = 0
+    pids = [pid]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return 0.0
+    for each in pids:
+        try:
+            rollup = Path(f"/proc/{each}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
 def run_scanner(
-    targets_path: Path, root_path: Path, *, concurrency: int, per_ip: int
+    targets_path: Path, root_path: Path, *, concurrency: int, per_ip: int, workers: int | None
 ) -> ScannerRun:
-    """Run ``certvigil scan`` as a child and measure it alone (``wait4`` rusage)."""
+    """Run ``certvigil scan`` as a child and measure it and its workers (``wait4`` rusage)."""
     command = [
         sys.executable,
         "-m",
@@ -183,16 +214,32 @@ def run_scanner(
         os.devnull,
         "--no-progress",
     ]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tree_peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            tree_peak[0] = max(tree_peak[0], tree_memory_mb(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     assert process.stderr is not None
     summary = process.stderr.read().decode(errors="replace").strip()
+    stop.set()
+    sampler.join()
+    # The rusage of a reaped child covers its reaped workers too: CPU summed, the
+    # largest single peak RSS.
     _pid, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     return ScannerRun(
         seconds=seconds,
         peak_mb=usage.ru_maxrss / 1024,
+        tree_peak_mb=tree_peak[0],
         cpu_s=usage.ru_utime + usage.ru_stime,
         summary=summary,
     )
@@ -235,11 +282,18 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=200, help="scanner --concurrency")
     parser.add_argument("--per-ip", type=int, default=8, help="scanner --per-ip")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="scanner --workers (default: the scanner's own default)",
+    )
+    parser.add_argument(
         "--openssl-sample", type=int, default=200, help="endpoints in the s_client loop"
     )
     arguments = parser.parse_args()
     if not 1 <= arguments.n <= MAX_N:
         parser.error(f"--n must be in 1..{MAX_N}")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="certvigil-bench-") as temporary:
         directory = Path(temporary)
         root_path, key_path, cert_s = write_certificates(arguments.n, directory)
@@ -251,13 +305,16 @@ def main() -> int:
             print(f"nginx: {arguments.n} endpoints up in {startup_s:.1f} s", file=sys.stderr)
             one_path = directory / "one.txt"
             one_path.write_text(f"{addresses[0]}:{PORT}\n")
-            fixed = run_scanner(one_path, root_path, concurrency=1, per_ip=1)
+            fixed = run_scanner(
+                one_path, root_path, concurrency=1, per_ip=1, workers=arguments.workers
+            )
             nginx_before_s = process_cpu_s(nginx_pid)
             full = run_scanner(
                 targets_path,
                 root_path,
                 concurrency=arguments.concurrency,
                 per_ip=arguments.per_ip,
+                workers=arguments.workers,
             )
             nginx_cpu_s = process_cpu_s(nginx_pid) - nginx_before_s
             sample = addresses[:: max(1, arguments.n // arguments.openssl_sample)]
@@ -274,11 +331,15 @@ def main() -> int:
         f"CPU per endpoint: scanner {1000 * full.cpu_s / n:.2f} ms, "
         f"nginx {1000 * nginx_cpu_s / n:.2f} ms (2 cores shared by both)"
     )
-    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    print(
+        f"peak memory: {full.tree_peak_mb:.0f} MB PSS summed over the scanner and its "
+        f"workers, {full.peak_mb:.0f} MB RSS in the largest process"
+    )
+    print(f"load average before: {load_before:.2f}, at the end: {os.getloadavg()[0]:.2f}")
     print()
     print(f"{'run':<46} {'endpoints':>9} {'seconds':>8} {'endpoints/s':>12} {'peak MB':>8}")
     rows = [
-        ("certvigil scan --json, whole process", n, full.seconds, f"{full.peak_mb:.0f}"),
+        ("certvigil scan --json, whole run", n, full.seconds, f"{full.tree_peak_mb:.0f}"),
         (
             "certvigil scan --json, less the fixed cost",
             n,
