@@ -6,10 +6,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from certvigil.analysis.revocation_model import RevocationReport
 from certvigil.probe.observation import ProbeFailure, TlsObservation
 from certvigil.target import Target
+
+if TYPE_CHECKING:  # deep_assessment imports this module
+    from certvigil.analysis.deep_assessment import DeepAssessment
 
 
 class Severity(StrEnum):
@@ -211,6 +215,8 @@ class EndpointReport:
         findings: Everything found, most severe first.
         revocation: The revocation verdict (``--deep`` or ``--checks revocation``),
             ``None`` when revocation was not checked.
+        deep: The protocol, cipher and grade assessment (``scan --deep``,
+            ``certvigil grade``), ``None`` when it was not run.
     """
 
     target: Target
@@ -222,6 +228,7 @@ class EndpointReport:
     hostname_matches: bool | None = None
     findings: tuple[Finding, ...] = ()
     revocation: RevocationReport | None = None
+    deep: DeepAssessment | None = None
 
     @property
     def verdict(self) -> Severity:

@@ -1,0 +1,64 @@
+"""The deep step of a scan: protocol and cipher probes, findings and grade for one report.
+
+``scan.py`` calls :func:`deepen_report` after the basic analysis when ``--deep`` is on.
+The probes go to the address the handshake reached, with the scan's time-outs and at
+most ``per_ip_concurrency`` connections at once; their findings join the report's, so
+the verdict, the table and the exit code reflect them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from certvigil.analysis.deep_assessment import assess_endpoint_report
+from certvigil.analysis.model import EndpointReport, Finding, Severity
+from certvigil.probe.observation import ProbeFailure
+from certvigil.probe.tls_config import observe_tls_config
+
+
+async def deepen_report(
+    report: EndpointReport,
+    *,
+    connect_timeout_s: float,
+    handshake_timeout_s: float,
+    max_connections: int,
+    revoked: bool | None = None,
+) -> EndpointReport:
+    """``report`` with its deep assessment, or unchanged when there is nothing to probe.
+
+    Args:
+        report: The basic analysis of one endpoint.
+        connect_timeout_s: Time-out of each TCP connect.
+        handshake_timeout_s: Time-out for each server answer.
+        max_connections: Connections open at once to the endpoint.
+        revoked: The revocation verdict when known (a revoked chain grades F);
+            ``None`` takes it from ``report.revocation`` when the scan checked it.
+
+    Returns:
+        The report with ``deep`` set and the TLS findings merged, most severe first.
+        An endpoint that could not be observed, or a STARTTLS endpoint, comes back
+        unchanged apart from a finding saying why it was not assessed.
+    """
+    if report.observation is None:
+        return report
+    result = await observe_tls_config(
+        report.target,
+        address=report.observation.peer_address,
+        connect_timeout_s=connect_timeout_s,
+        handshake_timeout_s=handshake_timeout_s,
+        max_connections=max_connections,
+    )
+    if isinstance(result, ProbeFailure):
+        note = Finding(
+            code="tls_config_not_assessed",
+            severity=Severity.INFO,
+            message=f"protocols and ciphers not assessed: {result.kind}: {result.detail}",
+        )
+        return dataclasses.replace(report, findings=(*report.findings, note))
+    if revoked is None and report.revocation is not None:
+        revoked = report.revocation.is_revoked
+    assessment = assess_endpoint_report(report, result, revoked=revoked)
+    findings = sorted(
+        (*report.findings, *assessment.tls_config.findings), key=lambda f: -f.severity.rank
+    )
+    return dataclasses.replace(report, deep=assessment, findings=tuple(findings))
