@@ -35,6 +35,7 @@ from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint, issuer_urls_to_fetch
 from certvigil.analysis.trust import TrustStore
+from certvigil.deep_scan import deepen_report
 from certvigil.probe.aia import IssuerFetcher
 from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
@@ -85,6 +86,8 @@ class ScanOptions:
             CA-issuers URLs, to name them and to show the chain would verify with them.
         aia_timeout_s: Limit on each AIA fetch.
         policy: What the analysis judges and how strictly.
+        deep: Also probe protocols, cipher suites and TLS options and grade each
+            observed endpoint (``certvigil.deep_scan``; docs/grading.md).
     """
 
     concurrency: int = 200
@@ -100,6 +103,7 @@ class ScanOptions:
     fetch_missing_issuers: bool = True
     aia_timeout_s: float = 5.0
     policy: AnalysisPolicy = field(default_factory=AnalysisPolicy)
+    deep: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -322,7 +326,15 @@ class EndpointScanner:
     async def report(self, target: Target) -> EndpointReport:
         """Scan one target and return its report, whatever happens."""
         try:
-            return await self._scan_one(target)
+            report = await self._scan_one(target)
+            if self._options.deep:
+                report = await deepen_report(
+                    report,
+                    connect_timeout_s=self._options.connect_timeout_s,
+                    handshake_timeout_s=self._options.handshake_timeout_s,
+                    max_connections=self._options.per_ip_concurrency,
+                )
+            return report
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc
             return self._internal_error_report(target, exc)
 
