@@ -6,6 +6,7 @@ import certvigil.cli.alerts_cmd
 import certvigil.cli.cert_cmd  # noqa: F401
 import certvigil.cli.config_cmd
 import certvigil.cli.demo_cmd  # noqa: F401
+import certvigil.cli.grade_cmd  # noqa: F401
 import certvigil.cli.inventory_cmd
 import certvigil.cli.run_cmd
 import certvigil.cli.scan_cmd  # noqa: F401
