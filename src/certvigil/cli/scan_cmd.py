@@ -353,6 +353,14 @@ def scan_command(
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retries after a time-out or reset.")
     ] = 1,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also probe protocols, cipher suites and TLS options, and grade each "
+            "endpoint like SSL Labs (docs/grading.md).",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Write one JSON document (docs/json-schema.md).")
     ] = False,
@@ -401,6 +409,7 @@ def scan_command(
             handshake_timeout_s=handshake_timeout,
             retries=retries,
             policy=policy,
+            deep=deep,
         )
     except ValueError as exc:
         raise UsageError(f"options: {exc}") from exc

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +32,7 @@ from certvigil.analysis.revocation_model import (
     StapleReport,
 )
 from certvigil.errors import TargetError
+from certvigil.output.plain_json import jsonable
 from certvigil.output.summary import Tally, days_remaining
 from certvigil.probe.observation import ProbeFailure, TlsObservation
 from certvigil.target import Target
@@ -381,6 +382,8 @@ class EndpointModel(OutputModel):
     chain: ChainModel | None
     findings: tuple[FindingModel, ...]
     revocation: RevocationModel | None = None
+    deep: dict[str, Any] | None = None
+    """``scan --deep``: observation, findings, grade and Mozilla profiles (docs/grading.md)."""
 
     @classmethod
     def build(cls, report: EndpointReport) -> EndpointModel:
@@ -406,6 +409,7 @@ class EndpointModel(OutputModel):
             revocation=(
                 RevocationModel.build(report.revocation) if report.revocation is not None else None
             ),
+            deep=jsonable(report.deep) if report.deep is not None else None,
         )
 
 

@@ -52,8 +52,21 @@ def _findings_cell(report: EndpointReport) -> Text:
     return text
 
 
+def _tls_cell(report: EndpointReport) -> str:
+    """Key TLS facts of a deep assessment: protocols, forward secrecy, AEAD."""
+    if report.deep is None:
+        return ""
+    config = report.deep.tls_config
+    versions = " ".join(p.value.removeprefix("TLSv") for p in config.protocols)
+    return (
+        f"{versions}; FS {config.forward_secrecy}; AEAD {'yes' if config.supports_aead else 'no'}"
+    )
+
+
 def build_table(reports: Iterable[EndpointReport]) -> Table:
     """The table: endpoint, subject, issuer, expiry, days left, verdict, findings.
+
+    After ``scan --deep`` it also shows each endpoint's grade and key TLS facts.
 
     Args:
         reports: The reports, in the order to show.
@@ -61,6 +74,8 @@ def build_table(reports: Iterable[EndpointReport]) -> Table:
     Returns:
         A rich Table ready to print.
     """
+    reports = list(reports)
+    graded = any(report.deep is not None for report in reports)
     table = Table(show_lines=False, header_style="bold")
     table.add_column("Endpoint", overflow="fold")
     table.add_column("Subject", overflow="fold")
@@ -68,6 +83,9 @@ def build_table(reports: Iterable[EndpointReport]) -> Table:
     table.add_column("Expires (UTC)", no_wrap=True)
     table.add_column("Days", justify="right", no_wrap=True)
     table.add_column("Verdict", no_wrap=True)
+    if graded:
+        table.add_column("Grade", no_wrap=True)
+        table.add_column("TLS", overflow="fold")
     table.add_column("Findings", overflow="fold")
     for report in reports:
         leaf = report.leaf
@@ -84,6 +102,11 @@ def build_table(reports: Iterable[EndpointReport]) -> Table:
             expires,
             days,
             _verdict_cell(report),
+            *(
+                (report.deep.grade.grade if report.deep else "", _tls_cell(report))
+                if graded
+                else ()
+            ),
             _findings_cell(report),
         )
     return table
