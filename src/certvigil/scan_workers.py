@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import ipaddress
 import math
 import os
@@ -159,6 +160,10 @@ class _Pool:
     ) -> _Pool:
         pids: list[int] = []
         parent_ends: list[socket.socket] = []
+        # Objects that exist now are left out of garbage collection until ``stop``: a
+        # collection in a worker would otherwise write to every page holding them and
+        # copy the parent's whole heap into each worker over a long scan.
+        gc.freeze()
         for _ in range(workers):
             parent_end, child_end = socket.socketpair()
             pid = os.fork()
@@ -280,6 +285,7 @@ class _Pool:
         )
 
     async def stop(self) -> None:
+        gc.unfreeze()
         for task in self._readers:
             task.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)

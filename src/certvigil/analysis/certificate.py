@@ -164,12 +164,14 @@ def read_certificate_facts(der: bytes) -> CertificateFacts:
     return parse_certificate(der).facts
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)
 def parse_certificate(der: bytes) -> ParsedCertificate:
     """Parse one DER certificate and read its facts; cached by content.
 
-    Intermediates are shared by thousands of endpoints, so a scan parses each distinct
-    certificate once (the cache holds the most recent 4,096).
+    Intermediates are shared by thousands of endpoints, so a scan parses each one once
+    while it is in use (the cache holds the most recent 512: enough for the
+    intermediates of a scan, small enough that a sweep of unique leaves does not fill
+    memory in each scan process).
 
     Args:
         der: One DER-encoded X.509 certificate.
