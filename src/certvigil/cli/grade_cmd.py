@@ -23,20 +23,19 @@ from rich.console import Console
 from rich.table import Table
 
 from certvigil import __version__
-from certvigil.analysis.deep_assessment import DeepAssessment, assess_endpoint_report
+from certvigil.analysis.deep_assessment import DeepAssessment
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.revocation import judge_revocation
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.scan_cmd import build_trust, stderr_console
+from certvigil.deep_scan import deepen_report
 from certvigil.errors import TargetError, UsageError
 from certvigil.output.plain_json import jsonable
 from certvigil.probe.crl_fetch import CrlCache
-from certvigil.probe.observation import ProbeFailure, TlsObservation
+from certvigil.probe.observation import TlsObservation
 from certvigil.probe.revocation import RevocationOptions, check_revocation
-from certvigil.probe.tls_config import observe_tls_config
-from certvigil.probe.tls_config_observation import TlsConfigObservation
 from certvigil.scan import ScanOptions, scan, utc_now
 from certvigil.target import Target
 from certvigil.targets import (
@@ -88,14 +87,10 @@ async def _revoked(observation: TlsObservation, timeout_s: float) -> bool | None
     return False if report.leaf_status is RevocationStatus.GOOD else None
 
 
-def _render(
-    console: Console,
-    report: EndpointReport,
-    observation: TlsConfigObservation,
-    assessment: DeepAssessment,
-) -> None:
+def _render(console: Console, report: EndpointReport, assessment: DeepAssessment) -> None:
     grade = assessment.grade
     config = assessment.tls_config
+    observation = assessment.observation
     console.print(
         f"[bold]{report.target}[/bold]  grade [bold]{grade.grade}[/bold]"
         + (
@@ -133,7 +128,7 @@ def _render(
     )
     console.print(facts)
     findings = Table("severity", "code", "finding", title="Findings")
-    for finding in (*report.findings, *config.findings):
+    for finding in report.findings:
         findings.add_row(finding.severity.value, finding.code, finding.message)
     console.print(findings)
     mozilla = Table("profile", "compliant", "failing points", title="Mozilla server-side TLS")
@@ -220,20 +215,21 @@ def grade_command(
         detail = f"{failure.kind}: {failure.detail}" if failure else "not observed"
         console.print(f"error: {endpoint}: {detail}")
         raise typer.Exit(int(ExitCode.UNKNOWN))
-    observation = asyncio.run(
-        observe_tls_config(
-            endpoint,
-            address=report.observation.peer_address,
+    revoked = asyncio.run(_revoked(report.observation, connect_timeout)) if revocation else None
+    report = asyncio.run(
+        deepen_report(
+            report,
             connect_timeout_s=connect_timeout,
             handshake_timeout_s=handshake_timeout,
             max_connections=per_ip,
+            revoked=revoked,
         )
     )
-    if isinstance(observation, ProbeFailure):
-        console.print(f"error: {endpoint}: {observation.kind}: {observation.detail}")
+    assessment = report.deep
+    if assessment is None:
+        why = [f.message for f in report.findings if f.code == "tls_config_not_assessed"]
+        console.print(f"error: {endpoint}: {why[0] if why else 'not assessed'}")
         raise typer.Exit(int(ExitCode.UNKNOWN))
-    revoked = asyncio.run(_revoked(report.observation, connect_timeout)) if revocation else None
-    assessment = assess_endpoint_report(report, observation, revoked=revoked)
     if as_json:
         document = {
             "command": "grade",
@@ -241,11 +237,11 @@ def grade_command(
             "generated_at_utc": datetime.now(UTC).isoformat(),
             "target": str(endpoint),
             "revoked": revoked,
-            "certificate_findings": jsonable(report.findings),
+            "findings": jsonable(report.findings),
             "assessment": jsonable(assessment),
         }
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        _render(Console(highlight=False, soft_wrap=False), report, observation, assessment)
+        _render(Console(highlight=False, soft_wrap=False), report, assessment)
     raise typer.Exit(int(grade_exit_code(assessment.grade.grade)))
