@@ -46,7 +46,7 @@ from certvigil.daemon.logs import LOGGER_NAME
 from certvigil.daemon.schedule import Schedule, sleep_until_s
 from certvigil.scan import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
-from certvigil.store.ingest import record_report
+from certvigil.store.ingest import record_reports
 from certvigil.target import Target
 from certvigil.truststore import load_trust_store
 
@@ -373,8 +373,15 @@ class Daemon:
         """
         written: list[tuple[int, tuple[AlertEvent, ...]]] = []
         with self.store.write() as connection:
-            for report, report_tags in zip(reports, tags, strict=True):
-                observation_id = record_report(connection, report, tags=report_tags)
+            # The observations in a few statements, then each report's alerts. Alert
+            # history reads only an endpoint's observations from before the judged one,
+            # and a cycle scans each target once, so this judges as report by report.
+            observation_ids = record_reports(
+                connection,
+                reports,
+                tags=dict(zip((report.target for report in reports), tags, strict=True)),
+            )
+            for report, observation_id in zip(reports, observation_ids, strict=True):
                 events = self.engine.process_in(
                     connection, report, now, observation_id=observation_id
                 )

@@ -9,13 +9,14 @@ commit together.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
+from sqlalchemy import Connection, String, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding
@@ -127,7 +128,7 @@ class _Statements:
         self.certificates = insert(_CERTS).on_conflict_do_nothing(index_elements=["sha256_hex"])
         key = ["host", "port", "sni", "starttls"]
         ok = insert(_ENDPOINTS)
-        self.endpoint_ok = ok.on_conflict_do_update(
+        endpoint_ok = ok.on_conflict_do_update(
             index_elements=key,
             set_={
                 "last_seen_utc": ok.excluded.last_seen_utc,
@@ -138,19 +139,39 @@ class _Statements:
                     ok.excluded.current_certificate_sha256, e.current_certificate_sha256
                 ),
             },
-        ).returning(e.id, sort_by_parameter_order=True)
+        )
         failed = insert(_ENDPOINTS)
-        self.endpoint_failed = failed.on_conflict_do_update(
+        endpoint_failed = failed.on_conflict_do_update(
             index_elements=key,
             set_={
                 "last_seen_utc": failed.excluded.last_seen_utc,
                 "last_status": failed.excluded.last_status,
                 "consecutive_failures": e.consecutive_failures + 1,
             },
-        ).returning(e.id, sort_by_parameter_order=True)
-        self.observation = _OBSERVATIONS.insert().returning(
-            _OBSERVATIONS.c.id, sort_by_parameter_order=True
         )
+        # SQLite does not promise the order of RETURNING rows of a multi-row INSERT,
+        # so SQLAlchemy would run these one row at a time there. On SQLite the batch
+        # upserts without RETURNING and reads the ids back by key, and observations
+        # get their ids from the caller (see _record_round).
+        self.assigns_ids = dialect_name == "sqlite"
+        if self.assigns_ids:
+            self.endpoint_ok = endpoint_ok
+            self.endpoint_failed = endpoint_failed
+            self.observation = _OBSERVATIONS.insert()
+        else:
+            self.endpoint_ok = endpoint_ok.returning(e.id, sort_by_parameter_order=True)
+            self.endpoint_failed = endpoint_failed.returning(e.id, sort_by_parameter_order=True)
+            self.observation = _OBSERVATIONS.insert().returning(
+                _OBSERVATIONS.c.id, sort_by_parameter_order=True
+            )
+        self.endpoint_ids = select(e.id, e.host, e.port, e.sni, e.starttls).where(
+            e.host.in_(
+                select(
+                    func.json_each(bindparam("b_hosts", type_=String)).table_valued("value").c.value
+                )
+            )
+        )
+        self.last_observation_id = select(func.max(_OBSERVATIONS.c.id))
         self.endpoint_last_observation = (
             update(_ENDPOINTS)
             .where(e.id == bindparam("b_endpoint_id"))
@@ -266,15 +287,18 @@ def record_reports(
 class _Prepared:
     report: EndpointReport
     key: dict[str, Any]
+    key_tuple: tuple[str, int, str, str]
     seen: datetime
     is_ok: bool
     chain: list[tuple[int, CertificateFacts]]
 
     @classmethod
     def of(cls, report: EndpointReport) -> _Prepared:
+        key = endpoint_key(report.target)
         return cls(
             report=report,
-            key=endpoint_key(report.target),
+            key=key,
+            key_tuple=(key["host"], key["port"], key["sni"], key["starttls"]),
             seen=observed_at(report),
             is_ok=report.observation is not None,
             chain=_unique_chain(report),
@@ -291,7 +315,7 @@ def _rounds(prepared: Sequence[_Prepared]) -> list[list[int]]:
     rounds: list[tuple[set[tuple[str, int, str, str]], list[int]]] = []
     last_round: dict[tuple[str, int, str, str], int] = {}
     for index, item in enumerate(prepared):
-        key = _key_tuple(item.report.target)
+        key = item.key_tuple
         number = last_round.get(key, -1) + 1
         if number == len(rounds):
             rounds.append((set(), []))
@@ -341,29 +365,36 @@ def _record_round(
     endpoint_ids: dict[tuple[str, int, str, str], int],
 ) -> None:
     round_endpoint: dict[int, int] = {}
-    for is_ok in (True, False):
-        members = [i for i in indexes if prepared[i].is_ok is is_ok]
-        if not members:
-            continue
-        rows = [_endpoint_row(prepared[i]) for i in members]
-        ids = (
-            connection.execute(
-                statements.endpoint_ok if is_ok else statements.endpoint_failed, rows
+    if statements.assigns_ids:
+        _upsert_endpoints_by_key(connection, statements, prepared, indexes, round_endpoint)
+    else:
+        for is_ok in (True, False):
+            members = [i for i in indexes if prepared[i].is_ok is is_ok]
+            if not members:
+                continue
+            rows = [_endpoint_row(prepared[i]) for i in members]
+            ids = (
+                connection.execute(
+                    statements.endpoint_ok if is_ok else statements.endpoint_failed, rows
+                )
+                .scalars()
+                .all()
             )
-            .scalars()
-            .all()
-        )
-        for index, endpoint_id in zip(members, ids, strict=True):
-            round_endpoint[index] = endpoint_id
-            endpoint_ids[_key_tuple(prepared[index].report.target)] = endpoint_id
-    new_ids = (
-        connection.execute(
-            statements.observation,
-            [_observation_row(prepared[i], round_endpoint[i]) for i in indexes],
-        )
-        .scalars()
-        .all()
-    )
+            for index, endpoint_id in zip(members, ids, strict=True):
+                round_endpoint[index] = endpoint_id
+    for index in indexes:
+        endpoint_ids[prepared[index].key_tuple] = round_endpoint[index]
+    observation_rows = [_observation_row(prepared[i], round_endpoint[i]) for i in indexes]
+    if statements.assigns_ids:
+        # The write transaction holds SQLite's lock, so nobody else can take these ids;
+        # they are the ones SQLite would pick itself (one past the largest rowid).
+        first_id = (connection.execute(statements.last_observation_id).scalar() or 0) + 1
+        new_ids: Sequence[int] = range(first_id, first_id + len(indexes))
+        for row, observation_id in zip(observation_rows, new_ids, strict=True):
+            row["id"] = observation_id
+        connection.execute(statements.observation, observation_rows)
+    else:
+        new_ids = connection.execute(statements.observation, observation_rows).scalars().all()
     for index, observation_id in zip(indexes, new_ids, strict=True):
         observation_ids[index] = observation_id
     connection.execute(
@@ -407,6 +438,31 @@ def _record_round(
         short.append(row)
     if short:
         connection.execute(statements.deployments_retired, short)
+
+
+def _upsert_endpoints_by_key(
+    connection: Connection,
+    statements: _Statements,
+    prepared: Sequence[_Prepared],
+    indexes: list[int],
+    round_endpoint: dict[int, int],
+) -> None:
+    """Upserts a round's endpoints without RETURNING, then reads their ids by key."""
+    for is_ok in (True, False):
+        rows = [_endpoint_row(prepared[i]) for i in indexes if prepared[i].is_ok is is_ok]
+        if rows:
+            connection.execute(
+                statements.endpoint_ok if is_ok else statements.endpoint_failed, rows
+            )
+    hosts = sorted({prepared[i].key["host"] for i in indexes})
+    found = {
+        (host, port, sni, starttls): endpoint_id
+        for endpoint_id, host, port, sni, starttls in connection.execute(
+            statements.endpoint_ids, {"b_hosts": json.dumps(hosts)}
+        ).all()
+    }
+    for index in indexes:
+        round_endpoint[index] = found[prepared[index].key_tuple]
 
 
 def _endpoint_row(item: _Prepared) -> dict[str, Any]:
