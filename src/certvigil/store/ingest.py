@@ -390,8 +390,8 @@ def _record_round(
         # they are the ones SQLite would pick itself (one past the largest rowid).
         first_id = (connection.execute(statements.last_observation_id).scalar() or 0) + 1
         new_ids: Sequence[int] = range(first_id, first_id + len(indexes))
-        for row, observation_id in zip(observation_rows, new_ids, strict=True):
-            row["id"] = observation_id
+        for observation_row, observation_id in zip(observation_rows, new_ids, strict=True):
+            observation_row["id"] = observation_id
         connection.execute(statements.observation, observation_rows)
     else:
         new_ids = connection.execute(statements.observation, observation_rows).scalars().all()
