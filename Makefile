@@ -33,7 +33,8 @@ typecheck: venv
 
 check: lint typecheck test
 
-bench: venv system-deps
+bench: venv
+	bash scripts/install-system-deps.sh bench
 	$(BIN)/python bench/scan_throughput.py
 
 clean:

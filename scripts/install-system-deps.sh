@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real (servers on loopback).
-# Does nothing when they are all present; needs root (or sudo) otherwise.
+# Installs the Debian packages that certvigil's tests (or benchmarks) run for real on
+# loopback. Does nothing when they are all present; needs root (or sudo) otherwise.
+#
+#   scripts/install-system-deps.sh          what the test suite needs
+#   scripts/install-system-deps.sh bench    that, plus the benchmarks' servers and peers
 set -euo pipefail
 
 # command -> Debian package
 declare -A need=(
   [openssl]=openssl
-  [nginx]=nginx-light
-  [pg_ctlcluster]=postgresql
 )
+if [ "${1:-tests}" = "bench" ]; then
+  need+=([nginx]=nginx-light [sslscan]=sslscan [testssl]=testssl.sh)
+fi
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${need[$cmd]}")
 done
-# PostgreSQL's server binaries live outside PATH on Debian.
+# PostgreSQL's server binaries live outside PATH on Debian; the store tests start one.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
