@@ -176,14 +176,25 @@ class Deployment(Base):
 
     ``not_after_utc`` repeats the certificate's expiry (which never changes) so that
     "what expires soon" reads only current deployments, in expiry order, from one
-    index, instead of every certificate ever seen.
+    index (which also holds the other columns it needs), instead of every certificate
+    ever seen.
     """
 
     __tablename__ = "deployments"
     __table_args__ = (
         UniqueConstraint("endpoint_id", "certificate_sha256", name="uq_deployments_pair"),
         Index("ix_deployments_current_cert", "is_current", "certificate_sha256"),
-        Index("ix_deployments_current_expiry", "is_current", "chain_position", "not_after_utc"),
+        # Covering: "what expires soon" reads current deployments from this index alone.
+        Index(
+            "ix_deployments_current_expiry_cover",
+            "is_current",
+            "chain_position",
+            "not_after_utc",
+            "endpoint_id",
+            "certificate_sha256",
+            "first_seen_utc",
+            "last_seen_utc",
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     exists,
     func,
     select,
+    type_coerce,
 )
 
 from certvigil.analysis.changes import Change, ObservedState, changes_over
@@ -188,7 +189,8 @@ def inventory(
         c.not_after_utc,
         c.key_type,
         c.key_bits,
-        c.san_dns,
+        # SQLite: the JSON text, decoded below without SQLAlchemy's per-value wrappers.
+        type_coerce(c.san_dns, String) if connection.dialect.name == "sqlite" else c.san_dns,
     )
     issuer_clause = (
         func.lower(c.issuer).like(f"%{glob_to_like(issuer.lower())}%", escape="\\")
@@ -219,7 +221,7 @@ def inventory(
     statement = _filter_endpoints(statement, host_glob=host_glob, tag=tag)
     # Expiry order is the index's order: it keeps the plan on that index.
     statement = statement.order_by(d.not_after_utc)
-    found: list[tuple[Any, ...]] = [tuple(r) for r in connection.execute(statement).all()]
+    found: Sequence[Sequence[Any]] = connection.execute(statement).all()
     if split and found:
         certificates: dict[str, tuple[Any, ...]] = {}
         by_key = select(c.sha256_hex, *certificate_columns).where(
@@ -229,7 +231,7 @@ def inventory(
             by_key = by_key.where(issuer_clause)
         for row in connection.execute(by_key, {"b_sha256s": sorted({r[8] for r in found})}).all():
             certificates[row[0]] = tuple(row[1:])
-        found = [r + certificates[r[8]] for r in found if r[8] in certificates]
+        found = [tuple(r) + certificates[r[8]] for r in found if r[8] in certificates]
     tags = tags_for(connection, {r[0] for r in found})
     rows = [
         InventoryRow(
@@ -247,7 +249,7 @@ def inventory(
             not_after_utc=not_after_utc,
             key_type=key_type,
             key_bits=key_bits,
-            san_dns=tuple(san_dns or ()),
+            san_dns=tuple((json.loads(san_dns) if isinstance(san_dns, str) else san_dns) or ()),
             deployed_since_utc=deployed_since_utc,
             last_seen_utc=last_seen_utc,
         )
