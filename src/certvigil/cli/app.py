@@ -45,9 +45,15 @@ def _root(
     del version, debug
 
 
-def _register_commands() -> None:
-    # Imported for their side effect of adding commands to ``app``.
-    from certvigil.cli import commands  # noqa: F401
+def _register_commands(argv: list[str]) -> None:
+    # Imported for their side effect of adding commands to ``app``. ``scan`` needs only
+    # its own module: the store, alerts and configuration imports (SQLAlchemy, alembic,
+    # apprise) would add about a second to every scan's start-up.
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command == "scan":
+        import certvigil.cli.scan_cmd  # noqa: F401
+    else:
+        from certvigil.cli import commands  # noqa: F401
 
 
 def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
@@ -68,7 +74,7 @@ def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line and exit with a documented exit code."""
-    _register_commands()
+    _register_commands(argv if argv is not None else sys.argv[1:])
     exits = _exception_classes("Exit")
     aborts: tuple[type[BaseException], ...] = (*_exception_classes("Abort"), KeyboardInterrupt)
     no_args = _exception_classes("NoArgsIsHelpError")
