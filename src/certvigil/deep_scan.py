@@ -1,9 +1,9 @@
 """The deep step of a scan: protocol and cipher probes, findings and grade for one report.
 
 ``scan.py`` calls :func:`deepen_report` after the basic analysis when ``--deep`` is on.
-The probes go to the address the handshake reached, with the scan's time-outs and at
-most ``per_ip_concurrency`` connections at once; their findings join the report's, so
-the verdict, the table and the exit code reflect them.
+The probes go to the address the handshake reached, with the scan's time-outs, each
+connection drawing a slot from the scan's per-address (and per-subnet) limiter; their
+findings join the report's, so the verdict, the table and the exit code reflect them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 from certvigil.analysis.deep_assessment import assess_endpoint_report
 from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.probe.observation import ProbeFailure
-from certvigil.probe.tls_config import observe_tls_config
+from certvigil.probe.tls_config import ConnectionSlot, observe_tls_config
 
 
 async def deepen_report(
@@ -23,6 +23,7 @@ async def deepen_report(
     handshake_timeout_s: float,
     max_connections: int,
     revoked: bool | None = None,
+    connection_slot: ConnectionSlot | None = None,
 ) -> EndpointReport:
     """``report`` with its deep assessment, or unchanged when there is nothing to probe.
 
@@ -33,6 +34,8 @@ async def deepen_report(
         max_connections: Connections open at once to the endpoint.
         revoked: The revocation verdict when known (a revoked chain grades F);
             ``None`` takes it from ``report.revocation`` when the scan checked it.
+        connection_slot: Entered around each probe connection (the scan's
+            per-address and per-subnet limits), on top of ``max_connections``.
 
     Returns:
         The report with ``deep`` set and the TLS findings merged, most severe first.
@@ -47,6 +50,7 @@ async def deepen_report(
         connect_timeout_s=connect_timeout_s,
         handshake_timeout_s=handshake_timeout_s,
         max_connections=max_connections,
+        connection_slot=connection_slot,
     )
     if isinstance(result, ProbeFailure):
         note = Finding(

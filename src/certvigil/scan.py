@@ -31,15 +31,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
+
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint, issuer_urls_to_fetch
 from certvigil.analysis.trust import TrustStore
 from certvigil.deep_scan import deepen_report
 from certvigil.probe.aia import IssuerFetcher
+from certvigil.probe.crl_fetch import CrlCache
 from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
+from certvigil.probe.revocation import RevocationOptions
 from certvigil.probe.tls import ProbeOptions, probe_tls
+from certvigil.revocation_scan import check_report_revocation
 from certvigil.target import Target
 
 _TRANSIENT_KINDS = frozenset({FailureKind.TIMEOUT, FailureKind.CONNECTION_RESET})
@@ -87,7 +92,12 @@ class ScanOptions:
         aia_timeout_s: Limit on each AIA fetch.
         policy: What the analysis judges and how strictly.
         deep: Also probe protocols, cipher suites and TLS options and grade each
-            observed endpoint (``certvigil.deep_scan``; docs/grading.md).
+            observed endpoint (``certvigil.deep_scan``; docs/grading.md). Each probe
+            connection takes a slot from the same per-address and per-subnet limits.
+        revocation: Also check each observed chain over OCSP and CRL and judge the
+            stapled OCSP response (``certvigil.revocation_scan``; docs/revocation.md),
+            with one HTTP client and one CRL cache for the whole scan.
+        revocation_options: What the revocation check fetches and its time-outs.
     """
 
     concurrency: int = 200
@@ -104,6 +114,8 @@ class ScanOptions:
     aia_timeout_s: float = 5.0
     policy: AnalysisPolicy = field(default_factory=AnalysisPolicy)
     deep: bool = False
+    revocation: bool = False
+    revocation_options: RevocationOptions = field(default_factory=RevocationOptions)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -309,6 +321,8 @@ class EndpointScanner:
         )
         self._dns: dict[tuple[str, int], asyncio.Future[tuple[str, ...]]] = {}
         self._fetcher = IssuerFetcher(timeout_s=options.aia_timeout_s)
+        self._http: httpx.AsyncClient | None = None
+        self._crl_cache = CrlCache(clock=clock)
         self._to_analyse: list[
             tuple[TlsObservation | ProbeFailure, datetime, asyncio.Future[EndpointReport]]
         ] = []
@@ -318,6 +332,8 @@ class EndpointScanner:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._fetcher.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def run(self, target: Target, results: asyncio.Queue[EndpointReport]) -> None:
         """Scan one target and put its report on ``results``, whatever happens."""
@@ -326,25 +342,40 @@ class EndpointScanner:
     async def report(self, target: Target) -> EndpointReport:
         """Scan one target and return its report, whatever happens."""
         try:
-            report = await self._scan_one(target)
-            if self._options.deep:
+            report, fetched_der = await self._scan_one(target)
+            if self._options.revocation and report.observation is not None:
+                if self._http is None:
+                    self._http = httpx.AsyncClient()
+                report = await check_report_revocation(
+                    report,
+                    http=self._http,
+                    crl_cache=self._crl_cache,
+                    options=self._options.revocation_options,
+                    trust=self._trust,
+                    clock=self._clock,
+                    fetched_der=fetched_der,
+                )
+            if self._options.deep and report.observation is not None:
+                address = report.observation.peer_address
                 report = await deepen_report(
                     report,
                     connect_timeout_s=self._options.connect_timeout_s,
                     handshake_timeout_s=self._options.handshake_timeout_s,
                     max_connections=self._options.per_ip_concurrency,
+                    connection_slot=lambda: self._slots(address),
                 )
             return report
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc
             return self._internal_error_report(target, exc)
 
-    async def _scan_one(self, target: Target) -> EndpointReport:
+    async def _scan_one(self, target: Target) -> tuple[EndpointReport, tuple[bytes, ...]]:
+        """The report on ``target`` and the issuers fetched from AIA URLs for it."""
         result = await self._observe(target)
         now = self._clock()
         policy = self._options.policy
         report = await self._analyse(result, now)
         if not self._options.fetch_missing_issuers or not isinstance(result, TlsObservation):
-            return report
+            return report, ()
         fetched_urls: set[str] = set()
         fetched_der: list[bytes] = []
         for _round in range(_MAX_AIA_ROUNDS):
@@ -364,7 +395,7 @@ class EndpointScanner:
                 policy=policy,
                 fetched_issuers_der=tuple(fetched_der),
             )
-        return report
+        return report, tuple(fetched_der)
 
     async def _analyse(
         self, result: TlsObservation | ProbeFailure, now: datetime
@@ -418,21 +449,27 @@ class EndpointScanner:
             )
             return failure, exc.is_transient
         address = addresses[0]
+        async with self._slots(address):
+            result = await self._probe(target, address)
+        is_transient = isinstance(result, ProbeFailure) and result.kind in _TRANSIENT_KINDS
+        return result, is_transient
+
+    @asynccontextmanager
+    async def _slots(self, address: str) -> AsyncIterator[None]:
+        """One connection's slots: its address, its subnet when limited, and the scan's."""
         # Slots are taken from the narrowest (the address) to the widest (all
         # connections): a target still waiting for a narrow slot holds no wider one that
         # another address could use.
         if self._per_subnet is None:
             async with self._per_address.slot(address), self._connections:
-                result = await self._probe(target, address)
+                yield
         else:
             async with (
                 self._per_address.slot(address),
                 self._per_subnet.slot(subnet_of(address)),
                 self._connections,
             ):
-                result = await self._probe(target, address)
-        is_transient = isinstance(result, ProbeFailure) and result.kind in _TRANSIENT_KINDS
-        return result, is_transient
+                yield
 
     async def _probe(self, target: Target, address: str) -> TlsObservation | ProbeFailure:
         return await probe_tls(

@@ -10,14 +10,12 @@ could not be assessed; 64 for a usage error.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -25,18 +23,14 @@ from rich.table import Table
 from certvigil import __version__
 from certvigil.analysis.deep_assessment import DeepAssessment
 from certvigil.analysis.model import EndpointReport
-from certvigil.analysis.revocation import judge_revocation
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.scan_cmd import build_trust, stderr_console
-from certvigil.deep_scan import deepen_report
 from certvigil.errors import TargetError, UsageError
 from certvigil.output.plain_json import jsonable
-from certvigil.probe.crl_fetch import CrlCache
-from certvigil.probe.observation import TlsObservation
-from certvigil.probe.revocation import RevocationOptions, check_revocation
-from certvigil.scan import ScanOptions, scan, utc_now
+from certvigil.probe.revocation import RevocationOptions
+from certvigil.scan import ScanOptions, scan
 from certvigil.target import Target
 from certvigil.targets import (
     ExpansionOptions,
@@ -71,20 +65,13 @@ def _one_target(text: str, sni: str | None) -> Target:
     return targets[0]
 
 
-async def _revoked(observation: TlsObservation, timeout_s: float) -> bool | None:
-    async with httpx.AsyncClient(timeout=timeout_s) as http:
-        found = await check_revocation(
-            observation.chain_der,
-            http=http,
-            crl_cache=CrlCache(clock=utc_now),
-            clock=utc_now,
-            options=RevocationOptions(timeout_s=timeout_s),
-            target=observation.target,
-        )
-    report = judge_revocation(found, now=utc_now())
-    if report.is_revoked:
+def _revoked(report: EndpointReport) -> bool | None:
+    """Revoked, not revoked (the leaf is good), or ``None`` when unknown or unchecked."""
+    if report.revocation is None:
+        return None
+    if report.revocation.is_revoked:
         return True
-    return False if report.leaf_status is RevocationStatus.GOOD else None
+    return False if report.revocation.leaf_status is RevocationStatus.GOOD else None
 
 
 def _render(console: Console, report: EndpointReport, assessment: DeepAssessment) -> None:
@@ -204,10 +191,15 @@ def grade_command(
         raise UsageError(f"{endpoint}: grading STARTTLS endpoints is not supported")
     trust = build_trust(ca_files or (), system_trust=system_trust, default_ca=default_ca)
     console = stderr_console()
+    # The same path as `scan --checks grade`: revocation (with the handshake's staple
+    # and the scan's AIA-fetched issuers and anchors) then the deep probes.
     options = ScanOptions(
         per_ip_concurrency=per_ip,
         connect_timeout_s=connect_timeout,
         handshake_timeout_s=handshake_timeout,
+        deep=True,
+        revocation=revocation,
+        revocation_options=RevocationOptions(timeout_s=connect_timeout),
     )
     report = scan([endpoint], options=options, trust=trust)[0]
     if report.observation is None:
@@ -215,16 +207,7 @@ def grade_command(
         detail = f"{failure.kind}: {failure.detail}" if failure else "not observed"
         console.print(f"error: {endpoint}: {detail}")
         raise typer.Exit(int(ExitCode.UNKNOWN))
-    revoked = asyncio.run(_revoked(report.observation, connect_timeout)) if revocation else None
-    report = asyncio.run(
-        deepen_report(
-            report,
-            connect_timeout_s=connect_timeout,
-            handshake_timeout_s=handshake_timeout,
-            max_connections=per_ip,
-            revoked=revoked,
-        )
-    )
+    revoked = _revoked(report)
     assessment = report.deep
     if assessment is None:
         why = [f.message for f in report.findings if f.code == "tls_config_not_assessed"]

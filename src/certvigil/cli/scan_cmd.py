@@ -41,7 +41,9 @@ from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.errors import CertvigilError, TargetError, UsageError
 from certvigil.output.sink import OutputFormat, ReportSink
+from certvigil.probe.revocation import RevocationOptions
 from certvigil.scan import ScanOptions, ScanProgress, utc_now
+from certvigil.scan_checks import ALL_CHECKS, ScanChecks, parse_checks
 from certvigil.scan_workers import scan_stream_workers
 from certvigil.target import StartTLS, Target
 from certvigil.targets import (
@@ -357,10 +359,21 @@ def scan_command(
         bool,
         typer.Option(
             "--deep",
-            help="Also probe protocols, cipher suites and TLS options, and grade each "
-            "endpoint like SSL Labs (docs/grading.md).",
+            help="Run every check: revocation, protocols, cipher suites, TLS options and "
+            "an SSL Labs-style grade (same as --checks cert,revocation,protocols,ciphers,"
+            "grade; docs/grading.md).",
         ),
     ] = False,
+    checks: Annotated[
+        str | None,
+        typer.Option(
+            "--checks",
+            metavar="LIST",
+            help="Checks to run, comma-separated: cert (always), revocation, protocols, "
+            "ciphers, grade (implies protocols, ciphers and revocation) \\[default: cert].",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Write one JSON document (docs/json-schema.md).")
     ] = False,
@@ -396,6 +409,10 @@ def scan_command(
     if connect_timeout <= 0 or handshake_timeout <= 0:
         raise UsageError("--connect-timeout and --handshake-timeout must be positive")
     try:
+        selected = ALL_CHECKS if deep else parse_checks(checks) if checks else ScanChecks()
+    except ValueError as exc:
+        raise _value_error(f'--checks "{checks}"', exc) from exc
+    try:
         policy = (
             AnalysisPolicy(thresholds_days=tuple(sorted(set(thresholds), reverse=True)))
             if thresholds
@@ -409,7 +426,9 @@ def scan_command(
             handshake_timeout_s=handshake_timeout,
             retries=retries,
             policy=policy,
-            deep=deep,
+            deep=selected.tls_config,
+            revocation=selected.revocation,
+            revocation_options=RevocationOptions(timeout_s=connect_timeout),
         )
     except ValueError as exc:
         raise UsageError(f"options: {exc}") from exc

@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -58,6 +59,9 @@ from certvigil.target import Target
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
 DEFAULT_MAX_CONNECTIONS = 8
+
+ConnectionSlot = Callable[[], AbstractAsyncContextManager[None]]
+"""Makes the context entered around each probe connection (a limiter's slot)."""
 DEFAULT_HTTP_TIMEOUT_S = 3.0
 _HTTP_MAX_HEADER_BYTES = 32768
 
@@ -106,13 +110,18 @@ class _Session:
     connect_timeout_s: float
     handshake_timeout_s: float
     semaphore: asyncio.Semaphore
+    connection_slot: ConnectionSlot | None = None
     handshake_count: int = 0
     errors: list[str] = field(default_factory=list)
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """The caller's slot for one more connection (the scan's per-address limits)."""
+        return self.connection_slot() if self.connection_slot is not None else nullcontext()
 
     async def exchange(
         self, hello: bytes, parse: Callable[[bytes], ServerReply | SslV2ServerHello | Incomplete]
     ) -> _Outcome:
-        async with self.semaphore:
+        async with self.semaphore, self.slot():
             self.handshake_count += 1
             try:
                 reader, writer = await asyncio.wait_for(
@@ -343,7 +352,7 @@ def _http_context() -> ssl.SSLContext:
 
 
 async def _http(session: _Session, host_header: str, timeout_s: float) -> HttpObservation | None:
-    async with session.semaphore:
+    async with session.semaphore, session.slot():
         session.handshake_count += 1
         try:
             reader, writer = await asyncio.wait_for(
@@ -431,6 +440,7 @@ async def observe_tls_config(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     check_http: bool = True,
     http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S,
+    connection_slot: ConnectionSlot | None = None,
 ) -> TlsConfigResult:
     """Assess which protocols, suites and groups ``target`` accepts.
 
@@ -445,6 +455,9 @@ async def observe_tls_config(
         check_http: Send one HTTPS ``GET /`` to read Strict-Transport-Security.
         http_timeout_s: Limit on waiting for the HTTP response head (a TLS service
             that is not HTTP may never answer a GET).
+        connection_slot: Entered around every connection on top of
+            ``max_connections``: the scan passes its per-address, per-subnet and global
+            limits, so deep probes count against them like the handshake does.
 
     Returns:
         The observation, or a ``ProbeFailure`` when the endpoint could not be
@@ -473,6 +486,7 @@ async def observe_tls_config(
         connect_timeout_s=connect_timeout_s,
         handshake_timeout_s=handshake_timeout_s,
         semaphore=asyncio.Semaphore(max_connections),
+        connection_slot=connection_slot,
     )
     host_header = target.server_name or target.host
     if ":" in host_header:

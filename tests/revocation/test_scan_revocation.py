@@ -1,0 +1,142 @@
+"""``certvigil scan --checks revocation`` against loopback TLS and OCSP/CRL servers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from certvigil.analysis.revocation_model import RevocationStatus
+from certvigil.analysis.trust import TrustStore
+from certvigil.lab.ocsp_responder import RevocationServer, Revoked
+from certvigil.lab.pki import IssuedCert, ThrowawayPki
+from certvigil.lab.servers import ServerAddress, TlsServer
+from certvigil.scan import ScanOptions, scan
+from certvigil.target import Target
+from tests.cli.scan_lab import run_cli
+from tests.revocation.helpers import fresh_crl, issue, utc_now
+
+FAST = ("--connect-timeout", "2", "--handshake-timeout", "2", "--retries", "0", "--no-progress")
+
+
+@pytest.fixture
+def ca_file(pki: ThrowawayPki, tmp_path: Path) -> Path:
+    """The lab root as a CA file."""
+    path = tmp_path / "root.pem"
+    path.write_bytes(pki.root.pem)
+    return path
+
+
+def _serving(stack: ExitStack, pki: ThrowawayPki, leaf: IssuedCert) -> ServerAddress:
+    server = TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem)
+    return stack.enter_context(server)
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    """Servers entered in a test, stopped at its end."""
+    with ExitStack() as entered:
+        yield entered
+
+
+def _scan_json(
+    capsys: pytest.CaptureFixture[str], ca_file: Path, *args: str
+) -> tuple[int, dict[str, Any]]:
+    result = run_cli(
+        capsys,
+        "scan",
+        "--no-default-ca",
+        "--ca-file",
+        str(ca_file),
+        "--json",
+        "--sni",
+        "localhost",
+        *FAST,
+        *args,
+    )
+    return result.code, json.loads(result.stdout)
+
+
+def test_checks_revocation_fills_the_verdict_and_names_the_method(
+    capsys: pytest.CaptureFixture[str],
+    pki: ThrowawayPki,
+    server: RevocationServer,
+    ca_file: Path,
+    stack: ExitStack,
+) -> None:
+    """A leaf its OCSP responder calls good is good, decided by OCSP, and exits 0."""
+    address = _serving(stack, pki, issue(pki, server))
+    code, document = _scan_json(capsys, ca_file, "--checks", "cert,revocation", address.endpoint)
+    endpoint = document["endpoints"][0]
+    revocation = endpoint["revocation"]
+    assert revocation["leaf_status"] == "good"
+    assert revocation["certificates"][0]["decided_by"] == "ocsp"
+    assert revocation["staple"]["was_requested"] is True
+    assert endpoint["deep"] is None
+    assert code == 0, endpoint["findings"]
+
+
+def test_revoked_leaf_is_critical_in_the_scan(
+    capsys: pytest.CaptureFixture[str],
+    pki: ThrowawayPki,
+    server: RevocationServer,
+    ca_file: Path,
+    stack: ExitStack,
+) -> None:
+    """A revoked leaf adds the ``revoked`` finding, a critical verdict and exit code 2."""
+    leaf = issue(pki, server, good=False)
+    assert server.responder is not None
+    server.responder.statuses[leaf.certificate.serial_number] = Revoked(
+        revoked_at_utc=(utc_now() - timedelta(days=1)).replace(microsecond=0),
+        reason=x509.ReasonFlags.key_compromise,
+    )
+    address = _serving(stack, pki, leaf)
+    code, document = _scan_json(capsys, ca_file, "--checks", "revocation", address.endpoint)
+    endpoint = document["endpoints"][0]
+    assert endpoint["revocation"]["is_revoked"] is True
+    assert "revoked" in {f["code"] for f in endpoint["findings"]}
+    assert endpoint["verdict"] == "critical"
+    assert code == 2
+
+
+def test_without_the_check_revocation_is_not_fetched(
+    capsys: pytest.CaptureFixture[str],
+    pki: ThrowawayPki,
+    server: RevocationServer,
+    ca_file: Path,
+    stack: ExitStack,
+) -> None:
+    """A plain scan leaves ``revocation`` null and asks the responder nothing."""
+    address = _serving(stack, pki, issue(pki, server))
+    _, document = _scan_json(capsys, ca_file, address.endpoint)
+    assert document["endpoints"][0]["revocation"] is None
+    assert server.requests_seen == []
+
+
+def test_one_crl_download_serves_every_endpoint_of_the_scan(
+    pki: ThrowawayPki, server: RevocationServer, stack: ExitStack
+) -> None:
+    """Three endpoints under one CRL: the CRL is fetched once and each leaf is judged by it."""
+    leaves = [issue(pki, server, ocsp=False, crl=True, good=False) for _ in range(3)]
+    server.files["/int.crl"] = fresh_crl(pki)
+    endpoints = [
+        Target(host="127.0.0.1", port=_serving(stack, pki, leaf).port, sni="localhost")
+        for leaf in leaves
+    ]
+    trust = TrustStore.from_certificates([pki.root.certificate], source="lab root")
+    reports = scan(
+        endpoints,
+        options=ScanOptions(revocation=True, retries=0, connect_timeout_s=2),
+        trust=trust,
+    )
+    assert len(reports) == 3
+    for report in reports:
+        assert report.revocation is not None
+        assert report.revocation.leaf_status is RevocationStatus.GOOD
+    assert server.requests_seen.count(("GET", "/int.crl")) == 1
