@@ -5,10 +5,10 @@ Fills a fresh store with ``--certificates`` certificates (default 100,000) and
 (default 20,000), each endpoint rotating through its certificates over time. The fill
 uses bulk inserts (it is set-up, not the measured path). Then, on the full store:
 
-* ingest through the path the daemon uses, ``Store.record_report`` (one transaction
-  per report: certificate upsert, endpoint upsert, observation, deployments), on a
-  sample of ``--sample`` reports, and through ``Store.record_reports`` in batches of
-  100 (one transaction per batch);
+* ingest through ``Store.record_report`` (one transaction per report: certificate
+  upsert, endpoint upsert, observation, deployments), on a sample of ``--sample``
+  reports, and through ``Store.record_reports`` in batches of 100 (one transaction
+  per batch; the daemon writes the reports that arrive together this way);
 * "certificates expiring within 30 days" (leaves currently deployed, mapped to
   records), median of ``--repeat`` runs, on a freshly opened store as
   ``certvigil inventory`` sees it;
@@ -461,6 +461,7 @@ def main() -> None:
         "observations": max(1, int(args.observations * args.scale)),
     }
     common = {**sizes, "sample": args.sample, "repeat": args.repeat}
+    load_before = os.getloadavg()
     results: list[Result] = []
     if args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory(prefix="certvigil-bench-") as workdir:
@@ -475,6 +476,14 @@ def main() -> None:
                 url = server.create_database("certvigil_bench")
                 results.append(measure("postgresql", url, **common))
     print_table(results, certificates=sizes["certificates"], observations=sizes["observations"])
+    load_after = os.getloadavg()
+    # Other work on the machine moves these figures; say how busy it was.
+    print(
+        "load average (1, 5, 15 min): before "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after "
+        + ", ".join(f"{x:.2f}" for x in load_after)
+    )
 
 
 if __name__ == "__main__":
