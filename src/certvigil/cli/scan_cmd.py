@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -113,6 +114,17 @@ def open_output(path: Path | None) -> Iterator[TextIO]:
         if exc.errno == errno.EPIPE:
             raise
         raise CertvigilError(f"{name}: cannot write results: {exc.strerror or exc}") from exc
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush of a closed pipe raises nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout has no descriptor of its own (captured output)
+    finally:
+        os.close(devnull)
 
 
 @dataclass(slots=True)
@@ -442,26 +454,33 @@ def scan_command(
     )
     console = stderr_console()
     show_progress = progress if progress is not None else console.is_terminal
-    with open_output(output) as stream:
-        sink = ReportSink(
-            output_format,
-            stream,
-            command="scan",
-            version=__version__,
-            color=False if output is not None else None,
-        )
-        generated = iter_targets(
-            _specs(arguments, file_names, stdin=sys.stdin),
-            options=expansion,
-            on_error=lambda error: report_target_error(console, sink, error),
-        )
-        code = run_scan(
-            generated,
-            options=options,
-            trust=trust,
-            sink=sink,
-            console=console,
-            show_progress=show_progress,
-            workers=workers,
-        )
+    sink: ReportSink | None = None
+    try:
+        with open_output(output) as stream:
+            sink = ReportSink(
+                output_format,
+                stream,
+                command="scan",
+                version=__version__,
+                color=False if output is not None else None,
+            )
+            generated = iter_targets(
+                _specs(arguments, file_names, stdin=sys.stdin),
+                options=expansion,
+                on_error=lambda error: report_target_error(console, sink, error),
+            )
+            code = run_scan(
+                generated,
+                options=options,
+                trust=trust,
+                sink=sink,
+                console=console,
+                show_progress=show_progress,
+                workers=workers,
+            )
+    except BrokenPipeError:
+        # The reader closed stdout (`| head -1`): stop scanning, write nothing more and
+        # exit with the code of the results judged so far (docs/json-schema.md).
+        silence_stdout()
+        code = sink.tally.exit_code if sink is not None else ExitCode.OK
     raise typer.Exit(int(code))

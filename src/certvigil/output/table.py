@@ -22,11 +22,22 @@ _FAILED_STYLE = "magenta"
 _WIDTH_WHEN_NOT_A_TERMINAL = 200
 
 
+class _ResultsConsole(Console):
+    """A console that lets a closed pipe surface as ``BrokenPipeError``.
+
+    rich's own handling exits with status 1; the command decides the status instead.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _console(stream: TextIO, *, color: bool | None) -> Console:
-    console = Console(file=stream, no_color=color is False, force_terminal=color or None)
+    console = _ResultsConsole(file=stream, no_color=color is False, force_terminal=color or None)
     if not console.is_terminal:
         # A pipe or file has no width; keep rows on one line where they fit.
-        console = Console(
+        console = _ResultsConsole(
             file=stream, width=_WIDTH_WHEN_NOT_A_TERMINAL, no_color=True, highlight=False
         )
     return console
