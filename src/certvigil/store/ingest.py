@@ -87,7 +87,9 @@ def facts_to_json(facts: CertificateFacts) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in _FACT_FIELDS:
         value = getattr(facts, key)
-        if isinstance(value, datetime):
+        if type(value) in _JSON_SCALARS:
+            out[key] = value
+        elif isinstance(value, datetime):
             out[key] = value.isoformat()
         elif isinstance(value, tuple):
             out[key] = list(value)
@@ -99,6 +101,7 @@ def facts_to_json(facts: CertificateFacts) -> dict[str, Any]:
 
 
 _FACT_FIELDS = tuple(f.name for f in fields(CertificateFacts))
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def finding_to_json(finding: Finding) -> dict[str, Any]:
@@ -127,6 +130,9 @@ class _Statements:
         )
         self.certificates = insert(_CERTS).on_conflict_do_nothing(index_elements=["sha256_hex"])
         key = ["host", "port", "sni", "starttls"]
+        # SQLite: observation ids are known before the endpoint upsert (see below),
+        # which then also records the endpoint's latest observation.
+        self.assigns_ids = dialect_name == "sqlite"
         ok = insert(_ENDPOINTS)
         endpoint_ok = ok.on_conflict_do_update(
             index_elements=key,
@@ -138,7 +144,10 @@ class _Statements:
                 "current_certificate_sha256": func.coalesce(
                     ok.excluded.current_certificate_sha256, e.current_certificate_sha256
                 ),
-            },
+            }
+            | (
+                {"last_observation_id": ok.excluded.last_observation_id} if self.assigns_ids else {}
+            ),
         )
         failed = insert(_ENDPOINTS)
         endpoint_failed = failed.on_conflict_do_update(
@@ -147,13 +156,17 @@ class _Statements:
                 "last_seen_utc": failed.excluded.last_seen_utc,
                 "last_status": failed.excluded.last_status,
                 "consecutive_failures": e.consecutive_failures + 1,
-            },
+            }
+            | (
+                {"last_observation_id": failed.excluded.last_observation_id}
+                if self.assigns_ids
+                else {}
+            ),
         )
         # SQLite does not promise the order of RETURNING rows of a multi-row INSERT,
         # so SQLAlchemy would run these one row at a time there. On SQLite the batch
         # upserts without RETURNING and reads the ids back by key, and observations
         # get their ids from the caller (see _record_round).
-        self.assigns_ids = dialect_name == "sqlite"
         if self.assigns_ids:
             self.endpoint_ok = endpoint_ok
             self.endpoint_failed = endpoint_failed
@@ -366,7 +379,14 @@ def _record_round(
 ) -> None:
     round_endpoint: dict[int, int] = {}
     if statements.assigns_ids:
-        _upsert_endpoints_by_key(connection, statements, prepared, indexes, round_endpoint)
+        # The write transaction holds SQLite's lock, so nobody else can take these ids;
+        # they are the ones SQLite would pick itself (one past the largest rowid).
+        first_id = (connection.execute(statements.last_observation_id).scalar() or 0) + 1
+        for offset, index in enumerate(indexes):
+            observation_ids[index] = first_id + offset
+        _upsert_endpoints_by_key(
+            connection, statements, prepared, indexes, round_endpoint, observation_ids
+        )
     else:
         for is_ok in (True, False):
             members = [i for i in indexes if prepared[i].is_ok is is_ok]
@@ -386,24 +406,20 @@ def _record_round(
         endpoint_ids[prepared[index].key_tuple] = round_endpoint[index]
     observation_rows = [_observation_row(prepared[i], round_endpoint[i]) for i in indexes]
     if statements.assigns_ids:
-        # The write transaction holds SQLite's lock, so nobody else can take these ids;
-        # they are the ones SQLite would pick itself (one past the largest rowid).
-        first_id = (connection.execute(statements.last_observation_id).scalar() or 0) + 1
-        new_ids: Sequence[int] = range(first_id, first_id + len(indexes))
-        for observation_row, observation_id in zip(observation_rows, new_ids, strict=True):
-            observation_row["id"] = observation_id
+        for observation_row, index in zip(observation_rows, indexes, strict=True):
+            observation_row["id"] = observation_ids[index]
         connection.execute(statements.observation, observation_rows)
     else:
         new_ids = connection.execute(statements.observation, observation_rows).scalars().all()
-    for index, observation_id in zip(indexes, new_ids, strict=True):
-        observation_ids[index] = observation_id
-    connection.execute(
-        statements.endpoint_last_observation,
-        [
-            {"b_endpoint_id": round_endpoint[i], "b_observation_id": observation_ids[i]}
-            for i in indexes
-        ],
-    )
+        for index, observation_id in zip(indexes, new_ids, strict=True):
+            observation_ids[index] = observation_id
+        connection.execute(
+            statements.endpoint_last_observation,
+            [
+                {"b_endpoint_id": round_endpoint[i], "b_observation_id": observation_ids[i]}
+                for i in indexes
+            ],
+        )
     served = [i for i in indexes if prepared[i].is_ok and prepared[i].chain]
     if not served:
         return
@@ -446,10 +462,15 @@ def _upsert_endpoints_by_key(
     prepared: Sequence[_Prepared],
     indexes: list[int],
     round_endpoint: dict[int, int],
+    observation_ids: Sequence[int],
 ) -> None:
     """Upserts a round's endpoints without RETURNING, then reads their ids by key."""
     for is_ok in (True, False):
-        rows = [_endpoint_row(prepared[i]) for i in indexes if prepared[i].is_ok is is_ok]
+        rows = [
+            _endpoint_row(prepared[i]) | {"last_observation_id": observation_ids[i]}
+            for i in indexes
+            if prepared[i].is_ok is is_ok
+        ]
         if rows:
             connection.execute(
                 statements.endpoint_ok if is_ok else statements.endpoint_failed, rows
