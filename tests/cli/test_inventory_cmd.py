@@ -106,7 +106,8 @@ def test_inventory_json(filled_url: str, capsys: pytest.CaptureFixture[str]) -> 
         "www.example.test",
         "internal-b.example.test",
     ]
-    assert document["certificates"][0]["days_remaining"] == -3
+    # Expired 2 days 1 hour ago: -2, as the table says "expired 2d ago".
+    assert document["certificates"][0]["days_remaining"] == -2
     assert err == ""
 
 

@@ -131,7 +131,7 @@ def expired() -> EndpointReport:
             Finding(
                 code="expired",
                 severity=Severity.CRITICAL,
-                message="CN=old.test expired 2 days ago",
+                message="CN=old.test expired 1 day ago",
                 cert_index=0,
             ),
             Finding(code="untrusted", severity=Severity.CRITICAL, message="no path to a root"),

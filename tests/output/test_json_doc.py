@@ -100,7 +100,7 @@ def test_endpoint_fields_carry_the_report() -> None:
     assert data["status"] == "observed"
     assert data["verdict"] == "critical"
     leaf = data["certificates"][0]
-    assert leaf["days_remaining"] == -2
+    assert leaf["days_remaining"] == -1  # expired 1.5 days ago, truncated toward zero
     assert leaf["not_after_utc"].endswith("Z")
     assert leaf["san_dns"] == ["old.test", "www.old.test"]
     assert data["chain"]["is_trusted"] is False

@@ -23,12 +23,15 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
         (timedelta(days=5), 5),
         (timedelta(days=5, seconds=-1), 4),
         (timedelta(hours=23), 0),
-        (timedelta(seconds=-1), -1),
-        (timedelta(days=-2, seconds=1), -2),
+        (timedelta(seconds=-1), 0),
+        (timedelta(days=-3, seconds=1), -2),
+        (timedelta(days=-3), -3),
+        (timedelta(days=-3, seconds=-1), -3),
+        (timedelta(days=-4, seconds=1), -3),
     ],
 )
-def test_days_remaining_rounds_down(delta: timedelta, days: int) -> None:
-    """Days left are whole days rounded down, negative once expired."""
+def test_days_remaining_truncates_toward_zero(delta: timedelta, days: int) -> None:
+    """Days left are whole days truncated toward zero, negative after the first expired day."""
     assert days_remaining(NOW + delta, now=NOW) == days
 
 

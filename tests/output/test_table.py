@@ -28,7 +28,7 @@ def test_details_list_each_problem_in_a_sentence() -> None:
     stream = io.StringIO()
     render_table([good(), expired(), refused()], stream)
     text = stream.getvalue()
-    assert "old.test:25 (starttls smtp): critical: expired: CN=old.test expired 2 days ago" in text
+    assert "old.test:25 (starttls smtp): critical: expired: CN=old.test expired 1 day ago" in text
     assert "127.0.0.1:9: not checked: connection_refused: [Errno 111] Connection refused" in text
     assert "good.test:443:" not in text
 
@@ -37,4 +37,4 @@ def test_details_can_be_left_out() -> None:
     """With details off only the table is printed."""
     stream = io.StringIO()
     render_table([expired()], stream, details=False)
-    assert "expired 2 days ago" not in stream.getvalue()
+    assert "expired 1 day ago" not in stream.getvalue()

@@ -50,6 +50,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from certvigil.analysis.chain import ChainProblemKind, ChainVerdict
+from certvigil.analysis.days_remaining import days_remaining
 from certvigil.analysis.hostname import HostnameMatch, MatchedBy
 from certvigil.analysis.model import CertificateFacts, Finding, KeyType, Severity
 from certvigil.analysis.policy import AnalysisPolicy
@@ -110,7 +111,7 @@ def _validity_findings(
     stale = Severity.CRITICAL if on_path else Severity.WARNING
     spare = "" if on_path else " (it is not needed for the path: remove it)"
     if now > facts.not_after_utc:
-        days = (now - facts.not_after_utc).days
+        days = -days_remaining(facts.not_after_utc, now=now)
         return [
             Finding(
                 code="expired",
@@ -354,7 +355,7 @@ def _ago(days: int) -> str:
 
 def _duration(remaining: timedelta) -> str:
     if remaining >= timedelta(days=1):
-        days = remaining.days
+        days = int(remaining.total_seconds() // 86400)  # = days_remaining, as it is positive
         return f"{days} day{'s' if days != 1 else ''}"
     hours = int(remaining.total_seconds() // 3600)
     return f"{hours} hour{'s' if hours != 1 else ''}" if hours else "less than an hour"

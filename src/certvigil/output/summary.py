@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from datetime import datetime
 
+# Re-exported: output modules import it from here; the one definition is in analysis.
+from certvigil.analysis.days_remaining import days_remaining as days_remaining
 from certvigil.analysis.model import EndpointReport, Severity
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.errors import TargetError
-
-_SECONDS_PER_DAY = 86400
-
-
-def days_remaining(not_after_utc: datetime, *, now: datetime) -> int:
-    """Whole days from ``now`` until ``not_after_utc``, rounded down; negative once expired.
-
-    A certificate that expires in 23 hours has 0 days left; one that expired an hour
-    ago has -1.
-
-    Args:
-        not_after_utc: Expiry (aware).
-        now: The evaluation time (aware).
-
-    Returns:
-        ``floor((not_after_utc - now) / 1 day)``.
-    """
-    return math.floor((not_after_utc - now).total_seconds() / _SECONDS_PER_DAY)
 
 
 @dataclass(slots=True)
