@@ -24,6 +24,7 @@ async def deepen_report(
     max_connections: int,
     revoked: bool | None = None,
     connection_slot: ConnectionSlot | None = None,
+    starttls_timeout_s: float = 10.0,
 ) -> EndpointReport:
     """``report`` with its deep assessment, or unchanged when there is nothing to probe.
 
@@ -36,11 +37,12 @@ async def deepen_report(
             ``None`` takes it from ``report.revocation`` when the scan checked it.
         connection_slot: Entered around each probe connection (the scan's
             per-address and per-subnet limits), on top of ``max_connections``.
+        starttls_timeout_s: Limit on each probe connection's STARTTLS dialogue.
 
     Returns:
         The report with ``deep`` set and the TLS findings merged, most severe first.
-        An endpoint that could not be observed, or a STARTTLS endpoint, comes back
-        unchanged apart from a finding saying why it was not assessed.
+        An endpoint that could not be observed comes back unchanged; one whose probes
+        all failed gets a finding saying why it was not assessed.
     """
     if report.observation is None:
         return report
@@ -51,6 +53,7 @@ async def deepen_report(
         handshake_timeout_s=handshake_timeout_s,
         max_connections=max_connections,
         connection_slot=connection_slot,
+        starttls_timeout_s=starttls_timeout_s,
     )
     if isinstance(result, ProbeFailure):
         note = Finding(

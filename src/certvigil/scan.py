@@ -363,6 +363,7 @@ class EndpointScanner:
                     handshake_timeout_s=self._options.handshake_timeout_s,
                     max_connections=self._options.per_ip_concurrency,
                     connection_slot=lambda: self._slots(address),
+                    starttls_timeout_s=self._options.starttls_timeout_s,
                 )
             return report
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc

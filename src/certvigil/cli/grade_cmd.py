@@ -187,8 +187,6 @@ def grade_command(
     except ValueError as exc:
         raise UsageError(f'--sni "{sni}": {exc}') from exc
     endpoint = _one_target(target, sni_name)
-    if endpoint.starttls is not None:
-        raise UsageError(f"{endpoint}: grading STARTTLS endpoints is not supported")
     trust = build_trust(ca_files or (), system_trust=system_trust, default_ca=default_ca)
     console = stderr_console()
     # The same path as `scan --checks grade`: revocation (with the handshake's staple

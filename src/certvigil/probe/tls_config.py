@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from certvigil.errors import ProbeError
 from certvigil.probe.cipher_suites import (
     SCSV_FALLBACK,
     SUITES,
@@ -28,6 +29,7 @@ from certvigil.probe.cipher_suites import (
     SuiteClass,
 )
 from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.probe.starttls import PlainChannel, negotiate_starttls
 from certvigil.probe.tls_config_observation import (
     HttpObservation,
     ProtocolSupport,
@@ -54,7 +56,7 @@ from certvigil.probe.tls_records import (
     parse_server_reply,
     parse_sslv2_reply,
 )
-from certvigil.target import Target
+from certvigil.target import StartTLS, Target
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
@@ -63,6 +65,7 @@ DEFAULT_MAX_CONNECTIONS = 8
 ConnectionSlot = Callable[[], AbstractAsyncContextManager[None]]
 """Makes the context entered around each probe connection (a limiter's slot)."""
 DEFAULT_HTTP_TIMEOUT_S = 3.0
+DEFAULT_STARTTLS_TIMEOUT_S = 10.0
 _HTTP_MAX_HEADER_BYTES = 32768
 
 
@@ -111,6 +114,9 @@ class _Session:
     handshake_timeout_s: float
     semaphore: asyncio.Semaphore
     connection_slot: ConnectionSlot | None = None
+    starttls: StartTLS | None = None
+    starttls_name: str = ""
+    starttls_timeout_s: float = DEFAULT_STARTTLS_TIMEOUT_S
     handshake_count: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -118,19 +124,54 @@ class _Session:
         """The caller's slot for one more connection (the scan's per-address limits)."""
         return self.connection_slot() if self.connection_slot is not None else nullcontext()
 
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection ready for a ClientHello: after the STARTTLS dialogue when needed.
+
+        Raises:
+            TimeoutError: The connect, or the dialogue, took too long.
+            ProbeError: The server refused or garbled the STARTTLS upgrade.
+            OSError: The connection failed.
+        """
+        if self.starttls is None:
+            return await asyncio.wait_for(
+                asyncio.open_connection(self.address, self.port), self.connect_timeout_s
+            )
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await asyncio.wait_for(
+                loop.sock_connect(sock, (self.address, self.port)), self.connect_timeout_s
+            )
+            channel = PlainChannel(loop, sock)
+            await asyncio.wait_for(
+                negotiate_starttls(self.starttls, channel, server_name=self.starttls_name),
+                self.starttls_timeout_s,
+            )
+            if channel.leftover:
+                raise ProbeError(
+                    FailureKind.STARTTLS_FAILURE,
+                    "the server sent data after agreeing to upgrade to TLS",
+                )
+            return await asyncio.open_connection(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
     async def exchange(
         self, hello: bytes, parse: Callable[[bytes], ServerReply | SslV2ServerHello | Incomplete]
     ) -> _Outcome:
         async with self.semaphore, self.slot():
             self.handshake_count += 1
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.address, self.port), self.connect_timeout_s
-                )
+                reader, writer = await self._connect()
             except TimeoutError:
                 return _NetFailure(
                     FailureKind.TIMEOUT, f"connect timed out after {self.connect_timeout_s:g} s"
                 )
+            except ProbeError as exc:
+                return _NetFailure(FailureKind(exc.kind), exc.detail)
             except ConnectionRefusedError as exc:
                 return _NetFailure(FailureKind.CONNECTION_REFUSED, str(exc))
             except OSError as exc:
@@ -441,12 +482,14 @@ async def observe_tls_config(
     check_http: bool = True,
     http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S,
     connection_slot: ConnectionSlot | None = None,
+    starttls_timeout_s: float = DEFAULT_STARTTLS_TIMEOUT_S,
 ) -> TlsConfigResult:
     """Assess which protocols, suites and groups ``target`` accepts.
 
     Args:
-        target: The endpoint.  STARTTLS endpoints are not supported yet and come
-            back as a ``STARTTLS_FAILURE`` naming that.
+        target: The endpoint. For a STARTTLS endpoint every probe connection speaks
+            the plain-text dialogue (``certvigil.probe.starttls``) before its hello,
+            and no HTTP request is sent.
         address: The IP address to connect to; resolved from ``target.host`` when
             ``None``.
         connect_timeout_s: Time-out of each TCP connect.
@@ -458,6 +501,7 @@ async def observe_tls_config(
         connection_slot: Entered around every connection on top of
             ``max_connections``: the scan passes its per-address, per-subnet and global
             limits, so deep probes count against them like the handshake does.
+        starttls_timeout_s: Limit on each connection's STARTTLS dialogue.
 
     Returns:
         The observation, or a ``ProbeFailure`` when the endpoint could not be
@@ -470,12 +514,7 @@ async def observe_tls_config(
         raise ValueError(f"max_connections must be at least 1, not {max_connections}")
     started = time.perf_counter()
     if target.starttls is not None:
-        return ProbeFailure(
-            target=target,
-            kind=FailureKind.STARTTLS_FAILURE,
-            detail="protocol and cipher assessment of STARTTLS endpoints is not supported",
-            observed_at_utc=datetime.now(UTC),
-        )
+        check_http = False  # a mail, directory or database service: no HTTP inside
     resolved = await _resolve(target, address)
     if isinstance(resolved, ProbeFailure):
         return resolved
@@ -487,6 +526,9 @@ async def observe_tls_config(
         handshake_timeout_s=handshake_timeout_s,
         semaphore=asyncio.Semaphore(max_connections),
         connection_slot=connection_slot,
+        starttls=target.starttls,
+        starttls_name=target.server_name or target.host,
+        starttls_timeout_s=starttls_timeout_s,
     )
     host_header = target.server_name or target.host
     if ":" in host_header:
