@@ -140,3 +140,20 @@ def test_one_crl_download_serves_every_endpoint_of_the_scan(
         assert report.revocation is not None
         assert report.revocation.leaf_status is RevocationStatus.GOOD
     assert server.requests_seen.count(("GET", "/int.crl")) == 1
+
+
+def test_table_shows_the_leaf_status_and_the_deciding_method(
+    capsys: pytest.CaptureFixture[str],
+    pki: ThrowawayPki,
+    server: RevocationServer,
+    ca_file: Path,
+    stack: ExitStack,
+) -> None:
+    """With revocation checked, the table gains a Revocation column: ``good (ocsp)``."""
+    address = _serving(stack, pki, issue(pki, server))
+    result = run_cli(
+        capsys, "scan", "--no-default-ca", "--ca-file", str(ca_file), "--sni", "localhost",
+        "--checks", "revocation", *FAST, address.endpoint,
+    )  # fmt: skip
+    assert "Revocation" in result.stdout
+    assert "good (ocsp)" in result.stdout

@@ -74,10 +74,23 @@ def _tls_cell(report: EndpointReport) -> str:
     )
 
 
+def _revocation_cell(report: EndpointReport) -> str:
+    """The leaf's revocation status and the method that decided it: ``good (ocsp)``."""
+    revocation = report.revocation
+    if revocation is None:
+        return ""
+    leaf = next((c for c in revocation.certificates if c.cert_index == 0), None)
+    if leaf is None:
+        return "revoked" if revocation.is_revoked else "not checked (self-signed)"
+    status = "revoked" if revocation.is_revoked else leaf.status.value
+    return f"{status} ({leaf.decided_by.value})" if leaf.decided_by else status
+
+
 def build_table(reports: Iterable[EndpointReport]) -> Table:
     """The table: endpoint, subject, issuer, expiry, days left, verdict, findings.
 
-    After ``scan --deep`` it also shows each endpoint's grade and key TLS facts.
+    After ``scan --deep`` it also shows each endpoint's grade and key TLS facts, and
+    after a revocation check the leaf's status and the method that decided it.
 
     Args:
         reports: The reports, in the order to show.
@@ -87,6 +100,7 @@ def build_table(reports: Iterable[EndpointReport]) -> Table:
     """
     reports = list(reports)
     graded = any(report.deep is not None for report in reports)
+    revocation_checked = any(report.revocation is not None for report in reports)
     table = Table(show_lines=False, header_style="bold")
     table.add_column("Endpoint", overflow="fold")
     table.add_column("Subject", overflow="fold")
@@ -97,6 +111,8 @@ def build_table(reports: Iterable[EndpointReport]) -> Table:
     if graded:
         table.add_column("Grade", no_wrap=True)
         table.add_column("TLS", overflow="fold")
+    if revocation_checked:
+        table.add_column("Revocation", overflow="fold")
     table.add_column("Findings", overflow="fold")
     for report in reports:
         leaf = report.leaf
@@ -118,6 +134,7 @@ def build_table(reports: Iterable[EndpointReport]) -> Table:
                 if graded
                 else ()
             ),
+            *((_revocation_cell(report),) if revocation_checked else ()),
             _findings_cell(report),
         )
     return table
