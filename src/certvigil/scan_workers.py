@@ -36,6 +36,7 @@ import signal
 import socket
 import struct
 import time
+import warnings
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
@@ -166,7 +167,12 @@ class _Pool:
         gc.freeze()
         for _ in range(workers):
             parent_end, child_end = socket.socketpair()
-            pid = os.fork()
+            with warnings.catch_warnings():
+                # Python 3.12 warns about forking a process that has threads (a progress
+                # bar's, a test server's): the worker touches none of their state and
+                # takes no lock before its own event loop runs.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
             if pid == 0:  # the worker: never returns
                 for inherited in parent_ends:
                     inherited.close()
