@@ -110,7 +110,9 @@ _KEY_USAGE_BITS = (
 _ONE_SECOND = timedelta(seconds=1)
 _T = TypeVar("_T")
 # What cryptography raises on well-framed but unreadable parts of a certificate.
+# KeyError: an unknown TLS Feature value (e.g. 0) fails its enum lookup inside cryptography.
 _PARSE_ERRORS = (
+    KeyError,
     ValueError,
     TypeError,
     UnsupportedAlgorithm,
