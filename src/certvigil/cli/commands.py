@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import certvigil.cli.alerts_cmd
-import certvigil.cli.cert_cmd  # noqa: F401
+import certvigil.cli.cert_cmd
 import certvigil.cli.config_cmd
-import certvigil.cli.demo_cmd  # noqa: F401
-import certvigil.cli.grade_cmd  # noqa: F401
+import certvigil.cli.demo_cmd
+import certvigil.cli.grade_cmd
 import certvigil.cli.inventory_cmd
 import certvigil.cli.run_cmd
 import certvigil.cli.scan_cmd  # noqa: F401
