@@ -45,7 +45,7 @@ from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.probe.revocation import RevocationOptions
 from certvigil.scan import ScanOptions, ScanProgress, utc_now
 from certvigil.scan_checks import ALL_CHECKS, ScanChecks, parse_checks
-from certvigil.scan_workers import scan_stream_workers
+from certvigil.scan_workers import choose_workers, scan_stream_workers
 from certvigil.target import StartTLS, Target
 from certvigil.targets import (
     ExpansionOptions,
@@ -187,7 +187,7 @@ def run_scan(
     sink: ReportSink,
     console: Console,
     show_progress: bool,
-    workers: int = 1,
+    workers: int | None = 1,
 ) -> ExitCode:
     """Scan ``targets`` into ``sink``, with progress and a summary on ``console``.
 
@@ -199,13 +199,16 @@ def run_scan(
         sink: Where reports go.
         console: The stderr console.
         show_progress: Draw the progress bar.
-        workers: Scanner processes (1 scans in this process).
+        workers: Scanner processes (1 scans in this process; ``None`` chooses by the
+            number of targets, see ``scan_workers.choose_workers``).
 
     Returns:
         The exit code the results call for.
     """
     ordering = _Ordering(positions={}) if sink.format is OutputFormat.TABLE else None
     sink.begin(started_at_utc=utc_now())
+    if workers is None:
+        workers, targets = choose_workers(targets)
     with _ScanProgressBar(console, enabled=show_progress) as bar:
         stream = bar.count_read(targets)
         if ordering is not None:
@@ -352,11 +355,16 @@ def scan_command(
         ),
     ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--workers", min=1, help="Scanner processes: one per spare CPU core for large scans."
+            "--workers",
+            min=1,
+            help=(
+                "Scanner processes \\[default: 1 below 2,000 targets, one per CPU from 2,000 on]."
+            ),
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
     connect_timeout: Annotated[
         float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
     ] = 5.0,
