@@ -20,6 +20,12 @@ from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_chain_der
 from certvigil.certfiles import load_certificate_file
 from certvigil.cli.app import app
+from certvigil.cli.options import (
+    CaFilesOption,
+    DefaultCaOption,
+    SystemTrustOption,
+    ThresholdsOption,
+)
 from certvigil.cli.scan_cmd import (
     build_trust,
     choose_format,
@@ -53,35 +59,10 @@ def cert_command(
     each: Annotated[
         bool, typer.Option("--each", help="Judge every certificate in a file on its own.")
     ] = False,
-    ca_files: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--ca-file",
-            metavar="PEM",
-            help="Also trust the CA certificates in this file. Repeatable.",
-            show_default=False,
-        ),
-    ] = None,
-    system_trust: Annotated[
-        bool,
-        typer.Option("--system-trust", help="Also trust the operating system's CA bundle."),
-    ] = False,
-    default_ca: Annotated[
-        bool,
-        typer.Option(
-            "--default-ca/--no-default-ca",
-            help="Trust Mozilla's roots (certifi); --no-default-ca trusts only --ca-file.",
-        ),
-    ] = True,
-    thresholds: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--threshold",
-            metavar="DAYS",
-            help="Expiry threshold in days; repeatable \\[default: 30 14 7 1].",
-            show_default=False,
-        ),
-    ] = None,
+    ca_files: CaFilesOption = None,
+    system_trust: SystemTrustOption = False,
+    default_ca: DefaultCaOption = True,
+    thresholds: ThresholdsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per file.")] = False,
     output: Annotated[

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,6 +25,7 @@ from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
+from certvigil.cli.options import CaFilesOption, DefaultCaOption, SystemTrustOption
 from certvigil.cli.scan_cmd import build_trust, stderr_console
 from certvigil.errors import TargetError, UsageError
 from certvigil.output.plain_json import jsonable
@@ -139,26 +139,9 @@ def grade_command(
             "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
         ),
     ] = None,
-    ca_files: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--ca-file",
-            metavar="PEM",
-            help="Also trust the CA certificates in this file (PEM, DER, PKCS#7). Repeatable.",
-            show_default=False,
-        ),
-    ] = None,
-    system_trust: Annotated[
-        bool,
-        typer.Option("--system-trust", help="Also trust the operating system's CA bundle."),
-    ] = False,
-    default_ca: Annotated[
-        bool,
-        typer.Option(
-            "--default-ca/--no-default-ca",
-            help="Trust Mozilla's roots (certifi); --no-default-ca trusts only --ca-file.",
-        ),
-    ] = True,
+    ca_files: CaFilesOption = None,
+    system_trust: SystemTrustOption = False,
+    default_ca: DefaultCaOption = True,
     revocation: Annotated[
         bool,
         typer.Option(

@@ -40,6 +40,12 @@ from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
+from certvigil.cli.options import (
+    CaFilesOption,
+    DefaultCaOption,
+    SystemTrustOption,
+    ThresholdsOption,
+)
 from certvigil.errors import CertvigilError, TargetError, UsageError
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.probe.revocation import RevocationOptions
@@ -310,35 +316,10 @@ def scan_command(
         bool,
         typer.Option("--allow-large-cidr", help="Accept blocks larger than /16 (IPv6: /112)."),
     ] = False,
-    ca_files: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--ca-file",
-            metavar="PEM",
-            help="Also trust the CA certificates in this file (PEM, DER, PKCS#7). Repeatable.",
-            show_default=False,
-        ),
-    ] = None,
-    system_trust: Annotated[
-        bool,
-        typer.Option("--system-trust", help="Also trust the operating system's CA bundle."),
-    ] = False,
-    default_ca: Annotated[
-        bool,
-        typer.Option(
-            "--default-ca/--no-default-ca",
-            help="Trust Mozilla's roots (certifi); --no-default-ca trusts only --ca-file.",
-        ),
-    ] = True,
-    thresholds: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--threshold",
-            metavar="DAYS",
-            help="Expiry threshold in days; repeatable \\[default: 30 14 7 1].",
-            show_default=False,
-        ),
-    ] = None,
+    ca_files: CaFilesOption = None,
+    system_trust: SystemTrustOption = False,
+    default_ca: DefaultCaOption = True,
+    thresholds: ThresholdsOption = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Most connections open at once.")
     ] = 200,
