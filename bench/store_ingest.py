@@ -52,6 +52,7 @@ from certvigil.analysis.model import (
     KeyType,
     Severity,
 )
+from certvigil.lab.postgres import ThrowawayPostgres
 from certvigil.probe.observation import TlsObservation
 from certvigil.store import Store, open_store
 from certvigil.store.ingest import certificate_row
@@ -62,7 +63,6 @@ from certvigil.store.models import (
     ENDPOINTS,
     OBSERVATIONS,
 )
-from certvigil.store.throwaway_pg import ThrowawayPostgres
 from certvigil.target import Target
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

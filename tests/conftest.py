@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from certvigil.errors import StoreError
+from certvigil.lab.postgres import ThrowawayPostgres, postgres_bindir
 from certvigil.store import Store, open_store
 from certvigil.store.models import Base
-from certvigil.store.throwaway_pg import ThrowawayPostgres, postgres_bindir
 
 _PG_DATABASES = itertools.count(1)
 
