@@ -23,7 +23,7 @@ from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
 from certvigil.certfiles import load_certificate_file
 from certvigil.lab.pki import KeySpec, ThrowawayPki, shared_key
-from certvigil.probe.observation import TlsObservation
+from certvigil.observed.handshake import TlsObservation
 from certvigil.target import Target
 from certvigil.truststore import load_trust_store
 

@@ -40,11 +40,11 @@ from cryptography.x509.oid import NameOID
 from certvigil.analysis.deep_assessment import assess_tls
 from certvigil.analysis.grade import CertificateVerdicts
 from certvigil.analysis.model import KeyType
-from certvigil.probe.cipher_suites import SUITES
+from certvigil.observed.tls_config import TlsConfigObservation
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.probe.tls_config_observation import TlsConfigObservation
-from certvigil.probe.tls_records import TlsProtocol
 from certvigil.target import Target
+from certvigil.tls.cipher_suites import SUITES
+from certvigil.tls.records import TlsProtocol
 
 CONFIGS: dict[str, list[str]] = {
     "modern": ["-cipher", "ECDHE+AESGCM:ECDHE+CHACHA20"],

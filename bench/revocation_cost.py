@@ -30,9 +30,9 @@ from certvigil.analysis.revocation import judge_revocation
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.lab.ocsp_responder import GOOD, OcspResponder, RevocationServer, Revoked, build_crl
 from certvigil.lab.pki import ThrowawayPki
+from certvigil.observed.revocation import RevocationObservation
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.revocation import CrlCache, RevocationOptions, check_revocation
-from certvigil.probe.revocation_observation import RevocationObservation
 from certvigil.probe.staple import fetch_staple
 from certvigil.probe.tls import ProbeOptions
 from certvigil.target import Target

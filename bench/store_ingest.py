@@ -53,7 +53,7 @@ from certvigil.analysis.model import (
     Severity,
 )
 from certvigil.lab.postgres import ThrowawayPostgres
-from certvigil.probe.observation import TlsObservation
+from certvigil.observed.handshake import TlsObservation
 from certvigil.store import Store, open_store
 from certvigil.store.ingest import certificate_row
 from certvigil.store.models import (

@@ -22,7 +22,7 @@ from certvigil.lab.servers import (
     TlsServer,
     closed_port,
 )
-from certvigil.probe.observation import FailureKind
+from certvigil.observed.handshake import FailureKind
 from certvigil.scan import ScanOptions, ScanProgress, scan, scan_stream, subnet_of
 from certvigil.target import Target
 

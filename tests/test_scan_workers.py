@@ -13,7 +13,7 @@ from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.lab.pki import IssuedCert, ThrowawayPki
 from certvigil.lab.servers import TlsServer, closed_port
-from certvigil.probe.observation import FailureKind
+from certvigil.observed.handshake import FailureKind
 from certvigil.scan import ScanOptions, ScanProgress
 from certvigil.scan_workers import default_workers, scan_stream_workers, worker_of
 from certvigil.target import Target

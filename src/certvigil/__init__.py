@@ -8,7 +8,7 @@ from certvigil.analysis.model import (
     Severity,
 )
 from certvigil.errors import CertvigilError
-from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
+from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.target import StartTLS, Target
 
 __version__ = "0.1.0"

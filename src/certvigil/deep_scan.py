@@ -12,7 +12,7 @@ import dataclasses
 
 from certvigil.analysis.deep_assessment import assess_endpoint_report
 from certvigil.analysis.model import EndpointReport, Finding, Severity
-from certvigil.probe.observation import ProbeFailure
+from certvigil.observed.handshake import ProbeFailure
 from certvigil.probe.tls_config import ConnectionSlot, observe_tls_config
 
 

@@ -10,7 +10,7 @@
     └── DeliveryError         an alert channel did not take a notification
 
 Probe failures met during a scan are not raised to the caller: they become
-``ProbeFailure`` records (see ``certvigil.probe.observation``), so that one bad
+``ProbeFailure`` records (see ``certvigil.observed.handshake``), so that one bad
 endpoint never stops a scan.
 """
 

@@ -38,9 +38,9 @@ from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint, issuer_urls_to_fetch
 from certvigil.analysis.trust import TrustStore
 from certvigil.deep_scan import deepen_report
+from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.aia import IssuerFetcher
 from certvigil.probe.crl_fetch import CrlCache
-from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
 from certvigil.probe.revocation import RevocationOptions
 from certvigil.probe.tls import ProbeOptions, probe_tls

@@ -47,7 +47,7 @@ from typing import Any
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
-from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.scan import EndpointScanner, ScanOptions, ScanProgress, scan_stream, utc_now
 from certvigil.target import Target
 

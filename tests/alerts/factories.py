@@ -22,7 +22,7 @@ from certvigil.analysis.model import (
     Finding,
     KeyType,
 )
-from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
+from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.target import Target
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

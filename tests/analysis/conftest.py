@@ -11,7 +11,7 @@ import pytest
 from certvigil.analysis.trust import TrustStore
 from certvigil.certfiles import load_certificate_file
 from certvigil.lab.pki import ThrowawayPki
-from certvigil.probe.observation import TlsObservation
+from certvigil.observed.handshake import TlsObservation
 from certvigil.target import Target
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

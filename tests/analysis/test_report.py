@@ -13,7 +13,7 @@ from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_chain_der, analyse_endpoint, issuer_urls_to_fetch
 from certvigil.analysis.trust import TrustStore
 from certvigil.lab.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
-from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.target import Target
 
 from .conftest import NOW, load, observation

@@ -14,8 +14,8 @@ from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
 from certvigil.lab.pki import ThrowawayPki
+from certvigil.observed.handshake import TlsObservation
 from certvigil.output.sink import OutputFormat, ReportSink
-from certvigil.probe.observation import TlsObservation
 from certvigil.target import Target
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

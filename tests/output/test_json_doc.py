@@ -18,6 +18,8 @@ from certvigil.analysis.revocation_model import (
     StapleReport,
 )
 from certvigil.errors import TargetError
+from certvigil.observed.handshake import ProbeFailure, TlsObservation
+from certvigil.observed.revocation import RevocationMethod
 from certvigil.output.json_doc import (
     SCHEMA_VERSION,
     CertificateModel,
@@ -34,8 +36,6 @@ from certvigil.output.json_doc import (
     StapleModel,
 )
 from certvigil.output.summary import Tally
-from certvigil.probe.observation import ProbeFailure, TlsObservation
-from certvigil.probe.revocation_observation import RevocationMethod
 from tests.output.reports import NOW, expired, expiring, good, refused
 
 STARTED = datetime(2026, 3, 1, 11, 59, tzinfo=UTC)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from certvigil.probe.observation import FailureKind
+from certvigil.observed.handshake import FailureKind
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from certvigil.lab.pki import IssuedCert
 from certvigil.lab.servers import SilentServer, StartTlsServer, TlsServer
-from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
+from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.target import StartTLS, Target
 

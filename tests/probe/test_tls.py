@@ -24,7 +24,7 @@ from certvigil.lab.servers import (
     TlsServer,
     closed_port,
 )
-from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
+from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.target import Target

@@ -14,8 +14,7 @@ from certvigil.analysis.revocation_checks import CLOCK_SKEW, check_crl, check_oc
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.lab.ocsp_responder import GOOD, OcspResponder, Revoked, build_crl, corrupt_signature
 from certvigil.lab.pki import KeySpec, ThrowawayPki
-from certvigil.probe.ocsp_fetch import build_ocsp_request
-from certvigil.probe.revocation_observation import (
+from certvigil.observed.revocation import (
     CertificateRevocationObservation,
     FetchFailure,
     FetchFailureKind,
@@ -23,6 +22,7 @@ from certvigil.probe.revocation_observation import (
     RevocationMethod,
     RevocationObservation,
 )
+from certvigil.probe.ocsp_fetch import build_ocsp_request
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

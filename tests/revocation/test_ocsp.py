@@ -16,9 +16,9 @@ from certvigil.analysis.revocation_model import (
 from certvigil.lab.ocsp_responder import OcspResponder, ResponseMode, RevocationServer, Revoked
 from certvigil.lab.pki import CertificateAuthority, ThrowawayPki
 from certvigil.lab.servers import closed_port
+from certvigil.observed.revocation import FetchFailureKind, RevocationMethod
 from certvigil.probe.ocsp_fetch import GET_MAX_ENCODED_BYTES, ocsp_get_url
 from certvigil.probe.revocation import RevocationOptions
-from certvigil.probe.revocation_observation import FetchFailureKind, RevocationMethod
 from tests.revocation.helpers import check, issue, observe, utc_now
 
 

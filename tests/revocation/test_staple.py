@@ -12,13 +12,13 @@ from certvigil.analysis.revocation_model import RevocationReport, RevocationStat
 from certvigil.lab.ocsp_responder import GOOD, OcspResponder, ResponseMode, Revoked
 from certvigil.lab.pki import IssuedCert, ThrowawayPki
 from certvigil.lab.servers import StartTlsServer
-from certvigil.probe.observation import FailureKind, ProbeFailure
-from certvigil.probe.ocsp_fetch import build_ocsp_request
-from certvigil.probe.revocation_observation import (
+from certvigil.observed.handshake import FailureKind, ProbeFailure
+from certvigil.observed.revocation import (
     CertificateRevocationObservation,
     RevocationMethod,
     RevocationObservation,
 )
+from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.staple import fetch_staple
 from certvigil.probe.tls import ProbeOptions
 from certvigil.target import StartTLS, Target

@@ -13,7 +13,7 @@ from certvigil.analysis.model import (
     KeyType,
     Severity,
 )
-from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
+from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.target import Target
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

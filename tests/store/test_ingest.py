@@ -8,7 +8,7 @@ import pytest
 
 from certvigil.analysis.model import Finding, Severity
 from certvigil.errors import StoreError
-from certvigil.probe.observation import FailureKind
+from certvigil.observed.handshake import FailureKind
 from certvigil.store import ObservationStatus, Store
 from certvigil.target import StartTLS, Target
 from tests.store.factories import NOW, facts, failed_report, ok_report

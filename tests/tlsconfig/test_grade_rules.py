@@ -18,14 +18,14 @@ from certvigil.analysis.grade import GRADES, CertificateVerdicts
 from certvigil.analysis.model import KeyType
 from certvigil.analysis.mozilla_profiles import MozillaProfile, check_mozilla_profile
 from certvigil.analysis.tls_config import judge_tls_config, parse_hsts_max_age
-from certvigil.probe.cipher_suites import SUITES
-from certvigil.probe.tls_config_observation import (
+from certvigil.observed.tls_config import (
     HttpObservation,
     ProtocolSupport,
     TlsConfigObservation,
 )
-from certvigil.probe.tls_records import TlsProtocol
 from certvigil.target import Target
+from certvigil.tls.cipher_suites import SUITES
+from certvigil.tls.records import TlsProtocol
 
 CERT = CertificateVerdicts(
     is_trusted=True, hostname_matches=True, key_type=KeyType.RSA, key_bits=2048,

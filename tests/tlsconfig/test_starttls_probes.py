@@ -8,9 +8,9 @@ import pytest
 
 from certvigil.lab.pki import ThrowawayPki
 from certvigil.lab.servers import StartTlsServer
-from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.observed.handshake import FailureKind, ProbeFailure
+from certvigil.observed.tls_config import TlsConfigObservation, TlsProtocol
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.probe.tls_config_observation import TlsConfigObservation, TlsProtocol
 from certvigil.target import StartTLS, Target
 
 

@@ -14,12 +14,12 @@ from certvigil.analysis.deep_assessment import assess_tls
 from certvigil.analysis.grade import CertificateVerdicts
 from certvigil.analysis.model import KeyType
 from certvigil.analysis.tls_config import judge_tls_config
-from certvigil.probe.cipher_suites import SUITES
-from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.observed.handshake import FailureKind, ProbeFailure
+from certvigil.observed.tls_config import TlsConfigObservation
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.probe.tls_config_observation import TlsConfigObservation
-from certvigil.probe.tls_records import GROUP_NAMES, TlsProtocol
 from certvigil.target import Target
+from certvigil.tls.cipher_suites import SUITES
+from certvigil.tls.records import GROUP_NAMES, TlsProtocol
 
 from .conftest import StartServer
 

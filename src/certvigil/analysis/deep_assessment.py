@@ -13,7 +13,7 @@ from certvigil.analysis.grade import (
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.mozilla_profiles import ProfileCompliance, check_mozilla_profiles
 from certvigil.analysis.tls_config import TlsConfigReport, judge_tls_config
-from certvigil.probe.tls_config_observation import TlsConfigObservation
+from certvigil.observed.tls_config import TlsConfigObservation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

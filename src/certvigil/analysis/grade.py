@@ -18,9 +18,9 @@ from certvigil.analysis.tls_config import (
     TlsConfigReport,
     accepted_tls_suites,
 )
-from certvigil.probe.cipher_suites import CipherSuite
-from certvigil.probe.tls_config_observation import TlsConfigObservation
-from certvigil.probe.tls_records import TlsProtocol
+from certvigil.observed.tls_config import TlsConfigObservation
+from certvigil.tls.cipher_suites import CipherSuite
+from certvigil.tls.records import TlsProtocol
 
 GRADES: tuple[str, ...] = ("A+", "A", "A-", "B", "C", "D", "E", "F")
 """Letter grades, best first; T and M stand outside this order."""

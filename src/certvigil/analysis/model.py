@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from certvigil.analysis.revocation_model import RevocationReport
-from certvigil.probe.observation import ProbeFailure, TlsObservation
+from certvigil.observed.handshake import ProbeFailure, TlsObservation
 from certvigil.target import Target
 
 if TYPE_CHECKING:  # deep_assessment imports this module

@@ -13,8 +13,8 @@ from enum import StrEnum
 from certvigil.analysis.grade import CertificateVerdicts
 from certvigil.analysis.model import KeyType
 from certvigil.analysis.tls_config import TlsConfigReport, accepted_tls_suites
-from certvigil.probe.tls_config_observation import TlsConfigObservation
-from certvigil.probe.tls_records import TlsProtocol
+from certvigil.observed.tls_config import TlsConfigObservation
+from certvigil.tls.records import TlsProtocol
 
 MOZILLA_GUIDELINES_VERSION = "5.7"
 """The version of Mozilla's Server Side TLS guidelines these profiles follow."""

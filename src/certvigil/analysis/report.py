@@ -40,7 +40,7 @@ from certvigil.analysis.model import (
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.trust import TrustStore
 from certvigil.errors import CertificateLoadError
-from certvigil.probe.observation import ProbeFailure, TlsObservation
+from certvigil.observed.handshake import ProbeFailure, TlsObservation
 
 __all__ = ["ChainAnalysis", "analyse_chain_der", "analyse_endpoint", "issuer_urls_to_fetch"]
 

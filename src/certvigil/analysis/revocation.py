@@ -27,7 +27,7 @@ from certvigil.analysis.revocation_model import (
     RevocationStatus,
     StapleReport,
 )
-from certvigil.probe.revocation_observation import (
+from certvigil.observed.revocation import (
     CertificateRevocationObservation,
     FetchFailureKind,
     RevocationFetch,

@@ -22,7 +22,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from certvigil.analysis.revocation_model import MethodResult, RevocationStatus
-from certvigil.probe.revocation_observation import RevocationMethod
+from certvigil.observed.revocation import RevocationMethod
 
 CLOCK_SKEW = timedelta(minutes=5)
 """Tolerance for clocks that disagree: thisUpdate may lie this far in the future and

@@ -12,7 +12,7 @@ from certvigil.analysis.revocation_model import (
     RevocationStatus,
     StapleReport,
 )
-from certvigil.probe.revocation_observation import RevocationMethod
+from certvigil.observed.revocation import RevocationMethod
 
 
 def revocation_findings(report: RevocationReport) -> tuple[Finding, ...]:

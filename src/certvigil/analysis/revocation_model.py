@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from certvigil.probe.revocation_observation import RevocationMethod
+from certvigil.observed.revocation import RevocationMethod
 
 
 class RevocationStatus(StrEnum):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from certvigil.analysis.model import Finding, Severity
-from certvigil.probe.cipher_suites import CipherSuite, suite_for
-from certvigil.probe.tls_config_observation import TlsConfigObservation
-from certvigil.probe.tls_records import GROUP_BITS, GROUP_NAMES, SSL2_CIPHER_SPECS, TlsProtocol
+from certvigil.observed.tls_config import TlsConfigObservation
+from certvigil.tls.cipher_suites import CipherSuite, suite_for
+from certvigil.tls.records import GROUP_BITS, GROUP_NAMES, SSL2_CIPHER_SPECS, TlsProtocol
 
 HSTS_MIN_MAX_AGE_S = 15_552_000
 """180 days: the shortest HSTS max-age SSL Labs rewards with A+."""

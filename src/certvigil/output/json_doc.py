@@ -32,9 +32,9 @@ from certvigil.analysis.revocation_model import (
     StapleReport,
 )
 from certvigil.errors import TargetError
+from certvigil.observed.handshake import ProbeFailure, TlsObservation
 from certvigil.output.plain_json import jsonable
 from certvigil.output.summary import Tally, days_remaining
-from certvigil.probe.observation import ProbeFailure, TlsObservation
 from certvigil.target import Target
 
 SCHEMA_VERSION = 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from certvigil.probe.revocation_observation import FetchFailure, FetchFailureKind
+from certvigil.observed.revocation import FetchFailure, FetchFailureKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,13 +19,13 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certvigil.probe.capped_http import HttpLimits, capped_request
-from certvigil.probe.revocation_observation import (
+from certvigil.observed.revocation import (
     FetchFailure,
     FetchFailureKind,
     RevocationFetch,
     RevocationMethod,
 )
+from certvigil.probe.capped_http import HttpLimits, capped_request
 
 DEFAULT_CRL_MAX_BYTES = 20 * 1024 * 1024
 """Largest CRL accepted by default: the biggest public CRLs are a few MiB."""

@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from certvigil.probe.capped_http import HttpLimits, capped_request
-from certvigil.probe.revocation_observation import (
+from certvigil.observed.revocation import (
     FetchFailure,
     FetchFailureKind,
     RevocationFetch,
     RevocationMethod,
 )
+from certvigil.probe.capped_http import HttpLimits, capped_request
 
 GET_MAX_ENCODED_BYTES = 255
 """RFC 5019 §5: use GET when the encoded request is under 255 bytes, POST otherwise

@@ -7,7 +7,7 @@ import ipaddress
 import socket
 
 from certvigil.errors import ProbeError
-from certvigil.probe.observation import FailureKind
+from certvigil.observed.handshake import FailureKind
 
 # getaddrinfo errors that may go away on their own (a resolver that did not answer in
 # time, or a temporary failure): worth one retry, unlike "no such name".

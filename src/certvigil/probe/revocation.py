@@ -26,14 +26,14 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from certvigil.probe.capped_http import HttpLimits
-from certvigil.probe.crl_fetch import DEFAULT_CRL_MAX_BYTES, CrlCache
-from certvigil.probe.ocsp_fetch import DEFAULT_OCSP_MAX_BYTES, build_ocsp_request, fetch_ocsp
-from certvigil.probe.revocation_observation import (
+from certvigil.observed.revocation import (
     CertificateRevocationObservation,
     RevocationFetch,
     RevocationObservation,
 )
+from certvigil.probe.capped_http import HttpLimits
+from certvigil.probe.crl_fetch import DEFAULT_CRL_MAX_BYTES, CrlCache
+from certvigil.probe.ocsp_fetch import DEFAULT_OCSP_MAX_BYTES, build_ocsp_request, fetch_ocsp
 from certvigil.target import Target
 
 __all__ = ["CrlCache", "RevocationOptions", "check_revocation"]

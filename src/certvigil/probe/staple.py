@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from OpenSSL import SSL
 
 from certvigil.errors import ProbeError
-from certvigil.probe.observation import FailureKind, ProbeFailure
+from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.starttls import PlainChannel, negotiate_starttls
 from certvigil.probe.tls import ProbeOptions
 from certvigil.target import Target

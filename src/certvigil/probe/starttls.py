@@ -15,7 +15,7 @@ import socket
 import struct
 
 from certvigil.errors import ProbeError
-from certvigil.probe.observation import FailureKind
+from certvigil.observed.handshake import FailureKind
 from certvigil.target import StartTLS
 
 _MAX_REPLY_BYTES = 65536

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from OpenSSL import SSL, crypto
 
 from certvigil.errors import ProbeError
-from certvigil.probe.observation import FailureKind, ProbeFailure, TlsObservation
+from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.starttls import PlainChannel, negotiate_starttls
 from certvigil.target import Target
 

@@ -1,7 +1,7 @@
 """Protocol and cipher probing: which versions, suites and groups an endpoint accepts.
 
 Each probe is one TCP connection carrying one hand-built ClientHello (see
-``certvigil.probe.tls_records``); the answer is read up to the ServerHello (or the
+``certvigil.tls.records``); the answer is read up to the ServerHello (or the
 ServerKeyExchange, when the key-exchange size is wanted) and the connection dropped.
 Probes for one endpoint run concurrently, capped by a semaphore, so an assessment
 takes about as many round trips as the longest chain of dependent probes: suite
@@ -21,21 +21,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from certvigil.errors import ProbeError
-from certvigil.probe.cipher_suites import (
+from certvigil.observed.handshake import FailureKind, ProbeFailure
+from certvigil.observed.tls_config import (
+    HttpObservation,
+    ProtocolSupport,
+    TlsConfigObservation,
+)
+from certvigil.probe.starttls import PlainChannel, negotiate_starttls
+from certvigil.target import StartTLS, Target
+from certvigil.tls.cipher_suites import (
     SCSV_FALLBACK,
     SUITES,
     TLS12_SUITES,
     TLS13_SUITES,
     SuiteClass,
 )
-from certvigil.probe.observation import FailureKind, ProbeFailure
-from certvigil.probe.starttls import PlainChannel, negotiate_starttls
-from certvigil.probe.tls_config_observation import (
-    HttpObservation,
-    ProtocolSupport,
-    TlsConfigObservation,
-)
-from certvigil.probe.tls_records import (
+from certvigil.tls.records import (
     ALERT_INAPPROPRIATE_FALLBACK,
     COMPRESSION_DEFLATE,
     COMPRESSION_NULL,
@@ -56,7 +57,6 @@ from certvigil.probe.tls_records import (
     parse_server_reply,
     parse_sslv2_reply,
 )
-from certvigil.target import StartTLS, Target
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0

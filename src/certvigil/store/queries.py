@@ -35,7 +35,7 @@ from certvigil.analysis.model import (
     Severity,
     ValidationLevel,
 )
-from certvigil.probe.observation import FailureKind
+from certvigil.observed.handshake import FailureKind
 from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINT_TAGS, ENDPOINTS, OBSERVATIONS
 from certvigil.store.records import (
     DeploymentRecord,

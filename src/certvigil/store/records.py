@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from certvigil.analysis.model import Finding, Severity
-from certvigil.probe.observation import FailureKind
+from certvigil.observed.handshake import FailureKind
 from certvigil.target import Target
 
 ObservationId = int

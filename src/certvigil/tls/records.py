@@ -18,7 +18,7 @@ from functools import cache
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from certvigil.probe.cipher_suites import suite_for
+from certvigil.tls.cipher_suites import suite_for
 
 
 class TlsProtocol(StrEnum):

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certvigil.probe.cipher_suites import SUITES, TLS13_SUITES, SuiteClass, suite_for
-from certvigil.probe.tls_records import (
+from certvigil.tls.cipher_suites import SUITES, TLS13_SUITES, SuiteClass, suite_for
+from certvigil.tls.records import (
     AlertReply,
     ClientHelloSpec,
     Incomplete,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from certvigil.probe.tls_records import TlsProtocol
 from certvigil.target import Target
+from certvigil.tls.records import TlsProtocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
