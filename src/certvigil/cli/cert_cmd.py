@@ -22,7 +22,9 @@ from certvigil.certfiles import load_certificate_file
 from certvigil.cli.app import app
 from certvigil.cli.options import (
     CaFilesOption,
+    DebugOption,
     DefaultCaOption,
+    OutputOption,
     SystemTrustOption,
     ThresholdsOption,
 )
@@ -65,11 +67,8 @@ def cert_command(
     thresholds: ThresholdsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per file.")] = False,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write results to FILE."),
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks for errors.")] = False,
+    output: OutputOption = None,
+    debug: DebugOption = False,
 ) -> None:
     """Judge certificate files offline: expiry, chain, trust, hostname, key and signature."""
     del debug  # read from argv by certvigil.cli.app.main

@@ -17,6 +17,7 @@ from certvigil import __version__
 from certvigil.analysis.model import EndpointReport, Severity
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
+from certvigil.cli.options import DebugOption, ProgressOption
 from certvigil.cli.scan_cmd import (
     build_trust,
     choose_format,
@@ -71,15 +72,8 @@ def judgement_problem(endpoint: DemoEndpoint, report: EndpointReport | None) -> 
 def demo_command(
     as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per endpoint.")] = False,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="Progress bar on stderr \\[default: when stderr is a terminal].",
-            show_default=False,
-        ),
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks for errors.")] = False,
+    progress: ProgressOption = None,
+    debug: DebugOption = False,
 ) -> None:
     """Serve typical certificate faults on 127.0.0.1 and scan them (nothing else is touched)."""
     del debug  # read from argv by certvigil.cli.app.main

@@ -25,7 +25,14 @@ from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.cli.options import CaFilesOption, DefaultCaOption, SystemTrustOption
+from certvigil.cli.options import (
+    CaFilesOption,
+    ConnectTimeoutOption,
+    DebugOption,
+    DefaultCaOption,
+    HandshakeTimeoutOption,
+    SystemTrustOption,
+)
 from certvigil.cli.scan_cmd import build_trust, stderr_console
 from certvigil.errors import TargetError, UsageError
 from certvigil.output.plain_json import jsonable
@@ -148,18 +155,13 @@ def grade_command(
             "--revocation/--no-revocation", help="Check OCSP/CRL (a revoked leaf grades F)."
         ),
     ] = True,
-    connect_timeout: Annotated[
-        float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
-    ] = 5.0,
-    handshake_timeout: Annotated[
-        float,
-        typer.Option("--handshake-timeout", metavar="S", help="TLS handshake limit, seconds."),
-    ] = 10.0,
+    connect_timeout: ConnectTimeoutOption = 5.0,
+    handshake_timeout: HandshakeTimeoutOption = 10.0,
     per_ip: Annotated[
         int, typer.Option("--per-ip", min=1, help="Most connections open to the endpoint.")
     ] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks for errors.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Grade one endpoint's TLS setup like SSL Labs, with every rule explained."""
     del debug  # read from argv by certvigil.cli.app.main

@@ -43,3 +43,33 @@ ThresholdsOption = Annotated[
     ),
 ]
 """``--threshold DAYS``: expiry thresholds, repeatable."""
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Tracebacks for errors.")]
+"""``--debug``: declared on each command so it may follow it; ``app.main`` reads it."""
+
+ConnectTimeoutOption = Annotated[
+    float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
+]
+"""``--connect-timeout S``: the TCP connect limit."""
+
+HandshakeTimeoutOption = Annotated[
+    float,
+    typer.Option("--handshake-timeout", metavar="S", help="TLS handshake limit, seconds."),
+]
+"""``--handshake-timeout S``: the TLS handshake limit."""
+
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bar on stderr \\[default: when stderr is a terminal].",
+        show_default=False,
+    ),
+]
+"""``--progress/--no-progress``: ``None`` draws the bar when stderr is a terminal."""
+
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", metavar="FILE", help="Write results to FILE."),
+]
+"""``--output FILE``: results to a file instead of stdout."""

@@ -42,7 +42,12 @@ from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
     CaFilesOption,
+    ConnectTimeoutOption,
+    DebugOption,
     DefaultCaOption,
+    HandshakeTimeoutOption,
+    OutputOption,
+    ProgressOption,
     SystemTrustOption,
     ThresholdsOption,
 )
@@ -346,13 +351,8 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
-    connect_timeout: Annotated[
-        float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
-    ] = 5.0,
-    handshake_timeout: Annotated[
-        float,
-        typer.Option("--handshake-timeout", metavar="S", help="TLS handshake limit, seconds."),
-    ] = 10.0,
+    connect_timeout: ConnectTimeoutOption = 5.0,
+    handshake_timeout: HandshakeTimeoutOption = 10.0,
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retries after a time-out or reset.")
     ] = 1,
@@ -379,19 +379,9 @@ def scan_command(
         bool, typer.Option("--json", help="Write one JSON document (docs/json-schema.md).")
     ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per endpoint.")] = False,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write results to FILE."),
-    ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="Progress bar on stderr \\[default: when stderr is a terminal].",
-            show_default=False,
-        ),
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks for errors.")] = False,
+    output: OutputOption = None,
+    progress: ProgressOption = None,
+    debug: DebugOption = False,
 ) -> None:
     """Scan TLS endpoints and judge expiry, chain, trust, hostname, key and signature."""
     del debug  # read from argv by certvigil.cli.app.main
