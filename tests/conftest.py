@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from certvigil.analysis.trust import TrustStore
 from certvigil.errors import StoreError
+from certvigil.lab.pki import IssuedCert, ThrowawayPki
 from certvigil.lab.postgres import ThrowawayPostgres, postgres_bindir
 from certvigil.store import Store, open_store
 from certvigil.store.models import Base
@@ -109,3 +111,24 @@ def open_another_store(store_url: str) -> Iterator[Callable[[], Store]]:
     yield _open
     for handle in opened:
         handle.close()
+
+
+# A throwaway PKI for the scan tests (module-scoped: each module gets its own CA).
+
+
+@pytest.fixture(scope="module")
+def pki() -> ThrowawayPki:
+    """A root and intermediate for these tests."""
+    return ThrowawayPki.create()
+
+
+@pytest.fixture(scope="module")
+def leaf(pki: ThrowawayPki) -> IssuedCert:
+    """A leaf for localhost and 127.0.0.1."""
+    return pki.issue_leaf(dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+
+
+@pytest.fixture(scope="module")
+def trust(pki: ThrowawayPki) -> TrustStore:
+    """A trust store holding only the test root."""
+    return TrustStore.from_certificates([pki.root.certificate], source="test root")

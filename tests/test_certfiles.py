@@ -15,12 +15,6 @@ from certvigil.lab.pki import ThrowawayPki
 DATA = Path(__file__).resolve().parent / "data" / "certs"
 
 
-@pytest.fixture(scope="module")
-def pki() -> ThrowawayPki:
-    """A throwaway root and intermediate."""
-    return ThrowawayPki.create()
-
-
 def test_real_pem_bundle() -> None:
     """A real served chain loads as DER in file order."""
     ders = load_certificate_file(DATA / "real-sites" / "microsoft.com.chain.pem")

@@ -28,24 +28,6 @@ FAST = ScanOptions(
 )
 
 
-@pytest.fixture(scope="module")
-def pki() -> ThrowawayPki:
-    """A root and intermediate for these tests."""
-    return ThrowawayPki.create()
-
-
-@pytest.fixture(scope="module")
-def leaf(pki: ThrowawayPki) -> IssuedCert:
-    """A leaf for localhost and 127.0.0.1."""
-    return pki.issue_leaf(dns_names=("localhost",), ip_addresses=("127.0.0.1",))
-
-
-@pytest.fixture(scope="module")
-def trust(pki: ThrowawayPki) -> TrustStore:
-    """A trust store holding only the test root."""
-    return TrustStore.from_certificates([pki.root.certificate], source="test root")
-
-
 def collect(targets: list[Target], trust: TrustStore, **kwargs: object) -> list[EndpointReport]:
     """Every report of a worker scan."""
 

@@ -13,12 +13,6 @@ from certvigil.output.files import FILE_COLUMNS, CertDocument
 from tests.cli.scan_lab import Result, run_cli
 
 
-@pytest.fixture(scope="module")
-def pki() -> ThrowawayPki:
-    """A throwaway PKI."""
-    return ThrowawayPki.create()
-
-
 @pytest.fixture
 def ca_file(pki: ThrowawayPki, tmp_path: Path) -> Path:
     """The PKI's root in a PEM file."""

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from certvigil.config import load_config
 from certvigil.config.expand import expand_targets
 from certvigil.daemon.runner import Daemon
@@ -18,12 +16,6 @@ from certvigil.lab.servers import TlsServer, closed_port
 from certvigil.scan import ScanOptions
 from certvigil.store import Store, open_store
 from tests.daemon.helpers import counting_receiver, expiring_leaf, write_config
-
-
-@pytest.fixture(scope="module")
-def pki() -> ThrowawayPki:
-    """A throwaway root and intermediate for the daemon's endpoints."""
-    return ThrowawayPki.create()
 
 
 def test_once_records_every_endpoint_and_delivers_each_alert_once(

@@ -19,12 +19,6 @@ ENDPOINTS = 10
 HOLD_S = 0.5
 
 
-@pytest.fixture(scope="module")
-def pki() -> ThrowawayPki:
-    """A throwaway root and intermediate for the daemon's endpoints."""
-    return ThrowawayPki.create()
-
-
 @pytest.fixture
 def slow_server(pki: ThrowawayPki) -> Iterator[ServerAddress]:
     """A TLS server that waits before each handshake; its leaf expires in 5 days."""

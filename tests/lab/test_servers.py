@@ -20,12 +20,6 @@ from certvigil.lab.servers import (
 )
 
 
-@pytest.fixture(scope="module")
-def pki() -> ThrowawayPki:
-    """A root and intermediate for these tests."""
-    return ThrowawayPki.create()
-
-
 def served_by_openssl(endpoint: str) -> list[x509.Certificate]:
     """The chain ``openssl s_client -showcerts`` receives from ``endpoint``."""
     completed = subprocess.run(
