@@ -118,8 +118,8 @@ def write_files_json(
         summary=SummaryModel.build(tally),
         finished_at_utc=finished_at_utc,
     )
-    # Parsed and dumped again so that key order and spacing match the scan document.
-    stream.write(json.dumps(json.loads(document.model_dump_json())) + "\n")
+    # The stdlib's spacing, as in the streamed scan document.
+    stream.write(json.dumps(document.model_dump(mode="json")) + "\n")
 
 
 FILE_COLUMNS: tuple[str, ...] = (
