@@ -45,7 +45,8 @@ def _root(
     del version, debug
 
 
-def _register_commands(argv: list[str]) -> None:
+def register_commands(argv: list[str]) -> None:
+    """Import the module of the sub-command named in ``argv`` (all of them if unsure)."""
     # Imported for their side effect of adding commands to ``app``. ``scan`` needs only
     # its own module: the store, alerts and configuration imports (SQLAlchemy, alembic,
     # apprise) would add about a second to every scan's start-up.
@@ -74,7 +75,7 @@ def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line and exit with a documented exit code."""
-    _register_commands(argv if argv is not None else sys.argv[1:])
+    register_commands(argv if argv is not None else sys.argv[1:])
     exits = _exception_classes("Exit")
     aborts: tuple[type[BaseException], ...] = (*_exception_classes("Abort"), KeyboardInterrupt)
     no_args = _exception_classes("NoArgsIsHelpError")
