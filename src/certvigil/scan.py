@@ -30,22 +30,24 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-import httpx
+from typing import TYPE_CHECKING
 
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint, issuer_urls_to_fetch
 from certvigil.analysis.trust import TrustStore
-from certvigil.deep_scan import deepen_report
+from certvigil.ipaddr import parse_ip
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.probe.aia import IssuerFetcher
-from certvigil.probe.crl_fetch import CrlCache
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
-from certvigil.probe.revocation import RevocationOptions
+from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.revocation_scan import check_report_revocation
 from certvigil.target import Target
+
+if TYPE_CHECKING:
+    import httpx
+
+    from certvigil.probe.aia import IssuerFetcher
+    from certvigil.probe.crl_fetch import CrlCache
 
 _TRANSIENT_KINDS = frozenset({FailureKind.TIMEOUT, FailureKind.CONNECTION_RESET})
 _DNS_CACHE_ENTRIES = 4096
@@ -61,7 +63,7 @@ def subnet_of(address: str) -> str:
     Returns:
         The network, e.g. ``"192.0.2.0/24"``.
     """
-    ip = ipaddress.ip_address(address)
+    ip = parse_ip(address)
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
@@ -320,9 +322,11 @@ class EndpointScanner:
             else None
         )
         self._dns: dict[tuple[str, int], asyncio.Future[tuple[str, ...]]] = {}
-        self._fetcher = IssuerFetcher(timeout_s=options.aia_timeout_s)
+        # The HTTP side (AIA fetches, revocation) is set up on first use: most scans
+        # never need it, and its imports alone cost a tenth of a second of start-up.
+        self._fetcher: IssuerFetcher | None = None
         self._http: httpx.AsyncClient | None = None
-        self._crl_cache = CrlCache(clock=clock)
+        self._crl_cache: CrlCache | None = None
         self._to_analyse: list[
             tuple[TlsObservation | ProbeFailure, datetime, asyncio.Future[EndpointReport]]
         ] = []
@@ -331,7 +335,8 @@ class EndpointScanner:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._fetcher.aclose()
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
         if self._http is not None:
             await self._http.aclose()
 
@@ -344,8 +349,16 @@ class EndpointScanner:
         try:
             report, fetched_der = await self._scan_one(target)
             if self._options.revocation and report.observation is not None:
+                from certvigil.revocation_scan import check_report_revocation
+
                 if self._http is None:
+                    import httpx
+
                     self._http = httpx.AsyncClient()
+                if self._crl_cache is None:
+                    from certvigil.probe.crl_fetch import CrlCache
+
+                    self._crl_cache = CrlCache(clock=self._clock)
                 report = await check_report_revocation(
                     report,
                     http=self._http,
@@ -357,6 +370,8 @@ class EndpointScanner:
                 )
             if self._options.deep and report.observation is not None:
                 address = report.observation.peer_address
+                from certvigil.deep_scan import deepen_report
+
                 report = await deepen_report(
                     report,
                     connect_timeout_s=self._options.connect_timeout_s,
@@ -384,6 +399,10 @@ class EndpointScanner:
             if not urls:
                 break
             fetched_urls.update(urls)
+            if self._fetcher is None:
+                from certvigil.probe.aia import IssuerFetcher
+
+                self._fetcher = IssuerFetcher(timeout_s=self._options.aia_timeout_s)
             fetches = await self._fetcher.fetch_all(urls)
             found = [der for fetch in fetches for der in fetch.certificates_der]
             if not found:

@@ -36,7 +36,7 @@ from certvigil.cli.options import (
 from certvigil.cli.scan_cmd import build_trust, stderr_console
 from certvigil.errors import TargetError, UsageError
 from certvigil.output.plain_json import jsonable
-from certvigil.probe.revocation import RevocationOptions
+from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan import ScanOptions, scan
 from certvigil.target import Target
 from certvigil.targets import (

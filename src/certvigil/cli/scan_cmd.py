@@ -53,7 +53,7 @@ from certvigil.cli.options import (
 )
 from certvigil.errors import CertvigilError, TargetError, UsageError
 from certvigil.output.sink import OutputFormat, ReportSink
-from certvigil.probe.revocation import RevocationOptions
+from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan import ScanOptions, ScanProgress, utc_now
 from certvigil.scan_checks import ALL_CHECKS, ScanChecks, parse_checks
 from certvigil.scan_workers import choose_workers, scan_stream_workers

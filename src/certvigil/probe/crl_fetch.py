@@ -27,9 +27,6 @@ from certvigil.observed.revocation import (
 )
 from certvigil.probe.capped_http import HttpLimits, capped_request
 
-DEFAULT_CRL_MAX_BYTES = 20 * 1024 * 1024
-"""Largest CRL accepted by default: the biggest public CRLs are a few MiB."""
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Download:

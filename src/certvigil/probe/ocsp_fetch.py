@@ -26,9 +26,6 @@ GET_MAX_ENCODED_BYTES = 255
 """RFC 5019 §5: use GET when the encoded request is under 255 bytes, POST otherwise
 (GET answers can be cached by HTTP proxies and CDNs in front of the responder)."""
 
-DEFAULT_OCSP_MAX_BYTES = 1024 * 1024
-"""Largest OCSP response accepted: a real one is a few KB."""
-
 
 def build_ocsp_request(cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
     """The DER OCSPRequest for ``cert``, with a SHA-1 CertID and no nonce.

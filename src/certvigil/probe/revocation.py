@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -32,43 +31,12 @@ from certvigil.observed.revocation import (
     RevocationObservation,
 )
 from certvigil.probe.capped_http import HttpLimits
-from certvigil.probe.crl_fetch import DEFAULT_CRL_MAX_BYTES, CrlCache
-from certvigil.probe.ocsp_fetch import DEFAULT_OCSP_MAX_BYTES, build_ocsp_request, fetch_ocsp
+from certvigil.probe.crl_fetch import CrlCache
+from certvigil.probe.ocsp_fetch import build_ocsp_request, fetch_ocsp
+from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.target import Target
 
 __all__ = ["CrlCache", "RevocationOptions", "check_revocation"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RevocationOptions:
-    """What to fetch and the limits on fetching it.
-
-    Attributes:
-        use_crl: Download CRLs from the distribution points certificates name.
-        use_ocsp: Ask the OCSP responders certificates name.
-        ocsp_for_intermediates: Ask OCSP about intermediates too, not only the leaf
-            (CRLs are always checked for every certificate that names one).
-        timeout_s: Limit on each HTTP phase (connect, write, read between bytes).
-        total_timeout_s: Limit on one whole fetch, body included.
-        crl_max_bytes: Largest CRL accepted.
-        ocsp_max_bytes: Largest OCSP response accepted.
-        ocsp_prefer_post: POST every OCSP request, even those short enough for GET
-            (for responders that mishandle GET).
-    """
-
-    use_crl: bool = True
-    use_ocsp: bool = True
-    ocsp_for_intermediates: bool = False
-    timeout_s: float = 5.0
-    total_timeout_s: float = 15.0
-    crl_max_bytes: int = DEFAULT_CRL_MAX_BYTES
-    ocsp_max_bytes: int = DEFAULT_OCSP_MAX_BYTES
-    ocsp_prefer_post: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("timeout_s", "total_timeout_s", "crl_max_bytes", "ocsp_max_bytes"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
 
 
 async def check_revocation(
