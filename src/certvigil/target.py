@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
+
+from certvigil.ipaddr import is_ip_literal
 
 
 class StartTLS(StrEnum):
@@ -47,7 +47,7 @@ class Target:
     @property
     def is_ip(self) -> bool:
         """Whether ``host`` is an IP address literal rather than a DNS name."""
-        return _is_ip_literal(self.host)
+        return is_ip_literal(self.host)
 
     @property
     def server_name(self) -> str | None:
@@ -74,13 +74,3 @@ class Target:
         if self.starttls is not None:
             text += f" (starttls {self.starttls.value})"
         return text
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_ip_literal(host: str) -> bool:
-    # Cached: a scan asks several times per target, and parsing costs more than a lookup.
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

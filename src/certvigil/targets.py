@@ -47,6 +47,7 @@ from typing import TextIO
 import idna
 
 from certvigil.errors import TargetError, UsageError
+from certvigil.ipaddr import ip_or_none, parse_ip
 from certvigil.target import StartTLS, Target
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -365,10 +366,9 @@ def _is_ipv6(text: str) -> bool:
 
 
 def _parse_host(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        pass
+    address = ip_or_none(text)
+    if address is not None:
+        return str(address)
     if ":" in text:
         raise ValueError("not a valid IPv6 address")
     if _DIGITS_AND_DOTS_RE.match(text):
@@ -479,7 +479,7 @@ class _Seen:
             return True
         if not target.is_ip:
             return False
-        address = ipaddress.ip_address(target.host)
+        address = parse_ip(target.host)
         return any(
             target.port in ports
             and address.version == network.version

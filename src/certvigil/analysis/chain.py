@@ -16,7 +16,6 @@ certificates are read off the verified path, or the walked one.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from cryptography.x509.verification import (
 from certvigil.analysis.certificate import ParsedCertificate, parse_certificate
 from certvigil.analysis.model import CertificateFacts, ChainReport
 from certvigil.analysis.trust import TrustStore
+from certvigil.ipaddr import parse_ip
 
 __all__ = ["ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
 
@@ -554,7 +554,7 @@ def _own_subjects(facts: CertificateFacts) -> list[x509.DNSName | x509.IPAddress
         for name in facts.san_dns
         if name.isascii()
     ]
-    subjects += [x509.IPAddress(ipaddress.ip_address(a)) for a in facts.san_ip]
+    subjects += [x509.IPAddress(parse_ip(a)) for a in facts.san_ip]
     return subjects
 
 

@@ -20,6 +20,7 @@ from enum import StrEnum
 import idna
 
 from certvigil.analysis.model import CertificateFacts
+from certvigil.ipaddr import ip_or_none
 
 __all__ = ["HostnameMatch", "MatchedBy", "match_hostname", "normalise_name"]
 
@@ -64,10 +65,9 @@ def normalise_name(name: str) -> str:
     """
     text = name.strip()
     bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    try:
-        return str(ipaddress.ip_address(bare))
-    except ValueError:
-        pass
+    address = ip_or_none(bare)
+    if address is not None:
+        return str(address)
     text = text.rstrip(".").lower()
     if text.isascii():
         return text
@@ -89,13 +89,10 @@ def match_hostname(facts: CertificateFacts, name: str) -> HostnameMatch:
         The match result, naming the identifier that matched.
     """
     reference = normalise_name(name)
-    try:
-        address = ipaddress.ip_address(reference)
-    except ValueError:
-        address = None
+    address = ip_or_none(reference)
     if address is not None:
         for san in facts.san_ip:
-            if ipaddress.ip_address(san) == address:
+            if ip_or_none(san) == address:
                 return HostnameMatch(
                     name=name,
                     reference=reference,
@@ -129,10 +126,7 @@ def _cn_matches(
     common_name: str, reference: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
 ) -> bool:
     if address is not None:
-        try:
-            return ipaddress.ip_address(common_name.strip()) == address
-        except ValueError:
-            return False
+        return ip_or_none(common_name.strip()) == address
     return dns_pattern_matches(normalise_name(common_name), reference)
 
 

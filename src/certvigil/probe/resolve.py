@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 
 from certvigil.errors import ProbeError
+from certvigil.ipaddr import ip_or_none
 from certvigil.observed.handshake import FailureKind
 
 # getaddrinfo errors that may go away on their own (a resolver that did not answer in
@@ -49,10 +49,9 @@ async def resolve_addresses(
         DnsFailure: When the name does not resolve, resolves to nothing usable, or the
             lookup takes longer than ``timeout_s``.
     """
-    try:
-        return (str(ipaddress.ip_address(host)),)
-    except ValueError:
-        pass
+    literal = ip_or_none(host)
+    if literal is not None:
+        return (str(literal),)
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
