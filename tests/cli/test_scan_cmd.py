@@ -15,7 +15,7 @@ import pytest
 from certvigil.lab.pki import ThrowawayPki
 from certvigil.lab.servers import ServerAddress, StartTlsServer, TlsServer, closed_port
 from certvigil.output.csv_rows import COLUMNS
-from certvigil.output.json_doc import ScanDocument
+from certvigil.output.json_schema import ScanDocument
 from certvigil.target import StartTLS
 from tests.cli.scan_lab import Lab, Result, run_cli, run_process
 

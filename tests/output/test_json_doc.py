@@ -1,4 +1,4 @@
-"""The streamed JSON document parses, validates against its model and carries every fact."""
+"""The streamed JSON document parses, validates against its schema and carries every fact."""
 
 from __future__ import annotations
 
@@ -22,13 +22,17 @@ from certvigil.observed.handshake import ProbeFailure, TlsObservation
 from certvigil.observed.revocation import RevocationMethod
 from certvigil.output.json_doc import (
     SCHEMA_VERSION,
+    JsonDocumentWriter,
+    endpoint_json,
+    utc_text,
+)
+from certvigil.output.json_schema import (
     CertificateModel,
     CertificateRevocationModel,
     ChainModel,
     EndpointModel,
     FailureModel,
     FindingModel,
-    JsonDocumentWriter,
     MethodResultModel,
     ObservationModel,
     RevocationModel,
@@ -187,3 +191,59 @@ def test_revocation_verdict_is_serialised() -> None:
         "detail": "",
     }
     assert json.loads(write_document([good()], []))["endpoints"][0]["revocation"] is None
+
+
+def _keys_match_models(value: object, model: type[BaseModel]) -> list[str]:
+    """Paths where the written keys differ from the model's fields (recursively)."""
+    if not isinstance(value, dict):
+        return ["(not an object)"]
+    problems = []
+    if set(value) != set(model.model_fields):
+        problems.append(f"{model.__name__}: {sorted(set(value) ^ set(model.model_fields))}")
+    for name, field in model.model_fields.items():
+        inner = value.get(name)
+        nested = [
+            arg
+            for arg in (field.annotation, *getattr(field.annotation, "__args__", ()))
+            if isinstance(arg, type) and issubclass(arg, BaseModel)
+        ]
+        for arg in getattr(field.annotation, "__args__", ()):
+            nested += [
+                a
+                for a in getattr(arg, "__args__", ())
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ]
+        if not nested or inner is None:
+            continue
+        for item in inner if isinstance(inner, list) else [inner]:
+            problems += _keys_match_models(item, nested[0])
+    return problems
+
+
+def test_written_endpoints_carry_exactly_the_schema_fields() -> None:
+    """Each written endpoint has every field of its model, nested ones too, and no other."""
+    reports = [good(), expiring(), expired(), refused()]
+    for report in reports:
+        written = json.loads(json.dumps(endpoint_json(report)))
+        assert _keys_match_models(written, EndpointModel) == []
+        assert EndpointModel.model_validate(written).endpoint == report.target.endpoint
+
+
+def test_times_are_utc_with_a_z_suffix() -> None:
+    """Times read ``...Z``, with microseconds only when there are some."""
+    assert utc_text(datetime(2026, 11, 27, 10, 6, 30, tzinfo=UTC)) == "2026-11-27T10:06:30Z"
+    assert (
+        utc_text(datetime(2026, 11, 27, 10, 6, 30, 120, tzinfo=UTC))
+        == "2026-11-27T10:06:30.000120Z"
+    )
+
+
+def test_non_ascii_text_is_written_as_is() -> None:
+    """A U-label in a subject reaches the document as UTF-8 characters, still valid JSON."""
+    report = good()
+    leaf = dataclasses.replace(report.certificates[0], subject="CN=bücher.example")
+    report = dataclasses.replace(report, certificates=(leaf, *report.certificates[1:]))
+    text = write_document([report], [])
+    assert "CN=bücher.example" in text
+    document = ScanDocument.model_validate_json(text)
+    assert document.endpoints[0].certificates[0].subject == "CN=bücher.example"

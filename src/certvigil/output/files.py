@@ -8,10 +8,9 @@ with ``files`` in place of ``endpoints``.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -21,13 +20,15 @@ from certvigil.analysis.model import Severity
 from certvigil.analysis.report import ChainAnalysis
 from certvigil.output.json_doc import (
     SCHEMA_VERSION,
-    CertificateModel,
-    ChainModel,
-    FindingModel,
-    GeneratorModel,
-    OutputModel,
-    SummaryModel,
-    TargetErrorModel,
+    JsonObject,
+    certificates_json,
+    chain_json,
+    dumps,
+    finding_json,
+    generator_json,
+    summary_json,
+    target_error_json,
+    utc_text,
 )
 from certvigil.output.summary import Tally, days_remaining
 
@@ -53,49 +54,20 @@ class FileReport:
     analysis: ChainAnalysis
 
 
-class FileModel(OutputModel):
-    """One analysed file in the ``cert`` JSON document."""
-
-    source: str
-    evaluated_at_utc: datetime
-    expected_name: str | None
-    verdict: Literal["ok", "info", "warning", "critical"]
-    hostname_matches: bool | None
-    certificates: tuple[CertificateModel, ...]
-    chain: ChainModel | None
-    findings: tuple[FindingModel, ...]
-
-    @classmethod
-    def build(cls, report: FileReport) -> FileModel:
-        """From a FileReport."""
-        analysis = report.analysis
-        now = analysis.evaluated_at_utc
-        return cls(
-            source=report.source,
-            evaluated_at_utc=now,
-            expected_name=analysis.expected_name,
-            verdict=analysis.verdict.value,
-            hostname_matches=analysis.hostname_matches,
-            certificates=tuple(
-                CertificateModel.build(facts, index=index, now=now)
-                for index, facts in enumerate(analysis.certificates)
-            ),
-            chain=ChainModel.build(analysis.chain) if analysis.chain else None,
-            findings=tuple(FindingModel.build(f) for f in analysis.findings),
-        )
-
-
-class CertDocument(OutputModel):
-    """The whole ``certvigil cert --json`` document."""
-
-    schema_version: int
-    generator: GeneratorModel
-    command: Literal["cert"]
-    started_at_utc: datetime
-    files: tuple[FileModel, ...]
-    target_errors: tuple[TargetErrorModel, ...]
-    summary: SummaryModel
-    finished_at_utc: datetime
+def file_json(report: FileReport) -> JsonObject:
+    """One analysed file in the ``cert`` JSON document (``json_schema.FileModel``)."""
+    analysis = report.analysis
+    now = analysis.evaluated_at_utc
+    return {
+        "source": report.source,
+        "evaluated_at_utc": utc_text(now),
+        "expected_name": analysis.expected_name,
+        "verdict": analysis.verdict.value,
+        "hostname_matches": analysis.hostname_matches,
+        "certificates": certificates_json(analysis.certificates, now=now),
+        "chain": chain_json(analysis.chain) if analysis.chain else None,
+        "findings": [finding_json(f) for f in analysis.findings],
+    }
 
 
 def write_files_json(
@@ -107,19 +79,18 @@ def write_files_json(
     started_at_utc: datetime,
     finished_at_utc: datetime,
 ) -> None:
-    """Write the ``cert`` JSON document."""
-    document = CertDocument(
-        schema_version=SCHEMA_VERSION,
-        generator=GeneratorModel(version=version),
-        command="cert",
-        started_at_utc=started_at_utc,
-        files=tuple(FileModel.build(r) for r in reports),
-        target_errors=tuple(TargetErrorModel.build(e) for e in tally.target_errors),
-        summary=SummaryModel.build(tally),
-        finished_at_utc=finished_at_utc,
-    )
-    # The stdlib's spacing, as in the streamed scan document.
-    stream.write(json.dumps(document.model_dump(mode="json")) + "\n")
+    """Write the ``cert`` JSON document (``json_schema.CertDocument``)."""
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "generator": generator_json(version),
+        "command": "cert",
+        "started_at_utc": utc_text(started_at_utc),
+        "files": [file_json(r) for r in reports],
+        "target_errors": [target_error_json(e) for e in tally.target_errors],
+        "summary": summary_json(tally),
+        "finished_at_utc": utc_text(finished_at_utc),
+    }
+    stream.write(dumps(document) + "\n")
 
 
 FILE_COLUMNS: tuple[str, ...] = (
