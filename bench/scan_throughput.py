@@ -216,8 +216,14 @@ def run_scanner(
     ]
     if workers is not None:
         command += ["--workers", str(workers)]
+    # As installed, Python keeps compiled modules: let the scanner write and read them
+    # even where the caller's environment says not to (the first, one-endpoint run
+    # writes them), so that every run measures what users run.
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment
+    )
     tree_peak = [0.0]
     stop = threading.Event()
 
