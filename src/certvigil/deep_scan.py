@@ -13,7 +13,7 @@ import dataclasses
 from certvigil.analysis.deep_assessment import assess_endpoint_report
 from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.observed.handshake import ProbeFailure
-from certvigil.probe.tls_config import ConnectionSlot, observe_tls_config
+from certvigil.probe.tls_config import ConnectionSlot, http_is_plausible, observe_tls_config
 
 
 async def deepen_report(
@@ -52,6 +52,7 @@ async def deepen_report(
         connect_timeout_s=connect_timeout_s,
         handshake_timeout_s=handshake_timeout_s,
         max_connections=max_connections,
+        check_http=http_is_plausible(report.target.port, report.observation.alpn),
         connection_slot=connection_slot,
         starttls_timeout_s=starttls_timeout_s,
     )

@@ -16,7 +16,7 @@ from certvigil.analysis.model import KeyType
 from certvigil.analysis.tls_config import judge_tls_config
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.observed.tls_config import TlsConfigObservation
-from certvigil.probe.tls_config import observe_tls_config
+from certvigil.probe.tls_config import http_is_plausible, observe_tls_config
 from certvigil.target import Target
 from certvigil.tls.cipher_suites import SUITES
 from certvigil.tls.records import GROUP_NAMES, TlsProtocol
@@ -252,3 +252,24 @@ def test_non_http_tls_service_is_not_waited_for(s_server: StartServer) -> None:
     assert obs.http is None
     assert obs.accepted_protocols == (TlsProtocol.TLS_1_3,)
     assert obs.elapsed_s < 3
+
+
+@pytest.mark.parametrize(
+    ("port", "alpn", "expected"),
+    [
+        (443, None, True),
+        (8443, None, True),
+        (993, None, False),
+        (636, None, False),
+        (8883, None, False),
+        (993, "http/1.1", True),
+        (12345, "h2", True),
+        (443, "imap", False),
+        (443, "xmpp-client", False),
+    ],
+)
+def test_hsts_request_is_sent_only_where_http_is_plausible(
+    port: int, alpn: str | None, *, expected: bool
+) -> None:
+    """An HTTP ALPN answer decides; without one, ports registered for other protocols skip."""
+    assert http_is_plausible(port, alpn) is expected

@@ -71,6 +71,31 @@ _HTTP_MAX_HEADER_BYTES = 32768
 
 TlsConfigResult = TlsConfigObservation | ProbeFailure
 
+# Ports of services that speak something other than HTTP inside implicit TLS (IANA):
+# SMTPS/submissions, NNTPS, LDAPS, DNS over TLS, FTPS, telnets, IMAPS, POP3S, SIPS,
+# XMPP (legacy), AMQPS, syslog over TLS, MQTT over TLS, Kafka's usual TLS port.
+NON_HTTP_TLS_PORTS = frozenset(
+    {465, 563, 636, 853, 989, 990, 992, 993, 995, 5061, 5223, 5671, 6514, 8883, 9093}
+)
+_HTTP_ALPN = frozenset({"http/0.9", "http/1.0", "http/1.1", "h2", "h2c", "h3"})
+
+
+def http_is_plausible(port: int, alpn: str | None) -> bool:
+    """Whether an HTTPS ``GET /`` (for HSTS) is worth sending to this endpoint.
+
+    A TLS service that is not HTTP may never answer a GET, and the HSTS probe would
+    then wait out its whole time-out. An HTTP ALPN answer settles it; otherwise a port
+    registered for another protocol (``NON_HTTP_TLS_PORTS``) says no. Any other port
+    may be HTTP and is asked.
+
+    Args:
+        port: The endpoint's port.
+        alpn: The ALPN protocol the scan's handshake negotiated, if any.
+    """
+    if alpn is not None:
+        return alpn in _HTTP_ALPN
+    return port not in NON_HTTP_TLS_PORTS
+
 
 @dataclass(frozen=True, slots=True)
 class _Closed:
