@@ -17,13 +17,28 @@ if TYPE_CHECKING:
         Finding,
         Severity,
     )
+    from certvigil.analysis.policy import AnalysisPolicy
+    from certvigil.analysis.report import analyse_endpoint
+    from certvigil.analysis.trust import TrustStore
     from certvigil.errors import CertvigilError
     from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
+    from certvigil.scan import ScanOptions, scan, scan_stream
+    from certvigil.store.api import Store, open_store
     from certvigil.target import StartTLS, Target
+    from certvigil.truststore import load_trust_store
 
 __version__ = "0.1.0"
 
 _HOMES = {
+    "AnalysisPolicy": "certvigil.analysis.policy",
+    "analyse_endpoint": "certvigil.analysis.report",
+    "TrustStore": "certvigil.analysis.trust",
+    "ScanOptions": "certvigil.scan",
+    "scan": "certvigil.scan",
+    "scan_stream": "certvigil.scan",
+    "Store": "certvigil.store.api",
+    "open_store": "certvigil.store.api",
+    "load_trust_store": "certvigil.truststore",
     "CertificateFacts": "certvigil.analysis.model",
     "ChainReport": "certvigil.analysis.model",
     "EndpointReport": "certvigil.analysis.model",
@@ -38,6 +53,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "AnalysisPolicy",
     "CertificateFacts",
     "CertvigilError",
     "ChainReport",
@@ -45,11 +61,19 @@ __all__ = [
     "FailureKind",
     "Finding",
     "ProbeFailure",
+    "ScanOptions",
     "Severity",
     "StartTLS",
+    "Store",
     "Target",
     "TlsObservation",
+    "TrustStore",
     "__version__",
+    "analyse_endpoint",
+    "load_trust_store",
+    "open_store",
+    "scan",
+    "scan_stream",
 ]
 
 
