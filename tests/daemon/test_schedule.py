@@ -44,3 +44,18 @@ def test_wait_runs_to_the_next_due_time_plus_bounded_jitter() -> None:
     assert all(60.0 <= w <= 90.0 for w in waits)
     assert max(waits) - min(waits) > 20  # the jitter spreads the waits
     assert sleep_until_s(50.0, now_s=100.0, jitter_s=0.0, rng=rng) == 0.0
+
+
+def test_a_reloaded_schedule_keeps_when_known_endpoints_were_scanned() -> None:
+    """After a reload, a kept endpoint is due its new interval after its last scan; a new
+    one is due at once, and a dropped one is gone."""
+    kept, dropped = scheduled("kept.test", 3600), scheduled("dropped.test", 3600)
+    old = Schedule([kept, dropped], start_s=100.0)
+    old.mark_scanned(kept.target, 100.0)
+    old.mark_scanned(dropped.target, 100.0)
+    shorter, added = scheduled("kept.test", 600), scheduled("added.test", 3600)
+    new = Schedule([shorter, added], start_s=500.0, previous=old)
+    assert len(new) == 2
+    assert new.due(500.0) == (added,)
+    assert new.due(700.0) == (shorter, added)
+    assert new.next_due_s() == 500.0

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from certvigil.cli.app import app
-from certvigil.config.expand import check_trust_files, expand_targets
-from certvigil.config.loading import load_config
+from certvigil.config.expand import ScheduledTarget, check_trust_files, expand_targets
+from certvigil.config.loading import LoadedConfig, load_config
 from certvigil.config.model import LogFormat, LogLevel
 from certvigil.daemon.logs import LOGGER_NAME, configure_logging
 from certvigil.daemon.runner import Daemon
-from certvigil.store import open_store
+from certvigil.daemon.schedule import Schedule
+from certvigil.errors import CertvigilError
+from certvigil.store import Store, open_store
 
 log = logging.getLogger(f"{LOGGER_NAME}.daemon")
 
@@ -42,34 +45,158 @@ def run_command(
 
     SIGTERM or SIGINT stops the daemon cleanly: no new endpoint is started, those in
     flight get ``scan.shutdown_grace`` to finish and be recorded, and it exits 0.
+    SIGHUP reloads the configuration file: once it validates, in-flight endpoints are
+    finished and recorded and the daemon goes on with the new one; a configuration
+    with mistakes is logged and the running one kept.
     """
-    loaded = load_config(config)
+    setup = _prepare(config)
+    logging_options = _LoggingOptions(format=log_format, level=log_level)
+    logging_options.apply(setup.loaded)
+    setup.log_notes()
+    store = open_store(setup.loaded.database_url)
+    service = _Service(config, setup, store, logging_options)
+    try:
+        asyncio.run(service.serve(once=once))
+    finally:
+        service.store.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Setup:
+    """A validated configuration and its expanded endpoints."""
+
+    loaded: LoadedConfig
+    targets: tuple[ScheduledTarget, ...]
+    notes: tuple[str, ...]
+
+    def log_notes(self) -> None:
+        for note in self.notes:
+            log.info(note)
+
+
+def _prepare(path: Path) -> _Setup:
+    """Read, validate and expand ``path``.
+
+    Raises:
+        ConfigError: A mistake in the file, a target source or a trust file.
+    """
+    loaded = load_config(path)
     expanded = expand_targets(loaded)
     unusable = check_trust_files(loaded)
     if unusable:
         raise unusable[0]
-    settings = loaded.config.logging
-    configure_logging(
-        format=(log_format or settings.format).value,
-        level=(log_level or settings.level).value,
-        file=loaded.resolve(settings.file) if settings.file is not None else None,
+    return _Setup(
+        loaded=loaded,
+        targets=tuple(expanded.targets),
+        notes=(*loaded.notes, *expanded.notes),
     )
-    for note in (*loaded.notes, *expanded.notes):
-        log.info(note)
-    store = open_store(loaded.database_url)
-    try:
-        daemon = Daemon(loaded, expanded.targets, store=store)
-        asyncio.run(_serve(daemon, once=once))
-    finally:
-        store.close()
 
 
-async def _serve(daemon: Daemon, *, once: bool) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, daemon.request_stop)
-    try:
-        await daemon.run(once=once)
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _LoggingOptions:
+    """The command line's logging choices, which win over the configuration's."""
+
+    format: LogFormat | None
+    level: LogLevel | None
+
+    def apply(self, loaded: LoadedConfig) -> None:
+        settings = loaded.config.logging
+        configure_logging(
+            format=(self.format or settings.format).value,
+            level=(self.level or settings.level).value,
+            file=loaded.resolve(settings.file) if settings.file is not None else None,
+        )
+
+
+class _Service:
+    """Runs daemons one after another: a reload replaces the daemon, a stop ends the run."""
+
+    def __init__(
+        self, path: Path, setup: _Setup, store: Store, logging_options: _LoggingOptions
+    ) -> None:
+        self.path = path
+        self.setup = setup
+        self.store = store
+        self.logging_options = logging_options
+        self.daemon: Daemon | None = None
+        self._pending: tuple[_Setup, Store | None] | None = None
+        self._exiting = False
+        self._reloading: asyncio.Task[None] | None = None
+
+    async def serve(self, *, once: bool) -> None:
+        loop = asyncio.get_running_loop()
+        handlers = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop}
+        if not once:
+            handlers[signal.SIGHUP] = self._on_reload
+        for signum, handler in handlers.items():
+            loop.add_signal_handler(signum, handler)
+        previous: Schedule | None = None
+        try:
+            while True:
+                self.daemon = Daemon(
+                    self.setup.loaded,
+                    self.setup.targets,
+                    store=self.store,
+                    previous_schedule=previous,
+                )
+                await self.daemon.run(once=once)
+                pending, self._pending = self._pending, None
+                if pending is None or self._exiting:
+                    if pending is not None and pending[1] is not None:
+                        pending[1].close()
+                    return
+                previous = self.daemon.schedule
+                self._switch_to(pending)
+        finally:
+            for signum in handlers:
+                loop.remove_signal_handler(signum)
+            if self._reloading is not None:
+                self._reloading.cancel()
+
+    def _on_stop(self) -> None:
+        if self._exiting or self.daemon is None or not self.daemon.is_stopping:
+            self._exiting = True
+            if self.daemon is not None:
+                self.daemon.request_stop()
+            return
+        # The daemon is already finishing its endpoints for a reload: this stop makes
+        # that the end, still gracefully; a second stop request cancels them.
+        self._exiting = True
+        log.info("stop requested: finishing endpoints in flight")
+
+    def _on_reload(self) -> None:
+        if self._exiting:
+            return
+        if self._reloading is not None and not self._reloading.done():
+            log.info("reload already in progress")
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        log.info("reload requested: reading the configuration", extra={"file": str(self.path)})
+        store: Store | None = None
+        try:
+            setup = await asyncio.to_thread(_prepare, self.path)
+            if setup.loaded.database_url != self.setup.loaded.database_url:
+                store = await asyncio.to_thread(open_store, setup.loaded.database_url)
+        except CertvigilError as exc:
+            log.error(
+                "configuration not reloaded; the running one is kept", extra={"error": str(exc)}
+            )
+            return
+        if self._exiting or self.daemon is None:
+            if store is not None:
+                store.close()
+            return
+        self._pending = (setup, store)
+        self.daemon.request_stop(reason="reload requested")
+
+    def _switch_to(self, pending: tuple[_Setup, Store | None]) -> None:
+        setup, store = pending
+        self.setup = setup
+        self.logging_options.apply(setup.loaded)
+        setup.log_notes()
+        if store is not None:
+            self.store.close()
+            self.store = store
+        log.info("configuration reloaded", extra={"endpoints": len(setup.targets)})

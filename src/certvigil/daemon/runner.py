@@ -102,6 +102,8 @@ class Daemon:
         rng: Random source of the jitter.
         scan_options: Overrides the scan options derived from the configuration (tests
             shorten retries); ``timeout_s`` of each endpoint still applies.
+        previous_schedule: The schedule of the daemon this one replaces after a
+            configuration reload: endpoints it scanned are not rescanned at once.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Daemon:
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         scan_options: ScanOptions | None = None,
+        previous_schedule: Schedule | None = None,
     ) -> None:
         config = loaded.config
         self.config = config
@@ -135,7 +138,7 @@ class Daemon:
         )
         self.engine = AlertEngine(store, self.routes, self.policy)
         self.channels = channels_for_routes(self.routes)
-        self.schedule = Schedule(self.targets, start_s=monotonic())
+        self.schedule = Schedule(self.targets, start_s=monotonic(), previous=previous_schedule)
         self._trust: dict[TrustSettings, TrustStore] = {}
         self._stop: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
@@ -147,18 +150,21 @@ class Daemon:
             self._stop, self._hurry = asyncio.Event(), asyncio.Event()
         return self._stop, self._hurry
 
-    def request_stop(self) -> None:
-        """Stop starting endpoints and exit once those in flight are recorded.
+    def request_stop(self, *, reason: str = "stop requested") -> None:
+        """Stop starting endpoints and return from ``run`` once those in flight are recorded.
 
         A second request cancels what is still in flight at once. Call it on the event
         loop's thread (``loop.add_signal_handler`` does).
+
+        Args:
+            reason: What the log line says asked for it (a stop, a reload).
         """
         stop, hurry = self._events()
         if stop.is_set():
             log.warning("second stop request: cancelling endpoints in flight")
             hurry.set()
         else:
-            log.info("stop requested: finishing endpoints in flight")
+            log.info(f"{reason}: finishing endpoints in flight")
             stop.set()
 
     @property

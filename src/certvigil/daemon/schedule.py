@@ -16,14 +16,31 @@ class Schedule:
     ``t + interval_s``. Times are seconds on a monotonic clock, so that a wall-clock
     jump neither skips nor repeats scans.
 
+    A schedule built for a reloaded configuration takes over from ``previous``: an
+    endpoint both configurations name is due its (new) interval after it was last
+    scanned, not at once; new endpoints are due at ``start_s``.
+
     Args:
         targets: The endpoints and their intervals.
         start_s: When all of them are first due.
+        previous: The schedule of the configuration this one replaces.
     """
 
-    def __init__(self, targets: Sequence[ScheduledTarget], *, start_s: float) -> None:
+    def __init__(
+        self,
+        targets: Sequence[ScheduledTarget],
+        *,
+        start_s: float,
+        previous: Schedule | None = None,
+    ) -> None:
         self._targets = {s.target: s for s in targets}
         self._due_s = dict.fromkeys(self._targets, start_s)
+        self._scanned_s: dict[Target, float] = {}
+        if previous is not None:
+            for target, scanned_s in previous._scanned_s.items():
+                if target in self._targets:
+                    self._scanned_s[target] = scanned_s
+                    self._due_s[target] = scanned_s + self._targets[target].interval_s
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -34,6 +51,7 @@ class Schedule:
 
     def mark_scanned(self, target: Target, at_s: float) -> None:
         """Record that ``target`` was scanned at ``at_s``; it is due again an interval later."""
+        self._scanned_s[target] = at_s
         self._due_s[target] = at_s + self._targets[target].interval_s
 
     def next_due_s(self) -> float | None:
