@@ -47,6 +47,22 @@ NAMING_CONVENTION = {
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def sqlite_utc_text(value: datetime) -> str:
+    """An aware datetime as SQLite stores it: UTC text, ``YYYY-MM-DD HH:MM:SS.ffffff``.
+
+    This is SQLAlchemy's own SQLite storage format, which sorts as time does.
+
+    Raises:
+        ValueError: ``value`` is naive.
+    """
+    if value.tzinfo is UTC:
+        # Already UTC (the usual case): drop the "+00:00" isoformat appends.
+        return value.isoformat(" ", "microseconds")[:-6]
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC time")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime on both databases; naive datetimes are refused."""
 
@@ -82,13 +98,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         def to_text(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError(
-                    f"naive datetime {value.isoformat()} given; pass an aware UTC time"
-                )
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            return None if value is None else sqlite_utc_text(value)
 
         return to_text
 
@@ -130,8 +140,10 @@ class Endpoint(Base):
     last_ok_utc: Mapped[datetime | None]
     last_status: Mapped[str] = mapped_column(String(16))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Not indexed: no query looks endpoints up by certificate, certificates are never
+    # deleted, and every ingested report sets this column (migration 0004).
     current_certificate_sha256: Mapped[str | None] = mapped_column(
-        String(64), ForeignKey("certificates.sha256_hex"), index=True
+        String(64), ForeignKey("certificates.sha256_hex")
     )
     last_observation_id: Mapped[int | None] = mapped_column(IdType)
 
@@ -183,7 +195,6 @@ class Deployment(Base):
     __tablename__ = "deployments"
     __table_args__ = (
         UniqueConstraint("endpoint_id", "certificate_sha256", name="uq_deployments_pair"),
-        Index("ix_deployments_current_cert", "is_current", "certificate_sha256"),
         # Covering: "what expires soon" reads current deployments from this index alone.
         Index(
             "ix_deployments_current_expiry_cover",
