@@ -207,3 +207,28 @@ def test_long_chain_retires_old_deployments(store: Store) -> None:
     assert [r.sha256_hex for r in current] == [chain[0].sha256_hex]
     store.record_report(ok_report(WEB, chain, at=NOW + timedelta(hours=2)))
     assert len(store.inventory(include_chain=True)) == 10
+
+
+def test_batch_of_known_endpoints_out_of_id_order_keeps_each_report_with_its_endpoint(
+    store: Store,
+) -> None:
+    """Reports of stored endpoints, batched against their id order, land at their own endpoint."""
+    targets = [Target(host=f"host{i}.example.test", port=443) for i in range(6)]
+    for target in targets:
+        store.record_report(failed_report(target, at=NOW))
+    later = NOW + timedelta(hours=1)
+    batch = [
+        ok_report(t, (facts(t.host, not_after_utc=NOW + timedelta(days=30)),), at=later)
+        for t in reversed(targets)
+    ]
+    batch.insert(2, ok_report(WEB, (facts(WEB.host, not_after_utc=NOW),), at=later))
+    ids = store.record_reports(batch)
+    for report, observation_id in zip(batch, ids, strict=True):
+        endpoint = store.find_endpoint(report.target)
+        assert endpoint is not None
+        assert endpoint.last_observation_id == observation_id
+        assert endpoint.current_certificate_sha256 == report.certificates[0].sha256_hex
+        (latest,) = store.endpoint_history(endpoint.id, limit=1)
+        assert latest.id == observation_id
+        assert latest.target == report.target
+        assert latest.leaf_sha256 == report.certificates[0].sha256_hex

@@ -10,17 +10,37 @@ commit together.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    String,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    literal_column,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding
-from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINT_TAGS, ENDPOINTS, OBSERVATIONS
+from certvigil.store.models import (
+    CERTIFICATES,
+    DEPLOYMENTS,
+    ENDPOINT_TAGS,
+    ENDPOINTS,
+    OBSERVATIONS,
+    sqlite_utc_text,
+)
 from certvigil.store.records import ObservationId, ObservationStatus
 from certvigil.target import Target
 
@@ -114,11 +134,87 @@ def finding_to_json(finding: Finding) -> dict[str, Any]:
     }
 
 
+_ENDPOINT_COLUMNS = (
+    "host",
+    "port",
+    "sni",
+    "starttls",
+    "first_seen_utc",
+    "last_seen_utc",
+    "last_ok_utc",
+    "last_status",
+    "consecutive_failures",
+    "current_certificate_sha256",
+    "last_observation_id",
+)
+_OBSERVATION_COLUMNS = (
+    "id",
+    "endpoint_id",
+    "observed_at_utc",
+    "evaluated_at_utc",
+    "status",
+    "failure_kind",
+    "failure_detail",
+    "tls_alert",
+    "peer_address",
+    "protocol",
+    "cipher",
+    "alpn",
+    "leaf_sha256",
+    "chain_sha256",
+    "is_trusted",
+    "chain_error",
+    "hostname_matches",
+    "verdict",
+    "findings",
+    "connect_s",
+    "handshake_s",
+)
+_DEPLOYMENT_COLUMNS = (
+    "endpoint_id",
+    "certificate_sha256",
+    "chain_position",
+    "not_after_utc",
+    "first_seen_utc",
+    "last_seen_utc",
+)
+_RETIRE_SLOTS = 8
+_RETIRE_PARAMETERS = ("b_endpoint_id", *(f"b_served_{i}" for i in range(_RETIRE_SLOTS)))
+
+
+class _DriverStatement:
+    """A statement compiled once to the driver's SQL, run with plain parameter tuples.
+
+    SQLAlchemy builds a dictionary and runs every type's conversion for each row of
+    an executemany; for the few hot ingest statements on SQLite the rows are built
+    as tuples, already converted, in the order of the compiled parameters.
+    """
+
+    __slots__ = ("sql",)
+
+    def __init__(self, statement: Any, dialect: Dialect, parameters: Sequence[str]) -> None:
+        # An INSERT's parameters are the columns it is given; an UPDATE's are named.
+        compiled = statement.compile(
+            dialect=dialect, column_keys=list(parameters) if statement.is_insert else None
+        )
+        if tuple(compiled.positiontup or ()) != tuple(parameters):
+            raise RuntimeError(
+                f"compiled parameters {compiled.positiontup} are not {tuple(parameters)}"
+            )
+        self.sql = str(compiled)
+
+    def run(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Executes the statement once per row of ``rows``."""
+        connection.exec_driver_sql(self.sql, list(rows))
+
+
 class _Statements:
     """The ingest statements for one dialect, built once: building them costs more
     than running them."""
 
-    def __init__(self, dialect_name: str) -> None:
+    def __init__(self, dialect: Dialect) -> None:
+        dialect_name = dialect.name
+
         def insert(table: Any) -> Any:
             if dialect_name == "postgresql":
                 return postgresql.insert(table)
@@ -133,6 +229,8 @@ class _Statements:
         # SQLite: observation ids are known before the endpoint upsert (see below),
         # which then also records the endpoint's latest observation.
         self.assigns_ids = dialect_name == "sqlite"
+        # Constants are SQL literals, not parameters, so that the SQLite statements
+        # take exactly one tuple of column values per row.
         ok = insert(_ENDPOINTS)
         endpoint_ok = ok.on_conflict_do_update(
             index_elements=key,
@@ -140,7 +238,7 @@ class _Statements:
                 "last_seen_utc": ok.excluded.last_seen_utc,
                 "last_status": ok.excluded.last_status,
                 "last_ok_utc": ok.excluded.last_ok_utc,
-                "consecutive_failures": 0,
+                "consecutive_failures": literal_column("0"),
                 "current_certificate_sha256": func.coalesce(
                     ok.excluded.current_certificate_sha256, e.current_certificate_sha256
                 ),
@@ -155,7 +253,7 @@ class _Statements:
             set_={
                 "last_seen_utc": failed.excluded.last_seen_utc,
                 "last_status": failed.excluded.last_status,
-                "consecutive_failures": e.consecutive_failures + 1,
+                "consecutive_failures": e.consecutive_failures + literal_column("1"),
             }
             | (
                 {"last_observation_id": failed.excluded.last_observation_id}
@@ -163,20 +261,68 @@ class _Statements:
                 else {}
             ),
         )
+        deployments = insert(_DEPLOYMENTS).values(is_current=true())
+        deployments = deployments.on_conflict_do_update(
+            index_elements=["endpoint_id", "certificate_sha256"],
+            set_={
+                "last_seen_utc": deployments.excluded.last_seen_utc,
+                "chain_position": deployments.excluded.chain_position,
+                "is_current": true(),
+            },
+        )
+        # A fixed number of parameters, padded by repeating the leaf, so that one
+        # executemany retires the old deployments of a whole batch.
+        deployments_retired = (
+            update(_DEPLOYMENTS)
+            .where(
+                and_(
+                    d.endpoint_id == bindparam("b_endpoint_id"),
+                    d.is_current.is_(True),
+                    d.certificate_sha256.not_in(
+                        [bindparam(f"b_served_{i}") for i in range(_RETIRE_SLOTS)]
+                    ),
+                )
+            )
+            .values(is_current=false())
+        )
+        self.deployments_retired_long = (
+            update(_DEPLOYMENTS)
+            .where(
+                and_(
+                    d.endpoint_id == bindparam("b_endpoint_id"),
+                    d.is_current.is_(True),
+                    d.certificate_sha256.not_in(bindparam("b_served", expanding=True)),
+                )
+            )
+            .values(is_current=False)
+        )
         # SQLite does not promise the order of RETURNING rows of a multi-row INSERT,
         # so SQLAlchemy would run these one row at a time there. On SQLite the batch
         # upserts without RETURNING and reads the ids back by key, and observations
-        # get their ids from the caller (see _record_round).
+        # get their ids from the caller (see _record_round_assigning).
         if self.assigns_ids:
-            self.endpoint_ok = endpoint_ok
-            self.endpoint_failed = endpoint_failed
-            self.observation = _OBSERVATIONS.insert()
-        else:
-            self.endpoint_ok = endpoint_ok.returning(e.id, sort_by_parameter_order=True)
-            self.endpoint_failed = endpoint_failed.returning(e.id, sort_by_parameter_order=True)
-            self.observation = _OBSERVATIONS.insert().returning(
-                _OBSERVATIONS.c.id, sort_by_parameter_order=True
+            self.sqlite_endpoint_ok = _DriverStatement(endpoint_ok, dialect, _ENDPOINT_COLUMNS)
+            self.sqlite_endpoint_failed = _DriverStatement(
+                endpoint_failed, dialect, _ENDPOINT_COLUMNS
             )
+            self.sqlite_observation = _DriverStatement(
+                _OBSERVATIONS.insert(), dialect, _OBSERVATION_COLUMNS
+            )
+            self.sqlite_deployments = _DriverStatement(deployments, dialect, _DEPLOYMENT_COLUMNS)
+            self.sqlite_deployments_retired = _DriverStatement(
+                deployments_retired, dialect, _RETIRE_PARAMETERS
+            )
+        # Elsewhere (PostgreSQL) the statements return each row's key with its id, and
+        # ids are matched by key: an upsert's RETURNING rows cannot be put back in
+        # parameter order by sorting on the id (SQLAlchemy's sort_by_parameter_order),
+        # since an updated endpoint returns its old id, not a new ascending one.
+        self.endpoint_ok = endpoint_ok.returning(e.id, e.host, e.port, e.sni, e.starttls)
+        self.endpoint_failed = endpoint_failed.returning(e.id, e.host, e.port, e.sni, e.starttls)
+        self.observation = _OBSERVATIONS.insert().returning(
+            _OBSERVATIONS.c.id, _OBSERVATIONS.c.endpoint_id
+        )
+        self.deployments = deployments
+        self.deployments_retired = deployments_retired
         self.endpoint_ids = select(e.id, e.host, e.port, e.sni, e.starttls).where(
             e.host.in_(
                 select(
@@ -190,44 +336,8 @@ class _Statements:
             .where(e.id == bindparam("b_endpoint_id"))
             .values(last_observation_id=bindparam("b_observation_id"))
         )
-        deployments = insert(_DEPLOYMENTS)
-        self.deployments = deployments.on_conflict_do_update(
-            index_elements=["endpoint_id", "certificate_sha256"],
-            set_={
-                "last_seen_utc": deployments.excluded.last_seen_utc,
-                "chain_position": deployments.excluded.chain_position,
-                "is_current": True,
-            },
-        )
-        # A fixed number of parameters, padded by repeating the leaf, so that one
-        # executemany retires the old deployments of a whole batch.
-        self.deployments_retired = (
-            update(_DEPLOYMENTS)
-            .where(
-                and_(
-                    d.endpoint_id == bindparam("b_endpoint_id"),
-                    d.is_current.is_(True),
-                    d.certificate_sha256.not_in(
-                        [bindparam(f"b_served_{i}") for i in range(_RETIRE_SLOTS)]
-                    ),
-                )
-            )
-            .values(is_current=False)
-        )
-        self.deployments_retired_long = (
-            update(_DEPLOYMENTS)
-            .where(
-                and_(
-                    d.endpoint_id == bindparam("b_endpoint_id"),
-                    d.is_current.is_(True),
-                    d.certificate_sha256.not_in(bindparam("b_served", expanding=True)),
-                )
-            )
-            .values(is_current=False)
-        )
 
 
-_RETIRE_SLOTS = 8
 _STATEMENTS: dict[str, _Statements] = {}
 
 
@@ -235,7 +345,7 @@ def _statements(connection: Connection) -> _Statements:
     name = connection.dialect.name
     built = _STATEMENTS.get(name)
     if built is None:
-        built = _STATEMENTS[name] = _Statements(name)
+        built = _STATEMENTS[name] = _Statements(connection.dialect)
     return built
 
 
@@ -287,8 +397,9 @@ def record_reports(
     _store_certificates(connection, statements, prepared)
     observation_ids = [0] * len(prepared)
     endpoint_ids: dict[tuple[str, int, str, str], int] = {}
+    record_round = _record_round_assigning if statements.assigns_ids else _record_round_returning
     for indexes in _rounds(prepared):
-        _record_round(connection, statements, prepared, indexes, observation_ids, endpoint_ids)
+        record_round(connection, statements, prepared, indexes, observation_ids, endpoint_ids)
     for target, labels in (tags or {}).items():
         endpoint_id = endpoint_ids.get(_key_tuple(target))
         if endpoint_id is not None:
@@ -299,7 +410,6 @@ def record_reports(
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     report: EndpointReport
-    key: dict[str, Any]
     key_tuple: tuple[str, int, str, str]
     seen: datetime
     is_ok: bool
@@ -307,11 +417,9 @@ class _Prepared:
 
     @classmethod
     def of(cls, report: EndpointReport) -> _Prepared:
-        key = endpoint_key(report.target)
         return cls(
             report=report,
-            key=key,
-            key_tuple=(key["host"], key["port"], key["sni"], key["starttls"]),
+            key_tuple=_key_tuple(report.target),
             seen=observed_at(report),
             is_ok=report.observation is not None,
             chain=_unique_chain(report),
@@ -319,8 +427,12 @@ class _Prepared:
 
 
 def _key_tuple(target: Target) -> tuple[str, int, str, str]:
-    key = endpoint_key(target)
-    return (key["host"], key["port"], key["sni"], key["starttls"])
+    return (
+        target.host,
+        target.port,
+        target.sni or "",
+        target.starttls.value if target.starttls is not None else "",
+    )
 
 
 def _rounds(prepared: Sequence[_Prepared]) -> list[list[int]]:
@@ -369,7 +481,7 @@ def _store_certificates(
         connection.execute(statements.certificates, rows)
 
 
-def _record_round(
+def _record_round_returning(
     connection: Connection,
     statements: _Statements,
     prepared: Sequence[_Prepared],
@@ -377,164 +489,236 @@ def _record_round(
     observation_ids: list[int],
     endpoint_ids: dict[tuple[str, int, str, str], int],
 ) -> None:
-    round_endpoint: dict[int, int] = {}
-    if statements.assigns_ids:
-        # The write transaction holds SQLite's lock, so nobody else can take these ids;
-        # they are the ones SQLite would pick itself (one past the largest rowid).
-        first_id = (connection.execute(statements.last_observation_id).scalar() or 0) + 1
-        for offset, index in enumerate(indexes):
-            observation_ids[index] = first_id + offset
-        _upsert_endpoints_by_key(
-            connection, statements, prepared, indexes, round_endpoint, observation_ids
-        )
-    else:
-        for is_ok in (True, False):
-            members = [i for i in indexes if prepared[i].is_ok is is_ok]
-            if not members:
-                continue
-            rows = [_endpoint_row(prepared[i]) for i in members]
-            ids = (
-                connection.execute(
-                    statements.endpoint_ok if is_ok else statements.endpoint_failed, rows
-                )
-                .scalars()
-                .all()
-            )
-            for index, endpoint_id in zip(members, ids, strict=True):
-                round_endpoint[index] = endpoint_id
+    """One round on a database with multi-row INSERT ... RETURNING (PostgreSQL).
+
+    Each endpoint appears once in a round, so the returned keys identify the rows.
+    """
+    found: dict[tuple[str, int, str, str], int] = {}
+    for is_ok in (True, False):
+        rows = [
+            dict(zip(_ENDPOINT_COLUMNS, _endpoint_values(prepared[i], None, _same), strict=True))
+            for i in indexes
+            if prepared[i].is_ok is is_ok
+        ]
+        if rows:
+            for endpoint_id, host, port, sni, starttls in connection.execute(
+                statements.endpoint_ok if is_ok else statements.endpoint_failed, rows
+            ).all():
+                found[(host, port, sni, starttls)] = endpoint_id
+    round_endpoint = {index: found[prepared[index].key_tuple] for index in indexes}
     for index in indexes:
         endpoint_ids[prepared[index].key_tuple] = round_endpoint[index]
-    observation_rows = [_observation_row(prepared[i], round_endpoint[i]) for i in indexes]
-    if statements.assigns_ids:
-        for observation_row, index in zip(observation_rows, indexes, strict=True):
-            observation_row["id"] = observation_ids[index]
-        connection.execute(statements.observation, observation_rows)
-    else:
-        new_ids = connection.execute(statements.observation, observation_rows).scalars().all()
-        for index, observation_id in zip(indexes, new_ids, strict=True):
-            observation_ids[index] = observation_id
-        connection.execute(
-            statements.endpoint_last_observation,
-            [
-                {"b_endpoint_id": round_endpoint[i], "b_observation_id": observation_ids[i]}
-                for i in indexes
-            ],
+    observation_rows = [
+        dict(
+            zip(
+                _OBSERVATION_COLUMNS[1:],
+                _observation_values(prepared[i], round_endpoint[i], None, _same, _same)[1:],
+                strict=True,
+            )
         )
+        for i in indexes
+    ]
+    by_endpoint = {
+        endpoint_id: observation_id
+        for observation_id, endpoint_id in connection.execute(
+            statements.observation, observation_rows
+        ).all()
+    }
+    for index in indexes:
+        observation_ids[index] = by_endpoint[round_endpoint[index]]
+    connection.execute(
+        statements.endpoint_last_observation,
+        [
+            {"b_endpoint_id": round_endpoint[i], "b_observation_id": observation_ids[i]}
+            for i in indexes
+        ],
+    )
     served = [i for i in indexes if prepared[i].is_ok and prepared[i].chain]
     if not served:
         return
     connection.execute(
         statements.deployments,
         [
-            {
-                "endpoint_id": round_endpoint[i],
-                "certificate_sha256": facts.sha256_hex,
-                "chain_position": position,
-                "not_after_utc": facts.not_after_utc,
-                "first_seen_utc": prepared[i].seen,
-                "last_seen_utc": prepared[i].seen,
-                "is_current": True,
-            }
+            dict(zip(_DEPLOYMENT_COLUMNS, values, strict=True))
             for i in served
-            for position, facts in prepared[i].chain
+            for values in _deployment_values(prepared[i], round_endpoint[i], _same)
         ],
     )
     short: list[dict[str, Any]] = []
     for i in served:
-        shas = [facts.sha256_hex for _, facts in prepared[i].chain]
-        if len(shas) > _RETIRE_SLOTS:
-            connection.execute(
-                statements.deployments_retired_long,
-                {"b_endpoint_id": round_endpoint[i], "b_served": shas},
-            )
-            continue
-        padded = shas + [shas[0]] * (_RETIRE_SLOTS - len(shas))
-        row: dict[str, Any] = {"b_endpoint_id": round_endpoint[i]}
-        row.update({f"b_served_{slot}": sha for slot, sha in enumerate(padded)})
-        short.append(row)
+        values = _retire_values(connection, statements, prepared[i], round_endpoint[i])
+        if values is not None:
+            short.append(dict(zip(_RETIRE_PARAMETERS, values, strict=True)))
     if short:
         connection.execute(statements.deployments_retired, short)
 
 
-def _upsert_endpoints_by_key(
+def _record_round_assigning(
     connection: Connection,
     statements: _Statements,
     prepared: Sequence[_Prepared],
     indexes: list[int],
-    round_endpoint: dict[int, int],
-    observation_ids: Sequence[int],
+    observation_ids: list[int],
+    endpoint_ids: dict[tuple[str, int, str, str], int],
 ) -> None:
-    """Upserts a round's endpoints without RETURNING, then reads their ids by key."""
+    """One round on SQLite: ids assigned here, rows written as tuples (_DriverStatement)."""
+    # The write transaction holds SQLite's lock, so nobody else can take these ids;
+    # they are the ones SQLite would pick itself (one past the largest rowid).
+    first_id = (connection.execute(statements.last_observation_id).scalar() or 0) + 1
+    for offset, index in enumerate(indexes):
+        observation_ids[index] = first_id + offset
     for is_ok in (True, False):
         rows = [
-            _endpoint_row(prepared[i]) | {"last_observation_id": observation_ids[i]}
+            _endpoint_values(prepared[i], observation_ids[i], sqlite_utc_text)
             for i in indexes
             if prepared[i].is_ok is is_ok
         ]
         if rows:
-            connection.execute(
-                statements.endpoint_ok if is_ok else statements.endpoint_failed, rows
+            statement = (
+                statements.sqlite_endpoint_ok if is_ok else statements.sqlite_endpoint_failed
             )
-    hosts = sorted({prepared[i].key["host"] for i in indexes})
+            statement.run(connection, rows)
+    hosts = sorted({prepared[i].key_tuple[0] for i in indexes})
     found = {
         (host, port, sni, starttls): endpoint_id
         for endpoint_id, host, port, sni, starttls in connection.execute(
             statements.endpoint_ids, {"b_hosts": json.dumps(hosts)}
         ).all()
     }
+    round_endpoint = {index: found[prepared[index].key_tuple] for index in indexes}
     for index in indexes:
-        round_endpoint[index] = found[prepared[index].key_tuple]
+        endpoint_ids[prepared[index].key_tuple] = round_endpoint[index]
+    statements.sqlite_observation.run(
+        connection,
+        [
+            _observation_values(
+                prepared[i], round_endpoint[i], observation_ids[i], sqlite_utc_text, json.dumps
+            )
+            for i in indexes
+        ],
+    )
+    served = [i for i in indexes if prepared[i].is_ok and prepared[i].chain]
+    if not served:
+        return
+    statements.sqlite_deployments.run(
+        connection,
+        [
+            values
+            for i in served
+            for values in _deployment_values(prepared[i], round_endpoint[i], sqlite_utc_text)
+        ],
+    )
+    retired = [
+        values
+        for i in served
+        if (values := _retire_values(connection, statements, prepared[i], round_endpoint[i]))
+        is not None
+    ]
+    if retired:
+        statements.sqlite_deployments_retired.run(connection, retired)
 
 
-def _endpoint_row(item: _Prepared) -> dict[str, Any]:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _retire_values(
+    connection: Connection, statements: _Statements, item: _Prepared, endpoint_id: int
+) -> tuple[Any, ...] | None:
+    """Parameters retiring the endpoint's deployments not in ``item``'s chain.
+
+    A chain longer than the statement's slots is retired at once, on its own, and
+    ``None`` returned.
+    """
+    shas = [facts.sha256_hex for _, facts in item.chain]
+    if len(shas) > _RETIRE_SLOTS:
+        connection.execute(
+            statements.deployments_retired_long,
+            {"b_endpoint_id": endpoint_id, "b_served": shas},
+        )
+        return None
+    return (endpoint_id, *shas, *[shas[0]] * (_RETIRE_SLOTS - len(shas)))
+
+
+def _endpoint_values(
+    item: _Prepared, observation_id: int | None, when: Callable[[datetime], Any]
+) -> tuple[Any, ...]:
+    """The endpoint row, in ``_ENDPOINT_COLUMNS`` order; ``when`` converts times."""
     leaf = item.report.leaf
-    return {
-        **item.key,
-        "first_seen_utc": item.seen,
-        "last_seen_utc": item.seen,
-        "last_ok_utc": item.seen if item.is_ok else None,
-        "last_status": (ObservationStatus.OK if item.is_ok else ObservationStatus.FAILED).value,
-        "consecutive_failures": 0 if item.is_ok else 1,
-        "current_certificate_sha256": (
-            leaf.sha256_hex if item.is_ok and leaf is not None else None
-        ),
-    }
+    seen = when(item.seen)
+    host, port, sni, starttls = item.key_tuple
+    return (
+        host,
+        port,
+        sni,
+        starttls,
+        seen,
+        seen,
+        seen if item.is_ok else None,
+        (ObservationStatus.OK if item.is_ok else ObservationStatus.FAILED).value,
+        0 if item.is_ok else 1,
+        leaf.sha256_hex if item.is_ok and leaf is not None else None,
+        observation_id,
+    )
 
 
-def _observation_row(item: _Prepared, endpoint_id: int) -> dict[str, Any]:
+def _observation_values(
+    item: _Prepared,
+    endpoint_id: int,
+    observation_id: int | None,
+    when: Callable[[datetime], Any],
+    encode: Callable[[Any], Any],
+) -> tuple[Any, ...]:
+    """The observation row, in ``_OBSERVATION_COLUMNS`` order.
+
+    ``when`` converts times and ``encode`` the JSON columns' values, for rows that
+    bypass SQLAlchemy's type handling (``_DriverStatement``).
+    """
     report = item.report
     observation = report.observation
     failure = report.failure
     leaf = report.leaf
-    peer = (
-        observation.peer_address
-        if observation is not None
-        else failure.peer_address
-        if failure is not None
-        else None
+    chain = report.chain
+    return (
+        observation_id,
+        endpoint_id,
+        when(item.seen),
+        when(report.evaluated_at_utc),
+        (ObservationStatus.OK if item.is_ok else ObservationStatus.FAILED).value,
+        failure.kind.value if failure is not None else None,
+        failure.detail if failure is not None else None,
+        failure.tls_alert if failure is not None else None,
+        (
+            observation.peer_address
+            if observation is not None
+            else failure.peer_address
+            if failure is not None
+            else None
+        ),
+        observation.protocol if observation is not None else None,
+        observation.cipher if observation is not None else None,
+        observation.alpn if observation is not None else None,
+        leaf.sha256_hex if leaf is not None else None,
+        encode([c.sha256_hex for c in report.certificates]),
+        chain.is_trusted if chain is not None else None,
+        chain.error if chain is not None else None,
+        report.hostname_matches,
+        report.verdict.value,
+        encode([finding_to_json(f) for f in report.findings]),
+        observation.connect_s if observation is not None else None,
+        observation.handshake_s if observation is not None else None,
     )
-    return {
-        "endpoint_id": endpoint_id,
-        "observed_at_utc": item.seen,
-        "evaluated_at_utc": report.evaluated_at_utc,
-        "status": (ObservationStatus.OK if item.is_ok else ObservationStatus.FAILED).value,
-        "failure_kind": failure.kind.value if failure is not None else None,
-        "failure_detail": failure.detail if failure is not None else None,
-        "tls_alert": failure.tls_alert if failure is not None else None,
-        "peer_address": peer,
-        "protocol": observation.protocol if observation is not None else None,
-        "cipher": observation.cipher if observation is not None else None,
-        "alpn": observation.alpn if observation is not None else None,
-        "leaf_sha256": leaf.sha256_hex if leaf is not None else None,
-        "chain_sha256": [c.sha256_hex for c in report.certificates],
-        "is_trusted": report.chain.is_trusted if report.chain is not None else None,
-        "chain_error": report.chain.error if report.chain is not None else None,
-        "hostname_matches": report.hostname_matches,
-        "verdict": report.verdict.value,
-        "findings": [finding_to_json(f) for f in report.findings],
-        "connect_s": observation.connect_s if observation is not None else None,
-        "handshake_s": observation.handshake_s if observation is not None else None,
-    }
+
+
+def _deployment_values(
+    item: _Prepared, endpoint_id: int, when: Callable[[datetime], Any]
+) -> list[tuple[Any, ...]]:
+    """The deployment rows of ``item``'s chain, in ``_DEPLOYMENT_COLUMNS`` order."""
+    seen = when(item.seen)
+    return [
+        (endpoint_id, facts.sha256_hex, position, when(facts.not_after_utc), seen, seen)
+        for position, facts in item.chain
+    ]
 
 
 def _unique_chain(report: EndpointReport) -> list[tuple[int, CertificateFacts]]:
