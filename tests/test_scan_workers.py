@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from datetime import datetime
 
@@ -48,7 +49,8 @@ def collect(targets: list[Target], trust: TrustStore, **kwargs: object) -> list[
 def test_workers_report_every_target_once_with_its_verdict(
     pki: ThrowawayPki, leaf: IssuedCert, trust: TrustStore
 ) -> None:
-    """Two workers give one report per target: the good ones judged, the refused one failed."""
+    """Two workers give one report per target: the good ones judged, the refused port and
+    the name that does not resolve failed with their own kinds."""
     progress: list[ScanProgress] = []
     with contextlib.ExitStack() as stack:
         good = stack.enter_context(
@@ -58,12 +60,15 @@ def test_workers_report_every_target_once_with_its_verdict(
         targets = [Target(host="127.0.0.1", port=good[1], sni=f"h{i}.test") for i in range(6)]
         targets += [Target(host="localhost", port=good[1])]
         targets += [Target(host="127.0.0.1", port=refused[1])]
+        # A label longer than 63 octets: the parent's lookup fails, the worker asks again.
+        targets += [Target(host="x" * 64 + ".example", port=good[1])]
         reports = collect(targets, trust, workers=2, on_progress=progress.append)
     assert sorted((r.target for r in reports), key=repr) == sorted(targets, key=repr)
-    failed = [r for r in reports if r.is_failed]
-    assert [r.target.port for r in failed] == [refused[1]]
-    assert failed[0].failure is not None
-    assert failed[0].failure.kind is FailureKind.CONNECTION_REFUSED
+    failed = {r.failure.kind: r for r in reports if r.failure is not None}
+    assert sorted(failed) == [FailureKind.CONNECTION_REFUSED, FailureKind.DNS_FAILURE]
+    assert failed[FailureKind.CONNECTION_REFUSED].target.port == refused[1]
+    assert failed[FailureKind.DNS_FAILURE].failure is not None
+    assert failed[FailureKind.DNS_FAILURE].failure.peer_address is None
     by_host = {r.target.sni or r.target.host: r for r in reports if not r.is_failed}
     assert by_host["localhost"].hostname_matches is True
     assert by_host["h0.test"].hostname_matches is False
@@ -104,8 +109,14 @@ def test_a_worker_that_dies_leaves_internal_errors_for_its_targets(trust: TrustS
         assert "worker process" in report.failure.detail
 
 
+def names_of(count: int) -> list[Target]:
+    """``count`` different host names."""
+    return [Target(host=f"host{i}.example", port=443) for i in range(count)]
+
+
 def test_targets_are_partitioned_by_network_or_host_name() -> None:
-    """An address, a /24 or /64 when asked, or a host name goes to one worker; others spread."""
+    """An address, a /24 or /64 when asked, or a host name goes to one worker; others
+    spread; a resolved name goes where its address goes."""
     net = [Target(host=f"192.0.2.{i}", port=443) for i in range(1, 255)]
     assert len({worker_of(t, 4, by_subnet=True) for t in net}) == 1
     assert {worker_of(t, 4) for t in net} == {0, 1, 2, 3}
@@ -118,6 +129,37 @@ def test_targets_are_partitioned_by_network_or_host_name() -> None:
     assert names == {0, 1, 2, 3}
     one = Target(host="a.example", port=443)
     assert worker_of(one, 4) == worker_of(Target(host="a.example", port=8443), 4)
+    resolved = {worker_of(t, 4, address="192.0.2.7") for t in names_of(64)}
+    assert resolved == {worker_of(Target(host="192.0.2.7", port=443), 4)}
     assert default_workers() >= 1
     with pytest.raises(ValueError, match="workers must be at least 1"):
         collect([one], TrustStore.__new__(TrustStore), workers=0)
+
+
+def test_per_address_limit_holds_across_workers_for_host_names(
+    pki: ThrowawayPki, leaf: IssuedCert, trust: TrustStore
+) -> None:
+    """Different host names of one address are scanned by one worker: the address never
+    sees more than ``per_ip_concurrency`` connections, however the names hash."""
+    # Spellings of one name that the resolver treats alike (DNS names ignore case):
+    # each is its own target, and by name alone they would go to both workers.
+    spellings = ["localhost", "LOCALHOST", "Localhost", "LocalHost", "lOcalhost", "loCalhost"]
+    spellings += ["locAlhost", "locaLhost", "localHost", "localhOst", "localhoSt", "localhosT"]
+    chain = pki.served_chain_der(leaf)
+    server = TlsServer(chain=chain, key_pem=leaf.key_pem, hold_before_handshake_s=0.15)
+    with server as address:
+        targets = [Target(host=name, port=address.port, sni="localhost") for name in spellings]
+        assert {worker_of(t, 2) for t in targets} == {0, 1}
+        options = dataclasses.replace(FAST, per_ip_concurrency=2)
+
+        async def run() -> list[EndpointReport]:
+            return [
+                r
+                async for r in scan_stream_workers(targets, options=options, trust=trust, workers=2)
+            ]
+
+        reports = asyncio.run(run())
+    assert len(reports) == len(spellings)
+    assert [r.failure for r in reports] == [None] * len(spellings)
+    assert {r.observation.peer_address for r in reports if r.observation} == {"127.0.0.1"}
+    assert server.max_overlapping() == 2

@@ -344,10 +344,18 @@ class EndpointScanner:
         """Scan one target and put its report on ``results``, whatever happens."""
         results.put_nowait(await self.report(target))
 
-    async def report(self, target: Target) -> EndpointReport:
-        """Scan one target and return its report, whatever happens."""
+    async def report(
+        self, target: Target, *, addresses: tuple[str, ...] | None = None
+    ) -> EndpointReport:
+        """Scan one target and return its report, whatever happens.
+
+        Args:
+            target: The endpoint.
+            addresses: What its host name resolved to, when the caller already asked
+                (``scan_workers`` resolves in the parent); ``None`` resolves here.
+        """
         try:
-            report, fetched_der = await self._scan_one(target)
+            report, fetched_der = await self._scan_one(target, addresses)
             if self._options.revocation and report.observation is not None:
                 from certvigil.revocation_scan import check_report_revocation
 
@@ -384,9 +392,11 @@ class EndpointScanner:
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc
             return self._internal_error_report(target, exc)
 
-    async def _scan_one(self, target: Target) -> tuple[EndpointReport, tuple[bytes, ...]]:
+    async def _scan_one(
+        self, target: Target, addresses: tuple[str, ...] | None
+    ) -> tuple[EndpointReport, tuple[bytes, ...]]:
         """The report on ``target`` and the issuers fetched from AIA URLs for it."""
-        result = await self._observe(target)
+        result = await self._observe(target, addresses)
         now = self._clock()
         policy = self._options.policy
         report = await self._analyse(result, now)
@@ -448,18 +458,22 @@ class EndpointScanner:
             else:
                 future.set_result(report)
 
-    async def _observe(self, target: Target) -> TlsObservation | ProbeFailure:
+    async def _observe(
+        self, target: Target, addresses: tuple[str, ...] | None
+    ) -> TlsObservation | ProbeFailure:
         attempts = 1 + self._options.retries
         for attempt in range(1, attempts + 1):
-            result, is_transient = await self._observe_once(target)
+            result, is_transient = await self._observe_once(target, addresses)
             if not is_transient or attempt == attempts:
                 return result
             await asyncio.sleep(self._options.retry_delay_s)
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
-    async def _observe_once(self, target: Target) -> tuple[TlsObservation | ProbeFailure, bool]:
+    async def _observe_once(
+        self, target: Target, resolved: tuple[str, ...] | None
+    ) -> tuple[TlsObservation | ProbeFailure, bool]:
         try:
-            addresses = await self._resolve(target)
+            addresses = resolved or await self._resolve(target)
         except DnsFailure as exc:
             failure = ProbeFailure(
                 target=target,

@@ -6,14 +6,14 @@ processes, each running its own event loop and its own ``EndpointScanner`` over 
 targets the parent hands it, and streams their reports back to the parent, which yields
 them in completion order, exactly as ``certvigil.scan.scan_stream`` does.
 
-Partitioning: a target goes to the worker chosen by its destination: its address for
-an IP literal (its /24 or /64 when ``per_subnet_concurrency`` is set), its host name
-otherwise. So the per-address and per-subnet limits hold exactly for IP targets and for
-each host name. Two different host names that resolve to one address may land in
-different workers: that address may then see up to ``workers`` times
-``per_ip_concurrency`` connections (resolving in the parent would avoid it at the cost of
-a DNS round trip before each hand-out). ``concurrency`` is divided between the workers
-(rounded up).
+Partitioning: a target goes to the worker chosen by its destination address (its /24
+or /64 when ``per_subnet_concurrency`` is set), so every connection to one address, or
+one network, is made by one worker and the per-address and per-subnet limits hold over
+the whole scan. Host names are resolved in the parent (concurrently, cached for the
+scan) and handed out with their addresses, which the worker then uses without asking
+again; a name that does not resolve goes to the worker chosen by its name, which looks
+it up once more and reports the failure (with the retry a transient one gets).
+``concurrency`` is divided between the workers (rounded up).
 
 Memory stays flat: the parent pulls targets lazily and hands each worker at most twice
 its share of ``concurrency``; reports cross a socket pair as pickles, one batch per
@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import ipaddress
 import itertools
 import math
 import os
@@ -47,7 +46,9 @@ from typing import Any
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
+from certvigil.ipaddr import parse_ip
 from certvigil.observed.handshake import FailureKind, ProbeFailure
+from certvigil.probe.resolve import DnsFailure, resolve_addresses
 from certvigil.scan import EndpointScanner, ScanOptions, ScanProgress, scan_stream, utc_now
 from certvigil.target import Target
 
@@ -60,6 +61,9 @@ __all__ = [
 ]
 
 _LENGTH = struct.Struct("!I")
+_ANSWERS = -1  # an arrival that says host-name lookups finished, not a worker's reports
+_DNS_CACHE_ENTRIES = 4096
+_Routed = tuple[Target, tuple[str, ...] | None]  # a target and its host's addresses
 _RECV_BYTES = 1 << 20
 _STOP_WAIT_S = 2.0
 
@@ -100,20 +104,25 @@ def choose_workers(
     return 1, iter(head)
 
 
-def worker_of(target: Target, workers: int, *, by_subnet: bool = False) -> int:
+def worker_of(
+    target: Target, workers: int, *, by_subnet: bool = False, address: str | None = None
+) -> int:
     """The worker (0-based) that scans ``target``: chosen by its address or host name.
 
     Args:
         target: The endpoint.
         workers: Number of workers.
-        by_subnet: Choose IP literals by their /24 (IPv4) or /64 (IPv6), so that every
+        by_subnet: Choose by the address's /24 (IPv4) or /64 (IPv6), so that every
             address of one network goes to the same worker.
+        address: The address a host name resolved to (IP literals are their own).
 
     Returns:
         A stable index in ``range(workers)``.
     """
-    if target.is_ip:
-        ip = ipaddress.ip_address(target.host)
+    if address is None and target.is_ip:
+        address = target.host
+    if address is not None:
+        ip = parse_ip(address)
         key = int(ip)
         if by_subnet:
             key >>= ip.max_prefixlen - (24 if ip.version == 4 else 64)
@@ -183,10 +192,16 @@ class _Pool:
         self._trust = trust
         self._cap = 2 * options.concurrency  # targets handed to one worker at once
         self._unfinished: list[dict[int, Target]] = [{} for _ in pids]
-        self._waiting: list[deque[Target]] = [deque() for _ in pids]
+        self._waiting: list[deque[_Routed]] = [deque() for _ in pids]
         self._arrivals: asyncio.Queue[tuple[int, list[tuple[int, EndpointReport]] | None]]
         self._arrivals = asyncio.Queue()
         self._readers: list[asyncio.Task[None]] = []
+        # Host names being resolved, with the targets waiting for the answer; answers
+        # for the scan (failures are not kept: the worker asks again).
+        self._resolving: dict[tuple[str, int], list[Target]] = {}
+        self._resolved: dict[tuple[str, int], tuple[str, ...]] = {}
+        self._answers: list[tuple[tuple[str, int], tuple[str, ...] | None]] = []
+        self._lookups: set[asyncio.Task[None]] = set()
 
     @classmethod
     def start(
@@ -243,36 +258,44 @@ class _Pool:
         while True:
             # Read ahead while some worker has room, so that one busy worker does not
             # hold back the others; at most ``cap`` targets wait per worker.
-            while not exhausted and sum(map(len, self._waiting)) < self._cap * workers:
+            while not exhausted and self._held() < self._cap * workers:
                 target = next(iterator, None)
                 if target is None:
                     exhausted = True
                     break
-                self._waiting[worker_of(target, workers, by_subnet=by_subnet)].append(target)
+                self._route(target, by_subnet=by_subnet)
+            self._route_answers(by_subnet=by_subnet)
             arrivals: list[tuple[int, list[tuple[int, EndpointReport]]]] = []
             for index in range(workers):
                 if index in dead:
                     if self._waiting[index]:
                         arrivals.append((index, self._lost(index)))
                     continue
-                batch: list[tuple[int, Target]] = []
+                batch: list[tuple[int, Target, tuple[str, ...] | None]] = []
                 unfinished, waiting = self._unfinished[index], self._waiting[index]
                 while waiting and len(unfinished) < self._cap:
                     sequence += 1
-                    target = waiting.popleft()
+                    target, addresses = waiting.popleft()
                     unfinished[sequence] = target
-                    batch.append((sequence, target))
+                    batch.append((sequence, target, addresses))
                 if batch:
                     with contextlib.suppress(OSError):  # its reader tells the loss
                         await _send(loop, self._sockets[index], batch)
             if not arrivals:
-                if exhausted and not any(self._waiting) and not any(self._unfinished):
+                if (
+                    exhausted
+                    and not self._resolving
+                    and not any(self._waiting)
+                    and not any(self._unfinished)
+                ):
                     for index in range(workers):
                         if index not in dead:
                             with contextlib.suppress(OSError):
                                 await _send(loop, self._sockets[index], None)
                     return
                 index, arrived = await self._arrivals.get()
+                if index == _ANSWERS:
+                    continue  # host names resolved: route them on the next pass
                 if arrived is None:  # the worker is gone: its unfinished targets fail
                     dead.add(index)
                     arrived = self._lost(index)
@@ -295,6 +318,56 @@ class _Pool:
                         )
                     yield report
 
+    def _held(self) -> int:
+        """Targets read but not yet handed to a worker."""
+        waiting = sum(map(len, self._waiting))
+        return waiting + sum(map(len, self._resolving.values()))
+
+    def _route(self, target: Target, *, by_subnet: bool) -> None:
+        """Queue ``target`` for its worker, or for its host name's lookup first."""
+        workers = len(self._sockets)
+        if target.is_ip:
+            self._waiting[worker_of(target, workers, by_subnet=by_subnet)].append((target, None))
+            return
+        key = (target.host, target.port)
+        addresses = self._resolved.get(key)
+        if addresses is not None:
+            index = worker_of(target, workers, by_subnet=by_subnet, address=addresses[0])
+            self._waiting[index].append((target, addresses))
+            return
+        waiting = self._resolving.get(key)
+        if waiting is None:
+            self._resolving[key] = [target]
+            lookup = asyncio.create_task(self._look_up(key))
+            self._lookups.add(lookup)
+            lookup.add_done_callback(self._lookups.discard)
+        else:
+            waiting.append(target)
+
+    async def _look_up(self, key: tuple[str, int]) -> None:
+        host, port = key
+        addresses: tuple[str, ...] | None
+        try:
+            addresses = await resolve_addresses(host, port, timeout_s=self._options.dns_timeout_s)
+        except DnsFailure:
+            addresses = None
+        self._answers.append((key, addresses))
+        self._arrivals.put_nowait((_ANSWERS, []))
+
+    def _route_answers(self, *, by_subnet: bool) -> None:
+        """Hand the targets whose host names were resolved to the workers of their addresses."""
+        workers = len(self._sockets)
+        answers, self._answers = self._answers, []
+        for key, addresses in answers:
+            if addresses is not None:
+                if len(self._resolved) >= _DNS_CACHE_ENTRIES:
+                    self._resolved.clear()
+                self._resolved[key] = addresses
+            for target in self._resolving.pop(key, []):
+                address = addresses[0] if addresses else None
+                index = worker_of(target, workers, by_subnet=by_subnet, address=address)
+                self._waiting[index].append((target, addresses))
+
     async def _read(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         sock = self._sockets[index]
@@ -313,7 +386,7 @@ class _Pool:
         ]
         self._unfinished[index].clear()
         waiting = self._waiting[index]
-        lost += [(0, self._lost_report(target, pid)) for target in waiting]
+        lost += [(0, self._lost_report(target, pid)) for target, _addresses in waiting]
         waiting.clear()
         return lost
 
@@ -330,9 +403,9 @@ class _Pool:
 
     async def stop(self) -> None:
         gc.unfreeze()
-        for task in self._readers:
+        for task in (*self._readers, *self._lookups):
             task.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
+        await asyncio.gather(*self._readers, *self._lookups, return_exceptions=True)
         for sock in self._sockets:
             sock.close()  # a worker reads end-of-file and stops
         deadline = time.monotonic() + _STOP_WAIT_S
@@ -382,8 +455,8 @@ async def _worker(
 
     async with EndpointScanner(options=options, trust=trust, clock=clock) as scanner:
 
-        async def one(number: int, target: Target) -> None:
-            done.append((number, await scanner.report(target)))
+        async def one(number: int, target: Target, addresses: tuple[str, ...] | None) -> None:
+            done.append((number, await scanner.report(target, addresses=addresses)))
             state["pending"] -= 1
             ready.set()
 
@@ -404,9 +477,9 @@ async def _worker(
             async for batch in _frames(loop, sock):
                 if batch is None:
                     break
-                for number, target in batch:
+                for number, target, addresses in batch:
                     state["pending"] += 1
-                    task = asyncio.create_task(one(number, target))
+                    task = asyncio.create_task(one(number, target, addresses))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
             else:
