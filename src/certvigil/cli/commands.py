@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import certvigil.cli.alerts_cmd
 import certvigil.cli.cert_cmd
+import certvigil.cli.changes_cmd
 import certvigil.cli.config_cmd
 import certvigil.cli.demo_cmd
 import certvigil.cli.grade_cmd

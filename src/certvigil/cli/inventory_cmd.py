@@ -48,7 +48,7 @@ def _database_url(db: str | None, config: Path | None) -> str | None:
     return None
 
 
-def _open_existing(db: str | None, config: Path | None) -> Store:
+def open_existing_store(db: str | None, config: Path | None) -> Store:
     """Opens the store, refusing to create an empty SQLite file for a read command."""
     url = _database_url(db, config)
     resolved = resolve_database_url(url)
@@ -96,7 +96,7 @@ def inventory_command(
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together")
     now = datetime.now(UTC)
-    with _open_existing(db, config) as store:
+    with open_existing_store(db, config) as store:
         rows = store.inventory(
             now=now,
             expiring_within_days=expiring_within,
@@ -176,7 +176,7 @@ def history_command(
     """
     host, port = parse_endpoint(endpoint)
     histories: list[tuple[EndpointRecord, tuple[ObservationRecord, ...]]] = []
-    with _open_existing(db, config) as store:
+    with open_existing_store(db, config) as store:
         for record in store.list_endpoints(host=host, port=port):
             histories.append((record, store.endpoint_history(record.id, limit=limit)))
     if not histories:

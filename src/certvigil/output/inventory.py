@@ -1,4 +1,4 @@
-"""Renderers for stored data: inventory rows and endpoint history as table, JSON and CSV."""
+"""Renderers for stored data: inventory, endpoint history, changes and deployments."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from certvigil.analysis.model import Severity
+from certvigil.analysis.changes import Change, ChangeKind
+from certvigil.analysis.model import CertificateFacts, Severity
 from certvigil.output.summary import days_remaining
-from certvigil.store.records import EndpointRecord, InventoryRow, ObservationRecord
+from certvigil.store.records import (
+    DeploymentRecord,
+    EndpointRecord,
+    InventoryRow,
+    ObservationRecord,
+)
 
 INVENTORY_COLUMNS: tuple[str, ...] = (
     "endpoint",
@@ -310,3 +316,139 @@ def _issuer_cn(issuer: str | None) -> str:
         if part.strip().upper().startswith("CN="):
             return part.strip()[3:]
     return issuer
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    """One change at an endpoint as a JSON object."""
+    return {
+        "kind": change.kind.value,
+        "observed_at_utc": _iso(change.observed_at_utc),
+        "before": change.before,
+        "after": change.after,
+        "message": change.message,
+    }
+
+
+def render_changes_json(
+    changes: Sequence[tuple[EndpointRecord, Sequence[Change]]],
+    stream: TextIO,
+    *,
+    since_utc: datetime,
+) -> None:
+    """Writes one JSON document with each endpoint that changed and its changes, oldest first."""
+    document = {
+        "since_utc": _iso(since_utc),
+        "endpoints": [
+            {**endpoint_json(endpoint), "changes": [change_json(c) for c in endpoint_changes]}
+            for endpoint, endpoint_changes in changes
+        ],
+    }
+    json.dump(document, stream, indent=2)
+    stream.write("\n")
+
+
+def render_changes_table(
+    changes: Sequence[tuple[EndpointRecord, Sequence[Change]]],
+    stream: TextIO,
+    *,
+    color: bool | None = None,
+) -> None:
+    """Prints one row per change: when, where, what, and the sentence that says it."""
+    console = _console(stream, color=color)
+    table = Table(show_edge=False, pad_edge=False)
+    for title in ("observed (UTC)", "endpoint", "change"):
+        table.add_column(title, no_wrap=True)
+    table.add_column("what happened")
+    for endpoint, endpoint_changes in changes:
+        for change in endpoint_changes:
+            table.add_row(
+                f"{change.observed_at_utc:%Y-%m-%d %H:%M:%S}",
+                str(endpoint.target),
+                Text(change.kind.value, style=_CHANGE_STYLE.get(change.kind, "")),
+                change.message,
+            )
+    console.print(table)
+
+
+_CHANGE_STYLE = {
+    ChangeKind.CHAIN_BROKE: "bold red",
+    ChangeKind.ENDPOINT_FAILED: "magenta",
+    ChangeKind.HOSTNAME_MISMATCH_APPEARED: "bold red",
+    ChangeKind.PROTOCOL_DOWNGRADED: "yellow",
+    ChangeKind.ISSUER_CHANGED: "yellow",
+    ChangeKind.CERTIFICATE_ROTATED: "cyan",
+    ChangeKind.CHAIN_REPAIRED: "green",
+    ChangeKind.ENDPOINT_RECOVERED: "green",
+    ChangeKind.HOSTNAME_MISMATCH_CLEARED: "green",
+    ChangeKind.PROTOCOL_UPGRADED: "green",
+}
+
+
+def deployment_json(deployment: DeploymentRecord) -> dict[str, Any]:
+    """Where one certificate is or was served, as a JSON object."""
+    target = deployment.target
+    return {
+        "endpoint": target.endpoint,
+        "host": target.host,
+        "port": target.port,
+        "sni": target.sni,
+        "starttls": target.starttls.value if target.starttls is not None else None,
+        "chain_position": deployment.chain_position,
+        "first_seen_utc": _iso(deployment.first_seen_utc),
+        "last_seen_utc": _iso(deployment.last_seen_utc),
+        "is_current": deployment.is_current,
+    }
+
+
+def render_deployments_json(
+    found: Sequence[tuple[str, CertificateFacts | None, Sequence[DeploymentRecord]]],
+    stream: TextIO,
+) -> None:
+    """Writes one JSON document: each certificate asked about and where it is or was served."""
+    document = {
+        "certificates": [
+            {
+                "sha256_hex": sha256_hex,
+                "subject": facts.subject if facts is not None else None,
+                "issuer": facts.issuer if facts is not None else None,
+                "not_after_utc": _iso(facts.not_after_utc) if facts is not None else None,
+                "deployments": [deployment_json(d) for d in deployments],
+            }
+            for sha256_hex, facts, deployments in found
+        ]
+    }
+    json.dump(document, stream, indent=2)
+    stream.write("\n")
+
+
+def render_deployments_table(
+    found: Sequence[tuple[str, CertificateFacts | None, Sequence[DeploymentRecord]]],
+    stream: TextIO,
+    *,
+    color: bool | None = None,
+) -> None:
+    """Prints, per certificate, the endpoints that serve it now and those that did."""
+    console = _console(stream, color=color)
+    for sha256_hex, facts, deployments in found:
+        title = Text(sha256_hex, style="bold")
+        if facts is not None:
+            title.append(
+                f"  {facts.subject_cn or facts.subject}, issued by "
+                f"{facts.issuer_cn or facts.issuer}, expires {facts.not_after_utc:%Y-%m-%d}"
+            )
+        console.print(title)
+        if not deployments:
+            console.print("  never seen at any endpoint")
+            continue
+        table = Table(show_edge=False, pad_edge=False)
+        for name in ("endpoint", "position", "first seen (UTC)", "last seen (UTC)", "now"):
+            table.add_column(name, no_wrap=True)
+        for d in deployments:
+            table.add_row(
+                str(d.target),
+                "leaf" if d.chain_position == 0 else f"chain #{d.chain_position}",
+                f"{d.first_seen_utc:%Y-%m-%d %H:%M}",
+                f"{d.last_seen_utc:%Y-%m-%d %H:%M}",
+                Text("served", style="green") if d.is_current else Text("replaced", style="dim"),
+            )
+        console.print(table)
