@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -232,3 +232,23 @@ def test_batch_of_known_endpoints_out_of_id_order_keeps_each_report_with_its_end
         assert latest.id == observation_id
         assert latest.target == report.target
         assert latest.leaf_sha256 == report.certificates[0].sha256_hex
+
+
+def test_times_in_another_zone_are_stored_as_the_same_instant(store: Store) -> None:
+    """A report timed in UTC+05:00 reads back as that instant in UTC, in every record."""
+    plus_five = timezone(timedelta(hours=5))
+    at = (NOW + timedelta(minutes=7, microseconds=12)).astimezone(plus_five)
+    leaf = facts("www.example.test", not_after_utc=(NOW + timedelta(days=9)).astimezone(plus_five))
+    (observation_id,) = store.record_reports([ok_report(WEB, (leaf,), at=at)])
+    record = store.get_observation(observation_id)
+    assert record is not None
+    assert record.observed_at_utc == at
+    assert record.observed_at_utc.tzinfo == UTC
+    assert str(record.observed_at_utc) == "2026-06-01 12:07:00.000012+00:00"
+    endpoint = store.find_endpoint(WEB)
+    assert endpoint is not None
+    assert (endpoint.first_seen_utc, endpoint.last_seen_utc, endpoint.last_ok_utc) == (at, at, at)
+    (row,) = store.expiring_certificates(now=NOW, within_days=10)
+    assert row.not_after_utc == NOW + timedelta(days=9)
+    assert (row.deployed_since_utc, row.last_seen_utc) == (at, at)
+    assert row.not_after_utc.tzinfo == UTC
