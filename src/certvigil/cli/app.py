@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from typing import Annotated
@@ -45,14 +46,32 @@ def _root(
     del version, debug
 
 
+_COMMAND_MODULES = {
+    "scan": "certvigil.cli.scan_cmd",
+    "cert": "certvigil.cli.cert_cmd",
+    "demo": "certvigil.cli.demo_cmd",
+    "grade": "certvigil.cli.grade_cmd",
+    "inventory": "certvigil.cli.inventory_cmd",
+    "history": "certvigil.cli.inventory_cmd",
+    "changes": "certvigil.cli.changes_cmd",
+    "where": "certvigil.cli.changes_cmd",
+    "run": "certvigil.cli.run_cmd",
+    "alerts": "certvigil.cli.alerts_cmd",
+    "config": "certvigil.cli.config_cmd",
+}
+"""The module that defines each sub-command (``certvigil.cli.commands`` imports them all)."""
+
+
 def register_commands(argv: list[str]) -> None:
     """Import the module of the sub-command named in ``argv`` (all of them if unsure)."""
-    # Imported for their side effect of adding commands to ``app``. ``scan`` needs only
-    # its own module: the store, alerts and configuration imports (SQLAlchemy, alembic,
-    # apprise) would add about a second to every scan's start-up.
+    # Imported for their side effect of adding commands to ``app``. A command imports
+    # only its own module: the others pull in SQLAlchemy, alembic and apprise, which
+    # would add up to a second to a scan's start-up and a third of one to a cron job's
+    # `inventory`. The top-level help, a mistyped command and no command get them all.
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    if command == "scan":
-        import certvigil.cli.scan_cmd  # noqa: F401
+    module = _COMMAND_MODULES.get(command or "")
+    if module is not None:
+        importlib.import_module(module)
     else:
         from certvigil.cli import commands  # noqa: F401
 
