@@ -17,7 +17,12 @@ from certvigil.store.engine import (
     default_database_path,
     resolve_database_url,
 )
-from certvigil.store.migrations import current_revision, head_revision, upgrade_to_head
+from certvigil.store.migrations import (
+    HEAD_REVISION,
+    current_revision,
+    head_revision,
+    upgrade_to_head,
+)
 from certvigil.store.models import Base
 
 
@@ -191,3 +196,9 @@ def test_upgrade_from_first_revision_backfills_deployment_expiry(db_url: str) ->
             store.close()
     finally:
         engine.dispose()
+
+
+def test_head_revision_constant_is_the_newest_script() -> None:
+    """``HEAD_REVISION``, which a current store is checked against without Alembic, names
+    the newest packaged migration (a new migration must move it)."""
+    assert HEAD_REVISION == head_revision()
