@@ -189,3 +189,30 @@ def test_parse_endpoint_refuses_bad_input(text: str) -> None:
     """Malformed endpoints are usage errors naming the input."""
     with pytest.raises(UsageError, match=r"expected|port|host|label|invalid|character"):
         parse_endpoint(text)
+
+
+def test_store_commands_take_a_relative_database_from_the_config_s_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--config`` with ``database_url: inventory.db`` reads the database beside the
+    configuration, as the daemon writes it, whatever the working directory."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "certvigil.yaml"
+    config.write_text("database_url: inventory.db\ntargets:\n  - host: www.example.test\n")
+    target = Target(host="www.example.test", port=443)
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=3))
+    with open_store(str(etc / "inventory.db")) as store:
+        store.record_report(ok_report(target, (leaf,), at=NOW - timedelta(hours=1)))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for argv in (
+        ["inventory", "--config", str(config), "--json"],
+        ["history", "www.example.test:443", "-c", str(config), "--json"],
+        ["alerts", "list", "--config", str(config), "--json"],
+    ):
+        code, out, err = _run(argv, capsys)
+        assert code == ExitCode.OK, (argv, err)
+        json.loads(out)
+    assert not (elsewhere / "inventory.db").exists()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +14,9 @@ from rich.table import Table
 
 from certvigil.alerts.engine import AlertEngine
 from certvigil.cli.app import app
-from certvigil.store import AlertRecord, AlertState, DeliveryRecord, Store, open_store
+from certvigil.cli.options import DatabaseOption, JsonDocumentOption, StoreConfigOption
+from certvigil.cli.store_access import open_existing_store
+from certvigil.store import AlertRecord, AlertState, DeliveryRecord
 from certvigil.store.outbox import list_deliveries
 
 alerts_app = typer.Typer(
@@ -45,33 +44,6 @@ _STATES = {
     StateFilter.RESOLVED: (AlertState.RESOLVED,),
     StateFilter.ALL: None,
 }
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL or SQLite path (default: --config's, $CERTVIGIL_DATABASE_URL, "
-        "or the default path).",
-    ),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Take the database from this configuration."),
-]
-
-
-@contextmanager
-def _opened(db: str | None, config: Path | None) -> Iterator[Store]:
-    url = db
-    if url is None and config is not None:
-        from certvigil.config.loading import load_config
-
-        url = load_config(config).database_url
-    store = open_store(url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -124,13 +96,13 @@ def list_command(
     state: Annotated[
         StateFilter, typer.Option("--state", help="Which alerts: active is open + acknowledged.")
     ] = StateFilter.ACTIVE,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: JsonDocumentOption = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 200,
     db: DatabaseOption = None,
-    config: ConfigOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """List alerts, newest first, with where their notifications stand."""
-    with _opened(db, config) as store:
+    with open_existing_store(db, config) as store:
         alerts = AlertEngine(store).list_alerts(states=_STATES[state], limit=limit)
         by_alert: dict[int, list[DeliveryRecord]] = {a.id: [] for a in alerts}
         if alerts:
@@ -169,10 +141,10 @@ def ack_command(
     by: Annotated[str, typer.Option("--by", help="Who takes it.")],
     note: Annotated[str | None, typer.Option("--note", help="A remark kept with it.")] = None,
     db: DatabaseOption = None,
-    config: ConfigOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """Acknowledge an open alert: someone is on it (it still resolves by itself)."""
-    with _opened(db, config) as store:
+    with open_existing_store(db, config) as store:
         alert = AlertEngine(store).acknowledge(alert_id, by=by, now=datetime.now(UTC), note=note)
     Console(stderr=True).print(f"alert {alert.id} acknowledged by {alert.acknowledged_by}")
 
@@ -183,9 +155,9 @@ def resolve_command(
     by: Annotated[str | None, typer.Option("--by", help="Who resolves it.")] = None,
     note: Annotated[str | None, typer.Option("--note", help="Why; sent with it.")] = None,
     db: DatabaseOption = None,
-    config: ConfigOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """Resolve an alert by hand; a condition that still holds reopens at the next scan."""
-    with _opened(db, config) as store:
+    with open_existing_store(db, config) as store:
         alert = AlertEngine(store).resolve(alert_id, now=datetime.now(UTC), by=by, note=note)
     Console(stderr=True).print(f"alert {alert.id} resolved")

@@ -21,7 +21,14 @@ from certvigil.analysis.model import CertificateFacts
 from certvigil.certfiles import load_certificate_file
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.cli.inventory_cmd import DB_HELP, open_existing_store
+from certvigil.cli.options import (
+    DatabaseOption,
+    HostGlobOption,
+    JsonDocumentOption,
+    StoreConfigOption,
+    TagOption,
+)
+from certvigil.cli.store_access import open_existing_store
 from certvigil.config.units import parse_duration_s
 from certvigil.errors import UsageError
 from certvigil.output.inventory import (
@@ -65,19 +72,11 @@ def changes_command(
             help='Period start: a duration back from now ("24h", "7d") or a UTC time.',
         ),
     ] = "24h",
-    host: Annotated[
-        str | None,
-        typer.Option("--host", metavar="GLOB", help="Only hosts matching GLOB (internal*)."),
-    ] = None,
-    tag: Annotated[
-        str | None, typer.Option("--tag", metavar="TAG", help="Only endpoints tagged TAG.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    db: Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", metavar="PATH", help="Configuration naming the database."),
-    ] = None,
+    host: HostGlobOption = None,
+    tag: TagOption = None,
+    as_json: JsonDocumentOption = False,
+    db: DatabaseOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """Show what changed: certificates rotated, issuers changed, protocols downgraded,
     chains broken, names mismatched, endpoints failed, and their recoveries."""
@@ -131,12 +130,9 @@ def where_command(
     current: Annotated[
         bool, typer.Option("--current", help="Only endpoints that serve it now.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    db: Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", metavar="PATH", help="Configuration naming the database."),
-    ] = None,
+    as_json: JsonDocumentOption = False,
+    db: DatabaseOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """Show where certificates are served, and where they were: every endpoint, with when
     it was first and last seen there."""

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
+from certvigil.cli.options import (
+    DatabaseOption,
+    HostGlobOption,
+    JsonDocumentOption,
+    StoreConfigOption,
+    TagOption,
+)
+from certvigil.cli.store_access import open_existing_store
 from certvigil.errors import UsageError
 from certvigil.output.inventory import (
     render_history_json,
@@ -26,37 +33,8 @@ from certvigil.output.inventory import (
     render_inventory_json,
     render_inventory_table,
 )
-from certvigil.store import Store, open_store
-from certvigil.store.engine import resolve_database_url
 from certvigil.store.records import EndpointRecord, ObservationRecord
 from certvigil.targets import normalise_hostname, parse_port
-
-DB_HELP = (
-    "Database URL or SQLite file (default: $CERTVIGIL_DATABASE_URL, else the database "
-    "named in --config, else the default path; see docs/store.md)."
-)
-
-
-def _database_url(db: str | None, config: Path | None) -> str | None:
-    if db:
-        return db
-    if config is not None:
-        from certvigil.config.loading import load_config
-
-        url = load_config(config).config.database_url
-        return str(url) if url else None
-    return None
-
-
-def open_existing_store(db: str | None, config: Path | None) -> Store:
-    """Opens the store, refusing to create an empty SQLite file for a read command."""
-    url = _database_url(db, config)
-    resolved = resolve_database_url(url)
-    if resolved.get_backend_name() == "sqlite":
-        path = Path(resolved.database or "")
-        if not path.exists():
-            raise UsageError(f"database {path}: does not exist (nothing has been recorded yet)")
-    return open_store(url)
 
 
 @app.command("inventory")
@@ -70,27 +48,19 @@ def inventory_command(
             help="Only certificates expiring within DAYS (expired ones included).",
         ),
     ] = None,
-    host: Annotated[
-        str | None,
-        typer.Option("--host", metavar="GLOB", help="Only hosts matching GLOB (internal*)."),
-    ] = None,
+    host: HostGlobOption = None,
     issuer: Annotated[
         str | None,
         typer.Option("--issuer", metavar="TEXT", help="Only issuers containing TEXT."),
     ] = None,
-    tag: Annotated[
-        str | None, typer.Option("--tag", metavar="TAG", help="Only endpoints tagged TAG.")
-    ] = None,
+    tag: TagOption = None,
     chain: Annotated[
         bool, typer.Option("--chain", help="Include intermediates, not only leaves.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: JsonDocumentOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
-    db: Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", metavar="PATH", help="Configuration naming the database."),
-    ] = None,
+    db: DatabaseOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """List deployed certificates, soonest expiry first."""
     if as_json and as_csv:
@@ -163,12 +133,9 @@ def history_command(
     limit: Annotated[
         int, typer.Option("--limit", min=1, help="Observations to show per endpoint.")
     ] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    db: Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", metavar="PATH", help="Configuration naming the database."),
-    ] = None,
+    as_json: JsonDocumentOption = False,
+    db: DatabaseOption = None,
+    config: StoreConfigOption = None,
 ) -> None:
     """Show an endpoint's observations, newest first.
 

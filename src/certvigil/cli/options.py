@@ -73,3 +73,36 @@ OutputOption = Annotated[
     typer.Option("--output", "-o", metavar="FILE", help="Write results to FILE."),
 ]
 """``--output FILE``: results to a file instead of stdout."""
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="URL",
+        help="Database URL or SQLite file (default: $CERTVIGIL_DATABASE_URL, else the "
+        "database named in --config, else the default path; see docs/store.md).",
+    ),
+]
+"""``--db``: the inventory to read (store commands)."""
+
+StoreConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", metavar="PATH", help="Take the database from this configuration."
+    ),
+]
+"""``--config``: the configuration whose ``database_url`` names the inventory."""
+
+HostGlobOption = Annotated[
+    str | None,
+    typer.Option("--host", metavar="GLOB", help="Only hosts matching GLOB (internal*)."),
+]
+"""``--host``: a glob over the endpoints' host names (store commands)."""
+
+TagOption = Annotated[
+    str | None, typer.Option("--tag", metavar="TAG", help="Only endpoints tagged TAG.")
+]
+"""``--tag``: only endpoints carrying this label (store commands)."""
+
+JsonDocumentOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+"""``--json``: one JSON document on stdout instead of the table."""
