@@ -321,7 +321,9 @@ class EndpointScanner:
             if options.per_subnet_concurrency is not None
             else None
         )
-        self._dns: dict[tuple[str, int], asyncio.Future[tuple[str, ...]]] = {}
+        # By host name alone: the addresses do not depend on the port, and a port sweep
+        # of one name asks the resolver once.
+        self._dns: dict[str, asyncio.Future[tuple[str, ...]]] = {}
         # The HTTP side (AIA fetches, revocation) is set up on first use: most scans
         # never need it, and its imports alone cost a tenth of a second of start-up.
         self._fetcher: IssuerFetcher | None = None
@@ -513,7 +515,7 @@ class EndpointScanner:
     async def _resolve(self, target: Target) -> tuple[str, ...]:
         if target.is_ip:  # no lookup, no cache entry, no task
             return await resolve_addresses(target.host, target.port)
-        key = (target.host, target.port)
+        key = target.host
         cached = self._dns.get(key)
         if cached is None:
             if len(self._dns) >= _DNS_CACHE_ENTRIES:

@@ -198,9 +198,10 @@ class _Pool:
         self._readers: list[asyncio.Task[None]] = []
         # Host names being resolved, with the targets waiting for the answer; answers
         # for the scan (failures are not kept: the worker asks again).
-        self._resolving: dict[tuple[str, int], list[Target]] = {}
-        self._resolved: dict[tuple[str, int], tuple[str, ...]] = {}
-        self._answers: list[tuple[tuple[str, int], tuple[str, ...] | None]] = []
+        # Keyed by host name alone: the addresses do not depend on the port.
+        self._resolving: dict[str, list[Target]] = {}
+        self._resolved: dict[str, tuple[str, ...]] = {}
+        self._answers: list[tuple[str, tuple[str, ...] | None]] = []
         self._lookups: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -329,7 +330,7 @@ class _Pool:
         if target.is_ip:
             self._waiting[worker_of(target, workers, by_subnet=by_subnet)].append((target, None))
             return
-        key = (target.host, target.port)
+        key = target.host
         addresses = self._resolved.get(key)
         if addresses is not None:
             index = worker_of(target, workers, by_subnet=by_subnet, address=addresses[0])
@@ -338,20 +339,19 @@ class _Pool:
         waiting = self._resolving.get(key)
         if waiting is None:
             self._resolving[key] = [target]
-            lookup = asyncio.create_task(self._look_up(key))
+            lookup = asyncio.create_task(self._look_up(key, target.port))
             self._lookups.add(lookup)
             lookup.add_done_callback(self._lookups.discard)
         else:
             waiting.append(target)
 
-    async def _look_up(self, key: tuple[str, int]) -> None:
-        host, port = key
+    async def _look_up(self, host: str, port: int) -> None:
         addresses: tuple[str, ...] | None
         try:
             addresses = await resolve_addresses(host, port, timeout_s=self._options.dns_timeout_s)
         except DnsFailure:
             addresses = None
-        self._answers.append((key, addresses))
+        self._answers.append((host, addresses))
         self._arrivals.put_nowait((_ANSWERS, []))
 
     def _route_answers(self, *, by_subnet: bool) -> None:
