@@ -120,9 +120,10 @@ def test_where_finds_a_scanned_certificate_by_file_or_fingerprint(
 
 
 def test_where_says_when_a_certificate_was_never_seen(
-    store_url: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An unknown fingerprint exits 3; an argument that is neither file nor fingerprint, 64."""
+    """An unknown fingerprint exits 3; an argument that is neither file nor fingerprint, or
+    a file without a certificate, 64."""
     with open_store(store_url):
         pass
     code, out, _err = _run(["where", "ab" * 32, "--db", store_url], capsys)
@@ -131,3 +132,8 @@ def test_where_says_when_a_certificate_was_never_seen(
     code, _out, err = _run(["where", "not-a-cert", "--db", store_url], capsys)
     assert code == ExitCode.USAGE
     assert "not a certificate file nor a SHA-256 fingerprint" in err
+    empty = tmp_path / "empty.pem"
+    empty.write_bytes(b"")
+    code, _out, err = _run(["where", str(empty), "--db", store_url], capsys)
+    assert code == ExitCode.USAGE
+    assert "empty.pem" in err

@@ -30,7 +30,7 @@ from certvigil.cli.options import (
 )
 from certvigil.cli.store_access import open_existing_store
 from certvigil.config.units import parse_duration_s
-from certvigil.errors import UsageError
+from certvigil.errors import CertificateLoadError, UsageError
 from certvigil.output.inventory import (
     render_changes_json,
     render_changes_table,
@@ -103,12 +103,15 @@ def fingerprints_of(certificate: str) -> tuple[str, ...]:
             certificate file (PEM, DER or PKCS#7; every certificate in it).
 
     Raises:
-        UsageError: Neither an existing file nor a 64-digit hex fingerprint.
-        CertificateLoadError: The file holds no usable certificate.
+        UsageError: Neither an existing file nor a 64-digit hex fingerprint, or a file
+            that holds no usable certificate.
     """
     path = Path(certificate)
     if path.is_file():
-        return tuple(sha256(der).hexdigest() for der in load_certificate_file(path))
+        try:
+            return tuple(sha256(der).hexdigest() for der in load_certificate_file(path))
+        except CertificateLoadError as exc:
+            raise UsageError(str(exc)) from exc
     text = certificate.replace(":", "").replace(" ", "").strip().lower()
     if not _SHA256_HEX.fullmatch(text):
         raise UsageError(
