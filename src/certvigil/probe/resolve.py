@@ -22,6 +22,7 @@ DNS_THREADS = 64
 round trip to the resolver; asyncio's default executor has CPU count + 4 threads, which
 held a scan of host names to a few dozen names per second at 100 ms per lookup."""
 
+
 def _dns_executor() -> ThreadPoolExecutor:
     # One per process: a forked scan worker must not use its parent's pool, whose
     # threads do not exist in the child.
