@@ -18,9 +18,12 @@ from certvigil.tls.records import (
     SslV2ServerHello,
     TlsProtocol,
     build_client_hello,
+    build_heartbeat_request,
     build_sslv2_client_hello,
+    heartbeat_answered,
     parse_server_reply,
     parse_sslv2_reply,
+    server_flight_done,
 )
 
 
@@ -251,3 +254,33 @@ def test_hellos_avoid_the_256_to_511_byte_range(count: int) -> None:
     length = len(record) - 5
     assert not 256 <= length < 512
     assert _parse_client_hello(record)["suites"] == list(suites)
+
+
+def test_heartbeat_request_claims_what_it_does_not_carry() -> None:
+    """The Heartbleed request is one record of type 24 holding three bytes: request type
+    1 and a claimed length of 16 KiB, with no payload."""
+    record = build_heartbeat_request(0x0302)
+    assert record == b"\x18\x03\x02\x00\x03\x01\x40\x00"
+
+
+def test_flight_end_and_heartbeat_answer_are_recognised() -> None:
+    """ServerHelloDone ends a flight; a heartbeat record after it is an answer; an alert
+    is not; partial records decide nothing yet."""
+    hello_done = b"\x16\x03\x03\x00\x04\x0e\x00\x00\x00"
+    assert server_flight_done(hello_done) is True
+    assert server_flight_done(hello_done[:7]) is None
+    assert server_flight_done(b"\x15\x03\x03\x00\x02\x02\x28") is False
+    assert heartbeat_answered(b"") is None
+    assert heartbeat_answered(b"\x18\x03\x02\x00\x03\x02\x40") is None
+    assert heartbeat_answered(b"\x18\x03\x02\x00\x03\x02\x40\x00") is True
+    assert heartbeat_answered(b"\x15\x03\x02\x00\x02\x02\x0a") is False
+
+
+def test_heartbeat_extension_is_offered_only_when_asked() -> None:
+    """The ClientHello carries extension 15 (peer allowed to send) only with heartbeat."""
+    plain = build_client_hello(ClientHelloSpec(protocol=TlsProtocol.TLS_1_2, cipher_suites=(0x2F,)))
+    asked = build_client_hello(
+        ClientHelloSpec(protocol=TlsProtocol.TLS_1_2, cipher_suites=(0x2F,), heartbeat=True)
+    )
+    assert b"\x00\x0f\x00\x01\x01" in asked
+    assert b"\x00\x0f\x00\x01\x01" not in plain

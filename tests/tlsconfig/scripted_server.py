@@ -3,7 +3,10 @@
 It answers the first flight only: an SSLv2 SERVER-HELLO, or a ServerHello and
 ServerHelloDone (or an alert) chosen from a fixed policy, as an SSLv2/SSLv3/TLS 1.0
 server with RC4, 3DES, compression and no RFC 5746 or RFC 7507 support would. It never
-finishes a handshake, which the probes never ask for.
+finishes a handshake, which the probes never ask for. With a heartbeat policy it also
+plays OpenSSL 1.0.1f (``"leaks"``: answers a heartbeat request that claims more than it
+carries with 16 KiB of "memory", CVE-2014-0160) or 1.0.1g (``"discards"`` it silently,
+as RFC 6520 requires).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Policy:
     compression: bool = False
     renegotiation_info: bool = False
     honours_fallback_scsv: bool = False
+    heartbeat: str | None = None  # None, "leaks" or "discards"
 
 
 def _alert(description: int) -> bytes:
@@ -49,6 +53,33 @@ def _answer_sslv2(data: bytes, policy: Policy) -> bytes:
     return struct.pack("!H", 0x8000 | len(hello)) + hello
 
 
+_HEARTBEAT_EXTENSION = 15
+
+
+def _extension_types(block: bytes) -> set[int]:
+    """The extension types in a ClientHello's extensions block (with its length)."""
+    if len(block) < 2:
+        return set()
+    end = 2 + struct.unpack("!H", block[:2])[0]
+    types, pos = set(), 2
+    while pos + 4 <= min(end, len(block)):
+        ext_type, length = struct.unpack("!HH", block[pos : pos + 4])
+        types.add(ext_type)
+        pos += 4 + length
+    return types
+
+
+def _answer_heartbeat(conn: socket.socket, version: bytes, policy: Policy) -> None:
+    """After the flight: answer (or drop) a heartbeat request, as the policy says."""
+    request = conn.recv(65536)
+    if policy.heartbeat != "leaks" or len(request) < 8 or request[0] != 24:
+        return
+    claimed = struct.unpack("!H", request[6:8])[0]
+    memory = (b"-----BEGIN RSA PRIVATE KEY-----" * 600)[:claimed]
+    message = b"\x02" + struct.pack("!H", claimed) + memory + b"\x00" * 16
+    conn.sendall(b"\x18" + version + struct.pack("!H", len(message)) + message)
+
+
 def _answer_tls(data: bytes, policy: Policy) -> bytes:
     body = data[9:]
     client_version = struct.unpack("!H", body[:2])[0]
@@ -60,6 +91,7 @@ def _answer_tls(data: bytes, policy: Policy) -> bytes:
     ]
     pos += 2 + suites_len
     compressions = list(body[pos + 1 : pos + 1 + body[pos]])
+    offered_extensions = _extension_types(body[pos + 1 + body[pos] :])
     candidates = [v for v in policy.versions if v <= min(client_version, 0x0303)]
     if not candidates:
         return _alert(70)
@@ -76,8 +108,12 @@ def _answer_tls(data: bytes, policy: Policy) -> bytes:
         + b"\x00"
         + struct.pack("!HB", chosen, compression)
     )
+    ext = b""
     if policy.renegotiation_info:
-        ext = b"\xff\x01\x00\x01\x00"
+        ext += b"\xff\x01\x00\x01\x00"
+    if policy.heartbeat is not None and _HEARTBEAT_EXTENSION in offered_extensions:
+        ext += b"\x00\x0f\x00\x01\x01"
+    if ext:
         hello += struct.pack("!H", len(ext)) + ext
     messages = b"\x02" + len(hello).to_bytes(3, "big") + hello + b"\x0e\x00\x00\x00"
     return _record(version, messages)
@@ -119,7 +155,10 @@ class ScriptedServer:
                     if data and data[0] & 0x80:
                         conn.sendall(_answer_sslv2(data, self.policy))
                     elif len(data) > 9 and data[0] == 22:
-                        conn.sendall(_answer_tls(data, self.policy))
+                        answer = _answer_tls(data, self.policy)
+                        conn.sendall(answer)
+                        if self.policy.heartbeat is not None and answer[:1] == b"\x16":
+                            _answer_heartbeat(conn, answer[1:3], self.policy)
                 except (OSError, IndexError, struct.error):
                     pass  # a probe hung up or sent a hello this script does not parse
 

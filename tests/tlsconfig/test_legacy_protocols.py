@@ -80,3 +80,41 @@ def test_fallback_scsv_is_detected_when_honoured() -> None:
     assert result.accepted_protocols == (TlsProtocol.TLS_1_0, TlsProtocol.TLS_1_1)
     assert result.fallback_scsv is True
     assert result.secure_renegotiation is True
+
+
+def _observe_heartbeat_policy(heartbeat: str | None) -> TlsConfigObservation:
+    server = ScriptedServer(
+        Policy(versions=frozenset({0x0302, 0x0303}), suites=(AES128_SHA,),
+               renegotiation_info=True, heartbeat=heartbeat)
+    )  # fmt: skip
+    try:
+        result = asyncio.run(
+            observe_tls_config(Target(host="127.0.0.1", port=server.port), check_http=False)
+        )
+    finally:
+        server.close()
+    assert isinstance(result, TlsConfigObservation), result
+    return result
+
+
+def test_heartbleed_is_found_and_graded_f() -> None:
+    """A server that answers a heartbeat request claiming 16 KiB it did not send (OpenSSL
+    1.0.1f) is vulnerable: a critical finding and an F, with the rule named."""
+    result = _observe_heartbeat_policy("leaks")
+    assert result.heartbleed is True
+    assessment = assess_tls(result, CertificateVerdicts(is_trusted=True, hostname_matches=True))
+    codes = {f.code for f in assessment.tls_config.findings}
+    assert "heartbleed" in codes
+    assert assessment.grade.grade == "F"
+    assert "heartbleed" in {rule.code for rule in assessment.grade.rules}
+
+
+@pytest.mark.parametrize("heartbeat", ["discards", None])
+def test_heartbeats_without_the_leak_are_not_heartbleed(heartbeat: str | None) -> None:
+    """A server that runs heartbeats but drops the malformed request (OpenSSL 1.0.1g), or
+    runs none, is not vulnerable, and nothing about it is reported."""
+    result = _observe_heartbeat_policy(heartbeat)
+    assert result.heartbleed is False
+    assessment = assess_tls(result, CertificateVerdicts(is_trusted=True, hostname_matches=True))
+    assert "heartbleed" not in {f.code for f in assessment.tls_config.findings}
+    assert "heartbleed" not in {rule.code for rule in assessment.grade.rules}

@@ -201,6 +201,8 @@ def _caps(
     protocols = set(config.protocols)
     suites = accepted_tls_suites(observation)
     modern = protocols & {TlsProtocol.TLS_1_1, TlsProtocol.TLS_1_2, TlsProtocol.TLS_1_3}
+    if config.heartbleed:
+        cap("heartbleed", "F", "vulnerable to Heartbleed (CVE-2014-0160)")
     if TlsProtocol.SSL_2_0 in protocols:
         cap("sslv2", "F", "SSLv2 is accepted")
     if any(s.is_export for s in suites):

@@ -54,6 +54,7 @@ class TlsConfigReport:
         fallback_scsv: As observed.
         secure_renegotiation: As observed.
         compression: As observed.
+        heartbleed: As observed.
         hsts_max_age_s: max-age of a valid HSTS header, ``None`` without one.
         findings: Everything found, most severe first.
     """
@@ -71,6 +72,7 @@ class TlsConfigReport:
     fallback_scsv: bool | None = None
     secure_renegotiation: bool | None = None
     compression: bool | None = None
+    heartbleed: bool | None = None
     hsts_max_age_s: int | None = None
     findings: tuple[Finding, ...] = ()
 
@@ -260,6 +262,13 @@ def judge_tls_config(observation: TlsConfigObservation) -> TlsConfigReport:
         )
     if observation.compression:
         add("tls_compression", Severity.CRITICAL, "TLS compression is accepted (CRIME)")
+    if observation.heartbleed:
+        add(
+            "heartbleed",
+            Severity.CRITICAL,
+            "the server answers malformed heartbeat requests with its own memory "
+            "(Heartbleed, CVE-2014-0160): keys and passwords may have leaked",
+        )
     hsts_max_age = parse_hsts_max_age(observation.http.hsts_header) if observation.http else None
     if observation.http is not None and hsts_max_age is None:
         add("no_hsts", Severity.INFO, "the HTTPS answer carries no valid Strict-Transport-Security")
@@ -296,6 +305,7 @@ def judge_tls_config(observation: TlsConfigObservation) -> TlsConfigReport:
         fallback_scsv=observation.fallback_scsv,
         secure_renegotiation=observation.secure_renegotiation,
         compression=observation.compression,
+        heartbleed=observation.heartbleed,
         hsts_max_age_s=hsts_max_age,
         findings=tuple(findings),
     )

@@ -65,6 +65,9 @@ class TlsConfigObservation:
             ``None`` when only TLS 1.3 (which has no renegotiation) or SSLv2 is spoken.
         compression: The server accepts DEFLATE compression; ``None`` when only
             TLS 1.3 or SSLv2 is spoken.
+        heartbleed: The server answers a heartbeat request that claims more payload
+            than it carries (CVE-2014-0160); ``None`` when not tested (only TLS 1.3 or
+            SSLv2 spoken) or the test was inconclusive.
         http: The HTTPS answer, ``None`` when the endpoint does not speak HTTP (or
             HTTP was not probed, as for STARTTLS endpoints).
         handshake_count: Connections opened.
@@ -83,6 +86,7 @@ class TlsConfigObservation:
     fallback_scsv: bool | None = None
     secure_renegotiation: bool | None = None
     compression: bool | None = None
+    heartbleed: bool | None = None
     http: HttpObservation | None = None
     handshake_count: int = 0
     elapsed_s: float = 0.0

@@ -41,6 +41,7 @@ from certvigil.tls.records import (
     COMPRESSION_DEFLATE,
     COMPRESSION_NULL,
     ECDH_GROUPS,
+    EXT_HEARTBEAT,
     SECP256R1,
     TLS13_GROUPS,
     X25519,
@@ -53,9 +54,12 @@ from certvigil.tls.records import (
     SslV2ServerHello,
     TlsProtocol,
     build_client_hello,
+    build_heartbeat_request,
     build_sslv2_client_hello,
+    heartbeat_answered,
     parse_server_reply,
     parse_sslv2_reply,
+    server_flight_done,
 )
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
@@ -403,6 +407,71 @@ async def _compression(session: _Session, protocol: TlsProtocol, suites: Sequenc
     return flight is not None and flight.hello.compression_method == COMPRESSION_DEFLATE
 
 
+HEARTBLEED_WAIT_S = 2.0
+"""How long to wait for a heartbeat response: a vulnerable server answers at once, a
+patched one that still runs heartbeats discards the request and says nothing."""
+
+
+async def _heartbleed(
+    session: _Session, protocol: TlsProtocol, suites: Sequence[int]
+) -> bool | None:
+    """Whether the server answers a heartbeat request that claims more than it carries.
+
+    Offers heartbeats in a ClientHello of ``protocol``; a server that does not echo the
+    extension runs no heartbeats (every OpenSSL since 1.1.0 by default) and is not
+    vulnerable. One that does gets, after its ServerHelloDone, a heartbeat request of
+    three bytes claiming 16 KiB; answering it at all is CVE-2014-0160.
+
+    Returns:
+        ``True`` vulnerable, ``False`` not, ``None`` when it could not be told (the
+        connection failed or the server's flight never ended).
+    """
+    spec = ClientHelloSpec(
+        protocol=protocol,
+        cipher_suites=tuple(suites),
+        server_name=session.server_name,
+        heartbeat=True,
+    )
+    async with session.semaphore, session.slot():
+        session.handshake_count += 1
+        try:
+            reader, writer = await session._connect()
+        except (TimeoutError, ProbeError, OSError):
+            return None
+        try:
+            writer.write(build_client_hello(spec))
+            data = b""
+            async with asyncio.timeout(session.handshake_timeout_s):
+                while (done := server_flight_done(data)) is None:
+                    chunk = await reader.read(65536)
+                    if not chunk:
+                        return None
+                    data += chunk
+            reply = parse_server_reply(data)
+            if not done or not isinstance(reply, ServerFlight):
+                return None
+            if reply.hello.extension(EXT_HEARTBEAT) is None:
+                return False
+            writer.write(build_heartbeat_request(reply.hello.version))
+            after = b""
+            try:
+                async with asyncio.timeout(min(HEARTBLEED_WAIT_S, session.handshake_timeout_s)):
+                    while (answered := heartbeat_answered(after)) is None:
+                        chunk = await reader.read(65536)
+                        if not chunk:
+                            return False
+                        after += chunk
+            except TimeoutError:
+                return False  # discarded, as RFC 6520 requires
+            return answered
+        except TimeoutError:
+            return None
+        except OSError:
+            return False  # reset on the malformed request: not answered
+        finally:
+            writer.transport.abort()
+
+
 def _http_context() -> ssl.SSLContext:
     # The configuration is judged elsewhere; here any protocol and suite the local
     # OpenSSL can still speak is fine, and the certificate is not checked.
@@ -584,6 +653,7 @@ async def observe_tls_config(
         if dhe:
             extra["dh"] = asyncio.create_task(_dh_prime_bits(session, best12, dhe))
         extra["compression"] = asyncio.create_task(_compression(session, best12, suites))
+        extra["heartbleed"] = asyncio.create_task(_heartbleed(session, best12, suites))
     versions = [p for p in (*_PRE13, TlsProtocol.TLS_1_3) if by_protocol[p].support.is_accepted]
     if len(versions) >= 2:
         lower = versions[-2]
@@ -605,6 +675,7 @@ async def observe_tls_config(
     dh = done.get("dh")
     scsv = done.get("scsv")
     compression = done.get("compression")
+    heartbleed = done.get("heartbleed")
     return TlsConfigObservation(
         target=target,
         peer_address=resolved,
@@ -616,6 +687,7 @@ async def observe_tls_config(
         fallback_scsv=scsv if isinstance(scsv, bool) else None,
         secure_renegotiation=renegotiation,
         compression=compression if isinstance(compression, bool) else None,
+        heartbleed=heartbleed if isinstance(heartbleed, bool) else None,
         http=http,
         handshake_count=session.handshake_count,
         elapsed_s=time.perf_counter() - started,

@@ -106,6 +106,8 @@ _EXT_STATUS_REQUEST = 5
 _EXT_SUPPORTED_GROUPS = 10
 _EXT_EC_POINT_FORMATS = 11
 _EXT_SIGNATURE_ALGORITHMS = 13
+EXT_HEARTBEAT = 15
+"""RFC 6520 heartbeat extension: a server that echoes it in its ServerHello runs heartbeats."""
 _EXT_ALPN = 16
 _EXT_PADDING = 21
 _EXT_SUPPORTED_VERSIONS = 43
@@ -116,6 +118,7 @@ _HANDSHAKE = 22
 _ALERT = 21
 _CHANGE_CIPHER_SPEC = 20
 _MAX_RECORD = 16384 + 2048
+_HEARTBEAT = 24
 
 # RFC 8446 §4.1.3: a ServerHello with this random is a HelloRetryRequest.
 _HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
@@ -161,6 +164,7 @@ class ClientHelloSpec:
         renegotiation_info: Send an empty renegotiation_info extension (RFC 5746).
         status_request: Ask for an OCSP staple.
         alpn: ALPN protocol names, ``()`` to omit the extension.
+        heartbeat: Offer RFC 6520 heartbeats (peer allowed to send).
         random: The 32-byte client random; fresh random bytes when ``None``.
     """
 
@@ -174,6 +178,7 @@ class ClientHelloSpec:
     renegotiation_info: bool = True
     status_request: bool = False
     alpn: tuple[str, ...] = ()
+    heartbeat: bool = False
     random: bytes | None = None
 
 
@@ -237,6 +242,8 @@ def _extensions(spec: ClientHelloSpec) -> bytes:
     if spec.alpn:
         names = b"".join(_vec8(p.encode("ascii", "replace")) for p in spec.alpn)
         exts += _ext(_EXT_ALPN, _vec16(names))
+    if spec.heartbeat:
+        exts += _ext(EXT_HEARTBEAT, _u8(1))  # peer_allowed_to_send
     if spec.protocol is TlsProtocol.TLS_1_3:
         exts += _ext(_EXT_SUPPORTED_VERSIONS, _vec8(_u16(0x0304)))
         shares = bytearray()
@@ -612,6 +619,79 @@ def parse_server_reply(data: bytes, *, want_key_exchange: bool = False) -> Serve
                 return ServerFlight(hello=hello)
             if msg_type not in (11, 13, 22):  # Certificate, CertificateRequest, Status
                 return ServerFlight(hello=hello)
+
+
+def build_heartbeat_request(version: int, *, claimed_length: int = 0x4000) -> bytes:
+    """A heartbeat request record that claims a payload it does not carry (Heartbleed).
+
+    RFC 6520 says a request whose ``payload_length`` exceeds what it carries MUST be
+    discarded silently. OpenSSL 1.0.1 to 1.0.1f (CVE-2014-0160) answered it, copying
+    ``claimed_length`` bytes of its own memory into the response.
+
+    Args:
+        version: The record version, the one the server chose in its ServerHello.
+        claimed_length: The payload length claimed; nothing of it is sent.
+
+    Returns:
+        The record bytes (sent in clear, before the handshake completes).
+    """
+    message = _u8(1) + _u16(claimed_length)  # heartbeat_request, payload_length, no payload
+    return _u8(_HEARTBEAT) + _u16(version) + _vec16(message)
+
+
+def _records(data: bytes) -> tuple[list[tuple[int, bytes]], bool]:
+    """The whole records at the start of ``data``, and whether the stream is cut short."""
+    records: list[tuple[int, bytes]] = []
+    pos = 0
+    while len(data) - pos >= 5:
+        length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+        if len(data) - pos - 5 < length:
+            return records, True
+        records.append((data[pos], data[pos + 5 : pos + 5 + length]))
+        pos += 5 + length
+    return records, pos != len(data)
+
+
+def server_flight_done(data: bytes) -> bool | None:
+    """Whether the server's first TLS 1.2-or-earlier flight in ``data`` has ended.
+
+    Returns:
+        ``True`` once ServerHelloDone has arrived, ``False`` when the server sent an
+        alert or something other than handshake records instead, ``None`` while more
+        bytes are needed.
+    """
+    records, _cut = _records(data)
+    handshake = b""
+    for content_type, payload in records:
+        if content_type != _HANDSHAKE:
+            return False
+        handshake += payload
+    pos = 0
+    while len(handshake) - pos >= 4:
+        msg_type = handshake[pos]
+        msg_len = int.from_bytes(handshake[pos + 1 : pos + 4], "big")
+        if msg_type == 14:
+            return True
+        pos += 4 + msg_len
+    return None
+
+
+def heartbeat_answered(data: bytes) -> bool | None:
+    """Whether what a server sent after its first flight includes a heartbeat response.
+
+    Args:
+        data: The bytes received after the ServerHelloDone.
+
+    Returns:
+        ``True`` when a heartbeat record came back (the server answered a request it
+        must discard: Heartbleed), ``False`` when an alert or other records came back
+        instead, ``None`` while nothing decisive has arrived.
+    """
+    records, _cut = _records(data)
+    if not records:
+        return None
+    first_type, _payload = records[0]
+    return first_type == _HEARTBEAT
 
 
 def parse_sslv2_reply(data: bytes) -> SslV2ServerHello | AlertReply | MalformedReply | Incomplete:
