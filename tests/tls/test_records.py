@@ -210,6 +210,8 @@ def test_parser_never_raises_on_random_bytes(data: bytes, want_kx: bool) -> None
     assert isinstance(
         parse_sslv2_reply(data), SslV2ServerHello | AlertReply | MalformedReply | Incomplete
     )
+    assert server_flight_done(data) in (True, False, None)
+    assert heartbeat_answered(data) in (True, False, None)
 
 
 @settings(max_examples=300)
