@@ -48,7 +48,7 @@ from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
 from certvigil.ipaddr import parse_ip
 from certvigil.observed.handshake import FailureKind, ProbeFailure
-from certvigil.probe.resolve import DnsFailure, resolve_addresses
+from certvigil.probe.resolve import resolve_addresses
 from certvigil.scan import EndpointScanner, ScanOptions, ScanProgress, scan_stream, utc_now
 from certvigil.target import Target
 
@@ -349,7 +349,7 @@ class _Pool:
         addresses: tuple[str, ...] | None
         try:
             addresses = await resolve_addresses(host, port, timeout_s=self._options.dns_timeout_s)
-        except DnsFailure:
+        except Exception:  # noqa: BLE001 - the worker asks again and reports what it gets
             addresses = None
         self._answers.append((host, addresses))
         self._arrivals.put_nowait((_ANSWERS, []))

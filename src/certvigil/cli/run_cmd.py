@@ -179,10 +179,9 @@ class _Service:
             setup = await asyncio.to_thread(_prepare, self.path)
             if setup.loaded.database_url != self.setup.loaded.database_url:
                 store = await asyncio.to_thread(open_store, setup.loaded.database_url)
-        except CertvigilError as exc:
-            log.error(
-                "configuration not reloaded; the running one is kept", extra={"error": str(exc)}
-            )
+        except Exception as exc:  # noqa: BLE001 - a reload must never take the daemon down
+            error = str(exc) if isinstance(exc, CertvigilError) else f"{type(exc).__name__}: {exc}"
+            log.error("configuration not reloaded; the running one is kept", extra={"error": error})
             return
         if self._exiting or self.daemon is None:
             if store is not None:
