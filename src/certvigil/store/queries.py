@@ -9,21 +9,26 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ARRAY,
     Connection,
+    DateTime,
     Integer,
     Row,
     Select,
     String,
+    Text,
     and_,
     bindparam,
+    cast,
     exists,
     func,
     select,
+    text,
+    true,
     type_coerce,
 )
 
@@ -36,7 +41,14 @@ from certvigil.analysis.model import (
     ValidationLevel,
 )
 from certvigil.observed.handshake import FailureKind
-from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINT_TAGS, ENDPOINTS, OBSERVATIONS
+from certvigil.store.models import (
+    CERTIFICATES,
+    DEPLOYMENTS,
+    ENDPOINT_TAGS,
+    ENDPOINTS,
+    OBSERVATIONS,
+    UtcDateTime,
+)
 from certvigil.store.records import (
     DeploymentRecord,
     EndpointRecord,
@@ -167,100 +179,49 @@ def inventory(
     Raises:
         ValueError: ``expiring_within_days`` without ``now``.
     """
-    d, e, c = _DEPLOYMENTS.c, _ENDPOINTS.c, _CERTS.c
+    d, c = _DEPLOYMENTS.c, _CERTS.c
     on_sqlite = connection.dialect.name == "sqlite"
-
-    def raw(column: Any) -> Any:
-        # SQLite: times and JSON as the stored text, converted below in one pass
-        # rather than by SQLAlchemy's per-value result processors.
-        return type_coerce(column, String) if on_sqlite else column
-
-    deployment_columns = (
-        e.id,
-        e.host,
-        e.port,
-        e.sni,
-        e.starttls,
-        d.chain_position,
-        raw(d.first_seen_utc),
-        raw(d.last_seen_utc),
-        d.certificate_sha256,
-    )
-    certificate_columns = (
-        c.subject,
-        c.subject_cn,
-        c.issuer,
-        c.issuer_cn,
-        c.serial_hex,
-        raw(c.not_before_utc),
-        raw(c.not_after_utc),
-        c.key_type,
-        c.key_bits,
-        raw(c.san_dns),
-    )
+    if expiring_within_days is not None and now is None:
+        raise ValueError("now must be given with expiring_within_days")
     issuer_clause = (
         func.lower(c.issuer).like(f"%{glob_to_like(issuer.lower())}%", escape="\\")
         if issuer
         else None
     )
-    # PostgreSQL misjudges how few current deployments match (replaced ones share the
-    # expiry range) and would scan every certificate for a join: there, fetch the
-    # deployments through their index, then their certificates by key.
-    split = not on_sqlite
-    # SQLite: each endpoint's labels as a JSON array from its primary-key index, in
-    # the same statement (faster than a second query for thousands of endpoints).
-    tag_arrays = (
-        select(func.json_group_array(_TAGS.c.tag))
-        .where(_TAGS.c.endpoint_id == e.id)
-        .scalar_subquery()
-    )
-    columns = (
-        deployment_columns if split else deployment_columns + certificate_columns + (tag_arrays,)
-    )
-    statement: Select[Any] = (
-        select(*columns)
-        .select_from(_DEPLOYMENTS.join(_ENDPOINTS, e.id == d.endpoint_id))
-        .where(d.is_current.is_(True))
-    )
-    if not split:
-        statement = statement.join(_CERTS, c.sha256_hex == d.certificate_sha256)
-        if issuer_clause is not None:
-            statement = statement.where(issuer_clause)
+    if on_sqlite:
+        statement = _sqlite_inventory_select(issuer_clause, host_glob=host_glob, tag=tag)
+    else:
+        statement = _postgresql_inventory_select(issuer_clause, host_glob=host_glob, tag=tag)
+    statement = statement.where(d.is_current.is_(True))
     if not include_chain:
         statement = statement.where(d.chain_position == 0)
-    if expiring_within_days is not None:
-        if now is None:
-            raise ValueError("now must be given with expiring_within_days")
+    if expiring_within_days is not None and now is not None:
         # The deployment's copy of the expiry (see models.Deployment).
         statement = statement.where(d.not_after_utc <= now + timedelta(days=expiring_within_days))
-    statement = _filter_endpoints(statement, host_glob=host_glob, tag=tag)
     # Expiry order is the index's order: it keeps the plan on that index.
     statement = statement.order_by(d.not_after_utc)
-    found: Sequence[Sequence[Any]] = connection.execute(statement).all()
-    if split and found:
-        certificates: dict[str, tuple[Any, ...]] = {}
-        by_key = select(c.sha256_hex, *certificate_columns).where(
-            c.sha256_hex == func.any(bindparam("b_sha256s", type_=ARRAY(String)))
-        )
-        if issuer_clause is not None:
-            by_key = by_key.where(issuer_clause)
-        for row in connection.execute(by_key, {"b_sha256s": sorted({r[8] for r in found})}).all():
-            certificates[row[0]] = tuple(row[1:])
-        found = [tuple(r) + certificates[r[8]] for r in found if r[8] in certificates]
     if on_sqlite:
-        # One JSON document for every row's names and labels: one decoder call, not
-        # thousands.
-        san_lists: list[Any] = json.loads("[" + ",".join(r[18] for r in found) + "]")
-        tag_lists: list[Any] = [
-            tuple(sorted(labels))
-            for labels in json.loads("[" + ",".join(r[19] for r in found) + "]")
-        ]
+        # fetchall: row-by-row fetching costs a round of bookkeeping per row.
+        found: Sequence[Sequence[Any]] = connection.execute(statement).all()
         when: Any = _utc_from_sqlite_text
     else:
-        san_lists = [r[18] for r in found]
-        tags = tags_for(connection, {r[0] for r in found})
-        tag_lists = [tags.get(r[0], ()) for r in found]
-        when = _same
+        # Planner settings for this statement only (restored below; a failure rolls
+        # them back with the transaction). Its cost estimate is several times too
+        # high (replaced deployments share the expiry range of current ones), which
+        # would make PostgreSQL compile it to machine code (JIT, 30 ms and more) and
+        # start parallel workers for a few thousand index probes.
+        saved = connection.execute(_PG_PLANNER_FOR_PROBES).one()
+        found = connection.execute(statement).all()
+        connection.execute(_PG_PLANNER_RESTORE, {"jit": saved[0], "workers": saved[1]})
+        # psycopg gives every time of a result in the session's zone: UTC in
+        # certvigil's sessions (engine.py), then the times are used as they come.
+        when = _same if not found or found[0][6].tzinfo is UTC else _utc
+    # Names and labels arrive as JSON text on both databases: one document for every
+    # row's names and labels, one decoder call, not thousands.
+    san_lists: list[Any] = json.loads("[" + ",".join(r[18] for r in found) + "]")
+    tag_lists: list[Any] = [
+        tuple(sorted(labels)) for labels in json.loads("[" + ",".join(r[19] for r in found) + "]")
+    ]
     rows = [
         InventoryRow(
             endpoint_id=endpoint_id,
@@ -311,6 +272,138 @@ def inventory(
     return tuple(rows if limit is None else rows[:limit])
 
 
+_PG_PLANNER_FOR_PROBES = text(
+    "SELECT saved.jit, saved.workers, set_config('jit', 'off', true), "
+    "set_config('max_parallel_workers_per_gather', '0', true) "
+    "FROM (SELECT current_setting('jit') AS jit, "
+    "current_setting('max_parallel_workers_per_gather') AS workers OFFSET 0) AS saved"
+)
+"""PostgreSQL: no JIT and no parallel workers for the rest of the transaction; returns
+the settings it replaced (the subquery is evaluated before the outer ``set_config``)."""
+
+_PG_PLANNER_RESTORE = text(
+    "SELECT set_config('jit', :jit, true), "
+    "set_config('max_parallel_workers_per_gather', :workers, true)"
+)
+
+
+def _inventory_certificate_columns(certificates: Any, *, as_text: Any) -> tuple[Any, ...]:
+    """Positions 9 to 18 of an inventory row: the certificate's facts, names as JSON text."""
+    c = certificates
+    return (
+        c.subject,
+        c.subject_cn,
+        c.issuer,
+        c.issuer_cn,
+        c.serial_hex,
+        as_text(c.not_before_utc),
+        as_text(c.not_after_utc),
+        c.key_type,
+        c.key_bits,
+        as_text(c.san_dns),
+    )
+
+
+def _sqlite_inventory_select(
+    issuer_clause: Any, *, host_glob: str | None, tag: str | None
+) -> Select[Any]:
+    """SQLite: current deployments joined to endpoints and certificates.
+
+    Times and JSON come back as the stored text, converted in one pass rather than by
+    SQLAlchemy's per-value result processors. Each endpoint's labels come as a JSON
+    array from their primary-key index, in the same statement (faster than a second
+    query for thousands of endpoints).
+    """
+    d, e, c = _DEPLOYMENTS.c, _ENDPOINTS.c, _CERTS.c
+
+    def as_text(column: Any) -> Any:
+        return type_coerce(column, String)
+
+    labels = (
+        select(func.json_group_array(_TAGS.c.tag))
+        .where(_TAGS.c.endpoint_id == e.id)
+        .scalar_subquery()
+    )
+    statement = (
+        select(
+            e.id,
+            e.host,
+            e.port,
+            e.sni,
+            e.starttls,
+            d.chain_position,
+            as_text(d.first_seen_utc),
+            as_text(d.last_seen_utc),
+            d.certificate_sha256,
+            *_inventory_certificate_columns(c, as_text=as_text),
+            labels,
+        )
+        .select_from(_DEPLOYMENTS.join(_ENDPOINTS, e.id == d.endpoint_id))
+        .join(_CERTS, c.sha256_hex == d.certificate_sha256)
+    )
+    if issuer_clause is not None:
+        statement = statement.where(issuer_clause)
+    return _filter_endpoints(statement, host_glob=host_glob, tag=tag)
+
+
+def _postgresql_inventory_select(
+    issuer_clause: Any, *, host_glob: str | None, tag: str | None
+) -> Select[Any]:
+    """PostgreSQL: current deployments from their index, each endpoint and certificate by key.
+
+    The endpoint, its labels (a JSON array from their primary-key index) and the
+    certificate come from one LATERAL subquery with ``LIMIT 1`` (one row by primary
+    keys), which PostgreSQL cannot flatten into a join: it must look each up by key
+    from the deployments, in index order. As a join, its planner, which expects
+    several times more current deployments than there are, hashes every endpoint
+    (or every certificate) instead. Names come as JSON text; times untouched
+    (psycopg makes them aware, in UTC with the session's zone).
+    """
+    d, e, c = _DEPLOYMENTS.c, _ENDPOINTS.c, _CERTS.c
+    labels = func.coalesce(
+        select(cast(func.json_agg(_TAGS.c.tag), Text))
+        .where(_TAGS.c.endpoint_id == e.id)
+        .scalar_subquery(),
+        "[]",
+    )
+    by_key = (
+        select(
+            e.id,
+            e.host,
+            e.port,
+            e.sni,
+            e.starttls,
+            *_inventory_certificate_columns(c, as_text=_same),
+            type_coerce(labels, String).label("labels"),
+        )
+        .select_from(_ENDPOINTS.join(_CERTS, c.sha256_hex == d.certificate_sha256))
+        .where(e.id == d.endpoint_id)
+    )
+    if issuer_clause is not None:
+        by_key = by_key.where(issuer_clause)
+    found = _filter_endpoints(by_key, host_glob=host_glob, tag=tag).limit(1).lateral("found")
+
+    def as_text(column: Any) -> Any:
+        if isinstance(column.type, UtcDateTime):
+            return type_coerce(column, DateTime(timezone=True))
+        return type_coerce(cast(column, Text), String)
+
+    f = found.c
+    return select(
+        f.id,
+        f.host,
+        f.port,
+        f.sni,
+        f.starttls,
+        d.chain_position,
+        as_text(d.first_seen_utc),
+        as_text(d.last_seen_utc),
+        d.certificate_sha256,
+        *_inventory_certificate_columns(f, as_text=as_text),
+        f.labels,
+    ).select_from(_DEPLOYMENTS.join(found, true()))
+
+
 def _inventory_order(row: InventoryRow) -> tuple[datetime, str, int, int]:
     return (row.not_after_utc, row.target.host, row.target.port, row.chain_position)
 
@@ -322,6 +415,11 @@ def _utc_from_sqlite_text(value: str) -> datetime:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware time in UTC (itself when psycopg already gave UTC, as in certvigil's sessions)."""
+    return value.astimezone(UTC)
 
 
 def expiring_certificates(
