@@ -6,6 +6,7 @@ reads the clock: callers pass ``now``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -137,11 +138,19 @@ def _list_param(connection: Connection, values: Sequence[Any]) -> Any:
 def _filter_endpoints(
     statement: Select[Any], *, host_glob: str | None, tag: str | None
 ) -> Select[Any]:
-    if host_glob:
-        statement = statement.where(
-            _ENDPOINTS.c.host.like(glob_to_like(host_glob.lower()), escape="\\")
-        )
-    if tag:
+    return _where_endpoint(
+        statement,
+        host_like=glob_to_like(host_glob.lower()) if host_glob else None,
+        tag=tag or None,
+    )
+
+
+def _where_endpoint(statement: Select[Any], *, host_like: Any, tag: Any) -> Select[Any]:
+    """Keeps endpoints whose host is LIKE ``host_like`` and that carry ``tag`` (values or
+    bound parameters; ``None`` for no condition)."""
+    if host_like is not None:
+        statement = statement.where(_ENDPOINTS.c.host.like(host_like, escape="\\"))
+    if tag is not None:
         statement = statement.where(
             exists().where(and_(_TAGS.c.endpoint_id == _ENDPOINTS.c.id, _TAGS.c.tag == tag))
         )
@@ -179,30 +188,29 @@ def inventory(
     Raises:
         ValueError: ``expiring_within_days`` without ``now``.
     """
-    d, c = _DEPLOYMENTS.c, _CERTS.c
     on_sqlite = connection.dialect.name == "sqlite"
     if expiring_within_days is not None and now is None:
         raise ValueError("now must be given with expiring_within_days")
-    issuer_clause = (
-        func.lower(c.issuer).like(f"%{glob_to_like(issuer.lower())}%", escape="\\")
-        if issuer
-        else None
+    statement = _inventory_statement(
+        on_sqlite=on_sqlite,
+        include_chain=include_chain,
+        horizon=expiring_within_days is not None,
+        issuer=bool(issuer),
+        host_glob=bool(host_glob),
+        tag=bool(tag),
     )
-    if on_sqlite:
-        statement = _sqlite_inventory_select(issuer_clause, host_glob=host_glob, tag=tag)
-    else:
-        statement = _postgresql_inventory_select(issuer_clause, host_glob=host_glob, tag=tag)
-    statement = statement.where(d.is_current.is_(True))
-    if not include_chain:
-        statement = statement.where(d.chain_position == 0)
+    params: dict[str, Any] = {}
     if expiring_within_days is not None and now is not None:
-        # The deployment's copy of the expiry (see models.Deployment).
-        statement = statement.where(d.not_after_utc <= now + timedelta(days=expiring_within_days))
-    # Expiry order is the index's order: it keeps the plan on that index.
-    statement = statement.order_by(d.not_after_utc)
+        params["b_horizon"] = now + timedelta(days=expiring_within_days)
+    if issuer:
+        params["b_issuer"] = f"%{glob_to_like(issuer.lower())}%"
+    if host_glob:
+        params["b_host"] = glob_to_like(host_glob.lower())
+    if tag:
+        params["b_tag"] = tag
     if on_sqlite:
         # fetchall: row-by-row fetching costs a round of bookkeeping per row.
-        found: Sequence[Sequence[Any]] = connection.execute(statement).all()
+        found: Sequence[Sequence[Any]] = connection.execute(statement, params).all()
         when: Any = _utc_from_sqlite_text
     else:
         # Planner settings for this statement only (restored below; a failure rolls
@@ -211,7 +219,7 @@ def inventory(
         # would make PostgreSQL compile it to machine code (JIT, 30 ms and more) and
         # start parallel workers for a few thousand index probes.
         saved = connection.execute(_PG_PLANNER_FOR_PROBES).one()
-        found = connection.execute(statement).all()
+        found = connection.execute(statement, params).all()
         connection.execute(_PG_PLANNER_RESTORE, {"jit": saved[0], "workers": saved[1]})
         # psycopg gives every time of a result in the session's zone: UTC in
         # certvigil's sessions (engine.py), then the times are used as they come.
@@ -262,7 +270,8 @@ def inventory(
                 not_after_utc,
                 key_type,
                 key_bits,
-                *_,
+                _san_dns_json,
+                _labels_json,
             ),
             san_dns,
             labels,
@@ -270,6 +279,38 @@ def inventory(
     ]
     rows.sort(key=_inventory_order)
     return tuple(rows if limit is None else rows[:limit])
+
+
+@functools.lru_cache(maxsize=128)
+def _inventory_statement(
+    *, on_sqlite: bool, include_chain: bool, horizon: bool, issuer: bool, host_glob: bool, tag: bool
+) -> Select[Any]:
+    """The inventory statement for one combination of filters, built once.
+
+    Filter values are bound parameters (``b_horizon``, ``b_issuer``, ``b_host``,
+    ``b_tag``), so the statement object is reused: building it, and SQLAlchemy's
+    cache key for it, cost a few milliseconds per call otherwise.
+    """
+    d, c = _DEPLOYMENTS.c, _CERTS.c
+    issuer_clause = (
+        func.lower(c.issuer).like(bindparam("b_issuer", type_=String), escape="\\")
+        if issuer
+        else None
+    )
+    host_like = bindparam("b_host", type_=String) if host_glob else None
+    tag_value = bindparam("b_tag", type_=String) if tag else None
+    if on_sqlite:
+        statement = _sqlite_inventory_select(issuer_clause, host_like=host_like, tag=tag_value)
+    else:
+        statement = _postgresql_inventory_select(issuer_clause, host_like=host_like, tag=tag_value)
+    statement = statement.where(d.is_current.is_(True))
+    if not include_chain:
+        statement = statement.where(d.chain_position == 0)
+    if horizon:
+        # The deployment's copy of the expiry (see models.Deployment).
+        statement = statement.where(d.not_after_utc <= bindparam("b_horizon"))
+    # Expiry order is the index's order: it keeps the plan on that index.
+    return statement.order_by(d.not_after_utc)
 
 
 _PG_PLANNER_FOR_PROBES = text(
@@ -304,9 +345,7 @@ def _inventory_certificate_columns(certificates: Any, *, as_text: Any) -> tuple[
     )
 
 
-def _sqlite_inventory_select(
-    issuer_clause: Any, *, host_glob: str | None, tag: str | None
-) -> Select[Any]:
+def _sqlite_inventory_select(issuer_clause: Any, *, host_like: Any, tag: Any) -> Select[Any]:
     """SQLite: current deployments joined to endpoints and certificates.
 
     Times and JSON come back as the stored text, converted in one pass rather than by
@@ -343,12 +382,10 @@ def _sqlite_inventory_select(
     )
     if issuer_clause is not None:
         statement = statement.where(issuer_clause)
-    return _filter_endpoints(statement, host_glob=host_glob, tag=tag)
+    return _where_endpoint(statement, host_like=host_like, tag=tag)
 
 
-def _postgresql_inventory_select(
-    issuer_clause: Any, *, host_glob: str | None, tag: str | None
-) -> Select[Any]:
+def _postgresql_inventory_select(issuer_clause: Any, *, host_like: Any, tag: Any) -> Select[Any]:
     """PostgreSQL: current deployments from their index, each endpoint and certificate by key.
 
     The endpoint, its labels (a JSON array from their primary-key index) and the
@@ -381,7 +418,7 @@ def _postgresql_inventory_select(
     )
     if issuer_clause is not None:
         by_key = by_key.where(issuer_clause)
-    found = _filter_endpoints(by_key, host_glob=host_glob, tag=tag).limit(1).lateral("found")
+    found = _where_endpoint(by_key, host_like=host_like, tag=tag).limit(1).lateral("found")
 
     def as_text(column: Any) -> Any:
         if isinstance(column.type, UtcDateTime):
