@@ -21,6 +21,7 @@ from certvigil.store.migrations import (
     HEAD_REVISION,
     current_revision,
     head_revision,
+    include_object_for,
     upgrade_to_head,
 )
 from certvigil.store.models import Base
@@ -45,7 +46,13 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     try:
         upgrade_to_head(engine)
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection,
+                opts={
+                    "compare_type": True,
+                    "include_object": include_object_for(connection.dialect.name),
+                },
+            )
             diff = compare_metadata(context, Base.metadata)
         assert diff == []
     finally:

@@ -8,12 +8,14 @@ something to migrate (about a tenth of a second of each command's start-up).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, inspect, text
 
 from certvigil.store.engine import WRITE_OPTION
+from certvigil.store.models import ONLY_ON_DIALECT
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -21,10 +23,21 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 """The Alembic script directory (``env.py``, ``versions/``)."""
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest migration's revision id; a test holds it equal to the scripts' head."""
 
 _VERSION_TABLE = "alembic_version"
+
+
+def include_object_for(dialect_name: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """Alembic's ``include_object`` hook for one database: leaves out schema objects the
+    models declare for another database only (``info[models.ONLY_ON_DIALECT]``)."""
+
+    def include(obj: Any, _name: str | None, _type: str, _reflected: bool, _other: Any) -> bool:
+        only_on = getattr(obj, "info", {}).get(ONLY_ON_DIALECT)
+        return only_on is None or only_on == dialect_name
+
+    return include
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
