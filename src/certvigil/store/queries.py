@@ -218,9 +218,12 @@ def inventory(
         # high (replaced deployments share the expiry range of current ones), which
         # would make PostgreSQL compile it to machine code (JIT, 30 ms and more) and
         # start parallel workers for a few thousand index probes.
-        saved = connection.execute(_PG_PLANNER_FOR_PROBES).one()
+        # PostgreSQL before 11 has no JIT (and no ``jit`` setting to change).
+        version = connection.dialect.server_version_info or (0,)
+        saved = connection.execute(_PG_PLANNER_FOR_PROBES).one() if version >= (11,) else None
         found = connection.execute(statement, params).all()
-        connection.execute(_PG_PLANNER_RESTORE, {"jit": saved[0], "workers": saved[1]})
+        if saved is not None:
+            connection.execute(_PG_PLANNER_RESTORE, {"jit": saved[0], "workers": saved[1]})
         # psycopg gives every time of a result in the session's zone: UTC in
         # certvigil's sessions (engine.py), then the times are used as they come.
         when = _same if not found or found[0][6].tzinfo is UTC else _utc
