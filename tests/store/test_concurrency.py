@@ -64,3 +64,29 @@ def test_processes_opening_a_new_database_at_once(tmp_path: Path) -> None:
     for opener in openers:
         opener.join(timeout=90)
     assert [o.exitcode for o in openers] == [0, 0, 0]
+
+
+def test_threads_opening_new_sqlite_files_together_all_succeed(tmp_path: Path) -> None:
+    """Several threads opening one new SQLite file at once all get the store: the switch
+    to WAL mode, which SQLite refuses at once while another connection holds the file,
+    waits its turn instead of failing."""
+    import threading
+
+    failures: list[BaseException] = []
+    for round_number in range(8):
+        path = str(tmp_path / f"new-{round_number}.db")
+        barrier = threading.Barrier(4)
+
+        def open_together(url: str = path, gate: threading.Barrier = barrier) -> None:
+            gate.wait()
+            try:
+                open_store(url).close()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_together) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert failures == []

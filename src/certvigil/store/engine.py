@@ -25,6 +25,8 @@ PostgreSQL sessions run with the time zone set to UTC, so times arrive in UTC.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +173,7 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
         # Leave transaction control to the "begin" hook below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enter_wal_mode(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -189,6 +191,30 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if is_write else "BEGIN")
 
     return engine
+
+
+def _enter_wal_mode(cursor: Any) -> None:
+    """Switch a SQLite database to write-ahead logging (it stays so once switched).
+
+    Switching needs the database to itself for a moment, and SQLite answers "database
+    is locked" at once, without waiting out the busy time-out, when another connection
+    is using it: processes or threads opening a new database together met that. The
+    switch is retried until the busy time-out has passed; a database already in WAL
+    mode is left as it is.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay_s = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay_s > deadline:
+                raise
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.2)
 
 
 def describe_url(engine: Engine) -> str:
