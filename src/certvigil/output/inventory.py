@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -117,8 +117,7 @@ def render_inventory_json(
         "count": len(rows),
         "certificates": [inventory_row_json(r, now=now) for r in rows],
     }
-    json.dump(document, stream, indent=2)
-    stream.write("\n")
+    _write_document(document, stream)
 
 
 def render_inventory_csv(rows: Sequence[InventoryRow], stream: TextIO, *, now: datetime) -> None:
@@ -253,18 +252,33 @@ def endpoint_json(endpoint: EndpointRecord) -> dict[str, Any]:
     }
 
 
+_Item = TypeVar("_Item")
+
+
+def _write_document(document: dict[str, Any], stream: TextIO) -> None:
+    json.dump(document, stream, indent=2)
+    stream.write("\n")
+
+
+def _endpoints_with(
+    pairs: Sequence[tuple[EndpointRecord, Sequence[_Item]]],
+    key: str,
+    item_json: Callable[[_Item], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each endpoint as a JSON object, with its items under ``key``."""
+    return [
+        {**endpoint_json(endpoint), key: [item_json(item) for item in items]}
+        for endpoint, items in pairs
+    ]
+
+
 def render_history_json(
     histories: Sequence[tuple[EndpointRecord, Sequence[ObservationRecord]]], stream: TextIO
 ) -> None:
     """Writes one JSON document with each endpoint and its observations, newest first."""
-    document = {
-        "endpoints": [
-            {**endpoint_json(endpoint), "observations": [observation_json(o) for o in records]}
-            for endpoint, records in histories
-        ]
-    }
-    json.dump(document, stream, indent=2)
-    stream.write("\n")
+    _write_document(
+        {"endpoints": _endpoints_with(histories, "observations", observation_json)}, stream
+    )
 
 
 def render_history_table(
@@ -338,13 +352,9 @@ def render_changes_json(
     """Writes one JSON document with each endpoint that changed and its changes, oldest first."""
     document = {
         "since_utc": _iso(since_utc),
-        "endpoints": [
-            {**endpoint_json(endpoint), "changes": [change_json(c) for c in endpoint_changes]}
-            for endpoint, endpoint_changes in changes
-        ],
+        "endpoints": _endpoints_with(changes, "changes", change_json),
     }
-    json.dump(document, stream, indent=2)
-    stream.write("\n")
+    _write_document(document, stream)
 
 
 def render_changes_table(
@@ -417,8 +427,7 @@ def render_deployments_json(
             for sha256_hex, facts, deployments in found
         ]
     }
-    json.dump(document, stream, indent=2)
-    stream.write("\n")
+    _write_document(document, stream)
 
 
 def render_deployments_table(
