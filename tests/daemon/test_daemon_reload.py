@@ -59,3 +59,32 @@ def test_sighup_reloads_a_valid_configuration_and_keeps_the_running_one_otherwis
     assert observed_ports(tmp_path / "inventory.db") == [first.port, second.port]
     assert len(daemon.messages("configuration reloaded")) == 1
     assert daemon.messages("daemon stopped")
+
+
+def test_reloads_in_quick_succession_do_not_cancel_endpoints_in_flight(
+    tmp_path: Path, pki: ThrowawayPki
+) -> None:
+    """Two SIGHUPs while slow endpoints are in flight: the endpoints are finished and
+    recorded (not cancelled, as a second stop request would), then the newer file runs."""
+    leaf = pki.issue_leaf(dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+    with TlsServer(
+        chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem, hold_before_handshake_s=0.6
+    ) as server:
+        slow = [("127.0.0.1", server.port, f"e{i}.localhost") for i in range(4)]
+        config = write_config(tmp_path, root_pem=pki.root.pem, endpoints=slow, concurrency=4)
+        daemon = DaemonProcess(config)
+        try:
+            daemon.wait_for("cycle started")
+            daemon.signal(signal.SIGHUP)
+            daemon.wait_for("reload requested: finishing endpoints in flight")
+            daemon.signal(signal.SIGHUP)
+            daemon.wait_for("configuration reloaded")
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait(30) == 0
+        finally:
+            daemon.kill()
+    assert not daemon.messages("second stop request: cancelling endpoints in flight")
+    assert not daemon.messages("cancelling endpoints still in flight")
+    first_cycle = daemon.messages("cycle finished")[0]
+    assert first_cycle["recorded"] == 4
+    assert len(daemon.messages("configuration reloaded")) == 1

@@ -187,7 +187,15 @@ class _Service:
             if store is not None:
                 store.close()
             return
+        waiting = self._pending
         self._pending = (setup, store)
+        if waiting is not None:
+            # An earlier reload is still waiting for the daemon to finish its endpoints:
+            # this newer file replaces it, and the daemon is not asked to stop twice
+            # (which would cancel what is in flight).
+            if waiting[1] is not None:
+                waiting[1].close()
+            return
         self.daemon.request_stop(reason="reload requested")
 
     def _switch_to(self, pending: tuple[_Setup, Store | None]) -> None:
