@@ -200,6 +200,7 @@ class _Pool:
         # for the scan (failures are not kept: the worker asks again).
         # Keyed by host name alone: the addresses do not depend on the port.
         self._resolving: dict[str, list[Target]] = {}
+        self._resolving_targets = 0  # the targets in ``_resolving``, kept as a count
         self._resolved: dict[str, tuple[str, ...]] = {}
         self._answers: list[tuple[str, tuple[str, ...] | None]] = []
         self._lookups: set[asyncio.Task[None]] = set()
@@ -321,8 +322,7 @@ class _Pool:
 
     def _held(self) -> int:
         """Targets read but not yet handed to a worker."""
-        waiting = sum(map(len, self._waiting))
-        return waiting + sum(map(len, self._resolving.values()))
+        return sum(map(len, self._waiting)) + self._resolving_targets
 
     def _route(self, target: Target, *, by_subnet: bool) -> None:
         """Queue ``target`` for its worker, or for its host name's lookup first."""
@@ -337,6 +337,7 @@ class _Pool:
             self._waiting[index].append((target, addresses))
             return
         waiting = self._resolving.get(key)
+        self._resolving_targets += 1
         if waiting is None:
             self._resolving[key] = [target]
             lookup = asyncio.create_task(self._look_up(key, target.port))
@@ -363,7 +364,9 @@ class _Pool:
                 if len(self._resolved) >= _DNS_CACHE_ENTRIES:
                     self._resolved.clear()
                 self._resolved[key] = addresses
-            for target in self._resolving.pop(key, []):
+            resolved_targets = self._resolving.pop(key, [])
+            self._resolving_targets -= len(resolved_targets)
+            for target in resolved_targets:
                 address = addresses[0] if addresses else None
                 index = worker_of(target, workers, by_subnet=by_subnet, address=address)
                 self._waiting[index].append((target, addresses))
