@@ -11,12 +11,15 @@ dropped or invented a field fails validation.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "SCHEMA_FILES",
     "CertDocument",
     "CertificateModel",
     "CertificateRevocationModel",
@@ -35,6 +38,8 @@ __all__ = [
     "SummaryModel",
     "TargetErrorModel",
     "TargetModel",
+    "json_schema_texts",
+    "write_json_schemas",
 ]
 
 
@@ -281,3 +286,38 @@ class CertDocument(OutputModel):
     target_errors: tuple[TargetErrorModel, ...]
     summary: SummaryModel
     finished_at_utc: datetime
+
+
+SCHEMA_FILES = {"scan.schema.json": "ScanDocument", "cert.schema.json": "CertDocument"}
+"""The JSON Schema files in ``docs/schema/`` and the model each one describes."""
+
+
+def json_schema_texts() -> dict[str, str]:
+    """Each schema file's name and its text (JSON Schema draft 2020-12, from the models)."""
+    models: dict[str, type[OutputModel]] = {
+        "ScanDocument": ScanDocument,
+        "CertDocument": CertDocument,
+    }
+    return {
+        name: json.dumps(models[model].model_json_schema(), indent=2, sort_keys=True) + "\n"
+        for name, model in SCHEMA_FILES.items()
+    }
+
+
+def write_json_schemas(directory: Path) -> list[Path]:
+    """Write the schema files into ``directory`` (``docs/schema``); return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in json_schema_texts().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/schema")
+    for path in write_json_schemas(target):
+        print(path)
