@@ -21,6 +21,7 @@ from certvigil.store.records import (
     InventoryRow,
     ObservationRecord,
 )
+from certvigil.target import Target
 
 INVENTORY_COLUMNS: tuple[str, ...] = (
     "endpoint",
@@ -233,15 +234,21 @@ def observation_json(record: ObservationRecord) -> dict[str, Any]:
     }
 
 
-def endpoint_json(endpoint: EndpointRecord) -> dict[str, Any]:
-    """An endpoint's stored summary as a JSON object."""
-    target = endpoint.target
+def _endpoint_key_json(target: Target) -> dict[str, Any]:
+    """The fields that name an endpoint in the store's documents."""
     return {
         "endpoint": target.endpoint,
         "host": target.host,
         "port": target.port,
         "sni": target.sni,
         "starttls": target.starttls.value if target.starttls is not None else None,
+    }
+
+
+def endpoint_json(endpoint: EndpointRecord) -> dict[str, Any]:
+    """An endpoint's stored summary as a JSON object."""
+    return {
+        **_endpoint_key_json(endpoint.target),
         "tags": list(endpoint.tags),
         "first_seen_utc": _iso(endpoint.first_seen_utc),
         "last_seen_utc": _iso(endpoint.last_seen_utc),
@@ -396,13 +403,8 @@ _CHANGE_STYLE = {
 
 def deployment_json(deployment: DeploymentRecord) -> dict[str, Any]:
     """Where one certificate is or was served, as a JSON object."""
-    target = deployment.target
     return {
-        "endpoint": target.endpoint,
-        "host": target.host,
-        "port": target.port,
-        "sni": target.sni,
-        "starttls": target.starttls.value if target.starttls is not None else None,
+        **_endpoint_key_json(deployment.target),
         "chain_position": deployment.chain_position,
         "first_seen_utc": _iso(deployment.first_seen_utc),
         "last_seen_utc": _iso(deployment.last_seen_utc),
