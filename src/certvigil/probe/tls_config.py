@@ -15,8 +15,8 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -188,52 +188,73 @@ class _Session:
             sock.close()
             raise
 
-    async def exchange(
-        self, hello: bytes, parse: Callable[[bytes], ServerReply | SslV2ServerHello | Incomplete]
-    ) -> _Outcome:
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        """One probe connection within the endpoint's and the scan's limits, aborted after.
+
+        Raises:
+            TimeoutError, ProbeError, OSError: As ``_connect`` (on entering).
+        """
         async with self.semaphore, self.slot():
             self.handshake_count += 1
+            reader, writer = await self._connect()
             try:
-                reader, writer = await self._connect()
-            except TimeoutError:
-                return _NetFailure(
-                    FailureKind.TIMEOUT, f"connect timed out after {self.connect_timeout_s:g} s"
-                )
-            except ProbeError as exc:
-                return _NetFailure(FailureKind(exc.kind), exc.detail)
-            except ConnectionRefusedError as exc:
-                return _NetFailure(FailureKind.CONNECTION_REFUSED, str(exc))
-            except OSError as exc:
-                return _NetFailure(FailureKind.UNREACHABLE, str(exc))
-            try:
-                writer.write(hello)
-                data = b""
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + self.handshake_timeout_s
-                while True:
-                    remaining_s = deadline - loop.time()
-                    if remaining_s <= 0:
-                        raise TimeoutError
-                    chunk = await asyncio.wait_for(reader.read(65536), remaining_s)
-                    if not chunk:
-                        if data:
-                            return MalformedReply(reason="connection closed mid-reply")
-                        return _Closed("connection_closed")
-                    data += chunk
-                    reply = parse(data)
-                    if not isinstance(reply, Incomplete):
-                        return reply
-            except TimeoutError:
-                return _NetFailure(
-                    FailureKind.TIMEOUT, f"no answer within {self.handshake_timeout_s:g} s"
-                )
-            except ConnectionResetError:
-                return _Closed("connection_reset")
-            except OSError as exc:
-                return _NetFailure(FailureKind.CONNECTION_RESET, str(exc))
+                yield reader, writer
             finally:
                 # An abortive close: nothing more is owed to a half-finished handshake.
                 writer.transport.abort()
+
+    async def exchange(
+        self, hello: bytes, parse: Callable[[bytes], ServerReply | SslV2ServerHello | Incomplete]
+    ) -> _Outcome:
+        try:
+            async with self.connection() as (reader, writer):
+                return await self._reply(reader, writer, hello, parse)
+        except TimeoutError:
+            return _NetFailure(
+                FailureKind.TIMEOUT, f"connect timed out after {self.connect_timeout_s:g} s"
+            )
+        except ProbeError as exc:
+            return _NetFailure(FailureKind(exc.kind), exc.detail)
+        except ConnectionRefusedError as exc:
+            return _NetFailure(FailureKind.CONNECTION_REFUSED, str(exc))
+        except OSError as exc:
+            return _NetFailure(FailureKind.UNREACHABLE, str(exc))
+
+    async def _reply(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        hello: bytes,
+        parse: Callable[[bytes], ServerReply | SslV2ServerHello | Incomplete],
+    ) -> _Outcome:
+        """Send ``hello`` and read until ``parse`` decides (never raises)."""
+        try:
+            writer.write(hello)
+            data = b""
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.handshake_timeout_s
+            while True:
+                remaining_s = deadline - loop.time()
+                if remaining_s <= 0:
+                    raise TimeoutError
+                chunk = await asyncio.wait_for(reader.read(65536), remaining_s)
+                if not chunk:
+                    if data:
+                        return MalformedReply(reason="connection closed mid-reply")
+                    return _Closed("connection_closed")
+                data += chunk
+                reply = parse(data)
+                if not isinstance(reply, Incomplete):
+                    return reply
+        except TimeoutError:
+            return _NetFailure(
+                FailureKind.TIMEOUT, f"no answer within {self.handshake_timeout_s:g} s"
+            )
+        except ConnectionResetError:
+            return _Closed("connection_reset")
+        except OSError as exc:
+            return _NetFailure(FailureKind.CONNECTION_RESET, str(exc))
 
     async def hello(
         self,
@@ -432,44 +453,46 @@ async def _heartbleed(
         server_name=session.server_name,
         heartbeat=True,
     )
-    async with session.semaphore, session.slot():
-        session.handshake_count += 1
-        try:
-            reader, writer = await session._connect()
-        except (TimeoutError, ProbeError, OSError):
+    try:
+        async with session.connection() as (reader, writer):
+            return await _heartbeat_exchange(session, reader, writer, build_client_hello(spec))
+    except (TimeoutError, ProbeError, OSError):
+        return None  # no connection: not told
+
+
+async def _heartbeat_exchange(
+    session: _Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hello: bytes
+) -> bool | None:
+    try:
+        writer.write(hello)
+        data = b""
+        async with asyncio.timeout(session.handshake_timeout_s):
+            while (done := server_flight_done(data)) is None:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return None
+                data += chunk
+        reply = parse_server_reply(data)
+        if not done or not isinstance(reply, ServerFlight):
             return None
+        if reply.hello.extension(EXT_HEARTBEAT) is None:
+            return False
+        writer.write(build_heartbeat_request(reply.hello.version))
+        after = b""
         try:
-            writer.write(build_client_hello(spec))
-            data = b""
-            async with asyncio.timeout(session.handshake_timeout_s):
-                while (done := server_flight_done(data)) is None:
+            async with asyncio.timeout(min(HEARTBLEED_WAIT_S, session.handshake_timeout_s)):
+                while (answered := heartbeat_answered(after)) is None:
                     chunk = await reader.read(65536)
                     if not chunk:
-                        return None
-                    data += chunk
-            reply = parse_server_reply(data)
-            if not done or not isinstance(reply, ServerFlight):
-                return None
-            if reply.hello.extension(EXT_HEARTBEAT) is None:
-                return False
-            writer.write(build_heartbeat_request(reply.hello.version))
-            after = b""
-            try:
-                async with asyncio.timeout(min(HEARTBLEED_WAIT_S, session.handshake_timeout_s)):
-                    while (answered := heartbeat_answered(after)) is None:
-                        chunk = await reader.read(65536)
-                        if not chunk:
-                            return False
-                        after += chunk
-            except TimeoutError:
-                return False  # discarded, as RFC 6520 requires
-            return answered
+                        return False
+                    after += chunk
         except TimeoutError:
-            return None
-        except OSError:
-            return False  # reset on the malformed request: not answered
-        finally:
-            writer.transport.abort()
+            return False  # discarded, as RFC 6520 requires
+        return answered
+    except TimeoutError:
+        return None
+    except OSError:
+        return False  # reset on the malformed request: not answered
 
 
 def _http_context() -> ssl.SSLContext:
