@@ -37,6 +37,7 @@ from certvigil.output.inventory import (
     render_deployments_json,
     render_deployments_table,
 )
+from certvigil.store.queries import normalise_fingerprint
 from certvigil.store.records import DeploymentRecord
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -112,7 +113,7 @@ def fingerprints_of(certificate: str) -> tuple[str, ...]:
             return tuple(sha256(der).hexdigest() for der in load_certificate_file(path))
         except CertificateLoadError as exc:
             raise UsageError(str(exc)) from exc
-    text = certificate.replace(":", "").replace(" ", "").strip().lower()
+    text = normalise_fingerprint(certificate)
     if not _SHA256_HEX.fullmatch(text):
         raise UsageError(
             f'"{certificate}": not a certificate file nor a SHA-256 fingerprint (64 hex digits)'
