@@ -59,7 +59,7 @@ _COMMAND_MODULES = {
     "alerts": "certvigil.cli.alerts_cmd",
     "config": "certvigil.cli.config_cmd",
 }
-"""The module that defines each sub-command (``certvigil.cli.commands`` imports them all)."""
+"""The module that defines each sub-command; importing one registers its commands."""
 
 
 def register_commands(argv: list[str]) -> None:
@@ -70,10 +70,8 @@ def register_commands(argv: list[str]) -> None:
     # `inventory`. The top-level help, a mistyped command and no command get them all.
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     module = _COMMAND_MODULES.get(command or "")
-    if module is not None:
-        importlib.import_module(module)
-    else:
-        from certvigil.cli import commands  # noqa: F401
+    for name in (module,) if module is not None else dict.fromkeys(_COMMAND_MODULES.values()):
+        importlib.import_module(name)
 
 
 def _exception_classes(name: str) -> tuple[type[BaseException], ...]:
