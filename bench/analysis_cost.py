@@ -22,7 +22,7 @@ from certvigil.analysis.chain import judge_chain
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
 from certvigil.certfiles import load_certificate_file
-from certvigil.lab.pki import KeySpec, ThrowawayPki, shared_key
+from certvigil.demo.pki import KeySpec, ThrowawayPki, shared_key
 from certvigil.observed.handshake import TlsObservation
 from certvigil.target import Target
 from certvigil.truststore import load_trust_store

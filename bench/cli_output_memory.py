@@ -25,8 +25,8 @@ from rich.console import Console
 
 from certvigil.analysis.trust import TrustStore
 from certvigil.cli.scan_cmd import run_scan
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import TlsServer
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import TlsServer
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.scan import ScanOptions
 from certvigil.target import Target

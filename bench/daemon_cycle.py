@@ -20,8 +20,8 @@ from pathlib import Path
 from certvigil.config import load_config
 from certvigil.config.expand import expand_targets
 from certvigil.daemon.runner import Daemon
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import TlsServer
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import TlsServer
 from certvigil.scan import ScanOptions, scan_stream
 from certvigil.store import open_store
 from certvigil.truststore import load_trust_store

@@ -1,6 +1,6 @@
 """Benchmark: one full ``scan --deep`` of one endpoint, revocation included, on loopback.
 
-Starts a lab PKI, a loopback OCSP responder and CRL server (``certvigil.lab``), and
+Starts a lab PKI, a loopback OCSP responder and CRL server (``tests/support``), and
 ``openssl s_server -www`` on 127.0.0.1 (it answers the HSTS ``GET /`` as a web server
 does) serving a leaf that names both; then times ``scan`` with
 ``ScanOptions(deep=True, revocation=True)`` (what ``certvigil scan --deep`` and
@@ -16,16 +16,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from certvigil.analysis.trust import TrustStore
-from certvigil.lab.ocsp_responder import GOOD, OcspResponder, RevocationServer, build_crl
-from certvigil.lab.pki import ThrowawayPki
+from certvigil.demo.pki import ThrowawayPki
 from certvigil.scan import ScanOptions, scan
 from certvigil.target import Target
+
+# The test-only servers live in tests/support/, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.ocsp_responder import GOOD, OcspResponder, RevocationServer, build_crl
 
 
 def main() -> None:

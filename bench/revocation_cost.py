@@ -1,6 +1,6 @@
 """Benchmark: time to check one endpoint's revocation on loopback, and a large CRL's cost.
 
-Starts a loopback OCSP responder and CRL publisher (``certvigil.lab.ocsp_responder``)
+Starts a loopback OCSP responder and CRL publisher (``tests.support.ocsp_responder``)
 and an ``openssl s_server`` on 127.0.0.1 stapling a good answer, then times
 
 * the whole revocation check of one endpoint: staple capture (one handshake), CRL and
@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,14 +29,17 @@ import httpx
 
 from certvigil.analysis.revocation import judge_revocation
 from certvigil.analysis.revocation_model import RevocationStatus
-from certvigil.lab.ocsp_responder import GOOD, OcspResponder, RevocationServer, Revoked, build_crl
-from certvigil.lab.pki import ThrowawayPki
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.observed.handshake import ProbeFailure
 from certvigil.observed.revocation import RevocationObservation
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.revocation import CrlCache, RevocationOptions, check_revocation
-from certvigil.probe.staple import fetch_staple
-from certvigil.probe.tls import ProbeOptions
+from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.target import Target
+
+# The test-only servers live in tests/support/, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.ocsp_responder import GOOD, OcspResponder, RevocationServer, Revoked, build_crl
 
 
 def _now() -> datetime:
@@ -68,7 +72,8 @@ async def _one_check(
     target: Target, chain: tuple[bytes, ...], root_der: bytes, cache: CrlCache
 ) -> tuple[float, RevocationStatus | None]:
     started = time.perf_counter()
-    staple = await fetch_staple(target, "127.0.0.1", ProbeOptions())
+    handshake = await probe_tls(target, address="127.0.0.1", options=ProbeOptions())
+    staple = handshake if isinstance(handshake, ProbeFailure) else handshake.ocsp_staple_der
     async with httpx.AsyncClient() as http:
         obs = await check_revocation(
             chain,

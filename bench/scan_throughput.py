@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from certvigil.lab.pki import KeySpec, ThrowawayPki, shared_key
+from certvigil.demo.pki import KeySpec, ThrowawayPki, shared_key
 
 PORT = 8443
 MAX_N = 10_000

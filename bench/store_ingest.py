@@ -52,7 +52,6 @@ from certvigil.analysis.model import (
     KeyType,
     Severity,
 )
-from certvigil.lab.postgres import ThrowawayPostgres
 from certvigil.observed.handshake import TlsObservation
 from certvigil.store import Store, open_store
 from certvigil.store.ingest import certificate_row
@@ -64,6 +63,10 @@ from certvigil.store.models import (
     OBSERVATIONS,
 )
 from certvigil.target import Target
+
+# The test-only servers live in tests/support/, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.postgres import ThrowawayPostgres
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CHUNK = 10_000

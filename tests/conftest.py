@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from certvigil.analysis.trust import TrustStore
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.errors import StoreError
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
-from certvigil.lab.postgres import ThrowawayPostgres, postgres_bindir
 from certvigil.store import Store, open_store
 from certvigil.store.models import Base
+from tests.support.postgres import ThrowawayPostgres, postgres_bindir
 
 _PG_DATABASES = itertools.count(1)
 

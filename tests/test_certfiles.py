@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from certvigil.certfiles import load_certificate_bytes, load_certificate_file
+from certvigil.demo.pki import ThrowawayPki
 from certvigil.errors import CertificateLoadError
-from certvigil.lab.pki import ThrowawayPki
 
 DATA = Path(__file__).resolve().parent / "data" / "certs"
 

@@ -11,20 +11,17 @@ import pytest
 
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
-from certvigil.lab.servers import (
-    HttpFileServer,
-    LoopbackServer,
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.servers import HttpFileServer, LoopbackServer, TlsServer, closed_port
+from certvigil.observed.handshake import FailureKind
+from certvigil.scan import ScanOptions, ScanProgress, scan, scan_stream, subnet_of
+from certvigil.target import Target
+from tests.support.fault_servers import (
     MalformedCertificateServer,
     PlainHttpServer,
     ResetServer,
     SilentServer,
-    TlsServer,
-    closed_port,
 )
-from certvigil.observed.handshake import FailureKind
-from certvigil.scan import ScanOptions, ScanProgress, scan, scan_stream, subnet_of
-from certvigil.target import Target
 
 FAST = ScanOptions(
     concurrency=20,

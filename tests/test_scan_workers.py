@@ -12,8 +12,8 @@ import pytest
 
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
-from certvigil.lab.servers import TlsServer, closed_port
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.servers import TlsServer, closed_port
 from certvigil.observed.handshake import FailureKind
 from certvigil.scan import ScanOptions, ScanProgress
 from certvigil.scan_workers import default_workers, scan_stream_workers, worker_of

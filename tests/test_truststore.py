@@ -8,8 +8,8 @@ import certifi
 import pytest
 
 from certvigil.analysis.trust import TrustStore
+from certvigil.demo.pki import ThrowawayPki
 from certvigil.errors import ConfigError
-from certvigil.lab.pki import ThrowawayPki
 from certvigil.truststore import load_trust_store, system_bundle_paths
 
 DATA = Path(__file__).resolve().parent / "data" / "certs"

@@ -10,7 +10,7 @@ import pytest
 
 from certvigil.analysis.trust import TrustStore
 from certvigil.certfiles import load_certificate_file
-from certvigil.lab.pki import ThrowawayPki
+from certvigil.demo.pki import ThrowawayPki
 from certvigil.observed.handshake import TlsObservation
 from certvigil.target import Target
 

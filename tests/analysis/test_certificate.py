@@ -10,8 +10,8 @@ from cryptography import x509
 from certvigil.analysis.certificate import parse_certificate, read_certificate_facts
 from certvigil.analysis.der import decode_oid, split_extensions
 from certvigil.analysis.model import KeyType, ValidationLevel
+from certvigil.demo.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
 from certvigil.errors import CertificateLoadError
-from certvigil.lab.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
 
 from .conftest import CERTS, NOW, load
 

@@ -11,7 +11,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from certvigil.analysis.certificate import parse_certificate
 from certvigil.analysis.chain import ChainProblemKind, humanise_error, judge_chain
 from certvigil.analysis.trust import TrustStore
-from certvigil.lab.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
+from certvigil.demo.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
 
 from .conftest import CERTS, NOW, load
 

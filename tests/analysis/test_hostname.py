@@ -6,7 +6,7 @@ import pytest
 
 from certvigil.analysis.certificate import read_certificate_facts
 from certvigil.analysis.hostname import MatchedBy, dns_pattern_matches, match_hostname
-from certvigil.lab.pki import ThrowawayPki
+from certvigil.demo.pki import ThrowawayPki
 
 from .conftest import load
 

@@ -12,7 +12,7 @@ from certvigil.analysis.model import EndpointReport, Severity
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_chain_der, analyse_endpoint, issuer_urls_to_fetch
 from certvigil.analysis.trust import TrustStore
-from certvigil.lab.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
+from certvigil.demo.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.target import Target
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from certvigil.analysis.certificate import read_certificate_facts
 from certvigil.analysis.report import analyse_chain_der
 from certvigil.analysis.trust import TrustStore
+from certvigil.demo.pki import ThrowawayPki
 from certvigil.errors import CertificateLoadError
-from certvigil.lab.pki import ThrowawayPki
 
 from .conftest import NOW, load
 

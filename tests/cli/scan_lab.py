@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from certvigil.cli.app import main
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
 
 
 @dataclass(frozen=True, slots=True)

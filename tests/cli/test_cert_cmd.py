@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from certvigil.lab.pki import ThrowawayPki, self_signed_leaf
+from certvigil.demo.pki import ThrowawayPki, self_signed_leaf
 from certvigil.output.files import FILE_COLUMNS
 from certvigil.output.json_schema import CertDocument
 from tests.cli.scan_lab import Result, run_cli

@@ -12,9 +12,9 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import main
 from certvigil.cli.changes_cmd import parse_since
 from certvigil.cli.exitcodes import ExitCode
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import TlsServer
 from certvigil.errors import UsageError
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import TlsServer
 from certvigil.scan import ScanOptions, scan
 from certvigil.store import open_store
 from certvigil.target import Target

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from certvigil.cli import commands  # noqa: F401  (registers every command)
-from certvigil.cli.app import _COMMAND_MODULES, app
+from certvigil.cli.app import _COMMAND_MODULES, app, register_commands
+
+register_commands([])  # every command module, so that ``app`` knows them all
 
 
 def test_every_registered_command_has_its_module_named() -> None:

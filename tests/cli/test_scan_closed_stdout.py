@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from certvigil.lab.servers import closed_port
+from certvigil.demo.servers import closed_port
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import ServerAddress, StartTlsServer, TlsServer, closed_port
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import ServerAddress, StartTlsServer, TlsServer, closed_port
 from certvigil.output.csv_rows import COLUMNS
 from certvigil.output.json_schema import ScanDocument
 from certvigil.target import StartTLS

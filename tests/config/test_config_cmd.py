@@ -6,11 +6,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from certvigil.cli import commands  # noqa: F401  (registers the commands)
-from certvigil.cli.app import app
+from certvigil.cli.app import app, register_commands
 from certvigil.config import load_config
 from certvigil.config.sample import SAMPLE_YAML
 
+register_commands([])  # every command module, so that ``app`` knows them all
 runner = CliRunner()
 
 

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
 
 
 def expiring_leaf(pki: ThrowawayPki, *, days_left: float) -> IssuedCert:

@@ -6,8 +6,8 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import TlsServer
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import TlsServer
 from tests.daemon.helpers import DaemonProcess, write_config
 
 

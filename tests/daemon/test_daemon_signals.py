@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import ServerAddress, TlsServer
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import ServerAddress, TlsServer
 from certvigil.store import Store, open_store
 from tests.daemon.helpers import DaemonProcess, counting_receiver, expiring_leaf, write_config
 

@@ -9,11 +9,12 @@ from pathlib import Path
 from certvigil.config import load_config
 from certvigil.config.expand import expand_targets
 from certvigil.daemon.runner import Daemon
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import SilentServer, TlsServer
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import TlsServer
 from certvigil.scan import ScanOptions
 from certvigil.store import open_store
 from tests.daemon.helpers import expiring_leaf
+from tests.support.fault_servers import SilentServer
 
 
 def test_grace_time_cancels_a_silent_endpoint_and_keeps_what_was_recorded(

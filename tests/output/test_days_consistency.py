@@ -13,7 +13,7 @@ import pytest
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
-from certvigil.lab.pki import ThrowawayPki
+from certvigil.demo.pki import ThrowawayPki
 from certvigil.observed.handshake import TlsObservation
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.target import Target

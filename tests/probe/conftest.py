@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
 
 
 def ipv6_loopback_works() -> bool:

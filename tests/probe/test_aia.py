@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import HttpFileServer, closed_port
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import HttpFileServer, closed_port
 from certvigil.probe.aia import IssuerFetch, IssuerFetcher, parse_issuer_body
 
 

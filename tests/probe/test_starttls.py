@@ -6,11 +6,12 @@ import asyncio
 
 import pytest
 
-from certvigil.lab.pki import IssuedCert
-from certvigil.lab.servers import SilentServer, StartTlsServer, TlsServer
+from certvigil.demo.pki import IssuedCert
+from certvigil.demo.servers import StartTlsServer, TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.target import StartTLS, Target
+from tests.support.fault_servers import SilentServer
 
 FAST = ProbeOptions(connect_timeout_s=2.0, handshake_timeout_s=2.0, starttls_timeout_s=1.0)
 

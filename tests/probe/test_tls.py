@@ -13,23 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from certvigil.lab.ocsp_responder import OcspResponder, ResponseMode
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
-from certvigil.lab.servers import (
-    MalformedCertificateServer,
-    PlainHttpServer,
-    ResetServer,
-    ServedChain,
-    SilentServer,
-    TlsServer,
-    closed_port,
-)
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.servers import ServedChain, TlsServer, closed_port
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.target import Target
 from tests.probe.conftest import LOOPBACKS
 from tests.revocation.openssl_tools import openssl_stapling_server
+from tests.support.fault_servers import (
+    MalformedCertificateServer,
+    PlainHttpServer,
+    ResetServer,
+    SilentServer,
+)
+from tests.support.ocsp_responder import OcspResponder, ResponseMode
 
 FAST = ProbeOptions(connect_timeout_s=2.0, handshake_timeout_s=2.0, starttls_timeout_s=2.0)
 PINNED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from certvigil.lab.ocsp_responder import OcspResponder, RevocationServer
-from certvigil.lab.pki import ThrowawayPki
+from certvigil.demo.pki import ThrowawayPki
 from tests.revocation.helpers import utc_now
+from tests.support.ocsp_responder import OcspResponder, RevocationServer
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,10 @@ import httpx
 
 from certvigil.analysis.revocation import judge_revocation
 from certvigil.analysis.revocation_model import RevocationReport
-from certvigil.lab.ocsp_responder import GOOD, RevocationServer, build_crl
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.observed.revocation import RevocationObservation
 from certvigil.probe.revocation import CrlCache, RevocationOptions, check_revocation
+from tests.support.ocsp_responder import GOOD, RevocationServer, build_crl
 
 
 def utc_now() -> datetime:

@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certvigil.analysis.revocation import judge_revocation, revocation_findings
 from certvigil.analysis.revocation_model import RevocationStatus
-from certvigil.lab.ocsp_responder import RevocationServer, Revoked, build_crl
-from certvigil.lab.pki import CertificateAuthority, ThrowawayPki
+from certvigil.demo.pki import CertificateAuthority, ThrowawayPki
 from certvigil.observed.revocation import FetchFailureKind, RevocationMethod
 from certvigil.probe.capped_http import HttpLimits
 from certvigil.probe.crl_fetch import CrlCache
 from certvigil.probe.revocation import RevocationOptions
 from tests.revocation.helpers import MovableClock, check, fresh_crl, issue, observe, utc_now
+from tests.support.ocsp_responder import RevocationServer, Revoked, build_crl
 
 LIMITS = HttpLimits(timeout_s=2.0, total_timeout_s=5.0, max_bytes=1024 * 1024)
 

@@ -12,8 +12,7 @@ from cryptography.x509 import ocsp
 from certvigil.analysis.revocation import judge_revocation, revocation_findings
 from certvigil.analysis.revocation_checks import CLOCK_SKEW, check_crl, check_ocsp_response
 from certvigil.analysis.revocation_model import RevocationStatus
-from certvigil.lab.ocsp_responder import GOOD, OcspResponder, Revoked, build_crl, corrupt_signature
-from certvigil.lab.pki import KeySpec, ThrowawayPki
+from certvigil.demo.pki import KeySpec, ThrowawayPki
 from certvigil.observed.revocation import (
     CertificateRevocationObservation,
     FetchFailure,
@@ -23,6 +22,7 @@ from certvigil.observed.revocation import (
     RevocationObservation,
 )
 from certvigil.probe.ocsp_fetch import build_ocsp_request
+from tests.support.ocsp_responder import GOOD, OcspResponder, Revoked, build_crl, corrupt_signature
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

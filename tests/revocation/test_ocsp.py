@@ -13,13 +13,13 @@ from certvigil.analysis.revocation_model import (
     RevocationReport,
     RevocationStatus,
 )
-from certvigil.lab.ocsp_responder import OcspResponder, ResponseMode, RevocationServer, Revoked
-from certvigil.lab.pki import CertificateAuthority, ThrowawayPki
-from certvigil.lab.servers import closed_port
+from certvigil.demo.pki import CertificateAuthority, ThrowawayPki
+from certvigil.demo.servers import closed_port
 from certvigil.observed.revocation import FetchFailureKind, RevocationMethod
 from certvigil.probe.ocsp_fetch import GET_MAX_ENCODED_BYTES, ocsp_get_url
 from certvigil.probe.revocation import RevocationOptions
 from tests.revocation.helpers import check, issue, observe, utc_now
+from tests.support.ocsp_responder import OcspResponder, ResponseMode, RevocationServer, Revoked
 
 
 def _leaf_verdict(report: RevocationReport) -> CertificateRevocation:

@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography import x509
 
 from certvigil.analysis.revocation_model import RevocationStatus
-from certvigil.lab.pki import ThrowawayPki
+from certvigil.demo.pki import ThrowawayPki
 from certvigil.probe.revocation import RevocationOptions
 from tests.revocation.helpers import check, utc_now
 from tests.revocation.openssl_tools import index_line, openssl_ocsp_responder

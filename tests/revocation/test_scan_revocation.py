@@ -14,13 +14,13 @@ from cryptography import x509
 
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.analysis.trust import TrustStore
-from certvigil.lab.ocsp_responder import RevocationServer, Revoked
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
-from certvigil.lab.servers import ServerAddress, TlsServer
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.servers import ServerAddress, TlsServer
 from certvigil.scan import ScanOptions, scan
 from certvigil.target import Target
 from tests.cli.scan_lab import run_cli
 from tests.revocation.helpers import fresh_crl, issue, utc_now
+from tests.support.ocsp_responder import RevocationServer, Revoked
 
 FAST = ("--connect-timeout", "2", "--handshake-timeout", "2", "--retries", "0", "--no-progress")
 

@@ -1,4 +1,4 @@
-"""OCSP stapling, captured from a real ``openssl s_server -status_file`` on loopback."""
+"""OCSP stapling, captured by the scan's handshake probe from a real ``openssl s_server``."""
 
 from __future__ import annotations
 
@@ -9,21 +9,20 @@ from pathlib import Path
 
 from certvigil.analysis.revocation import judge_revocation, revocation_findings
 from certvigil.analysis.revocation_model import RevocationReport, RevocationStatus
-from certvigil.lab.ocsp_responder import GOOD, OcspResponder, ResponseMode, Revoked
-from certvigil.lab.pki import IssuedCert, ThrowawayPki
-from certvigil.lab.servers import StartTlsServer
-from certvigil.observed.handshake import FailureKind, ProbeFailure
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.servers import StartTlsServer
+from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.observed.revocation import (
     CertificateRevocationObservation,
     RevocationMethod,
     RevocationObservation,
 )
 from certvigil.probe.ocsp_fetch import build_ocsp_request
-from certvigil.probe.staple import fetch_staple
-from certvigil.probe.tls import ProbeOptions
+from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.target import StartTLS, Target
 from tests.revocation.helpers import utc_now
 from tests.revocation.openssl_tools import openssl_stapling_server
+from tests.support.ocsp_responder import GOOD, OcspResponder, ResponseMode, Revoked
 
 OPTIONS = ProbeOptions(connect_timeout_s=2.0, handshake_timeout_s=5.0)
 
@@ -32,6 +31,10 @@ def _staple_for(pki: ThrowawayPki, leaf: IssuedCert, mode: ResponseMode, status:
     responder = OcspResponder(issuer=pki.intermediate.issued, clock=utc_now, mode=mode)
     responder.statuses[leaf.certificate.serial_number] = status  # type: ignore[assignment]
     return responder.respond(build_ocsp_request(leaf.certificate, pki.intermediate.certificate))
+
+
+def _staple_of(result: TlsObservation | ProbeFailure) -> bytes | ProbeFailure | None:
+    return result if isinstance(result, ProbeFailure) else result.ocsp_staple_der
 
 
 def _served_staple(
@@ -45,7 +48,7 @@ def _served_staple(
         staple_der=staple,
     ) as port:
         target = Target(host="127.0.0.1", port=port, sni="localhost")
-        result = asyncio.run(fetch_staple(target, "127.0.0.1", OPTIONS))
+        result = _staple_of(asyncio.run(probe_tls(target, address="127.0.0.1", options=OPTIONS)))
     if isinstance(result, ProbeFailure):
         raise AssertionError(f"the handshake failed: {result.kind}: {result.detail}")
     return result
@@ -147,7 +150,7 @@ def test_closed_port_is_a_probe_failure() -> None:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]
         result = asyncio.run(
-            fetch_staple(Target(host="127.0.0.1", port=port), "127.0.0.1", OPTIONS)
+            probe_tls(Target(host="127.0.0.1", port=port), address="127.0.0.1", options=OPTIONS)
         )
     assert isinstance(result, ProbeFailure)
     assert result.kind is FailureKind.CONNECTION_REFUSED
@@ -159,7 +162,7 @@ def test_staple_probe_speaks_starttls_first(pki: ThrowawayPki) -> None:
     server = StartTlsServer(StartTLS.SMTP, chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem)
     with server as address:
         target = Target(host="127.0.0.1", port=address.port, starttls=StartTLS.SMTP)
-        result = asyncio.run(fetch_staple(target, "127.0.0.1", OPTIONS))
+        result = _staple_of(asyncio.run(probe_tls(target, address="127.0.0.1", options=OPTIONS)))
     assert result is None
     assert server.connections_accepted == 1
 
@@ -172,6 +175,6 @@ def test_refused_starttls_is_a_probe_failure(pki: ThrowawayPki) -> None:
     )
     with server as address:
         target = Target(host="127.0.0.1", port=address.port, starttls=StartTLS.IMAP)
-        result = asyncio.run(fetch_staple(target, "127.0.0.1", OPTIONS))
+        result = _staple_of(asyncio.run(probe_tls(target, address="127.0.0.1", options=OPTIONS)))
     assert isinstance(result, ProbeFailure)
     assert result.kind is FailureKind.STARTTLS_FAILURE

@@ -9,8 +9,8 @@ from contextlib import ExitStack
 import pytest
 
 from certvigil.analysis.trust import TrustStore
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import TlsServer
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import TlsServer
 from certvigil.scan import ScanOptions, scan
 from certvigil.scan_checks import ScanChecks, parse_checks
 from certvigil.target import Target

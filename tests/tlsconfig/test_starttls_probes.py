@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import StartTlsServer
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import StartTlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.observed.tls_config import TlsConfigObservation, TlsProtocol
 from certvigil.probe.tls_config import observe_tls_config

@@ -25,7 +25,7 @@ from certvigil.cli.scan_cmd import (
     run_scan,
     stderr_console,
 )
-from certvigil.lab.demo import DemoEndpoint, running_demo_lab
+from certvigil.demo.endpoints import DemoEndpoint, running_demo_lab
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.scan import ScanOptions
 

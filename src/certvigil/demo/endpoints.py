@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from certvigil.lab.pki import KeySpec, ThrowawayPki, self_signed_leaf
-from certvigil.lab.servers import (
+from certvigil.demo.pki import KeySpec, ThrowawayPki, self_signed_leaf
+from certvigil.demo.servers import (
     HttpFileServer,
     LoopbackServer,
     ServerAddress,

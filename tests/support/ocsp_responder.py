@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from certvigil.lab.pki import IssuedCert
+from certvigil.demo.pki import IssuedCert
 
 
 class ResponseMode(StrEnum):

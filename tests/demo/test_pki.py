@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from certvigil.lab.pki import (
+from certvigil.demo.pki import (
     CertificateAuthority,
     KeySpec,
     ThrowawayPki,

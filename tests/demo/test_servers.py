@@ -10,14 +10,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certvigil.lab.pki import ThrowawayPki
-from certvigil.lab.servers import (
-    HttpFileServer,
-    PlainHttpServer,
-    SilentServer,
-    TlsServer,
-    closed_port,
-)
+from certvigil.demo.pki import ThrowawayPki
+from certvigil.demo.servers import HttpFileServer, TlsServer, closed_port
+from tests.support.fault_servers import PlainHttpServer, SilentServer
 
 
 def served_by_openssl(endpoint: str) -> list[x509.Certificate]:

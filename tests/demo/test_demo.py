@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from certvigil.lab.demo import running_demo_lab
+from certvigil.demo.endpoints import running_demo_lab
 from tests.cli.scan_lab import run_cli
 
 

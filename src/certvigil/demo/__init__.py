@@ -1,0 +1,1 @@
+"""What `certvigil demo` runs: a throwaway PKI and TLS servers on loopback with planted faults."""

@@ -1,0 +1,1 @@
+"""Test-only servers and launchers: fault servers, an OCSP responder, a throwaway PostgreSQL."""
