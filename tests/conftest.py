@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
@@ -25,6 +26,22 @@ from certvigil.store.models import Base
 from tests.support.postgres import ThrowawayPostgres, postgres_bindir
 
 _PG_DATABASES = itertools.count(1)
+
+# Property tests search with a fixed seed by default, so every run of the suite (and CI)
+# tries the same inputs and a found case cannot turn a later run red by chance; every case
+# a search has found is pinned with @example beside its test. `HYPOTHESIS_PROFILE=fuzz`
+# searches randomly and ten times wider, on demand.
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
