@@ -16,9 +16,11 @@ import struct
 
 from certvigil.errors import ProbeError
 from certvigil.observed.handshake import FailureKind
+from certvigil.probe.sockio import receive, send_all
 from certvigil.target import StartTLS
 
 _MAX_REPLY_BYTES = 65536
+_MAX_DIALOGUE_BYTES = 262144
 _CLIENT_NAME = "certvigil.invalid"
 
 # LDAPMessage { messageID 1, extendedReq [APPLICATION 23] { requestName [0]
@@ -37,7 +39,9 @@ class PlainChannel:
 
     Reads never consume more than the caller asks for from the kernel's point of view:
     whatever was read past the end of the last reply stays in ``leftover``, so that a
-    server that talks after agreeing to upgrade can be detected.
+    server that talks after agreeing to upgrade can be detected. Each read gives the
+    event loop a turn (the caller's time-out holds against a server that never stops
+    talking), one reply is capped at 64 KiB and the whole dialogue at 256 KiB.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
@@ -45,6 +49,7 @@ class PlainChannel:
         self._loop = loop
         self._sock = sock
         self._buffer = bytearray()
+        self._received = 0
 
     @property
     def leftover(self) -> bytes:
@@ -53,10 +58,10 @@ class PlainChannel:
 
     async def send(self, data: bytes) -> None:
         """Send all of ``data``."""
-        await self._loop.sock_sendall(self._sock, data)
+        await send_all(self._loop, self._sock, data)
 
     async def _fill(self) -> None:
-        data = await self._loop.sock_recv(self._sock, 4096)
+        data = await receive(self._loop, self._sock, 4096)
         if not data:
             raise ProbeError(
                 FailureKind.STARTTLS_FAILURE,
@@ -64,6 +69,13 @@ class PlainChannel:
                 + (f" after sending {_shown(bytes(self._buffer))}" if self._buffer else ""),
             )
         self._buffer += data
+        self._received += len(data)
+        if self._received > _MAX_DIALOGUE_BYTES:
+            raise ProbeError(
+                FailureKind.STARTTLS_FAILURE,
+                f"the server sent more than {_MAX_DIALOGUE_BYTES} bytes without finishing "
+                "the STARTTLS dialogue",
+            )
         if len(self._buffer) > _MAX_REPLY_BYTES:
             raise ProbeError(
                 FailureKind.STARTTLS_FAILURE,
@@ -295,3 +307,72 @@ _DIALOGUES = {
     StartTLS.XMPP: _xmpp,
     StartTLS.POSTGRES: _postgres,
 }
+
+
+# A few bytes that only one plain-text protocol opens with (or answers garbage with).
+_LDAP_DISCONNECTION_OID = b"1.3.6.1.4.1.1466.20036"
+_HINT_BYTES = 512
+
+
+def plaintext_service_hint(first_bytes: bytes) -> str | None:
+    """What plain-text service a server that answered a ClientHello seems to run.
+
+    Mail, directory and database servers on an unusual port greet in plain text (or
+    complain about the ClientHello in their own protocol); this names the protocol and
+    the option that would reach their TLS.
+
+    Args:
+        first_bytes: The start of what the server sent.
+
+    Returns:
+        A sentence such as ``this looks like SMTP: try --starttls smtp``, or ``None``
+        when the bytes match no protocol known here.
+    """
+    data = first_bytes[:_HINT_BYTES]
+    upper = data.upper()
+    protocol: str | None = None
+    option: str | None = None
+    if upper.startswith(b"HTTP/") or upper.lstrip().startswith((b"<!DOCTYPE HTML", b"<HTML")):
+        return "this looks like plain HTTP: the port serves http://, not https://"
+    if upper.startswith(b"SSH-"):
+        return "this looks like SSH, which does not use TLS"
+    if len(data) >= 4 and data[:3] == b"220" and data[3:4] in (b" ", b"-"):
+        if b"FTP" in upper and b"SMTP" not in upper:
+            protocol, option = "FTP", "ftp"
+        elif any(word in upper for word in (b"SMTP", b"MAIL", b"POSTFIX", b"EXIM")):
+            protocol, option = "SMTP", "smtp"
+        else:
+            return "this looks like SMTP or FTP: try --starttls smtp or --starttls ftp"
+    elif upper.startswith((b"* OK", b"* PREAUTH")):
+        protocol, option = "IMAP", "imap"
+    elif upper.startswith(b"+OK"):
+        protocol, option = "POP3", "pop3"
+    elif upper.lstrip().startswith((b"<?XML", b"<STREAM:")):
+        protocol, option = "XMPP", "xmpp"
+    elif data[:1] == b"E" and b"SFATAL" in data:
+        protocol, option = "PostgreSQL", "postgres"
+    elif data[:1] == b"\x30" and _LDAP_DISCONNECTION_OID in data:
+        protocol, option = "LDAP", "ldap"
+    if protocol is None or option is None:
+        return None
+    return f"this looks like {protocol}: try --starttls {option}"
+
+
+def visible(data: bytes, *, limit: int = 60) -> str:
+    """The start of ``data`` as text safe to show: control and bidi characters escaped.
+
+    Args:
+        data: Bytes a server sent.
+        limit: Most characters kept (an ellipsis marks a cut).
+
+    Returns:
+        Printable text, ``\\x1b``-style escapes for everything else.
+    """
+    text = data.decode("utf-8", "replace")
+    # isprintable() is False for control (Cc), format (Cf: the bidi overrides) and
+    # separator characters other than the space.
+    shown = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text[:limit]
+    )
+    return shown + ("…" if len(text) > limit else "")

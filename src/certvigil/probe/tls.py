@@ -6,9 +6,13 @@ the local OpenSSL can still speak (``@SECLEVEL=0``), because judging trust is th
 server's order, together with the negotiated parameters and timings.
 
 The handshake runs in pyOpenSSL over memory BIOs on a plain non-blocking socket, driven by
-``loop.sock_recv``/``loop.sock_sendall``. That gives one code path for implicit TLS and
-STARTTLS (the plain-text dialogue uses the same socket first), exact control of the connect
-and handshake time-outs, and no per-connection transport machinery. pyOpenSSL rather than
+``certvigil.probe.sockio`` (``loop.sock_recv``/``loop.sock_sendall`` plus a loop turn per
+call, so the time-outs hold against a server that never stops sending, which is also
+capped at ``MAX_HANDSHAKE_BYTES``). The alert that ends a failed handshake is read from
+the alert record itself (``certvigil.tls.alert_watch``), not from OpenSSL's words. That
+gives one code path for implicit TLS and STARTTLS (the plain-text dialogue uses the same
+socket first), exact control of the connect and handshake time-outs, and no
+per-connection transport machinery. pyOpenSSL rather than
 the stdlib ``ssl`` module because it runs on the OpenSSL that ``cryptography`` ships (a
 client handshake costs about half the CPU of Debian 12's OpenSSL 3.0 that ``ssl`` links)
 and because it can ask for and read a stapled OCSP response, which ``ssl`` cannot: one
@@ -20,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -31,52 +34,22 @@ from OpenSSL import SSL, crypto
 
 from certvigil.errors import ProbeError
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.probe.starttls import PlainChannel, negotiate_starttls
+from certvigil.probe.sockio import receive, send_all
+from certvigil.probe.starttls import (
+    PlainChannel,
+    negotiate_starttls,
+    plaintext_service_hint,
+    visible,
+)
 from certvigil.target import Target
+from certvigil.tls.alert_watch import AlertWatcher, ReceivedAlert
 
 _RECV_BYTES = 65536
 
-# The TLS alert descriptions (RFC 8446 §6 and earlier), as OpenSSL spells them in its
-# reason codes once upper-cased: "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_UNRECOGNIZED_NAME".
-_TLS_ALERTS = frozenset(
-    {
-        "close_notify",
-        "unexpected_message",
-        "bad_record_mac",
-        "decryption_failed",
-        "record_overflow",
-        "decompression_failure",
-        "handshake_failure",
-        "no_certificate",
-        "bad_certificate",
-        "unsupported_certificate",
-        "certificate_revoked",
-        "certificate_expired",
-        "certificate_unknown",
-        "illegal_parameter",
-        "unknown_ca",
-        "access_denied",
-        "decode_error",
-        "decrypt_error",
-        "export_restriction",
-        "protocol_version",
-        "insufficient_security",
-        "internal_error",
-        "inappropriate_fallback",
-        "user_cancelled",
-        "no_renegotiation",
-        "missing_extension",
-        "unsupported_extension",
-        "certificate_unobtainable",
-        "unrecognized_name",
-        "bad_certificate_status_response",
-        "bad_certificate_hash_value",
-        "unknown_psk_identity",
-        "certificate_required",
-        "no_application_protocol",
-    }
-)
-_ALERT_REASON = re.compile(r"^(?:SSLV3|TLSV1|TLSV13)_(?:ALERT_)?(?P<name>[A-Z_]+)$")
+# What a server may send before its Finished: the certificate list OpenSSL accepts (its
+# default, see client_context), the other handshake messages, and room for record framing.
+# A server that sends more without finishing is not going to finish.
+MAX_HANDSHAKE_BYTES = 2 * 1024 * 1024
 
 # OpenSSL reasons meaning "the first bytes the server sent were not a TLS record".
 _NOT_TLS_REASONS = frozenset(
@@ -120,21 +93,34 @@ class ProbeOptions:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
 
 
-class _Staple:
-    """Where the OCSP callback leaves the staple of one connection."""
+class _Seen:
+    """What OpenSSL's callbacks saw on one connection: the staple, the alerts it read.
 
-    __slots__ = ("der",)
+    The wire watcher (``AlertWatcher``) reads alerts sent in the clear; alerts sent
+    after the switch to encryption reach only OpenSSL, which reports each one it reads
+    from its record (level and description, not words) to the info callback.
+    """
+
+    __slots__ = ("alerts", "der")
 
     def __init__(self) -> None:
         self.der: bytes | None = None
+        self.alerts: list[ReceivedAlert] = []
 
 
 def _on_ocsp_staple(connection: SSL.Connection, data: bytes, _unused: object) -> bool:
     box = connection.get_app_data()
-    if isinstance(box, _Staple) and data:
+    if isinstance(box, _Seen) and data:
         box.der = bytes(data)
     # Accept whatever came: judging the staple is analysis's job, not the handshake's.
     return True
+
+
+def _on_info(connection: SSL.Connection, where: int, value: int) -> None:
+    if where & SSL.SSL_CB_READ_ALERT:
+        box = connection.get_app_data()
+        if isinstance(box, _Seen) and len(box.alerts) < 16:
+            box.alerts.append(ReceivedAlert(level=(value >> 8) & 0xFF, description=value & 0xFF))
 
 
 @functools.lru_cache(maxsize=16)
@@ -161,6 +147,7 @@ def client_context(alpn_protocols: tuple[str, ...] = ()) -> SSL.Context:
     if alpn_protocols:
         context.set_alpn_protos([p.encode("ascii") for p in alpn_protocols])
     context.set_ocsp_client_callback(_on_ocsp_staple)
+    context.set_info_callback(_on_info)
     return context
 
 
@@ -253,10 +240,10 @@ async def _handshake(
     tls.set_connect_state()
     if target.server_name is not None:
         tls.set_tlsext_host_name(_sni_bytes(target.server_name))
-    staple = _Staple()
-    tls.set_app_data(staple)
+    seen = _Seen()
+    tls.set_app_data(seen)
     tls.request_ocsp()
-    received = 0
+    wire = _Wire()
     while True:
         try:
             tls.do_handshake()
@@ -269,14 +256,20 @@ async def _handshake(
                 await _flush(loop, sock, tls)
             except OSError:
                 pass
-            raise _classify_ssl_error(exc, received_bytes=received) from exc
+            raise _classify_ssl_error(exc, wire=wire, seen=seen) from exc
         await _flush(loop, sock, tls)
         if done:
             break
-        data = await loop.sock_recv(sock, _RECV_BYTES)
+        data = await receive(loop, sock, _RECV_BYTES)
         if not data:
-            raise _closed_by_server(received_bytes=received)
-        received += len(data)
+            raise _closed_by_server(wire=wire, seen=seen)
+        wire.add(data)
+        if wire.received > MAX_HANDSHAKE_BYTES:
+            raise _HandshakeFailed(
+                FailureKind.HANDSHAKE_FAILURE,
+                f"the server sent more than {MAX_HANDSHAKE_BYTES // 1048576} MiB without "
+                "completing the TLS handshake",
+            )
         tls.bio_write(data)
     alpn = tls.get_alpn_proto_negotiated()
     return TlsObservation(
@@ -289,7 +282,7 @@ async def _handshake(
         alpn=alpn.decode("ascii", "replace") if alpn else None,
         connect_s=0.0,
         handshake_s=0.0,
-        ocsp_staple_der=staple.der,
+        ocsp_staple_der=seen.der,
     )
 
 
@@ -316,7 +309,24 @@ async def _flush(loop: asyncio.AbstractEventLoop, sock: socket.socket, tls: SSL.
             return
         if not pending:
             return
-        await loop.sock_sendall(sock, pending)
+        await send_all(loop, sock, pending)
+
+
+class _Wire:
+    """What the server sent during the handshake: a byte count, its start, its alerts."""
+
+    __slots__ = ("alerts", "first", "received")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.first = b""
+        self.alerts = AlertWatcher()
+
+    def add(self, data: bytes) -> None:
+        self.received += len(data)
+        if len(self.first) < 512:
+            self.first += data[: 512 - len(self.first)]
+        self.alerts.feed(data)
 
 
 def served_chain_der(tls: SSL.Connection) -> tuple[bytes, ...]:
@@ -358,52 +368,71 @@ def _openssl_reasons(exc: SSL.Error) -> list[str]:
     return [reason.upper().replace(" ", "_") for reason in reasons if reason]
 
 
-def tls_alert_name(reason: str) -> str | None:
-    """The TLS alert the peer sent, from an OpenSSL reason code, or ``None``.
-
-    Args:
-        reason: An OpenSSL reason code, e.g. ``"TLSV1_UNRECOGNIZED_NAME"``.
-
-    Returns:
-        The RFC alert description (``"unrecognized_name"``), or ``None`` when the reason
-        is not an alert received from the peer.
-    """
-    match = _ALERT_REASON.match(reason)
-    if match is None:
-        return None
-    name = match.group("name").lower()
-    return name if name in _TLS_ALERTS else None
+def _alert_received(wire: _Wire, seen: _Seen) -> ReceivedAlert | None:
+    """The alert that ended the handshake: read on the wire, else by OpenSSL (encrypted)."""
+    alert = wire.alerts.decisive_alert()
+    if alert is None:
+        fatal = [a for a in seen.alerts if a.is_fatal]
+        alert = fatal[-1] if fatal else None
+    return alert
 
 
-def _closed_by_server(*, received_bytes: int) -> _HandshakeFailed:
-    if received_bytes == 0:
+def _closed_by_server(*, wire: _Wire, seen: _Seen) -> _HandshakeFailed:
+    alert = _alert_received(wire, seen)
+    if alert is not None and alert.description != 0:
+        return _alert_failure(alert)
+    tls_alert = alert.name if alert is not None else None
+    if wire.received == 0:
         return _HandshakeFailed(
             FailureKind.CONNECTION_RESET,
             "the server closed the connection without answering the ClientHello",
         )
+    if wire.alerts.stopped == "not_tls":
+        return _not_tls(wire)
     return _HandshakeFailed(
         FailureKind.HANDSHAKE_FAILURE,
         "the server closed the connection in the middle of the TLS handshake",
+        tls_alert=tls_alert,
     )
 
 
-def _classify_ssl_error(exc: SSL.Error, *, received_bytes: int) -> _HandshakeFailed:
+def _alert_failure(alert: ReceivedAlert) -> _HandshakeFailed:
+    level = "fatal" if alert.is_fatal else "warning" if alert.level == 1 else f"level {alert.level}"
+    return _HandshakeFailed(
+        FailureKind.HANDSHAKE_FAILURE,
+        f"the server sent the TLS alert {alert.name} ({level}, code {alert.description})",
+        tls_alert=alert.name,
+    )
+
+
+def _not_tls(wire: _Wire, words: str | None = None) -> _HandshakeFailed:
+    detail = "the server's answer is not TLS"
+    if words:
+        detail += f" ({words})"
+    start = wire.first[:48]
+    if sum(32 <= byte < 127 or byte in b"\r\n\t" for byte in start) >= 0.8 * len(start):
+        detail += f': it begins "{visible(start, limit=48)}"'
+    else:
+        detail += f": it begins with the bytes {start[:8].hex(' ')}"
+    hint = plaintext_service_hint(wire.first)
+    if hint is not None:
+        detail += f"; {hint}"
+    return _HandshakeFailed(FailureKind.NOT_TLS, detail)
+
+
+def _classify_ssl_error(exc: SSL.Error, *, wire: _Wire, seen: _Seen) -> _HandshakeFailed:
     if isinstance(exc, SSL.ZeroReturnError | SSL.SysCallError):
-        return _closed_by_server(received_bytes=received_bytes)
+        return _closed_by_server(wire=wire, seen=seen)
     reasons = _openssl_reasons(exc)
     if "UNEXPECTED_EOF_WHILE_READING" in reasons:
-        return _closed_by_server(received_bytes=received_bytes)
-    for reason in reasons:
-        alert = tls_alert_name(reason)
-        if alert is not None:
-            return _HandshakeFailed(
-                FailureKind.HANDSHAKE_FAILURE,
-                f"the server sent the TLS alert {alert}",
-                tls_alert=alert,
-            )
-    if received_bytes > 0 and any(reason in _NOT_TLS_REASONS for reason in reasons):
-        words = reasons[0].lower().replace("_", " ")
-        return _HandshakeFailed(FailureKind.NOT_TLS, f"the server's answer is not TLS ({words})")
+        return _closed_by_server(wire=wire, seen=seen)
+    alert = _alert_received(wire, seen)
+    if alert is not None:
+        return _alert_failure(alert)
+    if wire.received > 0 and (
+        wire.alerts.stopped == "not_tls" or any(reason in _NOT_TLS_REASONS for reason in reasons)
+    ):
+        return _not_tls(wire, reasons[0].lower().replace("_", " ") if reasons else None)
     text = "; ".join(r.lower().replace("_", " ") for r in reasons) or type(exc).__name__
     return _HandshakeFailed(FailureKind.HANDSHAKE_FAILURE, f"TLS handshake failed: {text}")
 

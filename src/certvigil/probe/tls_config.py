@@ -27,7 +27,7 @@ from certvigil.observed.tls_config import (
     ProtocolSupport,
     TlsConfigObservation,
 )
-from certvigil.probe.starttls import PlainChannel, negotiate_starttls
+from certvigil.probe.starttls import PlainChannel, negotiate_starttls, plaintext_service_hint
 from certvigil.target import StartTLS, Target
 from certvigil.tls.cipher_suites import (
     SCSV_FALLBACK,
@@ -71,6 +71,9 @@ ConnectionSlot = Callable[[], AbstractAsyncContextManager[None]]
 DEFAULT_HTTP_TIMEOUT_S = 3.0
 DEFAULT_STARTTLS_TIMEOUT_S = 10.0
 _HTTP_MAX_HEADER_BYTES = 32768
+# A reply that has not decided anything after this many bytes never will: the largest
+# legitimate first flight (a 1 MiB certificate list and the rest) fits well below it.
+MAX_REPLY_BYTES = 2 * 1024 * 1024
 
 
 TlsConfigResult = TlsConfigObservation | ProbeFailure
@@ -148,6 +151,7 @@ class _Session:
     starttls_timeout_s: float = DEFAULT_STARTTLS_TIMEOUT_S
     handshake_count: int = 0
     errors: list[str] = field(default_factory=list)
+    not_tls_start: bytes = b""
 
     def slot(self) -> AbstractAsyncContextManager[None]:
         """The caller's slot for one more connection (the scan's per-address limits)."""
@@ -244,7 +248,13 @@ class _Session:
                         return MalformedReply(reason="connection closed mid-reply")
                     return _Closed("connection_closed")
                 data += chunk
+                if len(data) > MAX_REPLY_BYTES:
+                    return MalformedReply(
+                        reason=f"more than {MAX_REPLY_BYTES} bytes without a decisive answer"
+                    )
                 reply = parse(data)
+                if isinstance(reply, MalformedReply) and not reply.looks_like_tls:
+                    self.not_tls_start = self.not_tls_start or data[:512]
                 if not isinstance(reply, Incomplete):
                     return reply
         except TimeoutError:
@@ -469,7 +479,7 @@ async def _heartbeat_exchange(
         async with asyncio.timeout(session.handshake_timeout_s):
             while (done := server_flight_done(data)) is None:
                 chunk = await reader.read(65536)
-                if not chunk:
+                if not chunk or len(data) > MAX_REPLY_BYTES:
                     return None
                 data += chunk
         reply = parse_server_reply(data)
@@ -486,6 +496,8 @@ async def _heartbeat_exchange(
                     if not chunk:
                         return False
                     after += chunk
+                    if len(after) > MAX_REPLY_BYTES:
+                        return None  # endless records, none of them a heartbeat: not told
         except TimeoutError:
             return False  # discarded, as RFC 6520 requires
         return answered
@@ -662,7 +674,8 @@ async def observe_tls_config(
         tls13_groups_task.cancel()
         if http_task is not None:
             http_task.cancel()
-        return _no_protocol_failure(target, resolved, [r.outcome for r in results])
+        outcomes = [r.outcome for r in results]
+        return _no_protocol_failure(target, resolved, outcomes, session.not_tls_start)
 
     pre13 = [p for p in _PRE13 if by_protocol[p].support.is_accepted]
     best12 = pre13[-1] if pre13 else None
@@ -723,7 +736,9 @@ def _cancelled(task: asyncio.Task[tuple[int, ...]]) -> tuple[int, ...]:
     return ()
 
 
-def _no_protocol_failure(target: Target, address: str, outcomes: list[_Outcome]) -> ProbeFailure:
+def _no_protocol_failure(
+    target: Target, address: str, outcomes: list[_Outcome], not_tls_start: bytes = b""
+) -> ProbeFailure:
     now = datetime.now(UTC)
     net = [o for o in outcomes if isinstance(o, _NetFailure)]
     if len(net) == len(outcomes):
@@ -732,9 +747,11 @@ def _no_protocol_failure(target: Target, address: str, outcomes: list[_Outcome])
             observed_at_utc=now, peer_address=address,
         )  # fmt: skip
     if any(isinstance(o, MalformedReply) and not o.looks_like_tls for o in outcomes):
+        hint = plaintext_service_hint(not_tls_start)
         return ProbeFailure(
             target=target, kind=FailureKind.NOT_TLS, observed_at_utc=now, peer_address=address,
-            detail="the server does not answer ClientHellos with TLS records",
+            detail="the server does not answer ClientHellos with TLS records"
+            + (f"; {hint}" if hint else ""),
         )  # fmt: skip
     alerts = [o.name for o in outcomes if isinstance(o, AlertReply)]
     return ProbeFailure(

@@ -124,14 +124,21 @@ _HEARTBEAT = 24
 _HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
 
 ALERT_NAMES: dict[int, str] = {
-    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
-    30: "decompression_failure", 40: "handshake_failure", 41: "no_certificate",
-    42: "bad_certificate", 43: "unsupported_certificate", 47: "illegal_parameter",
-    48: "unknown_ca", 50: "decode_error", 51: "decrypt_error", 70: "protocol_version",
-    71: "insufficient_security", 80: "internal_error", 86: "inappropriate_fallback",
-    90: "user_canceled", 100: "no_renegotiation", 109: "missing_extension",
-    110: "unsupported_extension", 112: "unrecognized_name", 120: "no_application_protocol",
+    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac",
+    21: "decryption_failed", 22: "record_overflow", 30: "decompression_failure",
+    40: "handshake_failure", 41: "no_certificate", 42: "bad_certificate",
+    43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired",
+    46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca",
+    49: "access_denied", 50: "decode_error", 51: "decrypt_error",
+    60: "export_restriction", 70: "protocol_version", 71: "insufficient_security",
+    80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled",
+    100: "no_renegotiation", 109: "missing_extension", 110: "unsupported_extension",
+    111: "certificate_unobtainable", 112: "unrecognized_name",
+    113: "bad_certificate_status_response", 114: "bad_certificate_hash_value",
+    115: "unknown_psk_identity", 116: "certificate_required",
+    120: "no_application_protocol", 121: "ech_required",
 }  # fmt: skip
+"""The TLS alert descriptions of the IANA registry, by code, as the RFCs spell them."""
 ALERT_INAPPROPRIATE_FALLBACK = 86
 
 SSL2_CIPHER_SPECS: dict[int, str] = {
