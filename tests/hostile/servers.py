@@ -198,6 +198,9 @@ class LoopingStartTlsServer(LoopbackServer):
 def long_chain(pki: ThrowawayPki, leaf: IssuedCert, count: int) -> tuple[bytes, ...]:
     """The leaf, its intermediate, then unrelated self-signed certificates up to ``count``.
 
+    Each stray certificate carries a 200-byte organisation name and unit, so 300 of
+    them exceed OpenSSL's 100 KiB default limit.
+
     Args:
         pki: The test PKI (its leaf key signs the extra certificates: fast).
         leaf: The leaf served first.
@@ -209,7 +212,13 @@ def long_chain(pki: ThrowawayPki, leaf: IssuedCert, count: int) -> tuple[bytes, 
     key = pki.leaf_key
     extra: list[bytes] = []
     for index in range(count - 2):
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"stray certificate {index}")])
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, f"stray certificate {index}"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "o" * 64),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "u" * 64),
+            ]
+        )
         certificate = (
             x509.CertificateBuilder()
             .subject_name(name)

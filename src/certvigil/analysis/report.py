@@ -22,6 +22,7 @@ from datetime import datetime
 
 from certvigil.analysis.certificate import ParsedCertificate, parse_certificate
 from certvigil.analysis.chain import judge_chain
+from certvigil.analysis.chain_size import chain_size_findings
 from certvigil.analysis.findings import (
     certificate_findings,
     chain_findings,
@@ -227,7 +228,7 @@ def analyse_endpoint(
         certificates=analysis.certificates,
         chain=analysis.chain,
         hostname_matches=analysis.hostname_matches,
-        findings=analysis.findings,
+        findings=sort_findings((*analysis.findings, *chain_size_findings(result.chain_der))),
     )
 
 

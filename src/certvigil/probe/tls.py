@@ -34,6 +34,7 @@ from OpenSSL import SSL, crypto
 
 from certvigil.errors import ProbeError
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
+from certvigil.probe.large_chain import capture_chain_in_clear
 from certvigil.probe.sockio import receive, send_all
 from certvigil.probe.starttls import (
     PlainChannel,
@@ -43,6 +44,8 @@ from certvigil.probe.starttls import (
 )
 from certvigil.target import Target
 from certvigil.tls.alert_watch import AlertWatcher, ReceivedAlert
+from certvigil.tls.cipher_suites import SUITES
+from certvigil.tls.records import TlsProtocol
 
 _RECV_BYTES = 65536
 
@@ -50,6 +53,19 @@ _RECV_BYTES = 65536
 # default, see client_context), the other handshake messages, and room for record framing.
 # A server that sends more without finishing is not going to finish.
 MAX_HANDSHAKE_BYTES = 2 * 1024 * 1024
+
+# OpenSSL's max_cert_list default. The bindings in use (cryptography's) expose no
+# SSL_CTX_ctrl, so the limit cannot be raised on the context; a chain over it is read by
+# a second, TLS 1.2 connection instead, up to MAX_CERTIFICATE_LIST_BYTES.
+_OPENSSL_MAX_CERT_LIST = 102400
+MAX_CERTIFICATE_LIST_BYTES = 1024 * 1024
+
+_OPENSSL_PROTOCOL_NAMES = {
+    TlsProtocol.SSL_3_0: "SSLv3",
+    TlsProtocol.TLS_1_0: "TLSv1",
+    TlsProtocol.TLS_1_1: "TLSv1.1",
+    TlsProtocol.TLS_1_2: "TLSv1.2",
+}
 
 # OpenSSL reasons meaning "the first bytes the server sent were not a TLS record".
 _NOT_TLS_REASONS = frozenset(
@@ -117,7 +133,8 @@ def _on_ocsp_staple(connection: SSL.Connection, data: bytes, _unused: object) ->
 
 
 def _on_info(connection: SSL.Connection, where: int, value: int) -> None:
-    if where & SSL.SSL_CB_READ_ALERT:
+    # SSL_CB_READ_ALERT is SSL_CB_ALERT | SSL_CB_READ: both bits, or it is our own alert.
+    if where & SSL.SSL_CB_READ_ALERT == SSL.SSL_CB_READ_ALERT:
         box = connection.get_app_data()
         if isinstance(box, _Seen) and len(box.alerts) < 16:
             box.alerts.append(ReceivedAlert(level=(value >> 8) & 0xFF, description=value & 0xFF))
@@ -154,11 +171,19 @@ def client_context(alpn_protocols: tuple[str, ...] = ()) -> SSL.Context:
 class _HandshakeFailed(Exception):
     """Internal: a classified failure inside the probe, turned into a ProbeFailure."""
 
-    def __init__(self, kind: FailureKind, detail: str, *, tls_alert: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: FailureKind,
+        detail: str,
+        *,
+        tls_alert: str | None = None,
+        oversized_certificates: bool = False,
+    ) -> None:
         super().__init__(detail)
         self.kind = kind
         self.detail = detail
         self.tls_alert = tls_alert
+        self.oversized_certificates = oversized_certificates
 
 
 async def probe_tls(
@@ -184,25 +209,11 @@ async def probe_tls(
         The observation, or the classified failure.
     """
     now = clock or _utc_now
-    loop = asyncio.get_running_loop()
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
+    with _new_socket(address) as sock:
         start = time.perf_counter()
-        try:
-            # asyncio.timeout rather than wait_for: no extra task per phase.
-            async with asyncio.timeout(options.connect_timeout_s):
-                await loop.sock_connect(sock, (address, target.port))
-        except TimeoutError:
-            detail = f"no TCP connection within {options.connect_timeout_s:g} s"
-            return _failure(target, address, now, FailureKind.TIMEOUT, detail)
-        except OSError as exc:
-            return _failure(target, address, now, *_classify_os_error(exc, "TCP connect"))
-        if target.starttls is not None:
-            failure = await _upgrade(target, sock, address=address, options=options, now=now)
-            if failure is not None:
-                return failure
+        failure = await _connect(target, sock, address=address, options=options, now=now)
+        if failure is not None:
+            return failure
         connected = time.perf_counter()
         try:
             async with asyncio.timeout(options.handshake_timeout_s):
@@ -218,13 +229,106 @@ async def probe_tls(
                 f"no complete TLS handshake within {options.handshake_timeout_s:g} s",
             )
         except _HandshakeFailed as exc:
-            return _failure(target, address, now, exc.kind, exc.detail, tls_alert=exc.tls_alert)
+            failure = _failure(target, address, now, exc.kind, exc.detail, tls_alert=exc.tls_alert)
+            if not exc.oversized_certificates:
+                return failure
         except OSError as exc:
             return _failure(target, address, now, *_classify_os_error(exc, "handshake"))
+        else:
+            handshake_s = time.perf_counter() - connected
+            return _with_timings(observation, connect_s=connected - start, handshake_s=handshake_s)
+    # OpenSSL refused a certificate list over its limit: read it in the clear instead.
+    return await _probe_large_chain(
+        target, address=address, options=options, now=now, refused=failure
+    )
+
+
+def _new_socket(address: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    return sock
+
+
+async def _connect(
+    target: Target,
+    sock: socket.socket,
+    *,
+    address: str,
+    options: ProbeOptions,
+    now: Callable[[], datetime],
+) -> ProbeFailure | None:
+    """Connect ``sock`` and speak the STARTTLS dialogue if asked; the failure, if any."""
+    try:
+        # asyncio.timeout rather than wait_for: no extra task per phase.
+        async with asyncio.timeout(options.connect_timeout_s):
+            await asyncio.get_running_loop().sock_connect(sock, (address, target.port))
+    except TimeoutError:
+        detail = f"no TCP connection within {options.connect_timeout_s:g} s"
+        return _failure(target, address, now, FailureKind.TIMEOUT, detail)
+    except OSError as exc:
+        return _failure(target, address, now, *_classify_os_error(exc, "TCP connect"))
+    if target.starttls is not None:
+        return await _upgrade(target, sock, address=address, options=options, now=now)
+    return None
+
+
+async def _probe_large_chain(
+    target: Target,
+    *,
+    address: str,
+    options: ProbeOptions,
+    now: Callable[[], datetime],
+    refused: ProbeFailure,
+) -> TlsObservation | ProbeFailure:
+    """A second connection that reads an oversized chain from a TLS 1.2 handshake.
+
+    It has the same connect, STARTTLS and handshake time-outs as the first. When it
+    cannot get the chain (the server speaks no TLS 1.2, or the list is over
+    ``MAX_CERTIFICATE_LIST_BYTES``), the first connection's failure stands, with why.
+    """
+    with _new_socket(address) as sock:
+        start = time.perf_counter()
+        failure = await _connect(target, sock, address=address, options=options, now=now)
+        if failure is not None:
+            return refused
+        connected = time.perf_counter()
+        flight = await capture_chain_in_clear(
+            sock,
+            server_name=_sni_text(target.server_name),
+            alpn_protocols=options.alpn_protocols,
+            timeout_s=options.handshake_timeout_s,
+            max_list_bytes=MAX_CERTIFICATE_LIST_BYTES,
+        )
         handshake_s = time.perf_counter() - connected
-        return _with_timings(observation, connect_s=connected - start, handshake_s=handshake_s)
-    finally:
-        sock.close()
+    if isinstance(flight, str):
+        return _failure(
+            target,
+            address,
+            now,
+            refused.kind,
+            f"the server's certificates exceed OpenSSL's {_OPENSSL_MAX_CERT_LIST // 1024} KiB "
+            f"limit (max_cert_list), and reading them in a TLS 1.2 handshake failed: {flight}",
+            tls_alert=refused.tls_alert,
+        )
+    protocol = flight.hello.protocol
+    suite = SUITES.get(flight.hello.cipher_suite)
+    return TlsObservation(
+        target=target,
+        peer_address=address,
+        observed_at_utc=now(),
+        chain_der=flight.chain_der,
+        protocol=_OPENSSL_PROTOCOL_NAMES.get(protocol, "unknown") if protocol else "unknown",
+        cipher=suite.openssl_name if suite is not None else f"0x{flight.hello.cipher_suite:04X}",
+        alpn=flight.alpn,
+        connect_s=connected - start,
+        handshake_s=handshake_s,
+        ocsp_staple_der=flight.ocsp_staple_der,
+    )
+
+
+def _sni_text(server_name: str | None) -> str | None:
+    return _sni_bytes(server_name).decode("ascii") if server_name is not None else None
 
 
 async def _handshake(
@@ -434,7 +538,12 @@ def _classify_ssl_error(exc: SSL.Error, *, wire: _Wire, seen: _Seen) -> _Handsha
     ):
         return _not_tls(wire, reasons[0].lower().replace("_", " ") if reasons else None)
     text = "; ".join(r.lower().replace("_", " ") for r in reasons) or type(exc).__name__
-    return _HandshakeFailed(FailureKind.HANDSHAKE_FAILURE, f"TLS handshake failed: {text}")
+    return _HandshakeFailed(
+        FailureKind.HANDSHAKE_FAILURE,
+        f"TLS handshake failed: {text}",
+        # The one message OpenSSL limits by size that a server may lawfully make large.
+        oversized_certificates="EXCESSIVE_MESSAGE_SIZE" in reasons,
+    )
 
 
 def _classify_os_error(exc: OSError, phase: str) -> tuple[FailureKind, str]:

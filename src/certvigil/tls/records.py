@@ -532,6 +532,18 @@ def _parse_server_hello(body: bytes) -> ServerHello:
     )
 
 
+def parse_server_hello_body(body: bytes) -> ServerHello | None:
+    """The ServerHello in a handshake message body, ``None`` when it is truncated.
+
+    Args:
+        body: The message body (after the 4-byte handshake header).
+    """
+    try:
+        return _parse_server_hello(body)
+    except _Truncated:
+        return None
+
+
 def _parse_key_exchange(body: bytes, cipher_suite: int) -> KeyExchangeParams | None:
     kx = suite_for(cipher_suite).key_exchange
     reader = _Reader(body)
