@@ -12,6 +12,8 @@ an event loop: a probe that never yields cannot slow its attacker down.
 - :class:`PlainGreetingServer` speaks a plain-text protocol (SMTP, IMAP, HTTP ...).
 - :class:`StallingStartTlsServer` accepts and never greets; :class:`LoopingStartTlsServer`
   answers every STARTTLS dialogue step with continuation lines that never end.
+- :class:`EndlessHttpServer` answers any request with a body that never ends, fast or
+  one byte at a time (for the OCSP, CRL and AIA fetchers).
 - :func:`long_chain` and :func:`huge_leaf` build the certificates of oversized chains.
 
 :func:`in_own_process` runs any of them in a child process instead: a server that floods
@@ -193,6 +195,35 @@ class LoopingStartTlsServer(LoopbackServer):
         while True:
             writer.write(burst)
             await writer.drain()
+
+
+class EndlessHttpServer(LoopbackServer):
+    """Answers any HTTP request with ``200`` and a chunked body that never ends.
+
+    Attributes:
+        interval_s: Pause between chunks; 0 floods, a positive value dribbles one byte
+            per chunk.
+    """
+
+    def __init__(self, *, interval_s: float = 0.0, host: str = "127.0.0.1") -> None:
+        """Configure flooding or dribbling."""
+        super().__init__(host=host)
+        self.interval_s = interval_s
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read the request head, then send chunks until the client leaves."""
+        while (await reader.readline()).strip():
+            pass
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"1\r\nx\r\n" if self.interval_s else b"4000\r\n" + b"x" * 0x4000 + b"\r\n"
+        while True:
+            writer.write(chunk)
+            await writer.drain()
+            if self.interval_s:
+                await asyncio.sleep(self.interval_s)
 
 
 def long_chain(pki: ThrowawayPki, leaf: IssuedCert, count: int) -> tuple[bytes, ...]:
