@@ -321,7 +321,10 @@ def in_own_process(
     )
     process.start()
     try:
-        if not ours.poll(30):
+        for _ in range(300):  # 30 s at most, and at once if the child died
+            if ours.poll(0.1) or not process.is_alive():
+                break
+        if not ours.poll(0):
             raise RuntimeError(f"{server_class.__name__} did not start in its own process")
         host, port = ours.recv()
         yield ServerAddress(host, port)

@@ -195,8 +195,11 @@ async def probe_tls(
 ) -> TlsObservation | ProbeFailure:
     """Connect to ``address``, upgrade with STARTTLS if asked, shake hands, record the result.
 
-    Opens exactly one connection. Network problems never raise: they come back as a
-    ``ProbeFailure`` whose ``kind`` classifies them.
+    Opens one connection, and a second only when OpenSSL refuses a certificate list
+    over its 100 KiB limit (read then from a TLS 1.2 handshake, see
+    ``certvigil.probe.large_chain``). Each phase holds its time-out whatever the server
+    sends. Network problems never raise: they come back as a ``ProbeFailure`` whose
+    ``kind`` classifies them.
 
     Args:
         target: The endpoint; its ``server_name`` is sent as SNI and its ``starttls``
@@ -509,10 +512,8 @@ def _alert_failure(alert: ReceivedAlert) -> _HandshakeFailed:
     )
 
 
-def _not_tls(wire: _Wire, words: str | None = None) -> _HandshakeFailed:
+def _not_tls(wire: _Wire) -> _HandshakeFailed:
     detail = "the server's answer is not TLS"
-    if words:
-        detail += f" ({words})"
     start = wire.first[:48]
     if sum(32 <= byte < 127 or byte in b"\r\n\t" for byte in start) >= 0.8 * len(start):
         detail += f': it begins "{visible(start, limit=48)}"'
@@ -536,7 +537,7 @@ def _classify_ssl_error(exc: SSL.Error, *, wire: _Wire, seen: _Seen) -> _Handsha
     if wire.received > 0 and (
         wire.alerts.stopped == "not_tls" or any(reason in _NOT_TLS_REASONS for reason in reasons)
     ):
-        return _not_tls(wire, reasons[0].lower().replace("_", " ") if reasons else None)
+        return _not_tls(wire)
     text = "; ".join(r.lower().replace("_", " ") for r in reasons) or type(exc).__name__
     return _HandshakeFailed(
         FailureKind.HANDSHAKE_FAILURE,
