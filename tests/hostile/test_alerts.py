@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import pytest
 
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.servers import TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.probe.tls_config import observe_tls_config
@@ -55,3 +58,21 @@ def test_deep_probe_names_the_alert_too(code: int) -> None:
         )
     assert isinstance(result, ProbeFailure), result
     assert result.tls_alert == ALERT_NAMES[code]
+
+
+def test_alert_after_the_server_flight_is_named(pki: ThrowawayPki, leaf: IssuedCert) -> None:
+    """A TLS 1.2 server that demands a client certificate refuses with a named alert."""
+    server = TlsServer(
+        chain=pki.served_chain_der(leaf),
+        key_pem=leaf.key_pem,
+        maximum_version=ssl.TLSVersion.TLSv1_2,
+    )
+    server.context.verify_mode = ssl.CERT_REQUIRED
+    server.context.load_verify_locations(cadata=pki.root.pem.decode())
+    with server as at:
+        result = asyncio.run(
+            probe_tls(Target(host=at.host, port=at.port), address=at.host, options=OPTIONS)
+        )
+    assert isinstance(result, ProbeFailure), result
+    assert result.kind is FailureKind.HANDSHAKE_FAILURE
+    assert result.tls_alert == "handshake_failure"
