@@ -51,6 +51,10 @@ class SlowlorisServer(LoopbackServer):
 
     The bytes are the start of a handshake record announcing a full-size ServerHello
     that never completes, so every byte is plausible and none decides anything.
+
+    Attributes:
+        interval_s: Pause after each byte.
+        bytes_sent: Bytes written so far, over all connections.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", interval_s: float = 0.05) -> None:
