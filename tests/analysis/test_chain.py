@@ -333,3 +333,52 @@ def test_cross_signed_anchor_copy_is_named() -> None:
     via_cross = judge_chain(leaf.chain_der(intermediate, cross), now=NOW, trust=old_trust)
     assert via_cross.report.is_trusted
     assert via_cross.problems == ()
+
+
+def test_chain_error_names_the_cause_and_keeps_the_verifier_text_apart() -> None:
+    """A self-signed leaf's error says "self-signed" and an untrusted root's names the root
+    and the trust store; the verifier's own words are kept in ``error_detail``."""
+    pki = ThrowawayPki.create(now_utc=NOW)
+    trust = TrustStore.from_certificates([pki.root.certificate], source="the test root")
+    alone = self_signed_leaf(now_utc=NOW)
+    report = judge_chain(alone.chain_der(), now=NOW, trust=trust).report
+    assert report.error is not None and "self-signed" in report.error
+    assert "2.5.29.35" not in report.error
+    assert report.error_detail is not None and "2.5.29.35" in report.error_detail
+    other = ThrowawayPki.create(now_utc=NOW, root_name="Stranger Root")
+    leaf = other.issue_leaf()
+    served = (*other.served_chain_der(leaf), other.root.der)
+    report = judge_chain(served, now=NOW, trust=trust).report
+    assert report.error is not None
+    assert 'root "CN=Stranger Root,O=certvigil test PKI"' in report.error
+    assert "not in the trust store" in report.error
+    assert "path length" not in report.error
+    assert report.error_detail is not None and report.error_detail != report.error
+
+
+def test_trust_is_reported_apart_from_time() -> None:
+    """An expired leaf under a trusted chain is `trusted_ignoring_validity` (renewal alone
+    fixes it) and its error says when it expired; the same leaf under an unknown root, or
+    a trusted chain, say what they are."""
+    pki = ThrowawayPki.create(now_utc=NOW - timedelta(days=365))
+    trust = TrustStore.from_certificates([pki.root.certificate], source="test")
+    expired = pki.issue_leaf(
+        not_before_utc=NOW - timedelta(days=100), not_after_utc=NOW - timedelta(days=2)
+    )
+    report = judge_chain(pki.served_chain_der(expired), now=NOW, trust=trust).report
+    assert not report.is_trusted
+    assert report.trusted_ignoring_validity
+    assert report.error is not None and "expired on" in report.error
+    early = pki.issue_leaf(
+        not_before_utc=NOW + timedelta(days=2), not_after_utc=NOW + timedelta(days=90)
+    )
+    early_report = judge_chain(pki.served_chain_der(early), now=NOW, trust=trust).report
+    assert early_report.trusted_ignoring_validity
+    assert early_report.error is not None and "not valid before" in early_report.error
+    stranger = TrustStore.from_certificates(
+        [ThrowawayPki.create(now_utc=NOW).root.certificate], source="another root"
+    )
+    report = judge_chain(pki.served_chain_der(expired), now=NOW, trust=stranger).report
+    assert not report.trusted_ignoring_validity
+    good = pki.issue_leaf(not_before_utc=NOW - timedelta(days=1))
+    assert judge_chain(pki.served_chain_der(good), now=NOW, trust=trust).report.trusted_ignoring_validity

@@ -425,3 +425,24 @@ def test_naive_now_refused(trust: TrustStore, pki: ThrowawayPki) -> None:
             now=datetime(2026, 1, 1),  # noqa: DTZ001  (the naive value under test)
             trust=trust,
         )
+
+
+def test_expired_leaf_sentence_says_renewal_alone_fixes_it() -> None:
+    """An expired leaf under an otherwise trusted chain gives one critical sentence, which
+    says clients refuse it and that renewing it fixes it; under an unknown root it does not
+    promise that."""
+    pki = ThrowawayPki.create(now_utc=NOW - timedelta(days=365))
+    trust = TrustStore.from_certificates([pki.root.certificate], source="test")
+    leaf = pki.issue_leaf(
+        dns_names=(HOST,),
+        not_before_utc=NOW - timedelta(days=100),
+        not_after_utc=NOW - timedelta(days=2),
+    )
+    report = analyse_endpoint(observation(pki.served_chain_der(leaf)), now=NOW, trust=trust)
+    critical = [f for f in report.findings if f.severity is Severity.CRITICAL]
+    assert [f.code for f in critical] == ["expired"]
+    assert "renewing it fixes it" in critical[0].message
+    assert report.chain is not None and report.chain.trusted_ignoring_validity
+    other = TrustStore.from_certificates([CertificateAuthority.root().certificate], source="x")
+    report = analyse_endpoint(observation(pki.served_chain_der(leaf)), now=NOW, trust=other)
+    assert "renewing" not in _finding(report, "expired")[2]

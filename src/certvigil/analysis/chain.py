@@ -174,12 +174,15 @@ class _Judge:
     def _pinned_leaf(self) -> ChainVerdict:
         self._check_validity([(0, self.leaf)])
         unneeded = self._unneeded(on_path={0}, anchor_sha=None)
+        valid = _is_valid(self.leaf, self.now)
         report = ChainReport(
-            is_trusted=_is_valid(self.leaf, self.now),
+            is_trusted=valid,
             verified_path_sha256=(self.leaf.facts.sha256_hex,),
             unneeded_sha256=unneeded,
             anchor_subject=self.leaf.facts.subject,
-            error=None if _is_valid(self.leaf, self.now) else "pinned leaf is not valid now",
+            error=None if valid else _cause_text(self.problems),
+            error_detail=None if valid else "the pinned leaf is not valid at validation time",
+            trusted_ignoring_validity=True,
         )
         return self._verdict(report, (0,), public=False)
 
@@ -203,6 +206,7 @@ class _Judge:
             is_ordered=ordered,
             unneeded_sha256=unneeded,
             anchor_subject=anchor.subject if not fetched_used else None,
+            trusted_ignoring_validity=not fetched_used,
         )
         return self._verdict(
             report, served_indexes, public=anchor_sha in self.trust.public_anchor_sha256
@@ -227,7 +231,8 @@ class _Judge:
         )
         report = dataclasses.replace(
             verdict.report,
-            error=humanise_error(error),
+            error=_cause_text([problem]),
+            error_detail=humanise_error(error),
             missing_issuer=missing,
             missing_issuer_urls=needs_facts.ca_issuer_urls,
             anchor_subject=path[-1].facts.subject,
@@ -288,17 +293,38 @@ class _Judge:
                 ChainProblemKind.VERIFICATION_FAILED,
                 f"the chain does not verify: {humanise_error(error)}",
             )
+        cause = _cause_text(self.problems)
         unneeded = self._unneeded(on_path=set(served_indexes), anchor_sha=None)
         report = ChainReport(
             is_trusted=False,
-            error=humanise_error(error),
+            error=cause,
+            error_detail=humanise_error(error),
             is_complete=end != "missing",
             is_ordered=ordered,
             unneeded_sha256=unneeded,
             missing_issuer=missing_issuer,
             missing_issuer_urls=missing_urls,
+            trusted_ignoring_validity=invalid and not explained and self._verifies_in_time(walk),
         )
         return self._verdict(report, served_indexes, public=False)
+
+    def _verifies_in_time(self, walk: Sequence[tuple[int | None, ParsedCertificate]]) -> bool:
+        """The served chain verifies at a moment inside every walked certificate's validity.
+
+        Called only when verification at ``now`` failed and a certificate on the walked
+        path is outside its validity period: it tells "renew and all is well" apart from
+        a chain that is broken in other ways too. The fetched issuers are left out, so
+        the answer speaks of what the server sends.
+        """
+        start = max(p.facts.not_before_utc for _, p in walk)
+        end = min(p.facts.not_after_utc for _, p in walk)
+        if start > end:
+            return False  # no moment when the whole path was valid at once
+        moment = start + (end - start) / 2
+        path, _ = _verify(
+            self.leaf, [p.certificate for p in self.served[1:]], moment, self.trust.store
+        )
+        return path is not None
 
     def _walk(self) -> tuple[list[tuple[int | None, ParsedCertificate]], str]:
         """Follow issuer names from the leaf: (served index or None, cert) and the end.
@@ -606,6 +632,23 @@ def humanise_error(error: str) -> str:
     for needle, phrase in _ERROR_PHRASES.items():
         text = text.replace(needle, phrase)
     return text
+
+
+_CAUSES = frozenset(
+    {
+        ChainProblemKind.SELF_SIGNED_LEAF,
+        ChainProblemKind.UNTRUSTED_ROOT,
+        ChainProblemKind.MISSING_INTERMEDIATE,
+        ChainProblemKind.NOT_VALID_NOW,
+        ChainProblemKind.VERIFICATION_FAILED,
+    }
+)
+
+
+def _cause_text(problems: Sequence[ChainProblem]) -> str | None:
+    """Why the chain is not trusted, from the problems that cause it, in chain order."""
+    causes = [p.message for p in problems if p.kind in _CAUSES]
+    return "; ".join(causes) if causes else None
 
 
 def _der(certificate: x509.Certificate) -> bytes:

@@ -70,6 +70,7 @@ def certificate_findings(
     path_indexes: Sequence[int],
     is_public: bool,
     has_ocsp_staple: bool | None = None,
+    trusted_ignoring_validity: bool = False,
 ) -> list[Finding]:
     """Findings about the served certificates themselves.
 
@@ -81,6 +82,9 @@ def certificate_findings(
         is_public: The chain ends at a public root programme's anchor.
         has_ocsp_staple: Whether the server stapled an OCSP response; ``None`` when
             unknown (offline analysis), which skips the must-staple rule.
+        trusted_ignoring_validity: The chain is trusted apart from time
+            (``ChainReport.trusted_ignoring_validity``): the expired or not yet valid
+            finding says so, as the one cause of the failed trust.
 
     Returns:
         The findings, in chain order.
@@ -88,7 +92,9 @@ def certificate_findings(
     findings: list[Finding] = []
     on_path = set(path_indexes) | {0}
     for index, facts in enumerate(certificates):
-        findings += _validity_findings(index, facts, now, policy, index in on_path)
+        findings += _validity_findings(
+            index, facts, now, policy, index in on_path, trusted_ignoring_validity
+        )
         findings += _crypto_findings(index, facts, policy)
         for problem in facts.parse_problems:
             findings.append(
@@ -105,11 +111,21 @@ def certificate_findings(
 
 
 def _validity_findings(
-    index: int, facts: CertificateFacts, now: datetime, policy: AnalysisPolicy, on_path: bool
+    index: int,
+    facts: CertificateFacts,
+    now: datetime,
+    policy: AnalysisPolicy,
+    on_path: bool,
+    trusted_ignoring_validity: bool,
 ) -> list[Finding]:
     name = _name(index, facts)
     stale = Severity.CRITICAL if on_path else Severity.WARNING
-    spare = "" if on_path else " (it is not needed for the path: remove it)"
+    if not on_path:
+        spare = " (it is not needed for the path: remove it)"
+    elif trusted_ignoring_validity:
+        spare = "; clients refuse it, and the chain is otherwise trusted: renewing it fixes it"
+    else:
+        spare = "; clients refuse it"
     if now > facts.not_after_utc:
         days = -days_remaining(facts.not_after_utc, now=now)
         return [

@@ -158,6 +158,7 @@ def analyse_chain_der(
         path_indexes=verdict.path_served_indexes,
         is_public=verdict.anchor_is_public,
         has_ocsp_staple=has_ocsp_staple,
+        trusted_ignoring_validity=verdict.report.trusted_ignoring_validity,
     )
     judged += chain_findings(verdict)
     if len(positions) != len(chain_der):

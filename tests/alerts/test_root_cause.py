@@ -1,0 +1,94 @@
+"""Alerts name the root cause once: real chains judged by analysis, then the alert rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from certvigil.alerts.rules import AlertKind, AlertPolicy, EndpointHistory, EventAction, evaluate
+from certvigil.analysis.model import EndpointReport, Finding, Severity
+from certvigil.analysis.report import analyse_endpoint
+from certvigil.analysis.trust import TrustStore
+from certvigil.demo.pki import IssuedCert, ThrowawayPki, self_signed_leaf
+from certvigil.observed.handshake import TlsObservation
+from certvigil.target import Target
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TARGET = Target(host="localhost", port=443)
+# CAs issued a year before NOW, so leaves from any time in that year chain to them.
+PKI = ThrowawayPki.create(now_utc=NOW - timedelta(days=365))
+TRUST = TrustStore.from_certificates([PKI.root.certificate], source="test root")
+
+
+def _report(chain_der: tuple[bytes, ...], findings: tuple[Finding, ...] = ()) -> EndpointReport:
+    observation = TlsObservation(
+        target=TARGET,
+        peer_address="127.0.0.1",
+        observed_at_utc=NOW,
+        chain_der=chain_der,
+        protocol="TLSv1.3",
+        cipher="TLS_AES_128_GCM_SHA256",
+        connect_s=0.001,
+        handshake_s=0.002,
+    )
+    report = analyse_endpoint(observation, now=NOW, trust=TRUST)
+    if findings:
+        report = EndpointReport(
+            target=report.target,
+            evaluated_at_utc=report.evaluated_at_utc,
+            observation=report.observation,
+            certificates=report.certificates,
+            chain=report.chain,
+            hostname_matches=report.hostname_matches,
+            findings=(*findings, *report.findings),
+        )
+    return report
+
+
+def _opened(report: EndpointReport) -> list[tuple[AlertKind, str]]:
+    events = evaluate(report, EndpointHistory(), AlertPolicy(), now=NOW)
+    return [(e.kind, e.message) for e in events if e.action is EventAction.OPEN]
+
+
+def _leaf(not_before: datetime, not_after: datetime) -> IssuedCert:
+    return PKI.issue_leaf(not_before_utc=not_before, not_after_utc=not_after)
+
+
+def test_expired_leaf_under_a_trusted_chain_raises_one_alert() -> None:
+    """An expired leaf whose chain is otherwise trusted raises `expired` only; its message
+    says clients refuse it and that renewing fixes it, and no `untrusted` alert opens."""
+    leaf = _leaf(NOW - timedelta(days=100), NOW - timedelta(days=3))
+    opened = _opened(_report(PKI.served_chain_der(leaf)))
+    assert [kind for kind, _ in opened] == [AlertKind.EXPIRED]
+    assert "untrusted" in opened[0][1]
+    assert "renewing the certificate fixes it" in opened[0][1]
+
+
+def test_not_yet_valid_leaf_raises_its_own_alert_only() -> None:
+    """A leaf valid only from tomorrow raises `not_yet_valid`, not `untrusted`."""
+    leaf = _leaf(NOW + timedelta(days=1), NOW + timedelta(days=90))
+    opened = _opened(_report(PKI.served_chain_der(leaf)))
+    assert [kind for kind, _ in opened] == [AlertKind.NOT_YET_VALID]
+    assert "renewing the certificate fixes it" in opened[0][1]
+
+
+def test_expired_self_signed_leaf_raises_both_causes() -> None:
+    """An expired self-signed leaf has two causes: `expired` and an `untrusted` alert that
+    says self-signed (renewing alone would not make it trusted)."""
+    leaf = self_signed_leaf(
+        not_before_utc=NOW - timedelta(days=400), not_after_utc=NOW - timedelta(days=1)
+    )
+    opened = dict(_opened(_report(leaf.chain_der())))
+    assert set(opened) == {AlertKind.EXPIRED, AlertKind.UNTRUSTED}
+    assert "renewing" not in opened[AlertKind.EXPIRED]
+    assert "self-signed" in opened[AlertKind.UNTRUSTED]
+
+
+def test_revoked_leaf_raises_revoked_with_the_consequence() -> None:
+    """A revoked leaf under a trusted chain raises `revoked` only, saying clients refuse it."""
+    leaf = _leaf(NOW - timedelta(days=10), NOW + timedelta(days=80))
+    revoked = Finding(
+        code="revoked", severity=Severity.CRITICAL, message="localhost was revoked", cert_index=0
+    )
+    opened = _opened(_report(PKI.served_chain_der(leaf), (revoked,)))
+    assert [kind for kind, _ in opened] == [AlertKind.REVOKED]
+    assert "refuse it as untrusted" in opened[0][1]
