@@ -381,4 +381,6 @@ def test_trust_is_reported_apart_from_time() -> None:
     report = judge_chain(pki.served_chain_der(expired), now=NOW, trust=stranger).report
     assert not report.trusted_ignoring_validity
     good = pki.issue_leaf(not_before_utc=NOW - timedelta(days=1))
-    assert judge_chain(pki.served_chain_der(good), now=NOW, trust=trust).report.trusted_ignoring_validity
+    assert judge_chain(
+        pki.served_chain_der(good), now=NOW, trust=trust
+    ).report.trusted_ignoring_validity

@@ -139,10 +139,11 @@ def test_forward_secrecy_and_aead_caps() -> None:
 
 
 def test_certificate_grades_take_precedence() -> None:
-    """Revoked or expired is F, untrusted T, mismatch M; F beats T beats M."""
+    """Revoked is F, expired or untrusted T, mismatch M; F beats T beats M."""
     obs = observation(GOOD)
     assert grade_of(obs, replace(CERT, is_revoked=True, is_trusted=False)) == "F"
-    assert grade_of(obs, replace(CERT, is_expired=True)) == "F"
+    assert grade_of(obs, replace(CERT, is_expired=True)) == "T"
+    assert grade_of(obs, replace(CERT, is_not_yet_valid=True)) == "T"
     assert grade_of(obs, replace(CERT, is_trusted=False, hostname_matches=False)) == "T"
     assert grade_of(obs, replace(CERT, hostname_matches=False)) == "M"
     assert grade_of(obs, replace(CERT, key_bits=1024)) == "B"
