@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from certvigil.alerts.rules import AlertKind, AlertPolicy, EndpointHistory, EventAction, evaluate
 from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
-from certvigil.demo.pki import IssuedCert, ThrowawayPki, self_signed_leaf
+from certvigil.demo.pki import (
+    CertificateAuthority,
+    IssuedCert,
+    KeySpec,
+    ThrowawayPki,
+    self_signed_leaf,
+)
 from certvigil.observed.handshake import TlsObservation
 from certvigil.target import Target
 
@@ -19,7 +27,9 @@ PKI = ThrowawayPki.create(now_utc=NOW - timedelta(days=365))
 TRUST = TrustStore.from_certificates([PKI.root.certificate], source="test root")
 
 
-def _report(chain_der: tuple[bytes, ...], findings: tuple[Finding, ...] = ()) -> EndpointReport:
+def _report(
+    chain_der: tuple[bytes, ...], findings: tuple[Finding, ...] = (), *, trust: TrustStore = TRUST
+) -> EndpointReport:
     observation = TlsObservation(
         target=TARGET,
         peer_address="127.0.0.1",
@@ -30,7 +40,7 @@ def _report(chain_der: tuple[bytes, ...], findings: tuple[Finding, ...] = ()) ->
         connect_s=0.001,
         handshake_s=0.002,
     )
-    report = analyse_endpoint(observation, now=NOW, trust=TRUST)
+    report = analyse_endpoint(observation, now=NOW, trust=trust)
     if findings:
         report = EndpointReport(
             target=report.target,
@@ -68,7 +78,7 @@ def test_not_yet_valid_leaf_raises_its_own_alert_only() -> None:
     leaf = _leaf(NOW + timedelta(days=1), NOW + timedelta(days=90))
     opened = _opened(_report(PKI.served_chain_der(leaf)))
     assert [kind for kind, _ in opened] == [AlertKind.NOT_YET_VALID]
-    assert "renewing the certificate fixes it" in opened[0][1]
+    assert "the chain is otherwise trusted" in opened[0][1]
 
 
 def test_expired_self_signed_leaf_raises_both_causes() -> None:
@@ -81,6 +91,30 @@ def test_expired_self_signed_leaf_raises_both_causes() -> None:
     assert set(opened) == {AlertKind.EXPIRED, AlertKind.UNTRUSTED}
     assert "renewing" not in opened[AlertKind.EXPIRED]
     assert "self-signed" in opened[AlertKind.UNTRUSTED]
+
+
+def test_sha1_signed_leaf_raises_the_weak_alert_only() -> None:
+    """A SHA-1-signed leaf breaks the chain; the `weak` alert names the signature and no
+    `untrusted` alert repeats it."""
+    root = CertificateAuthority.root(key=KeySpec.RSA_2048, now_utc=NOW - timedelta(days=365))
+    issuer = root.intermediate(key=KeySpec.RSA_2048)
+    leaf = issuer.issue_leaf(signature_hash="sha1", not_before_utc=NOW - timedelta(days=1))
+    trust = TrustStore.from_certificates([root.certificate], source="rsa root")
+    opened = _opened(_report(leaf.chain_der(issuer), trust=trust))
+    assert [kind for kind, _ in opened] == [AlertKind.WEAK]
+    assert "sha1WithRSAEncryption" in opened[0][1]
+
+
+def test_leaf_not_for_servers_is_one_untrusted_alert_naming_the_purpose() -> None:
+    """A leaf whose extendedKeyUsage allows only clientAuth raises one `untrusted` alert
+    that names the purpose, not the verifier's wording."""
+    leaf = PKI.issue_leaf(
+        extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,),
+        not_before_utc=NOW - timedelta(days=1),
+    )
+    opened = _opened(_report(PKI.served_chain_der(leaf)))
+    assert [kind for kind, _ in opened] == [AlertKind.UNTRUSTED]
+    assert "clientAuth" in opened[0][1]
 
 
 def test_revoked_leaf_raises_revoked_with_the_consequence() -> None:

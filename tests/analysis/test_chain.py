@@ -118,15 +118,18 @@ def test_leaf_without_san_verifies_as_chain(pki: ThrowawayPki, trust: TrustStore
 
 
 def test_client_only_eku_fails(pki: ThrowawayPki, trust: TrustStore) -> None:
-    """A leaf whose EKU lacks serverAuth does not verify, with a readable reason."""
+    """A leaf whose EKU lacks serverAuth does not verify, and the reason says so in words;
+    the verifier's wording is kept apart."""
     for include_san in (True, False):
         leaf = pki.issue_leaf(
             extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,), include_san=include_san
         )
         verdict = judge_chain(pki.served_chain_der(leaf), now=NOW, trust=trust)
         assert not verdict.report.is_trusted
-        assert _kinds(verdict) == [ChainProblemKind.VERIFICATION_FAILED]
-        assert "serverAuth" in (verdict.report.error or "")
+        assert _kinds(verdict) == [ChainProblemKind.NOT_FOR_SERVERS]
+        assert "not for TLS servers" in (verdict.report.error or "")
+        assert "clientAuth" in (verdict.report.error or "")
+        assert "serverAuth" in (verdict.report.error_detail or "")
 
 
 def test_self_signed_leaf(trust: TrustStore) -> None:
@@ -195,14 +198,17 @@ def test_wrong_order() -> None:
 
 
 def test_path_length_violation(pki: ThrowawayPki, trust: TrustStore) -> None:
-    """A CA below a pathLen=0 intermediate breaks the chain; the verifier's reason is kept."""
+    """A CA below a pathLen=0 intermediate breaks the chain; the reason names the
+    constraint (the verifier says only that no issuer's signature matched)."""
     second = pki.intermediate.intermediate(common_name="Too Deep CA", path_length=None)
     verdict = judge_chain(
         second.issue_leaf().chain_der(second, pki.intermediate), now=NOW, trust=trust
     )
     assert not verdict.report.is_trusted
-    assert _kinds(verdict) == [ChainProblemKind.VERIFICATION_FAILED]
-    assert "path length" in verdict.problems[0].message
+    assert _kinds(verdict) == [ChainProblemKind.PATH_TOO_LONG]
+    assert verdict.problems[0].cert_index == 2
+    assert "allows 0 intermediate CA(s) below it" in (verdict.report.error or "")
+    assert verdict.report.error_detail
 
 
 def test_unneeded_and_duplicate(pki: ThrowawayPki, trust: TrustStore) -> None:
@@ -244,7 +250,10 @@ def test_sha1_intermediate_rejected() -> None:
     leaf = intermediate.issue_leaf()
     verdict = judge_chain(leaf.chain_der(intermediate), now=NOW, trust=store)
     assert not verdict.report.is_trusted
-    assert "forbidden algorithm" in (verdict.report.error or "")
+    assert _kinds(verdict) == [ChainProblemKind.FORBIDDEN_SIGNATURE]
+    assert 'certificate 1 "CN=certvigil Test Intermediate CA' in (verdict.report.error or "")
+    assert "sha1WithRSAEncryption" in (verdict.report.error or "")
+    assert "forbidden algorithm" in (verdict.report.error_detail or "")
 
 
 def test_humanise_error() -> None:

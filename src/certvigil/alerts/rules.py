@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from certvigil.analysis.model import CertificateFacts, EndpointReport, Severity
+from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
 from certvigil.target import Target
 
 
@@ -524,7 +524,7 @@ def _expiry(
                 Severity.CRITICAL,
                 f"Certificate expired: {b.endpoint}",
                 f"{_cn(leaf)} ({_short(sha)}) on {b.endpoint} expired "
-                f"{leaf.not_after_utc.isoformat()}. {_time_consequence(report)}",
+                f"{leaf.not_after_utc.isoformat()}. {_time_consequence(report, expired=True)}",
                 cert=sha,
             )
         return
@@ -571,34 +571,46 @@ def _alerted_thresholds(known: tuple[KnownAlert, ...], sha256_hex: str) -> list[
     return found
 
 
-def _leaf_out_of_time(report: EndpointReport, leaf: CertificateFacts) -> bool:
-    now = report.evaluated_at_utc
-    return not leaf.not_before_utc <= now <= leaf.not_after_utc
+def _untrusted_reasons(
+    report: EndpointReport, policy: AlertPolicy, leaf: CertificateFacts
+) -> tuple[str, ...] | None:
+    """Why the chain is untrusted, leaving out the causes that raise alerts of their own.
 
-
-def _untrusted_only_by_time(report: EndpointReport, leaf: CertificateFacts) -> bool:
-    """The chain fails only because the leaf is outside its validity period.
-
-    Then the ``expired`` or ``not_yet_valid`` alert is the root cause and "untrusted"
-    is its consequence, told in its message.
+    ``None`` when the chain is trusted (or unknown). Otherwise the sentences of the
+    root-cause findings (``ChainReport.untrusted_causes``) that no other alert tells: an
+    expired or not yet valid leaf has its own alert, a weak signature the ``weak`` alert.
+    An empty result means every cause is alerted elsewhere, so no ``untrusted`` alert
+    opens. A report without causes (from an older analysis) falls back to
+    ``ChainReport.error``.
     """
     chain = report.chain
-    return (
-        chain is not None
-        and not chain.is_trusted
-        and chain.trusted_ignoring_validity
-        and _leaf_out_of_time(report, leaf)
-    )
+    if chain is None or chain.is_trusted:
+        return None
+    now = report.evaluated_at_utc
+    if chain.trusted_ignoring_validity and not leaf.not_before_utc <= now <= leaf.not_after_utc:
+        return ()  # renewing the leaf fixes it: the expired / not_yet_valid alert says so
+    causes = [f for f in report.findings if f.code in chain.untrusted_causes]
+    if not causes:
+        return (chain.error,) if chain.error else ("",)
+    return tuple(f.message for f in causes if not _alerted_elsewhere(f, policy))
 
 
-def _time_consequence(report: EndpointReport) -> str:
+def _alerted_elsewhere(finding: Finding, policy: AlertPolicy) -> bool:
+    if finding.code in ("expired", "not_yet_valid"):
+        return finding.cert_index == 0
+    return finding.code in policy.weak_finding_codes
+
+
+def _time_consequence(report: EndpointReport, *, expired: bool) -> str:
     """The consequence sentence of an expired or not yet valid leaf, for its alert."""
     chain = report.chain
     if chain is not None and chain.trusted_ignoring_validity:
-        return (
-            "Clients refuse it as untrusted; the chain is otherwise trusted, so renewing "
-            "the certificate fixes it."
-        )
+        if expired:
+            return (
+                "Clients refuse it as untrusted; the chain is otherwise trusted, so renewing "
+                "the certificate fixes it."
+            )
+        return "Clients refuse it as untrusted until then; the chain is otherwise trusted."
     return "Clients refuse it as untrusted."
 
 
@@ -608,7 +620,6 @@ def _conditions(
     """Not yet valid, untrusted, hostname mismatch, weak and revoked: open while true,
     resolve on recovery."""
     ep = b.endpoint
-    chain = report.chain
     not_yet_valid = report.evaluated_at_utc < leaf.not_before_utc
     b.condition(
         not_yet_valid,
@@ -617,16 +628,15 @@ def _conditions(
         Severity.CRITICAL,
         f"Certificate not yet valid: {ep}",
         f"{_cn(leaf)} ({_short(leaf.sha256_hex)}) on {ep} is not valid before "
-        f"{leaf.not_before_utc.isoformat()}. {_time_consequence(report)}",
+        f"{leaf.not_before_utc.isoformat()}. {_time_consequence(report, expired=False)}",
         f"The certificate served by {ep} is valid now.",
         cert=leaf.sha256_hex,
     )
-    is_untrusted = (
-        chain is not None and not chain.is_trusted and not _untrusted_only_by_time(report, leaf)
-    )
-    why = f": {chain.error}" if chain is not None and chain.error else ""
+    reasons = _untrusted_reasons(report, policy, leaf)
+    told = "; ".join(r for r in reasons or () if r)
+    why = f": {told}" if told else ""
     b.condition(
-        is_untrusted,
+        bool(reasons),
         AlertKind.UNTRUSTED,
         dedup_key(AlertKind.UNTRUSTED, ep),
         Severity.CRITICAL,

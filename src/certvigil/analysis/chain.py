@@ -40,7 +40,7 @@ from certvigil.analysis.model import CertificateFacts, ChainReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.ipaddr import parse_ip
 
-__all__ = ["ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
+__all__ = ["CAUSE_KINDS", "ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
 
 _MAX_WALK = 10
 
@@ -52,6 +52,10 @@ class ChainProblemKind(StrEnum):
     UNTRUSTED_ROOT = "untrusted_root"
     MISSING_INTERMEDIATE = "missing_intermediate"
     NOT_VALID_NOW = "not_valid_now"
+    FORBIDDEN_SIGNATURE = "forbidden_signature"
+    NOT_FOR_SERVERS = "not_for_servers"
+    ISSUER_NOT_CA = "issuer_not_ca"
+    PATH_TOO_LONG = "path_too_long"
     VERIFICATION_FAILED = "verification_failed"
     MISORDERED = "misordered"
     UNNEEDED_CERTIFICATE = "unneeded_certificate"
@@ -288,11 +292,17 @@ class _Judge:
             )
             explained = True
         invalid = self._check_validity(walk)
-        if not explained and not invalid:
-            self._add(
-                ChainProblemKind.VERIFICATION_FAILED,
-                f"the chain does not verify: {humanise_error(error)}",
-            )
+        in_time = False
+        if not explained:
+            # Time explains the failure only if the chain verifies inside the validity
+            # periods; otherwise say what else is wrong.
+            in_time_error = self._verify_in_time(walk) if invalid else error
+            in_time = in_time_error is None
+            if in_time_error and not self._diagnose(walk):
+                self._add(
+                    ChainProblemKind.VERIFICATION_FAILED,
+                    f"the chain does not verify: {humanise_error(in_time_error)}",
+                )
         cause = _cause_text(self.problems)
         unneeded = self._unneeded(on_path=set(served_indexes), anchor_sha=None)
         report = ChainReport(
@@ -304,27 +314,85 @@ class _Judge:
             unneeded_sha256=unneeded,
             missing_issuer=missing_issuer,
             missing_issuer_urls=missing_urls,
-            trusted_ignoring_validity=invalid and not explained and self._verifies_in_time(walk),
+            trusted_ignoring_validity=in_time,
         )
         return self._verdict(report, served_indexes, public=False)
 
-    def _verifies_in_time(self, walk: Sequence[tuple[int | None, ParsedCertificate]]) -> bool:
-        """The served chain verifies at a moment inside every walked certificate's validity.
+    def _diagnose(self, walk: Sequence[tuple[int | None, ParsedCertificate]]) -> bool:
+        """Name the structural reasons a walked path fails that the verifier words poorly.
+
+        The verifier reports the last thing it tried ("no candidate issuer's signature
+        matches" for a path-length violation); these checks read the path itself: a
+        signature algorithm clients refuse, a leaf not meant for TLS servers, an issuer
+        that is not a CA, a path longer than an issuer's pathLenConstraint. Any found?
+        """
+        found = False
+        for index, parsed in walk:
+            facts = parsed.facts
+            if facts.is_self_signed or facts.sha256_hex in self.trust.anchor_sha256:
+                continue  # nobody checks a root's or an anchor's own signature
+            if _forbidden_signature(facts):
+                role = "the leaf" if index == 0 else _role(index)
+                self._add(
+                    ChainProblemKind.FORBIDDEN_SIGNATURE,
+                    f'{role} "{facts.subject}" is signed with {facts.signature_algorithm}, '
+                    "which clients no longer accept",
+                    index,
+                )
+                found = True
+        leaf = self.leaf.facts
+        if leaf.extended_key_usage and not _SERVER_AUTH & set(leaf.extended_key_usage):
+            self._add(
+                ChainProblemKind.NOT_FOR_SERVERS,
+                f'the leaf "{leaf.subject}" is not for TLS servers: its extendedKeyUsage '
+                f"allows only {', '.join(leaf.extended_key_usage)}",
+                0,
+            )
+            found = True
+        for position in range(1, len(walk)):
+            index, parsed = walk[position]
+            facts = parsed.facts
+            child = walk[position - 1][1].facts
+            if not facts.is_ca:
+                self._add(
+                    ChainProblemKind.ISSUER_NOT_CA,
+                    f'"{facts.subject}" issued "{child.subject}" but is not a CA '
+                    "(basicConstraints)",
+                    index,
+                )
+                found = True
+            below = position - 1  # intermediate CAs between this one and the leaf
+            if facts.path_length is not None and below > facts.path_length:
+                self._add(
+                    ChainProblemKind.PATH_TOO_LONG,
+                    f'"{facts.subject}" allows {facts.path_length} intermediate CA(s) below '
+                    f"it (pathLenConstraint), but the chain has {below}",
+                    index,
+                )
+                found = True
+        return found
+
+    def _verify_in_time(self, walk: Sequence[tuple[int | None, ParsedCertificate]]) -> str | None:
+        """Verify the served chain at a moment inside every walked certificate's validity.
 
         Called only when verification at ``now`` failed and a certificate on the walked
         path is outside its validity period: it tells "renew and all is well" apart from
         a chain that is broken in other ways too. The fetched issuers are left out, so
         the answer speaks of what the server sends.
+
+        Returns:
+            ``None`` when it verifies, the verifier's reason when it does not, and
+            ``""`` when there is no such moment (the validity periods do not overlap).
         """
         start = max(p.facts.not_before_utc for _, p in walk)
         end = min(p.facts.not_after_utc for _, p in walk)
         if start > end:
-            return False  # no moment when the whole path was valid at once
+            return ""
         moment = start + (end - start) / 2
-        path, _ = _verify(
+        path, error = _verify(
             self.leaf, [p.certificate for p in self.served[1:]], moment, self.trust.store
         )
-        return path is not None
+        return None if path is not None else error or "the chain does not verify"
 
     def _walk(self) -> tuple[list[tuple[int | None, ParsedCertificate]], str]:
         """Follow issuer names from the leaf: (served index or None, cert) and the end.
@@ -634,20 +702,33 @@ def humanise_error(error: str) -> str:
     return text
 
 
-_CAUSES = frozenset(
+CAUSE_KINDS = frozenset(
     {
         ChainProblemKind.SELF_SIGNED_LEAF,
         ChainProblemKind.UNTRUSTED_ROOT,
         ChainProblemKind.MISSING_INTERMEDIATE,
         ChainProblemKind.NOT_VALID_NOW,
+        ChainProblemKind.FORBIDDEN_SIGNATURE,
+        ChainProblemKind.NOT_FOR_SERVERS,
+        ChainProblemKind.ISSUER_NOT_CA,
+        ChainProblemKind.PATH_TOO_LONG,
         ChainProblemKind.VERIFICATION_FAILED,
     }
 )
+"""The problem kinds that make a chain untrusted (the others are advice)."""
+
+_SERVER_AUTH = frozenset({"serverAuth", "anyExtendedKeyUsage"})
+_FORBIDDEN_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
+_MD2_MD4_RSA = frozenset({"1.2.840.113549.1.1.2", "1.2.840.113549.1.1.3"})
+
+
+def _forbidden_signature(facts: CertificateFacts) -> bool:
+    return facts.signature_hash in _FORBIDDEN_HASHES or facts.signature_algorithm in _MD2_MD4_RSA
 
 
 def _cause_text(problems: Sequence[ChainProblem]) -> str | None:
     """Why the chain is not trusted, from the problems that cause it, in chain order."""
-    causes = [p.message for p in problems if p.kind in _CAUSES]
+    causes = [p.message for p in problems if p.kind in CAUSE_KINDS]
     return "; ".join(causes) if causes else None
 
 

@@ -192,6 +192,10 @@ class ChainReport:
             is moved inside the certificates' validity periods: trust fails only
             because of time (an expired or not yet valid certificate), so renewing
             alone fixes it. True when the chain is trusted.
+        untrusted_causes: The codes of the findings that say why the served chain is not
+            trusted, root causes only (``("expired",)``, ``("self_signed",)``,
+            ``("weak_signature",)``); empty when it is trusted. The alert rules use
+            them to raise one alert per cause.
     """
 
     is_trusted: bool
@@ -207,6 +211,7 @@ class ChainReport:
     missing_issuer_urls: tuple[str, ...] = ()
     error_detail: str | None = None
     trusted_ignoring_validity: bool = False
+    untrusted_causes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

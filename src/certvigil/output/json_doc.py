@@ -187,6 +187,7 @@ def chain_json(chain: ChainReport) -> JsonObject:
         "missing_issuer_urls": chain.missing_issuer_urls,
         "error_detail": chain.error_detail,
         "trusted_ignoring_validity": chain.trusted_ignoring_validity,
+        "untrusted_causes": chain.untrusted_causes,
     }
 
 

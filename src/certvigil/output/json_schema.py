@@ -143,6 +143,7 @@ class ChainModel(OutputModel):
     missing_issuer_urls: tuple[str, ...]
     error_detail: str | None
     trusted_ignoring_validity: bool
+    untrusted_causes: tuple[str, ...]
 
 
 class FindingModel(OutputModel):
