@@ -393,3 +393,20 @@ def test_trust_is_reported_apart_from_time() -> None:
     assert judge_chain(
         pki.served_chain_der(good), now=NOW, trust=trust
     ).report.trusted_ignoring_validity
+
+
+def test_unknown_root_not_served_is_named_as_the_issuer_outside_the_store() -> None:
+    """Leaf and intermediate served under a root the store lacks: the error says which
+    certificate is issued by which name, which is not in the trust store."""
+    other = ThrowawayPki.create(now_utc=NOW, root_name="Private Root")
+    trust = TrustStore.from_certificates(
+        [ThrowawayPki.create(now_utc=NOW).root.certificate], source="test"
+    )
+    leaf = other.issue_leaf()
+    report = judge_chain(other.served_chain_der(leaf), now=NOW, trust=trust).report
+    assert report.error is not None
+    assert (
+        '"CN=certvigil Test Intermediate CA,O=certvigil test PKI" is issued by '
+        '"CN=Private Root,O=certvigil test PKI", which is neither served nor in the trust store'
+    ) in report.error
+    assert "candidates exhausted" not in report.error

@@ -284,10 +284,15 @@ class _Judge:
             fetched_note = (
                 " (the fetched issuers did not complete the chain)" if self.fetched else ""
             )
+            either = (
+                " (a root this trust store lacks, or an intermediate the server should send)"
+                if last.facts.is_ca and not missing_urls
+                else ""
+            )
             self._add(
                 ChainProblemKind.MISSING_INTERMEDIATE,
-                f'the issuer "{missing_issuer}" of "{last.facts.subject}" is neither served '
-                f"nor trusted: {where}{fetched_note}",
+                f'"{last.facts.subject}" is issued by "{missing_issuer}", which is neither '
+                f"served nor in the trust store{either}: {where}{fetched_note}",
                 last_index,
             )
             explained = True
