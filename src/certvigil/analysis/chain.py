@@ -9,8 +9,12 @@ is verified with a client verifier whose EKU rules are set back to serverAuth.
 When the verifier refuses, a structural walk (issuer name and key identifier, no
 signature checks) over the served, fetched and trusted certificates says why in terms
 an operator can act on: which root is untrusted, which intermediate is missing and
-where to fetch it, which certificate on the path is expired. Order and unneeded
-certificates are read off the verified path, or the walked one.
+where to fetch it, which certificate on the path is expired, signed with SHA-1 or not a
+CA, which pathLenConstraint is exceeded. That sentence is ``ChainReport.error``; the
+verifier's own words stay in ``error_detail``. When a certificate on the path is outside
+its validity period, the chain is verified once more at a moment inside every period:
+``trusted_ignoring_validity`` then says whether renewing alone fixes it. Order and
+unneeded certificates are read off the verified path, or the walked one.
 """
 
 from __future__ import annotations
