@@ -11,7 +11,8 @@ import pytest
 from certvigil.analysis.grade import GradeReport
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
-from certvigil.demo.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.pki import CertificateAuthority, IssuedCert, KeySpec, ThrowawayPki
+from certvigil.demo.endpoints import LegacyTlsServer
 from certvigil.demo.servers import HttpFileServer, TlsServer
 from certvigil.scan import ScanOptions, scan
 from certvigil.target import Target
@@ -32,8 +33,13 @@ def old_trust(old_pki: ThrowawayPki) -> TrustStore:
     return TrustStore.from_certificates([old_pki.root.certificate], source="test root")
 
 
-def _deep_scan(chain: tuple[bytes, ...], leaf: IssuedCert, trust: TrustStore) -> EndpointReport:
-    with TlsServer(chain=chain, key_pem=leaf.key_pem) as (host, port):
+def _deep_scan(
+    chain: tuple[bytes, ...], leaf: IssuedCert, trust: TrustStore, *, legacy: bool = False
+) -> EndpointReport:
+    """Serve ``chain`` on loopback (PEM for ``legacy``: SHA-1 needs a lower security level)
+    and scan it deep."""
+    server = (LegacyTlsServer if legacy else TlsServer)(chain=chain, key_pem=leaf.key_pem)
+    with server as (host, port):
         (report,) = scan([Target(host=host, port=port, sni="localhost")], options=DEEP, trust=trust)
     assert report.deep is not None, report.failure
     return report
@@ -117,3 +123,17 @@ def test_chain_completed_from_aia_is_trusted_and_capped_at_b(
     assert "incomplete_chain" in _codes(grade)
     assert "certificate_not_trusted" not in _codes(grade)
     assert grade.grade_if_trusted is None
+
+
+def test_sha1_leaf_is_graded_by_its_signature_alone() -> None:
+    """A chain broken only by the leaf's SHA-1 signature is T under `sha1_signature`,
+    without a second `certificate_not_trusted` rule for the same cause."""
+    root = CertificateAuthority.root(key=KeySpec.RSA_2048)
+    issuer = root.intermediate(key=KeySpec.RSA_2048)
+    leaf = issuer.issue_leaf(dns_names=("localhost",), signature_hash="sha1")
+    trust = TrustStore.from_certificates([root.certificate], source="rsa root")
+    grade = _grade(_deep_scan((leaf.pem, issuer.pem), leaf, trust, legacy=True))
+    assert grade.grade == "T"
+    assert "sha1_signature" in _codes(grade)
+    assert "certificate_not_trusted" not in _codes(grade)
+    assert grade.grade_if_trusted is not None

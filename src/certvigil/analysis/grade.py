@@ -49,6 +49,9 @@ class CertificateVerdicts:
         trusted_ignoring_validity: The chain would verify but for the certificates'
             dates (``ChainReport.trusted_ignoring_validity``): the expiry is then the
             one trust issue; ``None`` when unknown.
+        untrusted_causes: The codes of the findings that say why the chain is not trusted
+            (``ChainReport.untrusted_causes``); a cause with a rule of its own (expiry,
+            a SHA-1 or MD5 signature) is not repeated as ``certificate_not_trusted``.
         is_chain_incomplete: The server leaves out an intermediate that the AIA
             CA-issuers URL supplies (SSL Labs: "Chain issues: Incomplete", capped at B).
         is_revoked: OCSP or CRL says revoked; ``None`` when not checked or unknown.
@@ -63,6 +66,7 @@ class CertificateVerdicts:
     is_expired: bool = False
     is_not_yet_valid: bool = False
     trusted_ignoring_validity: bool | None = None
+    untrusted_causes: tuple[str, ...] = ()
     is_chain_incomplete: bool = False
     is_revoked: bool | None = None
     key_type: KeyType | None = None
@@ -92,6 +96,7 @@ def certificate_verdicts(
         is_expired=leaf is not None and now > leaf.not_after_utc,
         is_not_yet_valid=leaf is not None and now < leaf.not_before_utc,
         trusted_ignoring_validity=chain.trusted_ignoring_validity if chain is not None else None,
+        untrusted_causes=chain.untrusted_causes if chain is not None else (),
         is_chain_incomplete=completed,
         is_revoked=revoked,
         key_type=leaf.key_type if leaf else None,
@@ -359,7 +364,8 @@ def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
 
     An expired or not yet valid leaf is a trust issue (T, as SSL Labs grades it since
     2014); when the chain is otherwise trusted it is the only one, and no
-    ``certificate_not_trusted`` rule repeats it.
+    ``certificate_not_trusted`` rule repeats it. Likewise a chain broken only by the
+    leaf's SHA-1 (T) or MD5 (F) signature is graded by that rule alone.
     """
     rules: list[GradeRule] = []
 
@@ -375,7 +381,11 @@ def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
     if verdicts.is_not_yet_valid:
         add("certificate_not_yet_valid", "T", "the certificate is not valid yet")
     out_of_time = verdicts.is_expired or verdicts.is_not_yet_valid
-    if verdicts.is_trusted is False and not (out_of_time and verdicts.trusted_ignoring_validity):
+    told = (out_of_time and verdicts.trusted_ignoring_validity) or (
+        verdicts.untrusted_causes == ("weak_signature",)
+        and verdicts.signature_hash in ("sha1", "md5", "md2")
+    )
+    if verdicts.is_trusted is False and not told:
         add("certificate_not_trusted", "T", "no trusted path to a root was found")
     elif verdicts.signature_hash == "sha1":
         add("sha1_signature", "T", "the certificate is signed with SHA-1")
