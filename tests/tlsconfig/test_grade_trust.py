@@ -11,8 +11,8 @@ import pytest
 from certvigil.analysis.grade import GradeReport
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
-from certvigil.demo.pki import CertificateAuthority, IssuedCert, KeySpec, ThrowawayPki
 from certvigil.demo.endpoints import LegacyTlsServer
+from certvigil.demo.pki import CertificateAuthority, IssuedCert, KeySpec, ThrowawayPki
 from certvigil.demo.servers import HttpFileServer, TlsServer
 from certvigil.scan import ScanOptions, scan
 from certvigil.target import Target
