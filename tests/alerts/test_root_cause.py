@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from certvigil.alerts.engine import AlertEngine
+from certvigil.alerts.routing import AlertRoute
 from certvigil.alerts.rules import AlertKind, AlertPolicy, EndpointHistory, EventAction, evaluate
 from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.analysis.report import analyse_endpoint
@@ -18,6 +20,8 @@ from certvigil.demo.pki import (
     self_signed_leaf,
 )
 from certvigil.observed.handshake import TlsObservation
+from certvigil.store import AlertState, Store
+from certvigil.store.outbox import list_deliveries
 from certvigil.target import Target
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -25,6 +29,7 @@ TARGET = Target(host="localhost", port=443)
 # CAs issued a year before NOW, so leaves from any time in that year chain to them.
 PKI = ThrowawayPki.create(now_utc=NOW - timedelta(days=365))
 TRUST = TrustStore.from_certificates([PKI.root.certificate], source="test root")
+ROUTE = AlertRoute(name="chat", url="json://127.0.0.1:9/chat", min_severity=Severity.INFO)
 
 
 def _report(
@@ -126,3 +131,21 @@ def test_revoked_leaf_raises_revoked_with_the_consequence() -> None:
     opened = _opened(_report(PKI.served_chain_der(leaf), (revoked,)))
     assert [kind for kind, _ in opened] == [AlertKind.REVOKED]
     assert "refuse it as untrusted" in opened[0][1]
+
+
+def test_expired_leaf_through_the_store_opens_and_delivers_one_alert(store: Store) -> None:
+    """Through the engine and a real store, an expired leaf seen on three cycles opens one
+    alert (`expired`) with one delivery, and serving a renewed leaf resolves it."""
+    engine = AlertEngine(store, routes=(ROUTE,))
+    expired = _leaf(NOW - timedelta(days=100), NOW - timedelta(days=3))
+    for _ in range(3):
+        engine.record_and_process(_report(PKI.served_chain_der(expired)), NOW)
+    alerts = engine.list_alerts()
+    assert [(a.kind, a.state) for a in alerts] == [(AlertKind.EXPIRED.value, AlertState.OPEN)]
+    with store.read() as connection:
+        assert [d.event for d in list_deliveries(connection)] == ["opened"]
+    renewed = _leaf(NOW - timedelta(days=1), NOW + timedelta(days=89))
+    engine.record_and_process(_report(PKI.served_chain_der(renewed)), NOW)
+    states = {a.kind: a.state for a in engine.list_alerts()}
+    assert states[AlertKind.EXPIRED.value] is AlertState.RESOLVED
+    assert AlertKind.UNTRUSTED.value not in states
