@@ -149,3 +149,20 @@ def test_expired_leaf_through_the_store_opens_and_delivers_one_alert(store: Stor
     states = {a.kind: a.state for a in engine.list_alerts()}
     assert states[AlertKind.EXPIRED.value] is AlertState.RESOLVED
     assert AlertKind.UNTRUSTED.value not in states
+
+
+def test_untrusted_alert_leaves_out_an_unneeded_expired_certificate() -> None:
+    """An expired self-signed leaf served with a stray expired certificate: the `untrusted`
+    alert names the self-signed leaf only; the stray one is advice, not a cause."""
+    leaf = self_signed_leaf(
+        not_before_utc=NOW - timedelta(days=400), not_after_utc=NOW - timedelta(days=1)
+    )
+    stray = PKI.issue_leaf(
+        dns_names=("stray.test",),
+        not_before_utc=NOW - timedelta(days=100),
+        not_after_utc=NOW - timedelta(days=3),
+    )
+    opened = dict(_opened(_report((leaf.der, stray.der))))
+    assert set(opened) == {AlertKind.EXPIRED, AlertKind.UNTRUSTED}
+    assert "self-signed" in opened[AlertKind.UNTRUSTED]
+    assert "stray.test" not in opened[AlertKind.UNTRUSTED]

@@ -589,7 +589,13 @@ def _untrusted_reasons(
     now = report.evaluated_at_utc
     if chain.trusted_ignoring_validity and not leaf.not_before_utc <= now <= leaf.not_after_utc:
         return ()  # renewing the leaf fixes it: the expired / not_yet_valid alert says so
-    causes = [f for f in report.findings if f.code in chain.untrusted_causes]
+    causes = [
+        f
+        for f in report.findings
+        if f.code in chain.untrusted_causes
+        # an expired certificate the path does not need is a warning, not a cause
+        and not (f.code in ("expired", "not_yet_valid") and f.severity is not Severity.CRITICAL)
+    ]
     if not causes:
         return (chain.error,) if chain.error else ("",)
     return tuple(f.message for f in causes if not _alerted_elsewhere(f, policy))
