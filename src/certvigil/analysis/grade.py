@@ -358,6 +358,9 @@ def grade_endpoint(
     )
 
 
+_TIME_CAUSES = frozenset({"expired", "not_yet_valid"})
+
+
 def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
     """The certificate's rules: F for revoked or MD5/MD2, T for trust issues, M for the
     name, B for a chain completed only through AIA.
@@ -381,10 +384,11 @@ def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
     if verdicts.is_not_yet_valid:
         add("certificate_not_yet_valid", "T", "the certificate is not valid yet")
     out_of_time = verdicts.is_expired or verdicts.is_not_yet_valid
-    told = (out_of_time and verdicts.trusted_ignoring_validity) or (
-        verdicts.untrusted_causes == ("weak_signature",)
-        and verdicts.signature_hash in ("sha1", "md5", "md2")
-    )
+    causes = set(verdicts.untrusted_causes)
+    told = (
+        out_of_time
+        and (verdicts.trusted_ignoring_validity or (bool(causes) and causes <= _TIME_CAUSES))
+    ) or (causes == {"weak_signature"} and verdicts.signature_hash in ("sha1", "md5", "md2"))
     if verdicts.is_trusted is False and not told:
         add("certificate_not_trusted", "T", "no trusted path to a root was found")
     elif verdicts.signature_hash == "sha1":
