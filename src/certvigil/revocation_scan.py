@@ -54,6 +54,13 @@ def candidate_issuers_der(
     return tuple(found)
 
 
+# Revocation findings that repeat a cause the basic analysis already names: the report
+# says each cause once (a must-staple leaf without a staple is one finding, not two).
+_ALREADY_SAID_BY: dict[str, frozenset[str]] = {
+    "must_staple_without_staple": frozenset({"must_staple_not_stapled"}),
+}
+
+
 async def check_report_revocation(
     report: EndpointReport,
     *,
@@ -81,7 +88,8 @@ async def check_report_revocation(
 
     Returns:
         The report with ``revocation`` set and the revocation findings merged,
-        most severe first.
+        most severe first; a revocation finding that repeats a finding the report has
+        (``must_staple_without_staple`` after ``must_staple_not_stapled``) is left out.
     """
     observation = report.observation
     if observation is None or not observation.chain_der:
@@ -101,7 +109,11 @@ async def check_report_revocation(
         staple_requested=True,
     )
     verdict = judge_revocation(found, now=clock())
-    findings = sorted(
-        (*report.findings, *revocation_findings(verdict)), key=lambda f: -f.severity.rank
-    )
+    said = {f.code for f in report.findings}
+    new = [
+        f
+        for f in revocation_findings(verdict)
+        if not _ALREADY_SAID_BY.get(f.code, frozenset()) & said
+    ]
+    findings = sorted((*report.findings, *new), key=lambda f: -f.severity.rank)
     return dataclasses.replace(report, revocation=verdict, findings=tuple(findings))

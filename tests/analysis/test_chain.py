@@ -118,15 +118,18 @@ def test_leaf_without_san_verifies_as_chain(pki: ThrowawayPki, trust: TrustStore
 
 
 def test_client_only_eku_fails(pki: ThrowawayPki, trust: TrustStore) -> None:
-    """A leaf whose EKU lacks serverAuth does not verify, with a readable reason."""
+    """A leaf whose EKU lacks serverAuth does not verify, and the reason says so in words;
+    the verifier's wording is kept apart."""
     for include_san in (True, False):
         leaf = pki.issue_leaf(
             extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,), include_san=include_san
         )
         verdict = judge_chain(pki.served_chain_der(leaf), now=NOW, trust=trust)
         assert not verdict.report.is_trusted
-        assert _kinds(verdict) == [ChainProblemKind.VERIFICATION_FAILED]
-        assert "serverAuth" in (verdict.report.error or "")
+        assert _kinds(verdict) == [ChainProblemKind.NOT_FOR_SERVERS]
+        assert "not for TLS servers" in (verdict.report.error or "")
+        assert "clientAuth" in (verdict.report.error or "")
+        assert "serverAuth" in (verdict.report.error_detail or "")
 
 
 def test_self_signed_leaf(trust: TrustStore) -> None:
@@ -195,14 +198,17 @@ def test_wrong_order() -> None:
 
 
 def test_path_length_violation(pki: ThrowawayPki, trust: TrustStore) -> None:
-    """A CA below a pathLen=0 intermediate breaks the chain; the verifier's reason is kept."""
+    """A CA below a pathLen=0 intermediate breaks the chain; the reason names the
+    constraint (the verifier says only that no issuer's signature matched)."""
     second = pki.intermediate.intermediate(common_name="Too Deep CA", path_length=None)
     verdict = judge_chain(
         second.issue_leaf().chain_der(second, pki.intermediate), now=NOW, trust=trust
     )
     assert not verdict.report.is_trusted
-    assert _kinds(verdict) == [ChainProblemKind.VERIFICATION_FAILED]
-    assert "path length" in verdict.problems[0].message
+    assert _kinds(verdict) == [ChainProblemKind.PATH_TOO_LONG]
+    assert verdict.problems[0].cert_index == 2
+    assert "allows 0 intermediate CA(s) below it" in (verdict.report.error or "")
+    assert verdict.report.error_detail
 
 
 def test_unneeded_and_duplicate(pki: ThrowawayPki, trust: TrustStore) -> None:
@@ -244,7 +250,10 @@ def test_sha1_intermediate_rejected() -> None:
     leaf = intermediate.issue_leaf()
     verdict = judge_chain(leaf.chain_der(intermediate), now=NOW, trust=store)
     assert not verdict.report.is_trusted
-    assert "forbidden algorithm" in (verdict.report.error or "")
+    assert _kinds(verdict) == [ChainProblemKind.FORBIDDEN_SIGNATURE]
+    assert 'certificate 1 "CN=certvigil Test Intermediate CA' in (verdict.report.error or "")
+    assert "sha1WithRSAEncryption" in (verdict.report.error or "")
+    assert "forbidden algorithm" in (verdict.report.error_detail or "")
 
 
 def test_humanise_error() -> None:
@@ -333,3 +342,71 @@ def test_cross_signed_anchor_copy_is_named() -> None:
     via_cross = judge_chain(leaf.chain_der(intermediate, cross), now=NOW, trust=old_trust)
     assert via_cross.report.is_trusted
     assert via_cross.problems == ()
+
+
+def test_chain_error_names_the_cause_and_keeps_the_verifier_text_apart() -> None:
+    """A self-signed leaf's error says "self-signed" and an untrusted root's names the root
+    and the trust store; the verifier's own words are kept in ``error_detail``."""
+    pki = ThrowawayPki.create(now_utc=NOW)
+    trust = TrustStore.from_certificates([pki.root.certificate], source="the test root")
+    alone = self_signed_leaf(now_utc=NOW)
+    report = judge_chain(alone.chain_der(), now=NOW, trust=trust).report
+    assert report.error is not None and "self-signed" in report.error
+    assert "2.5.29.35" not in report.error
+    assert report.error_detail is not None and "2.5.29.35" in report.error_detail
+    other = ThrowawayPki.create(now_utc=NOW, root_name="Stranger Root")
+    leaf = other.issue_leaf()
+    served = (*other.served_chain_der(leaf), other.root.der)
+    report = judge_chain(served, now=NOW, trust=trust).report
+    assert report.error is not None
+    assert 'root "CN=Stranger Root,O=certvigil test PKI"' in report.error
+    assert "not in the trust store" in report.error
+    assert "path length" not in report.error
+    assert report.error_detail is not None and report.error_detail != report.error
+
+
+def test_trust_is_reported_apart_from_time() -> None:
+    """An expired leaf under a trusted chain is `trusted_ignoring_validity` (renewal alone
+    fixes it) and its error says when it expired; the same leaf under an unknown root, or
+    a trusted chain, say what they are."""
+    pki = ThrowawayPki.create(now_utc=NOW - timedelta(days=365))
+    trust = TrustStore.from_certificates([pki.root.certificate], source="test")
+    expired = pki.issue_leaf(
+        not_before_utc=NOW - timedelta(days=100), not_after_utc=NOW - timedelta(days=2)
+    )
+    report = judge_chain(pki.served_chain_der(expired), now=NOW, trust=trust).report
+    assert not report.is_trusted
+    assert report.trusted_ignoring_validity
+    assert report.error is not None and "expired on" in report.error
+    early = pki.issue_leaf(
+        not_before_utc=NOW + timedelta(days=2), not_after_utc=NOW + timedelta(days=90)
+    )
+    early_report = judge_chain(pki.served_chain_der(early), now=NOW, trust=trust).report
+    assert early_report.trusted_ignoring_validity
+    assert early_report.error is not None and "not valid before" in early_report.error
+    stranger = TrustStore.from_certificates(
+        [ThrowawayPki.create(now_utc=NOW).root.certificate], source="another root"
+    )
+    report = judge_chain(pki.served_chain_der(expired), now=NOW, trust=stranger).report
+    assert not report.trusted_ignoring_validity
+    good = pki.issue_leaf(not_before_utc=NOW - timedelta(days=1))
+    assert judge_chain(
+        pki.served_chain_der(good), now=NOW, trust=trust
+    ).report.trusted_ignoring_validity
+
+
+def test_unknown_root_not_served_is_named_as_the_issuer_outside_the_store() -> None:
+    """Leaf and intermediate served under a root the store lacks: the error says which
+    certificate is issued by which name, which is not in the trust store."""
+    other = ThrowawayPki.create(now_utc=NOW, root_name="Private Root")
+    trust = TrustStore.from_certificates(
+        [ThrowawayPki.create(now_utc=NOW).root.certificate], source="test"
+    )
+    leaf = other.issue_leaf()
+    report = judge_chain(other.served_chain_der(leaf), now=NOW, trust=trust).report
+    assert report.error is not None
+    assert (
+        '"CN=certvigil Test Intermediate CA,O=certvigil test PKI" is issued by '
+        '"CN=Private Root,O=certvigil test PKI", which is neither served nor in the trust store'
+    ) in report.error
+    assert "candidates exhausted" not in report.error

@@ -287,8 +287,10 @@ def test_weak_key_and_sha1_signature() -> None:
     report = analyse_endpoint(observation(leaf.chain_der(root)), now=NOW, trust=store)
     assert _finding(report, "weak_key")[:2] == (Severity.CRITICAL, 0)
     assert _finding(report, "weak_signature")[:2] == (Severity.CRITICAL, 0)
-    assert "forbidden algorithm" in _finding(report, "untrusted")[2]
     assert [f.cert_index for f in report.findings if f.code == "weak_signature"] == [0]
+    # The signature is the root cause; the untrusted chain is not a finding of its own.
+    assert "untrusted" not in _codes(report)
+    assert report.chain is not None and report.chain.untrusted_causes == ("weak_signature",)
 
 
 def test_weak_ec_key_by_policy(pki: ThrowawayPki, trust: TrustStore) -> None:
@@ -351,7 +353,8 @@ def test_no_san_and_legacy_cn(pki: ThrowawayPki, trust: TrustStore) -> None:
 
 
 def test_leaf_is_ca_and_eku(pki: ThrowawayPki, trust: TrustStore) -> None:
-    """A CA-flagged leaf warns; a clientAuth-only leaf warns and does not verify."""
+    """A CA-flagged leaf warns; a clientAuth-only leaf is critical, named once (not again
+    as `untrusted`), and does not verify."""
     ca_leaf = pki.issue_leaf(dns_names=(HOST,), is_ca=True)
     report = analyse_endpoint(observation(pki.served_chain_der(ca_leaf)), now=NOW, trust=trust)
     assert "leaf_is_ca" in _codes(report)
@@ -359,7 +362,10 @@ def test_leaf_is_ca_and_eku(pki: ThrowawayPki, trust: TrustStore) -> None:
         dns_names=(HOST,), extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,)
     )
     report = analyse_endpoint(observation(pki.served_chain_der(client)), now=NOW, trust=trust)
-    assert sorted(_codes(report)) == ["missing_server_auth_eku", "untrusted"]
+    assert _codes(report) == ["missing_server_auth_eku"]
+    assert _finding(report, "missing_server_auth_eku")[0] is Severity.CRITICAL
+    assert report.chain is not None and not report.chain.is_trusted
+    assert report.chain.untrusted_causes == ("missing_server_auth_eku",)
 
 
 def test_must_staple(pki: ThrowawayPki, trust: TrustStore) -> None:
@@ -425,3 +431,24 @@ def test_naive_now_refused(trust: TrustStore, pki: ThrowawayPki) -> None:
             now=datetime(2026, 1, 1),  # noqa: DTZ001  (the naive value under test)
             trust=trust,
         )
+
+
+def test_expired_leaf_sentence_says_renewal_alone_fixes_it() -> None:
+    """An expired leaf under an otherwise trusted chain gives one critical sentence, which
+    says clients refuse it and that renewing it fixes it; under an unknown root it does not
+    promise that."""
+    pki = ThrowawayPki.create(now_utc=NOW - timedelta(days=365))
+    trust = TrustStore.from_certificates([pki.root.certificate], source="test")
+    leaf = pki.issue_leaf(
+        dns_names=(HOST,),
+        not_before_utc=NOW - timedelta(days=100),
+        not_after_utc=NOW - timedelta(days=2),
+    )
+    report = analyse_endpoint(observation(pki.served_chain_der(leaf)), now=NOW, trust=trust)
+    critical = [f for f in report.findings if f.severity is Severity.CRITICAL]
+    assert [f.code for f in critical] == ["expired"]
+    assert "renewing it fixes it" in critical[0].message
+    assert report.chain is not None and report.chain.trusted_ignoring_validity
+    other = TrustStore.from_certificates([CertificateAuthority.root().certificate], source="x")
+    report = analyse_endpoint(observation(pki.served_chain_der(leaf)), now=NOW, trust=other)
+    assert "renewing" not in _finding(report, "expired")[2]

@@ -157,3 +157,21 @@ def test_table_shows_the_leaf_status_and_the_deciding_method(
     )  # fmt: skip
     assert "Revocation" in result.stdout
     assert "good (ocsp)" in result.stdout
+
+
+def test_must_staple_without_staple_is_one_finding_in_the_scan(
+    pki: ThrowawayPki, server: RevocationServer, stack: ExitStack
+) -> None:
+    """A must-staple leaf served without a staple is named once when revocation is checked
+    too, not by the certificate rule and again by the staple rule."""
+    leaf = issue(pki, server, must_staple=True)
+    endpoint = Target(host="127.0.0.1", port=_serving(stack, pki, leaf).port, sni="localhost")
+    trust = TrustStore.from_certificates([pki.root.certificate], source="lab root")
+    (report,) = scan(
+        [endpoint],
+        options=ScanOptions(revocation=True, retries=0, connect_timeout_s=2),
+        trust=trust,
+    )
+    assert report.revocation is not None
+    codes = [f.code for f in report.findings]
+    assert codes.count("must_staple_not_stapled") + codes.count("must_staple_without_staple") == 1

@@ -139,10 +139,11 @@ def test_forward_secrecy_and_aead_caps() -> None:
 
 
 def test_certificate_grades_take_precedence() -> None:
-    """Revoked or expired is F, untrusted T, mismatch M; F beats T beats M."""
+    """Revoked is F, expired or untrusted T, mismatch M; F beats T beats M."""
     obs = observation(GOOD)
     assert grade_of(obs, replace(CERT, is_revoked=True, is_trusted=False)) == "F"
-    assert grade_of(obs, replace(CERT, is_expired=True)) == "F"
+    assert grade_of(obs, replace(CERT, is_expired=True)) == "T"
+    assert grade_of(obs, replace(CERT, is_not_yet_valid=True)) == "T"
     assert grade_of(obs, replace(CERT, is_trusted=False, hostname_matches=False)) == "T"
     assert grade_of(obs, replace(CERT, hostname_matches=False)) == "M"
     assert grade_of(obs, replace(CERT, key_bits=1024)) == "B"
@@ -188,3 +189,20 @@ def test_accepting_more_suites_never_improves_the_grade(extra: list[int]) -> Non
         {**GOOD, TlsProtocol.TLS_1_2: tuple(dict.fromkeys((*GOOD[TlsProtocol.TLS_1_2], *extra)))}
     )
     assert GRADES.index(grade_of(wider)) >= GRADES.index(grade_of(base))
+
+
+def test_expiry_is_the_one_trust_rule_when_it_is_the_only_cause() -> None:
+    """An expired leaf whose chain fails only on dates is graded by `certificate_expired`
+    alone, whether analysis could verify it at another moment or only named the cause."""
+    obs = observation(GOOD)
+    expired = replace(CERT, is_trusted=False, is_expired=True)
+    for verdicts in (
+        replace(expired, trusted_ignoring_validity=True),
+        replace(expired, trusted_ignoring_validity=False, untrusted_causes=("expired",)),
+    ):
+        codes = {r.code for r in assess_tls(obs, verdicts).grade.rules}
+        assert "certificate_expired" in codes
+        assert "certificate_not_trusted" not in codes
+    both = replace(expired, untrusted_causes=("self_signed", "expired"))
+    codes = {r.code for r in assess_tls(obs, both).grade.rules}
+    assert {"certificate_expired", "certificate_not_trusted"} <= codes

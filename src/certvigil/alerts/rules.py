@@ -10,9 +10,16 @@ Two kinds of rule live here:
   keyed by certificate: their dedup key names the leaf's SHA-256, and the history says
   which keys were ever raised, so a crossing alerts once in a certificate's life however
   many cycles see it.
-* **Condition rules** (untrusted, hostname mismatch, weak, revoked, unreachable) are keyed
-  by endpoint: an alert opens when the condition starts to hold and no alert with that key
-  is open, and resolves when a report shows the condition gone (recovery).
+* **Condition rules** (not yet valid, untrusted, hostname mismatch, weak, revoked,
+  unreachable) are keyed by endpoint: an alert opens when the condition starts to hold and
+  no alert with that key is open, and resolves when a report shows the condition gone
+  (recovery).
+
+An alert names the root cause once. A leaf outside its validity period makes the chain
+untrusted too; when the chain report says it is trusted apart from time
+(``ChainReport.trusted_ignoring_validity``), that is a detail of the ``expired`` or
+``not_yet_valid`` alert, not an ``untrusted`` alert of its own. ``untrusted`` opens only
+for causes that renewing the leaf would not fix, and names them.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from certvigil.analysis.model import CertificateFacts, EndpointReport, Severity
+from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
 from certvigil.target import Target
 
 
@@ -32,6 +39,7 @@ class AlertKind(StrEnum):
 
     EXPIRY_THRESHOLD = "expiry_threshold"
     EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
     REPLACED = "replaced"
     ISSUER_CHANGED = "issuer_changed"
     UNTRUSTED = "untrusted"
@@ -437,7 +445,7 @@ def evaluate(
         return tuple(b.events)
 
     _certificate_change(b, history, leaf)
-    _expiry(b, policy.thresholds_for(report.target), policy, leaf, now)
+    _expiry(b, policy.thresholds_for(report.target), policy, leaf, now, report)
     _conditions(b, report, policy, leaf)
     return tuple(b.events)
 
@@ -494,6 +502,7 @@ def _expiry(
     policy: AlertPolicy,
     leaf: CertificateFacts,
     now: datetime,
+    report: EndpointReport,
 ) -> None:
     """Expired, or the most urgent threshold crossed and not alerted before for this leaf."""
     sha = leaf.sha256_hex
@@ -515,7 +524,7 @@ def _expiry(
                 Severity.CRITICAL,
                 f"Certificate expired: {b.endpoint}",
                 f"{_cn(leaf)} ({_short(sha)}) on {b.endpoint} expired "
-                f"{leaf.not_after_utc.isoformat()}.",
+                f"{leaf.not_after_utc.isoformat()}. {_time_consequence(report, expired=True)}",
                 cert=sha,
             )
         return
@@ -562,16 +571,78 @@ def _alerted_thresholds(known: tuple[KnownAlert, ...], sha256_hex: str) -> list[
     return found
 
 
+def _untrusted_reasons(
+    report: EndpointReport, policy: AlertPolicy, leaf: CertificateFacts
+) -> tuple[str, ...] | None:
+    """Why the chain is untrusted, leaving out the causes that raise alerts of their own.
+
+    ``None`` when the chain is trusted (or unknown). Otherwise the sentences of the
+    root-cause findings (``ChainReport.untrusted_causes``) that no other alert tells: an
+    expired or not yet valid leaf has its own alert, a weak signature the ``weak`` alert.
+    An empty result means every cause is alerted elsewhere, so no ``untrusted`` alert
+    opens. A report without causes (from an older analysis) falls back to
+    ``ChainReport.error``.
+    """
+    chain = report.chain
+    if chain is None or chain.is_trusted:
+        return None
+    now = report.evaluated_at_utc
+    if chain.trusted_ignoring_validity and not leaf.not_before_utc <= now <= leaf.not_after_utc:
+        return ()  # renewing the leaf fixes it: the expired / not_yet_valid alert says so
+    causes = [
+        f
+        for f in report.findings
+        if f.code in chain.untrusted_causes
+        # an expired certificate the path does not need is a warning, not a cause
+        and not (f.code in ("expired", "not_yet_valid") and f.severity is not Severity.CRITICAL)
+    ]
+    if not causes:
+        return (chain.error,) if chain.error else ("",)
+    return tuple(f.message for f in causes if not _alerted_elsewhere(f, policy))
+
+
+def _alerted_elsewhere(finding: Finding, policy: AlertPolicy) -> bool:
+    if finding.code in ("expired", "not_yet_valid"):
+        return finding.cert_index == 0
+    return finding.code in policy.weak_finding_codes
+
+
+def _time_consequence(report: EndpointReport, *, expired: bool) -> str:
+    """The consequence sentence of an expired or not yet valid leaf, for its alert."""
+    chain = report.chain
+    if chain is not None and chain.trusted_ignoring_validity:
+        if expired:
+            return (
+                "Clients refuse it as untrusted; the chain is otherwise trusted, so renewing "
+                "the certificate fixes it."
+            )
+        return "Clients refuse it as untrusted until then; the chain is otherwise trusted."
+    return "Clients refuse it as untrusted."
+
+
 def _conditions(
     b: _Builder, report: EndpointReport, policy: AlertPolicy, leaf: CertificateFacts
 ) -> None:
-    """Untrusted, hostname mismatch, weak and revoked: open while true, resolve on recovery."""
+    """Not yet valid, untrusted, hostname mismatch, weak and revoked: open while true,
+    resolve on recovery."""
     ep = b.endpoint
-    chain = report.chain
-    is_untrusted = chain is not None and not chain.is_trusted
-    why = f": {chain.error}" if chain is not None and chain.error else ""
+    not_yet_valid = report.evaluated_at_utc < leaf.not_before_utc
     b.condition(
-        is_untrusted,
+        not_yet_valid,
+        AlertKind.NOT_YET_VALID,
+        dedup_key(AlertKind.NOT_YET_VALID, ep),
+        Severity.CRITICAL,
+        f"Certificate not yet valid: {ep}",
+        f"{_cn(leaf)} ({_short(leaf.sha256_hex)}) on {ep} is not valid before "
+        f"{leaf.not_before_utc.isoformat()}. {_time_consequence(report, expired=False)}",
+        f"The certificate served by {ep} is valid now.",
+        cert=leaf.sha256_hex,
+    )
+    reasons = _untrusted_reasons(report, policy, leaf)
+    told = "; ".join(r for r in reasons or () if r)
+    why = f": {told}" if told else ""
+    b.condition(
+        bool(reasons),
         AlertKind.UNTRUSTED,
         dedup_key(AlertKind.UNTRUSTED, ep),
         Severity.CRITICAL,
@@ -618,7 +689,8 @@ def _conditions(
         next(
             (f.message for f in report.findings if f.code in policy.revoked_finding_codes),
             f"A certificate served by {ep} for {_cn(leaf)} is revoked.",
-        ),
+        )
+        + "; clients that check revocation refuse it as untrusted.",
         f"{ep} no longer serves a revoked certificate.",
         cert=leaf.sha256_hex,
     )

@@ -9,8 +9,12 @@ is verified with a client verifier whose EKU rules are set back to serverAuth.
 When the verifier refuses, a structural walk (issuer name and key identifier, no
 signature checks) over the served, fetched and trusted certificates says why in terms
 an operator can act on: which root is untrusted, which intermediate is missing and
-where to fetch it, which certificate on the path is expired. Order and unneeded
-certificates are read off the verified path, or the walked one.
+where to fetch it, which certificate on the path is expired, signed with SHA-1 or not a
+CA, which pathLenConstraint is exceeded. That sentence is ``ChainReport.error``; the
+verifier's own words stay in ``error_detail``. When a certificate on the path is outside
+its validity period, the chain is verified once more at a moment inside every period:
+``trusted_ignoring_validity`` then says whether renewing alone fixes it. Order and
+unneeded certificates are read off the verified path, or the walked one.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from certvigil.analysis.model import CertificateFacts, ChainReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.ipaddr import parse_ip
 
-__all__ = ["ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
+__all__ = ["CAUSE_KINDS", "ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
 
 _MAX_WALK = 10
 
@@ -52,6 +56,10 @@ class ChainProblemKind(StrEnum):
     UNTRUSTED_ROOT = "untrusted_root"
     MISSING_INTERMEDIATE = "missing_intermediate"
     NOT_VALID_NOW = "not_valid_now"
+    FORBIDDEN_SIGNATURE = "forbidden_signature"
+    NOT_FOR_SERVERS = "not_for_servers"
+    ISSUER_NOT_CA = "issuer_not_ca"
+    PATH_TOO_LONG = "path_too_long"
     VERIFICATION_FAILED = "verification_failed"
     MISORDERED = "misordered"
     UNNEEDED_CERTIFICATE = "unneeded_certificate"
@@ -174,12 +182,15 @@ class _Judge:
     def _pinned_leaf(self) -> ChainVerdict:
         self._check_validity([(0, self.leaf)])
         unneeded = self._unneeded(on_path={0}, anchor_sha=None)
+        valid = _is_valid(self.leaf, self.now)
         report = ChainReport(
-            is_trusted=_is_valid(self.leaf, self.now),
+            is_trusted=valid,
             verified_path_sha256=(self.leaf.facts.sha256_hex,),
             unneeded_sha256=unneeded,
             anchor_subject=self.leaf.facts.subject,
-            error=None if _is_valid(self.leaf, self.now) else "pinned leaf is not valid now",
+            error=None if valid else _cause_text(self.problems),
+            error_detail=None if valid else "the pinned leaf is not valid at validation time",
+            trusted_ignoring_validity=True,
         )
         return self._verdict(report, (0,), public=False)
 
@@ -203,6 +214,7 @@ class _Judge:
             is_ordered=ordered,
             unneeded_sha256=unneeded,
             anchor_subject=anchor.subject if not fetched_used else None,
+            trusted_ignoring_validity=not fetched_used,
         )
         return self._verdict(
             report, served_indexes, public=anchor_sha in self.trust.public_anchor_sha256
@@ -227,7 +239,8 @@ class _Judge:
         )
         report = dataclasses.replace(
             verdict.report,
-            error=humanise_error(error),
+            error=_cause_text([problem]),
+            error_detail=humanise_error(error),
             missing_issuer=missing,
             missing_issuer_urls=needs_facts.ca_issuer_urls,
             anchor_subject=path[-1].facts.subject,
@@ -275,30 +288,120 @@ class _Judge:
             fetched_note = (
                 " (the fetched issuers did not complete the chain)" if self.fetched else ""
             )
+            either = (
+                " (a root this trust store lacks, or an intermediate the server should send)"
+                if last.facts.is_ca and not missing_urls
+                else ""
+            )
             self._add(
                 ChainProblemKind.MISSING_INTERMEDIATE,
-                f'the issuer "{missing_issuer}" of "{last.facts.subject}" is neither served '
-                f"nor trusted: {where}{fetched_note}",
+                f'"{last.facts.subject}" is issued by "{missing_issuer}", which is neither '
+                f"served nor in the trust store{either}: {where}{fetched_note}",
                 last_index,
             )
             explained = True
         invalid = self._check_validity(walk)
-        if not explained and not invalid:
-            self._add(
-                ChainProblemKind.VERIFICATION_FAILED,
-                f"the chain does not verify: {humanise_error(error)}",
-            )
+        in_time = False
+        if not explained:
+            # Time explains the failure only if the chain verifies inside the validity
+            # periods; otherwise say what else is wrong.
+            in_time_error = self._verify_in_time(walk) if invalid else error
+            in_time = in_time_error is None
+            if in_time_error and not self._diagnose(walk):
+                self._add(
+                    ChainProblemKind.VERIFICATION_FAILED,
+                    f"the chain does not verify: {humanise_error(in_time_error)}",
+                )
+        cause = _cause_text(self.problems)
         unneeded = self._unneeded(on_path=set(served_indexes), anchor_sha=None)
         report = ChainReport(
             is_trusted=False,
-            error=humanise_error(error),
+            error=cause,
+            error_detail=humanise_error(error),
             is_complete=end != "missing",
             is_ordered=ordered,
             unneeded_sha256=unneeded,
             missing_issuer=missing_issuer,
             missing_issuer_urls=missing_urls,
+            trusted_ignoring_validity=in_time,
         )
         return self._verdict(report, served_indexes, public=False)
+
+    def _diagnose(self, walk: Sequence[tuple[int | None, ParsedCertificate]]) -> bool:
+        """Name the structural reasons a walked path fails that the verifier words poorly.
+
+        The verifier reports the last thing it tried ("no candidate issuer's signature
+        matches" for a path-length violation); these checks read the path itself: a
+        signature algorithm clients refuse, a leaf not meant for TLS servers, an issuer
+        that is not a CA, a path longer than an issuer's pathLenConstraint. Any found?
+        """
+        found = False
+        for index, parsed in walk:
+            facts = parsed.facts
+            if facts.is_self_signed or facts.sha256_hex in self.trust.anchor_sha256:
+                continue  # nobody checks a root's or an anchor's own signature
+            if _forbidden_signature(facts):
+                role = "the leaf" if index == 0 else _role(index)
+                self._add(
+                    ChainProblemKind.FORBIDDEN_SIGNATURE,
+                    f'{role} "{facts.subject}" is signed with {facts.signature_algorithm}, '
+                    "which clients no longer accept",
+                    index,
+                )
+                found = True
+        leaf = self.leaf.facts
+        if leaf.extended_key_usage and not _SERVER_AUTH & set(leaf.extended_key_usage):
+            self._add(
+                ChainProblemKind.NOT_FOR_SERVERS,
+                f'the leaf "{leaf.subject}" is not for TLS servers: its extendedKeyUsage '
+                f"allows only {', '.join(leaf.extended_key_usage)}",
+                0,
+            )
+            found = True
+        for position in range(1, len(walk)):
+            index, parsed = walk[position]
+            facts = parsed.facts
+            child = walk[position - 1][1].facts
+            if not facts.is_ca:
+                self._add(
+                    ChainProblemKind.ISSUER_NOT_CA,
+                    f'"{facts.subject}" issued "{child.subject}" but is not a CA '
+                    "(basicConstraints)",
+                    index,
+                )
+                found = True
+            below = position - 1  # intermediate CAs between this one and the leaf
+            if facts.path_length is not None and below > facts.path_length:
+                self._add(
+                    ChainProblemKind.PATH_TOO_LONG,
+                    f'"{facts.subject}" allows {facts.path_length} intermediate CA(s) below '
+                    f"it (pathLenConstraint), but the chain has {below}",
+                    index,
+                )
+                found = True
+        return found
+
+    def _verify_in_time(self, walk: Sequence[tuple[int | None, ParsedCertificate]]) -> str | None:
+        """Verify the served chain at a moment inside every walked certificate's validity.
+
+        Called only when verification at ``now`` failed and a certificate on the walked
+        path is outside its validity period: it tells "renew and all is well" apart from
+        a chain that is broken in other ways too. The fetched issuers are left out, so
+        the answer speaks of what the server sends.
+
+        Returns:
+            ``None`` when it verifies, the verifier's reason when it does not, and
+            ``""`` when there is no such moment (the validity periods do not overlap).
+        """
+        start = max(p.facts.not_before_utc for _, p in walk)
+        end = min(p.facts.not_after_utc for _, p in walk)
+        if start > end:
+            return ""
+        moment = start + (end - start) / 2
+        path, error = _verify(
+            self.leaf, [p.certificate for p in self.served[1:]], moment, self.trust.store
+        )
+        return None if path is not None else error or "the chain does not verify"
 
     def _walk(self) -> tuple[list[tuple[int | None, ParsedCertificate]], str]:
         """Follow issuer names from the leaf: (served index or None, cert) and the end.
@@ -606,6 +709,36 @@ def humanise_error(error: str) -> str:
     for needle, phrase in _ERROR_PHRASES.items():
         text = text.replace(needle, phrase)
     return text
+
+
+CAUSE_KINDS = frozenset(
+    {
+        ChainProblemKind.SELF_SIGNED_LEAF,
+        ChainProblemKind.UNTRUSTED_ROOT,
+        ChainProblemKind.MISSING_INTERMEDIATE,
+        ChainProblemKind.NOT_VALID_NOW,
+        ChainProblemKind.FORBIDDEN_SIGNATURE,
+        ChainProblemKind.NOT_FOR_SERVERS,
+        ChainProblemKind.ISSUER_NOT_CA,
+        ChainProblemKind.PATH_TOO_LONG,
+        ChainProblemKind.VERIFICATION_FAILED,
+    }
+)
+"""The problem kinds that make a chain untrusted (the others are advice)."""
+
+_SERVER_AUTH = frozenset({"serverAuth", "anyExtendedKeyUsage"})
+_FORBIDDEN_HASHES = frozenset({"sha1", "md5", "md2", "md4"})
+_MD2_MD4_RSA = frozenset({"1.2.840.113549.1.1.2", "1.2.840.113549.1.1.3"})
+
+
+def _forbidden_signature(facts: CertificateFacts) -> bool:
+    return facts.signature_hash in _FORBIDDEN_HASHES or facts.signature_algorithm in _MD2_MD4_RSA
+
+
+def _cause_text(problems: Sequence[ChainProblem]) -> str | None:
+    """Why the chain is not trusted, from the problems that cause it, in chain order."""
+    causes = [p.message for p in problems if p.kind in CAUSE_KINDS]
+    return "; ".join(causes) if causes else None
 
 
 def _der(certificate: x509.Certificate) -> bytes:

@@ -22,7 +22,11 @@ code                          severity    when
                                           completes the chain (browsers cope, most
                                           clients fail)
                               critical    ... and it could not be completed
-``untrusted``                 critical    verification fails for another reason
+``untrusted``                 critical    verification fails for another reason (an
+                                          issuer that is not a CA, a path longer than
+                                          a pathLenConstraint, an expired or SHA-1
+                                          certificate that was not served, or the
+                                          verifier's own reason)
 ``chain_misordered``          warning     served certificates out of path order
 ``unneeded_certificate``      info        a served certificate not on the path
 ``root_served``               info        the server sends the trust anchor
@@ -36,7 +40,7 @@ code                          severity    when
                               info        ... on a chain to a private anchor
 ``no_san``                    warning     the leaf has no subjectAltName
 ``leaf_is_ca``                warning     the leaf has basicConstraints cA=TRUE
-``missing_server_auth_eku``   warning     the leaf's EKU does not allow serverAuth
+``missing_server_auth_eku``   critical    the leaf's EKU does not allow serverAuth
 ``must_staple_not_stapled``   critical    must-staple leaf, no OCSP staple sent
 ``precertificate_served``     critical    the leaf carries the CT poison extension
 ``no_embedded_sct``           info        publicly trusted leaf without embedded SCTs
@@ -49,13 +53,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from certvigil.analysis.chain import ChainProblemKind, ChainVerdict
+from certvigil.analysis.chain import CAUSE_KINDS, ChainProblemKind, ChainVerdict
 from certvigil.analysis.days_remaining import days_remaining
 from certvigil.analysis.hostname import HostnameMatch, MatchedBy
 from certvigil.analysis.model import CertificateFacts, Finding, KeyType, Severity
 from certvigil.analysis.policy import AnalysisPolicy
 
-__all__ = ["certificate_findings", "chain_findings", "hostname_findings", "sort_findings"]
+__all__ = [
+    "certificate_findings",
+    "chain_findings",
+    "hostname_findings",
+    "sort_findings",
+    "untrusted_causes",
+]
 
 _ONE_SECOND = timedelta(seconds=1)
 _MD2_MD4_RSA = {"1.2.840.113549.1.1.2", "1.2.840.113549.1.1.3"}  # OIDs cryptography cannot name
@@ -70,6 +80,7 @@ def certificate_findings(
     path_indexes: Sequence[int],
     is_public: bool,
     has_ocsp_staple: bool | None = None,
+    trusted_ignoring_validity: bool = False,
 ) -> list[Finding]:
     """Findings about the served certificates themselves.
 
@@ -81,6 +92,9 @@ def certificate_findings(
         is_public: The chain ends at a public root programme's anchor.
         has_ocsp_staple: Whether the server stapled an OCSP response; ``None`` when
             unknown (offline analysis), which skips the must-staple rule.
+        trusted_ignoring_validity: The chain is trusted apart from time
+            (``ChainReport.trusted_ignoring_validity``): the expired or not yet valid
+            finding says so, as the one cause of the failed trust.
 
     Returns:
         The findings, in chain order.
@@ -88,7 +102,9 @@ def certificate_findings(
     findings: list[Finding] = []
     on_path = set(path_indexes) | {0}
     for index, facts in enumerate(certificates):
-        findings += _validity_findings(index, facts, now, policy, index in on_path)
+        findings += _validity_findings(
+            index, facts, now, policy, index in on_path, trusted_ignoring_validity
+        )
         findings += _crypto_findings(index, facts, policy)
         for problem in facts.parse_problems:
             findings.append(
@@ -105,11 +121,22 @@ def certificate_findings(
 
 
 def _validity_findings(
-    index: int, facts: CertificateFacts, now: datetime, policy: AnalysisPolicy, on_path: bool
+    index: int,
+    facts: CertificateFacts,
+    now: datetime,
+    policy: AnalysisPolicy,
+    on_path: bool,
+    trusted_ignoring_validity: bool,
 ) -> list[Finding]:
     name = _name(index, facts)
     stale = Severity.CRITICAL if on_path else Severity.WARNING
-    spare = "" if on_path else " (it is not needed for the path: remove it)"
+    if not on_path:
+        spare = early = " (it is not needed for the path: remove it)"
+    elif trusted_ignoring_validity:
+        spare = "; clients refuse it, and the chain is otherwise trusted: renewing it fixes it"
+        early = "; clients refuse it until then, and the chain is otherwise trusted"
+    else:
+        spare = early = "; clients refuse it"
     if now > facts.not_after_utc:
         days = -days_remaining(facts.not_after_utc, now=now)
         return [
@@ -125,7 +152,7 @@ def _validity_findings(
             Finding(
                 code="not_yet_valid",
                 severity=stale,
-                message=f"{name} is not valid before {_when(facts.not_before_utc)}{spare}",
+                message=f"{name} is not valid before {_when(facts.not_before_utc)}{early}",
                 cert_index=index,
             )
         ]
@@ -227,7 +254,7 @@ def _leaf_findings(
         purposes = ", ".join(leaf.extended_key_usage)
         add(
             "missing_server_auth_eku",
-            Severity.WARNING,
+            Severity.CRITICAL,
             f"{name} is for {purposes}, not serverAuth; TLS clients refuse it",
         )
     if leaf.must_staple and has_ocsp_staple is False:
@@ -253,37 +280,81 @@ def _leaf_findings(
     return findings
 
 
-def chain_findings(verdict: ChainVerdict) -> list[Finding]:
+def chain_findings(verdict: ChainVerdict, stated: Sequence[Finding] = ()) -> list[Finding]:
     """Findings from the chain verdict's problems (validity is judged per certificate).
+
+    A problem that a certificate finding already states (an expired or SHA-1-signed
+    served certificate, a leaf whose extendedKeyUsage excludes serverAuth) is not said
+    again: that finding is the root cause, and the untrusted chain its consequence.
 
     Args:
         verdict: The chain verdict.
+        stated: The certificate findings already made for the same chain.
 
     Returns:
         The findings, in chain order.
     """
-    findings: list[Finding] = []
+    return [f for f, is_new in _chain_judgements(verdict, stated) if is_new]
+
+
+def untrusted_causes(verdict: ChainVerdict, stated: Sequence[Finding] = ()) -> tuple[str, ...]:
+    """The finding codes that say why the chain is not trusted, without repeats.
+
+    Args:
+        verdict: The chain verdict.
+        stated: The certificate findings made for the same chain.
+
+    Returns:
+        E.g. ``("expired",)``, ``("self_signed",)``, ``("weak_signature",)``; empty
+        when the served chain is trusted.
+    """
+    if verdict.report.is_trusted:
+        return ()
+    codes = [
+        f.code
+        for (f, _), problem in zip(
+            _chain_judgements(verdict, stated), verdict.problems, strict=True
+        )
+        if problem.kind in CAUSE_KINDS
+    ]
+    return tuple(dict.fromkeys(codes))
+
+
+def _chain_judgements(
+    verdict: ChainVerdict, stated: Sequence[Finding]
+) -> list[tuple[Finding, bool]]:
+    """For each problem, in order: the finding that states it, and whether it is new."""
+    by_code_index = {(f.code, f.cert_index): f for f in stated}
+    judged: list[tuple[Finding, bool]] = []
     completed = verdict.report.would_verify_with_fetched
     for problem in verdict.problems:
         kind = problem.kind
-        if kind is ChainProblemKind.NOT_VALID_NOW:
-            if problem.cert_index is not None:
-                continue  # served certificates get expired/not_yet_valid findings
-            code, severity = "untrusted", Severity.CRITICAL
-        else:
-            code, severity = _CHAIN_CODES[kind]
+        index = problem.cert_index
+        existing = None
+        if index is not None:
+            for code in _STATED_BY.get(kind, ()):
+                existing = by_code_index.get((code, index))
+                if existing is not None:
+                    break
+        if existing is not None:
+            judged.append((existing, False))
+            continue
+        code, severity = _CHAIN_CODES.get(kind, ("untrusted", Severity.CRITICAL))
         if kind is ChainProblemKind.MISSING_INTERMEDIATE and not completed:
             severity = Severity.CRITICAL
-        findings.append(
-            Finding(
-                code=code,
-                severity=severity,
-                message=_capitalise(problem.message),
-                cert_index=problem.cert_index,
-            )
+        finding = Finding(
+            code=code, severity=severity, message=_capitalise(problem.message), cert_index=index
         )
-    return findings
+        judged.append((finding, True))
+    return judged
 
+
+# Problems that a certificate finding on the same served certificate already states.
+_STATED_BY: dict[ChainProblemKind, tuple[str, ...]] = {
+    ChainProblemKind.NOT_VALID_NOW: ("expired", "not_yet_valid"),
+    ChainProblemKind.FORBIDDEN_SIGNATURE: ("weak_signature",),
+    ChainProblemKind.NOT_FOR_SERVERS: ("missing_server_auth_eku",),
+}
 
 _CHAIN_CODES: dict[ChainProblemKind, tuple[str, Severity]] = {
     ChainProblemKind.SELF_SIGNED_LEAF: ("self_signed", Severity.CRITICAL),

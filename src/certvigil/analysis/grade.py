@@ -41,9 +41,19 @@ class CertificateVerdicts:
     """The certificate facts the grade needs, as plain data.
 
     Attributes:
-        is_trusted: A path to a trust anchor verified; ``None`` when unknown.
+        is_trusted: A path to a trust anchor verified, with intermediates fetched from
+            AIA CA-issuers URLs counting as SSL Labs counts them; ``None`` when unknown.
         hostname_matches: The leaf covers the name asked for; ``None`` when unknown.
-        is_expired: The leaf is outside its validity period at evaluation time.
+        is_expired: The leaf is past its notAfter at evaluation time.
+        is_not_yet_valid: The leaf is before its notBefore at evaluation time.
+        trusted_ignoring_validity: The chain would verify but for the certificates'
+            dates (``ChainReport.trusted_ignoring_validity``): the expiry is then the
+            one trust issue; ``None`` when unknown.
+        untrusted_causes: The codes of the findings that say why the chain is not trusted
+            (``ChainReport.untrusted_causes``); a cause with a rule of its own (expiry,
+            a SHA-1 or MD5 signature) is not repeated as ``certificate_not_trusted``.
+        is_chain_incomplete: The server leaves out an intermediate that the AIA
+            CA-issuers URL supplies (SSL Labs: "Chain issues: Incomplete", capped at B).
         is_revoked: OCSP or CRL says revoked; ``None`` when not checked or unknown.
         key_type: The leaf's key algorithm, ``None`` when unknown.
         key_bits: The leaf's key size, ``None`` when unknown.
@@ -54,6 +64,10 @@ class CertificateVerdicts:
     is_trusted: bool | None = None
     hostname_matches: bool | None = None
     is_expired: bool = False
+    is_not_yet_valid: bool = False
+    trusted_ignoring_validity: bool | None = None
+    untrusted_causes: tuple[str, ...] = ()
+    is_chain_incomplete: bool = False
     is_revoked: bool | None = None
     key_type: KeyType | None = None
     key_bits: int | None = None
@@ -73,11 +87,17 @@ def certificate_verdicts(
         The verdicts; fields stay ``None`` where the report has no answer.
     """
     leaf = report.leaf
+    chain = report.chain
     now: datetime = report.evaluated_at_utc
+    completed = chain is not None and not chain.is_trusted and chain.would_verify_with_fetched
     return CertificateVerdicts(
-        is_trusted=report.chain.is_trusted if report.chain is not None else None,
+        is_trusted=(chain.is_trusted or completed) if chain is not None else None,
         hostname_matches=report.hostname_matches,
-        is_expired=leaf is not None and not leaf.not_before_utc <= now <= leaf.not_after_utc,
+        is_expired=leaf is not None and now > leaf.not_after_utc,
+        is_not_yet_valid=leaf is not None and now < leaf.not_before_utc,
+        trusted_ignoring_validity=chain.trusted_ignoring_validity if chain is not None else None,
+        untrusted_causes=chain.untrusted_causes if chain is not None else (),
+        is_chain_incomplete=completed,
         is_revoked=revoked,
         key_type=leaf.key_type if leaf else None,
         key_bits=leaf.key_bits if leaf else None,
@@ -108,8 +128,11 @@ class GradeReport:
     Attributes:
         grade: ``A+`` .. ``F``, or ``T`` (certificate not trusted) or ``M``
             (certificate does not match the name).
-        grade_ignoring_certificate: The grade the TLS configuration alone earns
-            (SSL Labs' "if trust issues are ignored").
+        grade_ignoring_certificate: The grade the TLS configuration alone earns.
+        grade_if_trusted: With grade ``T`` or ``M``, the grade the server would get once
+            the trust or name issue is fixed (SSL Labs' "if trust issues are ignored"):
+            the configuration's grade with the other certificate caps; ``None`` for
+            every other grade.
         score: The 0-100 numeric score before caps.
         protocol_score: Protocol-support score (0-100).
         key_exchange_score: Key-exchange score (0-100).
@@ -124,6 +147,7 @@ class GradeReport:
     key_exchange_score: int
     cipher_score: int
     rules: tuple[GradeRule, ...] = ()
+    grade_if_trusted: str | None = None
 
 
 def _letter(score: int) -> str:
@@ -315,64 +339,67 @@ def grade_endpoint(
             )
             letter = "A+"
 
-    cert_rules: list[GradeRule] = []
-    if verdicts.is_revoked:
-        cert_rules.append(
-            GradeRule(code="certificate_revoked", grade="F", reason="the certificate is revoked")
-        )
-    if verdicts.is_expired:
-        cert_rules.append(
-            GradeRule(
-                code="certificate_expired",
-                grade="F",
-                reason="the certificate is outside its validity period",
-            )
-        )
-    if verdicts.signature_hash in ("md5", "md2"):
-        cert_rules.append(
-            GradeRule(
-                code="insecure_signature",
-                grade="F",
-                reason=f"the certificate is signed with {verdicts.signature_hash}",
-            )
-        )
-    if verdicts.is_trusted is False:
-        cert_rules.append(
-            GradeRule(
-                code="certificate_not_trusted",
-                grade="T",
-                reason="no trusted path to a root was found",
-            )
-        )
-    elif verdicts.signature_hash == "sha1":
-        cert_rules.append(
-            GradeRule(
-                code="sha1_signature", grade="T", reason="the certificate is signed with SHA-1"
-            )
-        )
-    if verdicts.hostname_matches is False:
-        cert_rules.append(
-            GradeRule(
-                code="hostname_mismatch",
-                grade="M",
-                reason="the certificate does not cover the name asked for",
-            )
-        )
-    final = letter
-    if any(r.grade == "F" for r in cert_rules):
-        final = "F"
-    elif any(r.grade == "T" for r in cert_rules):
-        final = "T"
-    elif any(r.grade == "M" for r in cert_rules):
-        final = "M"
+    cert_rules = _certificate_rules(verdicts)
+    if_trusted = _worst([letter, *(r.grade for r in cert_rules if r.grade in GRADES)])
+    final = if_trusted
+    if not any(r.grade == "F" for r in cert_rules):  # a certificate F wins over T and M
+        final = next((g for g in ("T", "M") if any(r.grade == g for r in cert_rules)), final)
     order = {g: i for i, g in enumerate(("F", "T", "M", "E", "D", "C", "B", "A-", "A", "A+"))}
     all_rules = sorted([*cert_rules, *rules], key=lambda r: order[r.grade])
     return GradeReport(
         grade=final,
         grade_ignoring_certificate=letter,
+        grade_if_trusted=if_trusted if final in ("T", "M") else None,
         score=score,
         protocol_score=protocol_score,
         key_exchange_score=kx_score,
         cipher_score=cipher_score,
         rules=tuple(all_rules),
     )
+
+
+_TIME_CAUSES = frozenset({"expired", "not_yet_valid"})
+
+
+def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
+    """The certificate's rules: F for revoked or MD5/MD2, T for trust issues, M for the
+    name, B for a chain completed only through AIA.
+
+    An expired or not yet valid leaf is a trust issue (T, as SSL Labs grades it since
+    2014); when the chain is otherwise trusted it is the only one, and no
+    ``certificate_not_trusted`` rule repeats it. Likewise a chain broken only by the
+    leaf's SHA-1 (T) or MD5 (F) signature is graded by that rule alone.
+    """
+    rules: list[GradeRule] = []
+
+    def add(code: str, grade: str, reason: str) -> None:
+        rules.append(GradeRule(code=code, grade=grade, reason=reason))
+
+    if verdicts.is_revoked:
+        add("certificate_revoked", "F", "the certificate is revoked")
+    if verdicts.signature_hash in ("md5", "md2"):
+        add("insecure_signature", "F", f"the certificate is signed with {verdicts.signature_hash}")
+    if verdicts.is_expired:
+        add("certificate_expired", "T", "the certificate has expired")
+    if verdicts.is_not_yet_valid:
+        add("certificate_not_yet_valid", "T", "the certificate is not valid yet")
+    out_of_time = verdicts.is_expired or verdicts.is_not_yet_valid
+    causes = set(verdicts.untrusted_causes)
+    told = (
+        out_of_time
+        and (verdicts.trusted_ignoring_validity or (bool(causes) and causes <= _TIME_CAUSES))
+    ) or (causes == {"weak_signature"} and verdicts.signature_hash in ("sha1", "md5", "md2"))
+    if verdicts.is_trusted is False and not told:
+        add("certificate_not_trusted", "T", "no trusted path to a root was found")
+    elif verdicts.signature_hash == "sha1":
+        add("sha1_signature", "T", "the certificate is signed with SHA-1")
+    if verdicts.hostname_matches is False:
+        add("hostname_mismatch", "M", "the certificate does not cover the name asked for")
+    if verdicts.is_chain_incomplete:
+        add(
+            "incomplete_chain",
+            "B",
+            "the server does not send an intermediate; it was fetched from the AIA "
+            "CA-issuers URL (chain issues: incomplete)",
+        )
+    return rules

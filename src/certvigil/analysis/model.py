@@ -171,7 +171,9 @@ class ChainReport:
         is_trusted: A path from the leaf to a trust anchor verified at ``now``.
         verified_path_sha256: SHA-256 (hex) of each certificate on the verified path,
             leaf first, anchor last; empty when no path verified.
-        error: The verifier's reason when no path verified, ``None`` otherwise.
+        error: Why no path verified, in words a person can act on: the root cause
+            ("the leaf ... is self-signed ...", "... issued by "X", which is not in the
+            trust store", "the leaf ... expired on ..."); ``None`` when a path verified.
         is_complete: The server sent every intermediate needed (no AIA fetch needed).
         fetched_issuers_sha256: Intermediates fetched from AIA CA Issuers URLs to
             complete the chain (SHA-256 hex); empty when none were needed or found.
@@ -184,6 +186,16 @@ class ChainReport:
             trusted (the missing intermediate), ``None`` when no issuer is missing.
         missing_issuer_urls: AIA CA Issuers URLs of the certificate naming
             ``missing_issuer``: where to fetch it from.
+        error_detail: The verifier's own reason when no path verified (its wording,
+            for experts and bug reports), ``None`` otherwise.
+        trusted_ignoring_validity: The served chain verifies when the validation time
+            is moved inside the certificates' validity periods: trust fails only
+            because of time (an expired or not yet valid certificate), so renewing
+            alone fixes it. True when the chain is trusted.
+        untrusted_causes: The codes of the findings that say why the served chain is not
+            trusted, root causes only (``("expired",)``, ``("self_signed",)``,
+            ``("weak_signature",)``); empty when it is trusted. The alert rules use
+            them to raise one alert per cause.
     """
 
     is_trusted: bool
@@ -197,6 +209,9 @@ class ChainReport:
     anchor_subject: str | None = None
     missing_issuer: str | None = None
     missing_issuer_urls: tuple[str, ...] = ()
+    error_detail: str | None = None
+    trusted_ignoring_validity: bool = False
+    untrusted_causes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,6 +28,7 @@ from certvigil.analysis.findings import (
     chain_findings,
     hostname_findings,
     sort_findings,
+    untrusted_causes,
 )
 from certvigil.analysis.hostname import HostnameMatch, match_hostname
 from certvigil.analysis.model import (
@@ -159,8 +160,12 @@ def analyse_chain_der(
         path_indexes=verdict.path_served_indexes,
         is_public=verdict.anchor_is_public,
         has_ocsp_staple=has_ocsp_staple,
+        trusted_ignoring_validity=verdict.report.trusted_ignoring_validity,
     )
-    judged += chain_findings(verdict)
+    chain = verdict.report
+    if not chain.is_trusted:
+        chain = dataclasses.replace(chain, untrusted_causes=untrusted_causes(verdict, judged))
+    judged += chain_findings(verdict, judged)
     if len(positions) != len(chain_der):
         # A malformed certificate was left out: point findings at served positions.
         judged = [
@@ -178,7 +183,7 @@ def analyse_chain_der(
         evaluated_at_utc=now,
         expected_name=expected_name,
         certificates=facts,
-        chain=verdict.report,
+        chain=chain,
         hostname=hostname,
         findings=sort_findings(findings),
     )

@@ -185,6 +185,9 @@ def chain_json(chain: ChainReport) -> JsonObject:
         "anchor_subject": chain.anchor_subject,
         "missing_issuer": chain.missing_issuer,
         "missing_issuer_urls": chain.missing_issuer_urls,
+        "error_detail": chain.error_detail,
+        "trusted_ignoring_validity": chain.trusted_ignoring_validity,
+        "untrusted_causes": chain.untrusted_causes,
     }
 
 

@@ -141,6 +141,9 @@ class ChainModel(OutputModel):
     anchor_subject: str | None
     missing_issuer: str | None
     missing_issuer_urls: tuple[str, ...]
+    error_detail: str | None
+    trusted_ignoring_validity: bool
+    untrusted_causes: tuple[str, ...]
 
 
 class FindingModel(OutputModel):

@@ -58,7 +58,7 @@ async def check_revocation(
     ``options.ocsp_for_intermediates``), its OCSP responders in turn until one answers.
     Certificates are fetched for concurrently. An OCSP request needs the issuer, which
     is looked up in the served chain, then in ``extra_issuers_der`` (trust anchors, AIA
-    fetches), by name and signature.
+    fetches), by name and key identifier, whether or not the chain verifies.
 
     Never raises for network problems: they are recorded per fetch.
 
@@ -233,23 +233,77 @@ def ocsp_urls_of(cert: x509.Certificate) -> tuple[str, ...]:
 def _is_self_signed(cert: x509.Certificate) -> bool:
     if cert.subject != cert.issuer:
         return False
-    return _issued_by(cert, cert)
+    return _issued_by(cert, cert) is True
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool | None:
+    """Whether ``issuer``'s key signed ``cert``; ``None`` when that cannot be checked here.
+
+    ``None`` is a signature algorithm this library refuses to verify (SHA-1 and MD5
+    signatures, which the revocation check must still handle); ``False`` is a signature
+    that does not match, or a key of another type.
+    """
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+    except (InvalidSignature, TypeError):
         return False
+    except (ValueError, UnsupportedAlgorithm):
+        return None
     return True
 
 
 def _find_issuer(
     cert: x509.Certificate, candidates: Sequence[x509.Certificate]
 ) -> x509.Certificate | None:
-    for candidate in candidates:
-        if candidate is cert or candidate.subject != cert.issuer:
-            continue
-        if _issued_by(cert, candidate):
+    """The issuer of ``cert`` among ``candidates``, found by name and key identifier.
+
+    Path validation plays no part: the issuer of a leaf whose chain does not verify
+    (a SHA-1 signature, an expired intermediate, an unknown root) is still the
+    certificate whose subject is the leaf's issuer name and whose key identifier is the
+    leaf's authority key identifier. A candidate whose signature over ``cert`` verifies
+    is taken first; one whose signature check fails is never taken; one whose signature
+    cannot be checked here (a SHA-1 or MD5 signature) is taken when its name matches
+    and its key identifier matches the authority key identifier (when ``cert`` has one).
+    A wrong pick cannot make a certificate look good: the answers it helps to fetch are
+    verified against its key afterwards.
+    """
+    named = [c for c in candidates if c is not cert and c.subject == cert.issuer]
+    wanted = _authority_key_id(cert)
+    unchecked: x509.Certificate | None = None
+    for candidate in named:
+        signed = _issued_by(cert, candidate)
+        if signed is True:
             return candidate
-    return None
+        if (
+            signed is None
+            and unchecked is None
+            and (wanted is None or wanted in _key_ids(candidate))
+        ):
+            unchecked = candidate
+    return unchecked
+
+
+_EXTENSION_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
+def _authority_key_id(cert: x509.Certificate) -> bytes | None:
+    """The keyIdentifier of the authority key identifier, ``None`` when absent or unreadable."""
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except (x509.ExtensionNotFound, *_EXTENSION_ERRORS):
+        return None
+    return aki.key_identifier
+
+
+def _key_ids(cert: x509.Certificate) -> set[bytes]:
+    """The subject key identifier a CA states and the one its key gives (RFC 5280 method 1)."""
+    ids: set[bytes] = set()
+    try:
+        ids.add(cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest)
+    except (x509.ExtensionNotFound, *_EXTENSION_ERRORS):
+        pass
+    try:
+        ids.add(x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        pass
+    return ids
