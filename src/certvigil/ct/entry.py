@@ -77,9 +77,10 @@ class LogEntry:
 def read_timestamped_entry(reader: Reader) -> TimestampedEntry:
     """Read a TimestampedEntry, leaving ``reader`` after its extensions.
 
+    Only the framing is checked here; ``check_entry_der`` looks inside the certificate.
+
     Raises:
-        DecodeError: A field is truncated, the entry type is unknown, or the certificate
-            is not a DER SEQUENCE.
+        DecodeError: A field is truncated or the entry type is unknown.
     """
     timestamp = reader.uint(8, "timestamp")
     kind = reader.uint(2, "entry_type")
@@ -93,11 +94,14 @@ def read_timestamped_entry(reader: Reader) -> TimestampedEntry:
         certificate = reader.opaque(3, "TBSCertificate", minimum=1)
     else:
         raise DecodeError(f"unknown entry_type {kind}")
-    check_der_sequence(
-        certificate, "the certificate" if issuer_key_hash is None else "the TBSCertificate"
-    )
     extensions = reader.opaque(2, "extensions")
     return TimestampedEntry(timestamp, entry_type, certificate, issuer_key_hash, extensions)
+
+
+def check_entry_der(entry: TimestampedEntry) -> None:
+    """Raise unless the entry's certificate (or TBS) is exactly one DER SEQUENCE."""
+    what = "the certificate" if entry.entry_type is EntryType.X509 else "the TBSCertificate"
+    check_der_sequence(entry.certificate, what)
 
 
 def check_der_sequence(der: bytes, what: str) -> None:

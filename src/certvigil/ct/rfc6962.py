@@ -19,6 +19,7 @@ from certvigil.ct.entry import (
     EntryType,
     LogEntry,
     check_der_sequence,
+    check_entry_der,
     read_certificate_list,
     read_timestamped_entry,
 )
@@ -167,6 +168,7 @@ def parse_entry(index: int, leaf_input: bytes, extra_data: bytes) -> LogEntry:
             raise DecodeError(f"leaf_type {leaf_type}, not timestamped_entry (0)")
         entry = read_timestamped_entry(reader)
         reader.expect_end("the MerkleTreeLeaf")
+        check_entry_der(entry)
         extra = Reader(extra_data)
         precertificate = None
         if entry.entry_type is EntryType.PRECERT:
