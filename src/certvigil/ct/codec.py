@@ -47,10 +47,22 @@ class Reader:
 
     def opaque(self, length_size: int, field: str, *, minimum: int = 0) -> bytes:
         """A byte string preceded by a ``length_size``-byte length (``<minimum..2^n-1>``)."""
-        length = self.uint(length_size, f"length of {field}")
+        data, pos, end = self.data, self.pos, self.end
+        if length_size > end - pos:
+            raise DecodeError(
+                f"length of {field} at byte {pos} needs {length_size} bytes, only {end - pos} left"
+            )
+        start = pos + length_size
+        length = int.from_bytes(data[pos:start], "big")
         if length < minimum:
             raise DecodeError(f"{field} is {length} bytes, shorter than the minimum {minimum}")
-        return self.fixed(length, field)
+        stop = start + length
+        if stop > end:
+            raise DecodeError(
+                f"{field} at byte {start} needs {length} bytes, only {end - start} left"
+            )
+        self.pos = stop
+        return data[start:stop]
 
     def expect_end(self, what: str) -> None:
         """Raise unless every byte has been read."""

@@ -10,6 +10,7 @@ so hostile bytes raise ``DecodeError`` and never read past the input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from certvigil.ct.codec import DecodeError
 
@@ -109,9 +110,14 @@ class Extension:
     stop: int
 
 
-@dataclass(frozen=True, slots=True)
-class TbsFields:
+class TbsFields(NamedTuple):
     """The parts of a TBSCertificate the CT watch reads (raw DER where not decoded).
+
+    A named tuple rather than a frozen dataclass: one is built per log entry, and a
+    tuple is built several times faster; it is just as immutable.
+
+    The extensions are located but not taken apart (``tbs_extensions`` does that;
+    ``find_extension`` finds one quickly), because matching needs only one of them.
 
     Attributes:
         serial: The serialNumber element's content bytes (two's complement, big-endian).
@@ -119,9 +125,10 @@ class TbsFields:
         validity: The Validity element, whole.
         subject: The subject Name, whole element.
         spki: The SubjectPublicKeyInfo, whole element.
-        extensions: Each extension in order.
         extensions_start: Offset of the ``[3]`` extensions wrapper in the TBS (or -1).
         extensions_stop: Offset just after it (or -1).
+        list_start: Offset of the first Extension inside it (or -1).
+        list_stop: Offset just after the last (or -1).
     """
 
     serial: bytes
@@ -129,9 +136,10 @@ class TbsFields:
     validity: bytes
     subject: bytes
     spki: bytes
-    extensions: tuple[Extension, ...]
     extensions_start: int
     extensions_stop: int
+    list_start: int
+    list_stop: int
 
 
 def parse_tbs(tbs: bytes) -> TbsFields:
@@ -145,16 +153,14 @@ def parse_tbs(tbs: bytes) -> TbsFields:
     if stop != end:
         raise DecodeError(f"{end - stop} bytes after the TBSCertificate")
     pos = start
-    tag, _, after = read_tlv(tbs, pos, stop)
+    tag, content, after = read_tlv(tbs, pos, stop)
     if tag == _VERSION:
         pos = after
-        tag, _, after = read_tlv(tbs, pos, stop)
+        tag, content, after = read_tlv(tbs, pos, stop)
     if tag != _INTEGER:
         raise DecodeError(f"serialNumber has tag 0x{tag:02x}, expected an INTEGER")
-    _, s_start, s_stop = read_tlv(tbs, pos, stop)
-    serial = tbs[s_start:s_stop]
-    pos = after
-    _, _, pos = read_tlv(tbs, pos, stop)  # signature AlgorithmIdentifier
+    serial = tbs[content:after]
+    _, _, pos = read_tlv(tbs, after, stop)  # signature AlgorithmIdentifier
     elements: list[bytes] = []
     for what in ("issuer", "validity", "subject", "subjectPublicKeyInfo"):
         tag, _, after = read_tlv(tbs, pos, stop)
@@ -162,49 +168,88 @@ def parse_tbs(tbs: bytes) -> TbsFields:
             raise DecodeError(f"{what} has tag 0x{tag:02x}, expected a SEQUENCE")
         elements.append(tbs[pos:after])
         pos = after
-    extensions: tuple[Extension, ...] = ()
-    ext_start = ext_stop = -1
+    ext_start = ext_stop = list_start = list_stop = -1
     while pos < stop:
         tag, content, after = read_tlv(tbs, pos, stop)
         if tag == _EXTENSIONS:
             ext_start, ext_stop = pos, after
-            extensions = _parse_extensions(tbs, content, after)
+            list_start, list_stop = _expect(tbs, content, after, _SEQUENCE, "extensions")
+            if list_stop != after:
+                raise DecodeError("bytes after the extensions SEQUENCE")
         elif tag not in (0x81, 0xA1, 0x82, 0xA2):  # issuer/subject unique IDs
             raise DecodeError(f"unexpected element with tag 0x{tag:02x} in the TBSCertificate")
         pos = after
     return TbsFields(
-        serial=serial,
-        issuer=elements[0],
-        validity=elements[1],
-        subject=elements[2],
-        spki=elements[3],
-        extensions=extensions,
-        extensions_start=ext_start,
-        extensions_stop=ext_stop,
+        serial,
+        elements[0],
+        elements[1],
+        elements[2],
+        elements[3],
+        ext_start,
+        ext_stop,
+        list_start,
+        list_stop,
     )
 
 
-def _parse_extensions(tbs: bytes, pos: int, end: int) -> tuple[Extension, ...]:
-    start, stop = _expect(tbs, pos, end, _SEQUENCE, "extensions")
+def find_extension(tbs: bytes, fields: TbsFields, oid: bytes) -> bytes | None:
+    """The extnValue content of the first extension with ``oid``, or ``None``.
+
+    Only the extensions before it are walked, by their headers.
+
+    Raises:
+        DecodeError: An extension on the way is malformed.
+    """
+    pos, stop = fields.list_start, fields.list_stop
+    size = len(oid)
+    count = 0
+    while pos < stop:
+        count += 1
+        if count > _MAX_EXTENSIONS:
+            raise DecodeError(f"more than {_MAX_EXTENSIONS} extensions")
+        tag, e_start, e_stop = read_tlv(tbs, pos, stop)
+        if tag != _SEQUENCE:
+            raise DecodeError(f"extension has tag 0x{tag:02x}, expected a SEQUENCE")
+        if (
+            e_start + 2 + size <= e_stop
+            and tbs[e_start] == _OID
+            and tbs[e_start + 1] == size
+            and tbs[e_start + 2 : e_start + 2 + size] == oid
+        ):
+            return _extension(tbs, pos, e_start, e_stop).value
+        pos = e_stop
+    return None
+
+
+def tbs_extensions(tbs: bytes, fields: TbsFields) -> tuple[Extension, ...]:
+    """Every extension of a parsed TBS, in order.
+
+    Raises:
+        DecodeError: An extension is malformed, or there are more than 256.
+    """
     found: list[Extension] = []
-    pos = start
+    pos, stop = fields.list_start, fields.list_stop
     while pos < stop:
         if len(found) >= _MAX_EXTENSIONS:
             raise DecodeError(f"more than {_MAX_EXTENSIONS} extensions")
         e_start, e_stop = _expect(tbs, pos, stop, _SEQUENCE, "extension")
-        o_start, o_stop = _expect(tbs, e_start, e_stop, _OID, "extension OID")
-        inner = o_stop
-        critical = False
-        tag, c_start, c_stop = read_tlv(tbs, inner, e_stop)
-        if tag == _BOOLEAN:
-            critical = c_stop > c_start and tbs[c_start] != 0
-            inner = c_stop
-            tag, c_start, c_stop = read_tlv(tbs, inner, e_stop)
-        if tag != _OCTET_STRING:
-            raise DecodeError(f"extnValue has tag 0x{tag:02x}, expected an OCTET STRING")
-        found.append(Extension(tbs[o_start:o_stop], critical, tbs[c_start:c_stop], pos, e_stop))
+        found.append(_extension(tbs, pos, e_start, e_stop))
         pos = e_stop
     return tuple(found)
+
+
+def _extension(tbs: bytes, pos: int, e_start: int, e_stop: int) -> Extension:
+    o_start, o_stop = _expect(tbs, e_start, e_stop, _OID, "extension OID")
+    critical = False
+    tag, c_start, c_stop = read_tlv(tbs, o_stop, e_stop)
+    if tag == _BOOLEAN:
+        critical = c_stop > c_start and tbs[c_start] != 0
+        tag, c_start, c_stop = read_tlv(tbs, c_stop, e_stop)
+    if tag != _OCTET_STRING:
+        raise DecodeError(f"extnValue has tag 0x{tag:02x}, expected an OCTET STRING")
+    if c_stop != e_stop:
+        raise DecodeError("bytes after an extension's extnValue")
+    return Extension(tbs[o_start:o_stop], critical, tbs[c_start:c_stop], pos, e_stop)
 
 
 def subject_common_names(subject: bytes) -> list[str]:
@@ -288,6 +333,9 @@ def san_dns_names(value: bytes) -> tuple[list[str], list[bytes]]:
 def tbs_without_ct_extensions(tbs: bytes, fields: TbsFields) -> bytes:
     """The TBS re-encoded without the CT poison and SCT-list extensions.
 
+    Raises:
+        DecodeError: An extension is malformed.
+
     A precertificate's TBS (poison removed by the log) and its final certificate's TBS
     (SCT list added by the CA) become byte-identical, which is what dedup keys on. An
     extensions block left empty is dropped, the same way on both sides.
@@ -296,7 +344,7 @@ def tbs_without_ct_extensions(tbs: bytes, fields: TbsFields) -> bytes:
         return tbs
     kept = b"".join(
         tbs[ext.start : ext.stop]
-        for ext in fields.extensions
+        for ext in tbs_extensions(tbs, fields)
         if ext.oid != OID_CT_POISON and ext.oid != OID_CT_SCT_LIST
     )
     block = encode_tlv(_EXTENSIONS, encode_tlv(_SEQUENCE, kept)) if kept else b""

@@ -6,7 +6,8 @@
     ├── ResponseError       a log answer (get-sth, get-entries) that is not what the API says
     ├── MalformedEntryError one log entry that cannot be parsed (names its index)
     ├── CheckpointError     a checkpoint or signed note that cannot be parsed
-    └── TileError           a tile that cannot be parsed or does not match the tree
+    ├── TileError           a tile that cannot be parsed or does not match the tree
+    └── WatchListError      a watched domain that is not a domain name
 
 Every parser catches its own decoding failures and raises one of these with words
 saying what is wrong and where; no other exception leaves a parser on hostile input.
@@ -85,4 +86,19 @@ class TileError(CtError):
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
+        self.reason = reason
+
+
+class WatchListError(CtError):
+    """A watched domain that cannot be watched.
+
+    Attributes:
+        domain: The domain as written.
+        reason: Why it was refused.
+    """
+
+    def __init__(self, domain: str, reason: str) -> None:
+        shown = "".join(c if c.isprintable() else "\ufffd" for c in domain[:200])
+        super().__init__(f'watched domain "{shown}": {reason}')
+        self.domain = domain
         self.reason = reason
