@@ -224,3 +224,9 @@ def test_any_json_document_raises_only_log_list_errors(value: Any) -> None:
         parse_log_list(json.dumps(value).encode(), source="fuzz")
     except LogListError:
         pass
+
+
+def test_selection_needs_an_aware_now(log_list_bytes: bytes) -> None:
+    """A naive now is refused rather than compared wrongly with the list's UTC times."""
+    with pytest.raises(ValueError, match="timezone-aware"):
+        select_logs(parse_log_list(log_list_bytes, source="l"), now=datetime(2026, 1, 3))  # noqa: DTZ001

@@ -238,7 +238,7 @@ class _Parser:
             raise self.fail("", "the top level is not a JSON object")
         version = self.text(doc, "version", "", required=False)
         timestamp = (
-            self.time(doc, "log_list_timestamp", "") if "log_list_timestamp" in doc else None
+            self.when(doc, "log_list_timestamp", "") if "log_list_timestamp" in doc else None
         )
         operators = doc.get("operators")
         if not isinstance(operators, list):
@@ -290,8 +290,8 @@ class _Parser:
             interval = entry["temporal_interval"]
             if not isinstance(interval, dict):
                 raise self.fail(f"{where}.temporal_interval", "not a JSON object")
-            start = self.time(interval, "start_inclusive", f"{where}.temporal_interval")
-            end = self.time(interval, "end_exclusive", f"{where}.temporal_interval")
+            start = self.when(interval, "start_inclusive", f"{where}.temporal_interval")
+            end = self.when(interval, "end_exclusive", f"{where}.temporal_interval")
             if end <= start:
                 raise self.fail(f"{where}.temporal_interval", "ends before it starts")
         log_type = self.text(entry, "log_type", where, required=False)
@@ -331,7 +331,7 @@ class _Parser:
             raise self.fail(here, f'unknown state "{_printable(str(name))[:40]}"') from None
         if kind is LogState.NONE or not isinstance(detail, dict):
             raise self.fail(f"{here}.{name}", "not a known state object")
-        since = self.time(detail, "timestamp", f"{here}.{name}")
+        since = self.when(detail, "timestamp", f"{here}.{name}")
         final = None
         if kind is LogState.READONLY:
             head = detail.get("final_tree_head")
@@ -380,7 +380,7 @@ class _Parser:
             raise self.fail(place, "has a query or fragment")
         return value if value.endswith("/") else value + "/"
 
-    def time(self, obj: Mapping[str, Any], field: str, where: str) -> datetime:
+    def when(self, obj: Mapping[str, Any], field: str, where: str) -> datetime:
         value = self.text(obj, field, where)
         place = f"{where}.{field}" if where else field
         try:
@@ -441,7 +441,12 @@ def select_logs(
         now: The current time (timezone-aware).
         horizon: How far ahead certificates may expire (398 days by default).
         include_test: Tail test logs too.
+
+    Raises:
+        ValueError: ``now`` has no time zone.
     """
+    if now.tzinfo is None:
+        raise ValueError("select_logs needs a timezone-aware now")
     logs = log_list.logs if isinstance(log_list, LogList) else tuple(log_list)
     window_end = now + horizon
     tail: list[TailPlan] = []

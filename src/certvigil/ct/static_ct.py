@@ -376,7 +376,9 @@ def root_from_tiles(tree_size: int, hash_tile: HashTileSource) -> bytes:
 
     Each perfect subtree in the binary decomposition of ``tree_size`` is read from the
     tile level that holds its height (or, when ``hash_tile`` returns ``None`` for a level
-    above 0, computed from the level below), then the subtrees are folded.
+    above 0, computed from the level below), then the subtrees are folded. With the
+    log's own higher-level tiles this reads at most a few tiles per level; computing a
+    level from the one below costs 256 tiles per hash, which is for small trees and tests.
 
     Raises:
         TileError: A tile has the wrong number of hashes (or whatever ``hash_tile`` raises).
