@@ -18,7 +18,13 @@ from certvigil.certfiles import load_certificate_file
 from certvigil.ct.der import certificate_tbs
 from certvigil.ct.entry import EntryType, LogEntry, TimestampedEntry
 from certvigil.ct.errors import MalformedEntryError
-from certvigil.ct.names import entry_dedup_keys, entry_names, normalize_name, to_unicode
+from certvigil.ct.names import (
+    entry_dedup_keys,
+    entry_issuer,
+    entry_names,
+    normalize_name,
+    to_unicode,
+)
 from certvigil.ct.rfc6962 import parse_get_entries
 from certvigil.ct.static_ct import data_tile, parse_data_tile
 from tests.ct.conftest import DATA, data
@@ -272,3 +278,25 @@ def test_leaf_input_base64_round_trip_matches_tile_entry() -> None:
 
     assert from_json.leaf_hash == tile_entry.leaf_hash
     assert entry_names(from_json) == entry_names(tile_entry)
+
+
+def test_issuer_of_a_precert_is_found_by_its_key_hash() -> None:
+    """A precert's issuer is the chain certificate with its issuer_key_hash, wherever it is."""
+    batch = parse_get_entries(data(ARGON), 380000000, 380000004)
+    precert, final = batch.entries[0], batch.entries[4]
+    other = load_certificate_file(CERTS / "appmattus" / "ca-cert.pem")[0]
+
+    assert entry_issuer(precert) == precert.chain[0]
+    # As when chain[0] is a Precertificate Signing Certificate: the CA is chain[1].
+    assert entry_issuer(precert, (other, precert.chain[0])) == precert.chain[0]
+    assert entry_issuer(precert, (other,)) is None
+    assert entry_issuer(final) == final.chain[0]
+
+
+def test_issuer_of_a_static_entry_comes_from_its_fingerprints() -> None:
+    """A Navigli entry's issuer is the issuer file its fingerprints name that has its key hash."""
+    entry = parse_data_tile(data(NAVIGLI + "tile/data/000"), data_tile(0)).entries[0]
+    chain = tuple(data(NAVIGLI + "issuer/" + fp.hex()) for fp in entry.chain_fingerprints)
+
+    assert entry_issuer(entry, chain) == chain[0]
+    assert entry_issuer(entry) is None  # no chain given, none in the entry

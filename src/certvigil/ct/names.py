@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -214,3 +215,32 @@ def entry_dedup_keys(entry: LogEntry) -> DedupKeys:
         return dedup_keys(tbs, fields)
     except DecodeError as exc:
         raise MalformedEntryError(entry.index, f"extensions: {exc}") from None
+
+
+def entry_issuer(entry: LogEntry, chain: Sequence[bytes] | None = None) -> bytes | None:
+    """The DER certificate of the CA that issued the entry's certificate, if in the chain.
+
+    For an x509 entry it is the first chain certificate. For a precert entry it is the
+    chain certificate whose SubjectPublicKeyInfo hashes to ``issuer_key_hash``: the first
+    one normally, the second when the first is a Precertificate Signing Certificate.
+
+    Args:
+        entry: The entry.
+        chain: The chain to look in; by default the entry's own (RFC 6962 ``extra_data``).
+            For a static log's entry, the issuers its fingerprints resolved to.
+
+    Returns:
+        The issuer's DER, or ``None`` when the chain does not hold it.
+    """
+    certificates = entry.chain if chain is None else chain
+    if entry.entry.entry_type is EntryType.X509:
+        return certificates[0] if certificates else None
+    wanted = entry.entry.issuer_key_hash
+    for der in certificates:
+        try:
+            spki = parse_tbs(certificate_tbs(der)).spki
+        except DecodeError:
+            continue
+        if hashlib.sha256(spki).digest() == wanted:
+            return der
+    return None

@@ -17,8 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from certvigil.ct.codec import DecodeError, Reader
-from certvigil.ct.entry import EntryType, LogEntry, check_der_sequence, check_entry_der
-from certvigil.ct.entry import read_timestamped_entry as _read_timestamped_entry
+from certvigil.ct.entry import (
+    EntryType,
+    LogEntry,
+    check_der_sequence,
+    check_entry_der,
+    read_timestamped_entry,
+)
 from certvigil.ct.errors import CheckpointError, SignatureError, TileError
 from certvigil.ct.merkle import EMPTY_ROOT, fold_subtrees, node_hash, subtree_sizes
 from certvigil.ct.rfc6962 import MalformedEntry
@@ -282,7 +287,7 @@ def parse_data_tile(data: bytes, tile: TilePath) -> DataTile:
         index = first + position
         start = reader.pos
         try:
-            entry = _read_timestamped_entry(reader)
+            entry = read_timestamped_entry(reader)
             leaf_end = reader.pos
             precertificate = None
             if entry.entry_type is EntryType.PRECERT:
