@@ -15,7 +15,14 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from certvigil.certfiles import load_certificate_file
-from certvigil.ct.der import certificate_tbs
+from certvigil.ct.codec import DecodeError
+from certvigil.ct.der import (
+    OID_SUBJECT_ALT_NAME,
+    certificate_tbs,
+    find_extension,
+    parse_tbs,
+    tbs_extensions,
+)
 from certvigil.ct.entry import EntryType, LogEntry, TimestampedEntry
 from certvigil.ct.errors import MalformedEntryError
 from certvigil.ct.names import (
@@ -300,3 +307,19 @@ def test_issuer_of_a_static_entry_comes_from_its_fingerprints() -> None:
 
     assert entry_issuer(entry, chain) == chain[0]
     assert entry_issuer(entry) is None  # no chain given, none in the entry
+
+
+@given(position=st.integers(0, len(_TBS) - 1), value=st.integers(0, 255))
+@example(position=len(_TBS) - 1, value=0)
+def test_quick_extension_lookup_agrees_with_the_full_walk(position: int, value: int) -> None:
+    """Where every extension parses, find_extension returns the first SAN the full walk sees."""
+    raw = bytearray(_TBS)
+    raw[position] = value
+    tbs = bytes(raw)
+    try:
+        fields = parse_tbs(tbs)
+        extensions = tbs_extensions(tbs, fields)
+    except DecodeError:
+        return
+    expected = next((e.value for e in extensions if e.oid == OID_SUBJECT_ALT_NAME), None)
+    assert find_extension(tbs, fields, OID_SUBJECT_ALT_NAME) == expected

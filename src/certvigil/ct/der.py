@@ -207,9 +207,24 @@ def find_extension(tbs: bytes, fields: TbsFields, oid: bytes) -> bytes | None:
         count += 1
         if count > _MAX_EXTENSIONS:
             raise DecodeError(f"more than {_MAX_EXTENSIONS} extensions")
-        tag, e_start, e_stop = read_tlv(tbs, pos, stop)
-        if tag != _SEQUENCE:
-            raise DecodeError(f"extension has tag 0x{tag:02x}, expected a SEQUENCE")
+        # The common header forms inline (this loop runs for every logged certificate);
+        # anything else goes through read_tlv, which also reports what is wrong.
+        first = tbs[pos + 1] if pos + 4 <= stop and tbs[pos] == _SEQUENCE else 0xFF
+        if first < 0x80:
+            e_start = pos + 2
+            e_stop = e_start + first
+        elif first == 0x81:
+            e_start = pos + 3
+            e_stop = e_start + tbs[pos + 2]
+        elif first == 0x82:
+            e_start = pos + 4
+            e_stop = e_start + (tbs[pos + 2] << 8 | tbs[pos + 3])
+        else:
+            tag, e_start, e_stop = read_tlv(tbs, pos, stop)
+            if tag != _SEQUENCE:
+                raise DecodeError(f"extension has tag 0x{tag:02x}, expected a SEQUENCE")
+        if e_stop > stop:
+            raise DecodeError(f"DER element at byte {pos} overruns its container")
         if (
             e_start + 2 + size <= e_stop
             and tbs[e_start] == _OID

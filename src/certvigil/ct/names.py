@@ -122,6 +122,18 @@ class DedupKeys:
     tbs: bytes
 
 
+def _ip_address(text: str) -> str | None:
+    # A host name never ends in a digit (no top-level domain is numeric), an IPv4
+    # address always does and an IPv6 one has a colon: only those are tried, since a
+    # failed ip_address() costs more than the rest of an entry's names.
+    if not text or not (text[-1].isdigit() or ":" in text):
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def entry_tbs(entry: LogEntry) -> bytes:
     """The entry's TBSCertificate (a precert entry's TBS, or the certificate's).
 
@@ -163,10 +175,11 @@ def names_from_tbs(tbs: bytes, fields: TbsFields) -> CertNames:
         raw_dns, raw_ips = san_dns_names(san)
     ips: list[str] = [str(ipaddress.ip_address(raw)) for raw in raw_ips if len(raw) in (4, 16)]
     for common_name in subject_common_names(fields.subject):
-        try:
-            ips.append(str(ipaddress.ip_address(common_name.strip())))
-        except ValueError:
+        address = _ip_address(common_name.strip())
+        if address is None:
             raw_dns.append(common_name)
+        else:
+            ips.append(address)
     seen: dict[str, None] = {}
     unparsed: list[str] = []
     for raw in raw_dns:
