@@ -27,6 +27,7 @@ from certvigil.ct.static_ct import (
     TilePath,
     check_issuer,
     check_leaf_hashes,
+    checkpoint_origin,
     data_tile,
     encode_tile_index,
     issuer_path,
@@ -103,7 +104,10 @@ def _skylight() -> tuple[bytes, bytes]:
 def test_checkpoint_signature_verifies_and_unknown_lines_are_ignored() -> None:
     """Sunlight's test checkpoint verifies with its key, also with foreign signature lines added."""
     text, key = _skylight()
-    verified = verify_checkpoint(parse_checkpoint(text), key, origin="rome2026h1.example.org")
+    meta = json.loads(data("static-ct/skylight-synthetic/log.v3.json"))
+    origin = checkpoint_origin(meta["submission_url"])
+    assert origin == "rome2026h1.example.org"
+    verified = verify_checkpoint(parse_checkpoint(text), key, origin=origin)
     assert verified.timestamp == 1767139200000
     assert verified.checkpoint.tree_size == 300
 

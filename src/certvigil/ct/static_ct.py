@@ -150,6 +150,14 @@ def rfc6962_key_id(name: str, log_id: bytes) -> bytes:
     return hashlib.sha256(material).digest()[:4]
 
 
+def checkpoint_origin(submission_url: str) -> str:
+    """The origin a static log's checkpoint carries: its submission prefix without the
+    scheme and the trailing slash (``https://log.example/2025h2/`` → ``log.example/2025h2``).
+    """
+    origin = submission_url.split("://", 1)[-1]
+    return origin[:-1] if origin.endswith("/") else origin
+
+
 def verify_checkpoint(
     checkpoint: Checkpoint, key_der: bytes, *, origin: str | None = None
 ) -> VerifiedCheckpoint:
