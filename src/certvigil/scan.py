@@ -79,6 +79,13 @@ if TYPE_CHECKING:
     from certvigil.probe.crl_fetch import CrlCache
 
 _TRANSIENT_KINDS = frozenset({FailureKind.CONNECTION_RESET})
+_NOT_STARTED = "not started"  # on the results queue: a target dropped by a stop request
+
+
+class _NotStarted(Exception):
+    """The scan is stopping and this endpoint had not made its first connection yet."""
+
+
 _DNS_CACHE_ENTRIES = 4096
 _SILENT_ADDRESSES = 4096  # addresses whose consecutive time-outs are remembered
 _MAX_AIA_ROUNDS = 3
@@ -238,6 +245,7 @@ async def scan_stream(
     trust: TrustStore,
     clock: Callable[[], datetime] = utc_now,
     on_progress: Callable[[ScanProgress], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[EndpointReport]:
     """Scan ``targets`` and yield one report per target, as each completes.
 
@@ -245,12 +253,19 @@ async def scan_stream(
     errors all become reports (the last as ``internal_error`` failures). Closing the
     iterator early cancels the endpoints still in flight.
 
+    Once ``stop`` is set, no endpoint makes its first connection any more: the ones
+    already read but still waiting for a slot end without a report, the ones in flight
+    go on (the caller cancels them when it will wait no longer), and the iterator ends
+    when they are done. Stop reading ``targets`` as well (``certvigil.cli.scan_cmd``
+    does), or every further target is read and dropped.
+
     Args:
         targets: The endpoints; consumed lazily, so a generator of millions is fine.
         options: Concurrency, time-outs, retries, AIA fetching and analysis policy.
         trust: The anchors, loaded once for the whole scan.
         clock: Source of ``now`` for observations and analysis.
         on_progress: Called after each endpoint, on the event loop thread; keep it quick.
+        stop: Set to stop starting endpoints (on SIGINT or SIGTERM).
 
     Yields:
         One ``EndpointReport`` per target, in completion order.
@@ -259,12 +274,12 @@ async def scan_stream(
     iterator: Iterator[Target] = iter(targets)
     started = time.perf_counter()
     # ``None`` is a wake-up: an endpoint was set aside, so there may be room for more.
-    results: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
+    results: asyncio.Queue[EndpointReport | str | None] = asyncio.Queue()
     tasks: set[asyncio.Task[None]] = set()
     max_in_hand = options.concurrency * 2
     in_flight = completed = failed = 0
     exhausted = False
-    async with EndpointScanner(options=options, trust=trust, clock=clock) as scanner:
+    async with EndpointScanner(options=options, trust=trust, clock=clock, stop=stop) as scanner:
         scanner.on_parked = lambda: results.put_nowait(None)
         try:
             while True:
@@ -289,6 +304,8 @@ async def scan_stream(
                 if report is None:
                     continue
                 in_flight -= 1
+                if isinstance(report, str):  # not started: the scan is stopping
+                    continue
                 completed += 1
                 failed += report.is_failed
                 if on_progress is not None:
@@ -439,9 +456,15 @@ class EndpointScanner:
     """
 
     def __init__(
-        self, *, options: ScanOptions, trust: TrustStore, clock: Callable[[], datetime]
+        self,
+        *,
+        options: ScanOptions,
+        trust: TrustStore,
+        clock: Callable[[], datetime],
+        stop: asyncio.Event | None = None,
     ) -> None:
         self._options = options
+        self._stop = stop
         self._probe_options = options.probe_options
         self._trust = trust
         self._clock = clock
@@ -479,9 +502,22 @@ class EndpointScanner:
         if self._http is not None:
             await self._http.aclose()
 
-    async def run(self, target: Target, results: asyncio.Queue[EndpointReport | None]) -> None:
-        """Scan one target and put its report on ``results``, whatever happens."""
-        results.put_nowait(await self.report(target))
+    async def run(
+        self, target: Target, results: asyncio.Queue[EndpointReport | str | None]
+    ) -> None:
+        """Scan one target and put its report on ``results``, whatever happens.
+
+        When the scan is stopping and the target had not started, ``_NOT_STARTED``
+        goes on ``results`` instead.
+        """
+        try:
+            results.put_nowait(await self.report(target))
+        except _NotStarted:
+            results.put_nowait(_NOT_STARTED)
+
+    def is_stopping(self) -> bool:
+        """Whether the scan was asked to stop starting endpoints."""
+        return self._stop is not None and self._stop.is_set()
 
     async def report(
         self, target: Target, *, addresses: tuple[str, ...] | None = None
@@ -518,6 +554,8 @@ class EndpointScanner:
                     ),
                 )
             return report
+        except _NotStarted:
+            raise
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc
             return self._internal_error_report(target, exc)
 
@@ -666,6 +704,7 @@ class EndpointScanner:
                 not is_transient
                 or attempt == attempts
                 or budget.left() <= self._options.retry_delay_s
+                or self.is_stopping()
             ):
                 return result
             await asyncio.sleep(self._options.retry_delay_s)
@@ -688,9 +727,11 @@ class EndpointScanner:
         async with self._slots(address):
             # Asked once the slot is held: the time-outs met while waiting count.
             quick = self._silent.get(address, 0) >= self._options.suspect_after_timeouts
+            if budget.ends_at is None and self.is_stopping():
+                raise _NotStarted
             budget.start()
             result = await self._probe_within(target, address, budget, quick=quick)
-        if quick and _timed_out(result) and budget.left() > 0:
+        if quick and _timed_out(result) and budget.left() > 0 and not self.is_stopping():
             # Silent on the short time-out too: set aside, then probed once more with the
             # full time-outs when no endpoint of normal priority waits for the address.
             self.parked += 1

@@ -138,11 +138,16 @@ async def scan_stream_workers(
     workers: int,
     clock: Callable[[], datetime] = utc_now,
     on_progress: Callable[[ScanProgress], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[EndpointReport]:
     """Like ``scan_stream``, with the probing and analysis done in ``workers`` processes.
 
     With ``workers`` of 1 this is ``scan_stream`` itself (no process is started).
-    Closing the iterator early stops the workers.
+    Closing the iterator early stops the workers. Workers ignore SIGINT and SIGTERM
+    (Ctrl-C reaches the whole process group): the parent decides. Once ``stop`` is set,
+    no more targets are handed to the workers (those read and not handed out are
+    dropped without a report), and the iterator ends when the workers have sent the
+    reports of the endpoints they had started.
 
     Args:
         targets: The endpoints; consumed lazily, in the parent.
@@ -151,6 +156,7 @@ async def scan_stream_workers(
         workers: Number of worker processes (at least 1).
         clock: Source of ``now`` (called in the workers).
         on_progress: Called in the parent after each endpoint.
+        stop: Set to stop handing out targets (on SIGINT or SIGTERM).
 
     Yields:
         One ``EndpointReport`` per target, in completion order.
@@ -162,14 +168,14 @@ async def scan_stream_workers(
         raise ValueError(f"workers must be at least 1, not {workers}")
     if workers == 1:
         async for report in scan_stream(
-            targets, options=options, trust=trust, clock=clock, on_progress=on_progress
+            targets, options=options, trust=trust, clock=clock, on_progress=on_progress, stop=stop
         ):
             yield report
         return
     share = dataclasses.replace(options, concurrency=math.ceil(options.concurrency / workers))
     pool = _Pool.start(workers, options=share, trust=trust, clock=clock)
     try:
-        async for report in pool.run(targets, on_progress=on_progress):
+        async for report in pool.run(targets, on_progress=on_progress, stop=stop):
             yield report
     finally:
         await pool.stop()
@@ -220,23 +226,32 @@ class _Pool:
         # collection in a worker would otherwise write to every page holding them and
         # copy the parent's whole heap into each worker over a long scan.
         gc.freeze()
-        for _ in range(workers):
-            parent_end, child_end = socket.socketpair()
-            with warnings.catch_warnings():
-                # Python 3.12 warns about forking a process that has threads (a progress
-                # bar's, a test server's): the worker touches none of their state and
-                # takes no lock before its own event loop runs.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                for inherited in parent_ends:
-                    inherited.close()
-                parent_end.close()
-                _worker_main(child_end, options=options, trust=trust, clock=clock)
-            child_end.close()
-            parent_end.setblocking(False)
-            pids.append(pid)
-            parent_ends.append(parent_end)
+        # SIGINT and SIGTERM are held back around each fork, so that a worker never
+        # meets one before it has set itself to ignore them.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for _ in range(workers):
+                parent_end, child_end = socket.socketpair()
+                with warnings.catch_warnings():
+                    # Python 3.12 warns about forking a process that has threads (a
+                    # progress bar's, a test server's): the worker touches none of their
+                    # state and takes no lock before its own event loop runs.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pid = os.fork()
+                if pid == 0:  # the worker: never returns
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                    for inherited in parent_ends:
+                        inherited.close()
+                    parent_end.close()
+                    _worker_main(child_end, options=options, trust=trust, clock=clock)
+                child_end.close()
+                parent_end.setblocking(False)
+                pids.append(pid)
+                parent_ends.append(parent_end)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return cls(pids, parent_ends, options=options, trust=trust)
 
     async def run(
@@ -244,6 +259,7 @@ class _Pool:
         targets: Iterable[Target],
         *,
         on_progress: Callable[[ScanProgress], None] | None,
+        stop: asyncio.Event | None = None,
     ) -> AsyncIterator[EndpointReport]:
         loop = asyncio.get_running_loop()
         self._readers = [
@@ -267,6 +283,13 @@ class _Pool:
                     break
                 self._route(target, by_subnet=by_subnet)
             self._route_answers(by_subnet=by_subnet)
+            if stop is not None and stop.is_set():
+                # Stopping: what was read and not handed out is not scanned.
+                exhausted = True
+                for waiting in self._waiting:
+                    waiting.clear()
+                self._resolving.clear()
+                self._resolving_targets = 0
             arrivals: list[tuple[int, list[tuple[int, EndpointReport]]]] = []
             for index in range(workers):
                 if index in dead:

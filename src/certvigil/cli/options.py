@@ -58,6 +58,26 @@ HandshakeTimeoutOption = Annotated[
 ]
 """``--handshake-timeout S``: the TLS handshake limit."""
 
+DeadlineOption = Annotated[
+    float,
+    typer.Option(
+        "--deadline",
+        metavar="S",
+        help="Most seconds one endpoint may take from its first connection: connect, "
+        "handshake, retries, revocation and deep probes.",
+    ),
+]
+"""``--deadline S``: one endpoint's total time (``ScanOptions.deadline_s``)."""
+
+RetryTimeoutsOption = Annotated[
+    bool,
+    typer.Option(
+        "--retry-timeouts",
+        help="Also retry an endpoint that timed out (it used the whole time-out once).",
+    ),
+]
+"""``--retry-timeouts``: retry time-outs as well as resets (``ScanOptions.retry_timeouts``)."""
+
 ProgressOption = Annotated[
     bool | None,
     typer.Option(
