@@ -226,6 +226,28 @@ def test_table_keeps_input_order(
     assert ports == [expired.port, good.port, soon.port]
 
 
+@pytest.mark.parametrize("output_format", ["--csv", "--json"])
+def test_csv_and_json_keep_input_order(
+    capsys: pytest.CaptureFixture[str],
+    lab: Lab,
+    good: ServerAddress,
+    soon: ServerAddress,
+    output_format: str,
+) -> None:
+    """A slow first endpoint comes first in CSV and JSON, though it finishes last."""
+    leaf = lab.leaf(NAME)
+    slow_server = TlsServer(
+        chain=lab.pki.served_chain_der(leaf), key_pem=leaf.key_pem, hold_before_handshake_s=0.5
+    )
+    with slow_server as slow:
+        result = scan(capsys, lab, output_format, slow.endpoint, good.endpoint, soon.endpoint)
+    if output_format == "--csv":
+        written = [row["endpoint"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    else:
+        written = [e["endpoint"] for e in json.loads(result.stdout)["endpoints"]]
+    assert written == [slow.endpoint, good.endpoint, soon.endpoint]
+
+
 # --- target sources and options -------------------------------------------------
 
 
