@@ -60,8 +60,13 @@ from certvigil.cli.options import (
     DefaultCaOption,
     HandshakeTimeoutOption,
     OutputOption,
+    PerIpOption,
+    PortsOption,
     ProgressOption,
+    RetriesOption,
     RetryTimeoutsOption,
+    SniOption,
+    StartTlsOption,
     SystemTrustOption,
     ThresholdsOption,
 )
@@ -71,7 +76,7 @@ from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan import ScanOptions, ScanProgress, utc_now
 from certvigil.scan_checks import ALL_CHECKS, ScanChecks, parse_checks
 from certvigil.scan_workers import choose_workers, scan_stream_workers
-from certvigil.target import StartTLS, Target
+from certvigil.target import Target
 from certvigil.targets import (
     ExpansionOptions,
     TargetSpec,
@@ -433,31 +438,9 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
-    ports: Annotated[
-        str | None,
-        typer.Option(
-            "-p",
-            "--ports",
-            metavar="PORTS",
-            help="Ports for targets without one, e.g. 443,8443,9000-9010 \\[default: 443].",
-            show_default=False,
-        ),
-    ] = None,
-    sni: Annotated[
-        str | None,
-        typer.Option(
-            "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
-        ),
-    ] = None,
-    starttls: Annotated[
-        StartTLS | None,
-        typer.Option(
-            "--starttls",
-            help="Upgrade with this protocol first \\[default: by port: 25/587 smtp, 143 imap, "
-            "110 pop3, 21 ftp, 389 ldap, 5222 xmpp, 5432 postgres].",
-            show_default=False,
-        ),
-    ] = None,
+    ports: PortsOption = None,
+    sni: SniOption = None,
+    starttls: StartTlsOption = None,
     allow_large_cidr: Annotated[
         bool,
         typer.Option("--allow-large-cidr", help="Accept blocks larger than /16 (IPv6: /112)."),
@@ -469,9 +452,7 @@ def scan_command(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Most connections open at once.")
     ] = 200,
-    per_ip: Annotated[
-        int, typer.Option("--per-ip", min=1, help="Most connections open to one address.")
-    ] = 8,
+    per_ip: PerIpOption = 8,
     per_subnet: Annotated[
         int | None,
         typer.Option(
@@ -495,10 +476,7 @@ def scan_command(
     connect_timeout: ConnectTimeoutOption = 5.0,
     handshake_timeout: HandshakeTimeoutOption = 5.0,
     deadline: DeadlineOption = 30.0,
-    retries: Annotated[
-        int,
-        typer.Option("--retries", min=0, help="Retries after a reset (or time-out, see below)."),
-    ] = 1,
+    retries: RetriesOption = 1,
     retry_timeouts: RetryTimeoutsOption = False,
     deep: Annotated[
         bool,
