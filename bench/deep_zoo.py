@@ -20,8 +20,10 @@ passed to ``certvigil scan`` (``-- --handshake-timeout 3``). Not a test: it prin
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import resource
 import ssl
 import subprocess
 import sys
@@ -51,6 +53,64 @@ from tests.support.ocsp_responder import (
     Revoked,
     build_crl,
 )
+
+_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+    b"Connection: close\r\n\r\nok\n"
+)
+
+
+async def serve_https(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, context: ssl.SSLContext
+) -> None:
+    """Shake hands as the server, then answer one HTTP request as a web server does."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_side=True)
+    request = b""
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            writer.write(outgoing.read())
+            await writer.drain()
+            if done:
+                break
+            data = await reader.read(65536)
+            if not data:
+                return
+            incoming.write(data)
+        while b"\r\n\r\n" not in request:
+            try:
+                request += tls.read(65536)
+            except ssl.SSLWantReadError:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                incoming.write(data)
+        tls.write(_RESPONSE)
+        writer.write(outgoing.read())
+        await writer.drain()
+    except (ssl.SSLError, OSError):
+        return
+
+
+class WebServer(TlsServer):
+    """A TLS server that answers HTTP requests after the handshake, as HTTPS servers do."""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Shake hands and answer the request."""
+        await serve_https(reader, writer, self.context)
+
+
+class LegacyWebServer(LegacyTlsServer):
+    """``LegacyTlsServer`` (1024-bit keys, SHA-1) answering HTTP requests."""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Shake hands and answer the request."""
+        await serve_https(reader, writer, self.context)
 
 
 def _can_serve_tls10() -> bool:
@@ -82,23 +142,29 @@ def start_zoo(stack: ExitStack, work: Path) -> tuple[list[tuple[str, ServerAddre
         dead_ocsp = [f"http://{dead.host}:{dead.port}/ocsp"]
     zoo: list[tuple[str, ServerAddress]] = []
 
-    def tls(label: str, leaf_options: dict[str, object], **server: object) -> TlsServer:
+    def tls(label: str, leaf_options: dict[str, object], **server: object) -> WebServer:
         leaf = pki.issue_leaf(**leaf_options)  # type: ignore[arg-type]
         chain = pki.served_chain_der(leaf)
         if label == "missing-intermediate":
             chain = (leaf.der,)
         if leaf_options.get("ocsp_urls") == ocsp:
             responder.statuses[leaf.certificate.serial_number] = GOOD
-        created = TlsServer(chain=chain, key_pem=leaf.key_pem, **server)  # type: ignore[arg-type]
+        created = WebServer(chain=chain, key_pem=leaf.key_pem, **server)  # type: ignore[arg-type]
         zoo.append((label, stack.enter_context(created)))
         created.leaf_serial = leaf.certificate.serial_number  # type: ignore[attr-defined]
         return created
 
     tls("good", {})
     tls("good-revocation", {"ocsp_urls": ocsp, "crl_urls": crl})
-    tls("expired", {"not_before_utc": now - timedelta(days=93), "not_after_utc": now - timedelta(days=3)})
+    tls(
+        "expired",
+        {"not_before_utc": now - timedelta(days=93), "not_after_utc": now - timedelta(days=3)},
+    )
     tls("not-yet-valid", {"not_before_utc": now + timedelta(days=2), "valid_days": 90})
-    tls("expiring", {"not_before_utc": now - timedelta(days=85), "not_after_utc": now + timedelta(days=5)})
+    tls(
+        "expiring",
+        {"not_before_utc": now - timedelta(days=85), "not_after_utc": now + timedelta(days=5)},
+    )
     tls("wrong-host", {"dns_names": ("somewhere-else.example",)})
     aia = stack.enter_context(HttpFileServer({"/issuing-ca.der": pki.intermediate.der}))
     tls("missing-intermediate", {"ca_issuer_urls": (aia.url("/issuing-ca.der"),)})
@@ -132,15 +198,26 @@ def start_zoo(stack: ExitStack, work: Path) -> tuple[list[tuple[str, ServerAddre
         print("note: the local OpenSSL cannot serve TLS 1.0; a TLS 1.2 endpoint stands in")
         tls("tls12-only", {}, maximum_version=ssl.TLSVersion.TLSv1_2)
     leaf = self_signed_leaf(now_utc=now)
-    zoo.append(("self-signed", stack.enter_context(TlsServer(chain=(leaf.der,), key_pem=leaf.key_pem))))
+    zoo.append(
+        ("self-signed", stack.enter_context(WebServer(chain=(leaf.der,), key_pem=leaf.key_pem)))
+    )
     leaf = stranger.issue_leaf()
     chain = leaf.chain_der(stranger.intermediate, stranger.root)
-    zoo.append(("untrusted-root", stack.enter_context(TlsServer(chain=chain, key_pem=leaf.key_pem))))
+    zoo.append(
+        ("untrusted-root", stack.enter_context(WebServer(chain=chain, key_pem=leaf.key_pem)))
+    )
     leaf = pki.issue_leaf(key=KeySpec.RSA_1024)
-    legacy = LegacyTlsServer(chain=(leaf.pem, pki.intermediate.pem), key_pem=leaf.key_pem)
+    legacy = LegacyWebServer(chain=(leaf.pem, pki.intermediate.pem), key_pem=leaf.key_pem)
     zoo.append(("weak-key", stack.enter_context(legacy)))
     leaf = rsa_issuer.issue_leaf(signature_hash="sha1")
-    zoo.append(("sha1", stack.enter_context(LegacyTlsServer(chain=(leaf.pem, rsa_issuer.pem), key_pem=leaf.key_pem))))
+    zoo.append(
+        (
+            "sha1",
+            stack.enter_context(
+                LegacyWebServer(chain=(leaf.pem, rsa_issuer.pem), key_pem=leaf.key_pem)
+            ),
+        )
+    )
     zoo.append(("plain-http", stack.enter_context(PlainHttpServer())))
     zoo.append(("closed-port", stack.enter_context(closed_port())))
     zoo.append(("blackhole", stack.enter_context(SilentServer())))
@@ -161,11 +238,19 @@ def main() -> None:
             sys.executable, "-m", "certvigil", "scan", "--deep", "--json", "--no-progress",
             "--ca-file", str(ca_file), *args.extra, *by_endpoint,
         ]  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        servers_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         done = subprocess.run(
             command, capture_output=True, text=True, check=False, env={**os.environ}
         )
         wall_s = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        servers_after = resource.getrusage(resource.RUSAGE_SELF)
+        servers_cpu_s = (servers_after.ru_utime + servers_after.ru_stime) - (
+            servers_before.ru_utime + servers_before.ru_stime
+        )
+        cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         try:
             document = json.loads(done.stdout)
         except json.JSONDecodeError:
@@ -185,7 +270,12 @@ def main() -> None:
         for label, verdict, grade, what in sorted(rows):
             print(f"{label:22} {verdict:9} {grade:3} {what[:110]}")
         print(f"{len(zoo)} endpoints, exit {done.returncode}: {done.stderr.strip()[-200:]}")
-        print(f"wall time: {wall_s:.2f} s  ({' '.join(args.extra) or 'default options'})")
+        print(
+            f"wall time: {wall_s:.2f} s, scan CPU {cpu_s:.2f} s, servers' CPU "
+            f"{servers_cpu_s:.2f} s, load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+            f"({' '.join(args.extra) or 'default options'})"
+        )
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ from certvigil.target import Target
 if TYPE_CHECKING:
     import httpx
 
+    from certvigil.observed.tls_config import TlsConfigObservation
     from certvigil.probe.aia import IssuerFetcher
     from certvigil.probe.crl_fetch import CrlCache
 
@@ -530,34 +531,59 @@ class EndpointScanner:
                 (``scan_workers`` resolves in the parent); ``None`` resolves here.
         """
         budget = _Budget(self._options.deadline_s)
+        deep_probes: asyncio.Task[TlsConfigObservation | ProbeFailure] | None = None
         try:
-            report, fetched_der = await self._scan_one(target, addresses, budget)
+            result = await self._observe(target, addresses, budget)
+            if self._options.deep and isinstance(result, TlsObservation):
+                # The protocol and cipher probes start at once and run while the chain
+                # is completed and revocation is checked; the grade needs both, so
+                # they are folded in last.
+                deep_probes = asyncio.create_task(self._probe_tls_config(result))
+            report, fetched_der = await self._judge(result, budget)
             if self._options.revocation and report.observation is not None:
                 report = await self._within(
                     budget, report, "the revocation check", self._revocation(report, fetched_der)
                 )
-            if self._options.deep and report.observation is not None:
-                address = report.observation.peer_address
-                from certvigil.deep_scan import deepen_report
-
+            if deep_probes is not None and report.observation is not None:
                 report = await self._within(
-                    budget,
-                    report,
-                    "protocols and ciphers",
-                    deepen_report(
-                        report,
-                        connect_timeout_s=self._options.connect_timeout_s,
-                        handshake_timeout_s=self._options.handshake_timeout_s,
-                        max_connections=self._options.per_ip_concurrency,
-                        connection_slot=lambda: self._slots(address),
-                        starttls_timeout_s=self._options.starttls_timeout_s,
-                    ),
+                    budget, report, "protocols and ciphers", self._with_deep(report, deep_probes)
                 )
             return report
         except _NotStarted:
             raise
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc
             return self._internal_error_report(target, exc)
+        finally:
+            if deep_probes is not None and not deep_probes.done():
+                deep_probes.cancel()
+                await asyncio.wait([deep_probes])
+
+    async def _probe_tls_config(
+        self, observation: TlsObservation
+    ) -> TlsConfigObservation | ProbeFailure:
+        from certvigil.deep_scan import probe_tls_config
+
+        address = observation.peer_address
+        # Each probe connection takes its address's slot at low priority: an endpoint's
+        # first handshake goes before another endpoint's thirty-odd probe connections,
+        # so every basic verdict comes early.
+        return await probe_tls_config(
+            observation,
+            connect_timeout_s=self._options.connect_timeout_s,
+            handshake_timeout_s=self._options.handshake_timeout_s,
+            max_connections=self._options.per_ip_concurrency,
+            connection_slot=lambda: self._slots(address, low=True),
+            starttls_timeout_s=self._options.starttls_timeout_s,
+        )
+
+    async def _with_deep(
+        self,
+        report: EndpointReport,
+        probes: asyncio.Task[TlsConfigObservation | ProbeFailure],
+    ) -> EndpointReport:
+        from certvigil.deep_scan import apply_tls_config
+
+        return apply_tls_config(report, await probes)
 
     async def _revocation(
         self, report: EndpointReport, fetched_der: tuple[bytes, ...]
@@ -611,11 +637,10 @@ class EndpointScanner:
         )
         return dataclasses.replace(report, findings=(*report.findings, note))
 
-    async def _scan_one(
-        self, target: Target, addresses: tuple[str, ...] | None, budget: _Budget
+    async def _judge(
+        self, result: TlsObservation | ProbeFailure, budget: _Budget
     ) -> tuple[EndpointReport, tuple[bytes, ...]]:
-        """The report on ``target`` and the issuers fetched from AIA URLs for it."""
-        result = await self._observe(target, addresses, budget)
+        """The report on ``result`` and the issuers fetched from AIA URLs for it."""
         now = self._clock()
         report = await self._analyse(result, now)
         if not self._options.fetch_missing_issuers or not isinstance(result, TlsObservation):
