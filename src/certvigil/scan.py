@@ -492,7 +492,7 @@ class EndpointScanner:
         self.parked = 0
         """Endpoints set aside behind a silent address, waiting for a low-priority slot."""
         self.on_parked: Callable[[], None] | None = None
-        """Called when an endpoint is set aside (``scan_stream`` may then read more)."""
+        """Called when ``parked`` changes (``scan_stream`` may then read more)."""
 
     async def __aenter__(self) -> EndpointScanner:
         return self
@@ -768,6 +768,8 @@ class EndpointScanner:
                     result = await self._probe_within(target, address, budget, quick=False)
             finally:
                 self.parked -= 1
+                if self.on_parked is not None:
+                    self.on_parked()
         self._note_silence(address, result)
         is_transient = isinstance(result, ProbeFailure) and (
             result.kind in _TRANSIENT_KINDS

@@ -16,10 +16,12 @@ it up once more and reports the failure (with the retry a transient one gets).
 ``concurrency`` is divided between the workers (rounded up).
 
 Memory stays flat: the parent pulls targets lazily and hands each worker at most twice
-its share of ``concurrency``; reports cross a socket pair as pickles, one batch per
-event-loop turn, and are not kept. Workers are forked (Linux), so the trust store and
-the imported modules are shared copy-on-write and nothing is imported again. If a worker
-dies, each of its unfinished targets is reported as an ``internal_error`` failure.
+its share of ``concurrency``, plus as many as the worker has set aside behind a silent
+address (at most that many again; each worker tells the parent its count); reports
+cross a socket pair as pickles, one batch per event-loop turn, and are not kept.
+Workers are forked (Linux), so the trust store and the imported modules are shared
+copy-on-write and nothing is imported again. If a worker dies, each of its unfinished
+targets is reported as an ``internal_error`` failure.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
 
 _LENGTH = struct.Struct("!I")
 _ANSWERS = -1  # an arrival that says host-name lookups finished, not a worker's reports
+_PARKED = "parked"  # a worker's message: ("parked", endpoints it set aside)
 _DNS_CACHE_ENTRIES = 4096
 _Routed = tuple[Target, tuple[str, ...] | None]  # a target and its host's addresses
 _RECV_BYTES = 1 << 20
@@ -198,6 +201,7 @@ class _Pool:
         self._trust = trust
         self._cap = 2 * options.concurrency  # targets handed to one worker at once
         self._unfinished: list[dict[int, Target]] = [{} for _ in pids]
+        self._parked = [0 for _ in pids]  # endpoints each worker set aside, as it last said
         self._waiting: list[deque[_Routed]] = [deque() for _ in pids]
         self._arrivals: asyncio.Queue[tuple[int, list[tuple[int, EndpointReport]] | None]]
         self._arrivals = asyncio.Queue()
@@ -298,7 +302,8 @@ class _Pool:
                     continue
                 batch: list[tuple[int, Target, tuple[str, ...] | None]] = []
                 unfinished, waiting = self._unfinished[index], self._waiting[index]
-                while waiting and len(unfinished) < self._cap:
+                room = self._cap + min(self._parked[index], self._cap)
+                while waiting and len(unfinished) < room:
                     sequence += 1
                     target, addresses = waiting.popleft()
                     unfinished[sequence] = target
@@ -399,6 +404,10 @@ class _Pool:
         sock = self._sockets[index]
         try:
             async for batch in _frames(loop, sock):
+                if isinstance(batch, tuple) and batch[0] == _PARKED:
+                    self._parked[index] = batch[1]
+                    self._arrivals.put_nowait((index, []))  # room for more, maybe
+                    continue
                 self._arrivals.put_nowait((index, batch))
         except (OSError, pickle.UnpicklingError, EOFError):
             pass
@@ -477,9 +486,14 @@ async def _worker(
     done: list[tuple[int, EndpointReport]] = []
     ready = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
-    state = {"pending": 0, "finished": False}
+    state = {"pending": 0, "finished": False, "parked": 0}
 
     async with EndpointScanner(options=options, trust=trust, clock=clock) as scanner:
+
+        def on_parked() -> None:
+            ready.set()  # the sender tells the parent the new count
+
+        scanner.on_parked = on_parked
 
         async def one(number: int, target: Target, addresses: tuple[str, ...] | None) -> None:
             done.append((number, await scanner.report(target, addresses=addresses)))
@@ -495,6 +509,9 @@ async def _worker(
                     batch = done[:]
                     done.clear()
                     await _send(loop, sock, batch)
+                if scanner.parked != state["parked"]:
+                    state["parked"] = scanner.parked
+                    await _send(loop, sock, (_PARKED, scanner.parked))
                 if state["finished"] and not state["pending"] and not done:
                     return
 
