@@ -36,7 +36,8 @@ set aside and probed once more with the full time-outs, at a lower priority: it 
 address's slot only when no endpoint of normal priority waits for it. So 490 blackholes
 on an address that also serves 10 healthy endpoints cost a second each before the healthy
 ones are reached instead of the whole time-out, and no slow server is judged on the short
-time-out alone.
+time-out alone. The deadline of an endpoint set aside starts again when it gets its slot
+back: the wait was not its own doing.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,10 +361,15 @@ async def _consume(
 
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {signum: signal.getsignal(signum) for signum in signals}
+    handled: list[signal.Signals] = []
     try:
         async with grace:
             for signum in signals:
-                loop.add_signal_handler(signum, on_signal, signum)
+                try:
+                    loop.add_signal_handler(signum, on_signal, signum)
+                except (ValueError, RuntimeError):  # not the main thread: signals stay as they are
+                    break
+                handled.append(signum)
             async for report in scan_stream_workers(
                 feed,
                 options=options,
@@ -377,7 +383,7 @@ async def _consume(
         if feed.stopped_by is None:
             raise
     finally:
-        for signum in signals:
+        for signum in handled:
             loop.remove_signal_handler(signum)
             signal.signal(signum, previous[signum])
 
@@ -386,6 +392,19 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
     # Outside the scan's own handler (start-up, writing the end): leave through the
     # normal unwinding, so the temporary output file is removed.
     raise SystemExit(int(ExitCode.TERMINATED))
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM unwinds the command (exit 143) rather than killing it, while in the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def report_target_error(console: Console, sink: ReportSink, error: TargetError) -> None:
@@ -558,8 +577,37 @@ def scan_command(
     )
     console = stderr_console()
     show_progress = progress if progress is not None else console.is_terminal
+    with _sigterm_exits():
+        code = _scan_into(
+            output,
+            output_format=output_format,
+            arguments=arguments,
+            file_names=file_names,
+            expansion=expansion,
+            console=console,
+            options=options,
+            trust=trust,
+            show_progress=show_progress,
+            workers=workers,
+        )
+    raise typer.Exit(int(code))
+
+
+def _scan_into(
+    output: Path | None,
+    *,
+    output_format: OutputFormat,
+    arguments: list[str],
+    file_names: list[str],
+    expansion: ExpansionOptions,
+    console: Console,
+    options: ScanOptions,
+    trust: TrustStore,
+    show_progress: bool,
+    workers: int | None,
+) -> ExitCode:
+    """Scan into ``output`` (stdout when ``None``); the exit code."""
     sink: ReportSink | None = None
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with open_output(output) as stream:
             sink = ReportSink(
@@ -589,4 +637,4 @@ def scan_command(
         # exit with the code of the results judged so far (docs/json-schema.md).
         silence_stdout()
         code = sink.tally.exit_code if sink is not None else ExitCode.OK
-    raise typer.Exit(int(code))
+    return code
