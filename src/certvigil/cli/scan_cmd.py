@@ -225,13 +225,16 @@ class _Feed:
     positions: dict[Target, int] = field(default_factory=dict)
     read: int = 0
     stopped_by: signal.Signals | None = None
+    _next_position: int = 0
 
     def __iter__(self) -> Iterator[Target]:
         while self.stopped_by is None:
             target = next(self.source, None)
             if target is None:
                 return
-            self.positions.setdefault(target, self.read)
+            if target not in self.positions:  # a repeated target keeps no place of its own
+                self.positions[target] = self._next_position
+                self._next_position += 1
             self.read += 1
             yield target
 
