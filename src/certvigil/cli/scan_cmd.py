@@ -320,9 +320,11 @@ def run_scan(
     Returns:
         The exit code the results call for.
     """
-    sink.begin(started_at_utc=utc_now())
+    started_at_utc = utc_now()
     if workers is None:
+        # Before anything is written: Ctrl-C while reading ahead leaves no partial output.
         workers, targets = choose_workers(targets)
+    sink.begin(started_at_utc=started_at_utc)
     with _ScanProgressBar(console, enabled=show_progress) as bar:
         feed = _Feed(source=iter(bar.count_read(targets)))
         asyncio.run(
