@@ -423,7 +423,7 @@ def test_healthy_endpoints_of_a_silent_address_are_judged_early(
     options = ScanOptions(
         per_ip_concurrency=8,
         handshake_timeout_s=0.6,
-        quick_timeout_s=0.05,
+        quick_timeout_s=0.3,
         suspect_after_timeouts=3,
         retries=0,
     )

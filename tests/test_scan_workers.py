@@ -183,7 +183,7 @@ def test_healthy_endpoints_of_a_silent_address_come_early_with_workers(
         concurrency=30,
         per_ip_concurrency=8,
         handshake_timeout_s=0.6,
-        quick_timeout_s=0.05,
+        quick_timeout_s=0.3,
         retries=0,
     )
     with silent_server as silent, good_server as good:
