@@ -362,7 +362,7 @@ def test_deadline_bounds_the_whole_endpoint_retries_included(trust: TrustStore) 
         elapsed_s = time.perf_counter() - started
     assert report.failure is not None and report.failure.kind is FailureKind.CONNECTION_RESET
     assert server.connections_accepted <= 4
-    assert elapsed_s < 1.5
+    assert elapsed_s < 3.0
 
 
 def test_deadline_cuts_a_handshake_longer_than_itself(trust: TrustStore) -> None:
@@ -381,7 +381,7 @@ def test_deadline_cuts_a_handshake_longer_than_itself(trust: TrustStore) -> None
 
 
 class _SlowAfterFirstServer(TlsServer):
-    """Answers the first connection at once and each later one after 0.3 s."""
+    """Answers the first connection at once and each later one after 2 s."""
 
     handled = 0
 
@@ -389,7 +389,7 @@ class _SlowAfterFirstServer(TlsServer):
         """Hold every connection but the first, then shake hands."""
         self.handled += 1
         if self.handled > 1:
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(2.0)
         await super().handle(reader, writer)
 
 
@@ -398,13 +398,13 @@ def test_deadline_during_deep_probes_keeps_the_basic_report(
 ) -> None:
     """When the deadline ends the deep probes, the certificate verdict is kept, with a note."""
     server = _SlowAfterFirstServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem)
-    options = ScanOptions(deep=True, deadline_s=0.25, handshake_timeout_s=2.0)
+    options = ScanOptions(deep=True, deadline_s=1.5, handshake_timeout_s=5.0)
     with server as address:
         (report,) = scan([at(address)], options=options, trust=trust)
     assert report.observation is not None and report.chain is not None
     assert report.deep is None
     notes = [f for f in report.findings if f.code == "tls_config_not_assessed"]
-    assert notes and "deadline of 0.25 s" in notes[0].message
+    assert notes and "deadline of 1.5 s" in notes[0].message
 
 
 def test_healthy_endpoints_of_a_silent_address_are_judged_early(
