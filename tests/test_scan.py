@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -123,13 +125,14 @@ def test_transient_failure_is_retried_until_success(
 
 
 @pytest.mark.parametrize(
-    ("server_kind", "retries", "expected_attempts"),
+    ("server_kind", "retries", "retry_timeouts", "expected_attempts"),
     [
-        ("reset", 0, 1),
-        ("reset", 2, 3),
-        ("silent", 1, 2),
-        ("plain_http", 2, 1),
-        ("alert", 2, 1),
+        ("reset", 0, False, 1),
+        ("reset", 2, False, 3),
+        ("silent", 1, False, 1),
+        ("silent", 1, True, 2),
+        ("plain_http", 2, True, 1),
+        ("alert", 2, True, 1),
     ],
 )
 def test_retries_only_transient_failures(
@@ -138,9 +141,10 @@ def test_retries_only_transient_failures(
     trust: TrustStore,
     server_kind: str,
     retries: int,
+    retry_timeouts: bool,
     expected_attempts: int,
 ) -> None:
-    """Resets and time-outs are tried again; not_tls and TLS alerts are definitive."""
+    """Resets are tried again, time-outs only when asked; not_tls and alerts are final."""
     servers: dict[str, Callable[[], LoopbackServer]] = {
         "reset": lambda: ResetServer(),
         "silent": lambda: SilentServer(),
@@ -150,7 +154,9 @@ def test_retries_only_transient_failures(
         ),
     }
     server = servers[server_kind]()
-    options = ScanOptions(retries=retries, retry_delay_s=0.0, handshake_timeout_s=0.3)
+    options = ScanOptions(
+        retries=retries, retry_delay_s=0.0, handshake_timeout_s=0.3, retry_timeouts=retry_timeouts
+    )
     with server as address:
         (report,) = scan([at(address, sni="unknown.test")], options=options, trust=trust)
     assert report.failure is not None
@@ -329,3 +335,112 @@ def test_subnet_of_names_the_network() -> None:
     """Addresses map to their /24 or /64."""
     assert subnet_of("192.0.2.77") == "192.0.2.0/24"
     assert subnet_of("2001:db8::1") == "2001:db8::/64"
+
+
+def test_default_time_outs_make_a_blackhole_cost_one_handshake_time_out(trust: TrustStore) -> None:
+    """A silent server costs one 5 s handshake time-out by default, not two of 10 s."""
+    options = ScanOptions()
+    assert (options.connect_timeout_s, options.handshake_timeout_s) == (5.0, 5.0)
+    server = SilentServer()
+    with server as address:
+        (report,) = scan(
+            [at(address)],
+            options=dataclasses.replace(options, handshake_timeout_s=0.3),
+            trust=trust,
+        )
+    assert report.failure is not None and report.failure.kind is FailureKind.TIMEOUT
+    assert server.connections_accepted == 1
+
+
+def test_deadline_bounds_the_whole_endpoint_retries_included(trust: TrustStore) -> None:
+    """Retries stop when the endpoint's deadline has run out, whatever ``retries`` says."""
+    server = ResetServer()
+    options = ScanOptions(retries=20, retry_delay_s=0.2, deadline_s=0.5)
+    with server as address:
+        started = time.perf_counter()
+        (report,) = scan([at(address)], options=options, trust=trust)
+        elapsed_s = time.perf_counter() - started
+    assert report.failure is not None and report.failure.kind is FailureKind.CONNECTION_RESET
+    assert server.connections_accepted <= 4
+    assert elapsed_s < 3.0
+
+
+def test_deadline_cuts_a_handshake_longer_than_itself(trust: TrustStore) -> None:
+    """A deadline shorter than the handshake time-out ends the probe as a timeout naming it."""
+    with SilentServer() as address:
+        started = time.perf_counter()
+        (report,) = scan(
+            [at(address)],
+            options=ScanOptions(handshake_timeout_s=10.0, deadline_s=0.4),
+            trust=trust,
+        )
+        elapsed_s = time.perf_counter() - started
+    assert report.failure is not None and report.failure.kind is FailureKind.TIMEOUT
+    assert "deadline of 0.4 s" in report.failure.detail
+    assert elapsed_s < 2.0
+
+
+class _SlowAfterFirstServer(TlsServer):
+    """Answers the first connection at once and each later one after 2 s."""
+
+    handled = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Hold every connection but the first, then shake hands."""
+        self.handled += 1
+        if self.handled > 1:
+            await asyncio.sleep(2.0)
+        await super().handle(reader, writer)
+
+
+def test_deadline_during_deep_probes_keeps_the_basic_report(
+    pki: ThrowawayPki, leaf: IssuedCert, trust: TrustStore
+) -> None:
+    """When the deadline ends the deep probes, the certificate verdict is kept, with a note."""
+    server = _SlowAfterFirstServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem)
+    options = ScanOptions(deep=True, deadline_s=1.5, handshake_timeout_s=5.0)
+    with server as address:
+        (report,) = scan([at(address)], options=options, trust=trust)
+    assert report.observation is not None and report.chain is not None
+    assert report.deep is None
+    notes = [f for f in report.findings if f.code == "tls_config_not_assessed"]
+    assert notes and "deadline of 1.5 s" in notes[0].message
+
+
+def test_healthy_endpoints_of_a_silent_address_are_judged_early(
+    pki: ThrowawayPki, leaf: IssuedCert, trust: TrustStore
+) -> None:
+    """After a few time-outs, an address's silent endpoints yield to the ones that answer.
+
+    60 silent endpoints come before 3 healthy ones on the same address; the healthy
+    verdicts arrive before most of the silent ones, and every silent endpoint is still
+    reported as a timeout after a full-length probe.
+    """
+    silent_server = SilentServer(host="127.0.5.1")
+    good_server = TlsServer(
+        chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem, host="127.0.5.1"
+    )
+    options = ScanOptions(
+        per_ip_concurrency=8,
+        handshake_timeout_s=0.6,
+        quick_timeout_s=0.3,
+        suspect_after_timeouts=3,
+        retries=0,
+    )
+    with silent_server as silent, good_server as good:
+        targets = [at(silent, sni=f"s{i}.test") for i in range(60)]
+        targets += [at(good, sni=f"h{i}.test") for i in range(3)]
+
+        async def collect() -> list[EndpointReport]:
+            return [r async for r in scan_stream(targets, options=options, trust=trust)]
+
+        reports = asyncio.run(collect())
+    assert len(reports) == 63
+    healthy = [i for i, r in enumerate(reports) if r.target.port == good.port]
+    assert all(reports[i].failure is None for i in healthy)
+    assert max(healthy) < 20
+    silent_reports = [r for r in reports if r.target.port == silent.port]
+    assert all(
+        r.failure is not None and r.failure.kind is FailureKind.TIMEOUT for r in silent_reports
+    )
+    assert all("0.6 s" in r.failure.detail for r in silent_reports if r.failure)

@@ -163,3 +163,44 @@ def test_per_address_limit_holds_across_workers_for_host_names(
     assert [r.failure for r in reports] == [None] * len(spellings)
     assert {r.observation.peer_address for r in reports if r.observation} == {"127.0.0.1"}
     assert server.max_overlapping() == 2
+
+
+def test_healthy_endpoints_of_a_silent_address_come_early_with_workers(
+    pki: ThrowawayPki, leaf: IssuedCert, trust: TrustStore
+) -> None:
+    """A worker's endpoints set aside behind a silent address make room for later targets.
+
+    60 silent endpoints come before 3 healthy ones on one address, more than a worker
+    is handed at once; the healthy verdicts still arrive before most silent ones.
+    """
+    from tests.support.fault_servers import SilentServer
+
+    silent_server = SilentServer(host="127.0.6.1")
+    good_server = TlsServer(
+        chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem, host="127.0.6.1"
+    )
+    options = ScanOptions(
+        concurrency=30,
+        per_ip_concurrency=8,
+        handshake_timeout_s=0.6,
+        quick_timeout_s=0.3,
+        retries=0,
+    )
+    with silent_server as silent, good_server as good:
+        targets = [Target(host=silent.host, port=silent.port, sni=f"s{i}.test") for i in range(60)]
+        targets += [Target(host=good.host, port=good.port, sni=f"h{i}.test") for i in range(3)]
+
+        async def run() -> list[EndpointReport]:
+            return [
+                report
+                async for report in scan_stream_workers(
+                    targets, options=options, trust=trust, workers=2
+                )
+            ]
+
+        reports = asyncio.run(run())
+    assert len(reports) == 63
+    healthy = [i for i, r in enumerate(reports) if r.target.port == good.port]
+    assert all(reports[i].failure is None for i in healthy)
+    assert max(healthy) < 20
+    assert sum(r.failure is not None for r in reports) == 60

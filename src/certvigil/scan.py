@@ -3,7 +3,8 @@
 ``scan_stream`` turns any number of targets into ``EndpointReport`` objects, yielded as
 each endpoint completes (not in input order). Memory stays flat however many targets
 there are: targets are pulled from the iterable only when there is room, and at most
-twice ``concurrency`` are in hand at any moment.
+twice ``concurrency`` are in hand at any moment (plus, at most as many again, endpoints
+set aside behind a silent address, see below).
 
 For each target: resolve the host (cached per scan), take a slot for its address
 (``per_ip_concurrency``), optionally one for its network (``per_subnet_concurrency``, by
@@ -12,27 +13,56 @@ For each target: resolve the host (cached per scan), take a slot for its address
 When the served chain is incomplete, the missing issuers are fetched from the leaf's AIA
 URL (each URL once per scan) and the endpoint is analysed again with them.
 
-Retry policy: ``timeout``, ``connection_reset`` and temporary DNS failures (SERVFAIL, no
-answer in time) are transient and retried. Everything else is a definitive answer and is
-not: ``connection_refused`` (the host's kernel said no one listens: asking again gives
-the same answer and doubles the cost of sweeping a subnet where most ports are closed),
+Retry policy: ``connection_reset`` and temporary DNS failures (SERVFAIL, no answer in
+time) are transient and retried. A ``timeout`` is retried only with ``retry_timeouts``:
+it already waited the whole connect, STARTTLS or handshake time-out, and a server that
+stayed silent that long nearly always stays silent (retrying doubled the cost of every
+blackhole). Everything else is a definitive answer and is not retried:
+``connection_refused`` (the host's kernel said no one listens: asking again gives the
+same answer and doubles the cost of sweeping a subnet where most ports are closed),
 ``unreachable``, ``not_tls``, ``handshake_failure``, ``starttls_failure`` and a name that
 does not exist.
+
+Deadline: each endpoint has one total, ``deadline_s``, that starts when its first
+connection gets its slots and covers connect, STARTTLS, handshake, retries, AIA fetches,
+the revocation check and the deep probes. When it runs out during the observation, the
+endpoint is reported as a ``timeout``; when it runs out later, the report keeps what was
+judged so far and gets a ``deadline_reached`` finding naming the step that was cut.
+
+Silent addresses: after ``suspect_after_timeouts`` consecutive time-outs on one address,
+its next endpoints are first probed with the short ``quick_timeout_s``. One that answers
+within it is judged as usual (and the address is trusted again); one that stays silent is
+set aside and probed once more with the full time-outs, at a lower priority: it takes its
+address's slot only when no endpoint of normal priority waits for it. So 490 blackholes
+on an address that also serves 10 healthy endpoints cost a second each before the healthy
+ones are reached instead of the whole time-out, and no slow server is judged on the short
+time-out alone. The deadline of an endpoint set aside starts again when it gets its slot
+back: the wait was not its own doing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import ipaddress
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
+from collections import deque
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sized,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from certvigil.analysis.model import EndpointReport
+from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint, issuer_urls_to_fetch
 from certvigil.analysis.trust import TrustStore
@@ -46,12 +76,25 @@ from certvigil.target import Target
 if TYPE_CHECKING:
     import httpx
 
+    from certvigil.observed.tls_config import TlsConfigObservation
     from certvigil.probe.aia import IssuerFetcher
     from certvigil.probe.crl_fetch import CrlCache
 
-_TRANSIENT_KINDS = frozenset({FailureKind.TIMEOUT, FailureKind.CONNECTION_RESET})
+_TRANSIENT_KINDS = frozenset({FailureKind.CONNECTION_RESET})
+_NOT_STARTED = "not started"  # on the results queue: a target dropped by a stop request
+
+
+class _NotStarted(Exception):
+    """The scan is stopping and this endpoint had not made its first connection yet."""
+
+
 _DNS_CACHE_ENTRIES = 4096
+_SILENT_ADDRESSES = 4096  # addresses whose consecutive time-outs are remembered
 _MAX_AIA_ROUNDS = 3
+
+
+def _timed_out(result: TlsObservation | ProbeFailure) -> bool:
+    return isinstance(result, ProbeFailure) and result.kind is FailureKind.TIMEOUT
 
 
 def subnet_of(address: str) -> str:
@@ -88,6 +131,13 @@ class ScanOptions:
         dns_timeout_s: Limit on each DNS lookup.
         retries: Further attempts after a transient failure (0 for none).
         retry_delay_s: Pause before each retry.
+        retry_timeouts: Also retry a ``timeout`` (it used the whole phase time-out, so
+            by default it is final).
+        deadline_s: Total time one endpoint may take from its first connection: connect,
+            STARTTLS, handshake, retries, AIA fetches, revocation and deep probes.
+        suspect_after_timeouts: Consecutive time-outs after which an address is probed
+            with ``quick_timeout_s`` first and its silent endpoints lose priority.
+        quick_timeout_s: Connect and handshake limit of that first probe.
         alpn_protocols: ALPN protocols offered.
         fetch_missing_issuers: Fetch intermediates the server did not send from AIA
             CA-issuers URLs, to name them and to show the chain would verify with them.
@@ -106,11 +156,15 @@ class ScanOptions:
     per_ip_concurrency: int = 8
     per_subnet_concurrency: int | None = None
     connect_timeout_s: float = 5.0
-    handshake_timeout_s: float = 10.0
-    starttls_timeout_s: float = 10.0
+    handshake_timeout_s: float = 5.0
+    starttls_timeout_s: float = 5.0
     dns_timeout_s: float = 5.0
     retries: int = 1
     retry_delay_s: float = 0.5
+    retry_timeouts: bool = False
+    deadline_s: float = 30.0
+    suspect_after_timeouts: int = 3
+    quick_timeout_s: float = 1.0
     alpn_protocols: tuple[str, ...] = ("h2", "http/1.1")
     fetch_missing_issuers: bool = True
     aia_timeout_s: float = 5.0
@@ -135,7 +189,11 @@ class ScanOptions:
             raise ValueError(f"retries must be 0 or more, not {self.retries}")
         if self.retry_delay_s < 0:
             raise ValueError(f"retry_delay_s must be 0 or more, not {self.retry_delay_s}")
-        for name in ("dns_timeout_s", "aia_timeout_s"):
+        if self.suspect_after_timeouts < 1:
+            raise ValueError(
+                f"suspect_after_timeouts must be at least 1, not {self.suspect_after_timeouts}"
+            )
+        for name in ("dns_timeout_s", "aia_timeout_s", "deadline_s", "quick_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
 
@@ -146,6 +204,17 @@ class ScanOptions:
             connect_timeout_s=self.connect_timeout_s,
             handshake_timeout_s=self.handshake_timeout_s,
             starttls_timeout_s=self.starttls_timeout_s,
+            alpn_protocols=self.alpn_protocols,
+        )
+
+    @property
+    def quick_probe_options(self) -> ProbeOptions:
+        """The first probe's options on an address that kept timing out."""
+        quick = min(self.quick_timeout_s, self.handshake_timeout_s)
+        return ProbeOptions(
+            connect_timeout_s=min(self.quick_timeout_s, self.connect_timeout_s),
+            handshake_timeout_s=quick,
+            starttls_timeout_s=min(self.quick_timeout_s, self.starttls_timeout_s),
             alpn_protocols=self.alpn_protocols,
         )
 
@@ -178,6 +247,7 @@ async def scan_stream(
     trust: TrustStore,
     clock: Callable[[], datetime] = utc_now,
     on_progress: Callable[[ScanProgress], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[EndpointReport]:
     """Scan ``targets`` and yield one report per target, as each completes.
 
@@ -185,12 +255,19 @@ async def scan_stream(
     errors all become reports (the last as ``internal_error`` failures). Closing the
     iterator early cancels the endpoints still in flight.
 
+    Once ``stop`` is set, no endpoint makes its first connection any more: the ones
+    already read but still waiting for a slot end without a report, the ones in flight
+    go on (the caller cancels them when it will wait no longer), and the iterator ends
+    when they are done. Stop reading ``targets`` as well (``certvigil.cli.scan_cmd``
+    does), or every further target is read and dropped.
+
     Args:
         targets: The endpoints; consumed lazily, so a generator of millions is fine.
         options: Concurrency, time-outs, retries, AIA fetching and analysis policy.
         trust: The anchors, loaded once for the whole scan.
         clock: Source of ``now`` for observations and analysis.
         on_progress: Called after each endpoint, on the event loop thread; keep it quick.
+        stop: Set to stop starting endpoints (on SIGINT or SIGTERM).
 
     Yields:
         One ``EndpointReport`` per target, in completion order.
@@ -198,15 +275,23 @@ async def scan_stream(
     total = len(targets) if isinstance(targets, Sized) else None
     iterator: Iterator[Target] = iter(targets)
     started = time.perf_counter()
-    results: asyncio.Queue[EndpointReport] = asyncio.Queue()
+    # ``None`` is a wake-up: an endpoint was set aside, so there may be room for more.
+    results: asyncio.Queue[EndpointReport | str | None] = asyncio.Queue()
     tasks: set[asyncio.Task[None]] = set()
     max_in_hand = options.concurrency * 2
     in_flight = completed = failed = 0
     exhausted = False
-    async with EndpointScanner(options=options, trust=trust, clock=clock) as scanner:
+    async with EndpointScanner(options=options, trust=trust, clock=clock, stop=stop) as scanner:
+        scanner.on_parked = lambda: results.put_nowait(None)
         try:
             while True:
-                while not exhausted and in_flight < max_in_hand:
+                # Endpoints set aside behind a silent address do not hold back the
+                # others, up to as many again.
+                while (
+                    not exhausted
+                    and in_flight - scanner.parked < max_in_hand
+                    and in_flight < 2 * max_in_hand
+                ):
                     target = next(iterator, None)
                     if target is None:
                         exhausted = True
@@ -218,7 +303,11 @@ async def scan_stream(
                 if in_flight == 0:
                     return
                 report = await results.get()
+                if report is None:
+                    continue
                 in_flight -= 1
+                if isinstance(report, str):  # not started: the scan is stopping
+                    continue
                 completed += 1
                 failed += report.is_failed
                 if on_progress is not None:
@@ -278,27 +367,88 @@ def scan(
     return asyncio.run(collect())
 
 
+class _PrioritySemaphore:
+    """A semaphore whose low-priority waiters get a slot only when no normal one waits."""
+
+    def __init__(self, value: int) -> None:
+        self._value = value
+        self._waiters: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (
+            deque(),
+            deque(),
+        )
+
+    async def acquire(self, *, low: bool = False) -> None:
+        if self._value > 0 and not any(self._waiters):
+            self._value -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiters[1 if low else 0]
+        queue.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(future)
+            raise
+
+    def release(self) -> None:
+        for queue in self._waiters:
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_result(None)
+                    return
+        self._value += 1
+
+
 class _PerKeyLimiter:
     """A semaphore per key (an IP address), created on demand and dropped when idle."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._slots: dict[str, tuple[_PrioritySemaphore, list[int]]] = {}
 
     @asynccontextmanager
-    async def slot(self, key: str) -> AsyncIterator[None]:
+    async def slot(self, key: str, *, low: bool = False) -> AsyncIterator[None]:
         entry = self._slots.get(key)
         if entry is None:
-            entry = self._slots[key] = (asyncio.Semaphore(self._limit), [0])
+            entry = self._slots[key] = (_PrioritySemaphore(self._limit), [0])
         semaphore, users = entry
         users[0] += 1
         try:
-            async with semaphore:
+            await semaphore.acquire(low=low)
+            try:
                 yield
+            finally:
+                semaphore.release()
         finally:
             users[0] -= 1
             if users[0] == 0:
                 del self._slots[key]
+
+
+class _Budget:
+    """One endpoint's deadline: ``seconds`` from when its first connection got its slots."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends_at: float | None = None
+
+    def start(self, *, again: bool = False) -> None:
+        if self.ends_at is None or again:
+            self.ends_at = asyncio.get_running_loop().time() + self.seconds
+
+    def left(self) -> float:
+        self.start()
+        assert self.ends_at is not None
+        return self.ends_at - asyncio.get_running_loop().time()
+
+    def timeout(self) -> asyncio.Timeout:
+        self.start()
+        return asyncio.timeout_at(self.ends_at)
 
 
 class EndpointScanner:
@@ -308,9 +458,15 @@ class EndpointScanner:
     """
 
     def __init__(
-        self, *, options: ScanOptions, trust: TrustStore, clock: Callable[[], datetime]
+        self,
+        *,
+        options: ScanOptions,
+        trust: TrustStore,
+        clock: Callable[[], datetime],
+        stop: asyncio.Event | None = None,
     ) -> None:
         self._options = options
+        self._stop = stop
         self._probe_options = options.probe_options
         self._trust = trust
         self._clock = clock
@@ -332,6 +488,12 @@ class EndpointScanner:
         self._to_analyse: list[
             tuple[TlsObservation | ProbeFailure, datetime, asyncio.Future[EndpointReport]]
         ] = []
+        # Consecutive time-outs per address (addresses that answered are not kept).
+        self._silent: dict[str, int] = {}
+        self.parked = 0
+        """Endpoints set aside behind a silent address, waiting for a low-priority slot."""
+        self.on_parked: Callable[[], None] | None = None
+        """Called when ``parked`` changes (``scan_stream`` may then read more)."""
 
     async def __aenter__(self) -> EndpointScanner:
         return self
@@ -342,9 +504,22 @@ class EndpointScanner:
         if self._http is not None:
             await self._http.aclose()
 
-    async def run(self, target: Target, results: asyncio.Queue[EndpointReport]) -> None:
-        """Scan one target and put its report on ``results``, whatever happens."""
-        results.put_nowait(await self.report(target))
+    async def run(
+        self, target: Target, results: asyncio.Queue[EndpointReport | str | None]
+    ) -> None:
+        """Scan one target and put its report on ``results``, whatever happens.
+
+        When the scan is stopping and the target had not started, ``_NOT_STARTED``
+        goes on ``results`` instead.
+        """
+        try:
+            results.put_nowait(await self.report(target))
+        except _NotStarted:
+            results.put_nowait(_NOT_STARTED)
+
+    def is_stopping(self) -> bool:
+        """Whether the scan was asked to stop starting endpoints."""
+        return self._stop is not None and self._stop.is_set()
 
     async def report(
         self, target: Target, *, addresses: tuple[str, ...] | None = None
@@ -356,56 +531,141 @@ class EndpointScanner:
             addresses: What its host name resolved to, when the caller already asked
                 (``scan_workers`` resolves in the parent); ``None`` resolves here.
         """
+        budget = _Budget(self._options.deadline_s)
+        deep_probes: asyncio.Task[TlsConfigObservation | ProbeFailure] | None = None
         try:
-            report, fetched_der = await self._scan_one(target, addresses)
+            result = await self._observe(target, addresses, budget)
+            if self._options.deep and isinstance(result, TlsObservation):
+                # The protocol and cipher probes start at once and run while the chain
+                # is completed and revocation is checked; the grade needs both, so
+                # they are folded in last.
+                deep_probes = asyncio.create_task(self._probe_tls_config(result))
+            report, fetched_der = await self._judge(result, budget)
             if self._options.revocation and report.observation is not None:
-                from certvigil.revocation_scan import check_report_revocation
-
-                if self._http is None:
-                    import httpx
-
-                    self._http = httpx.AsyncClient()
-                if self._crl_cache is None:
-                    from certvigil.probe.crl_fetch import CrlCache
-
-                    self._crl_cache = CrlCache(clock=self._clock)
-                report = await check_report_revocation(
-                    report,
-                    http=self._http,
-                    crl_cache=self._crl_cache,
-                    options=self._options.revocation_options,
-                    trust=self._trust,
-                    clock=self._clock,
-                    fetched_der=fetched_der,
+                report = await self._within(
+                    budget, report, "the revocation check", self._revocation(report, fetched_der)
                 )
-            if self._options.deep and report.observation is not None:
-                address = report.observation.peer_address
-                from certvigil.deep_scan import deepen_report
-
-                report = await deepen_report(
-                    report,
-                    connect_timeout_s=self._options.connect_timeout_s,
-                    handshake_timeout_s=self._options.handshake_timeout_s,
-                    max_connections=self._options.per_ip_concurrency,
-                    connection_slot=lambda: self._slots(address),
-                    starttls_timeout_s=self._options.starttls_timeout_s,
+            if deep_probes is not None and report.observation is not None:
+                report = await self._within(
+                    budget, report, "protocols and ciphers", self._with_deep(report, deep_probes)
                 )
             return report
+        except _NotStarted:
+            raise
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc
             return self._internal_error_report(target, exc)
+        finally:
+            if deep_probes is not None and not deep_probes.done():
+                deep_probes.cancel()
+                await asyncio.wait([deep_probes])
 
-    async def _scan_one(
-        self, target: Target, addresses: tuple[str, ...] | None
+    async def _probe_tls_config(
+        self, observation: TlsObservation
+    ) -> TlsConfigObservation | ProbeFailure:
+        from certvigil.deep_scan import probe_tls_config
+
+        address = observation.peer_address
+        # Each probe connection takes its address's slot at low priority: an endpoint's
+        # first handshake goes before another endpoint's thirty-odd probe connections,
+        # so every basic verdict comes early.
+        return await probe_tls_config(
+            observation,
+            connect_timeout_s=self._options.connect_timeout_s,
+            handshake_timeout_s=self._options.handshake_timeout_s,
+            max_connections=self._options.per_ip_concurrency,
+            connection_slot=lambda: self._slots(address, low=True),
+            starttls_timeout_s=self._options.starttls_timeout_s,
+        )
+
+    async def _with_deep(
+        self,
+        report: EndpointReport,
+        probes: asyncio.Task[TlsConfigObservation | ProbeFailure],
+    ) -> EndpointReport:
+        from certvigil.deep_scan import apply_tls_config
+
+        return apply_tls_config(report, await probes)
+
+    async def _revocation(
+        self, report: EndpointReport, fetched_der: tuple[bytes, ...]
+    ) -> EndpointReport:
+        from certvigil.revocation_scan import check_report_revocation
+
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient()
+        if self._crl_cache is None:
+            from certvigil.probe.crl_fetch import CrlCache
+
+            self._crl_cache = CrlCache(clock=self._clock)
+        return await check_report_revocation(
+            report,
+            http=self._http,
+            crl_cache=self._crl_cache,
+            options=self._options.revocation_options,
+            trust=self._trust,
+            clock=self._clock,
+            fetched_der=fetched_der,
+        )
+
+    async def _within(
+        self,
+        budget: _Budget,
+        report: EndpointReport,
+        step: str,
+        work: Awaitable[EndpointReport],
+    ) -> EndpointReport:
+        """``work``'s report, or ``report`` with a ``deadline_reached`` finding when cut."""
+        deadline = budget.timeout()
+        try:
+            async with deadline:
+                return await work
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        return self._cut(report, step)
+
+    def _cut(self, report: EndpointReport, step: str) -> EndpointReport:
+        """``report`` with a finding saying ``step`` was cut by the deadline."""
+        # The deep step keeps the code it has for every other reason it was not done.
+        code = "tls_config_not_assessed" if step == "protocols and ciphers" else "deadline_reached"
+        note = Finding(
+            code=code,
+            severity=Severity.INFO,
+            message=f"{step} not finished within the endpoint's deadline of "
+            f"{self._options.deadline_s:g} s (--deadline)",
+        )
+        return dataclasses.replace(report, findings=(*report.findings, note))
+
+    async def _judge(
+        self, result: TlsObservation | ProbeFailure, budget: _Budget
     ) -> tuple[EndpointReport, tuple[bytes, ...]]:
-        """The report on ``target`` and the issuers fetched from AIA URLs for it."""
-        result = await self._observe(target, addresses)
+        """The report on ``result`` and the issuers fetched from AIA URLs for it."""
         now = self._clock()
-        policy = self._options.policy
         report = await self._analyse(result, now)
         if not self._options.fetch_missing_issuers or not isinstance(result, TlsObservation):
             return report, ()
-        fetched_urls: set[str] = set()
         fetched_der: list[bytes] = []
+        deadline = budget.timeout()
+        try:
+            async with deadline:
+                report = await self._complete_chain(result, report, now, fetched_der)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            report = self._cut(report, "fetching the missing issuers")
+        return report, tuple(fetched_der)
+
+    async def _complete_chain(
+        self,
+        result: TlsObservation,
+        report: EndpointReport,
+        now: datetime,
+        fetched_der: list[bytes],
+    ) -> EndpointReport:
+        """``report`` analysed again with issuers fetched from AIA URLs (into ``fetched_der``)."""
+        fetched_urls: set[str] = set()
         for _round in range(_MAX_AIA_ROUNDS):
             urls = tuple(url for url in issuer_urls_to_fetch(report) if url not in fetched_urls)
             if not urls:
@@ -424,10 +684,10 @@ class EndpointScanner:
                 result,
                 now=now,
                 trust=self._trust,
-                policy=policy,
+                policy=self._options.policy,
                 fetched_issuers_der=tuple(fetched_der),
             )
-        return report, tuple(fetched_der)
+        return report
 
     async def _analyse(
         self, result: TlsObservation | ProbeFailure, now: datetime
@@ -461,18 +721,23 @@ class EndpointScanner:
                 future.set_result(report)
 
     async def _observe(
-        self, target: Target, addresses: tuple[str, ...] | None
+        self, target: Target, addresses: tuple[str, ...] | None, budget: _Budget
     ) -> TlsObservation | ProbeFailure:
         attempts = 1 + self._options.retries
         for attempt in range(1, attempts + 1):
-            result, is_transient = await self._observe_once(target, addresses)
-            if not is_transient or attempt == attempts:
+            result, is_transient = await self._observe_once(target, addresses, budget)
+            if (
+                not is_transient
+                or attempt == attempts
+                or budget.left() <= self._options.retry_delay_s
+                or self.is_stopping()
+            ):
                 return result
             await asyncio.sleep(self._options.retry_delay_s)
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
     async def _observe_once(
-        self, target: Target, resolved: tuple[str, ...] | None
+        self, target: Target, resolved: tuple[str, ...] | None, budget: _Budget
     ) -> tuple[TlsObservation | ProbeFailure, bool]:
         try:
             addresses = resolved or await self._resolve(target)
@@ -486,31 +751,77 @@ class EndpointScanner:
             return failure, exc.is_transient
         address = addresses[0]
         async with self._slots(address):
-            result = await self._probe(target, address)
-        is_transient = isinstance(result, ProbeFailure) and result.kind in _TRANSIENT_KINDS
+            # Asked once the slot is held: the time-outs met while waiting count.
+            quick = self._silent.get(address, 0) >= self._options.suspect_after_timeouts
+            if budget.ends_at is None and self.is_stopping():
+                raise _NotStarted
+            budget.start()
+            result = await self._probe_within(target, address, budget, quick=quick)
+        if quick and _timed_out(result) and budget.left() > 0 and not self.is_stopping():
+            # Silent on the short time-out too: set aside, then probed once more with the
+            # full time-outs when no endpoint of normal priority waits for the address.
+            self.parked += 1
+            if self.on_parked is not None:
+                self.on_parked()
+            try:
+                async with self._slots(address, low=True):
+                    budget.start(again=True)
+                    result = await self._probe_within(target, address, budget, quick=False)
+            finally:
+                self.parked -= 1
+                if self.on_parked is not None:
+                    self.on_parked()
+        self._note_silence(address, result)
+        is_transient = isinstance(result, ProbeFailure) and (
+            result.kind in _TRANSIENT_KINDS
+            or (result.kind is FailureKind.TIMEOUT and self._options.retry_timeouts)
+        )
         return result, is_transient
 
+    def _note_silence(self, address: str, result: TlsObservation | ProbeFailure) -> None:
+        """Count consecutive time-outs per address; any other answer clears the count."""
+        if _timed_out(result):
+            if address not in self._silent and len(self._silent) >= _SILENT_ADDRESSES:
+                self._silent.clear()
+            self._silent[address] = self._silent.get(address, 0) + 1
+        else:
+            self._silent.pop(address, None)
+
+    async def _probe_within(
+        self, target: Target, address: str, budget: _Budget, *, quick: bool
+    ) -> TlsObservation | ProbeFailure:
+        """One probe, cut short (as a ``timeout``) when the endpoint's deadline passes."""
+        options = self._options.quick_probe_options if quick else self._probe_options
+        deadline = budget.timeout()
+        try:
+            async with deadline:
+                return await probe_tls(target, address=address, options=options, clock=self._clock)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+        return ProbeFailure(
+            target=target,
+            kind=FailureKind.TIMEOUT,
+            detail=f"no answer within the endpoint's deadline of {self._options.deadline_s:g} s",
+            observed_at_utc=self._clock(),
+        )
+
     @asynccontextmanager
-    async def _slots(self, address: str) -> AsyncIterator[None]:
+    async def _slots(self, address: str, *, low: bool = False) -> AsyncIterator[None]:
         """One connection's slots: its address, its subnet when limited, and the scan's."""
         # Slots are taken from the narrowest (the address) to the widest (all
         # connections): a target still waiting for a narrow slot holds no wider one that
         # another address could use.
         if self._per_subnet is None:
-            async with self._per_address.slot(address), self._connections:
+            async with self._per_address.slot(address, low=low), self._connections:
                 yield
         else:
             async with (
-                self._per_address.slot(address),
+                self._per_address.slot(address, low=low),
                 self._per_subnet.slot(subnet_of(address)),
                 self._connections,
             ):
                 yield
-
-    async def _probe(self, target: Target, address: str) -> TlsObservation | ProbeFailure:
-        return await probe_tls(
-            target, address=address, options=self._probe_options, clock=self._clock
-        )
 
     async def _resolve(self, target: Target) -> tuple[str, ...]:
         if target.is_ip:  # no lookup, no cache entry, no task

@@ -16,10 +16,12 @@ it up once more and reports the failure (with the retry a transient one gets).
 ``concurrency`` is divided between the workers (rounded up).
 
 Memory stays flat: the parent pulls targets lazily and hands each worker at most twice
-its share of ``concurrency``; reports cross a socket pair as pickles, one batch per
-event-loop turn, and are not kept. Workers are forked (Linux), so the trust store and
-the imported modules are shared copy-on-write and nothing is imported again. If a worker
-dies, each of its unfinished targets is reported as an ``internal_error`` failure.
+its share of ``concurrency``, plus as many as the worker has set aside behind a silent
+address (at most that many again; each worker tells the parent its count); reports
+cross a socket pair as pickles, one batch per event-loop turn, and are not kept.
+Workers are forked (Linux), so the trust store and the imported modules are shared
+copy-on-write and nothing is imported again. If a worker dies, each of its unfinished
+targets is reported as an ``internal_error`` failure.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
 
 _LENGTH = struct.Struct("!I")
 _ANSWERS = -1  # an arrival that says host-name lookups finished, not a worker's reports
+_PARKED = "parked"  # a worker's message: ("parked", endpoints it set aside)
 _DNS_CACHE_ENTRIES = 4096
 _Routed = tuple[Target, tuple[str, ...] | None]  # a target and its host's addresses
 _RECV_BYTES = 1 << 20
@@ -138,11 +141,16 @@ async def scan_stream_workers(
     workers: int,
     clock: Callable[[], datetime] = utc_now,
     on_progress: Callable[[ScanProgress], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[EndpointReport]:
     """Like ``scan_stream``, with the probing and analysis done in ``workers`` processes.
 
     With ``workers`` of 1 this is ``scan_stream`` itself (no process is started).
-    Closing the iterator early stops the workers.
+    Closing the iterator early stops the workers. Workers ignore SIGINT and SIGTERM
+    (Ctrl-C reaches the whole process group): the parent decides. Once ``stop`` is set,
+    no more targets are handed to the workers (those read and not handed out are
+    dropped without a report), and the iterator ends when the workers have sent the
+    reports of the endpoints they had started.
 
     Args:
         targets: The endpoints; consumed lazily, in the parent.
@@ -151,6 +159,7 @@ async def scan_stream_workers(
         workers: Number of worker processes (at least 1).
         clock: Source of ``now`` (called in the workers).
         on_progress: Called in the parent after each endpoint.
+        stop: Set to stop handing out targets (on SIGINT or SIGTERM).
 
     Yields:
         One ``EndpointReport`` per target, in completion order.
@@ -162,14 +171,14 @@ async def scan_stream_workers(
         raise ValueError(f"workers must be at least 1, not {workers}")
     if workers == 1:
         async for report in scan_stream(
-            targets, options=options, trust=trust, clock=clock, on_progress=on_progress
+            targets, options=options, trust=trust, clock=clock, on_progress=on_progress, stop=stop
         ):
             yield report
         return
     share = dataclasses.replace(options, concurrency=math.ceil(options.concurrency / workers))
     pool = _Pool.start(workers, options=share, trust=trust, clock=clock)
     try:
-        async for report in pool.run(targets, on_progress=on_progress):
+        async for report in pool.run(targets, on_progress=on_progress, stop=stop):
             yield report
     finally:
         await pool.stop()
@@ -192,6 +201,7 @@ class _Pool:
         self._trust = trust
         self._cap = 2 * options.concurrency  # targets handed to one worker at once
         self._unfinished: list[dict[int, Target]] = [{} for _ in pids]
+        self._parked = [0 for _ in pids]  # endpoints each worker set aside, as it last said
         self._waiting: list[deque[_Routed]] = [deque() for _ in pids]
         self._arrivals: asyncio.Queue[tuple[int, list[tuple[int, EndpointReport]] | None]]
         self._arrivals = asyncio.Queue()
@@ -220,23 +230,32 @@ class _Pool:
         # collection in a worker would otherwise write to every page holding them and
         # copy the parent's whole heap into each worker over a long scan.
         gc.freeze()
-        for _ in range(workers):
-            parent_end, child_end = socket.socketpair()
-            with warnings.catch_warnings():
-                # Python 3.12 warns about forking a process that has threads (a progress
-                # bar's, a test server's): the worker touches none of their state and
-                # takes no lock before its own event loop runs.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                for inherited in parent_ends:
-                    inherited.close()
-                parent_end.close()
-                _worker_main(child_end, options=options, trust=trust, clock=clock)
-            child_end.close()
-            parent_end.setblocking(False)
-            pids.append(pid)
-            parent_ends.append(parent_end)
+        # SIGINT and SIGTERM are held back around each fork, so that a worker never
+        # meets one before it has set itself to ignore them.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for _ in range(workers):
+                parent_end, child_end = socket.socketpair()
+                with warnings.catch_warnings():
+                    # Python 3.12 warns about forking a process that has threads (a
+                    # progress bar's, a test server's): the worker touches none of their
+                    # state and takes no lock before its own event loop runs.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pid = os.fork()
+                if pid == 0:  # the worker: never returns
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                    for inherited in parent_ends:
+                        inherited.close()
+                    parent_end.close()
+                    _worker_main(child_end, options=options, trust=trust, clock=clock)
+                child_end.close()
+                parent_end.setblocking(False)
+                pids.append(pid)
+                parent_ends.append(parent_end)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return cls(pids, parent_ends, options=options, trust=trust)
 
     async def run(
@@ -244,6 +263,7 @@ class _Pool:
         targets: Iterable[Target],
         *,
         on_progress: Callable[[ScanProgress], None] | None,
+        stop: asyncio.Event | None = None,
     ) -> AsyncIterator[EndpointReport]:
         loop = asyncio.get_running_loop()
         self._readers = [
@@ -267,6 +287,13 @@ class _Pool:
                     break
                 self._route(target, by_subnet=by_subnet)
             self._route_answers(by_subnet=by_subnet)
+            if stop is not None and stop.is_set():
+                # Stopping: what was read and not handed out is not scanned.
+                exhausted = True
+                for waiting in self._waiting:
+                    waiting.clear()
+                self._resolving.clear()
+                self._resolving_targets = 0
             arrivals: list[tuple[int, list[tuple[int, EndpointReport]]]] = []
             for index in range(workers):
                 if index in dead:
@@ -275,7 +302,8 @@ class _Pool:
                     continue
                 batch: list[tuple[int, Target, tuple[str, ...] | None]] = []
                 unfinished, waiting = self._unfinished[index], self._waiting[index]
-                while waiting and len(unfinished) < self._cap:
+                room = self._cap + min(self._parked[index], self._cap)
+                while waiting and len(unfinished) < room:
                     sequence += 1
                     target, addresses = waiting.popleft()
                     unfinished[sequence] = target
@@ -376,6 +404,10 @@ class _Pool:
         sock = self._sockets[index]
         try:
             async for batch in _frames(loop, sock):
+                if isinstance(batch, tuple) and batch[0] == _PARKED:
+                    self._parked[index] = batch[1]
+                    self._arrivals.put_nowait((index, []))  # room for more, maybe
+                    continue
                 self._arrivals.put_nowait((index, batch))
         except (OSError, pickle.UnpicklingError, EOFError):
             pass
@@ -454,9 +486,14 @@ async def _worker(
     done: list[tuple[int, EndpointReport]] = []
     ready = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
-    state = {"pending": 0, "finished": False}
+    state = {"pending": 0, "finished": False, "parked": 0}
 
     async with EndpointScanner(options=options, trust=trust, clock=clock) as scanner:
+
+        def on_parked() -> None:
+            ready.set()  # the sender tells the parent the new count
+
+        scanner.on_parked = on_parked
 
         async def one(number: int, target: Target, addresses: tuple[str, ...] | None) -> None:
             done.append((number, await scanner.report(target, addresses=addresses)))
@@ -472,6 +509,9 @@ async def _worker(
                     batch = done[:]
                     done.clear()
                     await _send(loop, sock, batch)
+                if scanner.parked != state["parked"]:
+                    state["parked"] = scanner.parked
+                    await _send(loop, sock, (_PARKED, scanner.parked))
                 if state["finished"] and not state["pending"] and not done:
                     return
 

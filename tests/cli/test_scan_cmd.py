@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -226,6 +227,28 @@ def test_table_keeps_input_order(
     assert ports == [expired.port, good.port, soon.port]
 
 
+@pytest.mark.parametrize("output_format", ["--csv", "--json"])
+def test_csv_and_json_keep_input_order(
+    capsys: pytest.CaptureFixture[str],
+    lab: Lab,
+    good: ServerAddress,
+    soon: ServerAddress,
+    output_format: str,
+) -> None:
+    """A slow first endpoint comes first in CSV and JSON, though it finishes last."""
+    leaf = lab.leaf(NAME)
+    slow_server = TlsServer(
+        chain=lab.pki.served_chain_der(leaf), key_pem=leaf.key_pem, hold_before_handshake_s=0.5
+    )
+    with slow_server as slow:
+        result = scan(capsys, lab, output_format, slow.endpoint, good.endpoint, soon.endpoint)
+    if output_format == "--csv":
+        written = [row["endpoint"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    else:
+        written = [e["endpoint"] for e in json.loads(result.stdout)["endpoints"]]
+    assert written == [slow.endpoint, good.endpoint, soon.endpoint]
+
+
 # --- target sources and options -------------------------------------------------
 
 
@@ -378,3 +401,30 @@ def test_worker_processes_scan_every_target(
     assert sorted(e.endpoint for e in document.endpoints) == sorted(
         [good.endpoint, expired.endpoint, closed.endpoint]
     )
+
+
+def test_deadline_option_bounds_a_silent_endpoint(
+    capsys: pytest.CaptureFixture[str], lab: Lab
+) -> None:
+    """``--deadline`` ends an endpoint that answers nothing before its handshake time-out."""
+    from tests.support.fault_servers import SilentServer
+
+    with SilentServer() as silent:
+        started = time.perf_counter()
+        result = run_cli(
+            capsys, "scan", "--json", "--handshake-timeout", "30", "--deadline", "0.5",
+            silent.endpoint,
+        )  # fmt: skip
+        elapsed_s = time.perf_counter() - started
+    assert result.code == 3
+    (endpoint,) = json.loads(result.stdout)["endpoints"]
+    assert endpoint["failure"]["kind"] == "timeout"
+    assert "deadline of 0.5 s" in endpoint["failure"]["detail"]
+    assert elapsed_s < 5
+
+
+def test_deadline_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    """A deadline of zero is a usage error naming the option."""
+    result = run_cli(capsys, "scan", "--deadline", "0", "127.0.0.1")
+    assert result.code == 64
+    assert "--deadline" in result.stderr

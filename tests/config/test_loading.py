@@ -241,3 +241,12 @@ def test_cidr_and_host_checks(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, "c.yaml", text))
     assert [(p.line, p.location) for p in problems] == [(2, "targets[0]"), (3, "targets[1]")]
     assert "CIDR" in problems[0].reason
+
+
+def test_scan_time_outs_match_the_command_line(tmp_path: Path) -> None:
+    """The daemon's time-out defaults are the command line's; deadline and retry_timeouts load."""
+    defaults = load_config(write(tmp_path, "empty.yaml", "targets: []\n")).config.scan
+    assert (defaults.timeout_s, defaults.deadline_s, defaults.retry_timeouts) == (5, 30, False)
+    text = "scan: {timeout: 3s, deadline: 12s, retry_timeouts: true}\n"
+    scan = load_config(write(tmp_path, "scan.yaml", text)).config.scan
+    assert (scan.timeout_s, scan.deadline_s, scan.retry_timeouts) == (3, 12, True)

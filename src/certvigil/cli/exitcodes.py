@@ -1,4 +1,4 @@
-"""Exit codes, the same for every command (Nagios meanings 0-3, sysexits 64)."""
+"""Exit codes, the same for every command (Nagios meanings 0-3, sysexits 64, 128 + signal)."""
 
 from __future__ import annotations
 
@@ -18,3 +18,7 @@ class ExitCode(IntEnum):
     """Some targets could not be checked (and nothing critical was found)."""
     USAGE = 64
     """Usage or configuration error (EX_USAGE)."""
+    INTERRUPTED = 130
+    """Stopped by SIGINT (Ctrl-C), 128 + 2 as shells report it; what finished was written."""
+    TERMINATED = 143
+    """Stopped by SIGTERM, 128 + 15; what finished was written."""

@@ -4,8 +4,13 @@ One scan of the endpoint (certificate, chain, trust, name), its revocation statu
 the protocol and cipher probes; the grade, its rules, the findings and Mozilla profile
 compliance go to stdout as a table or, with ``--json``, as one JSON document.
 
-Exit codes: 0 for A+, A, A-; 1 for B or C; 2 for D, E, F, T or M; 3 when the endpoint
-could not be assessed; 64 for a usage error.
+The target options (``-p``, ``--sni``, ``--starttls``), trust, time-outs, ``--deadline``
+and retries are the ones ``scan`` has, declared once in ``certvigil.cli.options``.
+
+Exit codes follow the rule every command follows (``certvigil.output.summary.Tally``),
+from the findings of the endpoint (certificate, revocation and TLS configuration), not
+from the letter: 0 nothing to act on, 1 warnings, 2 a critical finding, 3 when the
+endpoint could not be assessed, 64 for a usage error.
 """
 
 from __future__ import annotations
@@ -22,20 +27,30 @@ from rich.table import Table
 from certvigil import __version__
 from certvigil.analysis.deep_assessment import DeepAssessment
 from certvigil.analysis.model import EndpointReport
+from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
     CaFilesOption,
     ConnectTimeoutOption,
+    DeadlineOption,
     DebugOption,
     DefaultCaOption,
     HandshakeTimeoutOption,
+    PerIpOption,
+    PortsOption,
+    RetriesOption,
+    RetryTimeoutsOption,
+    SniOption,
+    StartTlsOption,
     SystemTrustOption,
+    ThresholdsOption,
 )
 from certvigil.cli.scan_cmd import build_trust, stderr_console
 from certvigil.errors import TargetError, UsageError
 from certvigil.output.plain_json import jsonable
+from certvigil.output.summary import Tally
 from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan import ScanOptions, scan
 from certvigil.target import Target
@@ -44,26 +59,14 @@ from certvigil.targets import (
     iter_argument_specs,
     iter_targets,
     normalise_hostname,
+    parse_port_list,
 )
 
 
-def grade_exit_code(grade: str) -> ExitCode:
-    """The exit code a grade maps to (see the module docstring)."""
-    if grade in ("A+", "A", "A-"):
-        return ExitCode.OK
-    if grade in ("B", "C"):
-        return ExitCode.WARNING
-    return ExitCode.CRITICAL
-
-
-def _one_target(text: str, sni: str | None) -> Target:
+def _one_target(text: str, expansion: ExpansionOptions) -> Target:
     errors: list[TargetError] = []
     targets = list(
-        iter_targets(
-            iter_argument_specs([text]),
-            options=ExpansionOptions(default_ports=(443,), sni=sni),
-            on_error=errors.append,
-        )
+        iter_targets(iter_argument_specs([text]), options=expansion, on_error=errors.append)
     )
     if errors:
         raise errors[0]
@@ -140,15 +143,13 @@ def grade_command(
     target: Annotated[
         str, typer.Argument(metavar="HOST[:PORT]", help="The endpoint (port 443 by default).")
     ],
-    sni: Annotated[
-        str | None,
-        typer.Option(
-            "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
-        ),
-    ] = None,
+    ports: PortsOption = None,
+    sni: SniOption = None,
+    starttls: StartTlsOption = None,
     ca_files: CaFilesOption = None,
     system_trust: SystemTrustOption = False,
     default_ca: DefaultCaOption = True,
+    thresholds: ThresholdsOption = None,
     revocation: Annotated[
         bool,
         typer.Option(
@@ -156,34 +157,54 @@ def grade_command(
         ),
     ] = True,
     connect_timeout: ConnectTimeoutOption = 5.0,
-    handshake_timeout: HandshakeTimeoutOption = 10.0,
-    per_ip: Annotated[
-        int, typer.Option("--per-ip", min=1, help="Most connections open to the endpoint.")
-    ] = 8,
+    handshake_timeout: HandshakeTimeoutOption = 5.0,
+    deadline: DeadlineOption = 30.0,
+    retries: RetriesOption = 1,
+    retry_timeouts: RetryTimeoutsOption = False,
+    per_ip: PerIpOption = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
     debug: DebugOption = False,
 ) -> None:
     """Grade one endpoint's TLS setup like SSL Labs, with every rule explained."""
     del debug  # read from argv by certvigil.cli.app.main
-    if connect_timeout <= 0 or handshake_timeout <= 0:
-        raise UsageError("--connect-timeout and --handshake-timeout must be positive")
+    if connect_timeout <= 0 or handshake_timeout <= 0 or deadline <= 0:
+        raise UsageError("--connect-timeout, --handshake-timeout and --deadline must be positive")
+    try:
+        default_ports = parse_port_list(ports) if ports is not None else (443,)
+    except ValueError as exc:
+        raise UsageError(f'-p "{ports}": {exc}') from exc
     try:
         sni_name = normalise_hostname(sni) if sni is not None else None
     except ValueError as exc:
         raise UsageError(f'--sni "{sni}": {exc}') from exc
-    endpoint = _one_target(target, sni_name)
+    endpoint = _one_target(
+        target, ExpansionOptions(default_ports=default_ports, sni=sni_name, starttls=starttls)
+    )
     trust = build_trust(ca_files or (), system_trust=system_trust, default_ca=default_ca)
     console = stderr_console()
     # The same path as `scan --checks grade`: revocation (with the handshake's staple
     # and the scan's AIA-fetched issuers and anchors) then the deep probes.
-    options = ScanOptions(
-        per_ip_concurrency=per_ip,
-        connect_timeout_s=connect_timeout,
-        handshake_timeout_s=handshake_timeout,
-        deep=True,
-        revocation=revocation,
-        revocation_options=RevocationOptions(timeout_s=connect_timeout),
-    )
+    try:
+        policy = (
+            AnalysisPolicy(thresholds_days=tuple(sorted(set(thresholds), reverse=True)))
+            if thresholds
+            else AnalysisPolicy()
+        )
+        options = ScanOptions(
+            per_ip_concurrency=per_ip,
+            connect_timeout_s=connect_timeout,
+            handshake_timeout_s=handshake_timeout,
+            starttls_timeout_s=handshake_timeout,
+            deadline_s=deadline,
+            retries=retries,
+            retry_timeouts=retry_timeouts,
+            policy=policy,
+            deep=True,
+            revocation=revocation,
+            revocation_options=RevocationOptions(timeout_s=connect_timeout),
+        )
+    except ValueError as exc:
+        raise UsageError(f"options: {exc}") from exc
     report = scan([endpoint], options=options, trust=trust)[0]
     if report.observation is None:
         failure = report.failure
@@ -210,4 +231,6 @@ def grade_command(
         sys.stdout.write("\n")
     else:
         _render(Console(highlight=False, soft_wrap=False), report, assessment)
-    raise typer.Exit(int(grade_exit_code(assessment.grade.grade)))
+    tally = Tally()
+    tally.add(report)
+    raise typer.Exit(int(tally.exit_code))

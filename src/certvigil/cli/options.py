@@ -7,6 +7,54 @@ from typing import Annotated
 
 import typer
 
+from certvigil.target import StartTLS
+
+# --- what the target is (scan, grade) ---------------------------------------------
+
+PortsOption = Annotated[
+    str | None,
+    typer.Option(
+        "-p",
+        "--ports",
+        metavar="PORTS",
+        help="Ports for targets without one, e.g. 443,8443,9000-9010 \\[default: 443].",
+        show_default=False,
+    ),
+]
+"""``-p PORTS``: the ports of a target written without one."""
+
+SniOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
+    ),
+]
+"""``--sni NAME``: the server name sent and judged against."""
+
+StartTlsOption = Annotated[
+    StartTLS | None,
+    typer.Option(
+        "--starttls",
+        help="Upgrade with this protocol first \\[default: by port: 25/587 smtp, 143 imap, "
+        "110 pop3, 21 ftp, 389 ldap, 5222 xmpp, 5432 postgres].",
+        show_default=False,
+    ),
+]
+"""``--starttls PROTOCOL``: the in-band upgrade (default by port)."""
+
+PerIpOption = Annotated[
+    int, typer.Option("--per-ip", min=1, help="Most connections open to one address.")
+]
+"""``--per-ip N``: connections open at once to one address."""
+
+RetriesOption = Annotated[
+    int,
+    typer.Option(
+        "--retries", min=0, help="Retries after a reset (and a time-out with --retry-timeouts)."
+    ),
+]
+"""``--retries N``: further attempts after a transient failure."""
+
 CaFilesOption = Annotated[
     list[Path] | None,
     typer.Option(
@@ -57,6 +105,26 @@ HandshakeTimeoutOption = Annotated[
     typer.Option("--handshake-timeout", metavar="S", help="TLS handshake limit, seconds."),
 ]
 """``--handshake-timeout S``: the TLS handshake limit."""
+
+DeadlineOption = Annotated[
+    float,
+    typer.Option(
+        "--deadline",
+        metavar="S",
+        help="Most seconds one endpoint may take from its first connection: connect, "
+        "handshake, retries, revocation and deep probes.",
+    ),
+]
+"""``--deadline S``: one endpoint's total time (``ScanOptions.deadline_s``)."""
+
+RetryTimeoutsOption = Annotated[
+    bool,
+    typer.Option(
+        "--retry-timeouts",
+        help="Also retry an endpoint that timed out (it used the whole time-out once).",
+    ),
+]
+"""``--retry-timeouts``: retry time-outs as well as resets (``ScanOptions.retry_timeouts``)."""
 
 ProgressOption = Annotated[
     bool | None,

@@ -9,7 +9,15 @@ from the results (see ``certvigil.output.summary.Tally.exit_code``):
   (it is reported on stderr and in the JSON ``target_errors``; the others are still
   scanned), unless something critical was found;
 * 64 a usage error: bad options, an unreadable target or CA file, or no usable
-  target at all.
+  target at all;
+* 130 (SIGINT, Ctrl-C) or 143 (SIGTERM): the scan was stopped. No further target is
+  started, endpoints in flight get ``INTERRUPT_GRACE_S`` to finish and are then
+  cancelled, every finished result is written and the document is closed (the JSON
+  ``interrupted`` field says how many targets were not scanned), and a one-line
+  summary goes to stderr. A second signal cuts the grace short.
+
+``--output FILE`` is written to a temporary file in the same directory and renamed
+over ``FILE`` at the end, so ``FILE`` is never left half written.
 """
 
 from __future__ import annotations
@@ -17,10 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import os
+import signal
+import stat
 import sys
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -43,11 +56,18 @@ from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
     CaFilesOption,
     ConnectTimeoutOption,
+    DeadlineOption,
     DebugOption,
     DefaultCaOption,
     HandshakeTimeoutOption,
     OutputOption,
+    PerIpOption,
+    PortsOption,
     ProgressOption,
+    RetriesOption,
+    RetryTimeoutsOption,
+    SniOption,
+    StartTlsOption,
     SystemTrustOption,
     ThresholdsOption,
 )
@@ -57,7 +77,7 @@ from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan import ScanOptions, ScanProgress, utc_now
 from certvigil.scan_checks import ALL_CHECKS, ScanChecks, parse_checks
 from certvigil.scan_workers import choose_workers, scan_stream_workers
-from certvigil.target import StartTLS, Target
+from certvigil.target import Target
 from certvigil.targets import (
     ExpansionOptions,
     TargetSpec,
@@ -71,6 +91,11 @@ from certvigil.targets import (
 from certvigil.truststore import load_trust_store
 
 _STDIN = "-"
+
+INTERRUPT_GRACE_S = 1.5
+"""After SIGINT or SIGTERM, how long endpoints in flight may take before they are cancelled."""
+
+_COUNT_REST_LIMIT = 1_000_000  # most unread targets counted after an interruption
 
 
 def stderr_console() -> Console:
@@ -101,10 +126,14 @@ def build_trust(ca_files: Iterable[Path], *, system_trust: bool, default_ca: boo
 
 @contextlib.contextmanager
 def open_output(path: Path | None) -> Iterator[TextIO]:
-    """stdout, or ``path`` opened for writing (late: only once the run can start).
+    """stdout, or ``path`` written atomically (late: only once the run can start).
 
-    A write that fails (a full disk) becomes a one-line error; a closed pipe
-    (``| head``) is left to end the process quietly.
+    A regular file (or a new one) is written to a temporary file beside it and renamed
+    over it when the block ends without an exception, so a killed or failed run never
+    leaves a half-written file in its place; the temporary file is removed on failure.
+    Other paths (``/dev/stdout``, a named pipe) are written directly. A write that fails
+    (a full disk) becomes a one-line error; a closed pipe (``| head``) is left to end
+    the process quietly.
 
     Raises:
         UsageError: The file cannot be opened for writing.
@@ -115,16 +144,59 @@ def open_output(path: Path | None) -> Iterator[TextIO]:
         if path is None:
             yield sys.stdout
             return
-        try:
-            stream = path.open("w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot write output: {exc.strerror or exc}") from exc
-        with stream:
-            yield stream
+        if not _is_replaceable(path):
+            try:
+                stream = path.open("w", encoding="utf-8", newline="")
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot write output: {exc.strerror or exc}") from exc
+            with stream:
+                yield stream
+            return
+        with _atomic_file(path) as atomic:
+            yield atomic
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             raise
         raise CertvigilError(f"{name}: cannot write results: {exc.strerror or exc}") from exc
+
+
+def _is_replaceable(path: Path) -> bool:
+    """Whether ``path`` is a regular file or does not exist (so it can be renamed over)."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[TextIO]:
+    """A temporary file beside ``path``, renamed to ``path`` when the block succeeds."""
+    directory = path.parent
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=directory
+        )
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write output: {exc.strerror or exc}") from exc
+    try:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0o022)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(descriptor, mode)
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def silence_stdout() -> None:
@@ -139,15 +211,41 @@ def silence_stdout() -> None:
 
 
 @dataclass(slots=True)
-class _Ordering:
-    """Remembers where each target stood in the input, for the table only."""
+class _Feed:
+    """The targets as the scan reads them: numbered in input order, stopped on a signal.
 
-    positions: dict[Target, int]
+    Attributes:
+        source: The targets not yet read.
+        positions: Input position of each target read and not yet reported.
+        read: Targets read so far.
+        stopped_by: The signal that stopped the reading, if any.
+    """
 
-    def track(self, targets: Iterable[Target]) -> Iterator[Target]:
-        for target in targets:
-            self.positions.setdefault(target, len(self.positions))
+    source: Iterator[Target]
+    positions: dict[Target, int] = field(default_factory=dict)
+    read: int = 0
+    stopped_by: signal.Signals | None = None
+    _next_position: int = 0
+
+    def __iter__(self) -> Iterator[Target]:
+        while self.stopped_by is None:
+            target = next(self.source, None)
+            if target is None:
+                return
+            if target not in self.positions:  # a repeated target keeps no place of its own
+                self.positions[target] = self._next_position
+                self._next_position += 1
+            self.read += 1
             yield target
+
+    def position(self, report_target: Target) -> int:
+        """Where this target stood in the input (forgotten once asked)."""
+        return self.positions.pop(report_target, 0)
+
+    def count_rest(self, *, limit: int) -> tuple[int, bool]:
+        """Count the targets never read, up to ``limit``; and whether that was all of them."""
+        rest = sum(1 for _ in itertools.islice(self.source, limit))
+        return rest, next(self.source, None) is None
 
 
 class _ScanProgressBar:
@@ -199,8 +297,12 @@ def run_scan(
     console: Console,
     show_progress: bool,
     workers: int | None = 1,
+    count_rest: bool = True,
 ) -> ExitCode:
     """Scan ``targets`` into ``sink``, with progress and a summary on ``console``.
+
+    SIGINT and SIGTERM stop the scan (see the module docstring): what finished is
+    written and the exit code is 130 or 143.
 
     Args:
         targets: The endpoints (consumed lazily; malformed ones were already routed
@@ -212,34 +314,102 @@ def run_scan(
         show_progress: Draw the progress bar.
         workers: Scanner processes (1 scans in this process; ``None`` chooses by the
             number of targets, see ``scan_workers.choose_workers``).
+        count_rest: After an interruption, read the rest of the input to count the
+            targets not scanned (not for standard input, which may never end).
 
     Returns:
         The exit code the results call for.
     """
-    ordering = _Ordering(positions={}) if sink.format is OutputFormat.TABLE else None
-    sink.begin(started_at_utc=utc_now())
+    started_at_utc = utc_now()
     if workers is None:
+        # Before anything is written: Ctrl-C while reading ahead leaves no partial output.
         workers, targets = choose_workers(targets)
+    sink.begin(started_at_utc=started_at_utc)
     with _ScanProgressBar(console, enabled=show_progress) as bar:
-        stream = bar.count_read(targets)
-        if ordering is not None:
-            stream = ordering.track(stream)
+        feed = _Feed(source=iter(bar.count_read(targets)))
+        asyncio.run(
+            _consume(feed, options=options, trust=trust, sink=sink, workers=workers, bar=bar)
+        )
+    if feed.stopped_by is not None:
+        rest, complete = feed.count_rest(limit=_COUNT_REST_LIMIT) if count_rest else (0, False)
+        sink.tally.interrupt(
+            feed.stopped_by,
+            not_scanned=feed.read - sink.tally.endpoints + rest,
+            input_read_to_end=complete,
+        )
+    sink.finish(finished_at_utc=utc_now())
+    console.print(sink.tally.describe(), markup=False)
+    return sink.tally.exit_code
 
-        async def consume() -> None:
+
+async def _consume(
+    feed: _Feed,
+    *,
+    options: ScanOptions,
+    trust: TrustStore,
+    sink: ReportSink,
+    workers: int,
+    bar: _ScanProgressBar,
+) -> None:
+    """Scan what ``feed`` yields into ``sink`` until the end or a signal's grace runs out."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    grace = asyncio.timeout(None)
+
+    def on_signal(signum: signal.Signals) -> None:
+        if feed.stopped_by is not None:  # a second signal: stop waiting at once
+            grace.reschedule(loop.time())
+            return
+        feed.stopped_by = signum
+        stop.set()
+        grace.reschedule(loop.time() + INTERRUPT_GRACE_S)
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in signals}
+    handled: list[signal.Signals] = []
+    try:
+        async with grace:
+            for signum in signals:
+                try:
+                    loop.add_signal_handler(signum, on_signal, signum)
+                except (ValueError, RuntimeError):  # not the main thread: signals stay as they are
+                    break
+                handled.append(signum)
             async for report in scan_stream_workers(
-                stream,
+                feed,
                 options=options,
                 trust=trust,
                 workers=workers,
                 on_progress=bar.on_progress,
+                stop=stop,
             ):
-                order = ordering.positions.get(report.target, 0) if ordering else 0
-                sink.write(report, order=order)
+                sink.write(report, order=feed.position(report.target))
+    except TimeoutError:
+        if feed.stopped_by is None:
+            raise
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, previous[signum])
 
-        asyncio.run(consume())
-    sink.finish(finished_at_utc=utc_now())
-    console.print(sink.tally.describe())
-    return sink.tally.exit_code
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # Outside the scan's own handler (start-up, writing the end): leave through the
+    # normal unwinding, so the temporary output file is removed.
+    raise SystemExit(int(ExitCode.TERMINATED))
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM unwinds the command (exit 143) rather than killing it, while in the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def report_target_error(console: Console, sink: ReportSink, error: TargetError) -> None:
@@ -292,31 +462,9 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
-    ports: Annotated[
-        str | None,
-        typer.Option(
-            "-p",
-            "--ports",
-            metavar="PORTS",
-            help="Ports for targets without one, e.g. 443,8443,9000-9010 \\[default: 443].",
-            show_default=False,
-        ),
-    ] = None,
-    sni: Annotated[
-        str | None,
-        typer.Option(
-            "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
-        ),
-    ] = None,
-    starttls: Annotated[
-        StartTLS | None,
-        typer.Option(
-            "--starttls",
-            help="Upgrade with this protocol first \\[default: by port: 25/587 smtp, 143 imap, "
-            "110 pop3, 21 ftp, 389 ldap, 5222 xmpp, 5432 postgres].",
-            show_default=False,
-        ),
-    ] = None,
+    ports: PortsOption = None,
+    sni: SniOption = None,
+    starttls: StartTlsOption = None,
     allow_large_cidr: Annotated[
         bool,
         typer.Option("--allow-large-cidr", help="Accept blocks larger than /16 (IPv6: /112)."),
@@ -328,9 +476,7 @@ def scan_command(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Most connections open at once.")
     ] = 200,
-    per_ip: Annotated[
-        int, typer.Option("--per-ip", min=1, help="Most connections open to one address.")
-    ] = 8,
+    per_ip: PerIpOption = 8,
     per_subnet: Annotated[
         int | None,
         typer.Option(
@@ -352,10 +498,10 @@ def scan_command(
         ),
     ] = None,
     connect_timeout: ConnectTimeoutOption = 5.0,
-    handshake_timeout: HandshakeTimeoutOption = 10.0,
-    retries: Annotated[
-        int, typer.Option("--retries", min=0, help="Retries after a time-out or reset.")
-    ] = 1,
+    handshake_timeout: HandshakeTimeoutOption = 5.0,
+    deadline: DeadlineOption = 30.0,
+    retries: RetriesOption = 1,
+    retry_timeouts: RetryTimeoutsOption = False,
     deep: Annotated[
         bool,
         typer.Option(
@@ -397,8 +543,8 @@ def scan_command(
         sni_name = normalise_hostname(sni) if sni is not None else None
     except ValueError as exc:
         raise _value_error(f'--sni "{sni}"', exc) from exc
-    if connect_timeout <= 0 or handshake_timeout <= 0:
-        raise UsageError("--connect-timeout and --handshake-timeout must be positive")
+    if connect_timeout <= 0 or handshake_timeout <= 0 or deadline <= 0:
+        raise UsageError("--connect-timeout, --handshake-timeout and --deadline must be positive")
     try:
         selected = ALL_CHECKS if deep else parse_checks(checks) if checks else ScanChecks()
     except ValueError as exc:
@@ -415,7 +561,10 @@ def scan_command(
             per_subnet_concurrency=per_subnet,
             connect_timeout_s=connect_timeout,
             handshake_timeout_s=handshake_timeout,
+            starttls_timeout_s=handshake_timeout,
+            deadline_s=deadline,
             retries=retries,
+            retry_timeouts=retry_timeouts,
             policy=policy,
             deep=selected.tls_config,
             revocation=selected.revocation,
@@ -433,6 +582,36 @@ def scan_command(
     )
     console = stderr_console()
     show_progress = progress if progress is not None else console.is_terminal
+    with _sigterm_exits():
+        code = _scan_into(
+            output,
+            output_format=output_format,
+            arguments=arguments,
+            file_names=file_names,
+            expansion=expansion,
+            console=console,
+            options=options,
+            trust=trust,
+            show_progress=show_progress,
+            workers=workers,
+        )
+    raise typer.Exit(int(code))
+
+
+def _scan_into(
+    output: Path | None,
+    *,
+    output_format: OutputFormat,
+    arguments: list[str],
+    file_names: list[str],
+    expansion: ExpansionOptions,
+    console: Console,
+    options: ScanOptions,
+    trust: TrustStore,
+    show_progress: bool,
+    workers: int | None,
+) -> ExitCode:
+    """Scan into ``output`` (stdout when ``None``); the exit code."""
     sink: ReportSink | None = None
     try:
         with open_output(output) as stream:
@@ -456,10 +635,11 @@ def scan_command(
                 console=console,
                 show_progress=show_progress,
                 workers=workers,
+                count_rest=_STDIN not in file_names,
             )
     except BrokenPipeError:
         # The reader closed stdout (`| head -1`): stop scanning, write nothing more and
         # exit with the code of the results judged so far (docs/json-schema.md).
         silence_stdout()
         code = sink.tally.exit_code if sink is not None else ExitCode.OK
-    raise typer.Exit(int(code))
+    return code

@@ -87,7 +87,12 @@ class ScanSettings(_Model):
         interval_s: Seconds between two scans of a target (``interval`` in the file).
         jitter_s: Up to this many seconds are added at random to each wait, so that many
             daemons do not scan in step (``jitter``).
-        timeout_s: Connect and handshake time-out of one probe (``timeout``).
+        timeout_s: Connect, STARTTLS and handshake time-out of one probe (``timeout``;
+            5 s, as the command line's ``--handshake-timeout``).
+        deadline_s: Most time one endpoint may take from its first connection,
+            retries included (``deadline``; the command line's ``--deadline``).
+        retry_timeouts: Retry an endpoint that timed out, not only one that was reset
+            (the command line's ``--retry-timeouts``).
         concurrency: Probes running at the same time.
         shutdown_grace_s: On SIGTERM, how long in-flight probes may take to finish
             (``shutdown_grace``).
@@ -97,7 +102,9 @@ class ScanSettings(_Model):
 
     interval_s: DurationS = Field(default=3600.0, alias="interval")
     jitter_s: DelayS = Field(default=60.0, alias="jitter")
-    timeout_s: DurationS = Field(default=10.0, alias="timeout")
+    timeout_s: DurationS = Field(default=5.0, alias="timeout")
+    deadline_s: DurationS = Field(default=30.0, alias="deadline")
+    retry_timeouts: bool = False
     concurrency: int = Field(default=32, ge=1, le=4096)
     shutdown_grace_s: DurationS = Field(default=30.0, alias="shutdown_grace")
     allow_large_cidr: bool = False

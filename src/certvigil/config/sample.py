@@ -16,7 +16,9 @@ database_url: certvigil.db
 scan:
   interval: 1h          # how often each endpoint is scanned
   jitter: 5m            # up to this much random delay, so scans do not run in step
-  timeout: 10s          # connect and handshake time-out of one probe
+  timeout: 5s           # connect, STARTTLS and handshake time-out of one probe
+  deadline: 30s         # most one endpoint may take, retries included
+  retry_timeouts: false # a time-out already waited the whole time-out: not retried
   concurrency: 32       # probes at the same time
   shutdown_grace: 30s   # on SIGTERM, how long running probes may take to finish
   allow_large_cidr: false  # true lets CIDR blocks larger than /16 through

@@ -125,7 +125,11 @@ class Daemon:
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()
-        self._base_options = scan_options or ScanOptions(concurrency=config.scan.concurrency)
+        self._base_options = scan_options or ScanOptions(
+            concurrency=config.scan.concurrency,
+            deadline_s=config.scan.deadline_s,
+            retry_timeouts=config.scan.retry_timeouts,
+        )
         self.routes = routes_from_config(config.alerts.routes)
         global_thresholds = expiry_thresholds(config.alerts.thresholds)
         self.policy = AlertPolicy(

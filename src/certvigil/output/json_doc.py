@@ -5,7 +5,8 @@ pydantic models of ``certvigil.output.json_schema``)::
 
     {"schema_version": 1, "generator": {...}, "command": "scan",
      "started_at_utc": "...", "endpoints": [ {...}, {...} ],
-     "target_errors": [...], "summary": {...}, "finished_at_utc": "..."}
+     "target_errors": [...], "interrupted": null, "summary": {...},
+     "finished_at_utc": "..."}
 
 ``JsonDocumentWriter`` writes the head, then each endpoint as soon as its report
 arrives, then the tail, so memory does not grow with the number of endpoints. The
@@ -302,6 +303,17 @@ def summary_json(tally: Tally) -> JsonObject:
     }
 
 
+def interruption_json(tally: Tally) -> JsonObject | None:
+    """How the run was stopped (``InterruptionModel``), ``None`` when it ran to the end."""
+    if tally.interrupted_by is None:
+        return None
+    return {
+        "signal": tally.interrupted_by.name,
+        "not_scanned": tally.not_scanned,
+        "input_read_to_end": tally.input_read_to_end,
+    }
+
+
 def generator_json(version: str) -> JsonObject:
     """The program that wrote the document (``GeneratorModel``)."""
     return {"name": "certvigil", "version": version}
@@ -344,11 +356,12 @@ class JsonDocumentWriter:
         self._stream.flush()
 
     def finish(self, tally: Tally, *, finished_at_utc: datetime) -> None:
-        """Close the array and write target errors, summary and finish time."""
+        """Close the array and write target errors, interruption, summary and finish time."""
         errors = ",\n".join(dumps(target_error_json(error)) for error in tally.target_errors)
         self._stream.write(
-            ("\n" if self._count else "")
-            + f'], "target_errors": [{errors}], "summary": {dumps(summary_json(tally))}, '
+            ("\n" if self._count else "") + f'], "target_errors": [{errors}], '
+            f'"interrupted": {dumps(interruption_json(tally))}, '
+            f'"summary": {dumps(summary_json(tally))}, '
             f'"finished_at_utc": {dumps(utc_text(finished_at_utc))}}}\n'
         )
         self._stream.flush()

@@ -29,6 +29,7 @@ __all__ = [
     "FileModel",
     "FindingModel",
     "GeneratorModel",
+    "InterruptionModel",
     "MethodResultModel",
     "ObservationModel",
     "OutputModel",
@@ -245,6 +246,14 @@ class SummaryModel(OutputModel):
     exit_code: int
 
 
+class InterruptionModel(OutputModel):
+    """Why a scan stopped before its end, and what it left out."""
+
+    signal: Literal["SIGINT", "SIGTERM"]
+    not_scanned: int
+    input_read_to_end: bool
+
+
 class GeneratorModel(OutputModel):
     """The program that wrote the document."""
 
@@ -261,6 +270,7 @@ class ScanDocument(OutputModel):
     started_at_utc: datetime
     endpoints: tuple[EndpointModel, ...]
     target_errors: tuple[TargetErrorModel, ...]
+    interrupted: InterruptionModel | None
     summary: SummaryModel
     finished_at_utc: datetime
 

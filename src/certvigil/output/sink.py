@@ -1,7 +1,16 @@
-"""One place that routes reports to the chosen format: table, streamed JSON, or CSV."""
+"""One place that routes reports to the chosen format: table, streamed JSON, or CSV.
+
+Every format keeps the input order. The table holds every report until the end anyway;
+JSON and CSV stream through a bounded reorder window: a report is written as soon as
+every target before it in the input has been written, and held until then. When more
+than ``REORDER_WINDOW`` reports are held (a slow endpoint early in a long input), the
+earliest held one is written at once, so memory stays bounded and order yields: a report
+that arrives after later ones were written this way is written as it arrives.
+"""
 
 from __future__ import annotations
 
+import heapq
 from datetime import datetime
 from enum import StrEnum
 from typing import TextIO
@@ -11,6 +20,9 @@ from certvigil.output.csv_rows import CsvWriter
 from certvigil.output.json_doc import JsonDocumentWriter
 from certvigil.output.summary import Tally
 from certvigil.output.table import render_table
+
+REORDER_WINDOW = 1000
+"""Most reports JSON and CSV hold back to restore the input order."""
 
 
 class OutputFormat(StrEnum):
@@ -24,9 +36,9 @@ class OutputFormat(StrEnum):
 class ReportSink:
     """Receives reports as they are produced and writes them in one format.
 
-    JSON and CSV are written as each report arrives (memory does not grow with the
-    number of endpoints); the table needs every row before it can size its columns,
-    so table mode keeps the reports until ``finish``.
+    JSON and CSV are written as reports arrive, in input order within a bounded window
+    (memory does not grow with the number of endpoints); the table needs every row
+    before it can size its columns, so table mode keeps the reports until ``finish``.
     """
 
     def __init__(
@@ -37,6 +49,7 @@ class ReportSink:
         command: str,
         version: str,
         color: bool | None = None,
+        reorder_window: int = REORDER_WINDOW,
     ) -> None:
         """Prepare a sink; nothing is written until ``begin``.
 
@@ -46,12 +59,17 @@ class ReportSink:
             command: The sub-command, recorded in the JSON document.
             version: certvigil's version, recorded in the JSON document.
             color: Table colours forced on/off; ``None`` asks the stream.
+            reorder_window: Most reports JSON and CSV hold back to keep the input order.
         """
         self.format = output_format
         self.stream = stream
         self.tally = Tally()
         self._color = color
-        self._held: list[tuple[int, EndpointReport]] = []
+        # (input position, arrival number, report): a heap for JSON and CSV.
+        self._held: list[tuple[int, int, EndpointReport]] = []
+        self._arrivals = 0
+        self._window = reorder_window
+        self._next = 0  # the input position written next, when the order holds
         self._json = JsonDocumentWriter(stream, command=command, version=version)
         self._csv = CsvWriter(stream)
 
@@ -67,23 +85,47 @@ class ReportSink:
 
         Args:
             report: The report.
-            order: Where the target stood in the input; the table is sorted by it
-                (JSON and CSV keep arrival order).
+            order: Where the target stood in the input (0-based, each position once);
+                every format is written in this order, JSON and CSV within the
+                reorder window.
         """
         self.tally.add(report)
+        self._arrivals += 1
+        if self.format is OutputFormat.TABLE:
+            self._held.append((order, self._arrivals, report))
+            return
+        if order < self._next:  # its place was given up to the window's bound
+            self._emit(report)
+            return
+        heapq.heappush(self._held, (order, self._arrivals, report))
+        while self._held and (self._held[0][0] == self._next or len(self._held) > self._window):
+            position, _arrival, held = heapq.heappop(self._held)
+            self._next = max(self._next, position + 1)
+            self._emit(held)
+
+    def _emit(self, report: EndpointReport) -> None:
         if self.format is OutputFormat.JSON:
             self._json.write(report)
-        elif self.format is OutputFormat.CSV:
-            self._csv.write(report)
         else:
-            self._held.append((order, report))
+            self._csv.write(report)
+
+    def _flush_held(self) -> None:
+        """Write every held report, in input order (the ones before them never came)."""
+        while self._held:
+            position, _arrival, held = heapq.heappop(self._held)
+            self._next = max(self._next, position + 1)
+            self._emit(held)
 
     def finish(self, *, finished_at_utc: datetime) -> None:
         """Write whatever follows the last report (for the table: the table itself)."""
+        if self.format is not OutputFormat.TABLE:
+            self._flush_held()
         if self.format is OutputFormat.JSON:
             self._json.finish(self.tally, finished_at_utc=finished_at_utc)
         elif self.format is OutputFormat.TABLE:
-            self._held.sort(key=lambda item: item[0])
+            self._held.sort(key=lambda item: item[:2])
             if self._held:
-                render_table((report for _, report in self._held), self.stream, color=self._color)
+                render_table(
+                    (report for _, _, report in self._held), self.stream, color=self._color
+                )
             self._held.clear()
