@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from certvigil.alerts.engine import AlertEngine
 from certvigil.cli.app import app
 from certvigil.cli.options import DatabaseOption, JsonDocumentOption, StoreConfigOption
 from certvigil.cli.store_access import open_existing_store
+from certvigil.output.inventory import render_alerts_table
+from certvigil.output.safe_text import visible
 from certvigil.store import AlertRecord, AlertState, DeliveryRecord
 from certvigil.store.outbox import list_deliveries
 
@@ -115,24 +116,9 @@ def list_command(
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     if not alerts:
-        Console(stderr=True).print(f"no {state.value} alerts")
+        Console(stderr=True).print(f"no {state.value} alerts", markup=False)
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("ID", "STATE", "SEVERITY", "KIND", "ENDPOINT", "OPENED", "SUMMARY", "SENT"):
-        table.add_column(column, overflow="fold")
-    for a in alerts:
-        who = f" ({a.acknowledged_by})" if a.acknowledged_by else ""
-        table.add_row(
-            str(a.id),
-            a.state.value + who,
-            a.severity.value,
-            a.kind,
-            str(a.target) if a.target is not None else "-",
-            a.opened_at_utc.strftime("%Y-%m-%d %H:%M"),
-            a.summary,
-            _delivery_summary(by_alert[a.id]),
-        )
-    Console(soft_wrap=False, width=200).print(table)
+    render_alerts_table([(a, _delivery_summary(by_alert[a.id])) for a in alerts], sys.stdout)
 
 
 @alerts_app.command("ack")
@@ -146,7 +132,11 @@ def ack_command(
     """Acknowledge an open alert: someone is on it (it still resolves by itself)."""
     with open_existing_store(db, config) as store:
         alert = AlertEngine(store).acknowledge(alert_id, by=by, now=datetime.now(UTC), note=note)
-    Console(stderr=True).print(f"alert {alert.id} acknowledged by {alert.acknowledged_by}")
+    Console(stderr=True).print(
+        f"alert {alert.id} acknowledged by {visible(alert.acknowledged_by or '')}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @alerts_app.command("resolve")
@@ -160,4 +150,4 @@ def resolve_command(
     """Resolve an alert by hand; a condition that still holds reopens at the next scan."""
     with open_existing_store(db, config) as store:
         alert = AlertEngine(store).resolve(alert_id, now=datetime.now(UTC), by=by, note=note)
-    Console(stderr=True).print(f"alert {alert.id} resolved")
+    Console(stderr=True).print(f"alert {alert.id} resolved", markup=False)

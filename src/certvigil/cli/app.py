@@ -11,6 +11,7 @@ import typer
 
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.errors import CertvigilError, UsageError
+from certvigil.output.safe_text import visible
 
 app = typer.Typer(
     name="certvigil",
@@ -108,20 +109,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("error: aborted\n")
         sys.exit(130)
     except no_args as exc:
-        sys.stderr.write(f"{_message(exc)}\n")
+        sys.stderr.write(f"{visible(_message(exc))}\n")
         sys.exit(ExitCode.USAGE)
     except click_errors as exc:
-        sys.stderr.write(f"error: {_message(exc)}\n")
+        sys.stderr.write(f"error: {visible(_message(exc))}\n")
         sys.exit(ExitCode.USAGE)
     except UsageError as exc:
         if debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {visible(str(exc))}\n")
         sys.exit(ExitCode.USAGE)
     except CertvigilError as exc:
         if debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {visible(str(exc))}\n")
         sys.exit(ExitCode.UNKNOWN)
     sys.exit(result if isinstance(result, int) else ExitCode.OK)
 

@@ -41,6 +41,7 @@ from certvigil.output.files import (
     write_files_csv,
     write_files_json,
 )
+from certvigil.output.safe_text import visible
 from certvigil.output.sink import OutputFormat
 from certvigil.output.summary import Tally
 from certvigil.scan import utc_now
@@ -91,7 +92,7 @@ def cert_command(
             chain = load_certificate_file(path)
         except CertificateLoadError as exc:
             error = TargetError(str(path), exc.reason, position=position)
-            console.print(f"error: {error}", markup=False, highlight=False)
+            console.print(f"error: {visible(str(error))}", markup=False, highlight=False)
             tally.add_target_error(error)
             continue
         chains: list[tuple[str, tuple[bytes, ...]]] = [(str(path), chain)]

@@ -14,6 +14,7 @@ from certvigil.config.expand import check_trust_files, expand_targets
 from certvigil.config.loading import load_config
 from certvigil.config.sample import SAMPLE_YAML
 from certvigil.errors import ConfigError
+from certvigil.output.safe_text import visible
 
 config_app = typer.Typer(
     name="config",
@@ -64,22 +65,22 @@ def check_command(
     except ConfigError as exc:
         problems = exc.problems or (exc,)
         for problem in problems:
-            sys.stderr.write(f"error: {problem}\n")
+            sys.stderr.write(f"error: {visible(str(problem))}\n")
         count = len(problems)
-        sys.stderr.write(f"{path}: {count} mistake{'s' if count != 1 else ''}\n")
+        sys.stderr.write(f"{visible(str(path))}: {count} mistake{'s' if count != 1 else ''}\n")
         raise typer.Exit(ExitCode.USAGE) from None
     for note in (*loaded.notes, *expanded.notes):
-        sys.stderr.write(f"note: {note}\n")
+        sys.stderr.write(f"note: {visible(str(note))}\n")
     config = loaded.config
     targets = expanded.targets
     hosts = {s.target.host for s in targets}
     out = sys.stdout
-    out.write(f"{path}: valid ({loaded.format})\n")
+    out.write(f"{visible(str(path))}: valid ({loaded.format})\n")
     out.write(
         f"  endpoints: {len(targets)} on {len(hosts)} hosts, from {len(config.targets)} "
         f"targets and {len(config.sources)} sources\n"
     )
-    out.write(f"  database: {config.database_url or '(default)'}\n")
+    out.write(f"  database: {visible(config.database_url or '(default)')}\n")
     out.write(
         f"  scan: every {format_duration(config.scan.interval_s)}"
         f" (+ up to {format_duration(config.scan.jitter_s)} jitter),"
@@ -89,7 +90,7 @@ def check_command(
     thresholds = " ".join(t.label for t in config.alerts.thresholds)
     out.write(f"  alerts: thresholds {thresholds}; {len(config.alerts.routes)} routes\n")
     for scheduled in targets[:10]:
-        out.write(f"    {scheduled.target}\n")
+        out.write(f"    {visible(str(scheduled.target))}\n")
     if len(targets) > 10:
         out.write(f"    … and {len(targets) - 10} more\n")
 

@@ -33,6 +33,7 @@ from certvigil.output.inventory import (
     render_inventory_json,
     render_inventory_table,
 )
+from certvigil.output.safe_text import visible
 from certvigil.store.records import EndpointRecord, ObservationRecord
 from certvigil.targets import normalise_hostname, parse_port
 
@@ -147,7 +148,7 @@ def history_command(
         for record in store.list_endpoints(host=host, port=port):
             histories.append((record, store.endpoint_history(record.id, limit=limit)))
     if not histories:
-        sys.stderr.write(f"error: {endpoint}: never observed in {store.url}\n")
+        sys.stderr.write(f"error: {visible(endpoint)}: never observed in {visible(store.url)}\n")
         raise typer.Exit(ExitCode.UNKNOWN)
     if as_json:
         render_history_json(histories, sys.stdout)

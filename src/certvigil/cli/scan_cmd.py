@@ -52,6 +52,7 @@ from certvigil.cli.options import (
     ThresholdsOption,
 )
 from certvigil.errors import CertvigilError, TargetError, UsageError
+from certvigil.output.safe_text import visible
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan import ScanOptions, ScanProgress, utc_now
@@ -244,7 +245,7 @@ def run_scan(
 
 def report_target_error(console: Console, sink: ReportSink, error: TargetError) -> None:
     """Print a malformed target on stderr at once and count it."""
-    console.print(f"error: {error}", markup=False, highlight=False)
+    console.print(f"error: {visible(str(error))}", markup=False, highlight=False)
     sink.tally.add_target_error(error)
 
 
