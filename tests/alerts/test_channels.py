@@ -141,3 +141,26 @@ def test_resolved_subject_says_resolved_once() -> None:
     )
     assert resolve.subject.startswith("[certvigil] RESOLVED: Certificate expires")
     assert titled.subject == "[certvigil] RESOLVED: untrusted on www.example.test:443"
+
+
+def test_subject_and_body_show_hostile_text_as_escapes() -> None:
+    """A certificate name with escapes and bidi controls reaches no reader raw."""
+    hostile = "evil\x1b]8;;https://evil.test\x07\u202e\n"
+    plain = _message()
+    message = OutgoingMessage(
+        **{
+            f: getattr(plain, f)
+            for f in OutgoingMessage.__slots__
+            if f not in {"title", "message", "endpoint"}
+        },
+        title=f"Certificate expires: {hostile}",
+        message=f"{hostile} expires.",
+        endpoint=f"{hostile}:443",
+    )
+    assert message.subject == (
+        "[certvigil] CRITICAL: Certificate expires: evil\\x1b]8;;https://evil.test\\x07\\u202e\\n"
+    )
+    body = message.body.split("\n")
+    assert body[0] == "evil\\x1b]8;;https://evil.test\\x07\\u202e\\n expires."
+    assert "Endpoint: evil\\x1b]8;;https://evil.test\\x07\\u202e\\n:443" in body
+    assert all(line.isprintable() for line in body)

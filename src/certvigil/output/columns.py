@@ -165,13 +165,17 @@ def fit_table(
             break
     widths = [_minimum(c) for c in shown]
     spare = width - style.overhead(len(shown)) - sum(widths)
-    # Give the room left to the columns that shrank, left to right, up to what they need.
-    for index, column in enumerate(shown):
-        if spare <= 0:
-            break
-        grow = min(spare, _natural(column) - widths[index])
-        widths[index] += grow
-        spare -= grow
+    # Share the room left among the columns that shrank, a cell at a time, up to what
+    # each needs.
+    wanting = [i for i, c in enumerate(shown) if _natural(c) > widths[i]]
+    while spare > 0 and wanting:
+        for index in list(wanting):
+            if spare == 0:
+                break
+            widths[index] += 1
+            spare -= 1
+            if widths[index] >= _natural(shown[index]):
+                wanting.remove(index)
     table = Table(
         box=boxes.HEAVY_HEAD if style.box else None,
         show_edge=style.show_edge,
