@@ -8,8 +8,9 @@ Here each column says what it may give up:
   wide as its widest cell;
 * a *clipped* column (a subject, an issuer, a summary) is cut with ``…`` down to its
   minimum width;
-* a *wrapped* column (a list of finding codes, a sentence) wraps between words, down to
-  its minimum width.
+* a *wrapped* column (a list of finding codes, a sentence, an endpoint with its
+  ``(sni …)`` note) wraps between words, down to its minimum width, and never narrower
+  than its longest word.
 
 When even the minimum widths do not fit, the table's *steps* are applied in their fixed
 order, one at a time, until they do: each step drops a column or swaps it for its
@@ -93,11 +94,20 @@ def _natural(column: Column) -> int:
     return max([cell_len(column.header), *(_text_width(c) for c in column.cells)])
 
 
+def _longest_word(column: Column) -> int:
+    words = [word for c in column.cells for word in c.plain.split()]
+    return max((cell_len(word) for word in words), default=0)
+
+
 def _minimum(column: Column) -> int:
     natural = _natural(column)
     if column.fit is Fit.RIGID:
         return natural
-    return min(natural, max(column.min_width, cell_len(column.header)))
+    floor = max(column.min_width, cell_len(column.header))
+    if column.fit is Fit.WRAP:
+        # Wrapping happens between words only: no word is ever broken.
+        floor = max(floor, _longest_word(column))
+    return min(natural, floor)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,17 +175,16 @@ def fit_table(
             break
     widths = [_minimum(c) for c in shown]
     spare = width - style.overhead(len(shown)) - sum(widths)
-    # Share the room left among the columns that shrank, a cell at a time, up to what
-    # each needs.
-    wanting = [i for i, c in enumerate(shown) if _natural(c) > widths[i]]
-    while spare > 0 and wanting:
-        for index in list(wanting):
-            if spare == 0:
-                break
-            widths[index] += 1
-            spare -= 1
-            if widths[index] >= _natural(shown[index]):
-                wanting.remove(index)
+    # Share the room left among the columns that shrank, a cell at a time, always to
+    # the one that still lacks the most, up to what each needs.
+    lacking = {i: _natural(c) - widths[i] for i, c in enumerate(shown)}
+    while spare > 0 and lacking:
+        neediest = max(lacking, key=lambda i: lacking[i])
+        if lacking[neediest] <= 0:
+            break
+        widths[neediest] += 1
+        lacking[neediest] -= 1
+        spare -= 1
     table = Table(
         box=boxes.HEAVY_HEAD if style.box else None,
         show_edge=style.show_edge,

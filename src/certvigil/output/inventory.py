@@ -201,7 +201,7 @@ def render_inventory_table(
     show_position = any(r.chain_position != 0 for r in rows)
     expires = Column(header="expires (UTC)", short_header="expires", short_cells=[])
     days = Column(header="days", justify="right")
-    endpoint = Column(header="endpoint")
+    endpoint = Column(header="endpoint", fit=Fit.WRAP, min_width=8)
     position = Column(header="pos", justify="right")
     subject = Column(header="subject", fit=Fit.CLIP, min_width=12)
     issuer = Column(header="issuer", fit=Fit.CLIP, min_width=12)
@@ -411,7 +411,7 @@ def render_changes_table(
     """Prints one row per change: when, where, what, and the sentence that says it."""
     console = _console(stream, color=color)
     observed = Column(header="observed (UTC)", short_header="observed", short_cells=[])
-    where = Column(header="endpoint")
+    where = Column(header="endpoint", fit=Fit.WRAP, min_width=8)
     kind = Column(header="change")
     what = Column(header="what happened", fit=Fit.WRAP, min_width=24)
     short_observed: list[Text] = []
@@ -538,7 +538,7 @@ def render_alerts_table(
     state = Column(header="STATE", fit=Fit.CLIP, min_width=12)
     severity = Column(header="SEVERITY")
     kind = Column(header="KIND")
-    endpoint = Column(header="ENDPOINT")
+    endpoint = Column(header="ENDPOINT", fit=Fit.WRAP, min_width=8)
     opened = Column(header="OPENED", short_cells=[])
     summary = Column(header="SUMMARY", fit=Fit.CLIP, min_width=24)
     sent = Column(header="SENT", fit=Fit.CLIP, min_width=8)

@@ -7,7 +7,8 @@ when the screen is too narrow, these give way first to last (``SCAN_TABLE_STEPS`
 issuer, the TLS facts, the time of expiry (the date stays), the revocation status, the
 expiry date, the subject, the grade, then the findings (the sentences below the table
 still name every warning and critical finding). The endpoint, the days left and the
-verdict always stay, and are never broken.
+verdict always stay; an address, a date or a number is never broken (an endpoint's
+``(sni …)`` note may go to a line of its own).
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def scan_columns(reports: Iterable[EndpointReport]) -> list[Column]:
     reports = list(reports)
     graded = any(report.deep is not None for report in reports)
     revocation_checked = any(report.revocation is not None for report in reports)
-    endpoint = Column(header="Endpoint")
+    # An endpoint wraps only between its address and its notes ("(sni …)",
+    # "(starttls smtp)"): host:port itself is one word and never breaks.
+    endpoint = Column(header="Endpoint", fit=Fit.WRAP, min_width=8)
     subject = Column(header="Subject", fit=Fit.CLIP, min_width=12)
     issuer = Column(header="Issuer", fit=Fit.CLIP, min_width=12)
     expires = Column(header="Expires (UTC)", short_header="Expires", short_cells=[])
