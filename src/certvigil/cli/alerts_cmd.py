@@ -92,13 +92,26 @@ def _delivery_summary(deliveries: list[DeliveryRecord]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "-"
 
 
-@alerts_app.command("list")
+LIST_EXAMPLES = """[bold]Examples[/bold]
+certvigil alerts list
+certvigil alerts list --state all --limit 50
+certvigil alerts list --json -c /etc/certvigil/certvigil.yaml"""
+
+
+@alerts_app.command("list", epilog=LIST_EXAMPLES)
 def list_command(
     state: Annotated[
-        StateFilter, typer.Option("--state", help="Which alerts: active is open + acknowledged.")
+        StateFilter,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help="active (open + acknowledged), open, acknowledged, resolved or all.",
+        ),
     ] = StateFilter.ACTIVE,
     as_json: JsonDocumentOption = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 200,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, help="At most this many.")
+    ] = 200,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
@@ -121,11 +134,18 @@ def list_command(
     render_alerts_table([(a, _delivery_summary(by_alert[a.id])) for a in alerts], sys.stdout)
 
 
-@alerts_app.command("ack")
+ACK_EXAMPLES = """[bold]Examples[/bold]
+certvigil alerts ack 42 --by alice
+certvigil alerts ack 42 --by alice --note 'renewal ordered, ticket OPS-123'"""
+
+
+@alerts_app.command("ack", epilog=ACK_EXAMPLES)
 def ack_command(
     alert_id: Annotated[int, typer.Argument(metavar="ID", help="The alert's id.")],
-    by: Annotated[str, typer.Option("--by", help="Who takes it.")],
-    note: Annotated[str | None, typer.Option("--note", help="A remark kept with it.")] = None,
+    by: Annotated[str, typer.Option("--by", metavar="NAME", help="Who takes it.")],
+    note: Annotated[
+        str | None, typer.Option("--note", metavar="TEXT", help="A remark kept with it.")
+    ] = None,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
@@ -139,11 +159,18 @@ def ack_command(
     )
 
 
-@alerts_app.command("resolve")
+RESOLVE_EXAMPLES = """[bold]Examples[/bold]
+certvigil alerts resolve 42
+certvigil alerts resolve 42 --by alice --note 'endpoint decommissioned'"""
+
+
+@alerts_app.command("resolve", epilog=RESOLVE_EXAMPLES)
 def resolve_command(
     alert_id: Annotated[int, typer.Argument(metavar="ID", help="The alert's id.")],
-    by: Annotated[str | None, typer.Option("--by", help="Who resolves it.")] = None,
-    note: Annotated[str | None, typer.Option("--note", help="Why; sent with it.")] = None,
+    by: Annotated[str | None, typer.Option("--by", metavar="NAME", help="Who resolves it.")] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", metavar="TEXT", help="Why; sent with it.")
+    ] = None,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:

@@ -22,6 +22,7 @@ from certvigil.certfiles import load_certificate_file
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
+    FILTERS_PANEL,
     DatabaseOption,
     HostGlobOption,
     JsonDocumentOption,
@@ -63,7 +64,13 @@ def parse_since(text: str, *, now: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-@app.command("changes")
+CHANGES_EXAMPLES = """[bold]Examples[/bold]
+certvigil changes
+certvigil changes --since 7d --tag prod
+certvigil changes --since 2026-11-20 --json"""
+
+
+@app.command("changes", epilog=CHANGES_EXAMPLES)
 def changes_command(
     since: Annotated[
         str,
@@ -71,6 +78,7 @@ def changes_command(
             "--since",
             metavar="WHEN",
             help='Period start: a duration back from now ("24h", "7d") or a UTC time.',
+            rich_help_panel=FILTERS_PANEL,
         ),
     ] = "24h",
     host: HostGlobOption = None,
@@ -121,7 +129,13 @@ def fingerprints_of(certificate: str) -> tuple[str, ...]:
     return (text,)
 
 
-@app.command("where")
+WHERE_EXAMPLES = """[bold]Examples[/bold]
+certvigil where fullchain.pem
+certvigil where 3f2a9c...e41b --current
+certvigil where old-cert.pem new-cert.pem --json"""
+
+
+@app.command("where", epilog=WHERE_EXAMPLES)
 def where_command(
     certificates: Annotated[
         list[str],
@@ -132,7 +146,10 @@ def where_command(
         ),
     ],
     current: Annotated[
-        bool, typer.Option("--current", help="Only endpoints that serve it now.")
+        bool,
+        typer.Option(
+            "--current", help="Only endpoints that serve it now.", rich_help_panel=FILTERS_PANEL
+        ),
     ] = False,
     as_json: JsonDocumentOption = False,
     db: DatabaseOption = None,

@@ -24,15 +24,20 @@ config_app = typer.Typer(
 app.add_typer(config_app, name="config")
 
 
-@config_app.command("init")
+INIT_EXAMPLES = """[bold]Examples[/bold]
+certvigil config init certvigil.yaml
+certvigil config init - > /etc/certvigil/certvigil.yaml"""
+
+
+@config_app.command("init", epilog=INIT_EXAMPLES)
 def init_command(
     path: Annotated[
         str,
-        typer.Argument(help="File to write (.yaml); - writes to standard output."),
+        typer.Argument(metavar="PATH", help="File to write (.yaml); - writes to standard output."),
     ] = "-",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented sample configuration that passes ``config check``."""
+    """Write a commented sample configuration that passes config check."""
     if path == "-":
         sys.stdout.write(SAMPLE_YAML)
         return
@@ -48,9 +53,16 @@ def init_command(
     sys.stderr.write(f"wrote {target}; check it with: certvigil config check {target}\n")
 
 
-@config_app.command("check")
+CHECK_EXAMPLES = """[bold]Examples[/bold]
+certvigil config check certvigil.yaml
+certvigil config check /etc/certvigil/certvigil.yaml && systemctl reload certvigil"""
+
+
+@config_app.command("check", epilog=CHECK_EXAMPLES)
 def check_command(
-    path: Annotated[Path, typer.Argument(help="The configuration (.yaml, .toml or .json).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="The configuration (.yaml, .toml or .json).")
+    ],
 ) -> None:
     """Validate a configuration and its sources; list every mistake with field and line.
 

@@ -27,6 +27,10 @@ from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
+    CHECKS_PANEL,
+    CONNECTION_PANEL,
+    OUTPUT_PANEL,
+    TARGETS_PANEL,
     CaFilesOption,
     ConnectTimeoutOption,
     DebugOption,
@@ -139,7 +143,13 @@ def _render(console: Console, report: EndpointReport, assessment: DeepAssessment
     console.print(mozilla)
 
 
-@app.command("grade")
+GRADE_EXAMPLES = """[bold]Examples[/bold]
+certvigil grade example.com
+certvigil grade 192.0.2.10:8443 --sni www.example.com --json
+certvigil grade intranet.example --ca-file corp-root.pem --no-revocation"""
+
+
+@app.command("grade", epilog=GRADE_EXAMPLES)
 def grade_command(
     target: Annotated[
         str, typer.Argument(metavar="HOST[:PORT]", help="The endpoint (port 443 by default).")
@@ -147,7 +157,10 @@ def grade_command(
     sni: Annotated[
         str | None,
         typer.Option(
-            "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
+            "--sni",
+            metavar="NAME",
+            help="Send NAME as SNI and match certificates against it.",
+            rich_help_panel=TARGETS_PANEL,
         ),
     ] = None,
     ca_files: CaFilesOption = None,
@@ -156,15 +169,27 @@ def grade_command(
     revocation: Annotated[
         bool,
         typer.Option(
-            "--revocation/--no-revocation", help="Check OCSP/CRL (a revoked leaf grades F)."
+            "--revocation/--no-revocation",
+            help="Check OCSP/CRL (a revoked leaf grades F).",
+            rich_help_panel=CHECKS_PANEL,
         ),
     ] = True,
     connect_timeout: ConnectTimeoutOption = 5.0,
     handshake_timeout: HandshakeTimeoutOption = 10.0,
     per_ip: Annotated[
-        int, typer.Option("--per-ip", min=1, help="Most connections open to the endpoint.")
+        int,
+        typer.Option(
+            "--per-ip",
+            metavar="N",
+            min=1,
+            help="Most connections open to the endpoint.",
+            rich_help_panel=CONNECTION_PANEL,
+        ),
     ] = 8,
-    as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Write one JSON document.", rich_help_panel=OUTPUT_PANEL),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Grade one endpoint's TLS setup like SSL Labs, with every rule explained."""

@@ -7,6 +7,21 @@ from typing import Annotated
 
 import typer
 
+TARGETS_PANEL = "Targets"
+"""Help panel: what to scan (names, files, ports, SNI, STARTTLS)."""
+CONNECTION_PANEL = "Connection"
+"""Help panel: how many connections, how long to wait, how often to retry."""
+CHECKS_PANEL = "Checks"
+"""Help panel: what to judge (thresholds, revocation, deep checks)."""
+TRUST_PANEL = "Trust"
+"""Help panel: which CA certificates are trust anchors."""
+OUTPUT_PANEL = "Output"
+"""Help panel: format and destination of results, progress."""
+FILTERS_PANEL = "Filters"
+"""Help panel: which stored endpoints or certificates to show."""
+DATABASE_PANEL = "Database"
+"""Help panel: which inventory to read."""
+
 CaFilesOption = Annotated[
     list[Path] | None,
     typer.Option(
@@ -14,13 +29,18 @@ CaFilesOption = Annotated[
         metavar="PEM",
         help="Also trust the CA certificates in this file (PEM, DER, PKCS#7). Repeatable.",
         show_default=False,
+        rich_help_panel=TRUST_PANEL,
     ),
 ]
 """``--ca-file``: extra trust anchors, added to the default ones."""
 
 SystemTrustOption = Annotated[
     bool,
-    typer.Option("--system-trust", help="Also trust the operating system's CA bundle."),
+    typer.Option(
+        "--system-trust",
+        help="Also trust the operating system's CA bundle.",
+        rich_help_panel=TRUST_PANEL,
+    ),
 ]
 """``--system-trust``: add the operating system's bundle to the anchors."""
 
@@ -29,6 +49,7 @@ DefaultCaOption = Annotated[
     typer.Option(
         "--default-ca/--no-default-ca",
         help="Trust Mozilla's roots (certifi); --no-default-ca trusts only --ca-file.",
+        rich_help_panel=TRUST_PANEL,
     ),
 ]
 """``--default-ca/--no-default-ca``: whether Mozilla's roots are anchors."""
@@ -40,6 +61,7 @@ ThresholdsOption = Annotated[
         metavar="DAYS",
         help="Expiry threshold in days; repeatable \\[default: 30 14 7 1].",
         show_default=False,
+        rich_help_panel=CHECKS_PANEL,
     ),
 ]
 """``--threshold DAYS``: expiry thresholds, repeatable."""
@@ -48,13 +70,24 @@ DebugOption = Annotated[bool, typer.Option("--debug", help="Tracebacks for error
 """``--debug``: declared on each command so it may follow it; ``app.main`` reads it."""
 
 ConnectTimeoutOption = Annotated[
-    float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
+    float,
+    typer.Option(
+        "--connect-timeout",
+        metavar="S",
+        help="TCP connect limit, seconds.",
+        rich_help_panel=CONNECTION_PANEL,
+    ),
 ]
 """``--connect-timeout S``: the TCP connect limit."""
 
 HandshakeTimeoutOption = Annotated[
     float,
-    typer.Option("--handshake-timeout", metavar="S", help="TLS handshake limit, seconds."),
+    typer.Option(
+        "--handshake-timeout",
+        metavar="S",
+        help="TLS handshake limit, seconds.",
+        rich_help_panel=CONNECTION_PANEL,
+    ),
 ]
 """``--handshake-timeout S``: the TLS handshake limit."""
 
@@ -64,13 +97,20 @@ ProgressOption = Annotated[
         "--progress/--no-progress",
         help="Progress bar on stderr \\[default: when stderr is a terminal].",
         show_default=False,
+        rich_help_panel=OUTPUT_PANEL,
     ),
 ]
 """``--progress/--no-progress``: ``None`` draws the bar when stderr is a terminal."""
 
 OutputOption = Annotated[
     Path | None,
-    typer.Option("--output", "-o", metavar="FILE", help="Write results to FILE."),
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write results to FILE.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
 ]
 """``--output FILE``: results to a file instead of stdout."""
 
@@ -81,6 +121,7 @@ DatabaseOption = Annotated[
         metavar="URL",
         help="Database URL or SQLite file (default: $CERTVIGIL_DATABASE_URL, else the "
         "database named in --config, else the default path; see docs/store.md).",
+        rich_help_panel=DATABASE_PANEL,
     ),
 ]
 """``--db``: the inventory to read (store commands)."""
@@ -88,21 +129,36 @@ DatabaseOption = Annotated[
 StoreConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", metavar="PATH", help="Take the database from this configuration."
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="Take the database from this configuration.",
+        rich_help_panel=DATABASE_PANEL,
     ),
 ]
 """``--config``: the configuration whose ``database_url`` names the inventory."""
 
 HostGlobOption = Annotated[
     str | None,
-    typer.Option("--host", metavar="GLOB", help="Only hosts matching GLOB (internal*)."),
+    typer.Option(
+        "--host",
+        metavar="GLOB",
+        help="Only hosts matching GLOB (internal*).",
+        rich_help_panel=FILTERS_PANEL,
+    ),
 ]
 """``--host``: a glob over the endpoints' host names (store commands)."""
 
 TagOption = Annotated[
-    str | None, typer.Option("--tag", metavar="TAG", help="Only endpoints tagged TAG.")
+    str | None,
+    typer.Option(
+        "--tag", metavar="TAG", help="Only endpoints tagged TAG.", rich_help_panel=FILTERS_PANEL
+    ),
 ]
 """``--tag``: only endpoints carrying this label (store commands)."""
 
-JsonDocumentOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+JsonDocumentOption = Annotated[
+    bool,
+    typer.Option("--json", help="One JSON document on stdout.", rich_help_panel=OUTPUT_PANEL),
+]
 """``--json``: one JSON document on stdout instead of the table."""

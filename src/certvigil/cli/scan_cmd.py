@@ -41,6 +41,10 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
+    CHECKS_PANEL,
+    CONNECTION_PANEL,
+    OUTPUT_PANEL,
+    TARGETS_PANEL,
     CaFilesOption,
     ConnectTimeoutOption,
     DebugOption,
@@ -273,7 +277,15 @@ def _value_error(what: str, exc: ValueError) -> UsageError:
     return UsageError(f"{what}: {exc}")
 
 
-@app.command("scan")
+SCAN_EXAMPLES = """[bold]Examples[/bold]
+certvigil scan example.com www.example.org:8443
+certvigil scan -f hosts.txt --json -o scan.json
+certvigil scan 10.0.0.0/24 -p 443,8443 --threshold 21
+certvigil scan mail.example.com:25 --starttls smtp --deep
+certvigil scan internal.example --ca-file corp-root.pem --no-default-ca"""
+
+
+@app.command("scan", epilog=SCAN_EXAMPLES)
 def scan_command(
     targets: Annotated[
         list[str] | None,
@@ -291,6 +303,7 @@ def scan_command(
             metavar="FILE",
             help="Read targets from FILE ('-' for stdin; '#' starts a comment). Repeatable.",
             show_default=False,
+            rich_help_panel=TARGETS_PANEL,
         ),
     ] = None,
     ports: Annotated[
@@ -301,61 +314,97 @@ def scan_command(
             metavar="PORTS",
             help="Ports for targets without one, e.g. 443,8443,9000-9010 \\[default: 443].",
             show_default=False,
+            rich_help_panel=TARGETS_PANEL,
         ),
     ] = None,
     sni: Annotated[
         str | None,
         typer.Option(
-            "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
+            "--sni",
+            metavar="NAME",
+            help="Send NAME as SNI and match certificates against it.",
+            rich_help_panel=TARGETS_PANEL,
         ),
     ] = None,
     starttls: Annotated[
         StartTLS | None,
         typer.Option(
             "--starttls",
-            help="Upgrade with this protocol first \\[default: by port: 25/587 smtp, 143 imap, "
-            "110 pop3, 21 ftp, 389 ldap, 5222 xmpp, 5432 postgres].",
+            metavar="PROTO",
+            help="Upgrade with PROTO first: smtp, imap, pop3, ftp, ldap, xmpp or postgres "
+            "\\[default: by port: 25/587 smtp, 143 imap, 110 pop3, 21 ftp, 389 ldap, "
+            "5222 xmpp, 5432 postgres].",
             show_default=False,
+            rich_help_panel=TARGETS_PANEL,
         ),
     ] = None,
     allow_large_cidr: Annotated[
         bool,
-        typer.Option("--allow-large-cidr", help="Accept blocks larger than /16 (IPv6: /112)."),
+        typer.Option(
+            "--allow-large-cidr",
+            help="Accept blocks larger than /16 (IPv6: /112).",
+            rich_help_panel=TARGETS_PANEL,
+        ),
     ] = False,
     ca_files: CaFilesOption = None,
     system_trust: SystemTrustOption = False,
     default_ca: DefaultCaOption = True,
     thresholds: ThresholdsOption = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="Most connections open at once.")
+        int,
+        typer.Option(
+            "--concurrency",
+            metavar="N",
+            min=1,
+            help="Most connections open at once.",
+            rich_help_panel=CONNECTION_PANEL,
+        ),
     ] = 200,
     per_ip: Annotated[
-        int, typer.Option("--per-ip", min=1, help="Most connections open to one address.")
+        int,
+        typer.Option(
+            "--per-ip",
+            metavar="N",
+            min=1,
+            help="Most connections open to one address.",
+            rich_help_panel=CONNECTION_PANEL,
+        ),
     ] = 8,
     per_subnet: Annotated[
         int | None,
         typer.Option(
             "--per-subnet",
+            metavar="N",
             min=1,
             help="Most connections open to one IPv4 /24 or IPv6 /64 \\[default: no limit].",
             show_default=False,
+            rich_help_panel=CONNECTION_PANEL,
         ),
     ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
             "--workers",
+            metavar="N",
             min=1,
             help=(
                 "Scanner processes \\[default: 1 below 2,000 targets, one per CPU from 2,000 on]."
             ),
             show_default=False,
+            rich_help_panel=CONNECTION_PANEL,
         ),
     ] = None,
     connect_timeout: ConnectTimeoutOption = 5.0,
     handshake_timeout: HandshakeTimeoutOption = 10.0,
     retries: Annotated[
-        int, typer.Option("--retries", min=0, help="Retries after a time-out or reset.")
+        int,
+        typer.Option(
+            "--retries",
+            metavar="N",
+            min=0,
+            help="Retries after a time-out or reset.",
+            rich_help_panel=CONNECTION_PANEL,
+        ),
     ] = 1,
     deep: Annotated[
         bool,
@@ -364,6 +413,7 @@ def scan_command(
             help="Run every check: revocation, protocols, cipher suites, TLS options and "
             "an SSL Labs-style grade (same as --checks cert,revocation,protocols,ciphers,"
             "grade; docs/grading.md).",
+            rich_help_panel=CHECKS_PANEL,
         ),
     ] = False,
     checks: Annotated[
@@ -374,12 +424,23 @@ def scan_command(
             help="Checks to run, comma-separated: cert (always), revocation, protocols, "
             "ciphers, grade (implies protocols, ciphers and revocation) \\[default: cert].",
             show_default=False,
+            rich_help_panel=CHECKS_PANEL,
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Write one JSON document (docs/json-schema.md).")
+        bool,
+        typer.Option(
+            "--json",
+            help="Write one JSON document (docs/json-schema.md).",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
     ] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per endpoint.")] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option(
+            "--csv", help="Write CSV, one row per endpoint.", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = False,
     output: OutputOption = None,
     progress: ProgressOption = None,
     debug: DebugOption = False,
