@@ -156,8 +156,20 @@ def fit_table(
         A table whose every column has a fixed width.
     """
     shown = list(columns)
+    # Each column's widths are measured once (a table may have thousands of rows).
+    measured: dict[int, tuple[int, int]] = {}
+
+    def minimum(column: Column) -> int:
+        if id(column) not in measured:
+            measured[id(column)] = (_minimum(column), _natural(column))
+        return measured[id(column)][0]
+
+    def natural(column: Column) -> int:
+        minimum(column)
+        return measured[id(column)][1]
+
     for step in steps:
-        if sum(_minimum(c) for c in shown) + style.overhead(len(shown)) <= width:
+        if sum(minimum(c) for c in shown) + style.overhead(len(shown)) <= width:
             break
         for index, column in enumerate(shown):
             if column.header != step.header:
@@ -173,11 +185,11 @@ def fit_table(
                     justify=column.justify,
                 )
             break
-    widths = [_minimum(c) for c in shown]
+    widths = [minimum(c) for c in shown]
     spare = width - style.overhead(len(shown)) - sum(widths)
     # Share the room left among the columns that shrank, a cell at a time, always to
     # the one that still lacks the most, up to what each needs.
-    lacking = {i: _natural(c) - widths[i] for i, c in enumerate(shown)}
+    lacking = {i: natural(c) - widths[i] for i, c in enumerate(shown)}
     while spare > 0 and lacking:
         neediest = max(lacking, key=lambda i: lacking[i])
         if lacking[neediest] <= 0:
