@@ -34,6 +34,7 @@ from tests.daemon.helpers import write_config
 HOSTILE_CN = "[/bold][/][link=https://evil.test]x[/link]\x1b[31m\x00\n\u202e\u200b\ufeff\x9b end"
 HOSTILE_ISSUER = "\x1b]8;;https://evil.test\x07[/] \u2066CA\u2069\x85\x7f"
 FORMULA_SAN = "=1+2.evil.test"
+ESCAPE_SAN = "x\x1b]8;;https://evil.test\x07[/].test"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileLab:
     now = datetime.now(UTC)
     pki = ThrowawayPki.create(intermediate_name=HOSTILE_ISSUER)
     leaf = pki.issue_leaf(
-        dns_names=(FORMULA_SAN, "localhost"),
+        dns_names=(FORMULA_SAN, "localhost", ESCAPE_SAN),
         common_name=HOSTILE_CN,
         not_before_utc=now - timedelta(days=30),
         not_after_utc=now + timedelta(days=5, hours=1),
@@ -113,6 +114,9 @@ def test_scan_table_shows_hostile_names_as_text(
     assert_names_shown_literally(result.stdout)
     # The hostname finding's sentence names the SANs; the table is there too.
     assert f"{server.endpoint}: critical: hostname_mismatch" in result.stdout
+    assert "it covers =1+2.evil.test, localhost, x\\x1b]8;;https://evil.test\\x07[/].test" in (
+        result.stdout
+    )
     assert "1 endpoint: 1 critical" in result.stderr
 
 
@@ -157,7 +161,7 @@ def test_scan_csv_keeps_names_and_defuses_formulas(
     assert result.code == 2, result.stderr
     (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
     assert "[/bold][/][link=https://evil.test]x[/link]\x1b[31m" in row["subject"]
-    assert row["san_dns"] == f"'{FORMULA_SAN};localhost"
+    assert row["san_dns"] == f"'{FORMULA_SAN};localhost;{ESCAPE_SAN}"
 
 
 def test_cert_command_shows_hostile_names_as_text(
@@ -257,3 +261,42 @@ def test_alerts_name_the_hostile_certificate_visibly(
     for text in texts:
         assert_shows_nothing_hidden(text)
     assert any("[/bold][/][link=https://evil.test]x[/link]\\x1b[31m" in t for t in texts)
+
+
+def test_grade_shows_hostile_names_as_text(
+    capsys: pytest.CaptureFixture[str], hostile: HostileLab, server: ServerAddress
+) -> None:
+    """``grade`` prints its tables with the hostile names literal and nothing hidden."""
+    result = run_cli(
+        capsys,
+        "grade",
+        server.endpoint,
+        "--no-default-ca",
+        "--ca-file",
+        str(hostile.ca_file),
+        "--no-revocation",
+        "--connect-timeout",
+        "2",
+        "--handshake-timeout",
+        "2",
+    )
+    assert "Traceback" not in result.stderr
+    assert result.code in {1, 2}, result.stderr
+    assert_shows_nothing_hidden(result.stdout)
+    assert_shows_nothing_hidden(result.stderr)
+    assert "[/bold][/][link=https://evil.test]x[/link]\\x1b[31m" in result.stdout
+
+
+def test_config_check_names_a_hostile_value_visibly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A configuration mistake quoting a value with escapes and markup shows them as text."""
+    config = tmp_path / "certvigil.yaml"
+    config.write_text(
+        'targets:\n  - host: www.example.test\n    "port\\e[2J\\u202e[/]": 1\n',
+        encoding="utf-8",
+    )
+    result = run_cli(capsys, "config", "check", str(config))
+    assert result.code == 64, result.stderr
+    assert_shows_nothing_hidden(result.stderr)
+    assert "targets[0].port\\x1b[2J\\u202e[/]: unknown field" in result.stderr
