@@ -168,14 +168,17 @@ def fit_table(
         minimum(column)
         return measured[id(column)][1]
 
+    # A step names a column by its full header, also once it is in its short form.
+    names = [c.header for c in shown]
     for step in steps:
         if sum(minimum(c) for c in shown) + style.overhead(len(shown)) <= width:
             break
         for index, column in enumerate(shown):
-            if column.header != step.header:
+            if names[index] != step.header:
                 continue
             if step.action == "drop":
                 del shown[index]
+                del names[index]
             elif column.short_cells is not None:
                 shown[index] = Column(
                     header=column.short_header or column.header,

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from certvigil.analysis.changes import Change, ChangeKind
@@ -98,6 +97,14 @@ HISTORY_TABLE_STEPS: tuple[Step, ...] = (
 
 CHANGES_TABLE_STEPS: tuple[Step, ...] = (shorten("observed (UTC)"), drop("change"))
 """What the changes table gives up, first to last, on a narrow screen."""
+
+DEPLOYMENTS_TABLE_STEPS: tuple[Step, ...] = (
+    shorten("first seen (UTC)"),
+    shorten("last seen (UTC)"),
+    drop("position"),
+    drop("first seen (UTC)"),
+)
+"""What each ``where`` table gives up, first to last, on a narrow screen."""
 
 _STORE_TABLE = TableStyle(box=True, show_edge=False, pad_edge=False, header_style="bold")
 
@@ -498,18 +505,34 @@ def render_deployments_table(
         if not deployments:
             console.print("  never seen at any endpoint")
             continue
-        table = Table(show_edge=False, pad_edge=False)
-        for name in ("endpoint", "position", "first seen (UTC)", "last seen (UTC)", "now"):
-            table.add_column(name, no_wrap=True)
+        endpoint = Column(header="endpoint", fit=Fit.WRAP, min_width=8)
+        position = Column(header="position")
+        first = Column(header="first seen (UTC)", short_header="first seen", short_cells=[])
+        last = Column(header="last seen (UTC)", short_header="last seen", short_cells=[])
+        now = Column(header="now")
+        short_first: list[Text] = []
+        short_last: list[Text] = []
         for d in deployments:
-            table.add_row(
-                cell(str(d.target)),
-                "leaf" if d.chain_position == 0 else f"chain #{d.chain_position}",
-                f"{d.first_seen_utc:%Y-%m-%d %H:%M}",
-                f"{d.last_seen_utc:%Y-%m-%d %H:%M}",
-                Text("served", style="green") if d.is_current else Text("replaced", style="dim"),
+            endpoint.cells.append(cell(str(d.target)))
+            position.cells.append(
+                Text("leaf" if d.chain_position == 0 else f"chain #{d.chain_position}")
             )
-        console.print(table)
+            first.cells.append(Text(f"{d.first_seen_utc:%Y-%m-%d %H:%M}"))
+            last.cells.append(Text(f"{d.last_seen_utc:%Y-%m-%d %H:%M}"))
+            short_first.append(Text(f"{d.first_seen_utc:%Y-%m-%d}"))
+            short_last.append(Text(f"{d.last_seen_utc:%Y-%m-%d}"))
+            now.cells.append(
+                Text("served", style="green") if d.is_current else Text("replaced", style="dim")
+            )
+        first.short_cells, last.short_cells = short_first, short_last
+        console.print(
+            fit_table(
+                [endpoint, position, first, last, now],
+                width=console.width,
+                steps=DEPLOYMENTS_TABLE_STEPS,
+                style=_STORE_TABLE,
+            )
+        )
 
 
 ALERTS_TABLE_STEPS: tuple[Step, ...] = (
