@@ -98,6 +98,15 @@ def test_scan_options_are_grouped(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=COMMAND_IDS)
+def test_summaries_are_one_line_in_the_source(
+    path: tuple[str, ...], command: click.Command
+) -> None:
+    """A command's first paragraph, shown in its group's command list, is one line."""
+    summary = (command.help or "").strip().split("\n\n")[0]
+    assert summary and "\n" not in summary
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=COMMAND_IDS)
 def test_descriptions_wrap_to_the_screen_not_to_the_source(
     capsys: pytest.CaptureFixture[str], path: tuple[str, ...], command: click.Command
 ) -> None:

@@ -16,6 +16,14 @@ from certvigil.output.safe_text import visible
 app = typer.Typer(
     name="certvigil",
     help="Keep TLS certificates from surprising you: scan endpoints, judge what they serve.",
+    epilog=(
+        "[bold]Examples[/bold]\n"
+        "certvigil demo\n"
+        "certvigil scan example.com\n"
+        "certvigil config init certvigil.yaml\n"
+        "certvigil run -c certvigil.yaml\n"
+        "certvigil COMMAND --help"
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -87,8 +87,10 @@ def changes_command(
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
-    """Show what changed: certificates rotated, issuers changed, protocols downgraded,
-    chains broken, names mismatched, endpoints failed, and their recoveries."""
+    """Show what changed at the endpoints, oldest first.
+
+    Rotations, issuer changes, downgrades, broken chains, name mismatches, failures, recoveries.
+    """
     since_utc = parse_since(since, now=datetime.now(UTC))
     with open_existing_store(db, config) as store:
         changes = store.changes_since(since_utc, host_glob=host, tag=tag)
@@ -155,8 +157,10 @@ def where_command(
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
-    """Show where certificates are served, and where they were: every endpoint, with when
-    it was first and last seen there."""
+    """Show where certificates are served, and where they were.
+
+    Every endpoint that served each certificate, with when it was first and last seen.
+    """
     fingerprints = [f for c in certificates for f in fingerprints_of(c)]
     found: list[tuple[str, CertificateFacts | None, tuple[DeploymentRecord, ...]]] = []
     with open_existing_store(db, config) as store:
