@@ -4,8 +4,8 @@ rich, given a table wider than the screen, squeezes every column alike: an endpo
 comes out as ``good.zoo`` / ``.test:24`` / ``400`` and a header as ``Finding`` / ``s``.
 Here each column says what it may give up:
 
-* a *rigid* column (an endpoint, a date, a number, a code) is never broken: it is as
-  wide as its widest cell;
+* a *rigid* column (a date, a number, a fingerprint, a verdict) is never broken: it is
+  as wide as its widest cell;
 * a *clipped* column (a subject, an issuer, a summary) is cut with ``…`` down to its
   minimum width;
 * a *wrapped* column (a list of finding codes, a sentence, an endpoint with its
@@ -14,8 +14,8 @@ Here each column says what it may give up:
 
 When even the minimum widths do not fit, the table's *steps* are applied in their fixed
 order, one at a time, until they do: each step drops a column or swaps it for its
-short form (a date without its time). docs/output.md lists each table's order. A
-table whose rigid columns alone are wider than the screen is printed as it is.
+short form (a date without its time). docs/output.md lists each table's order. Only a
+screen narrower than the columns that never give way leaves rich to squeeze them.
 """
 
 from __future__ import annotations
