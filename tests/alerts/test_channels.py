@@ -141,3 +141,47 @@ def test_resolved_subject_says_resolved_once() -> None:
     )
     assert resolve.subject.startswith("[certvigil] RESOLVED: Certificate expires")
     assert titled.subject == "[certvigil] RESOLVED: untrusted on www.example.test:443"
+
+
+def test_subject_and_body_show_hostile_text_as_escapes() -> None:
+    """A certificate name with escapes and bidi controls reaches no reader raw."""
+    hostile = "evil\x1b]8;;https://evil.test\x07\u202e\n"
+    plain = _message()
+    message = OutgoingMessage(
+        **{
+            f: getattr(plain, f)
+            for f in OutgoingMessage.__slots__
+            if f not in {"title", "message", "endpoint"}
+        },
+        title=f"Certificate expires: {hostile}",
+        message=f"{hostile} expires.",
+        endpoint=f"{hostile}:443",
+    )
+    assert message.subject == (
+        "[certvigil] CRITICAL: Certificate expires: evil\\x1b]8;;https://evil.test\\x07\\u202e\\n"
+    )
+    body = message.body.split("\n")
+    assert body[0] == "evil\\x1b]8;;https://evil.test\\x07\\u202e\\n expires."
+    assert "Endpoint: evil\\x1b]8;;https://evil.test\\x07\\u202e\\n:443" in body
+    assert all(line.isprintable() for line in body)
+
+
+def test_apprise_html_mail_shows_a_hostile_name_as_text() -> None:
+    """A certificate name holding HTML reaches an HTML mail escaped, not as a link."""
+    plain = _message()
+    hostile = OutgoingMessage(
+        **{f: getattr(plain, f) for f in OutgoingMessage.__slots__ if f != "message"},
+        message='<a href="https://evil.test">renew here</a> expires.',
+    )
+    with smtp_server() as (port, mails):
+        url = (
+            f"mailto://127.0.0.1:{port}?mode=insecure&format=html"
+            "&from=certvigil@example.test&to=ops@example.test"
+        )
+        asyncio.run(AppriseChannel(url, timeout_s=20).send(hostile))
+    parsed = email.message_from_bytes(mails[0].content, policy=default_policy)
+    html = parsed.get_body(preferencelist=("html",))
+    assert html is not None
+    text = html.get_content()
+    assert '<a href="https://evil.test">' not in text
+    assert "&lt;a&nbsp;href=&quot;https://evil.test" in text

@@ -50,3 +50,32 @@ def test_text_format_and_reconfiguring_do_not_duplicate_lines() -> None:
     assert first.getvalue() == ""
     (line,) = second.getvalue().splitlines()
     assert line.endswith(" warning certvigil: stop requested endpoint=a:443")
+
+
+HOSTILE = "CN=[/bold]\x1b]0;owned\x07\n\u202eevil\x9b\u200b"
+
+
+def test_text_format_shows_hostile_text_as_escapes() -> None:
+    """Control, bidi and invisible characters in a message or a field become escapes."""
+    stream = io.StringIO()
+    configure_logging(format="text", level="info", stream=stream)
+    log = logging.getLogger(f"{LOGGER_NAME}.daemon")
+    log.info("alert opened: %s", HOSTILE, extra={"subject": HOSTILE})
+    (line,) = stream.getvalue().splitlines()
+    assert line.endswith(
+        "alert opened: CN=[/bold]\\x1b]0;owned\\x07\\n\\u202eevil\\x9b\\u200b"
+        " subject=CN=[/bold]\\x1b]0;owned\\x07\\n\\u202eevil\\x9b\\u200b"
+    )
+
+
+def test_json_format_escapes_hostile_text_and_keeps_it_exact() -> None:
+    """A JSON log line holds no raw control or bidi character and decodes to the text."""
+    stream = io.StringIO()
+    configure_logging(format="json", level="info", stream=stream)
+    logging.getLogger(LOGGER_NAME).info(HOSTILE, extra={"subject": HOSTILE})
+    (line,) = stream.getvalue().splitlines()
+    assert line.isprintable()
+    assert "\\u202e" in line and "\\u009b" in line
+    record = json.loads(line)
+    assert record["msg"] == HOSTILE
+    assert record["subject"] == HOSTILE

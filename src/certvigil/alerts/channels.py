@@ -32,6 +32,7 @@ from certvigil.alerts.routing import redact_url
 from certvigil.alerts.rules import EventAction
 from certvigil.analysis.model import Severity
 from certvigil.errors import DeliveryError
+from certvigil.output.safe_text import visible
 
 DELIVERY_ID_HEADER = "X-Certvigil-Delivery-Id"
 """The header carrying the delivery id, for receivers that drop duplicates."""
@@ -83,15 +84,19 @@ class OutgoingMessage:
             label = "RESOLVED"
         else:
             label = self.severity.value.upper()
-        title = self.title.removeprefix("Resolved: ")
+        title = visible(self.title.removeprefix("Resolved: "))
         return f"[certvigil] {label}: {title}"
 
     @property
     def body(self) -> str:
-        """The plain-text body: the message, then the facts a reader needs to act."""
-        lines = [self.message, ""]
+        """The plain-text body: the message, then the facts a reader needs to act.
+
+        Each line is :func:`~certvigil.output.safe_text.visible`: a certificate's
+        control or bidi characters cannot reach a reader's terminal or mail client.
+        """
+        lines = [visible(self.message), ""]
         if self.endpoint is not None:
-            lines.append(f"Endpoint: {self.endpoint}")
+            lines.append(f"Endpoint: {visible(self.endpoint)}")
         if self.certificate_sha256 is not None:
             lines.append(f"Certificate SHA-256: {self.certificate_sha256}")
         lines += [
@@ -183,6 +188,9 @@ class AppriseChannel:
         result = notifier.notify(
             body=message.body,
             title=message.subject,
+            # Plain text: apprise escapes it for HTML and Markdown services, so a
+            # certificate name cannot become a link or a heading there.
+            body_format=apprise.NotifyFormat.TEXT,
             notify_type=_notify_type(message, apprise.NotifyType),
         )
         if not result:

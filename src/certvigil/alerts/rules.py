@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
+from certvigil.output.safe_text import visible
 from certvigil.target import Target
 
 
@@ -358,8 +359,10 @@ class _Builder:
                 dedup_key=key,
                 severity=severity,
                 endpoint=self.endpoint,
-                title=title,
-                message=message,
+                # Certificate fields and servers' messages are woven into these
+                # texts: control, bidi and invisible characters become escapes.
+                title=visible(title),
+                message=visible(message),
                 cert_sha256=cert,
                 threshold=threshold,
                 occurred_at_utc=self.now,
@@ -377,8 +380,8 @@ class _Builder:
                 dedup_key=alert.dedup_key,
                 severity=alert.severity,
                 endpoint=self.endpoint,
-                title=f"Resolved: {alert.kind.value.replace('_', ' ')} on {self.endpoint}",
-                message=message,
+                title=visible(f"Resolved: {alert.kind.value.replace('_', ' ')} on {self.endpoint}"),
+                message=visible(message),
                 cert_sha256=alert.cert_sha256,
                 threshold=alert.threshold,
                 occurred_at_utc=self.now,

@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from certvigil.alerts.engine import AlertEngine
 from certvigil.cli.app import app
 from certvigil.cli.options import DatabaseOption, JsonDocumentOption, StoreConfigOption
 from certvigil.cli.store_access import open_existing_store
+from certvigil.output.inventory import render_alerts_table
+from certvigil.output.safe_text import visible
 from certvigil.store import AlertRecord, AlertState, DeliveryRecord
 from certvigil.store.outbox import list_deliveries
 
@@ -91,13 +92,26 @@ def _delivery_summary(deliveries: list[DeliveryRecord]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "-"
 
 
-@alerts_app.command("list")
+LIST_EXAMPLES = """[bold]Examples[/bold]
+certvigil alerts list
+certvigil alerts list --state all --limit 50
+certvigil alerts list --json -c /etc/certvigil/certvigil.yaml"""
+
+
+@alerts_app.command("list", epilog=LIST_EXAMPLES)
 def list_command(
     state: Annotated[
-        StateFilter, typer.Option("--state", help="Which alerts: active is open + acknowledged.")
+        StateFilter,
+        typer.Option(
+            "--state",
+            metavar="STATE",
+            help="active (open + acknowledged), open, acknowledged, resolved or all.",
+        ),
     ] = StateFilter.ACTIVE,
     as_json: JsonDocumentOption = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 200,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, help="At most this many.")
+    ] = 200,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
@@ -115,49 +129,52 @@ def list_command(
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         return
     if not alerts:
-        Console(stderr=True).print(f"no {state.value} alerts")
+        Console(stderr=True).print(f"no {state.value} alerts", markup=False)
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("ID", "STATE", "SEVERITY", "KIND", "ENDPOINT", "OPENED", "SUMMARY", "SENT"):
-        table.add_column(column, overflow="fold")
-    for a in alerts:
-        who = f" ({a.acknowledged_by})" if a.acknowledged_by else ""
-        table.add_row(
-            str(a.id),
-            a.state.value + who,
-            a.severity.value,
-            a.kind,
-            str(a.target) if a.target is not None else "-",
-            a.opened_at_utc.strftime("%Y-%m-%d %H:%M"),
-            a.summary,
-            _delivery_summary(by_alert[a.id]),
-        )
-    Console(soft_wrap=False, width=200).print(table)
+    render_alerts_table([(a, _delivery_summary(by_alert[a.id])) for a in alerts], sys.stdout)
 
 
-@alerts_app.command("ack")
+ACK_EXAMPLES = """[bold]Examples[/bold]
+certvigil alerts ack 42 --by alice
+certvigil alerts ack 42 --by alice --note 'renewal ordered, ticket OPS-123'"""
+
+
+@alerts_app.command("ack", epilog=ACK_EXAMPLES)
 def ack_command(
     alert_id: Annotated[int, typer.Argument(metavar="ID", help="The alert's id.")],
-    by: Annotated[str, typer.Option("--by", help="Who takes it.")],
-    note: Annotated[str | None, typer.Option("--note", help="A remark kept with it.")] = None,
+    by: Annotated[str, typer.Option("--by", metavar="NAME", help="Who takes it.")],
+    note: Annotated[
+        str | None, typer.Option("--note", metavar="TEXT", help="A remark kept with it.")
+    ] = None,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
     """Acknowledge an open alert: someone is on it (it still resolves by itself)."""
     with open_existing_store(db, config) as store:
         alert = AlertEngine(store).acknowledge(alert_id, by=by, now=datetime.now(UTC), note=note)
-    Console(stderr=True).print(f"alert {alert.id} acknowledged by {alert.acknowledged_by}")
+    Console(stderr=True).print(
+        f"alert {alert.id} acknowledged by {visible(alert.acknowledged_by or '')}",
+        markup=False,
+        highlight=False,
+    )
 
 
-@alerts_app.command("resolve")
+RESOLVE_EXAMPLES = """[bold]Examples[/bold]
+certvigil alerts resolve 42
+certvigil alerts resolve 42 --by alice --note 'endpoint decommissioned'"""
+
+
+@alerts_app.command("resolve", epilog=RESOLVE_EXAMPLES)
 def resolve_command(
     alert_id: Annotated[int, typer.Argument(metavar="ID", help="The alert's id.")],
-    by: Annotated[str | None, typer.Option("--by", help="Who resolves it.")] = None,
-    note: Annotated[str | None, typer.Option("--note", help="Why; sent with it.")] = None,
+    by: Annotated[str | None, typer.Option("--by", metavar="NAME", help="Who resolves it.")] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", metavar="TEXT", help="Why; sent with it.")
+    ] = None,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
     """Resolve an alert by hand; a condition that still holds reopens at the next scan."""
     with open_existing_store(db, config) as store:
         alert = AlertEngine(store).resolve(alert_id, now=datetime.now(UTC), by=by, note=note)
-    Console(stderr=True).print(f"alert {alert.id} resolved")
+    Console(stderr=True).print(f"alert {alert.id} resolved", markup=False)

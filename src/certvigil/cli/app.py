@@ -11,10 +11,19 @@ import typer
 
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.errors import CertvigilError, UsageError
+from certvigil.output.safe_text import visible
 
 app = typer.Typer(
     name="certvigil",
     help="Keep TLS certificates from surprising you: scan endpoints, judge what they serve.",
+    epilog=(
+        "[bold]Examples[/bold]\n"
+        "certvigil demo\n"
+        "certvigil scan example.com\n"
+        "certvigil config init certvigil.yaml\n"
+        "certvigil run -c certvigil.yaml\n"
+        "certvigil COMMAND --help"
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -108,20 +117,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("error: aborted\n")
         sys.exit(130)
     except no_args as exc:
-        sys.stderr.write(f"{_message(exc)}\n")
+        sys.stderr.write(f"{visible(_message(exc))}\n")
         sys.exit(ExitCode.USAGE)
     except click_errors as exc:
-        sys.stderr.write(f"error: {_message(exc)}\n")
+        sys.stderr.write(f"error: {visible(_message(exc))}\n")
         sys.exit(ExitCode.USAGE)
     except UsageError as exc:
         if debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {visible(str(exc))}\n")
         sys.exit(ExitCode.USAGE)
     except CertvigilError as exc:
         if debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {visible(str(exc))}\n")
         sys.exit(ExitCode.UNKNOWN)
     sys.exit(result if isinstance(result, int) else ExitCode.OK)
 

@@ -21,6 +21,8 @@ from certvigil.analysis.report import analyse_chain_der
 from certvigil.certfiles import load_certificate_file
 from certvigil.cli.app import app
 from certvigil.cli.options import (
+    CHECKS_PANEL,
+    OUTPUT_PANEL,
     CaFilesOption,
     DebugOption,
     DefaultCaOption,
@@ -41,12 +43,18 @@ from certvigil.output.files import (
     write_files_csv,
     write_files_json,
 )
+from certvigil.output.safe_text import visible
 from certvigil.output.sink import OutputFormat
 from certvigil.output.summary import Tally
 from certvigil.scan import utc_now
 
+CERT_EXAMPLES = """[bold]Examples[/bold]
+certvigil cert fullchain.pem --host www.example.com
+certvigil cert server.der intermediate.pem --json
+certvigil cert ca-bundle.pem --each --csv -o bundle.csv"""
 
-@app.command("cert")
+
+@app.command("cert", epilog=CERT_EXAMPLES)
 def cert_command(
     files: Annotated[
         list[Path],
@@ -56,17 +64,33 @@ def cert_command(
     ],
     host: Annotated[
         str | None,
-        typer.Option("--host", metavar="NAME", help="Check that the leaf covers NAME."),
+        typer.Option(
+            "--host",
+            metavar="NAME",
+            help="Check that the leaf covers NAME.",
+            rich_help_panel=CHECKS_PANEL,
+        ),
     ] = None,
     each: Annotated[
-        bool, typer.Option("--each", help="Judge every certificate in a file on its own.")
+        bool,
+        typer.Option(
+            "--each",
+            help="Judge every certificate in a file on its own.",
+            rich_help_panel=CHECKS_PANEL,
+        ),
     ] = False,
     ca_files: CaFilesOption = None,
     system_trust: SystemTrustOption = False,
     default_ca: DefaultCaOption = True,
     thresholds: ThresholdsOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per file.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Write one JSON document.", rich_help_panel=OUTPUT_PANEL),
+    ] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option("--csv", help="Write CSV, one row per file.", rich_help_panel=OUTPUT_PANEL),
+    ] = False,
     output: OutputOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -91,7 +115,7 @@ def cert_command(
             chain = load_certificate_file(path)
         except CertificateLoadError as exc:
             error = TargetError(str(path), exc.reason, position=position)
-            console.print(f"error: {error}", markup=False, highlight=False)
+            console.print(f"error: {visible(str(error))}", markup=False, highlight=False)
             tally.add_target_error(error)
             continue
         chains: list[tuple[str, tuple[bytes, ...]]] = [(str(path), chain)]

@@ -22,6 +22,7 @@ from certvigil.certfiles import load_certificate_file
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
+    FILTERS_PANEL,
     DatabaseOption,
     HostGlobOption,
     JsonDocumentOption,
@@ -63,7 +64,13 @@ def parse_since(text: str, *, now: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-@app.command("changes")
+CHANGES_EXAMPLES = """[bold]Examples[/bold]
+certvigil changes
+certvigil changes --since 7d --tag prod
+certvigil changes --since 2026-11-20 --json"""
+
+
+@app.command("changes", epilog=CHANGES_EXAMPLES)
 def changes_command(
     since: Annotated[
         str,
@@ -71,6 +78,7 @@ def changes_command(
             "--since",
             metavar="WHEN",
             help='Period start: a duration back from now ("24h", "7d") or a UTC time.',
+            rich_help_panel=FILTERS_PANEL,
         ),
     ] = "24h",
     host: HostGlobOption = None,
@@ -79,8 +87,10 @@ def changes_command(
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
-    """Show what changed: certificates rotated, issuers changed, protocols downgraded,
-    chains broken, names mismatched, endpoints failed, and their recoveries."""
+    """Show what changed at the endpoints, oldest first.
+
+    Rotations, issuer changes, downgrades, broken chains, name mismatches, failures, recoveries.
+    """
     since_utc = parse_since(since, now=datetime.now(UTC))
     with open_existing_store(db, config) as store:
         changes = store.changes_since(since_utc, host_glob=host, tag=tag)
@@ -121,7 +131,13 @@ def fingerprints_of(certificate: str) -> tuple[str, ...]:
     return (text,)
 
 
-@app.command("where")
+WHERE_EXAMPLES = """[bold]Examples[/bold]
+certvigil where fullchain.pem
+certvigil where 3f2a9c...e41b --current
+certvigil where old-cert.pem new-cert.pem --json"""
+
+
+@app.command("where", epilog=WHERE_EXAMPLES)
 def where_command(
     certificates: Annotated[
         list[str],
@@ -132,14 +148,19 @@ def where_command(
         ),
     ],
     current: Annotated[
-        bool, typer.Option("--current", help="Only endpoints that serve it now.")
+        bool,
+        typer.Option(
+            "--current", help="Only endpoints that serve it now.", rich_help_panel=FILTERS_PANEL
+        ),
     ] = False,
     as_json: JsonDocumentOption = False,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
-    """Show where certificates are served, and where they were: every endpoint, with when
-    it was first and last seen there."""
+    """Show where certificates are served, and where they were.
+
+    Every endpoint that served each certificate, with when it was first and last seen.
+    """
     fingerprints = [f for c in certificates for f in fingerprints_of(c)]
     found: list[tuple[str, CertificateFacts | None, tuple[DeploymentRecord, ...]]] = []
     with open_existing_store(db, config) as store:

@@ -14,6 +14,7 @@ from certvigil.config.expand import check_trust_files, expand_targets
 from certvigil.config.loading import load_config
 from certvigil.config.sample import SAMPLE_YAML
 from certvigil.errors import ConfigError
+from certvigil.output.safe_text import visible
 
 config_app = typer.Typer(
     name="config",
@@ -23,15 +24,20 @@ config_app = typer.Typer(
 app.add_typer(config_app, name="config")
 
 
-@config_app.command("init")
+INIT_EXAMPLES = """[bold]Examples[/bold]
+certvigil config init certvigil.yaml
+certvigil config init - > /etc/certvigil/certvigil.yaml"""
+
+
+@config_app.command("init", epilog=INIT_EXAMPLES)
 def init_command(
     path: Annotated[
         str,
-        typer.Argument(help="File to write (.yaml); - writes to standard output."),
+        typer.Argument(metavar="PATH", help="File to write (.yaml); - writes to standard output."),
     ] = "-",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented sample configuration that passes ``config check``."""
+    """Write a commented sample configuration that passes config check."""
     if path == "-":
         sys.stdout.write(SAMPLE_YAML)
         return
@@ -47,9 +53,16 @@ def init_command(
     sys.stderr.write(f"wrote {target}; check it with: certvigil config check {target}\n")
 
 
-@config_app.command("check")
+CHECK_EXAMPLES = """[bold]Examples[/bold]
+certvigil config check certvigil.yaml
+certvigil config check /etc/certvigil/certvigil.yaml && systemctl reload certvigil"""
+
+
+@config_app.command("check", epilog=CHECK_EXAMPLES)
 def check_command(
-    path: Annotated[Path, typer.Argument(help="The configuration (.yaml, .toml or .json).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="The configuration (.yaml, .toml or .json).")
+    ],
 ) -> None:
     """Validate a configuration and its sources; list every mistake with field and line.
 
@@ -64,22 +77,22 @@ def check_command(
     except ConfigError as exc:
         problems = exc.problems or (exc,)
         for problem in problems:
-            sys.stderr.write(f"error: {problem}\n")
+            sys.stderr.write(f"error: {visible(str(problem))}\n")
         count = len(problems)
-        sys.stderr.write(f"{path}: {count} mistake{'s' if count != 1 else ''}\n")
+        sys.stderr.write(f"{visible(str(path))}: {count} mistake{'s' if count != 1 else ''}\n")
         raise typer.Exit(ExitCode.USAGE) from None
     for note in (*loaded.notes, *expanded.notes):
-        sys.stderr.write(f"note: {note}\n")
+        sys.stderr.write(f"note: {visible(str(note))}\n")
     config = loaded.config
     targets = expanded.targets
     hosts = {s.target.host for s in targets}
     out = sys.stdout
-    out.write(f"{path}: valid ({loaded.format})\n")
+    out.write(f"{visible(str(path))}: valid ({loaded.format})\n")
     out.write(
         f"  endpoints: {len(targets)} on {len(hosts)} hosts, from {len(config.targets)} "
         f"targets and {len(config.sources)} sources\n"
     )
-    out.write(f"  database: {config.database_url or '(default)'}\n")
+    out.write(f"  database: {visible(config.database_url or '(default)')}\n")
     out.write(
         f"  scan: every {format_duration(config.scan.interval_s)}"
         f" (+ up to {format_duration(config.scan.jitter_s)} jitter),"
@@ -89,7 +102,7 @@ def check_command(
     thresholds = " ".join(t.label for t in config.alerts.thresholds)
     out.write(f"  alerts: thresholds {thresholds}; {len(config.alerts.routes)} routes\n")
     for scheduled in targets[:10]:
-        out.write(f"    {scheduled.target}\n")
+        out.write(f"    {visible(str(scheduled.target))}\n")
     if len(targets) > 10:
         out.write(f"    … and {len(targets) - 10} more\n")
 

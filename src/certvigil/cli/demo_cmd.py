@@ -17,7 +17,7 @@ from certvigil import __version__
 from certvigil.analysis.model import EndpointReport, Severity
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.cli.options import DebugOption, ProgressOption
+from certvigil.cli.options import OUTPUT_PANEL, DebugOption, ProgressOption
 from certvigil.cli.scan_cmd import (
     build_trust,
     choose_format,
@@ -68,10 +68,23 @@ def judgement_problem(endpoint: DemoEndpoint, report: EndpointReport | None) -> 
     return None
 
 
-@app.command("demo")
+DEMO_EXAMPLES = """[bold]Examples[/bold]
+certvigil demo
+certvigil demo --json"""
+
+
+@app.command("demo", epilog=DEMO_EXAMPLES)
 def demo_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per endpoint.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Write one JSON document.", rich_help_panel=OUTPUT_PANEL),
+    ] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option(
+            "--csv", help="Write CSV, one row per endpoint.", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = False,
     progress: ProgressOption = None,
     debug: DebugOption = False,
 ) -> None:

@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from certvigil import __version__
 from certvigil.analysis.deep_assessment import DeepAssessment
@@ -32,6 +33,8 @@ from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
+    CHECKS_PANEL,
+    OUTPUT_PANEL,
     CaFilesOption,
     ConnectTimeoutOption,
     DeadlineOption,
@@ -50,6 +53,7 @@ from certvigil.cli.options import (
 from certvigil.cli.scan_cmd import build_trust, stderr_console
 from certvigil.errors import TargetError, UsageError
 from certvigil.output.plain_json import jsonable
+from certvigil.output.safe_text import cell, visible
 from certvigil.output.summary import Tally
 from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan import ScanOptions, scan
@@ -88,30 +92,32 @@ def _render(console: Console, report: EndpointReport, assessment: DeepAssessment
     grade = assessment.grade
     config = assessment.tls_config
     observation = assessment.observation
-    console.print(
-        f"[bold]{report.target}[/bold]  grade [bold]{grade.grade}[/bold]"
-        + (
-            f" (configuration alone: {grade.grade_ignoring_certificate})"
-            if grade.grade != grade.grade_ignoring_certificate
-            else ""
-        )
-        + f"  score {grade.score} (protocol {grade.protocol_score}, key exchange "
+    headline = cell(str(report.target), style="bold")
+    headline.append("  grade ")
+    headline.append(grade.grade, style="bold")
+    if grade.grade != grade.grade_ignoring_certificate:
+        headline.append(f" (configuration alone: {grade.grade_ignoring_certificate})")
+    headline.append(
+        f"  score {grade.score} (protocol {grade.protocol_score}, key exchange "
         f"{grade.key_exchange_score}, cipher {grade.cipher_score})"
     )
+    console.print(headline)
     if grade.rules:
         rules = Table("grade", "rule", "reason", title="What shaped the grade")
         for rule in grade.rules:
-            rules.add_row(rule.grade, rule.code, rule.reason)
+            rules.add_row(rule.grade, cell(rule.code), cell(rule.reason))
         console.print(rules)
     suites = Table("protocol", "server order", "accepted suites", title="Protocols and suites")
     for entry in config.suites:
         order = {True: "server", False: "client", None: "-"}[entry.server_enforces_order]
-        suites.add_row(str(entry.protocol), order, "\n".join(entry.cipher_suites))
+        suites.add_row(
+            str(entry.protocol), order, Text("\n".join(visible(s) for s in entry.cipher_suites))
+        )
     console.print(suites)
     facts = Table("fact", "value", title="Key exchange and options")
     facts.add_row("forward secrecy", config.forward_secrecy)
     facts.add_row("AEAD", "yes" if config.supports_aead else "no")
-    facts.add_row("groups", ", ".join(config.key_exchange_groups) or "-")
+    facts.add_row("groups", cell(", ".join(config.key_exchange_groups) or "-"))
     facts.add_row("DH prime", f"{config.dh_prime_bits} bits" if config.dh_prime_bits else "-")
     for label, flag in (
         ("TLS_FALLBACK_SCSV", config.fallback_scsv),
@@ -126,19 +132,25 @@ def _render(console: Console, report: EndpointReport, assessment: DeepAssessment
     console.print(facts)
     findings = Table("severity", "code", "finding", title="Findings")
     for finding in report.findings:
-        findings.add_row(finding.severity.value, finding.code, finding.message)
+        findings.add_row(finding.severity.value, cell(finding.code), cell(finding.message))
     console.print(findings)
     mozilla = Table("profile", "compliant", "failing points", title="Mozilla server-side TLS")
     for item in assessment.mozilla:
         mozilla.add_row(
             f"{item.profile.value} ({item.guidelines_version})",
             "yes" if item.is_compliant else "no",
-            "\n".join(item.failures),
+            Text("\n".join(visible(f) for f in item.failures)),
         )
     console.print(mozilla)
 
 
-@app.command("grade")
+GRADE_EXAMPLES = """[bold]Examples[/bold]
+certvigil grade example.com
+certvigil grade 192.0.2.10:8443 --sni www.example.com --json
+certvigil grade intranet.example --ca-file corp-root.pem --no-revocation"""
+
+
+@app.command("grade", epilog=GRADE_EXAMPLES)
 def grade_command(
     target: Annotated[
         str, typer.Argument(metavar="HOST[:PORT]", help="The endpoint (port 443 by default).")
@@ -153,7 +165,9 @@ def grade_command(
     revocation: Annotated[
         bool,
         typer.Option(
-            "--revocation/--no-revocation", help="Check OCSP/CRL (a revoked leaf grades F)."
+            "--revocation/--no-revocation",
+            help="Check OCSP/CRL (a revoked leaf grades F).",
+            rich_help_panel=CHECKS_PANEL,
         ),
     ] = True,
     connect_timeout: ConnectTimeoutOption = 5.0,
@@ -162,7 +176,10 @@ def grade_command(
     retries: RetriesOption = 1,
     retry_timeouts: RetryTimeoutsOption = False,
     per_ip: PerIpOption = 8,
-    as_json: Annotated[bool, typer.Option("--json", help="Write one JSON document.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Write one JSON document.", rich_help_panel=OUTPUT_PANEL),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Grade one endpoint's TLS setup like SSL Labs, with every rule explained."""
@@ -209,13 +226,16 @@ def grade_command(
     if report.observation is None:
         failure = report.failure
         detail = f"{failure.kind}: {failure.detail}" if failure else "not observed"
-        console.print(f"error: {endpoint}: {detail}")
+        console.print(f"error: {visible(str(endpoint))}: {visible(detail)}", markup=False)
         raise typer.Exit(int(ExitCode.UNKNOWN))
     revoked = _revoked(report)
     assessment = report.deep
     if assessment is None:
         why = [f.message for f in report.findings if f.code == "tls_config_not_assessed"]
-        console.print(f"error: {endpoint}: {why[0] if why else 'not assessed'}")
+        console.print(
+            f"error: {visible(str(endpoint))}: {visible(why[0]) if why else 'not assessed'}",
+            markup=False,
+        )
         raise typer.Exit(int(ExitCode.UNKNOWN))
     if as_json:
         document = {

@@ -18,6 +18,8 @@ import typer
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
+    FILTERS_PANEL,
+    OUTPUT_PANEL,
     DatabaseOption,
     HostGlobOption,
     JsonDocumentOption,
@@ -33,11 +35,17 @@ from certvigil.output.inventory import (
     render_inventory_json,
     render_inventory_table,
 )
+from certvigil.output.safe_text import visible
 from certvigil.store.records import EndpointRecord, ObservationRecord
 from certvigil.targets import normalise_hostname, parse_port
 
+INVENTORY_EXAMPLES = """[bold]Examples[/bold]
+certvigil inventory -c /etc/certvigil/certvigil.yaml
+certvigil inventory --expiring-within 30 --tag prod
+certvigil inventory --host 'internal*' --chain --csv > certificates.csv"""
 
-@app.command("inventory")
+
+@app.command("inventory", epilog=INVENTORY_EXAMPLES)
 def inventory_command(
     expiring_within: Annotated[
         float | None,
@@ -46,19 +54,32 @@ def inventory_command(
             metavar="DAYS",
             min=0,
             help="Only certificates expiring within DAYS (expired ones included).",
+            rich_help_panel=FILTERS_PANEL,
         ),
     ] = None,
     host: HostGlobOption = None,
     issuer: Annotated[
         str | None,
-        typer.Option("--issuer", metavar="TEXT", help="Only issuers containing TEXT."),
+        typer.Option(
+            "--issuer",
+            metavar="TEXT",
+            help="Only issuers containing TEXT.",
+            rich_help_panel=FILTERS_PANEL,
+        ),
     ] = None,
     tag: TagOption = None,
     chain: Annotated[
-        bool, typer.Option("--chain", help="Include intermediates, not only leaves.")
+        bool,
+        typer.Option(
+            "--chain",
+            help="Include intermediates, not only leaves.",
+            rich_help_panel=FILTERS_PANEL,
+        ),
     ] = False,
     as_json: JsonDocumentOption = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="CSV on stdout.", rich_help_panel=OUTPUT_PANEL)
+    ] = False,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
@@ -125,13 +146,28 @@ def parse_endpoint(text: str) -> tuple[str, int | None]:
     return host, port
 
 
-@app.command("history")
+HISTORY_EXAMPLES = """[bold]Examples[/bold]
+certvigil history www.example.com:443
+certvigil history mail.example.com --limit 50 --json"""
+
+
+@app.command("history", epilog=HISTORY_EXAMPLES)
 def history_command(
     endpoint: Annotated[
-        str, typer.Argument(metavar="HOST:PORT", help="The endpoint (every port if omitted).")
+        str,
+        typer.Argument(
+            metavar="HOST[:PORT]", help="The endpoint; without a port, every port of the host."
+        ),
     ],
     limit: Annotated[
-        int, typer.Option("--limit", min=1, help="Observations to show per endpoint.")
+        int,
+        typer.Option(
+            "--limit",
+            metavar="N",
+            min=1,
+            help="Observations to show per endpoint.",
+            rich_help_panel=FILTERS_PANEL,
+        ),
     ] = 20,
     as_json: JsonDocumentOption = False,
     db: DatabaseOption = None,
@@ -147,7 +183,7 @@ def history_command(
         for record in store.list_endpoints(host=host, port=port):
             histories.append((record, store.endpoint_history(record.id, limit=limit)))
     if not histories:
-        sys.stderr.write(f"error: {endpoint}: never observed in {store.url}\n")
+        sys.stderr.write(f"error: {visible(endpoint)}: never observed in {visible(store.url)}\n")
         raise typer.Exit(ExitCode.UNKNOWN)
     if as_json:
         render_history_json(histories, sys.stdout)

@@ -9,6 +9,21 @@ import typer
 
 from certvigil.target import StartTLS
 
+TARGETS_PANEL = "Targets"
+"""Help panel: what to scan (names, files, ports, SNI, STARTTLS)."""
+CONNECTION_PANEL = "Connection"
+"""Help panel: how many connections, how long to wait, how often to retry."""
+CHECKS_PANEL = "Checks"
+"""Help panel: what to judge (thresholds, revocation, deep checks)."""
+TRUST_PANEL = "Trust"
+"""Help panel: which CA certificates are trust anchors."""
+OUTPUT_PANEL = "Output"
+"""Help panel: format and destination of results, progress."""
+FILTERS_PANEL = "Filters"
+"""Help panel: which stored endpoints or certificates to show."""
+DATABASE_PANEL = "Database"
+"""Help panel: which inventory to read."""
+
 # --- what the target is (scan, grade) ---------------------------------------------
 
 PortsOption = Annotated[
@@ -19,6 +34,7 @@ PortsOption = Annotated[
         metavar="PORTS",
         help="Ports for targets without one, e.g. 443,8443,9000-9010 \\[default: 443].",
         show_default=False,
+        rich_help_panel=TARGETS_PANEL,
     ),
 ]
 """``-p PORTS``: the ports of a target written without one."""
@@ -26,7 +42,10 @@ PortsOption = Annotated[
 SniOption = Annotated[
     str | None,
     typer.Option(
-        "--sni", metavar="NAME", help="Send NAME as SNI and match certificates against it."
+        "--sni",
+        metavar="NAME",
+        help="Send NAME as SNI and match certificates against it.",
+        rich_help_panel=TARGETS_PANEL,
     ),
 ]
 """``--sni NAME``: the server name sent and judged against."""
@@ -35,22 +54,36 @@ StartTlsOption = Annotated[
     StartTLS | None,
     typer.Option(
         "--starttls",
-        help="Upgrade with this protocol first \\[default: by port: 25/587 smtp, 143 imap, "
-        "110 pop3, 21 ftp, 389 ldap, 5222 xmpp, 5432 postgres].",
+        metavar="PROTO",
+        help="Upgrade with PROTO first: smtp, imap, pop3, ftp, ldap, xmpp or postgres "
+        "\\[default: by port: 25/587 smtp, 143 imap, 110 pop3, 21 ftp, 389 ldap, "
+        "5222 xmpp, 5432 postgres].",
         show_default=False,
+        rich_help_panel=TARGETS_PANEL,
     ),
 ]
 """``--starttls PROTOCOL``: the in-band upgrade (default by port)."""
 
 PerIpOption = Annotated[
-    int, typer.Option("--per-ip", min=1, help="Most connections open to one address.")
+    int,
+    typer.Option(
+        "--per-ip",
+        metavar="N",
+        min=1,
+        help="Most connections open to one address.",
+        rich_help_panel=CONNECTION_PANEL,
+    ),
 ]
 """``--per-ip N``: connections open at once to one address."""
 
 RetriesOption = Annotated[
     int,
     typer.Option(
-        "--retries", min=0, help="Retries after a reset (and a time-out with --retry-timeouts)."
+        "--retries",
+        metavar="N",
+        min=0,
+        help="Retries after a reset (and a time-out with --retry-timeouts).",
+        rich_help_panel=CONNECTION_PANEL,
     ),
 ]
 """``--retries N``: further attempts after a transient failure."""
@@ -62,13 +95,18 @@ CaFilesOption = Annotated[
         metavar="PEM",
         help="Also trust the CA certificates in this file (PEM, DER, PKCS#7). Repeatable.",
         show_default=False,
+        rich_help_panel=TRUST_PANEL,
     ),
 ]
 """``--ca-file``: extra trust anchors, added to the default ones."""
 
 SystemTrustOption = Annotated[
     bool,
-    typer.Option("--system-trust", help="Also trust the operating system's CA bundle."),
+    typer.Option(
+        "--system-trust",
+        help="Also trust the operating system's CA bundle.",
+        rich_help_panel=TRUST_PANEL,
+    ),
 ]
 """``--system-trust``: add the operating system's bundle to the anchors."""
 
@@ -77,6 +115,7 @@ DefaultCaOption = Annotated[
     typer.Option(
         "--default-ca/--no-default-ca",
         help="Trust Mozilla's roots (certifi); --no-default-ca trusts only --ca-file.",
+        rich_help_panel=TRUST_PANEL,
     ),
 ]
 """``--default-ca/--no-default-ca``: whether Mozilla's roots are anchors."""
@@ -88,6 +127,7 @@ ThresholdsOption = Annotated[
         metavar="DAYS",
         help="Expiry threshold in days; repeatable \\[default: 30 14 7 1].",
         show_default=False,
+        rich_help_panel=CHECKS_PANEL,
     ),
 ]
 """``--threshold DAYS``: expiry thresholds, repeatable."""
@@ -96,13 +136,24 @@ DebugOption = Annotated[bool, typer.Option("--debug", help="Tracebacks for error
 """``--debug``: declared on each command so it may follow it; ``app.main`` reads it."""
 
 ConnectTimeoutOption = Annotated[
-    float, typer.Option("--connect-timeout", metavar="S", help="TCP connect limit, seconds.")
+    float,
+    typer.Option(
+        "--connect-timeout",
+        metavar="S",
+        help="TCP connect limit, seconds.",
+        rich_help_panel=CONNECTION_PANEL,
+    ),
 ]
 """``--connect-timeout S``: the TCP connect limit."""
 
 HandshakeTimeoutOption = Annotated[
     float,
-    typer.Option("--handshake-timeout", metavar="S", help="TLS handshake limit, seconds."),
+    typer.Option(
+        "--handshake-timeout",
+        metavar="S",
+        help="TLS handshake limit, seconds.",
+        rich_help_panel=CONNECTION_PANEL,
+    ),
 ]
 """``--handshake-timeout S``: the TLS handshake limit."""
 
@@ -113,6 +164,7 @@ DeadlineOption = Annotated[
         metavar="S",
         help="Most seconds one endpoint may take from its first connection: connect, "
         "handshake, retries, revocation and deep probes.",
+        rich_help_panel=CONNECTION_PANEL,
     ),
 ]
 """``--deadline S``: one endpoint's total time (``ScanOptions.deadline_s``)."""
@@ -122,6 +174,7 @@ RetryTimeoutsOption = Annotated[
     typer.Option(
         "--retry-timeouts",
         help="Also retry an endpoint that timed out (it used the whole time-out once).",
+        rich_help_panel=CONNECTION_PANEL,
     ),
 ]
 """``--retry-timeouts``: retry time-outs as well as resets (``ScanOptions.retry_timeouts``)."""
@@ -132,13 +185,20 @@ ProgressOption = Annotated[
         "--progress/--no-progress",
         help="Progress bar on stderr \\[default: when stderr is a terminal].",
         show_default=False,
+        rich_help_panel=OUTPUT_PANEL,
     ),
 ]
 """``--progress/--no-progress``: ``None`` draws the bar when stderr is a terminal."""
 
 OutputOption = Annotated[
     Path | None,
-    typer.Option("--output", "-o", metavar="FILE", help="Write results to FILE."),
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write results to FILE.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
 ]
 """``--output FILE``: results to a file instead of stdout."""
 
@@ -149,6 +209,7 @@ DatabaseOption = Annotated[
         metavar="URL",
         help="Database URL or SQLite file (default: $CERTVIGIL_DATABASE_URL, else the "
         "database named in --config, else the default path; see docs/store.md).",
+        rich_help_panel=DATABASE_PANEL,
     ),
 ]
 """``--db``: the inventory to read (store commands)."""
@@ -156,21 +217,36 @@ DatabaseOption = Annotated[
 StoreConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", metavar="PATH", help="Take the database from this configuration."
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="Take the database from this configuration.",
+        rich_help_panel=DATABASE_PANEL,
     ),
 ]
 """``--config``: the configuration whose ``database_url`` names the inventory."""
 
 HostGlobOption = Annotated[
     str | None,
-    typer.Option("--host", metavar="GLOB", help="Only hosts matching GLOB (internal*)."),
+    typer.Option(
+        "--host",
+        metavar="GLOB",
+        help="Only hosts matching GLOB (internal*).",
+        rich_help_panel=FILTERS_PANEL,
+    ),
 ]
 """``--host``: a glob over the endpoints' host names (store commands)."""
 
 TagOption = Annotated[
-    str | None, typer.Option("--tag", metavar="TAG", help="Only endpoints tagged TAG.")
+    str | None,
+    typer.Option(
+        "--tag", metavar="TAG", help="Only endpoints tagged TAG.", rich_help_panel=FILTERS_PANEL
+    ),
 ]
 """``--tag``: only endpoints carrying this label (store commands)."""
 
-JsonDocumentOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+JsonDocumentOption = Annotated[
+    bool,
+    typer.Option("--json", help="One JSON document on stdout.", rich_help_panel=OUTPUT_PANEL),
+]
 """``--json``: one JSON document on stdout instead of the table."""

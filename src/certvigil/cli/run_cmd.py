@@ -24,30 +24,44 @@ from certvigil.store import Store, open_store
 log = logging.getLogger(f"{LOGGER_NAME}.daemon")
 
 
-@app.command("run")
+RUN_EXAMPLES = """[bold]Examples[/bold]
+certvigil run -c /etc/certvigil/certvigil.yaml
+certvigil run -c certvigil.yaml --once --log-format json
+certvigil run -c certvigil.yaml --log-level debug"""
+
+
+@app.command("run", epilog=RUN_EXAMPLES)
 def run_command(
     config: Annotated[
-        Path, typer.Option("--config", "-c", help="The configuration (.yaml, .toml, .json).")
+        Path,
+        typer.Option(
+            "--config", "-c", metavar="PATH", help="The configuration (.yaml, .toml, .json)."
+        ),
     ],
     once: Annotated[
         bool, typer.Option("--once", help="Run one cycle, send its alerts, and exit.")
     ] = False,
     log_format: Annotated[
         LogFormat | None,
-        typer.Option("--log-format", help="text or json (default: the configuration's)."),
+        typer.Option(
+            "--log-format",
+            metavar="FORMAT",
+            help="text or json (default: the configuration's).",
+        ),
     ] = None,
     log_level: Annotated[
         LogLevel | None,
-        typer.Option("--log-level", help="debug, info, warning or error."),
+        typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error."),
     ] = None,
 ) -> None:
     """Scan on schedule, record everything, and send each alert once.
 
-    SIGTERM or SIGINT stops the daemon cleanly: no new endpoint is started, those in
-    flight get ``scan.shutdown_grace`` to finish and be recorded, and it exits 0.
-    SIGHUP reloads the configuration file: once it validates, in-flight endpoints are
-    finished and recorded and the daemon goes on with the new one; a configuration
-    with mistakes is logged and the running one kept.
+    SIGTERM or SIGINT stops it cleanly, and it exits 0.
+
+    No new endpoint is then started; those in flight are recorded if they finish
+    within the configuration's scan.shutdown_grace.
+
+    SIGHUP reloads the configuration; one with mistakes is logged and the old kept.
     """
     setup = _prepare(config)
     logging_options = _LoggingOptions(format=log_format, level=log_level)

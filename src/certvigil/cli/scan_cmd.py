@@ -54,6 +54,10 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
+    CHECKS_PANEL,
+    CONNECTION_PANEL,
+    OUTPUT_PANEL,
+    TARGETS_PANEL,
     CaFilesOption,
     ConnectTimeoutOption,
     DeadlineOption,
@@ -72,6 +76,7 @@ from certvigil.cli.options import (
     ThresholdsOption,
 )
 from certvigil.errors import CertvigilError, TargetError, UsageError
+from certvigil.output.safe_text import visible
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan import ScanOptions, ScanProgress, utc_now
@@ -414,7 +419,7 @@ def _sigterm_exits() -> Iterator[None]:
 
 def report_target_error(console: Console, sink: ReportSink, error: TargetError) -> None:
     """Print a malformed target on stderr at once and count it."""
-    console.print(f"error: {error}", markup=False, highlight=False)
+    console.print(f"error: {visible(str(error))}", markup=False, highlight=False)
     sink.tally.add_target_error(error)
 
 
@@ -442,7 +447,15 @@ def _value_error(what: str, exc: ValueError) -> UsageError:
     return UsageError(f"{what}: {exc}")
 
 
-@app.command("scan")
+SCAN_EXAMPLES = """[bold]Examples[/bold]
+certvigil scan example.com www.example.org:8443
+certvigil scan -f hosts.txt --json -o scan.json
+certvigil scan 10.0.0.0/24 -p 443,8443 --threshold 21
+certvigil scan mail.example.com:25 --starttls smtp --deep
+certvigil scan internal.example --ca-file corp-root.pem --no-default-ca"""
+
+
+@app.command("scan", epilog=SCAN_EXAMPLES)
 def scan_command(
     targets: Annotated[
         list[str] | None,
@@ -460,6 +473,7 @@ def scan_command(
             metavar="FILE",
             help="Read targets from FILE ('-' for stdin; '#' starts a comment). Repeatable.",
             show_default=False,
+            rich_help_panel=TARGETS_PANEL,
         ),
     ] = None,
     ports: PortsOption = None,
@@ -467,34 +481,49 @@ def scan_command(
     starttls: StartTlsOption = None,
     allow_large_cidr: Annotated[
         bool,
-        typer.Option("--allow-large-cidr", help="Accept blocks larger than /16 (IPv6: /112)."),
+        typer.Option(
+            "--allow-large-cidr",
+            help="Accept blocks larger than /16 (IPv6: /112).",
+            rich_help_panel=TARGETS_PANEL,
+        ),
     ] = False,
     ca_files: CaFilesOption = None,
     system_trust: SystemTrustOption = False,
     default_ca: DefaultCaOption = True,
     thresholds: ThresholdsOption = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="Most connections open at once.")
+        int,
+        typer.Option(
+            "--concurrency",
+            metavar="N",
+            min=1,
+            help="Most connections open at once.",
+            rich_help_panel=CONNECTION_PANEL,
+        ),
     ] = 200,
     per_ip: PerIpOption = 8,
     per_subnet: Annotated[
         int | None,
         typer.Option(
             "--per-subnet",
+            metavar="N",
             min=1,
             help="Most connections open to one IPv4 /24 or IPv6 /64 \\[default: no limit].",
             show_default=False,
+            rich_help_panel=CONNECTION_PANEL,
         ),
     ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
             "--workers",
+            metavar="N",
             min=1,
             help=(
                 "Scanner processes \\[default: 1 below 2,000 targets, one per CPU from 2,000 on]."
             ),
             show_default=False,
+            rich_help_panel=CONNECTION_PANEL,
         ),
     ] = None,
     connect_timeout: ConnectTimeoutOption = 5.0,
@@ -509,6 +538,7 @@ def scan_command(
             help="Run every check: revocation, protocols, cipher suites, TLS options and "
             "an SSL Labs-style grade (same as --checks cert,revocation,protocols,ciphers,"
             "grade; docs/grading.md).",
+            rich_help_panel=CHECKS_PANEL,
         ),
     ] = False,
     checks: Annotated[
@@ -519,12 +549,23 @@ def scan_command(
             help="Checks to run, comma-separated: cert (always), revocation, protocols, "
             "ciphers, grade (implies protocols, ciphers and revocation) \\[default: cert].",
             show_default=False,
+            rich_help_panel=CHECKS_PANEL,
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Write one JSON document (docs/json-schema.md).")
+        bool,
+        typer.Option(
+            "--json",
+            help="Write one JSON document (docs/json-schema.md).",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
     ] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV, one row per endpoint.")] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option(
+            "--csv", help="Write CSV, one row per endpoint.", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = False,
     output: OutputOption = None,
     progress: ProgressOption = None,
     debug: DebugOption = False,

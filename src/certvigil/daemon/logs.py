@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from certvigil.output.safe_text import json_visible, visible
+
 LOGGER_NAME = "certvigil"
 """The logger every daemon record goes through."""
 
@@ -46,20 +48,28 @@ class JsonLinesFormatter(logging.Formatter):
             document[key] = value if isinstance(value, int | float | bool | None) else str(value)
         if record.exc_info:
             document["exc"] = self.formatException(record.exc_info)
-        return json.dumps(document, ensure_ascii=False, sort_keys=False)
+        # JSON escapes C0 controls itself; C1, bidi and invisible characters become
+        # \uXXXX escapes too, so that a log read in a terminal cannot act on it.
+        return json_visible(json.dumps(document, ensure_ascii=False, sort_keys=False))
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-11-22T03:58:01.123Z info certvigil.daemon: message key=value …``."""
+    """``2026-11-22T03:58:01.123Z info certvigil.daemon: message key=value …``.
+
+    A record is one line: the message and the values, which may hold text from
+    certificates and servers, show control, bidi and invisible characters as escapes
+    (``\\n``, ``\\x1b``, ``\\u202e``). A traceback follows on lines of its own.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{k}={v}" for k, v in record_fields(record).items())
+        extras = " ".join(f"{k}={visible(str(v))}" for k, v in record_fields(record).items())
         line = f"{_timestamp(record)} {record.levelname.lower()} {record.name}: "
-        line += record.getMessage()
+        line += visible(record.getMessage())
         if extras:
             line += f" {extras}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            trace = self.formatException(record.exc_info)
+            line += "\n" + "\n".join(visible(part) for part in trace.split("\n"))
         return line
 
 

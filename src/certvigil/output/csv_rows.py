@@ -7,6 +7,7 @@ from typing import TextIO
 
 from certvigil.analysis.model import EndpointReport
 from certvigil.output.json_doc import verdict_text
+from certvigil.output.safe_text import safe_csv_row
 from certvigil.output.summary import days_remaining
 
 COLUMNS: tuple[str, ...] = (
@@ -37,7 +38,11 @@ COLUMNS: tuple[str, ...] = (
     "revocation_status",
 )
 """The header, in order. Lists inside a cell are joined with ``;``; a missing value is
-empty; booleans are ``true``/``false``; times are ISO 8601 UTC."""
+empty; booleans are ``true``/``false``; times are ISO 8601 UTC. A text cell that would
+start a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a
+leading ``'`` (``certvigil.output.safe_text.csv_cell``)."""
+
+_NUMBER_COLUMNS = frozenset({"port", "days_remaining"})
 
 
 def _bool(value: bool | None) -> str:
@@ -93,7 +98,7 @@ def row_for(report: EndpointReport) -> dict[str, str]:
         row["revocation_status"] = report.revocation.leaf_status.value
     if failure is not None:
         row.update(failure_kind=failure.kind.value, failure_detail=failure.detail)
-    return row
+    return safe_csv_row(row, numbers=_NUMBER_COLUMNS)
 
 
 class CsvWriter:

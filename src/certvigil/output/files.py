@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from certvigil.analysis.model import Severity
 from certvigil.analysis.report import ChainAnalysis
+from certvigil.output.columns import Column, Fit, Step, drop, fit_table, results_console, shorten
 from certvigil.output.json_doc import (
     SCHEMA_VERSION,
     JsonObject,
@@ -30,6 +29,7 @@ from certvigil.output.json_doc import (
     target_error_json,
     utc_text,
 )
+from certvigil.output.safe_text import cell, safe_csv_row, visible
 from certvigil.output.summary import Tally, days_remaining
 
 _STYLE = {
@@ -110,7 +110,10 @@ FILE_COLUMNS: tuple[str, ...] = (
     "findings",
     "evaluated_at_utc",
 )
-"""The ``cert --csv`` header; cells follow the scan CSV conventions."""
+"""The ``cert --csv`` header; cells follow the scan CSV conventions (a text cell that
+would start a spreadsheet formula gets a leading ``'``)."""
+
+_NUMBER_COLUMNS = frozenset({"days_remaining"})
 
 
 def _bool(value: bool | None) -> str:
@@ -148,48 +151,73 @@ def write_files_csv(reports: list[FileReport], stream: TextIO) -> None:
                 sha256=leaf.sha256_hex,
                 san_dns=";".join(leaf.san_dns),
             )
-        writer.writerow(row)
+        writer.writerow(safe_csv_row(row, numbers=_NUMBER_COLUMNS))
 
 
-def render_files_table(reports: list[FileReport], stream: TextIO) -> None:
-    """Print one row per file, then each warning or critical finding as a sentence."""
-    console = Console(file=stream, highlight=False)
-    if not console.is_terminal:
-        console = Console(file=stream, width=200, no_color=True, highlight=False)
-    table = Table(header_style="bold")
-    for name in ("File", "Subject", "Issuer", "Expires (UTC)", "Days", "Verdict", "Findings"):
-        table.add_column(name, overflow="fold", justify="right" if name == "Days" else "left")
+FILES_TABLE_STEPS: tuple[Step, ...] = (
+    drop("Issuer"),
+    shorten("Expires (UTC)"),
+    drop("Expires (UTC)"),
+    drop("Subject"),
+    drop("Findings"),
+)
+"""What the ``cert`` table gives up, first to last, on a narrow screen."""
+
+
+def files_columns(reports: list[FileReport]) -> list[Column]:
+    """The ``cert`` table's columns, every outside string made safe to show."""
+    source = Column(header="File", fit=Fit.CLIP, min_width=24)
+    subject = Column(header="Subject", fit=Fit.CLIP, min_width=12)
+    issuer = Column(header="Issuer", fit=Fit.CLIP, min_width=12)
+    expires = Column(header="Expires (UTC)", short_header="Expires", short_cells=[])
+    days = Column(header="Days", justify="right")
+    verdict = Column(header="Verdict")
+    findings = Column(header="Findings", fit=Fit.WRAP, min_width=20)
+    short_expires: list[Text] = []
     for report in reports:
         analysis = report.analysis
-        subject = issuer = expires = days = ""
+        source.cells.append(cell(report.source))
         if analysis.certificates:
             leaf = analysis.certificates[0]
-            subject = leaf.subject_cn or leaf.subject or "(empty subject)"
-            issuer = leaf.issuer_cn or leaf.issuer
-            expires = leaf.not_after_utc.strftime("%Y-%m-%d %H:%M")
-            days = str(days_remaining(leaf.not_after_utc, now=analysis.evaluated_at_utc))
-        findings = Text()
+            subject.cells.append(cell(leaf.subject_cn or leaf.subject or "(empty subject)"))
+            issuer.cells.append(cell(leaf.issuer_cn or leaf.issuer))
+            expires.cells.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d %H:%M")))
+            short_expires.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d")))
+            days.cells.append(
+                Text(str(days_remaining(leaf.not_after_utc, now=analysis.evaluated_at_utc)))
+            )
+        else:
+            for column in (subject, issuer, expires, days):
+                column.cells.append(Text())
+            short_expires.append(Text())
+        text = Text()
         for finding in analysis.findings:
             if finding.severity is Severity.OK:
                 continue
-            if findings:
-                findings.append(", ")
-            findings.append(finding.code, style=_STYLE[finding.severity])
-        verdict = analysis.verdict
-        table.add_row(
-            report.source,
-            subject,
-            issuer,
-            expires,
-            days,
-            Text(verdict.value, style=_STYLE[verdict]),
-            findings,
-        )
-    console.print(table)
+            if text:
+                text.append(", ")
+            text.append(visible(finding.code), style=_STYLE[finding.severity])
+        findings.cells.append(text)
+        verdict.cells.append(Text(analysis.verdict.value, style=_STYLE[analysis.verdict]))
+    expires.short_cells = short_expires
+    return [source, subject, issuer, expires, days, verdict, findings]
+
+
+def render_files_table(
+    reports: list[FileReport], stream: TextIO, *, color: bool | None = None
+) -> None:
+    """Print one row per file, then each warning or critical finding as a sentence.
+
+    The table fits the screen (``FILES_TABLE_STEPS``); file names and certificate
+    fields are shown literally, control and bidi characters as escapes.
+    """
+    console = results_console(stream, color=color)
+    console.print(fit_table(files_columns(reports), width=console.width, steps=FILES_TABLE_STEPS))
     for report in reports:
+        source = visible(report.source)
         for finding in report.analysis.findings:
             if finding.severity.rank >= Severity.WARNING.rank:
-                line = Text(f"{report.source}: ")
+                line = Text(f"{source}: ")
                 line.append(finding.severity.value, style=_STYLE[finding.severity])
-                line.append(f": {finding.code}: {finding.message}")
+                line.append(f": {visible(finding.code)}: {visible(finding.message)}")
                 console.print(line, soft_wrap=True)

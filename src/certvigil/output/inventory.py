@@ -9,13 +9,24 @@ from datetime import datetime
 from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from certvigil.analysis.changes import Change, ChangeKind
 from certvigil.analysis.model import CertificateFacts, Severity
+from certvigil.output.columns import (
+    Column,
+    Fit,
+    Step,
+    TableStyle,
+    drop,
+    fit_table,
+    results_console,
+    shorten,
+)
+from certvigil.output.safe_text import cell, safe_csv_row, visible
 from certvigil.output.summary import days_remaining
 from certvigil.store.records import (
+    AlertRecord,
     DeploymentRecord,
     EndpointRecord,
     InventoryRow,
@@ -46,7 +57,10 @@ INVENTORY_COLUMNS: tuple[str, ...] = (
     "deployed_since_utc",
     "last_seen_utc",
 )
-"""The ``inventory --csv`` header, in order; lists are joined with ``;``."""
+"""The ``inventory --csv`` header, in order; lists are joined with ``;``. A text cell
+that would start a spreadsheet formula gets a leading ``'``."""
+
+_NUMBER_COLUMNS = frozenset({"port", "chain_position", "days_remaining", "key_bits"})
 
 _SEVERITY_STYLE = {
     Severity.OK: "green",
@@ -56,17 +70,43 @@ _SEVERITY_STYLE = {
 }
 
 
-_WIDTH_WHEN_NOT_A_TERMINAL = 200
-
-
 def _console(stream: TextIO, *, color: bool | None) -> Console:
-    console = Console(file=stream, no_color=color is False, force_terminal=color or None)
-    if not console.is_terminal:
-        # A pipe or file has no width; keep rows on one line where they fit.
-        console = Console(
-            file=stream, width=_WIDTH_WHEN_NOT_A_TERMINAL, no_color=True, highlight=False
-        )
-    return console
+    return results_console(stream, color=color)
+
+
+INVENTORY_TABLE_STEPS: tuple[Step, ...] = (
+    drop("issuer"),
+    drop("key"),
+    shorten("expires (UTC)"),
+    drop("tags"),
+    drop("pos"),
+    drop("expires (UTC)"),
+    drop("subject"),
+    drop("sha256"),
+)
+"""What the inventory table gives up, first to last, on a narrow screen."""
+
+HISTORY_TABLE_STEPS: tuple[Step, ...] = (
+    drop("issuer"),
+    drop("protocol"),
+    shorten("observed (UTC)"),
+    drop("expires"),
+    drop("leaf"),
+)
+"""What each history table gives up, first to last, on a narrow screen."""
+
+CHANGES_TABLE_STEPS: tuple[Step, ...] = (shorten("observed (UTC)"), drop("change"))
+"""What the changes table gives up, first to last, on a narrow screen."""
+
+DEPLOYMENTS_TABLE_STEPS: tuple[Step, ...] = (
+    shorten("first seen (UTC)"),
+    shorten("last seen (UTC)"),
+    drop("position"),
+    drop("first seen (UTC)"),
+)
+"""What each ``where`` table gives up, first to last, on a narrow screen."""
+
+_STORE_TABLE = TableStyle(box=True, show_edge=False, pad_edge=False, header_style="bold")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -126,13 +166,13 @@ def render_inventory_csv(rows: Sequence[InventoryRow], stream: TextIO, *, now: d
     writer = csv.DictWriter(stream, fieldnames=INVENTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        cells = inventory_row_json(row, now=now)
-        for key, value in cells.items():
+        cells: dict[str, str] = {}
+        for key, value in inventory_row_json(row, now=now).items():
             if isinstance(value, list):
                 cells[key] = ";".join(str(v) for v in value)
-            elif value is None:
-                cells[key] = ""
-        writer.writerow(cells)
+            else:
+                cells[key] = "" if value is None else str(value)
+        writer.writerow(safe_csv_row(cells, numbers=_NUMBER_COLUMNS))
 
 
 def _days_cell(not_after_utc: datetime, *, now: datetime, warn_days: int) -> Text:
@@ -166,36 +206,33 @@ def render_inventory_table(
         console.print("no certificates match")
         return
     show_position = any(r.chain_position != 0 for r in rows)
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("expires (UTC)", no_wrap=True)
-    table.add_column("days", justify="right", no_wrap=True)
-    table.add_column("endpoint", no_wrap=True)
-    if show_position:
-        table.add_column("pos", justify="right")
-    table.add_column("subject")
-    table.add_column("issuer")
-    table.add_column("key", no_wrap=True)
-    table.add_column("sha256", no_wrap=True)
-    table.add_column("tags")
+    expires = Column(header="expires (UTC)", short_header="expires", short_cells=[])
+    days = Column(header="days", justify="right")
+    endpoint = Column(header="endpoint", fit=Fit.WRAP, min_width=8)
+    position = Column(header="pos", justify="right")
+    subject = Column(header="subject", fit=Fit.CLIP, min_width=12)
+    issuer = Column(header="issuer", fit=Fit.CLIP, min_width=12)
+    key = Column(header="key")
+    sha256 = Column(header="sha256")
+    tags = Column(header="tags", fit=Fit.CLIP, min_width=8)
+    short_expires: list[Text] = []
     for row in rows:
-        cells: list[str | Text] = [
-            row.not_after_utc.strftime("%Y-%m-%d %H:%M"),
-            _days_cell(row.not_after_utc, now=now, warn_days=warn_days),
-            str(row.target),
-        ]
-        if show_position:
-            cells.append(str(row.chain_position))
-        cells.extend(
-            [
-                row.subject_cn or row.subject,
-                row.issuer_cn or row.issuer,
-                f"{row.key_type.upper()} {row.key_bits}",
-                row.sha256_hex[:16],
-                ",".join(row.tags),
-            ]
-        )
-        table.add_row(*cells)
-    console.print(table)
+        expires.cells.append(Text(row.not_after_utc.strftime("%Y-%m-%d %H:%M")))
+        short_expires.append(Text(row.not_after_utc.strftime("%Y-%m-%d")))
+        days.cells.append(_days_cell(row.not_after_utc, now=now, warn_days=warn_days))
+        endpoint.cells.append(cell(str(row.target)))
+        position.cells.append(Text(str(row.chain_position)))
+        subject.cells.append(cell(row.subject_cn or row.subject))
+        issuer.cells.append(cell(row.issuer_cn or row.issuer))
+        key.cells.append(cell(f"{row.key_type.upper()} {row.key_bits}"))
+        sha256.cells.append(Text(row.sha256_hex[:16]))
+        tags.cells.append(cell(",".join(row.tags)))
+    expires.short_cells = short_expires
+    columns = [expires, days, endpoint, *((position,) if show_position else ())]
+    columns += [subject, issuer, key, sha256, tags]
+    console.print(
+        fit_table(columns, width=console.width, steps=INVENTORY_TABLE_STEPS, style=_STORE_TABLE)
+    )
 
 
 def observation_json(record: ObservationRecord) -> dict[str, Any]:
@@ -297,37 +334,45 @@ def render_history_table(
     """Prints each endpoint's observations, newest first, one table per endpoint."""
     console = _console(stream, color=color)
     for endpoint, records in histories:
-        console.print(
-            Text(f"{endpoint.target}", style="bold"),
-            Text(
-                f"  first seen {endpoint.first_seen_utc:%Y-%m-%d %H:%M}, "
-                f"{len(records)} observation{'s' if len(records) != 1 else ''} shown"
-            ),
+        title = cell(str(endpoint.target), style="bold")
+        title.append(
+            f"  first seen {endpoint.first_seen_utc:%Y-%m-%d %H:%M}, "
+            f"{len(records)} observation{'s' if len(records) != 1 else ''} shown"
         )
-        table = Table(show_edge=False, pad_edge=False)
-        for title in ("observed (UTC)", "status", "protocol", "leaf", "issuer", "expires"):
-            table.add_column(title, no_wrap=True)
-        table.add_column("verdict / problem")
+        console.print(title)
+        observed = Column(header="observed (UTC)", short_header="observed", short_cells=[])
+        status_column = Column(header="status")
+        protocol = Column(header="protocol")
+        leaf = Column(header="leaf")
+        issuer = Column(header="issuer", fit=Fit.CLIP, min_width=12)
+        expires = Column(header="expires")
+        problems = Column(header="verdict / problem", fit=Fit.WRAP, min_width=20)
+        short_observed: list[Text] = []
         for record in records:
             if record.failure_kind is not None:
                 status = Text(record.failure_kind.value, style="magenta")
-                problem = Text(record.failure_detail or "")
+                problem = cell(record.failure_detail)
             else:
                 status = Text("ok", style="green")
                 worst = [f for f in record.findings if f.severity is record.verdict]
                 problem = Text(record.verdict.value, style=_SEVERITY_STYLE[record.verdict])
                 if worst and record.verdict.rank >= Severity.WARNING.rank:
-                    problem.append(f": {worst[0].code}")
-            table.add_row(
-                f"{record.observed_at_utc:%Y-%m-%d %H:%M:%S}",
-                status,
-                record.protocol or "",
-                (record.leaf_sha256 or "")[:16],
-                _issuer_cn(record.leaf_issuer),
-                f"{record.leaf_not_after_utc:%Y-%m-%d}" if record.leaf_not_after_utc else "",
-                problem,
+                    problem.append(f": {visible(worst[0].code)}")
+            observed.cells.append(Text(f"{record.observed_at_utc:%Y-%m-%d %H:%M:%S}"))
+            short_observed.append(Text(f"{record.observed_at_utc:%m-%d %H:%M}"))
+            status_column.cells.append(status)
+            protocol.cells.append(cell(record.protocol))
+            leaf.cells.append(Text((record.leaf_sha256 or "")[:16]))
+            issuer.cells.append(cell(_issuer_cn(record.leaf_issuer)))
+            expires.cells.append(
+                Text(f"{record.leaf_not_after_utc:%Y-%m-%d}" if record.leaf_not_after_utc else "")
             )
-        console.print(table)
+            problems.cells.append(problem)
+        observed.short_cells = short_observed
+        columns = [observed, status_column, protocol, leaf, issuer, expires, problems]
+        console.print(
+            fit_table(columns, width=console.width, steps=HISTORY_TABLE_STEPS, style=_STORE_TABLE)
+        )
 
 
 def _issuer_cn(issuer: str | None) -> str:
@@ -372,19 +417,27 @@ def render_changes_table(
 ) -> None:
     """Prints one row per change: when, where, what, and the sentence that says it."""
     console = _console(stream, color=color)
-    table = Table(show_edge=False, pad_edge=False)
-    for title in ("observed (UTC)", "endpoint", "change"):
-        table.add_column(title, no_wrap=True)
-    table.add_column("what happened")
+    observed = Column(header="observed (UTC)", short_header="observed", short_cells=[])
+    where = Column(header="endpoint", fit=Fit.WRAP, min_width=8)
+    kind = Column(header="change")
+    what = Column(header="what happened", fit=Fit.WRAP, min_width=24)
+    short_observed: list[Text] = []
     for endpoint, endpoint_changes in changes:
         for change in endpoint_changes:
-            table.add_row(
-                f"{change.observed_at_utc:%Y-%m-%d %H:%M:%S}",
-                str(endpoint.target),
-                Text(change.kind.value, style=_CHANGE_STYLE.get(change.kind, "")),
-                change.message,
-            )
-    console.print(table)
+            observed.cells.append(Text(f"{change.observed_at_utc:%Y-%m-%d %H:%M:%S}"))
+            short_observed.append(Text(f"{change.observed_at_utc:%m-%d %H:%M}"))
+            where.cells.append(cell(str(endpoint.target)))
+            kind.cells.append(Text(change.kind.value, style=_CHANGE_STYLE.get(change.kind, "")))
+            what.cells.append(cell(change.message))
+    observed.short_cells = short_observed
+    console.print(
+        fit_table(
+            [observed, where, kind, what],
+            width=console.width,
+            steps=CHANGES_TABLE_STEPS,
+            style=_STORE_TABLE,
+        )
+    )
 
 
 _CHANGE_STYLE = {
@@ -441,25 +494,97 @@ def render_deployments_table(
     """Prints, per certificate, the endpoints that serve it now and those that did."""
     console = _console(stream, color=color)
     for sha256_hex, facts, deployments in found:
-        title = Text(sha256_hex, style="bold")
+        title = cell(sha256_hex, style="bold")
         if facts is not None:
             title.append(
-                f"  {facts.subject_cn or facts.subject}, issued by "
-                f"{facts.issuer_cn or facts.issuer}, expires {facts.not_after_utc:%Y-%m-%d}"
+                f"  {visible(facts.subject_cn or facts.subject)}, issued by "
+                f"{visible(facts.issuer_cn or facts.issuer)}, "
+                f"expires {facts.not_after_utc:%Y-%m-%d}"
             )
         console.print(title)
         if not deployments:
             console.print("  never seen at any endpoint")
             continue
-        table = Table(show_edge=False, pad_edge=False)
-        for name in ("endpoint", "position", "first seen (UTC)", "last seen (UTC)", "now"):
-            table.add_column(name, no_wrap=True)
+        endpoint = Column(header="endpoint", fit=Fit.WRAP, min_width=8)
+        position = Column(header="position")
+        first = Column(header="first seen (UTC)", short_header="first seen", short_cells=[])
+        last = Column(header="last seen (UTC)", short_header="last seen", short_cells=[])
+        now = Column(header="now")
+        short_first: list[Text] = []
+        short_last: list[Text] = []
         for d in deployments:
-            table.add_row(
-                str(d.target),
-                "leaf" if d.chain_position == 0 else f"chain #{d.chain_position}",
-                f"{d.first_seen_utc:%Y-%m-%d %H:%M}",
-                f"{d.last_seen_utc:%Y-%m-%d %H:%M}",
-                Text("served", style="green") if d.is_current else Text("replaced", style="dim"),
+            endpoint.cells.append(cell(str(d.target)))
+            position.cells.append(
+                Text("leaf" if d.chain_position == 0 else f"chain #{d.chain_position}")
             )
-        console.print(table)
+            first.cells.append(Text(f"{d.first_seen_utc:%Y-%m-%d %H:%M}"))
+            last.cells.append(Text(f"{d.last_seen_utc:%Y-%m-%d %H:%M}"))
+            short_first.append(Text(f"{d.first_seen_utc:%Y-%m-%d}"))
+            short_last.append(Text(f"{d.last_seen_utc:%Y-%m-%d}"))
+            now.cells.append(
+                Text("served", style="green") if d.is_current else Text("replaced", style="dim")
+            )
+        first.short_cells, last.short_cells = short_first, short_last
+        console.print(
+            fit_table(
+                [endpoint, position, first, last, now],
+                width=console.width,
+                steps=DEPLOYMENTS_TABLE_STEPS,
+                style=_STORE_TABLE,
+            )
+        )
+
+
+ALERTS_TABLE_STEPS: tuple[Step, ...] = (
+    drop("KIND"),
+    shorten("OPENED"),
+    drop("SENT"),
+    drop("OPENED"),
+    drop("STATE"),
+    drop("SEVERITY"),
+)
+"""What the ``alerts list`` table gives up, first to last, on a narrow screen."""
+
+
+def render_alerts_table(
+    alerts: Sequence[tuple[AlertRecord, str]], stream: TextIO, *, color: bool | None = None
+) -> None:
+    """Prints one row per alert: id, state, severity, kind, endpoint, when, what, deliveries.
+
+    Args:
+        alerts: Each alert with a summary of its deliveries (``2 sent, 1 failed``).
+        stream: Where to print.
+        color: Force colour on or off; ``None`` asks the stream.
+    """
+    console = _console(stream, color=color)
+    ident = Column(header="ID", justify="right")
+    state = Column(header="STATE", fit=Fit.CLIP, min_width=12)
+    severity = Column(header="SEVERITY")
+    kind = Column(header="KIND")
+    endpoint = Column(header="ENDPOINT", fit=Fit.WRAP, min_width=8)
+    opened = Column(header="OPENED", short_cells=[])
+    summary = Column(header="SUMMARY", fit=Fit.CLIP, min_width=24)
+    sent = Column(header="SENT", fit=Fit.CLIP, min_width=8)
+    short_opened: list[Text] = []
+    for alert, deliveries in alerts:
+        who = f" ({alert.acknowledged_by})" if alert.acknowledged_by else ""
+        ident.cells.append(Text(str(alert.id)))
+        state.cells.append(cell(alert.state.value + who))
+        severity.cells.append(
+            Text(alert.severity.value, style=_SEVERITY_STYLE.get(alert.severity, ""))
+        )
+        kind.cells.append(cell(alert.kind))
+        endpoint.cells.append(cell(str(alert.target) if alert.target is not None else "-"))
+        opened.cells.append(Text(alert.opened_at_utc.strftime("%Y-%m-%d %H:%M")))
+        short_opened.append(Text(alert.opened_at_utc.strftime("%m-%d %H:%M")))
+        summary.cells.append(cell(alert.summary))
+        sent.cells.append(cell(deliveries))
+    opened.short_cells = short_opened
+    console.print(
+        fit_table(
+            [ident, state, severity, kind, endpoint, opened, summary, sent],
+            width=console.width,
+            steps=ALERTS_TABLE_STEPS,
+            style=TableStyle(box=False, header_style="bold"),
+        )
+    )

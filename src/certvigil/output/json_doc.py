@@ -40,6 +40,7 @@ from certvigil.analysis.revocation_model import (
 from certvigil.errors import TargetError
 from certvigil.observed.handshake import ProbeFailure, TlsObservation
 from certvigil.output.plain_json import jsonable
+from certvigil.output.safe_text import json_visible
 from certvigil.output.summary import Tally, days_remaining
 from certvigil.target import Target
 
@@ -53,8 +54,13 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def dumps(value: Any) -> str:
-    """``value`` as compact JSON text (UTF-8 characters as they are, no spaces)."""
-    return _ENCODER.encode(value)
+    """``value`` as compact JSON text (UTF-8 characters as they are, no spaces).
+
+    Control, bidi and invisible characters are written as ``\\uXXXX`` escapes
+    (``safe_text.json_visible``): the document decodes to the same strings, and
+    printing it to a terminal cannot act on the terminal.
+    """
+    return json_visible(_ENCODER.encode(value))
 
 
 def utc_text(value: datetime) -> str:

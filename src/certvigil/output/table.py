@@ -1,4 +1,15 @@
-"""The human output: a rich table, one row per endpoint, then what is wrong in sentences."""
+"""The human output: a rich table, one row per endpoint, then what is wrong in sentences.
+
+Every string from outside (names, certificate fields, servers' and libraries' messages)
+goes through ``certvigil.output.safe_text``: shown literally, never as markup, control
+and bidi characters as escapes. The table fits the terminal (``certvigil.output.columns``);
+when the screen is too narrow, these give way first to last (``SCAN_TABLE_STEPS``): the
+issuer, the TLS facts, the time of expiry (the date stays), the revocation status, the
+expiry date, the subject, the grade, then the findings (the sentences below the table
+still name every warning and critical finding). The endpoint, the days left and the
+verdict always stay; an address, a date or a number is never broken (an endpoint's
+``(sni …)`` note may go to a line of its own).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +21,17 @@ from rich.table import Table
 from rich.text import Text
 
 from certvigil.analysis.model import EndpointReport, Severity
+from certvigil.output.columns import (
+    WIDTH_WHEN_NOT_A_TERMINAL,
+    Column,
+    Fit,
+    Step,
+    drop,
+    fit_table,
+    results_console,
+    shorten,
+)
+from certvigil.output.safe_text import cell, visible
 from certvigil.output.summary import days_remaining
 
 _STYLE = {
@@ -19,28 +41,18 @@ _STYLE = {
     Severity.CRITICAL: "bold red",
 }
 _FAILED_STYLE = "magenta"
-_WIDTH_WHEN_NOT_A_TERMINAL = 200
 
-
-class _ResultsConsole(Console):
-    """A console that lets a closed pipe surface as ``BrokenPipeError``.
-
-    rich's own handling exits with status 1; the command decides the status instead.
-    """
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError
-
-
-def _console(stream: TextIO, *, color: bool | None) -> Console:
-    console = _ResultsConsole(file=stream, no_color=color is False, force_terminal=color or None)
-    if not console.is_terminal:
-        # A pipe or file has no width; keep rows on one line where they fit.
-        console = _ResultsConsole(
-            file=stream, width=_WIDTH_WHEN_NOT_A_TERMINAL, no_color=True, highlight=False
-        )
-    return console
+SCAN_TABLE_STEPS: tuple[Step, ...] = (
+    drop("Issuer"),
+    drop("TLS"),
+    shorten("Expires (UTC)"),
+    drop("Revocation"),
+    drop("Expires (UTC)"),
+    drop("Subject"),
+    drop("Grade"),
+    drop("Findings"),
+)
+"""What the scan table gives up, first to last, on a narrow screen."""
 
 
 def _verdict_cell(report: EndpointReport) -> Text:
@@ -59,7 +71,7 @@ def _findings_cell(report: EndpointReport) -> Text:
             continue
         if text:
             text.append(", ")
-        text.append(finding.code, style=_STYLE[finding.severity])
+        text.append(visible(finding.code), style=_STYLE[finding.severity])
     return text
 
 
@@ -86,58 +98,100 @@ def _revocation_cell(report: EndpointReport) -> str:
     return f"{status} ({leaf.decided_by.value})" if leaf.decided_by else status
 
 
-def build_table(reports: Iterable[EndpointReport]) -> Table:
-    """The table: endpoint, subject, issuer, expiry, days left, verdict, findings.
-
-    After ``scan --deep`` it also shows each endpoint's grade and key TLS facts, and
-    after a revocation check the leaf's status and the method that decided it.
+def scan_columns(reports: Iterable[EndpointReport]) -> list[Column]:
+    """The scan table's columns, every cell made safe to show.
 
     Args:
         reports: The reports, in the order to show.
 
     Returns:
-        A rich Table ready to print.
+        Endpoint, subject, issuer, expiry, days left, verdict, findings; after
+        ``scan --deep`` also the grade and key TLS facts, and after a revocation check
+        the leaf's status and the method that decided it.
     """
     reports = list(reports)
     graded = any(report.deep is not None for report in reports)
     revocation_checked = any(report.revocation is not None for report in reports)
-    table = Table(show_lines=False, header_style="bold")
-    table.add_column("Endpoint", overflow="fold")
-    table.add_column("Subject", overflow="fold")
-    table.add_column("Issuer", overflow="fold")
-    table.add_column("Expires (UTC)", no_wrap=True)
-    table.add_column("Days", justify="right", no_wrap=True)
-    table.add_column("Verdict", no_wrap=True)
-    if graded:
-        table.add_column("Grade", no_wrap=True)
-        table.add_column("TLS", overflow="fold")
-    if revocation_checked:
-        table.add_column("Revocation", overflow="fold")
-    table.add_column("Findings", overflow="fold")
+    # An endpoint wraps only between its address and its notes ("(sni …)",
+    # "(starttls smtp)"): host:port itself is one word and never breaks.
+    endpoint = Column(header="Endpoint", fit=Fit.WRAP, min_width=8)
+    subject = Column(header="Subject", fit=Fit.CLIP, min_width=12)
+    issuer = Column(header="Issuer", fit=Fit.CLIP, min_width=12)
+    expires = Column(header="Expires (UTC)", short_header="Expires", short_cells=[])
+    days = Column(header="Days", justify="right")
+    verdict = Column(header="Verdict")
+    grade = Column(header="Grade")
+    tls = Column(header="TLS", fit=Fit.WRAP, min_width=12)
+    revocation = Column(header="Revocation", fit=Fit.WRAP, min_width=12)
+    findings = Column(header="Findings", fit=Fit.WRAP, min_width=20)
+    short_expires: list[Text] = []
     for report in reports:
         leaf = report.leaf
-        subject = issuer = expires = days = ""
+        endpoint.cells.append(cell(str(report.target)))
         if leaf is not None:
-            subject = leaf.subject_cn or leaf.subject or "(empty subject)"
-            issuer = leaf.issuer_cn or leaf.issuer
-            expires = leaf.not_after_utc.strftime("%Y-%m-%d %H:%M")
-            days = str(days_remaining(leaf.not_after_utc, now=report.evaluated_at_utc))
-        table.add_row(
-            str(report.target),
-            subject,
-            issuer,
-            expires,
-            days,
-            _verdict_cell(report),
-            *(
-                (report.deep.grade.grade if report.deep else "", _tls_cell(report))
-                if graded
-                else ()
-            ),
-            *((_revocation_cell(report),) if revocation_checked else ()),
-            _findings_cell(report),
-        )
-    return table
+            subject.cells.append(cell(leaf.subject_cn or leaf.subject or "(empty subject)"))
+            issuer.cells.append(cell(leaf.issuer_cn or leaf.issuer))
+            expires.cells.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d %H:%M")))
+            short_expires.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d")))
+            days.cells.append(
+                Text(str(days_remaining(leaf.not_after_utc, now=report.evaluated_at_utc)))
+            )
+        else:
+            for column in (subject, issuer, expires, days):
+                column.cells.append(Text())
+            short_expires.append(Text())
+        verdict.cells.append(_verdict_cell(report))
+        grade.cells.append(Text(report.deep.grade.grade if report.deep else ""))
+        tls.cells.append(Text(_tls_cell(report)))
+        revocation.cells.append(Text(_revocation_cell(report)))
+        findings.cells.append(_findings_cell(report))
+    expires.short_cells = short_expires
+    return [
+        endpoint,
+        subject,
+        issuer,
+        expires,
+        days,
+        verdict,
+        *((grade, tls) if graded else ()),
+        *((revocation,) if revocation_checked else ()),
+        findings,
+    ]
+
+
+def build_table(
+    reports: Iterable[EndpointReport], *, width: int = WIDTH_WHEN_NOT_A_TERMINAL
+) -> Table:
+    """The table, fitted to ``width`` (see ``SCAN_TABLE_STEPS``).
+
+    Args:
+        reports: The reports, in the order to show.
+        width: The screen's width.
+
+    Returns:
+        A rich Table ready to print.
+    """
+    return fit_table(scan_columns(reports), width=width, steps=SCAN_TABLE_STEPS)
+
+
+def problem_lines(reports: Iterable[EndpointReport]) -> list[Text]:
+    """Each failure and each warning or critical finding, as one sentence per line."""
+    lines: list[Text] = []
+    for report in reports:
+        target = visible(str(report.target))
+        if report.failure is not None:
+            line = Text(f"{target}: ")
+            line.append("not checked", style=_FAILED_STYLE)
+            line.append(f": {report.failure.kind.value}: {visible(report.failure.detail)}")
+            lines.append(line)
+        for finding in report.findings:
+            if finding.severity.rank < Severity.WARNING.rank:
+                continue
+            line = Text(f"{target}: ")
+            line.append(finding.severity.value, style=_STYLE[finding.severity])
+            line.append(f": {visible(finding.code)}: {visible(finding.message)}")
+            lines.append(line)
+    return lines
 
 
 def render_table(
@@ -156,23 +210,9 @@ def render_table(
         color: Force colour on (True) or off (False); ``None`` asks the stream.
     """
     collected = list(reports)
-    console = _console(stream, color=color)
-    console.print(build_table(collected))
+    console: Console = results_console(stream, color=color)
+    console.print(build_table(collected, width=console.width))
     if not details:
         return
-    lines: list[Text] = []
-    for report in collected:
-        if report.failure is not None:
-            line = Text(f"{report.target}: ")
-            line.append("not checked", style=_FAILED_STYLE)
-            line.append(f": {report.failure.kind.value}: {report.failure.detail}")
-            lines.append(line)
-        for finding in report.findings:
-            if finding.severity.rank < Severity.WARNING.rank:
-                continue
-            line = Text(f"{report.target}: ")
-            line.append(finding.severity.value, style=_STYLE[finding.severity])
-            line.append(f": {finding.code}: {finding.message}")
-            lines.append(line)
-    for line in lines:
+    for line in problem_lines(collected):
         console.print(line, soft_wrap=True)
