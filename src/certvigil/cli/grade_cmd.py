@@ -95,7 +95,10 @@ def _render(console: Console, report: EndpointReport, assessment: DeepAssessment
     headline = cell(str(report.target), style="bold")
     headline.append("  grade ")
     headline.append(grade.grade, style="bold")
-    if grade.grade != grade.grade_ignoring_certificate:
+    if grade.grade_if_trusted is not None:
+        # SSL Labs shows what a T or M server gets once its trust issue is fixed.
+        headline.append(f" (if trusted: {grade.grade_if_trusted})")
+    elif grade.grade != grade.grade_ignoring_certificate:
         headline.append(f" (configuration alone: {grade.grade_ignoring_certificate})")
     headline.append(
         f"  score {grade.score} (protocol {grade.protocol_score}, key exchange "
