@@ -28,6 +28,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def _message(delivery_id: int = 7, event: EventAction = EventAction.OPEN) -> OutgoingMessage:
     return OutgoingMessage(
         delivery_id=delivery_id,
+        idempotency_key=f"certvigil-test-key-{delivery_id}",
         alert_id=3,
         event=event,
         kind="expiry_threshold",

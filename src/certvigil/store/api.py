@@ -280,21 +280,36 @@ class Store:
             )
 
     def claim_due_deliveries(
-        self, *, now: datetime, limit: int = 50, lease_s: float = outbox.DEFAULT_LEASE_S
+        self,
+        *,
+        now: datetime,
+        limit: int = 50,
+        lease_s: float = outbox.DEFAULT_LEASE_S,
+        owner: outbox.WorkerId | None = None,
     ) -> tuple[DeliveryRecord, ...]:
-        """Claims due deliveries for this sender."""
+        """Claims due deliveries for ``owner`` (this process when ``None``)."""
         with self.write() as connection:
-            return outbox.claim_due_deliveries(connection, now=now, limit=limit, lease_s=lease_s)
+            return outbox.claim_due_deliveries(
+                connection, now=now, limit=limit, lease_s=lease_s, owner=owner
+            )
 
-    def mark_delivered(self, delivery_id: int, *, now: datetime) -> bool:
-        """Records a delivery as sent."""
+    def mark_delivered(
+        self, delivery_id: int, *, now: datetime, owner: outbox.WorkerId | None = None
+    ) -> bool:
+        """Records a delivery claimed by ``owner`` as sent."""
         with self.write() as connection:
-            return outbox.mark_delivered(connection, delivery_id, now=now)
+            return outbox.mark_delivered(connection, delivery_id, now=now, owner=owner)
 
     def mark_failed(
-        self, delivery_id: int, *, next_attempt_at: datetime, error: str, give_up: bool = False
+        self,
+        delivery_id: int,
+        *,
+        next_attempt_at: datetime,
+        error: str,
+        give_up: bool = False,
+        owner: outbox.WorkerId | None = None,
     ) -> bool:
-        """Records a failed attempt."""
+        """Records a failed attempt of a delivery claimed by ``owner``."""
         with self.write() as connection:
             return outbox.mark_failed(
                 connection,
@@ -302,6 +317,7 @@ class Store:
                 next_attempt_at=next_attempt_at,
                 error=error,
                 give_up=give_up,
+                owner=owner,
             )
 
 
