@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from certvigil.cli.app import app
+from certvigil.cli.exitcodes import ExitCode
 from certvigil.config.expand import ScheduledTarget, check_trust_files, expand_targets
 from certvigil.config.loading import LoadedConfig, load_config
 from certvigil.config.model import LogFormat, LogLevel
@@ -30,7 +31,11 @@ def run_command(
         Path, typer.Option("--config", "-c", help="The configuration (.yaml, .toml, .json).")
     ],
     once: Annotated[
-        bool, typer.Option("--once", help="Run one cycle, send its alerts, and exit.")
+        bool,
+        typer.Option(
+            "--once",
+            help="Run one cycle, send its alerts, and exit (75 if a delivery still fails).",
+        ),
     ] = False,
     log_format: Annotated[
         LogFormat | None,
@@ -45,6 +50,8 @@ def run_command(
 
     SIGTERM or SIGINT stops the daemon cleanly: no new endpoint is started, those in
     flight get ``scan.shutdown_grace`` to finish and be recorded, and it exits 0.
+    With ``--once`` it exits 75 when an alert notification is still failing at exit.
+    A second daemon on the same database is refused (the first holds its lock).
     SIGHUP reloads the configuration file: once it validates, in-flight endpoints are
     finished and recorded and the daemon goes on with the new one; a configuration
     with mistakes is logged and the running one kept.
@@ -59,6 +66,8 @@ def run_command(
         asyncio.run(service.serve(once=once))
     finally:
         service.store.close()
+    if once and service.daemon is not None and service.daemon.failing_deliveries:
+        raise typer.Exit(ExitCode.DELIVERY_FAILING)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
