@@ -116,13 +116,13 @@ def url_secrets(url: str) -> tuple[str, ...]:
     if not sep:
         return (url,) if len(url) >= _MIN_SECRET_LEN else ()
     parts: set[str] = {rest, url}
-    authority, _, tail = rest.partition("/")
+    before_query, _, query = rest.partition("?")
+    authority, _, path = before_query.partition("/")
     userinfo, at, host = authority.rpartition("@")
     if at:
         parts.update(userinfo.split(":", 1))
     if not _HOST_RE.match(host):
         parts.add(host)
-    path, _, query = tail.partition("?")
     parts.update(path.split("/"))
     for item in query.split("&"):
         parts.add(item.partition("=")[2])
