@@ -49,7 +49,7 @@ def test_a_second_daemon_is_refused_while_the_first_holds_the_lock(
 
 
 def test_a_lapsed_lock_is_taken_over_and_its_old_holder_cannot_renew(store: Store) -> None:
-    """Once the holder's lease lapses, a new daemon takes the lock; the old one learns it lost it."""
+    """Once the lease lapses a new daemon takes the lock; the old holder learns it lost it."""
     old = WorkerId(host="db-host-a.invalid", pid=4242, nonce="aa")
     _acquire(store, old)
     new = new_worker_id()

@@ -571,6 +571,11 @@ class Daemon:
                 self.clock(), kept=len(self.unwritten), bound=self.unwritten.max_reports
             )
 
+    async def wait_until_written(self) -> None:
+        """Returns once no result waits for the store (at once when none does)."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
     async def _stop_flusher(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
