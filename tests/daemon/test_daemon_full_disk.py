@@ -115,9 +115,7 @@ def test_full_disk_keeps_results_alerts_directly_and_writes_them_when_space_retu
                     kept.append(len(daemon.unwritten))
                 # The store alert went out directly, once, while the disk was full.
                 store_alerts = [b for b in receiver.bodies if b["kind"] == STORE_ALERT_KIND]
-                assert [(b["event"], b["severity"]) for b in store_alerts] == [
-                    ("open", "critical")
-                ]
+                assert [(b["event"], b["severity"]) for b in store_alerts] == [("open", "critical")]
                 assert len(receiver.ids) == sent_before + 1
                 filler.unlink()
                 await asyncio.wait_for(daemon.wait_until_written(), 20)
