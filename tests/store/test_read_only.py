@@ -69,5 +69,5 @@ def test_read_only_database_serves_inventory_and_alerts_list(
     assert alert["kind"] == "untrusted"
     with open_store(str(read_only_database)) as store:
         assert len(store.list_alerts()) == 1
-        with pytest.raises(StoreError, match="inventory.db"):
+        with pytest.raises(StoreError, match=r"inventory\.db"):
             store.acknowledge_alert(alert["id"], by="me", now=T0)
