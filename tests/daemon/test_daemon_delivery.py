@@ -5,12 +5,23 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
 from certvigil.store import open_store
 from tests.daemon.helpers import DaemonProcess, counting_receiver, expiring_leaf, write_config
+
+
+def wait_until(condition: Callable[[], bool], *, what: str, timeout_s: float = 60.0) -> None:
+    """Polls ``condition`` until it holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout_s} s")
+        time.sleep(0.02)
 
 
 def test_run_once_logs_each_failed_attempt_and_exits_75_while_a_delivery_fails(
@@ -70,7 +81,8 @@ def test_a_second_daemon_is_refused_and_no_delivery_is_sent_twice(
         )
         first = DaemonProcess(config)
         try:
-            first.wait_for("delivery sent", timeout_s=60)
+            # The first daemon has requests in flight at the slow receiver.
+            wait_until(lambda: bool(receiver.ids), what="a first request")
             second = subprocess.run(
                 [sys.executable, "-m", "certvigil", "run", "--config", str(config), "--once"],
                 capture_output=True,
@@ -82,7 +94,10 @@ def test_a_second_daemon_is_refused_and_no_delivery_is_sent_twice(
             assert f"process {first.process.pid} on host" in second.stderr
             with open_store(str(tmp_path / "inventory.db")) as store:
                 total = len(store.list_deliveries())
-            first.wait_for("delivery sent", count=total, timeout_s=60)
+                wait_until(
+                    lambda: all(d.status.value == "sent" for d in store.list_deliveries()),
+                    what="every delivery sent",
+                )
             first.signal(signal.SIGTERM)
             assert first.wait(60) == 0
         finally:
