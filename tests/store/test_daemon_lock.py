@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from certvigil.store.daemon_lock import (
     release_daemon_lock,
     renew_daemon_lock,
 )
-from certvigil.store.outbox import WorkerId, new_worker_id
+from certvigil.store.outbox import WorkerId, host_identity, new_worker_id
 from tests.store.factories import NOW
 
 
@@ -70,7 +69,7 @@ def test_the_lock_of_a_dead_process_on_this_host_is_taken_over_at_once(store: St
     """A holder on this host whose process is gone does not make the next daemon wait."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait(30)
-    dead = WorkerId(host=socket.gethostname(), pid=child.pid, nonce="dd")
+    dead = WorkerId(host=host_identity(), pid=child.pid, nonce="dd")
     _acquire(store, dead, lease_s=3600)
     previous = _acquire(store, new_worker_id(), at=NOW + timedelta(seconds=1))
     assert previous is not None and previous.owner == str(dead)
@@ -81,3 +80,16 @@ def test_taking_the_lock_again_as_its_holder_renews_it(store: Store) -> None:
     me = new_worker_id()
     _acquire(store, me)
     assert _acquire(store, me, at=NOW + timedelta(seconds=10)) is None
+
+
+def test_a_process_of_the_same_id_in_another_pid_namespace_is_not_taken_for_dead(
+    store: Store,
+) -> None:
+    """A holder with this host name but another process-id namespace keeps its lock."""
+    name = host_identity().partition("/")[0]
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(30)
+    elsewhere = WorkerId(host=f"{name}/1", pid=child.pid, nonce="ns")
+    _acquire(store, elsewhere, lease_s=3600)
+    with pytest.raises(DaemonLockedError, match=f"process {child.pid} on host {name} "):
+        _acquire(store, new_worker_id(), at=NOW + timedelta(seconds=1))

@@ -213,12 +213,10 @@ def test_claims_are_owned_and_only_the_holder_marks_or_releases_them(store: Stor
 
 def test_claims_of_a_dead_process_on_this_host_are_released_at_once(store: Store) -> None:
     """A claim whose process on this host is gone is released; another host's waits its lease."""
-    import socket
-
-    from certvigil.store.outbox import WorkerId, new_worker_id, release_claims
+    from certvigil.store.outbox import WorkerId, host_identity, new_worker_id, release_claims
 
     _open(store, routes=["a", "b"])
-    dead = WorkerId(host=socket.gethostname(), pid=_dead_pid(), nonce="0badc0de")
+    dead = WorkerId(host=host_identity(), pid=_dead_pid(), nonce="0badc0de")
     elsewhere = WorkerId(host="another-host.invalid", pid=1, nonce="12345678")
     (one,) = store.claim_due_deliveries(now=NOW, limit=1, owner=dead)
     (other,) = store.claim_due_deliveries(now=NOW, limit=1, owner=elsewhere)

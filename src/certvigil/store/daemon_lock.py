@@ -51,7 +51,8 @@ class LockHolder:
     def describe(self) -> str:
         """``process 123 on host h (running since …, last heartbeat …)``."""
         worker = WorkerId.parse(self.owner)
-        who = f"process {worker.pid} on host {worker.host}" if worker else self.owner
+        host = worker.host.partition("/")[0] if worker else ""
+        who = f"process {worker.pid} on host {host}" if worker else self.owner
         return (
             f"{who} (running since {self.acquired_at_utc:%Y-%m-%d %H:%M:%S} UTC, "
             f"last heartbeat {self.heartbeat_at_utc:%Y-%m-%d %H:%M:%S} UTC)"

@@ -57,6 +57,9 @@ _ACTIVE = text("state != 'resolved'")
 class WorkerId:
     """Who holds a claim or a lock: host, process id and a nonce drawn at start.
 
+    ``host`` is the host name and, where there is one, the process-id namespace
+    (:func:`host_identity`).
+
     The nonce tells apart two processes that got the same id on one host (a restart
     after a reboot), so a claim is never mistaken for the current process's own.
     """
@@ -85,7 +88,7 @@ class WorkerId:
         A worker on another host, or a process id now used by another process, is
         not known to be gone: its claims wait for their lease.
         """
-        if self.host != socket.gethostname() or self.pid <= 0:
+        if self.host != host_identity() or self.pid <= 0:
             return False
         if self.pid == os.getpid():
             # This process's id: gone unless one of this process's workers holds it
@@ -100,6 +103,20 @@ class WorkerId:
         return False
 
 
+@cache
+def host_identity() -> str:
+    """The host name, with the process-id namespace where there is one (``vm/4026531836``).
+
+    Two containers can share a host name (host networking) while each numbers its own
+    processes: a process id means something only within one namespace.
+    """
+    name = socket.gethostname()
+    try:
+        return f"{name}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return name
+
+
 _WORKERS: set[WorkerId] = set()
 """Every worker id this process drew."""
 
@@ -112,7 +129,7 @@ def this_worker() -> WorkerId:
 
 def new_worker_id() -> WorkerId:
     """A further worker id for this process (tests run several workers in one process)."""
-    worker = WorkerId(host=socket.gethostname(), pid=os.getpid(), nonce=secrets.token_hex(4))
+    worker = WorkerId(host=host_identity(), pid=os.getpid(), nonce=secrets.token_hex(4))
     _WORKERS.add(worker)
     return worker
 
