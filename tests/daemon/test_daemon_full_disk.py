@@ -49,24 +49,18 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(directory: Path) -> Path:
-    """Writes a file into ``directory`` until the file system is full."""
+    """Writes a file into ``directory`` until the file system is full (unbuffered)."""
     filler = directory / "filler"
-    chunk = b"\0" * 65536
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(chunk)
-                out.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    # Whatever a short write left, take it too.
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with filler.open("ab") as out:
-            while True:
-                out.write(b"\0")
-                out.flush()
-    except OSError:
-        pass
+        for size in (65536, 1):
+            try:
+                while True:
+                    os.write(descriptor, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(descriptor)
     return filler
 
 
@@ -136,6 +130,63 @@ def test_full_disk_keeps_results_alerts_directly_and_writes_them_when_space_retu
     assert outage.state is AlertState.RESOLVED and "6 kept results" in str(
         outage.details.get("resolution")
     )
+
+
+def test_a_reload_during_a_full_disk_carries_the_kept_results_to_the_new_daemon(
+    tmp_path: Path, pki: ThrowawayPki, small_disk: Path
+) -> None:
+    """The daemon that replaces another (SIGHUP) writes what the old one kept; none lost."""
+    leaf = expiring_leaf(pki, days_left=5)
+    with (
+        TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server,
+        counting_receiver() as receiver,
+    ):
+        config = write_config(
+            tmp_path,
+            root_pem=pki.root.pem,
+            endpoints=[("127.0.0.1", server.port, f"e{i}.localhost") for i in range(2)],
+            route_url=receiver.url(),
+        )
+        database = small_disk / "inventory.db"
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("inventory.db", str(database)), encoding="utf-8")
+        loaded = load_config(config)
+        targets = expand_targets(loaded).targets
+        seconds = [1000.0]
+        options = ScanOptions(retries=0, fetch_missing_issuers=False)
+        store = open_store(loaded.database_url)
+        try:
+            old = Daemon(
+                loaded, targets, store=store, monotonic=lambda: seconds[0], scan_options=options
+            )
+
+            async def before_reload() -> Path:
+                await old.run_cycle()
+                filler = fill(small_disk)
+                seconds[0] += 3601
+                await old.run_cycle()
+                await old._stop_flusher()
+                return filler
+
+            filler = asyncio.run(before_reload())
+            assert len(old.unwritten) == 2
+            new = Daemon(
+                loaded,
+                targets,
+                store=store,
+                monotonic=lambda: seconds[0],
+                scan_options=options,
+                previous_schedule=old.schedule,
+            )
+            new.take_over(old)
+            filler.unlink()
+            asyncio.run(new.run(once=True))
+            histories = [len(store.endpoint_history(e.id)) for e in store.list_endpoints()]
+        finally:
+            store.close()
+    assert histories == [2, 2] and not len(new.unwritten)
+    store_events = [b["event"] for b in receiver.bodies if b["kind"] == STORE_ALERT_KIND]
+    assert store_events == ["open", "resolve"]
 
 
 def test_write_buffer_keeps_at_most_its_bound_dropping_the_oldest() -> None:

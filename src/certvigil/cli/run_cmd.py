@@ -140,6 +140,7 @@ class _Service:
         for signum, handler in handlers.items():
             loop.add_signal_handler(signum, handler)
         previous: Schedule | None = None
+        replaced: Daemon | None = None
         try:
             while True:
                 self.daemon = Daemon(
@@ -148,6 +149,8 @@ class _Service:
                     store=self.store,
                     previous_schedule=previous,
                 )
+                if replaced is not None:
+                    self.daemon.take_over(replaced)
                 await self.daemon.run(once=once)
                 pending, self._pending = self._pending, None
                 if pending is None or self._exiting:
@@ -155,6 +158,7 @@ class _Service:
                         pending[1].close()
                     return
                 previous = self.daemon.schedule
+                replaced = self.daemon
                 self._switch_to(pending)
         finally:
             for signum in handlers:

@@ -215,6 +215,19 @@ class Daemon:
             log.info(f"{reason}: finishing endpoints in flight")
             stop.set()
 
+    def take_over(self, previous: Daemon) -> None:
+        """Carries over what a daemon this one replaces (a reload) could not write yet.
+
+        The results it kept in memory and its "store not writable" outage go on here, so
+        a reload during a full disk loses nothing; they stay with the old daemon when
+        the reload changed the database.
+        """
+        if previous.store is not self.store or not len(previous.unwritten):
+            return
+        self.unwritten = previous.unwritten
+        self.alarm.carry_from(previous.alarm)
+        log.info("results kept in memory carried over", extra={"results": len(self.unwritten)})
+
     @property
     def is_stopping(self) -> bool:
         """Whether a stop was requested."""
@@ -256,7 +269,11 @@ class Daemon:
             "daemon started",
             extra={"endpoints": len(self.targets), "routes": len(self.routes), "once": once},
         )
+        if len(self.unwritten) and not once:
+            self._flusher = asyncio.create_task(self._flush_with_back_off(), name="certvigil-flush")
         if once:
+            if len(self.unwritten):
+                await self._flush_once()
             await self.run_cycle()
             if len(self.unwritten):
                 await self._flush_once()
@@ -317,7 +334,7 @@ class Daemon:
                 await self._flush_once()
             if len(self.unwritten):
                 log.error(
-                    "results lost: the store still refuses writes at exit",
+                    "results not written: the store still refuses writes at stop",
                     extra={"results": len(self.unwritten), "error": self.alarm.error},
                 )
 

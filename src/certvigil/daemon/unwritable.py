@@ -107,6 +107,13 @@ class StoreAlarm:
         self._key = ""
         self._told: set[str] = set()
 
+    def carry_from(self, other: StoreAlarm) -> None:
+        """Goes on with ``other``'s outage (same key, same routes already told)."""
+        self.opened_at = other.opened_at
+        self.error = other.error
+        self._key = other._key
+        self._told = set(other._told)
+
     @property
     def is_open(self) -> bool:
         """Whether an outage is going on."""
