@@ -11,6 +11,7 @@ import pytest
 
 from certvigil.alerts.channels import (
     DELIVERY_ID_HEADER,
+    IDEMPOTENCY_KEY_HEADER,
     AppriseChannel,
     OutgoingMessage,
     WebhookChannel,
@@ -28,6 +29,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def _message(delivery_id: int = 7, event: EventAction = EventAction.OPEN) -> OutgoingMessage:
     return OutgoingMessage(
         delivery_id=delivery_id,
+        idempotency_key=f"certvigil-test-key-{delivery_id}",
         alert_id=3,
         event=event,
         kind="expiry_threshold",
@@ -64,14 +66,15 @@ def test_apprise_mailto_delivers_to_a_real_smtp_server() -> None:
     assert "Endpoint: www.example.test:443" in text
 
 
-def test_apprise_json_carries_the_delivery_id_header() -> None:
-    """apprise's json:// posts the alert with the X-Certvigil-Delivery-Id header."""
+def test_apprise_json_carries_the_delivery_id_and_idempotency_key_headers() -> None:
+    """apprise's json:// posts the alert with the delivery id and Idempotency-Key headers."""
     with http_receiver() as receiver:
         channel = AppriseChannel(receiver.url("json"), timeout_s=20)
         asyncio.run(channel.send(_message(delivery_id=41)))
     assert len(receiver.requests) == 1
     request = receiver.requests[0]
     assert request.headers[DELIVERY_ID_HEADER.lower()] == "41"
+    assert request.headers[IDEMPOTENCY_KEY_HEADER.lower()] == "certvigil-test-key-41"
     document = request.json()
     assert document["title"].startswith("[certvigil] CRITICAL")
     assert "Delivery-Id: 41" in document["message"]
@@ -105,6 +108,8 @@ def test_webhook_posts_the_alert_document_with_the_header() -> None:
     request = receiver.requests[0]
     assert request.path == "/hook"
     assert request.headers[DELIVERY_ID_HEADER.lower()] == "5"
+    assert request.headers[IDEMPOTENCY_KEY_HEADER.lower()] == "certvigil-test-key-5"
+    assert request.json()["idempotency_key"] == "certvigil-test-key-5"
     document = request.json()
     assert document["delivery_id"] == 5
     assert document["event"] == "resolve"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import email
+import logging
 import random
 from datetime import timedelta
 from email.policy import default as default_policy
 
-from certvigil.alerts.channels import DELIVERY_ID_HEADER
+import pytest
+
+from certvigil.alerts.channels import DELIVERY_ID_HEADER, IDEMPOTENCY_KEY_HEADER
 from certvigil.alerts.delivery import (
     DeliveryStats,
     RetryPolicy,
@@ -181,7 +184,10 @@ def test_email_alert_reaches_a_real_smtp_server(store: Store) -> None:
     assert parsed["Subject"] == "[certvigil] CRITICAL: Untrusted certificate: www.example.test:443"
     body = parsed.get_body(preferencelist=("plain", "html"))
     assert body is not None
-    assert f"Delivery-Id: {_deliveries(store)[0].id}" in body.get_content()
+    (delivery,) = _deliveries(store)
+    assert f"Delivery-Id: {delivery.id}" in body.get_content()
+    assert parsed["Idempotency-Key"] == delivery.idempotency_key
+    assert f"Idempotency-Key: {delivery.idempotency_key}" in body.get_content()
 
 
 def test_resolution_is_delivered_after_the_opening(store: Store) -> None:
@@ -256,3 +262,52 @@ def test_deliver_forever_sends_until_stopped(store: Store) -> None:
         total = asyncio.run(run())
     assert (total.claimed, total.sent) == (1, 1)
     assert len(receiver.requests) == 1
+
+
+SECRET_PASSWORD = "Pa55-w0rd-xyz"
+SECRET_TOKEN = "tok3n-SECRET-abcdef"
+
+
+def test_each_failed_attempt_is_logged_with_masked_channel_alert_error_and_next_try(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing receiver's attempt logs a warning naming channel, alert, error and next try."""
+    caplog.set_level(logging.INFO, logger="certvigil.delivery")
+    with http_receiver(statuses=[500]) as receiver:
+        url = f"webhook+http://ops:{SECRET_PASSWORD}@127.0.0.1:{receiver.port}/h/{SECRET_TOKEN}"
+        route = AlertRoute(name="hook", url=url)
+        _open_untrusted(store, (route,))
+        failed = _run(store, (route,), T0, retry=NO_JITTER)
+        (pending,) = _deliveries(store)
+        sent = _run(store, (route,), pending.next_attempt_at_utc, retry=NO_JITTER)
+    assert (failed.retried, sent.sent) == (1, 1)
+    (warning,) = [r for r in caplog.records if r.getMessage() == "delivery failed"]
+    assert warning.levelno == logging.WARNING
+    fields = vars(warning)
+    assert fields["alert"] == pending.alert_id and fields["delivery"] == pending.id
+    assert fields["route"] == "hook" and fields["attempt"] == 1
+    assert fields["error"] == "HTTP 500 Internal Server Error"
+    assert fields["next_attempt_at"] == pending.next_attempt_at_utc.isoformat()
+    assert fields["channel"] == f"webhook+http://127.0.0.1:{receiver.port}/…"
+    (success,) = [r for r in caplog.records if r.getMessage() == "delivery sent"]
+    assert vars(success)["attempt"] == 2 and vars(success)["delivery"] == pending.id
+    logged = " ".join(str(vars(r)) for r in caplog.records)
+    assert SECRET_PASSWORD not in logged and SECRET_TOKEN not in logged
+
+
+def test_every_attempt_carries_the_same_idempotency_key_in_header_and_body(
+    store: Store,
+) -> None:
+    """A retried webhook delivery sends one key, as ``Idempotency-Key`` and in the JSON body."""
+    with http_receiver(statuses=[503]) as receiver:
+        route = AlertRoute(name="hook", url=receiver.url("webhook+http"))
+        _open_untrusted(store, (route,))
+        _run(store, (route,), T0, retry=NO_JITTER)
+        (pending,) = _deliveries(store)
+        _run(store, (route,), pending.next_attempt_at_utc, retry=NO_JITTER)
+    (delivery,) = _deliveries(store)
+    assert delivery.status is DeliveryStatus.SENT
+    keys = {r.headers[IDEMPOTENCY_KEY_HEADER.lower()] for r in receiver.requests}
+    bodies = {r.json()["idempotency_key"] for r in receiver.requests}
+    assert len(receiver.requests) == 2
+    assert keys == bodies == {delivery.idempotency_key}

@@ -97,3 +97,17 @@ def test_route_refuses_a_url_without_scheme() -> None:
     """A route URL without scheme:// is refused, naming the route."""
     with pytest.raises(ValueError, match='route "bad"'):
         AlertRoute(name="bad", url="hooks.example.org/x")
+
+
+def test_mask_secrets_hides_every_secret_part_of_a_channel_url() -> None:
+    """Passwords, tokens in host or path, and query values never survive into an error text."""
+    from certvigil.alerts.routing import mask_secrets
+
+    url = "slack://T0KENA/B0KENB/C0KENCsecret/#ops?footer=n0-f00ter"
+    text = f"Failed to send to {url}: T0KENA/B0KENB rejected (C0KENCsecret, n0-f00ter)"
+    masked = mask_secrets(text, url)
+    assert not any(s in masked for s in ("T0KENA", "B0KENB", "C0KENCsecret", "n0-f00ter"))
+    mail = "mailtos://ops:Hunter2pw@smtp.example.test?to=x%40example.test"
+    masked = mask_secrets("login ops:Hunter2pw failed for x@example.test", mail)
+    assert "Hunter2pw" not in masked and "x@example.test" not in masked
+    assert "smtp.example.test" in mask_secrets("cannot reach smtp.example.test", mail)

@@ -37,12 +37,17 @@ class CountingReceiver:
     """A webhook receiver that counts deliveries by their delivery id.
 
     With ``hold_first`` it keeps the first request waiting (no answer) until
-    ``release`` is set, and sets ``holding`` when that request has arrived.
+    ``release`` is set, and sets ``holding`` when that request has arrived. With
+    ``delay_s`` it takes that long to answer every request (a slow receiver); with
+    ``status`` it answers that code instead of 200 (a failing receiver).
     """
 
     port: int = 0
     hold_first: bool = False
+    delay_s: float = 0.0
+    status: int = 200
     ids: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -57,11 +62,18 @@ class CountingReceiver:
         with self.lock:
             return Counter(self.ids)
 
+    def key_counts(self) -> Counter[str]:
+        """Requests received per idempotency key."""
+        with self.lock:
+            return Counter(self.keys)
+
 
 @contextmanager
-def counting_receiver(*, hold_first: bool = False) -> Iterator[CountingReceiver]:
+def counting_receiver(
+    *, hold_first: bool = False, delay_s: float = 0.0, status: int = 200
+) -> Iterator[CountingReceiver]:
     """Run a :class:`CountingReceiver` on 127.0.0.1 in a thread."""
-    receiver = CountingReceiver(hold_first=hold_first)
+    receiver = CountingReceiver(hold_first=hold_first, delay_s=delay_s, status=status)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -69,11 +81,14 @@ def counting_receiver(*, hold_first: bool = False) -> Iterator[CountingReceiver]
             with receiver.lock:
                 first = not receiver.ids
                 receiver.ids.append(self.headers.get("X-Certvigil-Delivery-Id", "?"))
+                receiver.keys.append(self.headers.get("Idempotency-Key", "?"))
                 receiver.bodies.append(json.loads(body))
             if first and receiver.hold_first:
                 receiver.holding.set()
                 receiver.release.wait(30)
-            self.send_response(200)
+            if receiver.delay_s:
+                time.sleep(receiver.delay_s)
+            self.send_response(receiver.status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -190,3 +190,8 @@ def test_sigkill_mid_delivery_resends_only_the_unacknowledged_one(
         assert sorted(counts) == sorted(str(d.id) for d in deliveries)
         assert counts[held_id] == 2
         assert all(n == 1 for delivery_id, n in counts.items() if delivery_id != held_id)
+        # Both copies carry the delivery's idempotency key: a receiver keeping the keys
+        # it has seen drops the repeat.
+        held = next(d for d in deliveries if str(d.id) == held_id)
+        assert receiver.key_counts()[held.idempotency_key] == 2
+        assert len(receiver.key_counts()) == len(deliveries)

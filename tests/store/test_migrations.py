@@ -209,3 +209,53 @@ def test_head_revision_constant_is_the_newest_script() -> None:
     """``HEAD_REVISION``, which a current store is checked against without Alembic, names
     the newest packaged migration (a new migration must move it)."""
     assert HEAD_REVISION == head_revision()
+
+
+def test_upgrade_to_owned_claims_keeps_queued_deliveries_working(db_url: str) -> None:
+    """A delivery queued and claimed at revision 0005 upgrades: it gets a derived key and
+    is released by lease as before; new deliveries get their own keys."""
+    from datetime import UTC, datetime, timedelta
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from certvigil.store.migrations import alembic_config
+
+    engine = create_store_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0005")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO alerts (dedup_key, kind, severity, state, summary, details, "
+                    "opened_at_utc) VALUES ('k', 'untrusted', 'critical', 'open', 's', '{}', "
+                    "'2026-01-01 00:00:00.000000')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO deliveries (alert_id, event, route, status, attempts, "
+                    "created_at_utc, next_attempt_at_utc, lease_until_utc) VALUES (1, 'opened', "
+                    "'hook#abc', 'sending', 1, '2026-01-01 00:00:00.000000', "
+                    "'2026-01-01 00:00:00.000000', '2026-01-01 00:05:00.000000')"
+                )
+            )
+    finally:
+        engine.dispose()
+    store = open_store(db_url)
+    try:
+        (old,) = store.list_deliveries()
+        assert old.idempotency_key == f"certvigil-delivery-{old.id}" and old.claimed_by is None
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        assert store.claim_due_deliveries(now=t0 + timedelta(minutes=4)) == ()
+        (again,) = store.claim_due_deliveries(now=t0 + timedelta(minutes=5))
+        assert again.id == old.id and again.attempts == 2
+        assert store.mark_delivered(again.id, now=t0 + timedelta(minutes=6))
+        assert store.enqueue_delivery(alert_id=1, event="resolved", route="hook#abc", now=t0)
+        new = next(d for d in store.list_deliveries() if d.event == "resolved")
+        assert new.idempotency_key.startswith("certvigil-") and new.idempotency_key != (
+            f"certvigil-delivery-{new.id}"
+        )
+    finally:
+        store.close()

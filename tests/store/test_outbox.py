@@ -181,3 +181,58 @@ def test_concurrent_openers_create_one_alert(
     assert sorted(created) == [False, False, False, True]
     assert len(store.list_alerts()) == 1
     assert len(store.list_deliveries()) == 1
+
+
+def _dead_pid() -> int:
+    """The id of a process that has just exited on this host."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(30)
+    return child.pid
+
+
+def test_claims_are_owned_and_only_the_holder_marks_or_releases_them(store: Store) -> None:
+    """A second worker neither marks nor releases a live worker's claim; its holder does."""
+    from certvigil.store.outbox import new_worker_id, release_claims
+
+    _open(store, routes=["ops"])
+    first, second = new_worker_id(), new_worker_id()
+    (claimed,) = store.claim_due_deliveries(now=NOW, owner=first)
+    assert claimed.claimed_by == str(first)
+    with store.write() as connection:
+        assert release_claims(connection, now=NOW, owner=second) == 0
+    assert store.claim_due_deliveries(now=NOW, owner=second) == ()
+    assert not store.mark_delivered(claimed.id, now=NOW, owner=second)
+    assert not store.mark_failed(claimed.id, next_attempt_at=NOW, error="x", owner=second)
+    assert store.mark_delivered(claimed.id, now=NOW, owner=first)
+    (done,) = store.list_deliveries()
+    assert done.status is DeliveryStatus.SENT and done.claimed_by is None
+
+
+def test_claims_of_a_dead_process_on_this_host_are_released_at_once(store: Store) -> None:
+    """A claim whose process on this host is gone is released; another host's waits its lease."""
+    from certvigil.store.outbox import WorkerId, host_identity, new_worker_id, release_claims
+
+    _open(store, routes=["a", "b"])
+    dead = WorkerId(host=host_identity(), pid=_dead_pid(), nonce="0badc0de")
+    elsewhere = WorkerId(host="another-host.invalid", pid=1, nonce="12345678")
+    (one,) = store.claim_due_deliveries(now=NOW, limit=1, owner=dead)
+    (other,) = store.claim_due_deliveries(now=NOW, limit=1, owner=elsewhere)
+    with store.write() as connection:
+        assert release_claims(connection, now=NOW, owner=new_worker_id()) == 1
+    by_id = {d.id: d for d in store.list_deliveries()}
+    assert by_id[one.id].status is DeliveryStatus.PENDING
+    assert by_id[other.id].status is DeliveryStatus.SENDING
+
+
+def test_each_delivery_has_its_own_stable_idempotency_key(store: Store) -> None:
+    """Every queued delivery gets a distinct key, kept across claims and retries."""
+    _open(store, routes=["a", "b"])
+    first = {d.id: d.idempotency_key for d in store.claim_due_deliveries(now=NOW)}
+    assert len(set(first.values())) == 2 and all(k.startswith("certvigil-") for k in first.values())
+    for delivery_id in first:
+        store.mark_failed(delivery_id, next_attempt_at=NOW, error="down")
+    again = {d.id: d.idempotency_key for d in store.claim_due_deliveries(now=NOW)}
+    assert again == first

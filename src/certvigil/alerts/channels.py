@@ -7,14 +7,16 @@ help. Two kinds exist:
 * :class:`AppriseChannel` for every apprise URL (``mailto://``, ``slack://``,
   ``msteams://``, ``tgram://``, ``json://``…). apprise reports a failed send by a false
   result, not an exception; the channel turns that into a ``DeliveryError`` carrying the
-  warnings apprise logged. For apprise's ``json://``, ``xml://`` and ``form://`` the
-  delivery id also travels as the ``X-Certvigil-Delivery-Id`` header.
+  warnings apprise logged (secrets of the URL masked). For apprise's ``json://``,
+  ``xml://``, ``form://`` and ``mailto://`` the idempotency key also travels as the
+  ``Idempotency-Key`` header, and the delivery id as ``X-Certvigil-Delivery-Id``.
 * :class:`WebhookChannel` for ``webhook+http://`` and ``webhook+https://``: a POST of
   certvigil's own JSON document (every alert field, see ``docs/alerts.md``) with the
-  ``X-Certvigil-Delivery-Id`` header, through httpx.
+  ``Idempotency-Key`` and ``X-Certvigil-Delivery-Id`` headers, through httpx.
 
-Every message carries its delivery id (in the body, and in a header where the protocol
-has headers) so that a receiver can drop the rare duplicate the outbox cannot exclude.
+Every message carries its idempotency key (the same on every attempt of a delivery: in
+the body, and in a header where the protocol has headers) so that a receiver can drop
+the repeats that at-least-once delivery may cause.
 Another kind (the server's WebSocket stream) plugs in by implementing :class:`Channel`.
 """
 
@@ -28,19 +30,24 @@ from urllib.parse import quote
 
 import httpx
 
-from certvigil.alerts.routing import redact_url
+from certvigil.alerts.routing import mask_secrets, redact_url
 from certvigil.alerts.rules import EventAction
 from certvigil.analysis.model import Severity
 from certvigil.errors import DeliveryError
 from certvigil.output.safe_text import visible
 
 DELIVERY_ID_HEADER = "X-Certvigil-Delivery-Id"
-"""The header carrying the delivery id, for receivers that drop duplicates."""
+"""The header carrying the delivery id."""
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+"""The header carrying the delivery's idempotency key, for receivers that drop repeats."""
 
 WEBHOOK_SCHEMES = ("webhook+http", "webhook+https")
 """URL schemes served by :class:`WebhookChannel` rather than apprise."""
 
-_APPRISE_HEADER_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+_APPRISE_HEADER_SCHEMES = frozenset(
+    {"json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos"}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,7 +55,10 @@ class OutgoingMessage:
     """One notification of one alert event, as every channel receives it.
 
     Attributes:
-        delivery_id: The outbox row; stable across retries, so receivers can dedupe.
+        delivery_id: The outbox row (0 for a test notification or a message about the
+            store itself, which have no row).
+        idempotency_key: The same on every attempt of one delivery and different for
+            every other one: what a receiver keys on to drop repeats.
         alert_id: The alert.
         event: Opened, notice or resolved.
         kind: The alert kind (``"expiry_threshold"``...; CT alerts have their own).
@@ -64,6 +74,7 @@ class OutgoingMessage:
     """
 
     delivery_id: int
+    idempotency_key: str
     alert_id: int
     event: EventAction
     kind: str
@@ -104,6 +115,7 @@ class OutgoingMessage:
             f"Alert: #{self.alert_id} ({self.kind}, {self.state})",
             f"Opened: {self.opened_at_utc.isoformat()}",
             f"Delivery-Id: {self.delivery_id}",
+            f"Idempotency-Key: {self.idempotency_key}",
         ]
         return "\n".join(lines)
 
@@ -111,6 +123,7 @@ class OutgoingMessage:
         """The webhook document (schema in ``docs/alerts.md``)."""
         return {
             "delivery_id": self.delivery_id,
+            "idempotency_key": self.idempotency_key,
             "alert_id": self.alert_id,
             "event": self.event.value,
             "kind": self.kind,
@@ -161,9 +174,14 @@ class AppriseChannel:
         scheme = self.url.partition("://")[0].lower()
         if scheme not in _APPRISE_HEADER_SCHEMES:
             return self.url
-        # apprise's json/xml/form plugins turn "+Name=value" query items into headers.
+        # apprise's json/xml/form/mailto plugins turn "+Name=value" query items into
+        # headers.
         joiner = "&" if "?" in self.url else "?"
-        return f"{self.url}{joiner}{quote('+' + DELIVERY_ID_HEADER)}={message.delivery_id}"
+        key = quote(message.idempotency_key, safe="")
+        return (
+            f"{self.url}{joiner}{quote('+' + DELIVERY_ID_HEADER)}={message.delivery_id}"
+            f"&{quote('+' + IDEMPOTENCY_KEY_HEADER)}={key}"
+        )
 
     async def send(self, message: OutgoingMessage) -> None:
         """Deliver through apprise in a worker thread, bounded by ``timeout_s``.
@@ -194,7 +212,7 @@ class AppriseChannel:
             notify_type=_notify_type(message, apprise.NotifyType),
         )
         if not result:
-            raise DeliveryError(self.label, _apprise_reason(result))
+            raise DeliveryError(self.label, mask_secrets(_apprise_reason(result), self.url))
 
 
 def _notify_type(message: OutgoingMessage, types: Any) -> Any:
@@ -254,7 +272,10 @@ class WebhookChannel:
         Raises:
             DeliveryError: A network error or time-out, or a non-2xx answer.
         """
-        headers = {DELIVERY_ID_HEADER: str(message.delivery_id)}
+        headers = {
+            DELIVERY_ID_HEADER: str(message.delivery_id),
+            IDEMPOTENCY_KEY_HEADER: message.idempotency_key,
+        }
         try:
             async with httpx.AsyncClient(
                 timeout=self.timeout_s, transport=self.transport, follow_redirects=False
@@ -263,7 +284,8 @@ class WebhookChannel:
                     self.target_url, json=message.to_json(), headers=headers
                 )
         except httpx.HTTPError as exc:
-            raise DeliveryError(self.label, f"{type(exc).__name__}: {exc}") from exc
+            reason = mask_secrets(f"{type(exc).__name__}: {exc}", self.target_url)
+            raise DeliveryError(self.label, reason) from exc
         status = response.status_code
         if 200 <= status < 300:
             return

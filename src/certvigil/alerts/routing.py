@@ -103,6 +103,46 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{host}/…" if _HOST_RE.match(host) else f"{scheme}://…"
 
 
+_MIN_SECRET_LEN = 4
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The parts of a URL that may be secret, longest first: everything but the scheme,
+    the user and password, each path segment and query value, and a host that does not
+    look like one (apprise puts tokens there)."""
+    from urllib.parse import unquote
+
+    _scheme, sep, rest = url.partition("://")
+    if not sep:
+        return (url,) if len(url) >= _MIN_SECRET_LEN else ()
+    parts: set[str] = {rest, url}
+    before_query, _, query = rest.partition("?")
+    authority, _, path = before_query.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at:
+        parts.update(userinfo.split(":", 1))
+    if not _HOST_RE.match(host):
+        parts.add(host)
+    parts.update(path.split("/"))
+    for item in query.split("&"):
+        parts.add(item.partition("=")[2])
+    found = {p for p in parts if len(p) >= _MIN_SECRET_LEN}
+    found |= {unquote(p) for p in found if len(unquote(p)) >= _MIN_SECRET_LEN}
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """``text`` with every part of ``url`` that may be secret replaced by ``***``.
+
+    Errors of channel libraries (apprise's warnings, HTTP client errors) may quote the
+    URL, its token or its password; this is applied to every error before it is logged
+    or stored.
+    """
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
 class ConfiguredRoute(Protocol):
     """The shape of ``certvigil.config.Route`` that :func:`routes_from_config` reads."""
 

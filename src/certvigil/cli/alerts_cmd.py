@@ -1,7 +1,14 @@
-"""``certvigil alerts list|ack|resolve``: see alerts and move them along their lifecycle."""
+"""``certvigil alerts list|ack|resolve|deliveries|test``: alerts, their lifecycle, their delivery.
+
+Exit codes: ``list`` follows the table every command shares: 2 when a critical alert is
+active (open or acknowledged) among those asked for, 1 when a warning is, else 0 — so a
+cron job can run it. ``deliveries`` and ``test`` exit 75 (EX_TEMPFAIL) when a
+notification is failing, else 0.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from datetime import UTC, datetime
@@ -10,19 +17,23 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from certvigil.alerts.engine import AlertEngine
+from certvigil.analysis.model import Severity, worst
 from certvigil.cli.app import app
+from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import DatabaseOption, JsonDocumentOption, StoreConfigOption
 from certvigil.cli.store_access import open_existing_store
+from certvigil.errors import UsageError
 from certvigil.output.inventory import render_alerts_table
-from certvigil.output.safe_text import visible
-from certvigil.store import AlertRecord, AlertState, DeliveryRecord
-from certvigil.store.outbox import list_deliveries
+from certvigil.output.safe_text import markup, visible
+from certvigil.store import AlertRecord, AlertState, DeliveryRecord, DeliveryStatus
+from certvigil.store.outbox import count_failing, list_deliveries
 
 alerts_app = typer.Typer(
     name="alerts",
-    help="List alerts, acknowledge them, resolve them.",
+    help="List alerts, acknowledge them, resolve them; see and test their delivery.",
     no_args_is_help=True,
 )
 app.add_typer(alerts_app, name="alerts")
@@ -45,6 +56,15 @@ _STATES = {
     StateFilter.RESOLVED: (AlertState.RESOLVED,),
     StateFilter.ALL: None,
 }
+
+
+def _severity_exit(severities: list[Severity]) -> ExitCode:
+    level = worst(severities)
+    if level is Severity.CRITICAL:
+        return ExitCode.CRITICAL
+    if level is Severity.WARNING:
+        return ExitCode.WARNING
+    return ExitCode.OK
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -115,23 +135,33 @@ def list_command(
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
-    """List alerts, newest first, with where their notifications stand."""
+    """List alerts, newest first, with where their notifications stand.
+
+    Exits 2 when a critical alert is active (open or acknowledged) among those asked
+    for, 1 when a warning one is, else 0 (``--limit`` does not hide one).
+    """
     with open_existing_store(db, config) as store:
-        alerts = AlertEngine(store).list_alerts(states=_STATES[state], limit=limit)
+        engine = AlertEngine(store)
+        alerts = engine.list_alerts(states=_STATES[state], limit=limit)
         by_alert: dict[int, list[DeliveryRecord]] = {a.id: [] for a in alerts}
         if alerts:
             with store.read() as connection:
                 for d in list_deliveries(connection):
                     if d.alert_id in by_alert:
                         by_alert[d.alert_id].append(d)
+        active = [s for s in (_STATES[state] or tuple(AlertState)) if s is not AlertState.RESOLVED]
+        code = _severity_exit(
+            [a.severity for a in engine.list_alerts(states=active)] if active else []
+        )
     if as_json:
         document = {"alerts": [_alert_json(a, by_alert[a.id]) for a in alerts]}
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
-        return
+        raise typer.Exit(code)
     if not alerts:
         Console(stderr=True).print(f"no {state.value} alerts", markup=False)
-        return
+        raise typer.Exit(code)
     render_alerts_table([(a, _delivery_summary(by_alert[a.id])) for a in alerts], sys.stdout)
+    raise typer.Exit(code)
 
 
 ACK_EXAMPLES = """[bold]Examples[/bold]
@@ -178,3 +208,131 @@ def resolve_command(
     with open_existing_store(db, config) as store:
         alert = AlertEngine(store).resolve(alert_id, now=datetime.now(UTC), by=by, note=note)
     Console(stderr=True).print(f"alert {alert.id} resolved", markup=False)
+
+
+def _cell_markup(text: object) -> str:
+    """Text from the database for a table cell: visible, never read as markup."""
+    return markup(str(text))
+
+
+_UNSENT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.FAILED)
+
+
+def _route_name(route_key: str) -> str:
+    return route_key.rpartition("#")[0] or route_key
+
+
+@alerts_app.command("deliveries")
+def deliveries_command(
+    include_sent: Annotated[
+        bool, typer.Option("--all", help="Sent deliveries too (oldest first).")
+    ] = False,
+    as_json: JsonDocumentOption = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 500,
+    db: DatabaseOption = None,
+    config: StoreConfigOption = None,
+) -> None:
+    """List notifications not yet delivered (pending, sending, failed) with their last error.
+
+    Exits 75 when a delivery is still failing (it failed and a retry is due), else 0.
+    """
+    statuses = None if include_sent else _UNSENT
+    with open_existing_store(db, config) as store:
+        with store.read() as connection:
+            rows = list_deliveries(connection, statuses=statuses, limit=limit)
+            failing = count_failing(connection)
+        found = (store.get_alert(i) for i in {d.alert_id for d in rows})
+        alerts = {a.id: a for a in found if a is not None}
+    code = ExitCode.DELIVERY_FAILING if failing else ExitCode.OK
+    if as_json:
+        document = {
+            "failing": failing,
+            "deliveries": [
+                {
+                    **_delivery_json(d),
+                    "route": _route_name(d.route),
+                    "alert_id": d.alert_id,
+                    "alert_summary": alerts[d.alert_id].summary if d.alert_id in alerts else None,
+                    "idempotency_key": d.idempotency_key,
+                    "created_at": _iso(d.created_at_utc),
+                }
+                for d in rows
+            ],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        raise typer.Exit(code)
+    if not rows:
+        Console(stderr=True).print("no deliveries waiting" if not include_sent else "no deliveries")
+        raise typer.Exit(code)
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "ALERT", "EVENT", "ROUTE", "STATUS", "TRIES", "NEXT TRY", "LAST ERROR"):
+        table.add_column(column, overflow="fold")
+    for d in rows:
+        alert = alerts.get(d.alert_id)
+        table.add_row(
+            str(d.id),
+            f"#{d.alert_id} {_cell_markup(alert.summary)}"
+            if alert is not None
+            else f"#{d.alert_id}",
+            _cell_markup(d.event),
+            _cell_markup(_route_name(d.route)),
+            d.status.value,
+            str(d.attempts),
+            d.next_attempt_at_utc.strftime("%Y-%m-%d %H:%M")
+            if d.status is DeliveryStatus.PENDING
+            else "-",
+            _cell_markup(d.last_error) if d.last_error else "-",
+        )
+    Console(soft_wrap=False, width=200).print(table)
+    raise typer.Exit(code)
+
+
+@alerts_app.command("test")
+def test_command(
+    route: Annotated[
+        str | None, typer.Option("--route", metavar="NAME", help="Only the route named NAME.")
+    ] = None,
+    as_json: JsonDocumentOption = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="S", min=1, max=300, help="Per route, seconds.")
+    ] = 30.0,
+    config: StoreConfigOption = None,
+) -> None:
+    """Send a test notification through each configured route (or one) and say how it went.
+
+    Exits 75 when a route did not take it, else 0.
+    """
+    from certvigil.alerts.delivery import sample_notification, send_direct
+    from certvigil.alerts.routing import routes_from_config
+    from certvigil.config.loading import load_config
+
+    if config is None:
+        raise UsageError("alerts test: give the configuration with --config (the routes are there)")
+    routes = routes_from_config(load_config(config).config.alerts.routes)
+    if route is not None:
+        chosen = tuple(r for r in routes if r.name == route)
+        if not chosen:
+            names = ", ".join(sorted({r.name for r in routes})) or "none"
+            raise UsageError(f"{config}: no route named {route!r} (routes: {names})")
+        routes = chosen
+    if not routes:
+        raise UsageError(f"{config}: no alert routes configured (alerts.routes)")
+    message = sample_notification(datetime.now(UTC))
+    results = asyncio.run(send_direct(routes, message, timeout_s=timeout))
+    code = ExitCode.OK if all(r.ok for r in results) else ExitCode.DELIVERY_FAILING
+    if as_json:
+        document = {
+            "routes": [
+                {"route": r.route, "channel": r.channel, "ok": r.ok, "error": r.error}
+                for r in results
+            ]
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        raise typer.Exit(code)
+    console = Console(soft_wrap=False, width=200)
+    for r in results:
+        outcome = "ok" if r.ok else f"FAILED: {_cell_markup(r.error)}"
+        console.print(
+            f"{_cell_markup(r.route)}  {_cell_markup(r.channel)}  {outcome}", highlight=False
+        )
+    raise typer.Exit(code)

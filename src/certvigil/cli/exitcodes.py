@@ -1,4 +1,4 @@
-"""Exit codes, the same for every command (Nagios meanings 0-3, sysexits 64, 128 + signal)."""
+"""Exit codes, the same for every command (Nagios 0-3, sysexits 64 and 75, 128 + signal)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ class ExitCode(IntEnum):
     """Some targets could not be checked (and nothing critical was found)."""
     USAGE = 64
     """Usage or configuration error (EX_USAGE)."""
+    DELIVERY_FAILING = 75
+    """An alert notification could not be delivered and is still failing (EX_TEMPFAIL):
+    ``run --once`` at exit, ``alerts test``, ``alerts deliveries``."""
     INTERRUPTED = 130
     """Stopped by SIGINT (Ctrl-C), 128 + 2 as shells report it; what finished was written."""
     TERMINATED = 143

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from certvigil.cli.app import app
+from certvigil.cli.exitcodes import ExitCode
 from certvigil.config.expand import ScheduledTarget, check_trust_files, expand_targets
 from certvigil.config.loading import LoadedConfig, load_config
 from certvigil.config.model import LogFormat, LogLevel
@@ -39,7 +40,11 @@ def run_command(
         ),
     ],
     once: Annotated[
-        bool, typer.Option("--once", help="Run one cycle, send its alerts, and exit.")
+        bool,
+        typer.Option(
+            "--once",
+            help="Run one cycle, send its alerts, and exit (75 if a delivery still fails).",
+        ),
     ] = False,
     log_format: Annotated[
         LogFormat | None,
@@ -61,6 +66,9 @@ def run_command(
     No new endpoint is then started; those in flight are recorded if they finish
     within the configuration's scan.shutdown_grace.
 
+    With --once it exits 75 when an alert notification is still failing at exit.
+    A second daemon on the same database is refused (the first holds its lock).
+
     SIGHUP reloads the configuration; one with mistakes is logged and the old kept.
     """
     setup = _prepare(config)
@@ -73,6 +81,8 @@ def run_command(
         asyncio.run(service.serve(once=once))
     finally:
         service.store.close()
+    if once and service.daemon is not None and service.daemon.failing_deliveries:
+        raise typer.Exit(ExitCode.DELIVERY_FAILING)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +155,7 @@ class _Service:
         for signum, handler in handlers.items():
             loop.add_signal_handler(signum, handler)
         previous: Schedule | None = None
+        replaced: Daemon | None = None
         try:
             while True:
                 self.daemon = Daemon(
@@ -153,6 +164,8 @@ class _Service:
                     store=self.store,
                     previous_schedule=previous,
                 )
+                if replaced is not None:
+                    self.daemon.take_over(replaced)
                 await self.daemon.run(once=once)
                 pending, self._pending = self._pending, None
                 if pending is None or self._exiting:
@@ -160,6 +173,7 @@ class _Service:
                         pending[1].close()
                     return
                 previous = self.daemon.schedule
+                replaced = self.daemon
                 self._switch_to(pending)
         finally:
             for signum in handlers:

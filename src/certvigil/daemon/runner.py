@@ -7,8 +7,16 @@ transaction (reports that arrive while a write runs share the next transaction, 
 database keeps up with fast scans). A crash therefore loses at most the reports not yet
 committed, never half of one. The outbox worker runs beside the scans and sends what the
 transactions queued; a delivery is marked sent only after the channel accepted it, and
-each carries its delivery id so that a receiver can drop the one re-send a crash between
+each carries an idempotency key so that a receiver can drop the re-send a crash between
 "accepted" and "marked" can cause.
+
+One daemon per database: :meth:`Daemon.run` takes the database's daemon lock (a row
+with this process's id and a lease, renewed by a heartbeat; ``store.daemon_lock``) and
+refuses to start while another live daemon holds it. At start-up it releases only
+delivery claims that no live process holds.
+
+A write the store refuses (a full disk) does not stop the daemon: the reports are kept
+in memory and written later, and the routes are told directly (``daemon.unwritable``).
 
 Stopping (SIGTERM, SIGINT, :meth:`Daemon.request_stop`): no new endpoint is started;
 those in flight get ``shutdown_grace`` seconds to finish and be recorded; anything still
@@ -28,6 +36,7 @@ from datetime import datetime
 from typing import cast
 
 from certvigil.alerts.delivery import (
+    DeliveryStats,
     channels_for_routes,
     deliver_due,
     deliver_forever,
@@ -44,9 +53,24 @@ from certvigil.config.model import TrustSettings
 from certvigil.config.units import Threshold
 from certvigil.daemon.logs import LOGGER_NAME
 from certvigil.daemon.schedule import Schedule, sleep_until_s
+from certvigil.daemon.unwritable import (
+    UNWRITTEN_REPORTS_MAX,
+    PendingWrite,
+    StoreAlarm,
+    WriteBuffer,
+    record_outage,
+)
+from certvigil.errors import StoreError
 from certvigil.scan import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
+from certvigil.store.daemon_lock import (
+    DEFAULT_LOCK_LEASE_S,
+    acquire_daemon_lock,
+    release_daemon_lock,
+    renew_daemon_lock,
+)
 from certvigil.store.ingest import record_reports
+from certvigil.store.outbox import WorkerId, count_failing, this_worker
 from certvigil.target import Target
 from certvigil.truststore import load_trust_store
 
@@ -57,6 +81,12 @@ DELIVERY_POLL_S = 5.0
 
 WRITE_BATCH_MAX = 200
 """Most reports committed in one transaction (they queue up while a write runs)."""
+
+STORE_RETRY_FIRST_S = 1.0
+"""First wait before writing again after the store refused a write (then doubled)."""
+
+STORE_RETRY_MAX_S = 60.0
+"""Longest wait between two tries of a store that refuses writes."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +134,11 @@ class Daemon:
             shorten retries); ``timeout_s`` of each endpoint still applies.
         previous_schedule: The schedule of the daemon this one replaces after a
             configuration reload: endpoints it scanned are not rescanned at once.
+        worker: Who this daemon is in the lock and the delivery claims (this
+            process's id when ``None``).
+        lock_lease_s: How long the daemon lock lasts without a heartbeat.
+        unwritten_max: Most reports kept in memory while the store refuses writes.
+        store_retry_s: First and longest wait between tries of a store refusing writes.
     """
 
     def __init__(
@@ -117,6 +152,10 @@ class Daemon:
         rng: random.Random | None = None,
         scan_options: ScanOptions | None = None,
         previous_schedule: Schedule | None = None,
+        worker: WorkerId | None = None,
+        lock_lease_s: float = DEFAULT_LOCK_LEASE_S,
+        unwritten_max: int = UNWRITTEN_REPORTS_MAX,
+        store_retry_s: tuple[float, float] = (STORE_RETRY_FIRST_S, STORE_RETRY_MAX_S),
     ) -> None:
         config = loaded.config
         self.config = config
@@ -146,6 +185,15 @@ class Daemon:
         self._trust: dict[TrustSettings, TrustStore] = {}
         self._stop: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
+        self.worker = worker or this_worker()
+        self.lock_lease_s = lock_lease_s
+        self.unwritten = WriteBuffer(max_reports=unwritten_max)
+        self.store_retry_s = store_retry_s
+        self.alarm = StoreAlarm(self.routes, self.channels, database=store.url)
+        self._flusher: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[bool] | None = None
+        self.failing_deliveries = 0
+        """After ``run(once=True)``: deliveries still failing at exit (0 when all went)."""
 
     # Stopping ---------------------------------------------------------------------------
 
@@ -171,6 +219,19 @@ class Daemon:
             log.info(f"{reason}: finishing endpoints in flight")
             stop.set()
 
+    def take_over(self, previous: Daemon) -> None:
+        """Carries over what a daemon this one replaces (a reload) could not write yet.
+
+        The results it kept in memory and its "store not writable" outage go on here, so
+        a reload during a full disk loses nothing; they stay with the old daemon when
+        the reload changed the database.
+        """
+        if previous.store is not self.store or not len(previous.unwritten):
+            return
+        self.unwritten = previous.unwritten
+        self.alarm.carry_from(previous.alarm)
+        log.info("results kept in memory carried over", extra={"results": len(self.unwritten)})
+
     @property
     def is_stopping(self) -> bool:
         """Whether a stop was requested."""
@@ -182,21 +243,61 @@ class Daemon:
         """Run cycles until stopped; with ``once``, one cycle and its deliveries.
 
         Raises:
+            DaemonLockedError: Another live daemon runs on this database.
             ConfigError: A trust store named by the configuration cannot be loaded.
-            StoreError: The database failed.
+            StoreError: The database failed at start-up, or (with ``once``) results
+                could not be written before exit.
         """
         stop, _hurry = self._events()
-        released = await asyncio.to_thread(release_claims, self.store, now=self.clock())
+        await asyncio.to_thread(self._take_lock)
+        heartbeat = asyncio.create_task(self._heartbeat(), name="certvigil-heartbeat")
+        try:
+            await self._run_locked(once=once, stop=stop)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await self._stop_flusher()
+            await asyncio.to_thread(self._let_go_lock)
+        log.info("daemon stopped")
+
+    async def _run_locked(self, *, once: bool, stop: asyncio.Event) -> None:
+        released = await asyncio.to_thread(
+            release_claims, self.store, now=self.clock(), owner=self.worker
+        )
         if released:
-            log.info("released deliveries claimed before a restart", extra={"count": released})
+            log.info(
+                "released deliveries claimed by a daemon that is gone",
+                extra={"count": released},
+            )
         log.info(
             "daemon started",
             extra={"endpoints": len(self.targets), "routes": len(self.routes), "once": once},
         )
+        if len(self.unwritten) and not once:
+            self._flusher = asyncio.create_task(self._flush_with_back_off(), name="certvigil-flush")
         if once:
+            if len(self.unwritten):
+                await self._flush_once()
             await self.run_cycle()
-            await self.deliver_pending()
-            log.info("daemon stopped")
+            if len(self.unwritten):
+                await self._flush_once()
+            stats = await self.deliver_pending()
+            try:
+                with self.store.read() as connection:
+                    still = count_failing(connection)
+            except StoreError:
+                still = stats.retried
+            self.failing_deliveries = still + stats.failed
+            if self.failing_deliveries:
+                log.error(
+                    "deliveries still failing at exit",
+                    extra={"failing": self.failing_deliveries},
+                )
+            if len(self.unwritten):
+                raise StoreError(
+                    f"database {self.store.url}: {len(self.unwritten)} results could not be "
+                    f"written: {self.alarm.error}"
+                )
             return
         delivery_stop = asyncio.Event()
         worker = asyncio.create_task(
@@ -206,6 +307,7 @@ class Daemon:
                 delivery_stop,
                 poll_interval_s=DELIVERY_POLL_S,
                 clock=self.clock,
+                owner=self.worker,
             ),
             name="certvigil-outbox",
         )
@@ -231,19 +333,87 @@ class Daemon:
                 await asyncio.wait_for(worker, timeout=self.config.scan.shutdown_grace_s)
             except TimeoutError:
                 log.warning("outbox worker did not finish in the grace time; cancelled")
-        log.info("daemon stopped")
+            await self._stop_flusher()
+            if len(self.unwritten):
+                await self._flush_once()
+            if len(self.unwritten):
+                log.error(
+                    "results not written: the store still refuses writes at stop",
+                    extra={"results": len(self.unwritten), "error": self.alarm.error},
+                )
 
-    async def deliver_pending(self) -> None:
-        """Send every delivery that is due now (passes until one claims nothing)."""
+    # The daemon lock ----------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        with self.store.write() as connection:
+            previous = acquire_daemon_lock(
+                connection,
+                owner=self.worker,
+                now=self.clock(),
+                database=self.store.url,
+                lease_s=self.lock_lease_s,
+            )
+        if previous is not None:
+            log.warning(
+                "took over the database lock of a daemon that is gone",
+                extra={"previous": previous.describe()},
+            )
+
+    def _let_go_lock(self) -> None:
+        try:
+            with self.store.write() as connection:
+                release_daemon_lock(connection, owner=self.worker)
+        except StoreError as exc:
+            log.warning("database lock not released; it lapses", extra={"error": str(exc)})
+
+    async def _heartbeat(self) -> None:
+        interval_s = self.lock_lease_s / 3
         while True:
-            stats = await deliver_due(self.store, self.channels, self.clock(), clock=self.clock)
+            await asyncio.sleep(interval_s)
+            try:
+                held = await asyncio.to_thread(self._renew_lock)
+            except StoreError as exc:
+                log.warning("database lock not renewed", extra={"error": str(exc)})
+                continue
+            if not held:
+                log.error("another daemon took over the database lock; stopping")
+                self.request_stop(reason="database lock lost")
+                return
+
+    def _renew_lock(self) -> bool:
+        with self.store.write() as connection:
+            return renew_daemon_lock(
+                connection, owner=self.worker, now=self.clock(), lease_s=self.lock_lease_s
+            )
+
+    async def deliver_pending(self) -> DeliveryStats:
+        """Send every delivery that is due now (passes until one claims nothing).
+
+        Returns:
+            The totals of the passes (nothing when the outbox could not be read).
+        """
+        total = DeliveryStats()
+        while True:
+            try:
+                stats = await deliver_due(
+                    self.store, self.channels, self.clock(), clock=self.clock, owner=self.worker
+                )
+            except StoreError as exc:
+                log.error("outbox not readable or writable", extra={"error": str(exc)})
+                return total
+            total = DeliveryStats(
+                claimed=total.claimed + stats.claimed,
+                sent=total.sent + stats.sent,
+                retried=total.retried + stats.retried,
+                failed=total.failed + stats.failed,
+            )
             if stats.claimed:
                 log.info(
                     "deliveries sent",
                     extra={"sent": stats.sent, "retried": stats.retried, "failed": stats.failed},
                 )
             if stats.claimed < 50:
-                return
+                return total
 
     async def run_cycle(self) -> CycleResult:
         """Scan every endpoint that is due, record and judge each report, apply retention.
@@ -280,12 +450,17 @@ class Daemon:
         finally:
             stopper.cancel()
         pruned = 0
-        if self.config.retention_days is not None and not stop.is_set():
-            pruned = await asyncio.to_thread(
-                self.store.prune_observations,
-                now=self.clock(),
-                keep_days=float(self.config.retention_days),
-            )
+        if self.config.retention_days is not None and not stop.is_set() and not self.unwritten:
+            try:
+                pruned = await asyncio.to_thread(
+                    self.store.prune_observations,
+                    now=self.clock(),
+                    keep_days=float(self.config.retention_days),
+                )
+            except StoreError as exc:
+                log.warning(
+                    "retention skipped: the store refused the write", extra={"error": str(exc)}
+                )
         result = CycleResult(
             due=len(due),
             recorded=counts.recorded,
@@ -363,13 +538,122 @@ class Daemon:
             if not batch:
                 continue
             tags = [by_target[report.target].tags for report in batch]
-            written = await asyncio.to_thread(self._record_batch, batch, tags, self.clock())
-            for report, (observation_id, events) in zip(batch, written, strict=True):
+            write = PendingWrite(reports=batch, tags=tags, now=self.clock())
+            for report in batch:
                 self.schedule.mark_scanned(report.target, started_s)
+            if len(self.unwritten):
+                # Earlier results wait for the store: these go after them, in order.
+                self._keep(write)
+                continue
+            try:
+                written = await asyncio.to_thread(
+                    self._record_batch, write.reports, write.tags, write.now
+                )
+            except StoreError as exc:
+                await self._store_refused(write, exc)
+                continue
+            for report, (observation_id, events) in zip(batch, written, strict=True):
                 counts.recorded += 1
                 counts.failed += report.is_failed
                 counts.events += len(events)
                 self._log_recorded(report, observation_id, events)
+
+    # A store that refuses writes ---------------------------------------------------------
+
+    def _keep(self, write: PendingWrite) -> None:
+        dropped = self.unwritten.add(write)
+        if dropped:
+            log.error(
+                "results dropped: too many wait for the store",
+                extra={"dropped": dropped, "kept": len(self.unwritten)},
+            )
+
+    async def _store_refused(self, write: PendingWrite, exc: StoreError) -> None:
+        """Keeps a refused write, raises the store alert, starts the retry loop."""
+        self._keep(write)
+        now = self.clock()
+        if self.alarm.open(str(exc), now):
+            log.error(
+                "store not writable: keeping results in memory and retrying",
+                extra={"error": str(exc), "kept": len(self.unwritten)},
+            )
+        await self.alarm.tell(now, kept=len(self.unwritten), bound=self.unwritten.max_reports)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_with_back_off(), name="certvigil-flush")
+
+    async def _flush_with_back_off(self) -> None:
+        delay_s, longest_s = self.store_retry_s
+        while len(self.unwritten):
+            await asyncio.sleep(delay_s)
+            if await self._flush_once():
+                return
+            delay_s = min(delay_s * 2, longest_s)
+            await self.alarm.tell(
+                self.clock(), kept=len(self.unwritten), bound=self.unwritten.max_reports
+            )
+
+    async def wait_until_written(self) -> None:
+        """Returns once no result waits for the store (at once when none does)."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
+    async def _stop_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._flushing is not None:
+            await asyncio.gather(self._flushing, return_exceptions=True)
+
+    async def _flush_once(self) -> bool:
+        """Writes the kept results, oldest first; returns whether all went in.
+
+        One flush runs at a time, to its end even when its caller is cancelled: a write
+        cut off after its commit would otherwise be written again.
+        """
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_now())
+        return await asyncio.shield(self._flushing)
+
+    async def _flush_now(self) -> bool:
+        written = 0
+        while (write := self.unwritten.oldest()) is not None:
+            try:
+                outcome = await asyncio.to_thread(
+                    self._record_batch, write.reports, write.tags, write.now
+                )
+            except StoreError as exc:
+                self.alarm.error = str(exc)
+                log.warning(
+                    "store still not writable",
+                    extra={"error": str(exc), "kept": len(self.unwritten)},
+                )
+                return False
+            self.unwritten.written()
+            written += len(write.reports)
+            for report, (observation_id, events) in zip(write.reports, outcome, strict=True):
+                self._log_recorded(report, observation_id, events)
+        if self.alarm.is_open:
+            opened_at = self.alarm.opened_at or self.clock()
+            error = self.alarm.error
+            now = self.clock()
+            log.info(
+                "store writable again: kept results written",
+                extra={"written": written, "dropped": self.unwritten.dropped},
+            )
+            await self.alarm.close(now, written=written, dropped=self.unwritten.dropped)
+            try:
+                await asyncio.to_thread(
+                    record_outage,
+                    self.store,
+                    database=self.store.url,
+                    opened_at=opened_at,
+                    now=now,
+                    error=error,
+                    written=written,
+                )
+            except StoreError as exc:
+                log.warning("store outage not recorded", extra={"error": str(exc)})
+        return True
 
     def _record_batch(
         self,

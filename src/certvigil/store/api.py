@@ -8,12 +8,15 @@ report and open its alerts; claim and mark deliveries), open a transaction with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from certvigil.analysis.changes import Change
@@ -21,7 +24,7 @@ from certvigil.analysis.model import CertificateFacts, EndpointReport, Severity
 from certvigil.errors import StoreError
 from certvigil.store import ingest, outbox, queries, retention
 from certvigil.store.engine import WRITE_OPTION, create_store_engine, describe_url
-from certvigil.store.migrations import upgrade_to_head
+from certvigil.store.migrations import HEAD_REVISION, current_revision, upgrade_to_head
 from certvigil.store.records import (
     AlertRecord,
     DeliveryRecord,
@@ -280,21 +283,36 @@ class Store:
             )
 
     def claim_due_deliveries(
-        self, *, now: datetime, limit: int = 50, lease_s: float = outbox.DEFAULT_LEASE_S
+        self,
+        *,
+        now: datetime,
+        limit: int = 50,
+        lease_s: float = outbox.DEFAULT_LEASE_S,
+        owner: outbox.WorkerId | None = None,
     ) -> tuple[DeliveryRecord, ...]:
-        """Claims due deliveries for this sender."""
+        """Claims due deliveries for ``owner`` (this process when ``None``)."""
         with self.write() as connection:
-            return outbox.claim_due_deliveries(connection, now=now, limit=limit, lease_s=lease_s)
+            return outbox.claim_due_deliveries(
+                connection, now=now, limit=limit, lease_s=lease_s, owner=owner
+            )
 
-    def mark_delivered(self, delivery_id: int, *, now: datetime) -> bool:
-        """Records a delivery as sent."""
+    def mark_delivered(
+        self, delivery_id: int, *, now: datetime, owner: outbox.WorkerId | None = None
+    ) -> bool:
+        """Records a delivery claimed by ``owner`` as sent."""
         with self.write() as connection:
-            return outbox.mark_delivered(connection, delivery_id, now=now)
+            return outbox.mark_delivered(connection, delivery_id, now=now, owner=owner)
 
     def mark_failed(
-        self, delivery_id: int, *, next_attempt_at: datetime, error: str, give_up: bool = False
+        self,
+        delivery_id: int,
+        *,
+        next_attempt_at: datetime,
+        error: str,
+        give_up: bool = False,
+        owner: outbox.WorkerId | None = None,
     ) -> bool:
-        """Records a failed attempt."""
+        """Records a failed attempt of a delivery claimed by ``owner``."""
         with self.write() as connection:
             return outbox.mark_failed(
                 connection,
@@ -302,6 +320,7 @@ class Store:
                 next_attempt_at=next_attempt_at,
                 error=error,
                 give_up=give_up,
+                owner=owner,
             )
 
 
@@ -327,9 +346,46 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             upgrade_to_head(engine)
         except SQLAlchemyError as exc:
             engine.dispose()
+            read_only = _open_read_only(engine)
+            if read_only is not None:
+                return read_only
             orig = getattr(exc, "orig", None) or exc
             raise StoreError(f"database {describe_url(engine)}: {_first_line(orig)}") from exc
     return store
+
+
+def _open_read_only(engine: Engine) -> Store | None:
+    """The SQLite file of ``engine`` opened read-only, when it cannot be written.
+
+    A database file of mode 0444, in a read-only directory or on a read-only file system
+    still serves the commands that only read (``inventory``, ``alerts list``): it is
+    opened with ``mode=ro`` (which sees the write-ahead log when its shared-memory file
+    can be used), else ``immutable=1`` (the main file only, for a directory nobody can
+    write). Its schema must already be current, since it cannot be migrated; writing
+    through it fails with an error naming the database.
+
+    Returns:
+        The read-only store, or ``None`` when that is not the case (not SQLite, a file
+        that can be written or does not exist, an older schema, a file that cannot be
+        read).
+    """
+    url = engine.url
+    path = Path(url.database or "")
+    if url.get_backend_name() != "sqlite" or str(path).startswith("file:"):
+        return None
+    if not path.is_file() or (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return None
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        read_only = create_store_engine(
+            URL.create("sqlite", database=f"file:{path}?{options}", query={"uri": "true"})
+        )
+        try:
+            if current_revision(read_only) == HEAD_REVISION:
+                return Store(read_only)
+        except SQLAlchemyError:
+            pass
+        read_only.dispose()
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""The inventory schema: endpoints, certificates, deployments, observations, alerts, deliveries.
+"""The inventory schema: endpoints, certificates, deployments, observations, alerts, deliveries,
+and the daemon lock.
 
 One model serves SQLite and PostgreSQL. Times are stored as UTC (``timestamptz`` on
 PostgreSQL, ISO text on SQLite) and always come back as aware UTC datetimes.
@@ -333,6 +334,29 @@ class Delivery(Base):
     lease_until_utc: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at_utc: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    """While ``sending``: the worker holding the claim (host, process id, start nonce)."""
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    """Sent with every attempt so receivers can drop repeats; ``None`` on rows queued
+    before revision 0006 (their key is derived from the id)."""
+
+
+class DaemonLock(Base):
+    """Who runs the daemon on this database: one row per lock name, with a lease.
+
+    The holder renews ``lease_until_utc`` while it runs; another process may take the
+    row over only once the lease has lapsed (or, on the same host, once the holder's
+    process is gone). A row rather than a database-specific lock, so that it works the
+    same on SQLite and PostgreSQL and can be read by ``alerts deliveries``.
+    """
+
+    __tablename__ = "daemon_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    acquired_at_utc: Mapped[datetime]
+    heartbeat_at_utc: Mapped[datetime]
+    lease_until_utc: Mapped[datetime]
 
 
 def _table(model: type[Base]) -> Table:
@@ -349,3 +373,4 @@ DEPLOYMENTS = _table(Deployment)
 OBSERVATIONS = _table(Observation)
 ALERTS = _table(Alert)
 DELIVERIES = _table(Delivery)
+DAEMON_LOCKS = _table(DaemonLock)

@@ -6,14 +6,18 @@ The guarantees rest on the database, not on the process:
   dedup key), so repeating it after a crash never opens a second alert;
 * ``enqueue_delivery`` inserts under ``UNIQUE (alert_id, event, route)``, so an event
   is queued at most once per route;
-* ``claim_due_deliveries`` moves due rows to ``sending`` with a lease in one UPDATE
-  (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's write lock on SQLite), so two
-  senders never claim the same row, and a sender that dies leaves a lease that
-  lapses, after which the row is due again.
+* ``claim_due_deliveries`` moves due rows to ``sending`` with a lease and the claiming
+  worker's name (``claimed_by``) in one UPDATE (``FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL; SQLite's write lock on SQLite), so two senders never claim the same row;
+  a sender that dies leaves a lease that lapses, after which the row is due again;
+* ``mark_delivered`` and ``mark_failed`` change a row only while its claim is still the
+  caller's, and ``release_claims`` releases only the caller's own claims or those of a
+  process on this host that no longer runs: a second worker never takes a live
+  worker's claims.
 
 A notification sent but not yet marked delivered when its sender died is claimed
-again once its lease lapses: delivery is at least once from the outbox's point of
-view; channels that can take an idempotency key should pass the delivery id.
+again once its lease lapses: delivery is at least once. Every delivery carries an
+idempotency key, the same on every attempt, so receivers can drop repeats.
 
 All functions take a Connection inside a transaction the caller owns, so an alert
 and its deliveries (or a report and its alerts) commit together.
@@ -21,11 +25,17 @@ and its deliveries (or a report and its alerts) commit together.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, text, update
+from sqlalchemy import Connection, and_, func, or_, select, text, update
 
 from certvigil.analysis.model import Severity
 from certvigil.store.ingest import dialect_insert
@@ -41,6 +51,87 @@ DEFAULT_LEASE_S = 300.0
 """How long a claimed delivery stays reserved for its sender."""
 
 _ACTIVE = text("state != 'resolved'")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerId:
+    """Who holds a claim or a lock: host, process id and a nonce drawn at start.
+
+    ``host`` is the host name and, where there is one, the process-id namespace
+    (:func:`host_identity`).
+
+    The nonce tells apart two processes that got the same id on one host (a restart
+    after a reboot), so a claim is never mistaken for the current process's own.
+    """
+
+    host: str
+    pid: int
+    nonce: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.nonce}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> WorkerId | None:
+        """The id written by ``str()``, ``None`` for anything else (rows of older versions)."""
+        if not text:
+            return None
+        host, sep, rest = text.rpartition(":")
+        host, sep2, pid = host.rpartition(":")
+        if not (sep and sep2 and pid.isdigit()):
+            return None
+        return cls(host=host, pid=int(pid), nonce=rest)
+
+    def is_gone(self) -> bool:
+        """Whether this worker surely no longer runs: same host, and no such process.
+
+        A worker on another host, or a process id now used by another process, is
+        not known to be gone: its claims wait for their lease.
+        """
+        if self.host != host_identity() or self.pid <= 0:
+            return False
+        if self.pid == os.getpid():
+            # This process's id: gone unless one of this process's workers holds it
+            # (then it is an earlier process that had the same id, before a restart).
+            return self not in _WORKERS
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+@cache
+def host_identity() -> str:
+    """The host name, with the process-id namespace where there is one (``vm/4026531836``).
+
+    Two containers can share a host name (host networking) while each numbers its own
+    processes: a process id means something only within one namespace.
+    """
+    name = socket.gethostname()
+    try:
+        return f"{name}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return name
+
+
+_WORKERS: set[WorkerId] = set()
+"""Every worker id this process drew."""
+
+
+@cache
+def this_worker() -> WorkerId:
+    """This process's worker id (the nonce is drawn once per process)."""
+    return new_worker_id()
+
+
+def new_worker_id() -> WorkerId:
+    """A further worker id for this process (tests run several workers in one process)."""
+    worker = WorkerId(host=host_identity(), pid=os.getpid(), nonce=secrets.token_hex(4))
+    _WORKERS.add(worker)
+    return worker
 
 
 def _alert_select() -> Any:
@@ -260,6 +351,7 @@ def enqueue_delivery(
             attempts=0,
             created_at_utc=now,
             next_attempt_at_utc=not_before_utc or now,
+            idempotency_key=f"certvigil-{uuid.uuid4()}",
         )
         .on_conflict_do_nothing(index_elements=["alert_id", "event", "route"])
         .returning(_DELIVERIES.c.id)
@@ -280,24 +372,33 @@ def _delivery_record(row: Any) -> DeliveryRecord:
         lease_until_utc=row.lease_until_utc,
         last_error=row.last_error,
         sent_at_utc=row.sent_at_utc,
+        claimed_by=row.claimed_by,
+        idempotency_key=row.idempotency_key or f"certvigil-delivery-{row.id}",
     )
 
 
 def claim_due_deliveries(
-    connection: Connection, *, now: datetime, limit: int = 50, lease_s: float = DEFAULT_LEASE_S
+    connection: Connection,
+    *,
+    now: datetime,
+    limit: int = 50,
+    lease_s: float = DEFAULT_LEASE_S,
+    owner: WorkerId | None = None,
 ) -> tuple[DeliveryRecord, ...]:
     """Claims up to ``limit`` due deliveries for this sender, oldest due first.
 
     Due means ``pending`` with ``next_attempt_at_utc <= now``, or ``sending`` whose
     lease has lapsed (its sender died). Each claimed row becomes ``sending`` with a
-    lease of ``lease_s`` seconds and one more attempt. Commit promptly: on SQLite
-    the claim holds the write lock until the transaction ends.
+    lease of ``lease_s`` seconds, ``owner`` as ``claimed_by`` and one more attempt.
+    Commit promptly: on SQLite the claim holds the write lock until the transaction
+    ends.
 
     Args:
         connection: A connection inside a write transaction.
         now: The current time.
         limit: At most this many.
         lease_s: How long the claim lasts.
+        owner: The claiming worker (this process's id when ``None``).
 
     Returns:
         The claimed deliveries.
@@ -329,6 +430,7 @@ def claim_due_deliveries(
             status=DeliveryStatus.SENDING.value,
             lease_until_utc=now + timedelta(seconds=lease_s),
             attempts=d.attempts + 1,
+            claimed_by=str(owner or this_worker()),
         )
         .returning(*_DELIVERIES.c)
     )
@@ -337,21 +439,32 @@ def claim_due_deliveries(
     return tuple(records)
 
 
-def mark_delivered(connection: Connection, delivery_id: int, *, now: datetime) -> bool:
-    """Records a claimed delivery as sent.
+def _claimed(delivery_id: int, owner: WorkerId | None) -> Any:
+    d = _DELIVERIES.c
+    return and_(
+        d.id == delivery_id,
+        d.status == DeliveryStatus.SENDING.value,
+        d.claimed_by == str(owner or this_worker()),
+    )
+
+
+def mark_delivered(
+    connection: Connection, delivery_id: int, *, now: datetime, owner: WorkerId | None = None
+) -> bool:
+    """Records a delivery claimed by ``owner`` (this process when ``None``) as sent.
 
     Returns:
-        Whether it changed (``False`` when it was not ``sending``).
+        Whether it changed (``False`` when it was not ``sending`` under that claim).
     """
     result = connection.execute(
         update(_DELIVERIES)
-        .where(
-            and_(
-                _DELIVERIES.c.id == delivery_id,
-                _DELIVERIES.c.status == DeliveryStatus.SENDING.value,
-            )
+        .where(_claimed(delivery_id, owner))
+        .values(
+            status=DeliveryStatus.SENT.value,
+            sent_at_utc=now,
+            lease_until_utc=None,
+            claimed_by=None,
         )
-        .values(status=DeliveryStatus.SENT.value, sent_at_utc=now, lease_until_utc=None)
     )
     return result.rowcount == 1
 
@@ -363,6 +476,7 @@ def mark_failed(
     next_attempt_at: datetime,
     error: str,
     give_up: bool = False,
+    owner: WorkerId | None = None,
 ) -> bool:
     """Records a failed attempt: due again at ``next_attempt_at``, or given up on.
 
@@ -372,27 +486,66 @@ def mark_failed(
         next_attempt_at: When to try again.
         error: What went wrong, kept in ``last_error``.
         give_up: Mark it ``failed`` for good instead.
+        owner: The worker holding the claim (this process when ``None``).
 
     Returns:
-        Whether it changed (``False`` when it was not ``sending``).
+        Whether it changed (``False`` when it was not ``sending`` under that claim).
     """
     status = DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING
     result = connection.execute(
         update(_DELIVERIES)
-        .where(
-            and_(
-                _DELIVERIES.c.id == delivery_id,
-                _DELIVERIES.c.status == DeliveryStatus.SENDING.value,
-            )
-        )
+        .where(_claimed(delivery_id, owner))
         .values(
             status=status.value,
             next_attempt_at_utc=next_attempt_at,
             last_error=error,
             lease_until_utc=None,
+            claimed_by=None,
         )
     )
     return result.rowcount == 1
+
+
+def release_claims(connection: Connection, *, now: datetime, owner: WorkerId | None = None) -> int:
+    """Makes claims that no live worker holds due again at once.
+
+    Released are the ``sending`` rows claimed by ``owner`` (this process when
+    ``None``) and those claimed by a process on this host that no longer runs (a
+    daemon killed mid-delivery). A claim of a worker that may still be running (on
+    another host, or a live process here) is left to its lease, so it is never sent
+    twice by two live workers.
+
+    Args:
+        connection: A connection inside a write transaction.
+        now: When they are due again.
+        owner: The worker whose own claims are released too.
+
+    Returns:
+        How many deliveries were released.
+    """
+    d = _DELIVERIES.c
+    me = str(owner or this_worker())
+    holders = connection.execute(
+        select(d.claimed_by).where(d.status == DeliveryStatus.SENDING.value).distinct()
+    ).scalars()
+    releasable = []
+    for holder in holders:
+        worker = WorkerId.parse(holder)
+        if holder == me or (worker is not None and worker.is_gone()):
+            releasable.append(holder)
+    if not releasable:
+        return 0
+    result = connection.execute(
+        update(_DELIVERIES)
+        .where(and_(d.status == DeliveryStatus.SENDING.value, d.claimed_by.in_(releasable)))
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            lease_until_utc=None,
+            next_attempt_at_utc=now,
+            claimed_by=None,
+        )
+    )
+    return result.rowcount
 
 
 def list_deliveries(
@@ -400,6 +553,7 @@ def list_deliveries(
     *,
     alert_id: int | None = None,
     statuses: Iterable[DeliveryStatus] | None = None,
+    limit: int | None = None,
 ) -> tuple[DeliveryRecord, ...]:
     """Queued deliveries, oldest first, optionally for one alert or in some states."""
     d = _DELIVERIES.c
@@ -409,4 +563,17 @@ def list_deliveries(
     if statuses is not None:
         statement = statement.where(d.status.in_([s.value for s in statuses]))
     statement = statement.order_by(d.created_at_utc, d.id)
+    if limit is not None:
+        statement = statement.limit(limit)
     return tuple(_delivery_record(r) for r in connection.execute(statement))
+
+
+def count_failing(connection: Connection) -> int:
+    """Deliveries still failing: pending again after a failed attempt (a retry is due)."""
+    d = _DELIVERIES.c
+    statement = (
+        select(func.count())
+        .select_from(_DELIVERIES)
+        .where(and_(d.status == DeliveryStatus.PENDING.value, d.last_error.is_not(None)))
+    )
+    return int(connection.execute(statement).scalar_one())

@@ -253,6 +253,8 @@ class DeliveryRecord:
         lease_until_utc: While ``sending``, when the claim lapses.
         last_error: The latest failure's text, ``None`` if none.
         sent_at_utc: When it was delivered, ``None`` until then.
+        claimed_by: While ``sending``, the worker holding the claim.
+        idempotency_key: The key sent with every attempt, the same across retries.
     """
 
     id: int
@@ -266,3 +268,5 @@ class DeliveryRecord:
     lease_until_utc: datetime | None
     last_error: str | None
     sent_at_utc: datetime | None
+    claimed_by: str | None = None
+    idempotency_key: str = ""
