@@ -137,8 +137,9 @@ def list_command(
 ) -> None:
     """List alerts, newest first, with where their notifications stand.
 
-    Exits 2 when a critical alert is active (open or acknowledged) among those asked
-    for, 1 when a warning one is, else 0 (``--limit`` does not hide one).
+    Exit code: 2 if a critical alert is active (open or acknowledged), 1 if a warning is.
+
+    Else 0. --limit does not hide an active alert from the exit code.
     """
     with open_existing_store(db, config) as store:
         engine = AlertEngine(store)
@@ -222,7 +223,13 @@ def _route_name(route_key: str) -> str:
     return route_key.rpartition("#")[0] or route_key
 
 
-@alerts_app.command("deliveries")
+DELIVERIES_EXAMPLES = """[bold]Examples[/bold]
+certvigil alerts deliveries
+certvigil alerts deliveries --all --limit 50
+certvigil alerts deliveries --json -c /etc/certvigil/certvigil.yaml"""
+
+
+@alerts_app.command("deliveries", epilog=DELIVERIES_EXAMPLES)
 def deliveries_command(
     include_sent: Annotated[
         bool, typer.Option("--all", help="Sent deliveries too (oldest first).")
@@ -287,7 +294,12 @@ def deliveries_command(
     raise typer.Exit(code)
 
 
-@alerts_app.command("test")
+TEST_EXAMPLES = """[bold]Examples[/bold]
+certvigil alerts test -c /etc/certvigil/certvigil.yaml
+certvigil alerts test -c certvigil.yaml --route oncall --json"""
+
+
+@alerts_app.command("test", epilog=TEST_EXAMPLES)
 def test_command(
     route: Annotated[
         str | None, typer.Option("--route", metavar="NAME", help="Only the route named NAME.")

@@ -67,7 +67,8 @@ def run_command(
     within the configuration's scan.shutdown_grace.
 
     With --once it exits 75 when an alert notification is still failing at exit.
-    A second daemon on the same database is refused (the first holds its lock).
+
+    A second daemon on the same database is refused: the first holds its lock.
 
     SIGHUP reloads the configuration; one with mistakes is logged and the old kept.
     """
