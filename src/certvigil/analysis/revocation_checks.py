@@ -63,6 +63,24 @@ def check_ocsp_response(
         The method result; never raises on bad input.
     """
 
+    try:
+        return _check_ocsp_response(response_der, cert, issuer, now, method, url)
+    except PARSE_ERRORS as exc:
+        # cryptography reads parts of a response lazily (single responses, embedded
+        # certificates, extensions), so a defect may surface only here.
+        return _Answer(method=method, url=url).result(
+            RevocationStatus.INVALID_RESPONSE, f"the OCSP response cannot be read: {exc}"
+        )
+
+
+def _check_ocsp_response(
+    response_der: bytes,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    now: datetime,
+    method: RevocationMethod,
+    url: str | None,
+) -> MethodResult:
     answer = _Answer(method=method, url=url)
     invalid = RevocationStatus.INVALID_RESPONSE
     try:
@@ -125,6 +143,22 @@ def check_crl(
         The method result; never raises on bad input.
     """
 
+    try:
+        return _check_crl(crl_der, cert, issuer, now, url)
+    except PARSE_ERRORS as exc:
+        # Extensions and entries of a CRL are parsed lazily: a defect may surface here.
+        return _Answer(method=RevocationMethod.CRL, url=url).result(
+            RevocationStatus.INVALID_RESPONSE, f"the CRL cannot be read: {exc}"
+        )
+
+
+def _check_crl(
+    crl_der: bytes,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    now: datetime,
+    url: str | None,
+) -> MethodResult:
     answer = _Answer(method=RevocationMethod.CRL, url=url)
     invalid = RevocationStatus.INVALID_RESPONSE
     try:
@@ -387,5 +421,5 @@ def ocsp_response_matches(
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             return False
         return _matching_single_response(response, cert, issuer) is not None
-    except ValueError:
+    except PARSE_ERRORS:
         return False
