@@ -11,7 +11,7 @@ from certvigil.demo.pki import ThrowawayPki
 from certvigil.errors import CertificateLoadError
 from tests.support.crafted import craft
 
-from .conftest import NOW
+from .conftest import CERTS, NOW
 
 # The defect each crafted leaf is reported with (a parse problem of certificate 0).
 _PROBLEMS = {
@@ -81,3 +81,15 @@ def test_unloadable_leaf_is_a_malformed_certificate(pki: ThrowawayPki, trust: Tr
         read_certificate_facts(der)
     analysis = analyse_chain_der((der, pki.intermediate.der), now=NOW, trust=trust)
     assert [f.code for f in analysis.findings] == ["malformed_certificate"]
+
+
+def test_repeat_of_an_unreadable_extension_is_named() -> None:
+    """A second authorityInfoAccess after an unreadable first one is still named a repeat."""
+    der = (
+        CERTS.parent / "fuzz" / "certificates" / "search-tls-feature-renamed-aia.der"
+    ).read_bytes()
+    problems = read_certificate_facts(der).parse_problems
+    assert problems[0].startswith("extension 1.3.6.1.5.5.7.1.1 could not be read")
+    assert problems[1].startswith(
+        "extension 1.3.6.1.5.5.7.1.1 (authorityInfoAccess) appears more than once"
+    )

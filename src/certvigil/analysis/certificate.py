@@ -160,6 +160,8 @@ class ParsedCertificate:
         public_key: The subject public key, ``None`` when it cannot be read.
         extension_oids: The dotted OID of every extension present, readable or not,
             in order; ``None`` when the extension list itself cannot be walked.
+        serial_number: The serial number (read once: cryptography warns on every read
+            of a zero or negative one).
     """
 
     der: bytes
@@ -169,6 +171,7 @@ class ParsedCertificate:
     subject_der: bytes = b""
     public_key: CertificatePublicKeyTypes | None = None
     extension_oids: tuple[str, ...] | None = ()
+    serial_number: int = 0
 
     def may_have_issued(self, child: ParsedCertificate) -> bool:
         """This certificate's subject is ``child``'s issuer and the key ids agree."""
@@ -232,9 +235,9 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
             issuer_der, subject_der = b"", b""
         reading = _Reading(der, certificate, problems)
         facts = _read_facts(reading, issuer_der, subject_der)
-        serial_positive = certificate.serial_number > 0
+        serial_number = certificate.serial_number
     for warning in caught:
-        problems.append(_warning_problem(str(warning.message), serial_positive))
+        problems.append(_warning_problem(str(warning.message), serial_number > 0))
     if problems:
         facts = _with_problems(facts, problems)
     return ParsedCertificate(
@@ -245,6 +248,7 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
         subject_der=subject_der,
         public_key=reading.public_key,
         extension_oids=reading.extension_oids,
+        serial_number=serial_number,
     )
 
 
@@ -422,17 +426,19 @@ def _read_extensions(reading: _Reading) -> Mapping[x509.ObjectIdentifier, Any]:
         return {}
     reading.extension_oids = tuple(oid for oid, _ in singles)
     values = {}
+    seen: set[str] = set()
     for oid, single_der in singles:
+        if oid in seen:
+            problems.append(
+                f"extension {_extension_name(oid)} appears more than once (RFC 5280 allows "
+                "one of each; the first is read)"
+            )
+            continue
+        seen.add(oid)
         try:
             key = x509.ObjectIdentifier(oid)
         except ValueError as exc:
             problems.append(f"extension {_printable(oid)} could not be read: {_reason(exc)}")
-            continue
-        if key in values:
-            problems.append(
-                f"extension {_extension_name(key)} appears more than once (RFC 5280 allows "
-                "one of each; the first is read)"
-            )
             continue
         try:
             (ext,) = x509.load_der_x509_certificate(single_der).extensions
@@ -443,9 +449,11 @@ def _read_extensions(reading: _Reading) -> Mapping[x509.ObjectIdentifier, Any]:
     return values
 
 
-def _extension_name(oid: x509.ObjectIdentifier) -> str:
-    name = getattr(oid, "_name", "Unknown OID")
-    dotted = oid.dotted_string
+def _extension_name(dotted: str) -> str:
+    try:
+        name = getattr(x509.ObjectIdentifier(dotted), "_name", "Unknown OID")
+    except ValueError:
+        return _printable(dotted)
     return dotted if name == "Unknown OID" else f"{dotted} ({name})"
 
 

@@ -241,7 +241,7 @@ def _combine(
     return CertificateRevocation(
         cert_index=cert_index,
         subject=parsed.facts.subject,
-        serial_hex=format(parsed.certificate.serial_number, "x"),
+        serial_hex=format(parsed.serial_number, "x"),
         status=deciding.status if deciding is not None else RevocationStatus.NO_INFO,
         decided_by=(
             deciding.method

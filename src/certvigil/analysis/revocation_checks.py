@@ -193,7 +193,7 @@ def _check_crl(
         signed_by="issuer",
     )
     stale = _staleness(crl.last_update_utc, crl.next_update_utc, now)
-    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    entry = crl.get_revoked_certificate_by_serial_number(parsed_of(cert).serial_number)
     if entry is not None:
         return answer.revoked(entry.revocation_date_utc, _crl_entry_reason(entry), stale)
     if stale is not None:
@@ -208,7 +208,7 @@ def _matching_single_response(
     response: ocsp.OCSPResponse, cert: x509.Certificate, issuer: x509.Certificate
 ) -> ocsp.OCSPSingleResponse | None:
     for single in response.responses:
-        if single.serial_number != cert.serial_number:
+        if single.serial_number != parsed_of(cert).serial_number:
             continue
         try:
             # Build the CertID we would send with the response's hash and compare.
