@@ -25,22 +25,21 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from certvigil.analysis.trust import TrustStore
     from certvigil.tls.records import (
         heartbeat_answered,
         parse_server_reply,
         parse_sslv2_reply,
         server_flight_done,
     )
-    from fuzz.cert_analysis import load_seeds, run_one
+    from fuzz.cert_analysis import load_seeds, run_one, trust_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cert_target() -> tuple[object, list[str]]:
-    seeds, pki = load_seeds()
-    trust = TrustStore.from_certificates([pki.root.certificate], source="fuzz")
-    extra = (pki.intermediate.der, pki.root.der)
+    seeds, root, intermediate = load_seeds()
+    trust = trust_for(root)
+    extra = (intermediate, root)
 
     def target(data: bytes) -> None:
         run_one(data, trust, extra)

@@ -32,10 +32,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
+
 from certvigil.analysis.report import analyse_chain_der
 from certvigil.analysis.trust import TrustStore
 from certvigil.certfiles import load_certificate_bytes
-from certvigil.demo.pki import KeySpec, ThrowawayPki
 from certvigil.errors import CertificateLoadError
 from certvigil.output.files import FileReport, render_files_table, write_files_json
 from certvigil.output.summary import Tally
@@ -47,30 +48,30 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 _EXTENSION_BYTES = bytes([0x0E, 0x0F, 0x11, 0x12, 0x13, 0x14, 0x1E, 0x1F, 0x20, 0x23, 0x25])
 
 
-def load_seeds() -> tuple[list[bytes], ThrowawayPki]:
-    """Real certificates from the test data, and generated ones with many features."""
+def load_seeds() -> tuple[list[bytes], bytes, bytes]:
+    """The seed certificates, and the root and intermediate the generated ones chain to.
+
+    Fixed files, so that a seed number names the same inputs on every machine: the real
+    certificates under ``tests/data/certs`` and the throwaway ones under
+    ``tests/data/fuzz/seeds`` (SANs of every kind, AIA, CRL, must-staple, EV policy,
+    RSA, a CA flag; made once with ``certvigil.demo.pki``, valid around ``NOW``).
+    """
     seeds: list[bytes] = []
     for path in sorted((ROOT / "tests" / "data" / "certs").rglob("*.pem")):
         try:
             seeds += load_certificate_bytes(path.read_bytes(), source=str(path))
         except CertificateLoadError:
             continue
-    pki = ThrowawayPki.create(now_utc=NOW)
-    seeds += [
-        pki.issue_leaf(
-            dns_names=("fuzz.example.test", "*.fuzz.example.test"),
-            ip_addresses=("127.0.0.1", "::1"),
-            ocsp_urls=("http://127.0.0.1/ocsp",),
-            ca_issuer_urls=("http://127.0.0.1/ca.der",),
-            crl_urls=("http://127.0.0.1/crl",),
-            must_staple=True,
-        ).der,
-        pki.issue_leaf(key=KeySpec.RSA_2048, policy_oids=("2.23.140.1.1",)).der,
-        pki.issue_leaf(is_ca=True, include_san=False, common_name="cn only").der,
-        pki.intermediate.der,
-        pki.root.der,
-    ]
-    return seeds, pki
+    generated = ROOT / "tests" / "data" / "fuzz" / "seeds"
+    seeds += [p.read_bytes() for p in sorted(generated.glob("*.der"))]
+    root = (generated / "root.der").read_bytes()
+    intermediate = (generated / "intermediate.der").read_bytes()
+    return seeds, root, intermediate
+
+
+def trust_for(root: bytes) -> TrustStore:
+    """A trust store holding only the seeds' root."""
+    return TrustStore.from_certificates([x509.load_der_x509_certificate(root)], source="fuzz")
 
 
 class Mutator:
@@ -246,9 +247,9 @@ def campaign(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, Counter[str]]:
     """Run ``inputs`` inputs from ``seed``; the count run and crashes by kind."""
-    seeds, pki = load_seeds()
-    trust = TrustStore.from_certificates([pki.root.certificate], source="fuzz")
-    extra = (pki.intermediate.der, pki.root.der)
+    seeds, root, intermediate = load_seeds()
+    trust = trust_for(root)
+    extra = (intermediate, root)
     mutator = Mutator(seeds, random.Random(seed))
     crashes: Counter[str] = Counter()
     for number in range(inputs):

@@ -11,15 +11,13 @@ import random
 from pathlib import Path
 
 import pytest
-from fuzz.cert_analysis import Mutator, load_seeds, run_one
+from fuzz.cert_analysis import Mutator, load_seeds, run_one, trust_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certvigil.analysis.trust import TrustStore
-
-_SEEDS, _PKI = load_seeds()
-_TRUST = TrustStore.from_certificates([_PKI.root.certificate], source="fuzz")
-_EXTRA = (_PKI.intermediate.der, _PKI.root.der)
+_SEEDS, _ROOT, _INTERMEDIATE = load_seeds()
+_TRUST = trust_for(_ROOT)
+_EXTRA = (_INTERMEDIATE, _ROOT)
 _CORPUS = Path(__file__).resolve().parent.parent / "data" / "fuzz" / "certificates"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from cryptography import x509
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,6 @@ from certvigil.analysis.report import analyse_chain_der
 from certvigil.analysis.revocation import judge_revocation
 from certvigil.analysis.revocation_plan import plan_revocation
 from certvigil.analysis.trust import TrustStore
-from certvigil.demo.pki import ThrowawayPki
 from certvigil.errors import CertificateLoadError
 from certvigil.observed.revocation import CertificateRevocationObservation, RevocationObservation
 
@@ -27,14 +27,13 @@ from .conftest import CERTS, NOW, load
 _Test = TypeVar("_Test", bound=Callable[..., None])
 
 _REAL = load("real-sites/apple.com.chain.pem")[0]
-_PKI = ThrowawayPki.create(now_utc=NOW)
-_TRUST = TrustStore.from_certificates([_PKI.root.certificate], source="fuzz")
-_GENERATED = _PKI.issue_leaf(
-    dns_names=("fuzz.example.test",),
-    ocsp_urls=("http://127.0.0.1/ocsp",),
-    crl_urls=("http://127.0.0.1/crl",),
-    must_staple=True,
-).der
+# Fixed bytes (tests/data/fuzz/seeds, made once by certvigil.demo.pki), so that the
+# fixed-seed search tries the same inputs in every run.
+_SEEDS = CERTS.parent / "fuzz" / "seeds"
+_ROOT = (_SEEDS / "root.der").read_bytes()
+_INTERMEDIATE = (_SEEDS / "intermediate.der").read_bytes()
+_GENERATED = (_SEEDS / "leaf-must-staple.der").read_bytes()
+_TRUST = TrustStore.from_certificates([x509.load_der_x509_certificate(_ROOT)], source="fuzz")
 # Extension OIDs under 2.5.29 have one content byte after 55 1d: renaming one extension
 # into another keeps every length and often makes a duplicate.
 _EXTENSION_BYTES = (0x0E, 0x0F, 0x11, 0x13, 0x1F, 0x20, 0x23, 0x25)
@@ -93,7 +92,7 @@ def test_damaged_bytes_give_facts_or_load_error(data: bytes) -> None:
 def test_damaged_chains_never_raise(data: bytes) -> None:
     """A chain holding damaged bytes is judged, with findings, and never raises."""
     analysis = analyse_chain_der(
-        (data, _PKI.intermediate.der), now=NOW, trust=_TRUST, expected_name="fuzz.example.test"
+        (data, _INTERMEDIATE), now=NOW, trust=_TRUST, expected_name="fuzz.example.test"
     )
     assert analysis.findings or analysis.chain is not None
 
@@ -103,8 +102,8 @@ def test_damaged_chains_never_raise(data: bytes) -> None:
 @_pinned
 def test_revocation_of_damaged_chains_is_planned_and_judged(data: bytes) -> None:
     """Revocation planning and judging over damaged certificates never raise."""
-    chain = (data, _PKI.intermediate.der)
-    plan = plan_revocation(chain, extra_issuers_der=(_PKI.root.der,))
+    chain = (data, _INTERMEDIATE)
+    plan = plan_revocation(chain, extra_issuers_der=(_ROOT,))
     assert all(c.cert_index in (0, 1) for c in plan)
     observation = RevocationObservation(
         observed_at_utc=NOW,

@@ -265,8 +265,7 @@ def parsed_of(certificate: x509.Certificate) -> ParsedCertificate:
         Its parsed form.
 
     Raises:
-        CertificateLoadError: Never for a certificate cryptography loaded, in practice
-            (its DER is loaded again).
+        CertificateLoadError: Only if cryptography cannot load again the DER it wrote.
     """
     return parse_certificate(certificate.public_bytes(Encoding.DER))
 
@@ -276,7 +275,8 @@ def signature_verifies(child: ParsedCertificate, issuer: ParsedCertificate) -> b
 
     RSA (PKCS#1 v1.5 and PSS) and ECDSA signatures are checked by hand so that SHA-1
     and MD5 signatures (old roots and intermediates) are recognised; other kinds go
-    through cryptography's ``verify_directly_issued_by``. Names are not compared.
+    through cryptography's ``verify_directly_issued_by``, which also wants the names to
+    match. Callers match the names first (by DER, as the issuer lookup does).
     """
     return _signature_verifies(child.certificate, issuer.public_key, issuer.certificate)
 
