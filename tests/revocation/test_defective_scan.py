@@ -113,6 +113,28 @@ def _endpoint(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict
     return result.code, endpoint
 
 
+def test_basic_scan_lists_a_duplicated_extension_as_a_finding(
+    capsys: pytest.CaptureFixture[str],
+    pki: ThrowawayPki,
+    server: RevocationServer,
+    ca_file: Path,
+    stack: ExitStack,
+) -> None:
+    """A plain scan reports the served certificate's repeated extension, not internal_error."""
+    address = _serve(
+        stack, pki, "duplicate_extension", _crafted("duplicate_extension", pki, server)
+    )
+    code, endpoint = _endpoint(
+        capsys, "--no-default-ca", "--ca-file", str(ca_file), address.endpoint
+    )
+    assert endpoint.get("failure") is None, endpoint.get("failure")
+    assert len(endpoint["certificates"]) == 3
+    problems = [f for f in endpoint["findings"] if f["code"] == "certificate_parse_problem"]
+    assert [f["cert_index"] for f in problems] == [2]
+    assert "appears more than once" in problems[0]["message"]
+    assert code == 1  # warnings only: the chain itself is trusted
+
+
 # A deep scan costs seconds: every defect with revocation, two with --deep.
 _CASES = [
     pytest.param(n, ("--checks", "cert,revocation"), id=f"{n}-revocation")
