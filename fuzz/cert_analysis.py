@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from certvigil.analysis.report import analyse_chain_der
 from certvigil.analysis.trust import TrustStore
@@ -69,6 +70,16 @@ def load_seeds() -> tuple[list[bytes], bytes, bytes]:
     return seeds, root, intermediate
 
 
+def _loads(der: bytes) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            x509.load_der_x509_certificate(der)
+        except ValueError:
+            return False
+    return True
+
+
 def trust_for(root: bytes) -> TrustStore:
     """A trust store holding only the seeds' root."""
     return TrustStore.from_certificates([x509.load_der_x509_certificate(root)], source="fuzz")
@@ -80,6 +91,7 @@ class Mutator:
     def __init__(self, seeds: list[bytes], rng: random.Random) -> None:
         self.seeds = seeds
         self.rng = rng
+        self._loadable = [s for s in seeds if _loads(s)]
 
     def der(self) -> bytes:
         rng = self.rng
@@ -123,9 +135,23 @@ class Mutator:
             # A length byte nudged: the commonest way real DER goes wrong.
             data[at] = (data[at] + rng.choice((-1, 1, 0x80))) & 0xFF
 
-    def file(self) -> bytes:
-        """One input file: DER, or PEM with one or two certificates (mutated or not)."""
+    def pkcs7(self) -> bytes:
+        """A PKCS#7 certs-only bundle of one or two seeds, mutated."""
         rng = self.rng
+        with warnings.catch_warnings():  # a seed with a zero serial: not the code under test
+            warnings.simplefilter("ignore")
+            chosen = [x509.load_der_x509_certificate(rng.choice(self._loadable)) for _ in "ab"]
+            bundle = pkcs7.serialize_certificates(chosen[: rng.randrange(1, 3)], Encoding.DER)
+        data = bytearray(bundle)
+        for _ in range(rng.randrange(0, 4)):
+            self._mutate(data)
+        return bytes(data)
+
+    def file(self) -> bytes:
+        """One input file: DER, PKCS#7, or PEM with one or two certificates."""
+        rng = self.rng
+        if rng.random() < 0.05:
+            return self.pkcs7()
         first = self.der()
         if rng.random() < 0.5:
             return first

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
-from cryptography.utils import CryptographyDeprecationWarning
 
 from certvigil.analysis.certificate import PARSE_ERRORS
 
@@ -167,10 +166,10 @@ def parse_issuer_body(body: bytes) -> tuple[bytes, ...]:
     """
     if not body:
         raise ValueError("empty body")
-    # cryptography warns while loading a zero or negative serial; the analysis reports
-    # it as a parse problem of the certificate (analysis/certificate.py), not stderr.
+    # cryptography warns while loading a zero or negative serial, or a BER bundle; the
+    # analysis reports what matters as parse problems of each certificate, not stderr.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
         try:
             return _parse_issuer_body(body)
         except ValueError:
