@@ -61,7 +61,9 @@ async def check_revocation(
     is looked up in the served chain, then in ``extra_issuers_der`` (trust anchors, AIA
     fetches), by name and signature.
 
-    Never raises for network problems: they are recorded per fetch.
+    Never raises for network problems: they are recorded per fetch. Nor for defective
+    certificates: each is checked from what could be read of it (the plan,
+    ``analysis.revocation_plan``), and one that does not load at all is left out.
 
     Args:
         chain_der: The certificates as served, leaf first.
@@ -77,9 +79,6 @@ async def check_revocation(
 
     Returns:
         The raw observation for ``judge_revocation``.
-
-    A certificate with defects is checked from what could be read of it (the plan,
-    ``analysis.revocation_plan``); one that does not load at all is left out.
     """
     observed_at = clock()
     plan = plan_revocation(chain_der, extra_issuers_der=extra_issuers_der)
