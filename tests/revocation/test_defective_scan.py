@@ -194,3 +194,18 @@ def test_grade_of_an_endpoint_serving_a_defective_certificate(
     document = json.loads(result.stdout)
     assert document["assessment"]["grade"]["grade"]
     assert "certificate_parse_problem" in {f["code"] for f in document["findings"]}
+
+
+def test_crl_with_an_unknown_version_is_an_invalid_answer(
+    pki: ThrowawayPki, server: RevocationServer
+) -> None:
+    """A CRL whose version cryptography refuses (InvalidVersion) is judged invalid."""
+    crl = fresh_crl(pki)
+    position = crl.index(b"\x02\x01\x01")  # tbsCertList's first field: version v2 (1)
+    assert position < 10
+    server.files["/int.crl"] = crl[:position] + b"\x02\x01\x05" + crl[position + 3 :]
+    leaf = pki.issue_leaf(crl_urls=(server.url("/int.crl"),))
+    report = check((leaf.der, pki.intermediate.der), extra_issuers_der=(pki.root.der,))
+    (method,) = report.certificates[0].methods
+    assert method.status is RevocationStatus.INVALID_RESPONSE
+    assert "Invalid CRL version" in method.detail or "cannot be read" in method.detail
