@@ -72,7 +72,7 @@ def plan_revocation(
         PlannedCheck(
             cert_index=index,
             certificate=parsed,
-            issuer=find_issuer(parsed, candidates),
+            issuer=_find_issuer(parsed, candidates),
             ocsp_urls=parsed.facts.ocsp_urls,
             crl_urls=tuple(dict.fromkeys(parsed.facts.crl_urls)),
         )
@@ -81,7 +81,7 @@ def plan_revocation(
     )
 
 
-def find_issuer(
+def _find_issuer(
     cert: ParsedCertificate, candidates: Sequence[ParsedCertificate]
 ) -> ParsedCertificate | None:
     """The first candidate whose subject is ``cert``'s issuer and whose key signed it."""
