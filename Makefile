@@ -25,8 +25,8 @@ test: venv system-deps
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 
 typecheck: venv
 	$(BIN)/mypy src

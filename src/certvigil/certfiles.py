@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import warnings
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from certvigil.analysis.certificate import parse_certificate
+from certvigil.analysis.certificate import PARSE_ERRORS, parse_certificate
 from certvigil.errors import CertificateLoadError
 
 __all__ = ["load_certificate_bytes", "load_certificate_file"]
@@ -122,8 +122,12 @@ def _from_der(data: bytes, source: str) -> tuple[bytes, ...]:
 
 def _pkcs7(der: bytes, source: str, where: str) -> list[bytes]:
     try:
-        certificates = pkcs7.load_der_pkcs7_certificates(der)
-    except (ValueError, UnsupportedAlgorithm) as exc:
+        # cryptography warns on a zero serial or a BER bundle: each certificate is read
+        # again by the analysis, which reports such defects as parse problems.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            certificates = pkcs7.load_der_pkcs7_certificates(der)
+    except PARSE_ERRORS as exc:
         raise CertificateLoadError(source, f"{where} is not a PKCS#7 bundle: {exc}") from exc
     if not certificates:
         raise CertificateLoadError(source, f"{where} is a PKCS#7 bundle with no certificate")

@@ -11,7 +11,8 @@ import pytest
 from certvigil.demo.pki import ThrowawayPki, self_signed_leaf
 from certvigil.output.files import FILE_COLUMNS
 from certvigil.output.json_schema import CertDocument
-from tests.cli.scan_lab import Result, run_cli
+from tests.cli.scan_lab import Result, run_cli, run_process
+from tests.support.crafted import craft
 
 
 @pytest.fixture
@@ -99,3 +100,26 @@ def test_missing_file_only_is_a_usage_error(
     result = cert(capsys, ca_file, str(tmp_path / "absent.pem"))
     assert result.code == 64
     assert "absent.pem" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["duplicate_extension", "nul_in_dns_name"])
+def test_defective_certificate_is_judged_not_a_traceback(
+    pki: ThrowawayPki, ca_file: Path, tmp_path: Path, name: str
+) -> None:
+    """A file whose leaf cryptography only half reads prints findings and exits by them."""
+    leaf = craft(name, pki.intermediate)
+    path = tmp_path / f"{name}.pem"
+    path.write_bytes(leaf.pem + pki.intermediate.pem)
+    args = ("cert", "--no-default-ca", "--ca-file", str(ca_file), str(path))
+    result = run_process(*args, "--json")
+    assert "Traceback" not in result.stderr
+    document = CertDocument.model_validate_json(result.stdout)
+    (judged,) = document.files
+    assert len(judged.certificates) == 2
+    problems = [f for f in judged.findings if f.code == "certificate_parse_problem"]
+    assert problems and problems[0].cert_index == 0
+    assert result.code == (2 if judged.verdict == "critical" else 1)
+    table = run_process(*args)
+    assert table.code == result.code
+    assert "Traceback" not in table.stderr
+    assert problems[0].message.split(": ", 1)[1][:30] in table.stdout.replace("\n", " ")

@@ -1,4 +1,14 @@
-"""Read the facts off one DER certificate, degrading field by field on malformed parts."""
+"""Read the facts off one DER certificate, degrading field by field on malformed parts.
+
+This module is the one place that reads the lazily parsed parts of a certificate
+(extensions, names, key, signature algorithm): cryptography parses them on first access
+and raises there, with exceptions that are not all ``ValueError``
+(``DuplicateExtension``, ``UnsupportedGeneralNameType``, ``UnsupportedAlgorithm``...).
+:func:`parse_certificate` reads each of them once, under :data:`PARSE_ERRORS`, turning
+what cannot be read into ``parse_problems``; the rest of certvigil works from the
+resulting :class:`ParsedCertificate` (facts, public key, extension OIDs, and the
+guarded signature check :func:`signature_verifies`) and never touches them itself.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +24,8 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from certvigil.analysis.der import split_extensions, tbs_names
@@ -21,9 +33,12 @@ from certvigil.analysis.model import CertificateFacts, KeyType, ValidationLevel
 from certvigil.errors import CertificateLoadError
 
 __all__ = [
+    "PARSE_ERRORS",
     "ParsedCertificate",
     "parse_certificate",
+    "parsed_of",
     "read_certificate_facts",
+    "signature_verifies",
 ]
 
 _DV = "2.23.140.1.2.1"
@@ -109,16 +124,25 @@ _KEY_USAGE_BITS = (
 
 _ONE_SECOND = timedelta(seconds=1)
 _T = TypeVar("_T")
-# What cryptography raises on well-framed but unreadable parts of a certificate.
-# KeyError: an unknown TLS Feature value (e.g. 0) fails its enum lookup inside cryptography.
-_PARSE_ERRORS = (
+PARSE_ERRORS: tuple[type[Exception], ...] = (
     KeyError,
     ValueError,
     TypeError,
+    OverflowError,
     UnsupportedAlgorithm,
     x509.InvalidVersion,
     x509.UnsupportedGeneralNameType,
+    x509.DuplicateExtension,
 )
+"""What cryptography raises on well-framed but unreadable parts of a certificate.
+
+``ValueError`` covers every ASN.1 parse error; ``DuplicateExtension`` (an extension
+twice, which RFC 5280 forbids) and ``UnsupportedGeneralNameType`` derive from
+``Exception`` only; ``KeyError`` comes from an unknown TLS Feature value (e.g. 0)
+failing its enum lookup inside cryptography; ``OverflowError`` from a huge integer
+(a path length) that does not fit a machine word."""
+_PARSE_ERRORS = PARSE_ERRORS
+_SIGNATURE_ERRORS: tuple[type[Exception], ...] = (InvalidSignature, *PARSE_ERRORS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,8 +151,17 @@ class ParsedCertificate:
 
     Attributes:
         der: The DER bytes as received.
-        certificate: cryptography's parsed certificate.
+        certificate: cryptography's parsed certificate (its outer structure, names,
+            serial and validity are read; read anything else through this object's
+            other attributes, which are guarded).
         facts: Everything read off it.
+        issuer_der: The DER of the issuer name, ``b""`` when it cannot be located.
+        subject_der: The DER of the subject name, ``b""`` when it cannot be located.
+        public_key: The subject public key, ``None`` when it cannot be read.
+        extension_oids: The dotted OID of every extension present, readable or not,
+            in order; ``None`` when the extension list itself cannot be walked.
+        serial_number: The serial number (read once: cryptography warns on every read
+            of a zero or negative one).
     """
 
     der: bytes
@@ -136,6 +169,9 @@ class ParsedCertificate:
     facts: CertificateFacts
     issuer_der: bytes = b""
     subject_der: bytes = b""
+    public_key: CertificatePublicKeyTypes | None = None
+    extension_oids: tuple[str, ...] | None = ()
+    serial_number: int = 0
 
     def may_have_issued(self, child: ParsedCertificate) -> bool:
         """This certificate's subject is ``child``'s issuer and the key ids agree."""
@@ -197,10 +233,11 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
             issuer_der, subject_der = tbs_names(der)
         except ValueError:
             issuer_der, subject_der = b"", b""
-        facts = _read_facts(der, certificate, problems, issuer_der, subject_der)
-        serial_positive = certificate.serial_number > 0
+        reading = _Reading(der, certificate, problems)
+        facts = _read_facts(reading, issuer_der, subject_der)
+        serial_number = certificate.serial_number
     for warning in caught:
-        problems.append(_warning_problem(str(warning.message), serial_positive))
+        problems.append(_warning_problem(str(warning.message), serial_number > 0))
     if problems:
         facts = _with_problems(facts, problems)
     return ParsedCertificate(
@@ -209,7 +246,71 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
         facts=facts,
         issuer_der=issuer_der,
         subject_der=subject_der,
+        public_key=reading.public_key,
+        extension_oids=reading.extension_oids,
+        serial_number=serial_number,
     )
+
+
+def parsed_of(certificate: x509.Certificate) -> ParsedCertificate:
+    """The guarded reading of a certificate cryptography has already loaded.
+
+    For certificates that arrive as objects (trust anchors, a responder certificate in
+    an OCSP response); cached by DER like :func:`parse_certificate`.
+
+    Args:
+        certificate: A loaded certificate.
+
+    Returns:
+        Its parsed form.
+
+    Raises:
+        CertificateLoadError: Only if cryptography cannot load again the DER it wrote.
+    """
+    return parse_certificate(certificate.public_bytes(Encoding.DER))
+
+
+def signature_verifies(child: ParsedCertificate, issuer: ParsedCertificate) -> bool:
+    """``issuer``'s key verifies ``child``'s signature; ``False`` for anything unreadable.
+
+    RSA (PKCS#1 v1.5 and PSS) and ECDSA signatures are checked by hand so that SHA-1
+    and MD5 signatures (old roots and intermediates) are recognised; other kinds go
+    through cryptography's ``verify_directly_issued_by``, which also wants the names to
+    match. Callers match the names first (by DER, as the issuer lookup does).
+    """
+    return _signature_verifies(child.certificate, issuer.public_key, issuer.certificate)
+
+
+def _signature_verifies(
+    cert: x509.Certificate, key: CertificatePublicKeyTypes | None, issuer: x509.Certificate
+) -> bool:
+    if key is None:
+        return False
+    try:
+        hash_algorithm = cert.signature_hash_algorithm
+        if isinstance(key, rsa.RSAPublicKey) and hash_algorithm is not None:
+            key.verify(
+                cert.signature, cert.tbs_certificate_bytes, _rsa_padding(cert), hash_algorithm
+            )
+            return True
+        if isinstance(key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hash_algorithm))
+            return True
+        cert.verify_directly_issued_by(issuer)
+    except _SIGNATURE_ERRORS:
+        return False
+    return True
+
+
+class _Reading:
+    """One certificate being read: the parts read so far and the problems met."""
+
+    def __init__(self, der: bytes, certificate: x509.Certificate, problems: list[str]) -> None:
+        self.der = der
+        self.certificate = certificate
+        self.problems = problems
+        self.public_key: CertificatePublicKeyTypes | None = None
+        self.extension_oids: tuple[str, ...] | None = ()
 
 
 def _warning_problem(message: str, serial_positive: bool) -> str:
@@ -239,26 +340,25 @@ def _attempt(problems: list[str], what: str, default: _T, read: Callable[[], _T]
         return default
 
 
-def _read_facts(
-    der: bytes,
-    cert: x509.Certificate,
-    problems: list[str],
-    issuer_der: bytes,
-    subject_der: bytes,
-) -> CertificateFacts:
-    extensions = _read_extensions(der, cert, problems)
+def _read_facts(reading: _Reading, issuer_der: bytes, subject_der: bytes) -> CertificateFacts:
+    der, cert, problems = reading.der, reading.certificate, reading.problems
+    extensions = _read_extensions(reading)
     subject_text, subject_cn = _name_texts(subject_der, "subject", lambda: cert.subject, problems)
     issuer_text, issuer_cn = _name_texts(issuer_der, "issuer", lambda: cert.issuer, problems)
     not_before = cert.not_valid_before_utc
     not_after = cert.not_valid_after_utc
-    no_key: tuple[KeyType, int, str | None] = (KeyType.OTHER, 0, None)
-    key_type, key_bits, key_curve = _attempt(
-        problems, "public key", no_key, lambda: _key_facts(cert)
-    )
+    reading.public_key = _attempt(problems, "public key", None, cert.public_key)
+    key_type, key_bits, key_curve = _key_facts(reading.public_key)
     signature_oid = cert.signature_algorithm_oid
     hash_algorithm = _attempt(problems, "signature hash", None, lambda: _signature_hash(cert))
     policies = _policy_oids(extensions)
     san = extensions.get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    san_dns = _san_values(san, x509.DNSName)
+    problems += [
+        f"the DNS name {name!r} in the subjectAltName holds a control character or a space"
+        for name in san_dns
+        if any(ord(c) < 0x21 or ord(c) == 0x7F for c in name)
+    ]
     constraints = extensions.get(ExtensionOID.BASIC_CONSTRAINTS)
     aia = extensions.get(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
     return CertificateFacts(
@@ -272,7 +372,7 @@ def _read_facts(
         validity_days=(not_after - not_before + _ONE_SECOND).days,
         sha256_hex=hashlib.sha256(der).hexdigest(),
         sha1_hex=hashlib.sha1(der).hexdigest(),
-        san_dns=_san_values(san, x509.DNSName),
+        san_dns=san_dns,
         san_ip=tuple(str(ip) for ip in _san_values(san, x509.IPAddress)),
         san_email=_san_values(san, x509.RFC822Name),
         san_uri=_san_values(san, x509.UniformResourceIdentifier),
@@ -281,7 +381,9 @@ def _read_facts(
         key_curve=key_curve,
         signature_algorithm=_SIGNATURE_NAMES.get(signature_oid, signature_oid.dotted_string),
         signature_hash=hash_algorithm,
-        is_self_signed=(bool(subject_der) and subject_der == issuer_der and _is_self_signed(cert)),
+        is_self_signed=(
+            bool(subject_der) and subject_der == issuer_der and _is_self_signed(reading)
+        ),
         is_ca=bool(constraints is not None and constraints.ca),
         path_length=constraints.path_length if constraints is not None else None,
         is_precertificate=ExtensionOID.PRECERT_POISON in extensions,
@@ -302,24 +404,41 @@ def _read_facts(
     )
 
 
-def _read_extensions(
-    der: bytes, cert: x509.Certificate, problems: list[str]
-) -> Mapping[x509.ObjectIdentifier, Any]:
-    """Extension values by OID; on a malformed extension, every other one still."""
+def _read_extensions(reading: _Reading) -> Mapping[x509.ObjectIdentifier, Any]:
+    """Extension values by OID; on a malformed extension, every other one still.
+
+    A repeated extension (which cryptography refuses as a whole) is named as a problem,
+    and its first occurrence is the one read.
+    """
+    problems = reading.problems
     try:
-        return {ext.oid: ext.value for ext in cert.extensions}
+        values = {ext.oid: ext.value for ext in reading.certificate.extensions}
     except _PARSE_ERRORS as exc:
         whole_failure = _reason(exc)
+    else:
+        reading.extension_oids = tuple(oid.dotted_string for oid in values)
+        return values
     try:
-        singles = split_extensions(der)
+        singles = split_extensions(reading.der)
     except ValueError as exc:
         problems.append(f"extensions could not be read: {whole_failure} ({_reason(exc)})")
+        reading.extension_oids = None
         return {}
-    values: dict[x509.ObjectIdentifier, Any] = {}
+    reading.extension_oids = tuple(oid for oid, _ in singles)
+    values = {}
+    seen: set[str] = set()
     for oid, single_der in singles:
-        key = x509.ObjectIdentifier(oid)
-        if key in values:
-            problems.append(f"extension {oid} appears more than once")
+        if oid in seen:
+            problems.append(
+                f"extension {_extension_name(oid)} appears more than once (RFC 5280 allows "
+                "one of each; the first is read)"
+            )
+            continue
+        seen.add(oid)
+        try:
+            key = x509.ObjectIdentifier(oid)
+        except ValueError as exc:
+            problems.append(f"extension {_printable(oid)} could not be read: {_reason(exc)}")
             continue
         try:
             (ext,) = x509.load_der_x509_certificate(single_der).extensions
@@ -328,6 +447,18 @@ def _read_extensions(
             continue
         values[key] = ext.value
     return values
+
+
+def _extension_name(dotted: str) -> str:
+    try:
+        name = getattr(x509.ObjectIdentifier(dotted), "_name", "Unknown OID")
+    except ValueError:
+        return _printable(dotted)
+    return dotted if name == "Unknown OID" else f"{dotted} ({name})"
+
+
+def _printable(text: str) -> str:
+    return text if len(text) <= 64 else text[:61] + "..."
 
 
 # Issuer names repeat across every leaf a CA issues, and building cryptography's Name
@@ -381,8 +512,7 @@ def _serial_hex(cert: x509.Certificate) -> str:
     return text if len(text) % 2 == 0 else "0" + text
 
 
-def _key_facts(cert: x509.Certificate) -> tuple[KeyType, int, str | None]:
-    key = cert.public_key()
+def _key_facts(key: CertificatePublicKeyTypes | None) -> tuple[KeyType, int, str | None]:
     if isinstance(key, rsa.RSAPublicKey):
         return KeyType.RSA, key.key_size, None
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -401,25 +531,10 @@ def _signature_hash(cert: x509.Certificate) -> str | None:
     return None if algorithm is None else algorithm.name
 
 
-def _is_self_signed(cert: x509.Certificate) -> bool:
+def _is_self_signed(reading: _Reading) -> bool:
     """The signature verifies under the certificate's own key (names already equal)."""
-    try:
-        key = cert.public_key()
-        hash_algorithm = cert.signature_hash_algorithm
-        # By hand for RSA and ECDSA so that SHA-1 and MD5 self-signatures (old roots)
-        # are recognised: verify_directly_issued_by refuses those hashes.
-        if isinstance(key, rsa.RSAPublicKey) and hash_algorithm is not None:
-            key.verify(
-                cert.signature, cert.tbs_certificate_bytes, _rsa_padding(cert), hash_algorithm
-            )
-            return True
-        if isinstance(key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hash_algorithm))
-            return True
-        cert.verify_directly_issued_by(cert)
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
+    # By hand for RSA and ECDSA, so that SHA-1 and MD5 self-signatures (old roots) count.
+    return _signature_verifies(reading.certificate, reading.public_key, reading.certificate)
 
 
 def _rsa_padding(cert: x509.Certificate) -> padding.AsymmetricPadding:

@@ -39,7 +39,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from certvigil.analysis.certificate import ParsedCertificate, parse_certificate
+from certvigil.analysis.certificate import PARSE_ERRORS, ParsedCertificate, parse_certificate
 from certvigil.analysis.model import CertificateFacts, ChainReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.ipaddr import parse_ip
@@ -47,6 +47,7 @@ from certvigil.ipaddr import parse_ip
 __all__ = ["CAUSE_KINDS", "ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
 
 _MAX_WALK = 10
+_NAME_CONSTRAINTS = ExtensionOID.NAME_CONSTRAINTS.dotted_string
 
 
 class ChainProblemKind(StrEnum):
@@ -559,7 +560,7 @@ def _verify(
         return relaxed.build_client_verifier().verify(leaf.certificate, intermediates).chain, ""
     except VerificationError as exc:
         return None, str(exc)
-    except ValueError as exc:  # a certificate the verifier cannot even read
+    except PARSE_ERRORS as exc:  # a certificate the verifier cannot even read
         return None, f"the verifier cannot process the chain: {exc}"
 
 
@@ -636,12 +637,10 @@ def _parsed_path(
 
 
 def _upper_path(path: list[ParsedCertificate]) -> _UpperPath | None:
-    try:
-        for parsed in path:
-            if ExtensionOID.NAME_CONSTRAINTS in (e.oid for e in parsed.certificate.extensions):
-                return None
-    except (ValueError, x509.UnsupportedGeneralNameType):
-        return None
+    for parsed in path:
+        # Unreadable extensions might hide name constraints: no shortcut then.
+        if parsed.extension_oids is None or _NAME_CONSTRAINTS in parsed.extension_oids:
+            return None
     return _UpperPath(
         path=tuple(path),
         store=Store([path[0].certificate]),

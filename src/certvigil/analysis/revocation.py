@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID
+from cryptography.x509.oid import ExtensionOID
 
+from certvigil.analysis.certificate import ParsedCertificate
 from certvigil.analysis.revocation_checks import (
     check_crl,
     check_ocsp_response,
@@ -27,6 +28,7 @@ from certvigil.analysis.revocation_model import (
     RevocationStatus,
     StapleReport,
 )
+from certvigil.analysis.revocation_plan import readable
 from certvigil.observed.revocation import (
     CertificateRevocationObservation,
     FetchFailureKind,
@@ -36,6 +38,8 @@ from certvigil.observed.revocation import (
 )
 
 __all__ = ["judge_revocation", "revocation_findings"]
+
+_CRL_DISTRIBUTION_POINTS = ExtensionOID.CRL_DISTRIBUTION_POINTS.dotted_string
 
 _OPEN_PRECEDENCE = (
     RevocationStatus.UNKNOWN,
@@ -66,20 +70,23 @@ def judge_revocation(obs: RevocationObservation, *, now: datetime) -> Revocation
     verdicts: list[CertificateRevocation] = []
     staple: StapleReport | None = None
     for cert_obs in obs.certificates:
-        cert = x509.load_der_x509_certificate(cert_obs.certificate_der)
-        issuer = (
-            x509.load_der_x509_certificate(cert_obs.issuer_der)
-            if cert_obs.issuer_der is not None
-            else None
-        )
-        results = [_judge_fetch(f, cert, issuer, now) for f in cert_obs.fetches]
+        parsed = readable(cert_obs.certificate_der)
+        if parsed is None:
+            # Not from check_revocation, which leaves such certificates out; a stored
+            # or hand-made observation may still hold one.
+            verdicts.append(_unreadable(cert_obs.cert_index))
+            continue
+        issuer = readable(cert_obs.issuer_der) if cert_obs.issuer_der is not None else None
+        cert = parsed.certificate
+        issuer_cert = issuer.certificate if issuer is not None else None
+        results = [_judge_fetch(f, cert, issuer_cert, now) for f in cert_obs.fetches]
         if cert_obs.cert_index == 0:
-            staple, staple_result = _judge_staple(obs, cert, issuer, now)
+            staple, staple_result = _judge_staple(obs, parsed, issuer_cert, now)
             if staple_result is not None:
                 results.append(staple_result)
         if not results:
-            results.append(_without_fetches(cert_obs, cert, issuer))
-        verdicts.append(_combine(cert_obs.cert_index, cert, tuple(results)))
+            results.append(_without_fetches(cert_obs, parsed, issuer_cert))
+        verdicts.append(_combine(cert_obs.cert_index, parsed, tuple(results)))
     return RevocationReport(evaluated_at_utc=now, certificates=tuple(verdicts), staple=staple)
 
 
@@ -115,21 +122,29 @@ def _judge_fetch(
     )
 
 
-def _must_staple(cert: x509.Certificate) -> bool:
-    try:
-        features = cert.extensions.get_extension_for_class(x509.TLSFeature).value
-    except x509.ExtensionNotFound:
-        return False
-    return x509.TLSFeatureType.status_request in features
+def _unreadable(cert_index: int) -> CertificateRevocation:
+    detail = "the certificate cannot be read, so its revocation cannot be checked"
+    return CertificateRevocation(
+        cert_index=cert_index,
+        subject="",
+        serial_hex="",
+        status=RevocationStatus.UNVERIFIABLE,
+        methods=(
+            MethodResult(
+                method=RevocationMethod.CRL, status=RevocationStatus.UNVERIFIABLE, detail=detail
+            ),
+        ),
+    )
 
 
 def _judge_staple(
     obs: RevocationObservation,
-    leaf: x509.Certificate,
+    parsed_leaf: ParsedCertificate,
     issuer: x509.Certificate | None,
     now: datetime,
 ) -> tuple[StapleReport, MethodResult | None]:
-    must_staple = _must_staple(leaf)
+    leaf = parsed_leaf.certificate
+    must_staple = parsed_leaf.facts.must_staple
     if obs.staple_der is None:
         if not obs.staple_requested:
             detail = "no staple was asked for"
@@ -171,11 +186,11 @@ def _judge_staple(
 
 def _without_fetches(
     cert_obs: CertificateRevocationObservation,
-    cert: x509.Certificate,
+    cert: ParsedCertificate,
     issuer: x509.Certificate | None,
 ) -> MethodResult:
     """Why nothing was fetched for a certificate, as a method result."""
-    names_ocsp = _names_ocsp(cert)
+    names_ocsp = bool(cert.facts.ocsp_urls)
     if cert_obs.ocsp_skipped:
         return MethodResult(
             method=RevocationMethod.OCSP,
@@ -194,7 +209,7 @@ def _without_fetches(
             status=RevocationStatus.NOT_CHECKED,
             detail="an OCSP responder is named, but OCSP checking was turned off",
         )
-    if _names_crl(cert):
+    if _CRL_DISTRIBUTION_POINTS in (cert.extension_oids or ()):
         return MethodResult(
             method=RevocationMethod.CRL,
             status=RevocationStatus.NOT_CHECKED,
@@ -207,25 +222,9 @@ def _without_fetches(
     )
 
 
-def _names_ocsp(cert: x509.Certificate) -> bool:
-    try:
-        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
-        return False
-    return any(d.access_method == AuthorityInformationAccessOID.OCSP for d in aia)
-
-
-def _names_crl(cert: x509.Certificate) -> bool:
-    try:
-        cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
-    except x509.ExtensionNotFound:
-        return False
-    return True
-
-
 def _combine(
     cert_index: int,
-    cert: x509.Certificate,
+    parsed: ParsedCertificate,
     results: tuple[MethodResult, ...],
 ) -> CertificateRevocation:
     deciding: MethodResult | None = None
@@ -241,8 +240,8 @@ def _combine(
             break
     return CertificateRevocation(
         cert_index=cert_index,
-        subject=cert.subject.rfc4514_string(),
-        serial_hex=format(cert.serial_number, "x"),
+        subject=parsed.facts.subject,
+        serial_hex=format(parsed.serial_number, "x"),
         status=deciding.status if deciding is not None else RevocationStatus.NO_INFO,
         decided_by=(
             deciding.method

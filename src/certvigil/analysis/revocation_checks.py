@@ -19,8 +19,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
+from cryptography.x509.oid import SignatureAlgorithmOID
 
+from certvigil.analysis.certificate import PARSE_ERRORS, parsed_of, signature_verifies
 from certvigil.analysis.revocation_model import MethodResult, RevocationStatus
 from certvigil.observed.revocation import RevocationMethod
 
@@ -62,6 +63,24 @@ def check_ocsp_response(
         The method result; never raises on bad input.
     """
 
+    try:
+        return _check_ocsp_response(response_der, cert, issuer, now, method, url)
+    except PARSE_ERRORS as exc:
+        # cryptography reads parts of a response lazily (single responses, embedded
+        # certificates, extensions), so a defect may surface only here.
+        return _Answer(method=method, url=url).result(
+            RevocationStatus.INVALID_RESPONSE, f"the OCSP response cannot be read: {exc}"
+        )
+
+
+def _check_ocsp_response(
+    response_der: bytes,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    now: datetime,
+    method: RevocationMethod,
+    url: str | None,
+) -> MethodResult:
     answer = _Answer(method=method, url=url)
     invalid = RevocationStatus.INVALID_RESPONSE
     try:
@@ -124,6 +143,22 @@ def check_crl(
         The method result; never raises on bad input.
     """
 
+    try:
+        return _check_crl(crl_der, cert, issuer, now, url)
+    except PARSE_ERRORS as exc:
+        # Extensions and entries of a CRL are parsed lazily: a defect may surface here.
+        return _Answer(method=RevocationMethod.CRL, url=url).result(
+            RevocationStatus.INVALID_RESPONSE, f"the CRL cannot be read: {exc}"
+        )
+
+
+def _check_crl(
+    crl_der: bytes,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    now: datetime,
+    url: str | None,
+) -> MethodResult:
     answer = _Answer(method=RevocationMethod.CRL, url=url)
     invalid = RevocationStatus.INVALID_RESPONSE
     try:
@@ -141,9 +176,12 @@ def check_crl(
         return answer.result(
             invalid, f"the CRL is issued by {issuer_name!r}, not the certificate's issuer"
         )
+    issuer_key = parsed_of(issuer).public_key
+    if issuer_key is None:
+        return answer.result(invalid, "the issuer's public key cannot be read")
     try:
-        signature_ok = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except (TypeError, UnsupportedAlgorithm) as exc:
+        signature_ok = crl.is_signature_valid(issuer_key)  # type: ignore[arg-type]
+    except PARSE_ERRORS as exc:
         return answer.result(invalid, f"the CRL signature cannot be checked: {exc}")
     if not signature_ok:
         return answer.result(invalid, "the CRL signature does not verify with the issuer's key")
@@ -155,7 +193,7 @@ def check_crl(
         signed_by="issuer",
     )
     stale = _staleness(crl.last_update_utc, crl.next_update_utc, now)
-    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    entry = crl.get_revoked_certificate_by_serial_number(parsed_of(cert).serial_number)
     if entry is not None:
         return answer.revoked(entry.revocation_date_utc, _crl_entry_reason(entry), stale)
     if stale is not None:
@@ -170,7 +208,7 @@ def _matching_single_response(
     response: ocsp.OCSPResponse, cert: x509.Certificate, issuer: x509.Certificate
 ) -> ocsp.OCSPSingleResponse | None:
     for single in response.responses:
-        if single.serial_number != cert.serial_number:
+        if single.serial_number != parsed_of(cert).serial_number:
             continue
         try:
             # Build the CertID we would send with the response's hash and compare.
@@ -189,16 +227,23 @@ def _matching_single_response(
     return None
 
 
-def _key_hash(cert: x509.Certificate) -> bytes:
+def _key_hash(cert: x509.Certificate) -> bytes | None:
     # RFC 6960 ResponderID byKey: SHA-1 of the subjectPublicKey BIT STRING, which is
     # exactly RFC 5280's method-1 key identifier.
-    return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
+    key = parsed_of(cert).public_key
+    if key is None:
+        return None
+    try:
+        return x509.SubjectKeyIdentifier.from_public_key(key).digest
+    except PARSE_ERRORS:
+        return None
 
 
 def _is_responder(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
     if response.responder_name is not None:
         return response.responder_name == cert.subject
-    return response.responder_key_hash == _key_hash(cert)
+    key_hash = _key_hash(cert)
+    return key_hash is not None and response.responder_key_hash == key_hash
 
 
 def _verify_ocsp_signer(
@@ -206,7 +251,7 @@ def _verify_ocsp_signer(
 ) -> tuple[str | None, str | None]:
     """``(error, None)`` when the signer is not acceptable, ``(None, signed_by)`` otherwise."""
     if _is_responder(response, issuer):
-        if _signature_ok(issuer.public_key(), response):
+        if _signature_ok(parsed_of(issuer).public_key, response):
             return None, "issuer"
         return "the OCSP response signature does not verify with the issuer's key", None
     delegate = next((c for c in response.certificates if _is_responder(response, c)), None)
@@ -216,19 +261,16 @@ def _verify_ocsp_signer(
             " it includes",
             None,
         )
-    try:
-        delegate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+    responder, issuer_parsed = parsed_of(delegate), parsed_of(issuer)
+    if responder.issuer_der != issuer_parsed.subject_der or not signature_verifies(
+        responder, issuer_parsed
+    ):
         return "the OCSP responder certificate is not issued by the certificate's issuer", None
-    try:
-        eku = delegate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        eku = None
-    if eku is None or ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
+    if "OCSPSigning" not in responder.facts.extended_key_usage:
         return "the OCSP responder certificate lacks the id-kp-OCSPSigning purpose", None
     if not delegate.not_valid_before_utc <= now <= delegate.not_valid_after_utc:
         return "the OCSP responder certificate is outside its validity period", None
-    if not _signature_ok(delegate.public_key(), response):
+    if not _signature_ok(responder.public_key, response):
         return "the OCSP response signature does not verify with the responder's key", None
     return None, "delegated_responder"
 
@@ -296,10 +338,7 @@ def _unsupported_crl_kind(
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
+    return parsed_of(cert).facts.is_ca
 
 
 def _crl_entry_reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags | None:
@@ -382,5 +421,5 @@ def ocsp_response_matches(
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             return False
         return _matching_single_response(response, cert, issuer) is not None
-    except ValueError:
+    except PARSE_ERRORS:
         return False

@@ -9,11 +9,14 @@ PKCS #7 "certs-only" bundle; all three are accepted and returned as DER.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from dataclasses import dataclass
 
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+from certvigil.analysis.certificate import PARSE_ERRORS
 
 DEFAULT_MAX_BYTES = 256 * 1024
 """Largest body accepted: an issuer certificate is a few KB, a PKCS #7 bundle a few tens."""
@@ -163,6 +166,19 @@ def parse_issuer_body(body: bytes) -> tuple[bytes, ...]:
     """
     if not body:
         raise ValueError("empty body")
+    # cryptography warns while loading a zero or negative serial, or a BER bundle; the
+    # analysis reports what matters as parse problems of each certificate, not stderr.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return _parse_issuer_body(body)
+        except ValueError:
+            raise
+        except PARSE_ERRORS as exc:  # InvalidVersion, UnsupportedAlgorithm: not ValueError
+            raise ValueError(f"the body holds an unreadable certificate: {exc}") from exc
+
+
+def _parse_issuer_body(body: bytes) -> tuple[bytes, ...]:
     stripped = body.lstrip()
     if stripped.startswith(b"-----BEGIN"):
         if b"-----BEGIN PKCS7-----" in stripped or b"-----BEGIN CMS-----" in stripped:

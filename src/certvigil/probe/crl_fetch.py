@@ -19,6 +19,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from certvigil.analysis.certificate import PARSE_ERRORS
 from certvigil.observed.revocation import (
     FetchFailure,
     FetchFailureKind,
@@ -191,6 +192,6 @@ def _normalise_crl(body: bytes) -> tuple[bytes, datetime | None]:
             return crl.public_bytes(Encoding.DER), crl.next_update_utc
         crl = x509.load_der_x509_crl(body)
         return body, crl.next_update_utc
-    except ValueError:
+    except PARSE_ERRORS:  # InvalidVersion is not a ValueError
         # Not a CRL: keep the bytes so analysis can say so; cache them briefly.
         return body, None

@@ -680,7 +680,7 @@ def server_flight_done(data: bytes) -> bool | None:
         bytes are needed.
     """
     records, _cut = _records(data)
-    handshake = b""
+    handshake = bytearray()  # bytes += would copy the whole prefix per record
     for content_type, payload in records:
         if content_type != _HANDSHAKE:
             return False
@@ -706,11 +706,9 @@ def heartbeat_answered(data: bytes) -> bool | None:
         must discard: Heartbleed), ``False`` when an alert or other records came back
         instead, ``None`` while nothing decisive has arrived.
     """
-    records, _cut = _records(data)
-    if not records:
-        return None
-    first_type, _payload = records[0]
-    return first_type == _HEARTBEAT
+    if len(data) < 5 or len(data) - 5 < int.from_bytes(data[3:5], "big"):
+        return None  # the first record is not complete yet
+    return data[0] == _HEARTBEAT
 
 
 def parse_sslv2_reply(data: bytes) -> SslV2ServerHello | AlertReply | MalformedReply | Incomplete:
