@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from certvigil.tls.cipher_suites import SUITES, TLS13_SUITES, SuiteClass, suite_for
 from certvigil.tls.records import (
+    MAX_REPLY_RECORDS,
     AlertReply,
     ClientHelloSpec,
     Incomplete,
@@ -286,3 +287,22 @@ def test_heartbeat_extension_is_offered_only_when_asked() -> None:
     )
     assert b"\x00\x0f\x00\x01\x01" in asked
     assert b"\x00\x0f\x00\x01\x01" not in plain
+
+
+def test_a_flight_cut_into_endless_tiny_records_is_refused() -> None:
+    """A ServerHello followed by a Certificate message dribbled out one byte per record
+    is refused once the record count passes MAX_REPLY_RECORDS, instead of being parsed
+    again and again as it grows; a real flight of many records still parses."""
+    certificate = _handshake(11, b"\x00" * 1_000_000)
+    dribble = b"".join(_record(22, certificate[i : i + 1]) for i in range(MAX_REPLY_RECORDS + 10))
+    data = _record(22, _server_hello(suite=0x009E)) + dribble
+    reply = parse_server_reply(data, want_key_exchange=True)
+    assert isinstance(reply, MalformedReply)
+    assert f"more than {MAX_REPLY_RECORDS} records" in reply.reason
+    assert server_flight_done(dribble) is False
+    # 64 full records (a 1 MiB chain) and a ServerHelloDone: decided as usual.
+    flight = _server_hello(suite=0x009E) + _handshake(11, b"\x00" * 1_000_000)
+    flight += _handshake(14, b"")
+    records = b"".join(_record(22, flight[i : i + 16384]) for i in range(0, len(flight), 16384))
+    assert isinstance(parse_server_reply(records, want_key_exchange=True), ServerFlight)
+    assert server_flight_done(records) is True

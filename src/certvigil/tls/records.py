@@ -118,6 +118,10 @@ _HANDSHAKE = 22
 _ALERT = 21
 _CHANGE_CIPHER_SPEC = 20
 _MAX_RECORD = 16384 + 2048
+# A server's first flight takes a few records (a 1 MiB chain cut into full records is 64);
+# a reply still undecided after this many is refused, so that a server sending endless
+# tiny records cannot make each re-parse of the growing buffer cost more and more.
+MAX_REPLY_RECORDS = 4096
 _HEARTBEAT = 24
 
 # RFC 8446 §4.1.3: a ServerHello with this random is a HelloRetryRequest.
@@ -582,9 +586,15 @@ def parse_server_reply(data: bytes, *, want_key_exchange: bool = False) -> Serve
     pos = 0
     hello: ServerHello | None = None
     msg_pos = 0
+    records = 0
     while True:
         if len(data) - pos < 5:
             return Incomplete()
+        records += 1
+        if records > MAX_REPLY_RECORDS:
+            return MalformedReply(
+                reason=f"more than {MAX_REPLY_RECORDS} records without a decisive answer"
+            )
         content_type = data[pos]
         version = int.from_bytes(data[pos + 1 : pos + 3], "big")
         length = int.from_bytes(data[pos + 3 : pos + 5], "big")
@@ -658,11 +668,14 @@ def build_heartbeat_request(version: int, *, claimed_length: int = 0x4000) -> by
     return _u8(_HEARTBEAT) + _u16(version) + _vec16(message)
 
 
-def _records(data: bytes) -> tuple[list[tuple[int, bytes]], bool]:
-    """The whole records at the start of ``data``, and whether the stream is cut short."""
+def _records(data: bytes, limit: int | None = None) -> tuple[list[tuple[int, bytes]], bool]:
+    """The whole records at the start of ``data``, and whether the stream is cut short.
+
+    With ``limit``, it stops after ``limit + 1`` records (enough to say "too many").
+    """
     records: list[tuple[int, bytes]] = []
     pos = 0
-    while len(data) - pos >= 5:
+    while len(data) - pos >= 5 and (limit is None or len(records) <= limit):
         length = int.from_bytes(data[pos + 3 : pos + 5], "big")
         if len(data) - pos - 5 < length:
             return records, True
@@ -679,7 +692,9 @@ def server_flight_done(data: bytes) -> bool | None:
         alert or something other than handshake records instead, ``None`` while more
         bytes are needed.
     """
-    records, _cut = _records(data)
+    records, _cut = _records(data, MAX_REPLY_RECORDS)
+    if len(records) > MAX_REPLY_RECORDS:
+        return False  # endless tiny records are no flight (see MAX_REPLY_RECORDS)
     handshake = bytearray()  # bytes += would copy the whole prefix per record
     for content_type, payload in records:
         if content_type != _HANDSHAKE:
