@@ -17,6 +17,25 @@ endpoint never stops a scan.
 from __future__ import annotations
 
 
+def visible(text: str) -> str:
+    """``text`` safe to write to a terminal: control and bidi characters escaped.
+
+    Error messages quote what users and servers wrote (file contents, host names);
+    a NUL, an ESC sequence or U+202E in one must show as ``\\x00``, ``\\x1b`` or
+    ``\\u202e`` rather than act on the terminal.
+    """
+    if text.isprintable():
+        return text
+    out: list[str] = []
+    for char in text:
+        if char.isprintable() or char == " ":
+            out.append(char)
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
 class CertvigilError(Exception):
     """Root of every error certvigil raises on purpose."""
 

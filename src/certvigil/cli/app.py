@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.errors import CertvigilError, UsageError
+from certvigil.errors import CertvigilError, StoreError, UsageError, visible
 
 app = typer.Typer(
     name="certvigil",
@@ -108,22 +108,31 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("error: aborted\n")
         sys.exit(130)
     except no_args as exc:
-        sys.stderr.write(f"{_message(exc)}\n")
+        sys.stderr.write(f"{visible(_message(exc))}\n")
         sys.exit(ExitCode.USAGE)
     except click_errors as exc:
-        sys.stderr.write(f"error: {_message(exc)}\n")
-        sys.exit(ExitCode.USAGE)
-    except UsageError as exc:
-        if debug:
-            raise
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {visible(_message(exc))}\n")
         sys.exit(ExitCode.USAGE)
     except CertvigilError as exc:
         if debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(ExitCode.UNKNOWN)
+        sys.stderr.write(f"error: {visible(str(exc))}\n")
+        sys.exit(error_exit_code(exc))
     sys.exit(result if isinstance(result, int) else ExitCode.OK)
+
+
+def error_exit_code(exc: CertvigilError) -> ExitCode:
+    """The exit code for an error that ended a command.
+
+    Usage and configuration errors exit 64, database failures 74 (EX_IOERR); any other
+    error means that what was asked could not be checked (3). Library texts are never
+    part of the one-line message; ``--debug`` shows them in the traceback.
+    """
+    if isinstance(exc, UsageError):
+        return ExitCode.USAGE
+    if isinstance(exc, StoreError):
+        return ExitCode.DATABASE
+    return ExitCode.UNKNOWN
 
 
 def _message(exc: BaseException) -> str:

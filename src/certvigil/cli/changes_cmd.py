@@ -3,7 +3,7 @@
 Exit codes: ``changes`` exits 0 when nothing changed in the period and 1 when something
 did, so ``certvigil changes --since 1d || notify`` works from cron; ``where`` exits 0
 when the certificate was seen at some endpoint and 3 when it never was. Both exit 64 on
-a bad option or database URL, and 3 when the database cannot be read.
+a bad option or database URL, and 74 when the database cannot be read.
 """
 
 from __future__ import annotations

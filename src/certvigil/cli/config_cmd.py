@@ -10,10 +10,12 @@ import typer
 
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
+from certvigil.cli.store_access import check_database_location, database_summary
+from certvigil.config.discovery import require_config
 from certvigil.config.expand import check_trust_files, expand_targets
 from certvigil.config.loading import load_config
 from certvigil.config.sample import SAMPLE_YAML
-from certvigil.errors import ConfigError
+from certvigil.errors import ConfigError, visible
 
 config_app = typer.Typer(
     name="config",
@@ -49,37 +51,48 @@ def init_command(
 
 @config_app.command("check")
 def check_command(
-    path: Annotated[Path, typer.Argument(help="The configuration (.yaml, .toml or .json).")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The configuration (.yaml, .toml or .json) \\[default: $CERTVIGIL_CONFIG, "
+            "else ./certvigil.yaml, ~/.config/certvigil/, /etc/certvigil/].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Validate a configuration and its sources; list every mistake with field and line.
 
     Exits 0 with a summary of what would be scanned, or 64 when anything is wrong.
     """
+    path = require_config(path)
     try:
         loaded = load_config(path)
         expanded = expand_targets(loaded)
-        unusable = check_trust_files(loaded)
+        unusable = list(check_trust_files(loaded))
+        database_problem = check_database_location(loaded)
+        if database_problem is not None:
+            unusable.insert(0, database_problem)
         if unusable:
-            raise ConfigError(str(path), "unusable CA files", problems=unusable)
+            raise ConfigError(str(path), "unusable files", problems=tuple(unusable))
     except ConfigError as exc:
         problems = exc.problems or (exc,)
         for problem in problems:
-            sys.stderr.write(f"error: {problem}\n")
+            sys.stderr.write(f"error: {visible(str(problem))}\n")
         count = len(problems)
-        sys.stderr.write(f"{path}: {count} mistake{'s' if count != 1 else ''}\n")
+        sys.stderr.write(f"{visible(str(path))}: {count} mistake{'s' if count != 1 else ''}\n")
         raise typer.Exit(ExitCode.USAGE) from None
     for note in (*loaded.notes, *expanded.notes):
-        sys.stderr.write(f"note: {note}\n")
+        sys.stderr.write(f"note: {visible(note)}\n")
     config = loaded.config
     targets = expanded.targets
     hosts = {s.target.host for s in targets}
     out = sys.stdout
-    out.write(f"{path}: valid ({loaded.format})\n")
+    out.write(f"{visible(str(path))}: valid ({loaded.format})\n")
     out.write(
         f"  endpoints: {len(targets)} on {len(hosts)} hosts, from {len(config.targets)} "
         f"targets and {len(config.sources)} sources\n"
     )
-    out.write(f"  database: {config.database_url or '(default)'}\n")
+    out.write(f"  database: {visible(database_summary(loaded.database_url))}\n")
     out.write(
         f"  scan: every {format_duration(config.scan.interval_s)}"
         f" (+ up to {format_duration(config.scan.jitter_s)} jitter),"

@@ -1,4 +1,4 @@
-"""Exit codes, the same for every command (Nagios meanings 0-3, sysexits 64)."""
+"""Exit codes, the same for every command (Nagios meanings 0-3, sysexits 64 and 74)."""
 
 from __future__ import annotations
 
@@ -18,3 +18,5 @@ class ExitCode(IntEnum):
     """Some targets could not be checked (and nothing critical was found)."""
     USAGE = 64
     """Usage or configuration error (EX_USAGE)."""
+    DATABASE = 74
+    """The database failed: not a database, unreadable, locked, unreachable (EX_IOERR)."""

@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 
 from certvigil.cli.app import app
+from certvigil.cli.store_access import check_database_location, describe_database
+from certvigil.config.discovery import require_config
 from certvigil.config.expand import ScheduledTarget, check_trust_files, expand_targets
 from certvigil.config.loading import LoadedConfig, load_config
 from certvigil.config.model import LogFormat, LogLevel
@@ -27,8 +29,15 @@ log = logging.getLogger(f"{LOGGER_NAME}.daemon")
 @app.command("run")
 def run_command(
     config: Annotated[
-        Path, typer.Option("--config", "-c", help="The configuration (.yaml, .toml, .json).")
-    ],
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="The configuration (.yaml, .toml, .json) \\[default: $CERTVIGIL_CONFIG, "
+            "else ./certvigil.yaml, ~/.config/certvigil/, /etc/certvigil/].",
+            show_default=False,
+        ),
+    ] = None,
     once: Annotated[
         bool, typer.Option("--once", help="Run one cycle, send its alerts, and exit.")
     ] = False,
@@ -49,12 +58,22 @@ def run_command(
     finished and recorded and the daemon goes on with the new one; a configuration
     with mistakes is logged and the running one kept.
     """
-    setup = _prepare(config)
+    path = require_config(config)
+    setup = _prepare(path)
     logging_options = _LoggingOptions(format=log_format, level=log_level)
     logging_options.apply(setup.loaded)
     setup.log_notes()
+    # A database in a directory that does not exist is a mistake in the file (64); a
+    # database that cannot be opened or read raises StoreError (74).
+    database_problem = check_database_location(setup.loaded)
+    if database_problem is not None:
+        raise database_problem
     store = open_store(setup.loaded.database_url)
-    service = _Service(config, setup, store, logging_options)
+    log.info(
+        "certvigil starting",
+        extra={"config": str(setup.loaded.path), "database": describe_database(store)},
+    )
+    service = _Service(path, setup, store, logging_options)
     try:
         asyncio.run(service.serve(once=once))
     finally:
