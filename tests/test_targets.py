@@ -394,15 +394,58 @@ def test_host_port_round_trips_through_endpoint(host: str, port: int) -> None:
 
 
 def test_target_file_skips_comments_and_blank_lines() -> None:
-    """Comments and blank lines are skipped and each word keeps its line number."""
-    text = "# inventory\n\na.example  # the main site\n  b.example:8443 c.example\n#x.example\n"
+    """Comments, blank lines and surrounding white space are skipped; each target keeps
+    its line number."""
+    text = "# inventory\n\na.example  # the main site\n  b.example:8443\t\n#x.example\n"
     specs = list(iter_file_specs(io.StringIO(text), source="targets.txt"))
-    assert [(s.text, s.position) for s in specs] == [
-        ("a.example", 3),
-        ("b.example:8443", 4),
-        ("c.example", 4),
-    ]
+    assert [(s.text, s.position) for s in specs] == [("a.example", 3), ("b.example:8443", 4)]
     assert {s.source for s in specs} == {"targets.txt"}
+
+
+def test_a_line_is_one_target_and_white_space_inside_is_an_error() -> None:
+    """``exa mple.com`` is one malformed target reported with file and line, never the
+    two names ``exa`` and ``mple.com``."""
+    text = "a.example\nexa mple.com\nb.example\n"
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_file_specs(io.StringIO(text), source="targets.txt"),
+            options=DEFAULTS,
+            on_error=errors.append,
+        )
+    )
+    assert [t.host for t in targets] == ["a.example", "b.example"]
+    assert [str(e) for e in errors] == ['targets.txt:2: "exa mple.com": contains white space']
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n  # and another\n"])
+def test_a_file_without_targets_is_a_target_error(text: str) -> None:
+    """An empty or comment-only file is reported as a mistake naming the file."""
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_file_specs(io.StringIO(text), source="targets.txt"),
+            options=DEFAULTS,
+            on_error=errors.append,
+        )
+    )
+    assert targets == []
+    assert [str(e) for e in errors] == [
+        "targets.txt: no targets in the file (it is empty or holds only comments)"
+    ]
+
+
+def test_an_endless_line_is_refused_without_reading_it_whole() -> None:
+    """A line longer than the bound is one error for its line; the next line still counts."""
+    text = "x" * 100_000 + "\nb.example\n"
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_file_specs(io.StringIO(text), source="t"), options=DEFAULTS, on_error=errors.append
+        )
+    )
+    assert [t.host for t in targets] == ["b.example"]
+    assert [(e.position, e.reason) for e in errors] == [(1, "line longer than 4096 characters")]
 
 
 def test_target_file_errors_name_file_and_line(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ class TargetError(UsageError):
 
     def __init__(self, text: str, reason: str, *, source: str = "argv", position: int = 0) -> None:
         where = f"{source}:{position}" if position else source
-        super().__init__(f'{where}: "{text}": {reason}')
+        super().__init__(f'{where}: "{text}": {reason}' if text else f"{where}: {reason}")
         self.text = text
         self.source = source
         self.position = position
