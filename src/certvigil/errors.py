@@ -99,13 +99,16 @@ class CertificateLoadError(CertvigilError):
 
     Attributes:
         source: Where the bytes came from (a file name, ``host:port``, a URL).
-        reason: What was wrong with them.
+        reason: What was wrong with them, in words.
+        detail: The parsing library's own text, for ``--debug``; ``None`` when the
+            reason says it all.
     """
 
-    def __init__(self, source: str, reason: str) -> None:
+    def __init__(self, source: str, reason: str, *, detail: str | None = None) -> None:
         super().__init__(f"{source}: not a certificate: {reason}")
         self.source = source
         self.reason = reason
+        self.detail = detail
 
 
 class ProbeError(CertvigilError):

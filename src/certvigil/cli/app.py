@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(ExitCode.USAGE)
     except CertvigilError as exc:
         if debug:
+            _write_details(exc)
             raise
         sys.stderr.write(f"error: {visible(str(exc))}\n")
         sys.exit(error_exit_code(exc))
@@ -133,6 +134,18 @@ def error_exit_code(exc: CertvigilError) -> ExitCode:
     if isinstance(exc, StoreError):
         return ExitCode.DATABASE
     return ExitCode.UNKNOWN
+
+
+def _write_details(exc: BaseException) -> None:
+    """Under ``--debug``: the libraries' own texts kept out of the one-line message."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        detail = getattr(current, "detail", None)
+        if isinstance(detail, str) and detail:
+            sys.stderr.write(f"detail: {visible(detail)}\n")
+        current = current.__cause__ or current.__context__
 
 
 def _message(exc: BaseException) -> str:

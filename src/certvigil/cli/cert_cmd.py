@@ -34,7 +34,7 @@ from certvigil.cli.scan_cmd import (
     open_output,
     stderr_console,
 )
-from certvigil.errors import CertificateLoadError, TargetError, UsageError
+from certvigil.errors import CertificateLoadError, TargetError, UsageError, visible
 from certvigil.output.files import (
     FileReport,
     render_files_table,
@@ -71,7 +71,8 @@ def cert_command(
     debug: DebugOption = False,
 ) -> None:
     """Judge certificate files offline: expiry, chain, trust, hostname, key and signature."""
-    del debug  # read from argv by certvigil.cli.app.main
+    # --debug is also read from argv by certvigil.cli.app.main (tracebacks); here it
+    # adds the parsing library's text to a file's one-line error.
     output_format = choose_format(as_json=as_json, as_csv=as_csv)
     try:
         policy = (
@@ -91,7 +92,9 @@ def cert_command(
             chain = load_certificate_file(path)
         except CertificateLoadError as exc:
             error = TargetError(str(path), exc.reason, position=position)
-            console.print(f"error: {error}", markup=False, highlight=False)
+            console.print(f"error: {visible(str(error))}", markup=False, highlight=False)
+            if debug and exc.detail:
+                console.print(f"  detail: {visible(exc.detail)}", markup=False, highlight=False)
             tally.add_target_error(error)
             continue
         chains: list[tuple[str, tuple[bytes, ...]]] = [(str(path), chain)]
