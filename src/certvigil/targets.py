@@ -324,7 +324,7 @@ def _parse(spec: TargetSpec, *, allow_large: bool) -> ParsedSpec:
     if any(ch.isspace() for ch in text):
         raise ValueError("contains white space")
     if not text.isprintable():
-        raise ValueError("contains control characters")
+        raise ValueError("contains invisible or control characters")
     if "://" in text:
         raise ValueError("a URL is not a target; write host[:port]")
     host_text: str
