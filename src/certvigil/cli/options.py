@@ -79,8 +79,8 @@ DatabaseOption = Annotated[
     typer.Option(
         "--db",
         metavar="URL",
-        help="Database URL or SQLite file (default: $CERTVIGIL_DATABASE_URL, else the "
-        "database named in --config, else the default path; see docs/store.md).",
+        help="Database URL or SQLite file (default: the configuration's database_url, "
+        "else $CERTVIGIL_DATABASE_URL, else the default path; see docs/store.md).",
     ),
 ]
 """``--db``: the inventory to read (store commands)."""
@@ -88,7 +88,11 @@ DatabaseOption = Annotated[
 StoreConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", metavar="PATH", help="Take the database from this configuration."
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="Take the database from this configuration (default: $CERTVIGIL_CONFIG, else "
+        "./certvigil.yaml, ~/.config/certvigil/, /etc/certvigil/).",
     ),
 ]
 """``--config``: the configuration whose ``database_url`` names the inventory."""
