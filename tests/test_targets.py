@@ -491,3 +491,30 @@ def test_undecodable_bytes_become_a_line_error(tmp_path: Path) -> None:
         )
     assert [t.host for t in targets] == ["a.example"]
     assert [e.position for e in errors] == [2]
+
+
+def test_an_endless_line_ends_the_file_instead_of_hanging() -> None:
+    """A file that is one endless line (``/dev/zero``) gives one error and stops being
+    read after a bounded amount, rather than being read for ever."""
+
+    class Endless(io.TextIOBase):
+        """A text stream of NUL characters without end."""
+
+        def __init__(self) -> None:
+            self.read_chars = 0
+
+        def readline(self, size: int | None = -1) -> str:
+            count = size if size is not None and size > 0 else 4096
+            self.read_chars += count
+            return "\x00" * count
+
+    stream = Endless()
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_file_specs(stream, source="zero"), options=DEFAULTS, on_error=errors.append
+        )
+    )
+    assert targets == []
+    assert [e.reason for e in errors] == ["line longer than 4096 characters"]
+    assert stream.read_chars < 2 * 1024 * 1024

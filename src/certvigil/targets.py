@@ -467,9 +467,14 @@ def iter_file_specs(stream: TextIO, *, source: str) -> Iterator[TargetSpec]:
         )
 
 
+MAX_SKIPPED_LINE_CHARS = 1024 * 1024
+"""A line this long ends the reading of its file (``/dev/zero`` is one endless line)."""
+
+
 def _bounded_lines(stream: TextIO) -> Iterator[str | None]:
     """The lines of ``stream``; ``None`` for a line longer than ``MAX_LINE_CHARS``,
-    read past in pieces so that one endless line never sits in memory whole."""
+    read past in pieces so that one endless line never sits in memory whole. A line
+    longer than ``MAX_SKIPPED_LINE_CHARS`` is the last one read."""
     while True:
         line = stream.readline(MAX_LINE_CHARS + 1)
         if not line:
@@ -477,9 +482,13 @@ def _bounded_lines(stream: TextIO) -> Iterator[str | None]:
         if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
             yield line
             continue
-        while line and not line.endswith("\n"):
+        skipped = len(line)
+        while line and not line.endswith("\n") and skipped <= MAX_SKIPPED_LINE_CHARS:
             line = stream.readline(MAX_LINE_CHARS + 1)
+            skipped += len(line)
         yield None
+        if skipped > MAX_SKIPPED_LINE_CHARS:
+            return
 
 
 def open_target_file(path: str, *, stdin: TextIO | None = None) -> TextIO:
