@@ -85,8 +85,9 @@ def test_hostile_documents_are_config_errors(tmp_path: Path, name: str, text: st
     """Deep nesting, NaN and numbers too long to convert are ConfigErrors in every format."""
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as raised:
         load_config(path)
+    assert "set_int_max_str_digits" not in str(raised.value)
 
 
 def test_a_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:

@@ -229,7 +229,7 @@ def _parse_text(text: str, fmt: ConfigFormat, name: str) -> Any:
         except json.JSONDecodeError as exc:
             raise ConfigError(name, f"not valid JSON: {exc.msg}", line=exc.lineno) from exc
         except ValueError as exc:  # a number too long to convert, NaN, Infinity
-            raise ConfigError(name, f"not valid JSON: {_first_line(str(exc))}") from exc
+            raise ConfigError(name, f"not valid JSON: {_value_words(exc)}") from exc
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -238,11 +238,18 @@ def _parse_text(text: str, fmt: ConfigFormat, name: str) -> Any:
         line = int(match.group(1)) if match else None
         raise ConfigError(name, f"not valid TOML: {reason}", line=line) from exc
     except ValueError as exc:  # an integer of more digits than Python converts
-        raise ConfigError(name, f"not valid TOML: {_first_line(str(exc))}") from exc
+        raise ConfigError(name, f"not valid TOML: {_value_words(exc)}") from exc
 
 
 def _refuse_constant(text: str) -> Any:
     raise ValueError(f"{text} is not a JSON number")
+
+
+def _value_words(exc: ValueError) -> str:
+    text = str(exc)
+    if "digits" in text:
+        return "a number has more digits than any setting can use"
+    return _first_line(text)
 
 
 def _first_line(text: str) -> str:
