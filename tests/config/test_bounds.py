@@ -185,3 +185,36 @@ def test_json_in_yaml_clothing_keeps_its_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config_text(text, fmt="json", path=tmp_path / "c.json")
     assert raised.value.line == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("c.yaml", "scan:\n  interval: 1h\n  timeout: 5\n  interval: 2h\n", 4),
+        ("c.json", '{"retention_days": 30, "retention_days": 40}', None),
+    ],
+)
+def test_a_key_set_twice_is_refused(tmp_path: Path, name: str, text: str, line: int | None) -> None:
+    """A key written twice in one mapping is a mistake, not a silent "last one wins"."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert "is set twice" in str(raised.value)
+    assert raised.value.line == line
+
+
+def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    """A key merged in with "<<" may be set again beside it, as YAML intends."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "targets:\n"
+        "  - &d {host: a.example, port: 443, tags: [web]}\n"
+        "  - <<: *d\n    host: b.example\n",
+        encoding="utf-8",
+    )
+    targets = load_config(path).config.targets
+    assert [(t.host, t.port, t.tags) for t in targets] == [
+        ("a.example", 443, ("web",)),
+        ("b.example", 443, ("web",)),
+    ]

@@ -225,7 +225,7 @@ def _parse_text(text: str, fmt: ConfigFormat, name: str) -> Any:
             raise ConfigError(name, f"not valid YAML: {_first_line(str(exc))}") from exc
     if fmt == "json":
         try:
-            return json.loads(text, parse_constant=_refuse_constant)
+            return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_json_object)
         except json.JSONDecodeError as exc:
             raise ConfigError(name, f"not valid JSON: {exc.msg}", line=exc.lineno) from exc
         except ValueError as exc:  # a number too long to convert, NaN, Infinity
@@ -239,6 +239,15 @@ def _parse_text(text: str, fmt: ConfigFormat, name: str) -> Any:
         raise ConfigError(name, f"not valid TOML: {reason}", line=line) from exc
     except ValueError as exc:  # an integer of more digits than Python converts
         raise ConfigError(name, f"not valid TOML: {_value_words(exc)}") from exc
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f'"{key[:60]}" is set twice in one object')
+        out[key] = value
+    return out
 
 
 def _refuse_constant(text: str) -> Any:
@@ -268,6 +277,24 @@ class _YamlLoader(SAFE_LOADER):  # type: ignore[misc,valid-type]
     values such as ``!!float abc`` or ``!!timestamp 2001-13-99zz``; here each becomes a
     ``ConstructorError`` marked at the value's line.
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        # A key written twice would silently keep the last value; refuse it where it
+        # repeats (keys merged in with "<<" may be overridden, as YAML intends).
+        seen: dict[str, int] = {}
+        for key_node, _value in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = str(key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f'"{key[:60]}" is set twice (first at line {seen[key]})',
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
