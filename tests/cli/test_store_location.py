@@ -166,3 +166,15 @@ def test_a_file_that_is_not_a_database_exits_74(
     assert code == ExitCode.DATABASE == 74
     assert "file is not a database" in err
     assert "Traceback" not in err
+
+
+def test_config_check_without_a_path_checks_the_file_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """config check with no argument checks ./certvigil.yaml and names its database."""
+    (tmp_path / "certvigil.yaml").write_text("database_url: certvigil.db\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(["config", "check"], capsys)
+    assert code == ExitCode.OK, err
+    assert f"{tmp_path / 'certvigil.yaml'}: valid (yaml)" in out
+    assert f"database: {tmp_path / 'certvigil.db'}\n" in out
