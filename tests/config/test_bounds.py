@@ -43,6 +43,7 @@ def _error(tmp_path: Path, text: str) -> ConfigError:
         ("targets:\n  - host: a.example\n    interval: 0.001\n", 3, "greater than or equal to 1"),
         ('targets:\n  - host: a.example\n    sni: "a\\0b"\n', 3, "not a server name"),
         ("targets:\n  - host: a.example\n    sni: a b.example\n", 3, "not a server name"),
+        ("targets:\n  - host: a.example\n    sni: 192.0.2.1\n", 3, "never sent as SNI"),
         ('logging:\n  file: "log\\0file"\n', 2, "control characters"),
         ('database_url: "x\\x1b[31m.db"\n', 1, "control characters"),
     ],

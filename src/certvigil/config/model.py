@@ -18,6 +18,7 @@ from pydantic import (
 from certvigil.analysis.model import Severity
 from certvigil.config.units import DelayS, DurationS, Threshold
 from certvigil.errors import TargetError
+from certvigil.ipaddr import ip_or_none
 from certvigil.target import StartTLS
 from certvigil.targets import TargetSpec as SpecText
 from certvigil.targets import normalise_hostname, parse_spec
@@ -86,6 +87,8 @@ Text = Annotated[str, AfterValidator(_check_text)]
 
 
 def _check_sni(name: str) -> str:
+    if ip_or_none(name.strip("[]")) is not None:
+        raise ValueError(f'"{name}": an IP address is never sent as SNI; leave sni out')
     try:
         return normalise_hostname(name)
     except ValueError as exc:
