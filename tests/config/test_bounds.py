@@ -30,6 +30,8 @@ def _error(tmp_path: Path, text: str) -> ConfigError:
         ("scan:\n  interval: 1h\nretention_days: !!float abc\n", 3, "cannot be read as !!float"),
         ("retention_days: !!timestamp 2001-13-99zz\n", 1, "cannot be read as !!timestamp"),
         ("scan:\n  concurrency: !!int 12abc\n", 2, "cannot be read as !!int"),
+        ("targets:\n  - host: a.example\n    sni: !!map a.example\n", 3, "mapping"),
+        ("scan:\n  interval: !!map [30, '20%']\n", 2, "mapping"),
         ("retention_days: 10000000000\n", 1, "less than or equal to 36500"),
         ("alerts:\n  thresholds: [99999999999]\n", 2, "days must be 1..3650"),
         ("alerts:\n  thresholds: ['0.0000000001%']\n", 2, "between 0.01% and 99.99%"),

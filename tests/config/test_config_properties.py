@@ -167,6 +167,8 @@ def test_any_document_loads_runnable_or_raises_config_error(
 @example([(0, "retention_days: !!float abc\n")])
 @example([(0, "retention_days: !!timestamp 2001-13-99zz\n")])
 @example([(0, "x: &a [*a]\n")])
+@example([(0, "y: !!map text\n")])
+@example([(0, "y: !!map [1, 2]\n")])
 def test_any_edit_of_the_sample_loads_runnable_or_raises_config_error(
     edits: list[tuple[int, str]],
 ) -> None:

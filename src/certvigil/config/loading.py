@@ -282,7 +282,9 @@ class _YamlLoader(SAFE_LOADER):  # type: ignore[misc,valid-type]
         # A key written twice would silently keep the last value; refuse it where it
         # repeats (keys merged in with "<<" may be overridden, as YAML intends).
         seen: dict[str, int] = {}
-        for key_node, _value in node.value:
+        # "!!map text" reaches here with a scalar node; PyYAML's own check refuses it.
+        pairs = node.value if isinstance(node, yaml.MappingNode) else []
+        for key_node, _value in pairs:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
                 continue
             key = str(key_node.value)
