@@ -33,7 +33,6 @@ from certvigil.errors import TargetError
 from certvigil.ipaddr import ip_or_none
 from certvigil.targets import (
     ExpansionOptions,
-    TargetSpec,
     iter_file_specs,
     iter_targets,
     normalise_hostname,
@@ -87,6 +86,8 @@ FRAGMENTS = [
     "\x1b",
     "\u202e",
     "\u200b",
+    "\uff0e",
+    "\u3002",
     "\ufeff",
     "\r",
     "\x0b",
@@ -143,24 +144,24 @@ def run_one(text: str) -> str:
     errors: list[TargetError] = []
     try:
         specs = list(iter_file_specs(io.StringIO(text), source="t.txt"))
-        per_spec: dict[int, TargetSpec] = {spec.position: spec for spec in specs}
-        targets = list(
-            itertools.islice(
-                iter_targets(specs, options=OPTIONS, on_error=errors.append),
-                MAX_TARGETS_PER_INPUT,
+        assert len({spec.position for spec in specs}) == len(specs), "two targets on one line"
+        for spec in specs:
+            # Each spec on its own, so that a long port range cannot hide a later line.
+            before = len(errors)
+            targets = list(
+                itertools.islice(
+                    iter_targets([spec], options=OPTIONS, on_error=errors.append),
+                    MAX_TARGETS_PER_INPUT,
+                )
             )
-        )
-        for target in targets:
-            _check_target_host(target.host)
-            assert 1 <= target.port <= 65535, "port"
+            for target in targets:
+                _check_target_host(target.host)
+                assert 1 <= target.port <= 65535, "port"
+            if any(ch.isspace() for ch in spec.text):
+                assert len(errors) > before and not targets, "white space accepted"
         for error in errors:
             assert error.source == "t.txt", "source"
             assert error.position >= 0 and str(error).startswith("t.txt"), "position"
-        for position, spec in per_spec.items():
-            if any(ch.isspace() for ch in spec.text.strip()):
-                assert any(e.position == position for e in errors), "white space accepted"
-        lines_with_targets = {spec.position for spec in specs}
-        assert len(lines_with_targets) == len(specs), "two targets on one line"
     except Exception as exc:  # noqa: BLE001 - the point is to find them
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{Path(frame.filename).name}:{frame.lineno}"

@@ -518,3 +518,19 @@ def test_an_endless_line_ends_the_file_instead_of_hanging() -> None:
     assert targets == []
     assert [e.reason for e in errors] == ["line longer than 4096 characters"]
     assert stream.read_chars < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("bücher\uff0eexample", "xn--bcher-kva.example"), ("a\u3002b.example", "a.b.example")],
+)
+def test_full_width_dots_separate_labels(text: str, expected: str) -> None:
+    """Ideographic and full-width full stops separate labels, as UTS #46 maps them."""
+    assert normalise_hostname(text) == expected
+
+
+def test_a_full_width_dot_beside_a_dot_is_an_empty_label() -> None:
+    """A full-width dot then a dot ("mple\\uff0e.com") is refused; it once became the
+    name "mple..com", with an empty label."""
+    with pytest.raises(ValueError, match="empty label"):
+        normalise_hostname("mple\uff0e.com")

@@ -166,6 +166,14 @@ def normalise_hostname(text: str) -> str:
     Raises:
         ValueError: When ``text`` is not a usable DNS name.
     """
+    if not text.isascii():
+        # UTS #46 maps the ideographic and full-width full stops (U+3002, U+FF0E, …) to
+        # "."; done on the whole name first, so that they separate labels rather than
+        # turning up inside one ("a" U+FF0E "." "b" must be refused, not become "a..b").
+        try:
+            text = idna.uts46_remap(text, std3_rules=False, transitional=False)
+        except idna.IDNAError as exc:
+            raise ValueError(f'invalid international name "{text}": {exc}') from exc
     name = text[:-1] if text.endswith(".") else text
     if not name:
         raise ValueError("empty host name")
@@ -187,6 +195,8 @@ def normalise_hostname(text: str) -> str:
                 ascii_label = idna.encode(label, uts46=True).decode("ascii")
             except idna.IDNAError as exc:
                 raise ValueError(f'invalid IDN label "{label}": {exc}') from exc
+        if not _LABEL_RE.match(ascii_label):  # what IDNA made of it, checked again
+            raise ValueError(f'invalid label "{label}" in host name')
         labels.append(ascii_label)
     result = ".".join(labels)
     if len(result) > _MAX_NAME_LENGTH:
