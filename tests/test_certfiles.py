@@ -58,7 +58,7 @@ def test_key_in_bundle_is_skipped(pki: ThrowawayPki, tmp_path: Path) -> None:
     ("content", "reason"),
     [
         (b"", "the file is empty"),
-        (b"hello\n", "no PEM block, and not a DER certificate"),
+        (b"hello\n", "neither PEM text nor a DER certificate"),
         (b"-----BEGIN FOO-----\nAAAA\n-----END FOO-----\n", "PEM block 1 is a FOO"),
         (b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", "not valid base64"),
         (
@@ -89,7 +89,7 @@ def test_third_block_named(pki: ThrowawayPki, tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     """A missing file is a CertificateLoadError with the OS reason."""
-    with pytest.raises(CertificateLoadError, match="No such file"):
+    with pytest.raises(CertificateLoadError, match="no such file"):
         load_certificate_file(tmp_path / "absent.pem")
 
 
@@ -98,3 +98,42 @@ def test_bytes_from_a_url(pki: ThrowawayPki) -> None:
     assert load_certificate_bytes(pki.root.der, source="http://127.0.0.1/r.der") == (pki.root.der,)
     with pytest.raises(CertificateLoadError, match=r"http://127\.0\.0\.1/x"):
         load_certificate_bytes(b"<html>", source="http://127.0.0.1/x")
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "not a DER-encoded"),
+        (b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "truncated"),
+        (b"-----BEGIN CERTIFICATE-----\nA!A\n-----END CERTIFICATE-----\n", "not valid base64"),
+        (b"-----BEGIN PKCS7-----\nAAAA\n-----END PKCS7-----\n", "not a valid PKCS#7 bundle"),
+        (b"\x30\x82\x01\x00garbage", "neither PEM text nor a DER certificate"),
+    ],
+)
+def test_errors_are_in_words_with_the_library_text_as_detail(data: bytes, words: str) -> None:
+    """A malformed certificate is described in words; the parsing library's text (Rust
+    debug output such as "ParseError { kind: ... }") is only the error's detail."""
+    with pytest.raises(CertificateLoadError) as raised:
+        load_certificate_bytes(data, source="x.pem")
+    message = str(raised.value)
+    assert words in message
+    for internal in ("ParseError", "{", "asn1", "Only base64", "Unable to parse"):
+        assert internal not in message
+    assert raised.value.detail
+
+
+def test_debug_shows_the_library_text_of_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cert --debug`` adds the library's text under the one-line error; without it
+    the line stays in words."""
+    from certvigil.cli.app import main
+
+    path = tmp_path / "bad.pem"
+    path.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    for argv, shown in ((["cert", str(path)], False), (["cert", str(path), "--debug"], True)):
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        assert "not a DER-encoded X.509 certificate" in err
+        assert ("detail: " in err and "ParseError" in err) is shown

@@ -394,15 +394,58 @@ def test_host_port_round_trips_through_endpoint(host: str, port: int) -> None:
 
 
 def test_target_file_skips_comments_and_blank_lines() -> None:
-    """Comments and blank lines are skipped and each word keeps its line number."""
-    text = "# inventory\n\na.example  # the main site\n  b.example:8443 c.example\n#x.example\n"
+    """Comments, blank lines and surrounding white space are skipped; each target keeps
+    its line number."""
+    text = "# inventory\n\na.example  # the main site\n  b.example:8443\t\n#x.example\n"
     specs = list(iter_file_specs(io.StringIO(text), source="targets.txt"))
-    assert [(s.text, s.position) for s in specs] == [
-        ("a.example", 3),
-        ("b.example:8443", 4),
-        ("c.example", 4),
-    ]
+    assert [(s.text, s.position) for s in specs] == [("a.example", 3), ("b.example:8443", 4)]
     assert {s.source for s in specs} == {"targets.txt"}
+
+
+def test_a_line_is_one_target_and_white_space_inside_is_an_error() -> None:
+    """``exa mple.com`` is one malformed target reported with file and line, never the
+    two names ``exa`` and ``mple.com``."""
+    text = "a.example\nexa mple.com\nb.example\n"
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_file_specs(io.StringIO(text), source="targets.txt"),
+            options=DEFAULTS,
+            on_error=errors.append,
+        )
+    )
+    assert [t.host for t in targets] == ["a.example", "b.example"]
+    assert [str(e) for e in errors] == ['targets.txt:2: "exa mple.com": contains white space']
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n  # and another\n"])
+def test_a_file_without_targets_is_a_target_error(text: str) -> None:
+    """An empty or comment-only file is reported as a mistake naming the file."""
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_file_specs(io.StringIO(text), source="targets.txt"),
+            options=DEFAULTS,
+            on_error=errors.append,
+        )
+    )
+    assert targets == []
+    assert [str(e) for e in errors] == [
+        "targets.txt: no targets in the file (it is empty or holds only comments)"
+    ]
+
+
+def test_an_endless_line_is_refused_without_reading_it_whole() -> None:
+    """A line longer than the bound is one error for its line; the next line still counts."""
+    text = "x" * 100_000 + "\nb.example\n"
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_file_specs(io.StringIO(text), source="t"), options=DEFAULTS, on_error=errors.append
+        )
+    )
+    assert [t.host for t in targets] == ["b.example"]
+    assert [(e.position, e.reason) for e in errors] == [(1, "line longer than 4096 characters")]
 
 
 def test_target_file_errors_name_file_and_line(tmp_path: Path) -> None:
@@ -448,3 +491,46 @@ def test_undecodable_bytes_become_a_line_error(tmp_path: Path) -> None:
         )
     assert [t.host for t in targets] == ["a.example"]
     assert [e.position for e in errors] == [2]
+
+
+def test_an_endless_line_ends_the_file_instead_of_hanging() -> None:
+    """A file that is one endless line (``/dev/zero``) gives one error and stops being
+    read after a bounded amount, rather than being read for ever."""
+
+    class Endless(io.TextIOBase):
+        """A text stream of NUL characters without end."""
+
+        def __init__(self) -> None:
+            self.read_chars = 0
+
+        def readline(self, size: int | None = -1) -> str:
+            count = size if size is not None and size > 0 else 4096
+            self.read_chars += count
+            return "\x00" * count
+
+    stream = Endless()
+    errors: list[TargetError] = []
+    targets = list(
+        iter_targets(
+            iter_file_specs(stream, source="zero"), options=DEFAULTS, on_error=errors.append
+        )
+    )
+    assert targets == []
+    assert [e.reason for e in errors] == ["line longer than 4096 characters"]
+    assert stream.read_chars < 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("bücher\uff0eexample", "xn--bcher-kva.example"), ("a\u3002b.example", "a.b.example")],
+)
+def test_full_width_dots_separate_labels(text: str, expected: str) -> None:
+    """Ideographic and full-width full stops separate labels, as UTS #46 maps them."""
+    assert normalise_hostname(text) == expected
+
+
+def test_a_full_width_dot_beside_a_dot_is_an_empty_label() -> None:
+    """A full-width dot then a dot ("mple\\uff0e.com") is refused; it once became the
+    name "mple..com", with an empty label."""
+    with pytest.raises(ValueError, match="empty label"):
+        normalise_hostname("mple\uff0e.com")

@@ -50,10 +50,44 @@ def load_certificate_file(path: Path) -> tuple[bytes, ...]:
             certificate: ...").
     """
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            data = stream.read(MAX_CERTIFICATE_FILE_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise CertificateLoadError(str(path), "no such file") from exc
+    except IsADirectoryError as exc:
+        raise CertificateLoadError(str(path), "is a directory") from exc
+    except PermissionError as exc:
+        raise CertificateLoadError(str(path), "cannot be read: permission denied") from exc
     except OSError as exc:
-        raise CertificateLoadError(str(path), exc.strerror or str(exc)) from exc
+        reason = (exc.strerror or "error").lower()
+        raise CertificateLoadError(str(path), f"cannot be read: {reason}") from exc
+    if len(data) > MAX_CERTIFICATE_FILE_BYTES:
+        limit = MAX_CERTIFICATE_FILE_BYTES // (1024 * 1024)
+        raise CertificateLoadError(str(path), f"larger than {limit} MiB")
     return load_certificate_bytes(data, source=str(path))
+
+
+MAX_CERTIFICATE_FILE_BYTES = 64 * 1024 * 1024
+"""The largest certificate file read (a CA bundle is a few hundred KiB)."""
+
+
+def in_words(library_text: str) -> str:
+    """What a parsing library's complaint about a certificate means, in words.
+
+    cryptography reports DER mistakes as Rust debug output (``ParseError { kind:
+    ShortData { needed: 92 } }``); people are told what it means, and the text itself
+    is kept as the error's ``detail`` for ``--debug``.
+    """
+    text = library_text.strip()
+    if "ShortData" in text:
+        return "the data ends before the certificate does (truncated)"
+    if "ExtraData" in text:
+        return "there are stray bytes after the certificate"
+    if "UnexpectedTag" in text or "asn1" in text.lower() or "ParseError" in text:
+        return "the bytes are not a DER-encoded X.509 certificate"
+    if "{" in text or "::" in text:
+        return "the certificate's encoding is malformed"
+    return text
 
 
 def load_certificate_bytes(data: bytes, *, source: str) -> tuple[bytes, ...]:
@@ -89,7 +123,9 @@ def _from_pem(data: bytes, source: str) -> tuple[bytes, ...]:
         try:
             der = base64.b64decode(b"".join(body.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise CertificateLoadError(source, f"{where} is not valid base64: {exc}") from exc
+            raise CertificateLoadError(
+                source, f"{where} is not valid base64 text", detail=str(exc)
+            ) from exc
         if label in _PKCS7_LABELS:
             found += _pkcs7(der, source, where)
         elif label in _CERTIFICATE_LABELS:
@@ -116,7 +152,9 @@ def _from_der(data: bytes, source: str) -> tuple[bytes, ...]:
     except CertificateLoadError:
         pass
     raise CertificateLoadError(
-        source, f"no PEM block, and not a DER certificate or PKCS#7 bundle ({cert_reason})"
+        source,
+        "neither PEM text nor a DER certificate or PKCS#7 bundle",
+        detail=cert_reason,
     )
 
 
@@ -128,7 +166,9 @@ def _pkcs7(der: bytes, source: str, where: str) -> list[bytes]:
             warnings.simplefilter("ignore", UserWarning)
             certificates = pkcs7.load_der_pkcs7_certificates(der)
     except PARSE_ERRORS as exc:
-        raise CertificateLoadError(source, f"{where} is not a PKCS#7 bundle: {exc}") from exc
+        raise CertificateLoadError(
+            source, f"{where} is not a valid PKCS#7 bundle", detail=str(exc)
+        ) from exc
     if not certificates:
         raise CertificateLoadError(source, f"{where} is a PKCS#7 bundle with no certificate")
     return [c.public_bytes(serialization.Encoding.DER) for c in certificates]
@@ -138,7 +178,9 @@ def _checked(der: bytes, source: str, where: str) -> bytes:
     try:
         parse_certificate(der)
     except CertificateLoadError as exc:
-        raise CertificateLoadError(source, f"{where} is not a certificate: {exc.reason}") from exc
+        raise CertificateLoadError(
+            source, f"{where} is not a certificate: {in_words(exc.reason)}", detail=exc.reason
+        ) from exc
     return der
 
 

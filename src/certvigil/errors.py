@@ -37,7 +37,7 @@ class TargetError(UsageError):
 
     def __init__(self, text: str, reason: str, *, source: str = "argv", position: int = 0) -> None:
         where = f"{source}:{position}" if position else source
-        super().__init__(f'{where}: "{text}": {reason}')
+        super().__init__(f'{where}: "{text}": {reason}' if text else f"{where}: {reason}")
         self.text = text
         self.source = source
         self.position = position
@@ -80,13 +80,16 @@ class CertificateLoadError(CertvigilError):
 
     Attributes:
         source: Where the bytes came from (a file name, ``host:port``, a URL).
-        reason: What was wrong with them.
+        reason: What was wrong with them, in words.
+        detail: The parsing library's own text, for ``--debug``; ``None`` when the
+            reason says it all.
     """
 
-    def __init__(self, source: str, reason: str) -> None:
+    def __init__(self, source: str, reason: str, *, detail: str | None = None) -> None:
         super().__init__(f"{source}: not a certificate: {reason}")
         self.source = source
         self.reason = reason
+        self.detail = detail
 
 
 class ProbeError(CertvigilError):

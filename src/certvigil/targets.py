@@ -166,6 +166,14 @@ def normalise_hostname(text: str) -> str:
     Raises:
         ValueError: When ``text`` is not a usable DNS name.
     """
+    if not text.isascii():
+        # UTS #46 maps the ideographic and full-width full stops (U+3002, U+FF0E, …) to
+        # "."; done on the whole name first, so that they separate labels rather than
+        # turning up inside one ("a" U+FF0E "." "b" must be refused, not become "a..b").
+        try:
+            text = idna.uts46_remap(text, std3_rules=False, transitional=False)
+        except idna.IDNAError as exc:
+            raise ValueError(f'invalid international name "{text}": {exc}') from exc
     name = text[:-1] if text.endswith(".") else text
     if not name:
         raise ValueError("empty host name")
@@ -187,6 +195,8 @@ def normalise_hostname(text: str) -> str:
                 ascii_label = idna.encode(label, uts46=True).decode("ascii")
             except idna.IDNAError as exc:
                 raise ValueError(f'invalid IDN label "{label}": {exc}') from exc
+        if not _LABEL_RE.match(ascii_label):  # what IDNA made of it, checked again
+            raise ValueError(f'invalid label "{label}" in host name')
         labels.append(ascii_label)
     result = ".".join(labels)
     if len(result) > _MAX_NAME_LENGTH:
@@ -209,6 +219,13 @@ class TargetSpec:
     text: str
     source: str = "argv"
     position: int = 0
+    problem: str | None = None
+    """Set for a spec that stands for a mistake found while reading (an empty file):
+    ``parse_spec`` refuses it with this reason."""
+
+
+MAX_LINE_CHARS = 4096
+"""The longest target-file line read as a target; longer lines are refused whole."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -302,6 +319,8 @@ def parse_spec(spec: TargetSpec, *, allow_large: bool = False) -> ParsedSpec:
     Raises:
         TargetError: Naming the spec, its source and position, and what is wrong.
     """
+    if spec.problem is not None:
+        raise TargetError(spec.text, spec.problem, source=spec.source, position=spec.position)
     try:
         return _parse(spec, allow_large=allow_large)
     except ValueError as exc:
@@ -314,6 +333,8 @@ def _parse(spec: TargetSpec, *, allow_large: bool) -> ParsedSpec:
         raise ValueError("empty target")
     if any(ch.isspace() for ch in text):
         raise ValueError("contains white space")
+    if not text.isprintable():
+        raise ValueError("contains invisible or control characters")
     if "://" in text:
         raise ValueError("a URL is not a target; write host[:port]")
     host_text: str
@@ -417,22 +438,67 @@ def iter_argument_specs(arguments: Iterable[str]) -> Iterator[TargetSpec]:
 
 
 def iter_file_specs(stream: TextIO, *, source: str) -> Iterator[TargetSpec]:
-    """Read specs from a target file, lazily.
+    """Read specs from a target file, lazily: one target per line.
 
-    ``#`` starts a comment that runs to the end of the line; blank lines are
-    skipped; a line may hold several specs separated by white space.
+    ``#`` starts a comment that runs to the end of the line; blank lines are skipped;
+    white space around a target is ignored. White space *inside* a line's target is
+    not a separator: ``exa mple.com`` is one malformed target (reported with its line,
+    never looked up), not the two names ``exa`` and ``mple.com``. A file without any
+    target (empty, or only comments) yields one spec that ``parse_spec`` refuses, so
+    that the mistake is reported like any malformed target.
 
     Args:
         stream: The open file (or ``sys.stdin``).
         source: The name used in error messages (the path, or ``"-"``).
 
     Yields:
-        One spec per word, numbered by its line.
+        One spec per line that holds a target, numbered by its line.
     """
-    for number, line in enumerate(stream, start=1):
-        content = line.split("#", 1)[0]
-        for word in content.split():
-            yield TargetSpec(text=word, source=source, position=number)
+    count = 0
+    for number, line in enumerate(_bounded_lines(stream), start=1):
+        if line is None:
+            count += 1
+            yield TargetSpec(
+                text="…",
+                source=source,
+                position=number,
+                problem=f"line longer than {MAX_LINE_CHARS} characters",
+            )
+            continue
+        content = line.split("#", 1)[0].strip()
+        if content:
+            count += 1
+            yield TargetSpec(text=content, source=source, position=number)
+    if count == 0:
+        yield TargetSpec(
+            text="",
+            source=source,
+            problem="no targets in the file (it is empty or holds only comments)",
+        )
+
+
+MAX_SKIPPED_LINE_CHARS = 1024 * 1024
+"""A line this long ends the reading of its file (``/dev/zero`` is one endless line)."""
+
+
+def _bounded_lines(stream: TextIO) -> Iterator[str | None]:
+    """The lines of ``stream``; ``None`` for a line longer than ``MAX_LINE_CHARS``,
+    read past in pieces so that one endless line never sits in memory whole. A line
+    longer than ``MAX_SKIPPED_LINE_CHARS`` is the last one read."""
+    while True:
+        line = stream.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
+            yield line
+            continue
+        skipped = len(line)
+        while line and not line.endswith("\n") and skipped <= MAX_SKIPPED_LINE_CHARS:
+            line = stream.readline(MAX_LINE_CHARS + 1)
+            skipped += len(line)
+        yield None
+        if skipped > MAX_SKIPPED_LINE_CHARS:
+            return
 
 
 def open_target_file(path: str, *, stdin: TextIO | None = None) -> TextIO:

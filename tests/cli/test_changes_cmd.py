@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -131,9 +132,64 @@ def test_where_says_when_a_certificate_was_never_seen(
     assert "never seen at any endpoint" in out
     code, _out, err = _run(["where", "not-a-cert", "--db", store_url], capsys)
     assert code == ExitCode.USAGE
-    assert "not a certificate file nor a SHA-256 fingerprint" in err
+    assert "neither a certificate file nor a SHA-256 fingerprint" in err
     empty = tmp_path / "empty.pem"
     empty.write_bytes(b"")
     code, _out, err = _run(["where", str(empty), "--db", store_url], capsys)
     assert code == ExitCode.USAGE
     assert "empty.pem" in err
+
+
+@pytest.fixture
+def twin_prefix_url(store_url: str) -> str:
+    """Three recorded certificates: two whose fingerprints share their first 12 digits."""
+    store = open_store(store_url)
+    for host, fingerprint in (
+        ("a.example.test", "0123456789ab" + "1" * 52),
+        ("b.example.test", "0123456789ab" + "2" * 52),
+        ("c.example.test", "fedcba9876543210" + "3" * 48),
+    ):
+        leaf = replace(facts(host, not_after_utc=NOW + timedelta(days=30)), sha256_hex=fingerprint)
+        target = Target(host=host, port=443)
+        store.record_report(ok_report(target, (leaf,), at=NOW - timedelta(hours=1)))
+    store.close()
+    return store_url
+
+
+def test_where_takes_the_prefix_inventory_shows(
+    twin_prefix_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 16 digits inventory shows, or any unique prefix of 8 or more, find the
+    certificate; colons and capitals are allowed."""
+    for prefix in ("fedcba9876543210", "FE:DC:BA:98", "0123456789ab1"):
+        code, out, err = _run(["where", prefix, "--db", twin_prefix_url, "--json"], capsys)
+        assert code == ExitCode.OK, err
+        (certificate,) = json.loads(out)["certificates"]
+        assert certificate["sha256_hex"].startswith(prefix.replace(":", "").lower())
+
+
+def test_where_lists_the_candidates_of_an_ambiguous_prefix(
+    twin_prefix_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prefix shared by two certificates exits 64 and names both."""
+    code, out, err = _run(["where", "0123456789ab", "--db", twin_prefix_url], capsys)
+    assert code == ExitCode.USAGE
+    assert out == ""
+    assert "several certificates" in err
+    assert "0123456789ab" + "1" * 52 in err and "0123456789ab" + "2" * 52 in err
+
+
+def test_where_refuses_short_prefixes_and_names_missing_files(
+    twin_prefix_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fewer than 8 digits is refused; a missing file is "no such file"; a prefix that
+    matches nothing exits 3."""
+    code, _out, err = _run(["where", "0123456", "--db", twin_prefix_url], capsys)
+    assert code == ExitCode.USAGE
+    assert "8 or more" in err
+    code, _out, err = _run(["where", "certs/server.pem", "--db", twin_prefix_url], capsys)
+    assert code == ExitCode.USAGE
+    assert err == "error: certs/server.pem: no such file\n"
+    code, _out, err = _run(["where", "abcdef0123", "--db", twin_prefix_url], capsys)
+    assert code == ExitCode.UNKNOWN
+    assert "no recorded certificate's fingerprint starts with abcdef0123" in err

@@ -98,7 +98,7 @@ def test_contrib_example_passes_check() -> None:
     path = Path(__file__).parents[2] / "contrib" / "certvigil.yaml"
     result = runner.invoke(app, ["config", "check", str(path)])
     assert result.exit_code == 0, result.stderr
-    assert "sqlite:////var/lib/certvigil/certvigil.db" in result.stdout
+    assert "database: /var/lib/certvigil/certvigil.db\n" in result.stdout
 
 
 def test_check_reports_unusable_ca_files_at_their_field(tmp_path: Path) -> None:

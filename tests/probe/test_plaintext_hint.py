@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certvigil.probe.starttls import plaintext_service_hint, visible
+from certvigil.probe.starttls import plaintext_service_hint, quoted_start
+from certvigil.text_escape import is_hidden
 
 
 @pytest.mark.parametrize(
@@ -38,15 +39,15 @@ def test_unknown_bytes_get_no_hint(first_bytes: bytes) -> None:
     assert plaintext_service_hint(first_bytes) is None
 
 
-def test_visible_escapes_controls_and_bidi() -> None:
+def test_quoted_start_escapes_controls_and_bidi() -> None:
     """Terminal escapes, NUL, newlines and bidi overrides are shown as escapes."""
-    shown = visible("a\x1b[31m\x00\r\n\u202eb".encode())
+    shown = quoted_start("a\x1b[31m\x00\r\n\u202eb".encode())
     assert shown == "a\\x1b[31m\\x00\\r\\n\\u202eb"
 
 
 @given(st.binary(max_size=300))
-def test_visible_is_always_printable(data: bytes) -> None:
-    """Whatever the bytes, the shown text is printable and bounded."""
-    shown = visible(data)
-    assert shown.isprintable()
+def test_quoted_start_shows_no_hidden_character(data: bytes) -> None:
+    """Whatever the bytes, the shown text has no hidden character and is bounded."""
+    shown = quoted_start(data)
+    assert not any(is_hidden(c) for c in shown)
     assert len(shown) <= 61 * 10

@@ -81,11 +81,23 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
         store.close()
 
 
-def test_sqlite_directory_is_created(tmp_path: Path) -> None:
-    """A SQLite path in a directory that does not exist yet gets its directory."""
-    path = tmp_path / "deep" / "er" / "inv.db"
+def test_default_sqlite_directory_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default SQLite file's directory (under $XDG_DATA_HOME) is created when missing."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    path = tmp_path / "data" / "certvigil" / "inv.db"
     open_store(f"sqlite:///{path}").close()
     assert path.exists()
+
+
+def test_missing_sqlite_directory_is_refused(tmp_path: Path) -> None:
+    """A SQLite file named in a directory that does not exist is a usage error naming
+    the directory, and no directory is created (a typo must not start a new inventory)."""
+    path = tmp_path / "deep" / "er" / "inv.db"
+    with pytest.raises(UsageError, match=r"the directory .*deep/er does not exist"):
+        open_store(f"sqlite:///{path}")
+    assert not (tmp_path / "deep").exists()
 
 
 def test_default_path_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.errors import CertvigilError, UsageError
+from certvigil.errors import CertvigilError, StoreError, UsageError
 from certvigil.output.safe_text import visible
 
 app = typer.Typer(
@@ -122,17 +122,39 @@ def main(argv: list[str] | None = None) -> None:
     except click_errors as exc:
         sys.stderr.write(f"error: {visible(_message(exc))}\n")
         sys.exit(ExitCode.USAGE)
-    except UsageError as exc:
-        if debug:
-            raise
-        sys.stderr.write(f"error: {visible(str(exc))}\n")
-        sys.exit(ExitCode.USAGE)
     except CertvigilError as exc:
         if debug:
+            _write_details(exc)
             raise
         sys.stderr.write(f"error: {visible(str(exc))}\n")
-        sys.exit(ExitCode.UNKNOWN)
+        sys.exit(error_exit_code(exc))
     sys.exit(result if isinstance(result, int) else ExitCode.OK)
+
+
+def error_exit_code(exc: CertvigilError) -> ExitCode:
+    """The exit code for an error that ended a command.
+
+    Usage and configuration errors exit 64, database failures 74 (EX_IOERR); any other
+    error means that what was asked could not be checked (3). Library texts are never
+    part of the one-line message; ``--debug`` shows them in the traceback.
+    """
+    if isinstance(exc, UsageError):
+        return ExitCode.USAGE
+    if isinstance(exc, StoreError):
+        return ExitCode.DATABASE
+    return ExitCode.UNKNOWN
+
+
+def _write_details(exc: BaseException) -> None:
+    """Under ``--debug``: the libraries' own texts kept out of the one-line message."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        detail = getattr(current, "detail", None)
+        if isinstance(detail, str) and detail:
+            sys.stderr.write(f"detail: {visible(detail)}\n")
+        current = current.__cause__ or current.__context__
 
 
 def _message(exc: BaseException) -> str:

@@ -95,7 +95,8 @@ def cert_command(
     debug: DebugOption = False,
 ) -> None:
     """Judge certificate files offline: expiry, chain, trust, hostname, key and signature."""
-    del debug  # read from argv by certvigil.cli.app.main
+    # --debug is also read from argv by certvigil.cli.app.main (tracebacks); here it
+    # adds the parsing library's text to a file's one-line error.
     output_format = choose_format(as_json=as_json, as_csv=as_csv)
     try:
         policy = (
@@ -116,6 +117,8 @@ def cert_command(
         except CertificateLoadError as exc:
             error = TargetError(str(path), exc.reason, position=position)
             console.print(f"error: {visible(str(error))}", markup=False, highlight=False)
+            if debug and exc.detail:
+                console.print(f"  detail: {visible(exc.detail)}", markup=False, highlight=False)
             tally.add_target_error(error)
             continue
         chains: list[tuple[str, tuple[bytes, ...]]] = [(str(path), chain)]

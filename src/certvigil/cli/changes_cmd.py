@@ -3,7 +3,7 @@
 Exit codes: ``changes`` exits 0 when nothing changed in the period and 1 when something
 did, so ``certvigil changes --since 1d || notify`` works from cron; ``where`` exits 0
 when the certificate was seen at some endpoint and 3 when it never was. Both exit 64 on
-a bad option or database URL, and 3 when the database cannot be read.
+a bad option or database URL, and 74 when the database cannot be read.
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ from certvigil.output.inventory import (
     render_deployments_json,
     render_deployments_table,
 )
+from certvigil.store import Store
 from certvigil.store.queries import normalise_fingerprint
 from certvigil.store.records import DeploymentRecord
-
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def parse_since(text: str, *, now: datetime) -> datetime:
@@ -106,16 +105,28 @@ def changes_command(
     raise typer.Exit(ExitCode.WARNING if changes else ExitCode.OK)
 
 
+MIN_PREFIX_DIGITS = 8
+"""The shortest fingerprint prefix ``where`` accepts (inventory shows 16 digits)."""
+
+_HEX = re.compile(r"[0-9a-f]+")
+_FILE_SUFFIXES = (".pem", ".crt", ".cer", ".der", ".p7b", ".p7c", ".cert")
+
+
 def fingerprints_of(certificate: str) -> tuple[str, ...]:
-    """The SHA-256 fingerprints a ``where`` argument stands for.
+    """The SHA-256 fingerprints a ``where`` argument stands for, or a prefix to look up.
 
     Args:
-        certificate: A SHA-256 fingerprint (hex, colons and spaces allowed) or a
+        certificate: A SHA-256 fingerprint or a prefix of one of at least
+            ``MIN_PREFIX_DIGITS`` hex digits (colons and spaces allowed), or a
             certificate file (PEM, DER or PKCS#7; every certificate in it).
 
+    Returns:
+        The fingerprints of a file's certificates, or the one fingerprint or prefix
+        given (a prefix is shorter than 64 digits; :func:`resolve_prefix` completes it).
+
     Raises:
-        UsageError: Neither an existing file nor a 64-digit hex fingerprint, or a file
-            that holds no usable certificate.
+        UsageError: A file that cannot be read or holds no usable certificate, a path
+            that names no file, or text that is neither.
     """
     path = Path(certificate)
     if path.is_file():
@@ -124,11 +135,38 @@ def fingerprints_of(certificate: str) -> tuple[str, ...]:
         except CertificateLoadError as exc:
             raise UsageError(str(exc)) from exc
     text = normalise_fingerprint(certificate)
-    if not _SHA256_HEX.fullmatch(text):
+    if _HEX.fullmatch(text) and MIN_PREFIX_DIGITS <= len(text) <= 64:
+        return (text,)
+    if path.exists():
+        raise UsageError(f"{certificate}: not a file (a directory?)")
+    if "/" in certificate or certificate.lower().endswith(_FILE_SUFFIXES):
+        raise UsageError(f"{certificate}: no such file")
+    raise UsageError(
+        f'"{certificate}": neither a certificate file nor a SHA-256 fingerprint '
+        f"(64 hex digits, or the first {MIN_PREFIX_DIGITS} or more of them)"
+    )
+
+
+def resolve_prefix(store: Store, text: str) -> str | None:
+    """The one stored fingerprint ``text`` stands for (itself when it has 64 digits).
+
+    Returns:
+        The full fingerprint, or ``None`` when no recorded certificate's starts so.
+
+    Raises:
+        UsageError: Several recorded certificates start with ``text``; the message
+            lists them (up to ten).
+    """
+    if len(text) == 64:
+        return text
+    matches = store.fingerprints_with_prefix(text, limit=11)
+    if len(matches) > 1:
+        shown = ", ".join(matches[:10]) + (", …" if len(matches) > 10 else "")
         raise UsageError(
-            f'"{certificate}": not a certificate file nor a SHA-256 fingerprint (64 hex digits)'
+            f'"{text}" is the start of several certificates\' fingerprints ({shown}); '
+            "give more digits"
         )
-    return (text,)
+    return matches[0] if matches else None
 
 
 WHERE_EXAMPLES = """[bold]Examples[/bold]
@@ -161,9 +199,17 @@ def where_command(
 
     Every endpoint that served each certificate, with when it was first and last seen.
     """
-    fingerprints = [f for c in certificates for f in fingerprints_of(c)]
+    wanted = [f for c in certificates for f in fingerprints_of(c)]
     found: list[tuple[str, CertificateFacts | None, tuple[DeploymentRecord, ...]]] = []
+    unknown: list[str] = []
     with open_existing_store(db, config) as store:
+        fingerprints: list[str] = []
+        for text in wanted:
+            fingerprint = resolve_prefix(store, text)
+            if fingerprint is None:
+                unknown.append(text)
+            else:
+                fingerprints.append(fingerprint)
         for fingerprint in dict.fromkeys(fingerprints):
             deployments = store.certificate_deployments(fingerprint, current_only=current)
             found.append((fingerprint, store.get_certificate(fingerprint), deployments))
@@ -171,5 +217,7 @@ def where_command(
         render_deployments_json(found, sys.stdout)
     else:
         render_deployments_table(found, sys.stdout)
-    seen = all(deployments for _f, _facts, deployments in found)
+    for text in unknown:
+        sys.stderr.write(f"error: no recorded certificate's fingerprint starts with {text}\n")
+    seen = not unknown and all(deployments for _f, _facts, deployments in found)
     raise typer.Exit(ExitCode.OK if seen else ExitCode.UNKNOWN)

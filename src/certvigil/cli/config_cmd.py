@@ -10,6 +10,8 @@ import typer
 
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
+from certvigil.cli.store_access import check_database_location, database_summary
+from certvigil.config.discovery import require_config
 from certvigil.config.expand import check_trust_files, expand_targets
 from certvigil.config.loading import load_config
 from certvigil.config.sample import SAMPLE_YAML
@@ -61,19 +63,29 @@ certvigil config check /etc/certvigil/certvigil.yaml && systemctl reload certvig
 @config_app.command("check", epilog=CHECK_EXAMPLES)
 def check_command(
     path: Annotated[
-        Path, typer.Argument(metavar="PATH", help="The configuration (.yaml, .toml or .json).")
-    ],
+        Path | None,
+        typer.Argument(
+            metavar="PATH",
+            help="The configuration (.yaml, .toml or .json) \\[default: $CERTVIGIL_CONFIG, "
+            "else ./certvigil.yaml, ~/.config/certvigil/, /etc/certvigil/].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Validate a configuration and its sources; list every mistake with field and line.
 
     Exits 0 with a summary of what would be scanned, or 64 when anything is wrong.
     """
+    path = require_config(path)
     try:
         loaded = load_config(path)
         expanded = expand_targets(loaded)
-        unusable = check_trust_files(loaded)
+        unusable = list(check_trust_files(loaded))
+        database_problem = check_database_location(loaded)
+        if database_problem is not None:
+            unusable.insert(0, database_problem)
         if unusable:
-            raise ConfigError(str(path), "unusable CA files", problems=unusable)
+            raise ConfigError(str(path), "unusable files", problems=tuple(unusable))
     except ConfigError as exc:
         problems = exc.problems or (exc,)
         for problem in problems:
@@ -92,7 +104,7 @@ def check_command(
         f"  endpoints: {len(targets)} on {len(hosts)} hosts, from {len(config.targets)} "
         f"targets and {len(config.sources)} sources\n"
     )
-    out.write(f"  database: {visible(config.database_url or '(default)')}\n")
+    out.write(f"  database: {visible(database_summary(loaded.database_url))}\n")
     out.write(
         f"  scan: every {format_duration(config.scan.interval_s)}"
         f" (+ up to {format_duration(config.scan.jitter_s)} jitter),"

@@ -1,4 +1,4 @@
-"""Exit codes, the same for every command (Nagios 0-3, sysexits 64 and 75, 128 + signal)."""
+"""Exit codes, the same for every command (Nagios 0-3, sysexits 64, 74, 75; 128 + signal)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ class ExitCode(IntEnum):
     """Some targets could not be checked (and nothing critical was found)."""
     USAGE = 64
     """Usage or configuration error (EX_USAGE)."""
+    DATABASE = 74
+    """The database failed: not a database, unreadable, locked, unreachable (EX_IOERR)."""
     DELIVERY_FAILING = 75
     """An alert notification could not be delivered and is still failing (EX_TEMPFAIL):
     ``run --once`` at exit, ``alerts test``, ``alerts deliveries``."""

@@ -4,7 +4,7 @@ Exit codes: ``inventory`` exits 0, or with ``--expiring-within`` it exits 2 when
 listed certificate has already expired, 1 when one expires within the window and 0
 when none does, so it can stand in a cron job or a monitoring check. ``history``
 exits 0, or 3 when the endpoint was never observed. Both exit 64 on a bad option or
-database URL, and 3 when the database cannot be read.
+database URL, and 74 when the database cannot be read.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from certvigil.cli.options import (
     StoreConfigOption,
     TagOption,
 )
-from certvigil.cli.store_access import open_existing_store
+from certvigil.cli.store_access import describe_database, open_existing_store
 from certvigil.errors import UsageError
 from certvigil.output.inventory import (
     render_history_json,
@@ -88,6 +88,7 @@ def inventory_command(
         raise UsageError("--json and --csv cannot be used together")
     now = datetime.now(UTC)
     with open_existing_store(db, config) as store:
+        where = describe_database(store)
         rows = store.inventory(
             now=now,
             expiring_within_days=expiring_within,
@@ -110,7 +111,7 @@ def inventory_command(
     else:
         warn_days = int(expiring_within) if expiring_within is not None else 30
         render_inventory_table(rows, sys.stdout, now=now, warn_days=warn_days)
-        sys.stderr.write(f"{len(rows)} certificate{'s' if len(rows) != 1 else ''}\n")
+        sys.stderr.write(f"{len(rows)} certificate{'s' if len(rows) != 1 else ''} in {where}\n")
     if expiring_within is None or not rows:
         raise typer.Exit(ExitCode.OK)
     if any(r.not_after_utc <= now for r in rows):

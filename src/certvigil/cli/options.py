@@ -207,8 +207,8 @@ DatabaseOption = Annotated[
     typer.Option(
         "--db",
         metavar="URL",
-        help="Database URL or SQLite file (default: $CERTVIGIL_DATABASE_URL, else the "
-        "database named in --config, else the default path; see docs/store.md).",
+        help="Database URL or SQLite file (default: the configuration's database_url, "
+        "else $CERTVIGIL_DATABASE_URL, else the default path; see docs/store.md).",
         rich_help_panel=DATABASE_PANEL,
     ),
 ]
@@ -220,7 +220,8 @@ StoreConfigOption = Annotated[
         "--config",
         "-c",
         metavar="PATH",
-        help="Take the database from this configuration.",
+        help="Take the database from this configuration (default: $CERTVIGIL_CONFIG, else "
+        "./certvigil.yaml, ~/.config/certvigil/, /etc/certvigil/).",
         rich_help_panel=DATABASE_PANEL,
     ),
 ]

@@ -13,6 +13,8 @@ import typer
 
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
+from certvigil.cli.store_access import check_database_location, describe_database
+from certvigil.config.discovery import require_config
 from certvigil.config.expand import ScheduledTarget, check_trust_files, expand_targets
 from certvigil.config.loading import LoadedConfig, load_config
 from certvigil.config.model import LogFormat, LogLevel
@@ -34,11 +36,16 @@ certvigil run -c certvigil.yaml --log-level debug"""
 @app.command("run", epilog=RUN_EXAMPLES)
 def run_command(
     config: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            "--config", "-c", metavar="PATH", help="The configuration (.yaml, .toml, .json)."
+            "--config",
+            "-c",
+            metavar="PATH",
+            help="The configuration (.yaml, .toml, .json) \\[default: $CERTVIGIL_CONFIG, "
+            "else ./certvigil.yaml, ~/.config/certvigil/, /etc/certvigil/].",
+            show_default=False,
         ),
-    ],
+    ] = None,
     once: Annotated[
         bool,
         typer.Option(
@@ -72,12 +79,22 @@ def run_command(
 
     SIGHUP reloads the configuration; one with mistakes is logged and the old kept.
     """
-    setup = _prepare(config)
+    path = require_config(config)
+    setup = _prepare(path)
     logging_options = _LoggingOptions(format=log_format, level=log_level)
     logging_options.apply(setup.loaded)
     setup.log_notes()
+    # A database in a directory that does not exist is a mistake in the file (64); a
+    # database that cannot be opened or read raises StoreError (74).
+    database_problem = check_database_location(setup.loaded)
+    if database_problem is not None:
+        raise database_problem
     store = open_store(setup.loaded.database_url)
-    service = _Service(config, setup, store, logging_options)
+    log.info(
+        "certvigil starting",
+        extra={"config": str(setup.loaded.path), "database": describe_database(store)},
+    )
+    service = _Service(path, setup, store, logging_options)
     try:
         asyncio.run(service.serve(once=once))
     finally:

@@ -18,9 +18,10 @@ from pydantic import (
 from certvigil.analysis.model import Severity
 from certvigil.config.units import DelayS, DurationS, Threshold
 from certvigil.errors import TargetError
+from certvigil.ipaddr import ip_or_none
 from certvigil.target import StartTLS
 from certvigil.targets import TargetSpec as SpecText
-from certvigil.targets import parse_spec
+from certvigil.targets import normalise_hostname, parse_spec
 
 DEFAULT_THRESHOLDS: tuple[Threshold, ...] = tuple(Threshold(days=d) for d in (30, 14, 7, 1))
 """The alert thresholds when a configuration names none (30/14/7/1 days)."""
@@ -37,6 +38,10 @@ STARTTLS_DEFAULT_PORTS: dict[StartTLS, int] = {
 """The port a STARTTLS target gets when it names none."""
 
 
+MIN_INTERVAL_S = 1.0
+"""The shortest scan interval (durations are otherwise bounded in ``config.units``)."""
+
+
 def _check_port(port: int) -> int:
     if not 1 <= port <= 65535:
         raise ValueError("must be 1..65535")
@@ -46,8 +51,60 @@ def _check_port(port: int) -> int:
 Port = Annotated[int, AfterValidator(_check_port)]
 
 
+_MAX_PATH_LENGTH = 4096
+_MAX_TEXT_LENGTH = 4096
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def _check_path(path: Path) -> Path:
+    text = str(path)
+    if not text or text == ".":
+        raise ValueError("must name a file")
+    if len(text) > _MAX_PATH_LENGTH:
+        raise ValueError(f"a path of more than {_MAX_PATH_LENGTH} characters")
+    if _has_control(text):
+        raise ValueError("a path must not contain control characters")
+    return path
+
+
+FilePath = Annotated[Path, AfterValidator(_check_path)]
+"""A file path: not empty, no control characters (NUL would only fail later)."""
+
+
+def _check_text(text: str) -> str:
+    if len(text) > _MAX_TEXT_LENGTH:
+        raise ValueError(f"more than {_MAX_TEXT_LENGTH} characters")
+    if _has_control(text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_check_text)]
+"""A one-line setting: bounded, no control characters."""
+
+
+def _check_sni(name: str) -> str:
+    if ip_or_none(name.strip("[]")) is not None:
+        raise ValueError(f'"{name}": an IP address is never sent as SNI; leave sni out')
+    try:
+        return normalise_hostname(name)
+    except ValueError as exc:
+        raise ValueError(f'"{name}": not a server name: {exc}') from None
+
+
+ServerName = Annotated[str, AfterValidator(_check_sni)]
+"""A DNS name to send as SNI, normalised like a target host (lower case, A-labels)."""
+
+
 def _check_tag(tag: str) -> str:
-    if not tag or any(c.isspace() or c == "," for c in tag):
+    if (
+        not tag
+        or len(tag) > 200
+        or any(c.isspace() or c == "," or not c.isprintable() for c in tag)
+    ):
         raise ValueError(f'"{tag}": a tag is a non-empty word without spaces or commas')
     return tag
 
@@ -71,7 +128,7 @@ class TrustSettings(_Model):
 
     public: bool = True
     system: bool = False
-    ca_files: tuple[Path, ...] = ()
+    ca_files: tuple[FilePath, ...] = ()
 
     @model_validator(mode="after")
     def _some_anchor(self) -> TrustSettings:
@@ -100,7 +157,7 @@ class ScanSettings(_Model):
             so that a typo (``/8`` for ``/24``) does not start a scan of millions.
     """
 
-    interval_s: DurationS = Field(default=3600.0, alias="interval")
+    interval_s: DurationS = Field(default=3600.0, alias="interval", ge=MIN_INTERVAL_S)
     jitter_s: DelayS = Field(default=60.0, alias="jitter")
     timeout_s: DurationS = Field(default=5.0, alias="timeout")
     deadline_s: DurationS = Field(default=30.0, alias="deadline")
@@ -121,8 +178,8 @@ class Route(_Model):
             every target.
     """
 
-    url: str
-    name: str | None = None
+    url: Text
+    name: Text | None = None
     min_severity: Severity = Severity.WARNING
     tags: tuple[Tag, ...] = ()
 
@@ -174,7 +231,7 @@ class LogSettings(_Model):
 
     format: LogFormat = LogFormat.TEXT
     level: LogLevel = LogLevel.INFO
-    file: Path | None = None
+    file: FilePath | None = None
 
 
 class EndpointSettings(_Model):
@@ -194,10 +251,10 @@ class EndpointSettings(_Model):
 
     port: Port | None = None
     ports: tuple[Port, ...] | None = None
-    sni: str | None = None
+    sni: ServerName | None = None
     starttls: StartTLS | None = None
     tags: tuple[Tag, ...] = ()
-    interval_s: DurationS | None = Field(default=None, alias="interval")
+    interval_s: DurationS | None = Field(default=None, alias="interval", ge=MIN_INTERVAL_S)
     timeout_s: DurationS | None = Field(default=None, alias="timeout")
     thresholds: tuple[Threshold, ...] | None = None
     trust: TrustSettings | None = None
@@ -278,10 +335,10 @@ class SourceEntry(EndpointSettings):
     """
 
     type: SourceKind
-    path: Path
-    origin: str | None = None
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
+    path: FilePath
+    origin: Text | None = None
+    include: tuple[Text, ...] = ()
+    exclude: tuple[Text, ...] = ()
     wildcards: WildcardPolicy = WildcardPolicy.PROBE
     wildcard_label: str = "wildcard-probe"
 
@@ -290,9 +347,21 @@ class SourceEntry(EndpointSettings):
         if self.origin is not None and self.type is not SourceKind.ZONE_FILE:
             raise ValueError("origin applies to zone_file sources only")
         label = self.wildcard_label
-        if not label or "." in label or "*" in label or len(label) > 63:
+        if "." in label or "*" in label or not _is_label(label):
             raise ValueError("wildcard_label must be one DNS label, without dots or '*'")
         return self
+
+
+def _is_label(text: str) -> bool:
+    try:
+        normalise_hostname(text + ".invalid")
+    except ValueError:
+        return False
+    return True
+
+
+MAX_RETENTION_DAYS = 36500
+"""The longest retention a configuration may give (a hundred years)."""
 
 
 class Config(_Model):
@@ -313,12 +382,12 @@ class Config(_Model):
         sources: Files (zone files, CSV exports, target lists) that name more endpoints.
     """
 
-    database_url: str | None = None
+    database_url: Text | None = None
     scan: ScanSettings = ScanSettings()
     trust: TrustSettings = TrustSettings()
     alerts: AlertSettings = AlertSettings()
     logging: LogSettings = LogSettings()
-    retention_days: int | None = Field(default=400, ge=1)
+    retention_days: int | None = Field(default=400, ge=1, le=MAX_RETENTION_DAYS)
     targets: tuple[TargetEntry, ...] = ()
     sources: tuple[SourceEntry, ...] = ()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -11,6 +12,19 @@ from certvigil.analysis.model import Severity
 
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
+_MAX_DURATION_TEXT = 64
+
+MAX_DURATION_S = 366 * 86400.0
+"""The longest duration a configuration may give (a year and a day); longer is a typo."""
+
+MAX_THRESHOLD_DAYS = 3650
+"""The largest threshold in days (ten years before expiry)."""
+
+MIN_THRESHOLD_PERCENT = 0.01
+"""The smallest share of the lifetime a threshold may give, in per cent."""
+
+MAX_THRESHOLD_PERCENT = 99.99
+"""The largest share of the lifetime a threshold may give, in per cent."""
 
 
 def parse_duration_s(value: object, *, allow_zero: bool = False) -> float:
@@ -23,10 +37,12 @@ def parse_duration_s(value: object, *, allow_zero: bool = False) -> float:
         allow_zero: Accept a zero duration (for delays that may be off).
 
     Returns:
-        The duration in seconds, greater than zero unless ``allow_zero``.
+        The duration in seconds, finite, at most :data:`MAX_DURATION_S`, and greater
+        than zero unless ``allow_zero``.
 
     Raises:
-        ValueError: The value is not a duration or is not positive.
+        ValueError: The value is not a duration, is not positive, is not finite or is
+            longer than :data:`MAX_DURATION_S`.
     """
     if isinstance(value, bool):
         raise ValueError('must be a duration such as 3600, "90s", "15m" or "1h"')
@@ -34,6 +50,8 @@ def parse_duration_s(value: object, *, allow_zero: bool = False) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
+        if len(text) > _MAX_DURATION_TEXT:
+            raise ValueError(f"a duration of more than {_MAX_DURATION_TEXT} characters")
         pos = 0
         seconds = 0.0
         while pos < len(text):
@@ -48,8 +66,12 @@ def parse_duration_s(value: object, *, allow_zero: bool = False) -> float:
             raise ValueError('must not be empty; write a duration such as "1h"')
     else:
         raise ValueError('must be a duration such as 3600, "90s", "15m" or "1h"')
+    if not math.isfinite(seconds):
+        raise ValueError("must be a finite duration, not infinity or NaN")
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError("must be greater than zero")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"must be at most {MAX_DURATION_S:.0f} seconds (366 days)")
     return seconds
 
 
@@ -100,10 +122,17 @@ class Threshold(BaseModel):
     def _exactly_one(self) -> Threshold:
         if (self.days is None) == (self.lifetime_fraction is None):
             raise ValueError("a threshold is either days or a share of the lifetime")
-        if self.days is not None and self.days <= 0:
-            raise ValueError("days must be more than 0")
-        if self.lifetime_fraction is not None and not 0 < self.lifetime_fraction < 1:
-            raise ValueError("a share of the lifetime must be between 0% and 100%")
+        if self.days is not None and not 0 < self.days <= MAX_THRESHOLD_DAYS:
+            raise ValueError(f"days must be 1..{MAX_THRESHOLD_DAYS}")
+        fraction = self.lifetime_fraction
+        # The bounds keep the label ("0.01%", "99.99%") readable back by the alert rules.
+        if fraction is not None and not (
+            MIN_THRESHOLD_PERCENT / 100 <= fraction <= MAX_THRESHOLD_PERCENT / 100
+        ):
+            raise ValueError(
+                f"a share of the lifetime must be between {MIN_THRESHOLD_PERCENT:g}% and "
+                f"{MAX_THRESHOLD_PERCENT:g}%"
+            )
         return self
 
     @property
@@ -127,6 +156,8 @@ def _parse_threshold(value: object) -> dict[str, object]:
         return {"days": value}
     if isinstance(value, str):
         text = value.strip().lower()
+        if len(text) > _MAX_DURATION_TEXT or not re.fullmatch(r"[0-9.]+\s*[d%]?", text):
+            raise ValueError(f'"{value}": {_THRESHOLD_RULE}')
         try:
             if text.endswith("%"):
                 return {"lifetime_fraction": float(text[:-1]) / 100}

@@ -18,6 +18,7 @@ from certvigil.errors import ProbeError
 from certvigil.observed.handshake import FailureKind
 from certvigil.probe.sockio import receive, send_all
 from certvigil.target import StartTLS
+from certvigil.text_escape import visible
 
 _MAX_REPLY_BYTES = 65536
 _MAX_DIALOGUE_BYTES = 262144
@@ -358,7 +359,7 @@ def plaintext_service_hint(first_bytes: bytes) -> str | None:
     return f"this looks like {protocol}: try --starttls {option}"
 
 
-def visible(data: bytes, *, limit: int = 60) -> str:
+def quoted_start(data: bytes, *, limit: int = 60) -> str:
     """The start of ``data`` as text safe to show: control and bidi characters escaped.
 
     Args:
@@ -369,10 +370,4 @@ def visible(data: bytes, *, limit: int = 60) -> str:
         Printable text, ``\\x1b``-style escapes for everything else.
     """
     text = data.decode("utf-8", "replace")
-    # isprintable() is False for control (Cc), format (Cf: the bidi overrides) and
-    # separator characters other than the space.
-    shown = "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in text[:limit]
-    )
-    return shown + ("…" if len(text) > limit else "")
+    return visible(text[:limit]) + ("…" if len(text) > limit else "")

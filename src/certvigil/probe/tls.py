@@ -40,7 +40,7 @@ from certvigil.probe.starttls import (
     PlainChannel,
     negotiate_starttls,
     plaintext_service_hint,
-    visible,
+    quoted_start,
 )
 from certvigil.target import Target
 from certvigil.tls.alert_watch import AlertWatcher, ReceivedAlert
@@ -516,7 +516,7 @@ def _not_tls(wire: _Wire) -> _HandshakeFailed:
     detail = "the server's answer is not TLS"
     start = wire.first[:48]
     if sum(32 <= byte < 127 or byte in b"\r\n\t" for byte in start) >= 0.8 * len(start):
-        detail += f': it begins "{visible(start, limit=48)}"'
+        detail += f': it begins "{quoted_start(start, limit=48)}"'
     else:
         detail += f": it begins with the bytes {start[:8].hex(' ')}"
     hint = plaintext_service_hint(wire.first)

@@ -201,6 +201,11 @@ class Store:
         with self.read() as connection:
             return queries.changes_since(connection, since_utc, host_glob=host_glob, tag=tag)
 
+    def fingerprints_with_prefix(self, prefix: str, *, limit: int = 11) -> tuple[str, ...]:
+        """Stored fingerprints starting with ``prefix`` (see ``queries``)."""
+        with self.read() as connection:
+            return queries.fingerprints_with_prefix(connection, prefix, limit=limit)
+
     def get_certificate(self, sha256_hex: str) -> CertificateFacts | None:
         """A stored certificate's facts, ``None`` when unknown."""
         with self.read() as connection:

@@ -72,6 +72,17 @@ def default_database_path() -> Path:
     return base / "certvigil" / "certvigil.db"
 
 
+def creatable_database_directories() -> tuple[Path, ...]:
+    """The directories certvigil creates for a SQLite file: those of the default paths.
+
+    Any other directory a database is named in must exist: creating it would hide a
+    typo behind an empty inventory.
+    """
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return (Path("/var/lib/certvigil"), base / "certvigil")
+
+
 def resolve_database_url(url: str | None) -> URL:
     """Turns what the user gave (URL, file path or nothing) into a SQLAlchemy URL.
 
@@ -95,7 +106,10 @@ def resolve_database_url(url: str | None) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise UsageError(f"database URL {url!r}: cannot be parsed: {exc}") from exc
+        raise UsageError(
+            f"database URL {url!r}: cannot be parsed; write dialect://user@host/database "
+            "or a file path"
+        ) from exc
     # Split by hand: SQLAlchemy's get_driver_name() loads the dialect and knows no
     # "postgres" alias.
     backend, _, driver = parsed.drivername.partition("+")
@@ -122,7 +136,8 @@ def resolve_database_url(url: str | None) -> URL:
 def create_store_engine(url: str | URL | None, *, echo: bool = False) -> Engine:
     """An engine for the inventory, with the pragmas and transaction handling set up.
 
-    Does not connect; the first query does. Creates the SQLite file's directory.
+    Does not connect; the first query does. Creates the directory of the default SQLite
+    file; any other SQLite file's directory must exist.
 
     Args:
         url: As for :func:`resolve_database_url`, or an already resolved URL.
@@ -132,8 +147,8 @@ def create_store_engine(url: str | URL | None, *, echo: bool = False) -> Engine:
         The engine.
 
     Raises:
-        UsageError: The URL is malformed or unsupported, or the SQLite directory
-            cannot be created.
+        UsageError: The URL is malformed or unsupported, or the SQLite file's directory
+            does not exist (the default one: cannot be created).
     """
     resolved = url if isinstance(url, URL) else resolve_database_url(url)
     if resolved.get_backend_name() == "sqlite":
@@ -161,11 +176,7 @@ def _postgresql_engine(url: URL, *, echo: bool) -> Engine:
 def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
     database = url.database or ""
     if not database.startswith("file:"):
-        directory = Path(database).parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"database directory {directory}: {exc.strerror}") from exc
+        _check_sqlite_directory(Path(database))
     engine = create_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -191,6 +202,34 @@ def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if is_write else "BEGIN")
 
     return engine
+
+
+def _check_sqlite_directory(path: Path) -> None:
+    """Make sure a SQLite file can be created where it is named, without guessing.
+
+    The directories of the default paths are created (``/var/lib/certvigil``, the XDG
+    data directory's ``certvigil``); any other directory must exist, so that a typo
+    (``/srv/certvigl/x.db``) is reported instead of silently starting an empty
+    inventory somewhere new.
+
+    Raises:
+        UsageError: The directory does not exist (or is not a directory) and is not the
+            default one, or the default one cannot be created.
+    """
+    directory = path.parent
+    if directory.is_dir():
+        return
+    if directory in creatable_database_directories():
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or "cannot be created"
+            raise UsageError(f"database directory {directory}: {reason.lower()}") from exc
+        return
+    what = "is not a directory" if directory.exists() else "does not exist"
+    raise UsageError(
+        f"database {path}: the directory {directory} {what}; create it or correct the database URL"
+    )
 
 
 def _enter_wal_mode(cursor: Any) -> None:

@@ -807,6 +807,29 @@ def facts_from_json(data: dict[str, Any]) -> CertificateFacts:
         raise ValueError(f"stored certificate facts are incomplete: {exc}") from exc
 
 
+def fingerprints_with_prefix(
+    connection: Connection, prefix: str, *, limit: int = 11
+) -> tuple[str, ...]:
+    """The stored certificates' fingerprints that start with ``prefix``, in order.
+
+    Args:
+        connection: Any connection.
+        prefix: Hex digits (any case, colons allowed).
+        limit: At most this many are returned (enough to tell "ambiguous" and list some).
+
+    Returns:
+        The matching fingerprints, lower-case hex, sorted.
+    """
+    text = normalise_fingerprint(prefix)
+    if not text or any(c not in "0123456789abcdef" for c in text):
+        return ()
+    column = _CERTS.c.sha256_hex
+    # LIKE 'prefix%' (hex digits need no escaping): right under any collation; an
+    # interactive lookup can afford the scan of one narrow column.
+    statement = select(column).where(column.startswith(text)).order_by(column).limit(limit)
+    return tuple(str(row) for row in connection.execute(statement).scalars())
+
+
 def get_certificate(connection: Connection, sha256_hex: str) -> CertificateFacts | None:
     """A stored certificate's facts, ``None`` when unknown."""
     data = connection.execute(
