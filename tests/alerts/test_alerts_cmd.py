@@ -206,3 +206,19 @@ def test_alerts_test_reports_each_route_and_exits_75_when_one_fails(tmp_path, ca
     (received,) = mails
     parsed = email.message_from_bytes(received.content, policy=default_policy)
     assert parsed["Subject"] == "[certvigil] INFO: Test notification"
+
+
+def test_alerts_test_finds_the_configuration_as_every_command_does(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """Without -c, alerts test takes the routes of ./certvigil.yaml, as run does."""
+    from .receivers import http_receiver
+
+    monkeypatch.delenv("CERTVIGIL_CONFIG", raising=False)
+    with http_receiver() as hook:
+        _routes_config(tmp_path, [("hook", hook.url("webhook+http"))])  # ./certvigil.yaml
+        monkeypatch.chdir(tmp_path)
+        code, out, _ = _cli(["alerts", "test"], capsys)
+    assert code == 0, out
+    assert out.split()[0] == "hook" and out.rstrip().endswith("ok")
+    assert len(hook.requests) == 1

@@ -316,10 +316,10 @@ def test_command(
     """
     from certvigil.alerts.delivery import sample_notification, send_direct
     from certvigil.alerts.routing import routes_from_config
+    from certvigil.config.discovery import require_config
     from certvigil.config.loading import load_config
 
-    if config is None:
-        raise UsageError("alerts test: give the configuration with --config (the routes are there)")
+    config = require_config(config)  # the routes are in the configuration, found as run finds it
     routes = routes_from_config(load_config(config).config.alerts.routes)
     if route is not None:
         chosen = tuple(r for r in routes if r.name == route)
