@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,7 @@ from tests.support.ct_log_server import (
     Fault,
     TestLogKey,
     navigli_files,
+    synthetic_static_log,
 )
 
 FAST = FetchPolicy(deadline=5.0, retries=3, backoff_base=0.01, backoff_cap=0.05)
@@ -249,3 +251,28 @@ def test_a_malformed_entry_is_handed_out_and_skipped(navigli: Navigli) -> None:
     assert [item.index for item in seen] == list(range(1024))
     assert result.state.malformed == 1 and result.state.position == 1024
     assert result.state.last_error == ""
+
+
+def test_a_larger_log_of_real_leaves_is_read_whole(navigli: Navigli) -> None:
+    """2,048 entries (Navigli's leaves re-indexed, as the benchmark serves): all, in order."""
+    files, root = synthetic_static_log(2048)
+    navigli.site.files.update(files)
+    navigli.site.files["checkpoint"] = navigli.key.checkpoint(navigli.origin, 2048, root)
+    seen: list[TailItem] = []
+
+    result = navigli.tail(TailState(position=100), seen)
+
+    assert [item.index for item in seen] == list(range(100, 2048))
+    assert result.state.position == 2048 and result.state.last_error == ""
+
+
+def test_a_checkpoint_that_never_ends_fails_within_the_deadline(navigli: Navigli) -> None:
+    """A checkpoint answer streaming forever ends the pass at the deadline, recorded."""
+    navigli.server.stream_forever.add("checkpoint")
+    policy = FetchPolicy(deadline=0.5, retries=0, max_bytes=1 << 30)
+    started = time.monotonic()
+
+    result = asyncio.run(tail_once(navigli.log, TailState(), lambda item: None, policy=policy))
+
+    assert time.monotonic() - started < 3
+    assert result.state.last_error.endswith("no complete answer within 0.5 s, after 1 attempt")

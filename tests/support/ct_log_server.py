@@ -25,9 +25,11 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certvigil.ct.codec import Reader
+from certvigil.ct.entry import EntryType, read_timestamped_entry
 from certvigil.ct.merkle import root_from_leaf_hashes
 from certvigil.ct.signature import log_id, tree_head_message
-from certvigil.ct.static_ct import rfc6962_key_id
+from certvigil.ct.static_ct import encode_tile_index, rfc6962_key_id
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ct"
 NAVIGLI = DATA / "static-ct" / "navigli2025h2"
@@ -268,3 +270,49 @@ def entries_root(entries: list[dict[str, str]]) -> bytes:
     return root_from_leaf_hashes(
         [hashlib.sha256(b"\x00" + base64.b64decode(e["leaf_input"])).digest() for e in entries]
     )
+
+
+def navigli_leaves() -> list[tuple[bytes, bytes]]:
+    """Navigli's 1,024 real TileLeafs, each as (TimestampedEntry, the rest of the leaf)."""
+    leaves: list[tuple[bytes, bytes]] = []
+    for index in range(4):
+        reader = Reader((NAVIGLI / "tile" / "data" / f"00{index}").read_bytes())
+        while reader.remaining:
+            start = reader.pos
+            entry = read_timestamped_entry(reader)
+            middle = reader.pos
+            if entry.entry_type is EntryType.PRECERT:
+                reader.opaque(3, "pre_certificate")
+            reader.opaque(2, "fingerprints")
+            data = reader.data
+            leaves.append((bytes(data[start:middle]), bytes(data[middle : reader.pos])))
+    return leaves
+
+
+def synthetic_static_log(size: int) -> tuple[dict[str, bytes], bytes]:
+    """A static log of ``size`` entries (a multiple of 256) made of Navigli's real leaves,
+    repeated with their ``leaf_index`` extension rewritten to their new place; its data
+    tiles, level-0 and level-1 hash tiles and issuers, and its root hash."""
+    if size % 256 or not 0 < size <= 256 * 256:
+        raise ValueError("size is a multiple of 256, at most 65,536")
+    real = navigli_leaves()
+    files = {f"issuer/{path.name}": path.read_bytes() for path in (NAVIGLI / "issuer").iterdir()}
+    every_hash: list[bytes] = []
+    level1: list[bytes] = []
+    for tile in range(size // 256):
+        data: list[bytes] = []
+        hashes: list[bytes] = []
+        for position in range(256):
+            index = tile * 256 + position
+            entry, rest = real[index % len(real)]
+            # The leaf_index extension (00 0005 uint40) ends the TimestampedEntry.
+            entry = entry[:-5] + index.to_bytes(5, "big")
+            data.append(entry + rest)
+            hashes.append(hashlib.sha256(b"\x00\x00\x00" + entry).digest())
+        files[f"tile/data/{encode_tile_index(tile)}"] = b"".join(data)
+        files[f"tile/0/{encode_tile_index(tile)}"] = b"".join(hashes)
+        level1.append(root_from_leaf_hashes(hashes))
+        every_hash += hashes
+    width = "" if len(level1) == 256 else f".p/{len(level1)}"
+    files[f"tile/1/000{width}"] = b"".join(level1)
+    return files, root_from_leaf_hashes(every_hash)

@@ -166,7 +166,8 @@ class LogFetcher:
                     if status not in _RETRY_STATUS:
                         raise FetchError(url, reason)
             if attempt >= self.policy.retries:
-                raise FetchError(url, f"{reason}, after {attempt + 1} attempts")
+                attempts = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                raise FetchError(url, f"{reason}, after {attempts}")
             await asyncio.sleep(self._delay(attempt, retry_after))
             attempt += 1
             self.retried += 1
