@@ -4,6 +4,7 @@ by a local log server, checkpoints over their real roots signed with a test key.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from certvigil.ct.entry import LogEntry
 from certvigil.ct.fetch.http import FetchPolicy
+from certvigil.ct.fetch.static import StaticReader
 from certvigil.ct.fetch.tail import LogTail, TailItem, TailResult, TailState, tail_once
 from certvigil.ct.log_list import CtLog, LogProtocol, LogState
 from certvigil.ct.merkle import root_from_leaf_hashes
@@ -276,3 +278,33 @@ def test_a_checkpoint_that_never_ends_fails_within_the_deadline(navigli: Navigli
 
     assert time.monotonic() - started < 3
     assert result.state.last_error.endswith("no complete answer within 0.5 s, after 1 attempt")
+
+
+def test_the_log_lists_rate_limit_is_honoured(navigli: Navigli) -> None:
+    """A log listed with ``certspotter_qps`` 20 gets no more than 20 requests a second."""
+    navigli.publish(1024)
+    log = dataclasses.replace(navigli.log, qps=20.0)
+    started = time.monotonic()
+
+    result = asyncio.run(tail_once(log, TailState(), lambda item: None, policy=FAST))
+
+    requests = len(navigli.server.requests)
+    assert result.state.position == 1024 and requests >= 10
+    assert time.monotonic() - started >= (requests - 1) / 20 - 0.02
+
+
+def test_hash_tiles_kept_stay_bounded_over_a_long_read(navigli: Navigli) -> None:
+    """Reading 16,384 entries keeps at most the root's tiles and 16 others in memory."""
+    files, root = synthetic_static_log(16_384)
+    navigli.site.files.update(files)
+    navigli.site.files["checkpoint"] = navigli.key.checkpoint(navigli.origin, 16_384, root)
+
+    async def run() -> tuple[int, int]:
+        async with LogTail(navigli.log, TailState(), policy=FAST) as tail:
+            count = sum([1 async for _ in tail.entries()])
+            assert isinstance(tail.reader, StaticReader)
+            return count, tail.reader.hash_tiles_kept
+
+    count, kept = asyncio.run(run())
+
+    assert count == 16_384 and kept <= 16 + 2

@@ -40,6 +40,9 @@ from certvigil.ct.static_ct import (
 )
 
 MAX_ISSUERS_CACHED = 10_000
+# Hash tiles kept besides those the root was recomputed from: enough for the level-1
+# tiles that consecutive data tiles share, while a long backfill stays flat in memory.
+MAX_HASH_TILES_KEPT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,13 @@ class _TreeTiles:
         else:
             raise TileError(path.path, "the log does not serve this level-0 hash tile")
         self.hashes[path] = hashes
+        self._evict()
         return hashes
+
+    def _evict(self) -> None:
+        spare = [p for p in self.hashes if p not in self.root_read]
+        for old in spare[: max(0, len(spare) - MAX_HASH_TILES_KEPT)]:
+            del self.hashes[old]
 
     async def _from_below(self, path: TilePath) -> list[bytes]:
         below_nodes = self.size >> (8 * (path.level - 1))
@@ -261,6 +270,11 @@ class StaticReader:
         der = await self.fetcher.get(issuer_path(fingerprint))
         check_issuer(fingerprint, der)
         return der
+
+    @property
+    def hash_tiles_kept(self) -> int:
+        """How many hash tiles of the current tree are held in memory."""
+        return len(self._tree.hashes) if self._tree is not None else 0
 
     @property
     def issuers_cached(self) -> int:

@@ -141,6 +141,11 @@ class LogTail:
         await self.fetcher.aclose()
 
     @property
+    def reader(self) -> Rfc6962Reader | StaticReader:
+        """The protocol reader this tail uses."""
+        return self._reader
+
+    @property
     def state(self) -> TailState:
         """The state now: what to persist, and where the next pass starts."""
         return self._state
