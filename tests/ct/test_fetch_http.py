@@ -112,3 +112,20 @@ def test_the_rate_limit_spaces_requests(server: CtLogServer) -> None:
 
     assert asyncio.run(run()) >= 0.44
     assert server.count("/log/checkpoint") == 10
+
+
+def test_a_gzip_bomb_stops_at_the_size_cap(server: CtLogServer) -> None:
+    """10 MB of zeros gzipped to a few kilobytes: refused at the 1 MB cap on decoded bytes."""
+    server.gzip = True
+    server.site("log").files["bomb"] = bytes(10_000_000)
+    policy = FetchPolicy(retries=0, max_bytes=1_000_000)
+
+    with pytest.raises(FetchError, match="more than 1000000 bytes"):
+        _get(server, "bomb", policy)
+
+
+def test_a_retry_after_that_is_not_a_number_falls_back_to_back_off(server: CtLogServer) -> None:
+    """``Retry-After: ²`` (a digit to str.isdigit, not to HTTP) is ignored, not a crash."""
+    server.inject(Fault("checkpoint", 503, 1, retry_after="\u00b2"))
+
+    assert _get(server, "checkpoint") == b"hello\n"

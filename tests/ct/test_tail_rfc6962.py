@@ -160,3 +160,18 @@ def test_a_log_that_keeps_failing_is_reported_not_raised(server: CtLogServer) ->
     assert result.state.position == 0
     assert "HTTP status 503, after 4 attempts" in result.state.last_error
     assert result.status.backlog == 9 and result.state.last_success is None
+
+
+def test_a_get_entries_answer_that_is_not_json_is_reported(server: CtLogServer) -> None:
+    """A log answering get-entries with HTML: a response error recorded, nothing handed out."""
+    key = TestLogKey()
+    every = real_rfc6962_entries()
+    site = server.site("html")
+    site.files["ct/v1/get-sth"] = key.sth(9, entries_root(every))
+    site.files["ct/v1/get-entries"] = b"<html>maintenance</html>"
+    seen: list[TailItem] = []
+
+    result = _tail(_log(server, "html", key.der), TailState(), seen)
+
+    assert seen == [] and result.state.position == 0
+    assert result.state.last_error.startswith("get-entries: not JSON")

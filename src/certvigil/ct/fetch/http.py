@@ -178,7 +178,7 @@ class LogFetcher:
             if response.status_code != 200:
                 return response.status_code, b"", _retry_after(response.headers)
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and "content-encoding" not in response.headers:
+            if _is_number(declared) and "content-encoding" not in response.headers:
                 if int(declared) > cap:
                     raise FetchError(url, f"the answer is {declared} bytes, more than {cap}")
             chunks: list[bytes] = []
@@ -203,7 +203,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     value = headers.get("retry-after", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if _is_number(value):
         return float(int(value[:9]))
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -212,3 +212,8 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``text`` is ASCII decimal digits (``str.isdigit`` accepts ``²`` too)."""
+    return text.isascii() and text.isdigit()
