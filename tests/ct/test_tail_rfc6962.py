@@ -175,3 +175,36 @@ def test_a_get_entries_answer_that_is_not_json_is_reported(server: CtLogServer) 
 
     assert seen == [] and result.state.position == 0
     assert result.state.last_error.startswith("get-entries: not JSON")
+
+
+def test_entries_that_are_not_in_the_signed_tree_are_reported(server: CtLogServer) -> None:
+    """Read from entry 0, the entries' root is compared with the tree head's: a log that
+    serves another real entry in place of entry 3 is reported when the head is reached."""
+    key = TestLogKey()
+    every = real_rfc6962_entries()
+    site = server.site("swap")
+    site.files["ct/v1/get-sth"] = key.sth(9, entries_root(every))
+    site.entries = EntriesLog(0, [*every[:3], every[4], *every[4:]])
+    seen: list[TailItem] = []
+
+    result = _tail(_log(server, "swap", key.der), TailState(), seen)
+
+    assert len(seen) == 9 and result.state.last_success is None
+    assert result.state.last_error.startswith("entries 0 to 8 give another root than the")
+
+
+def test_the_compact_range_carries_over_between_passes(server: CtLogServer) -> None:
+    """Four entries, then nine: the second pass checks all nine against the new head."""
+    key = TestLogKey()
+    every = real_rfc6962_entries()
+    site = server.site("carry")
+    site.files["ct/v1/get-sth"] = key.sth(4, entries_root(every[:4]))
+    site.entries = EntriesLog(0, every)
+    log = _log(server, "carry", key.der)
+    first = _tail(log, TailState(), [])
+    assert first.state.frontier is not None and first.state.last_error == ""
+
+    site.files["ct/v1/get-sth"] = key.sth(9, entries_root([*every[:8], every[0]]))
+    second = _tail(log, first.state, [])
+
+    assert "give another root" in second.state.last_error

@@ -30,6 +30,7 @@ from certvigil.ct.fetch.http import FetchPolicy, LogFetcher
 from certvigil.ct.fetch.rfc6962 import DEFAULT_BATCH, Rfc6962Reader
 from certvigil.ct.fetch.static import StaticReader
 from certvigil.ct.log_list import CtLog, LogProtocol
+from certvigil.ct.merkle import fold_subtrees, node_hash
 from certvigil.ct.rfc6962 import MalformedEntry
 from certvigil.ct.static_ct import VerifiedCheckpoint
 
@@ -49,6 +50,10 @@ class TailState:
         last_success: When a pass last reached the tree head it read.
         last_error: The last log fault, in words (``""`` after a clean pass).
         malformed: How many malformed entries were skipped so far.
+        frontier: The roots of the perfect subtrees of entries ``0`` to ``position - 1``
+            (their compact range), when known: kept from entry 0 on, it lets the root of
+            the entries read be compared with each tree head reached. ``None``: unknown
+            (a tail started past 0, or an entry whose leaf could not be hashed).
     """
 
     position: int = 0
@@ -58,6 +63,7 @@ class TailState:
     last_success: datetime | None = None
     last_error: str = ""
     malformed: int = 0
+    frontier: tuple[bytes, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +187,7 @@ class LogTail:
                 # Reached only when the consumer asks for the next entry: this one is done.
                 handed += 1
                 self._advance(item)
+            self._check_root()
             self._state = dataclasses.replace(
                 self._state, last_success=datetime.now(UTC), last_error=""
             )
@@ -192,8 +199,27 @@ class LogTail:
                 self._rate = handed / elapsed if elapsed > 0 else None
 
     def _advance(self, item: TailItem) -> None:
-        malformed = self._state.malformed + isinstance(item, MalformedEntry)
-        self._state = dataclasses.replace(self._state, position=item.index + 1, malformed=malformed)
+        state = self._state
+        malformed = state.malformed + isinstance(item, MalformedEntry)
+        frontier = state.frontier if state.frontier is not None or state.position else ()
+        if frontier is not None and item.leaf_hash is not None:
+            frontier = _extend(frontier, state.position, item.leaf_hash)
+        else:
+            frontier = None
+        self._state = dataclasses.replace(
+            state, position=item.index + 1, malformed=malformed, frontier=frontier
+        )
+
+    def _check_root(self) -> None:
+        """At the tree head's size, the entries read must give the tree head's root."""
+        state = self._state
+        if state.frontier is None or state.position != state.tree_size or not state.position:
+            return
+        if fold_subtrees(state.frontier) != state.root_hash:
+            raise _LogFault(
+                f"entries 0 to {state.position - 1} give another root than the verified tree "
+                "head's: the log serves entries that are not in its tree"
+            )
 
     async def _head(self) -> int:
         """Fetch and verify the tree head; return where this pass stops."""
@@ -234,6 +260,17 @@ class LogTail:
 
 class _LogFault(CtError):
     """A log whose tree heads contradict each other."""
+
+
+def _extend(frontier: tuple[bytes, ...], size: int, leaf: bytes) -> tuple[bytes, ...]:
+    """The compact range of ``size + 1`` leaves from that of ``size`` and the new leaf."""
+    stack = list(frontier)
+    value = leaf
+    while size & 1:
+        value = node_hash(stack.pop(), value)
+        size >>= 1
+    stack.append(value)
+    return tuple(stack)
 
 
 def _in_order(
