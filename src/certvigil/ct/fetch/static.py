@@ -108,7 +108,9 @@ class _TreeTiles:
         return hashes
 
     def _evict(self) -> None:
-        spare = [p for p in self.hashes if p not in self.root_read]
+        # Level-0 tiles first (each serves one data tile), then the oldest higher ones
+        # (one level-1 tile serves 256 data tiles in a row).
+        spare = sorted((p for p in self.hashes if p not in self.root_read), key=lambda p: p.level)
         for old in spare[: max(0, len(spare) - MAX_HASH_TILES_KEPT)]:
             del self.hashes[old]
 
