@@ -13,7 +13,7 @@ import pytest
 
 from certvigil.ct.entry import LogEntry
 from certvigil.ct.fetch.http import FetchPolicy
-from certvigil.ct.fetch.static import StaticReader
+from certvigil.ct.fetch.static import IssuerCache, StaticReader
 from certvigil.ct.fetch.tail import LogTail, TailItem, TailResult, TailState, tail_once
 from certvigil.ct.log_list import CtLog, LogProtocol, LogState
 from certvigil.ct.merkle import root_from_leaf_hashes
@@ -308,3 +308,19 @@ def test_hash_tiles_kept_stay_bounded_over_a_long_read(navigli: Navigli) -> None
     count, kept = asyncio.run(run())
 
     assert count == 16_384 and kept <= 16 + 2
+
+
+def test_a_shared_issuer_cache_fetches_each_issuer_once_across_passes(navigli: Navigli) -> None:
+    """Two passes (778, then 1,024 entries) with one IssuerCache: each issuer fetched once."""
+    cache = IssuerCache()
+    navigli.publish(778)
+    seen: list[TailItem] = []
+    first = asyncio.run(tail_once(navigli.log, TailState(), seen.append, issuers=cache))
+    navigli.publish(1024)
+    second = asyncio.run(tail_once(navigli.log, first.state, seen.append, issuers=cache))
+
+    assert second.state.position == 1024 and len(seen) == 1024
+    fingerprints = {fp for e in seen if isinstance(e, LogEntry) for fp in e.chain_fingerprints}
+    assert fingerprints and set(cache.certificates) == fingerprints
+    assert all(navigli.server.count(f"issuer/{fp.hex()}") == 1 for fp in fingerprints)
+    assert all(hashlib.sha256(cache.certificates[fp]).digest() == fp for fp in fingerprints)

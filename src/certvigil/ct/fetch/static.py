@@ -60,6 +60,22 @@ class TileEntries:
     malformed: tuple[MalformedEntry, ...]
 
 
+class IssuerCache:
+    """Issuer certificates by SHA-256 fingerprint, each checked against it when fetched.
+
+    Shared between readers (passes, logs: many logs serve the same CAs), so each issuer
+    is fetched once. Bounded: past ``MAX_ISSUERS_CACHED`` new issuers are used uncached.
+    """
+
+    def __init__(self) -> None:
+        self.certificates: dict[bytes, bytes] = {}
+
+    def add(self, fingerprint: bytes, der: bytes) -> None:
+        """Keep a checked issuer certificate, while there is room."""
+        if len(self.certificates) < MAX_ISSUERS_CACHED:
+            self.certificates[fingerprint] = der
+
+
 class _Missing(Exception):
     def __init__(self, path: TilePath) -> None:
         self.path = path
@@ -152,16 +168,24 @@ class StaticReader:
         origin: The checkpoint origin required (``checkpoint_origin(submission_url)``),
             or ``None`` to accept the checkpoint's own.
         parallel: Data tiles fetched at once.
+        issuers: The issuer cache to use (share one between passes and logs).
     """
 
     def __init__(
-        self, fetcher: LogFetcher, key: bytes, *, origin: str | None, parallel: int = 2
+        self,
+        fetcher: LogFetcher,
+        key: bytes,
+        *,
+        origin: str | None,
+        parallel: int = 2,
+        issuers: IssuerCache | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.key = key
         self.origin = origin
         self.parallel = max(1, parallel)
-        self._issuers: dict[bytes, asyncio.Future[bytes]] = {}
+        self.issuers = issuers if issuers is not None else IssuerCache()
+        self._pending: dict[bytes, asyncio.Future[bytes]] = {}
         self._tree: _TreeTiles | None = None
 
     @classmethod
@@ -250,23 +274,25 @@ class StaticReader:
         raise TileError(tile.path, "the log does not serve this data tile")
 
     async def _resolve(self, fingerprints: set[bytes]) -> dict[bytes, bytes]:
-        # One task per fingerprint, shared by tiles read in parallel: each issuer is
-        # fetched once. A failed fetch is forgotten so that a later tile asks again.
-        for fp in fingerprints:
-            if fp not in self._issuers and len(self._issuers) < MAX_ISSUERS_CACHED:
-                self._issuers[fp] = asyncio.ensure_future(self._issuer(fp))
+        # One fetch per fingerprint, shared by tiles read in parallel; a checked issuer
+        # goes to the cache, a failed fetch is forgotten so that a later tile asks again.
+        known = self.issuers.certificates
+        found = {fp: known[fp] for fp in fingerprints if fp in known}
+        waiting: dict[bytes, asyncio.Future[bytes]] = {}
+        for fp in fingerprints - found.keys():
+            task = self._pending.get(fp)
+            if task is None:
+                task = self._pending[fp] = asyncio.ensure_future(self._issuer(fp))
+            waiting[fp] = task
         try:
-            return {
-                fp: await (self._issuers[fp] if fp in self._issuers else self._issuer(fp))
-                for fp in fingerprints
-            }
-        except BaseException:
-            for fp in fingerprints:
-                task = self._issuers.get(fp)
-                if task is not None and task.done():
-                    if task.cancelled() or task.exception() is not None:
-                        del self._issuers[fp]
-            raise
+            for fp, task in waiting.items():
+                found[fp] = await task
+                self.issuers.add(fp, found[fp])
+        finally:
+            for fp, task in waiting.items():
+                if task.done() and self._pending.get(fp) is task:
+                    del self._pending[fp]
+        return found
 
     async def _issuer(self, fingerprint: bytes) -> bytes:
         der = await self.fetcher.get(issuer_path(fingerprint))
@@ -280,9 +306,5 @@ class StaticReader:
 
     @property
     def issuers_cached(self) -> int:
-        """How many issuer certificates are cached (fetched and checked)."""
-        return sum(
-            1
-            for t in self._issuers.values()
-            if t.done() and not t.cancelled() and t.exception() is None
-        )
+        """How many issuer certificates the cache holds (fetched and checked)."""
+        return len(self.issuers.certificates)

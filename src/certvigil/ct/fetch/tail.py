@@ -28,7 +28,7 @@ from certvigil.ct.entry import LogEntry
 from certvigil.ct.errors import CtError
 from certvigil.ct.fetch.http import FetchPolicy, LogFetcher
 from certvigil.ct.fetch.rfc6962 import DEFAULT_BATCH, Rfc6962Reader
-from certvigil.ct.fetch.static import StaticReader
+from certvigil.ct.fetch.static import IssuerCache, StaticReader
 from certvigil.ct.log_list import CtLog, LogProtocol
 from certvigil.ct.merkle import fold_subtrees, node_hash
 from certvigil.ct.rfc6962 import MalformedEntry
@@ -105,6 +105,7 @@ class LogTail:
             ``certspotter_download_size``, else 1000).
         parallel: Batches or tiles fetched ahead (default: the log's
             ``certspotter_download_jobs``, else 2).
+        issuers: A static log's issuer cache, to share between passes and logs.
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class LogTail:
         client: httpx.AsyncClient | None = None,
         batch_size: int | None = None,
         parallel: int | None = None,
+        issuers: IssuerCache | None = None,
     ) -> None:
         policy = policy or FetchPolicy()
         if log.qps is not None and log.qps > 0 and (policy.qps is None or log.qps < policy.qps):
@@ -128,7 +130,9 @@ class LogTail:
         self._reader: Rfc6962Reader | StaticReader
         if log.protocol is LogProtocol.STATIC:
             origin = StaticReader.origin_for(log.submission_url)
-            self._reader = StaticReader(self.fetcher, log.key, origin=origin, parallel=jobs)
+            self._reader = StaticReader(
+                self.fetcher, log.key, origin=origin, parallel=jobs, issuers=issuers
+            )
         else:
             size = batch_size or log.download_size or DEFAULT_BATCH
             self._reader = Rfc6962Reader(self.fetcher, log.key, batch_size=size, parallel=jobs)
@@ -307,6 +311,7 @@ async def tail_once(
     client: httpx.AsyncClient | None = None,
     batch_size: int | None = None,
     parallel: int | None = None,
+    issuers: IssuerCache | None = None,
 ) -> TailResult:
     """Read ``log`` from ``state.position`` up to its current verified tree head, then stop.
 
@@ -315,7 +320,7 @@ async def tail_once(
         state: Where to start.
         handle: Called with each entry (or malformed entry) in order; may be async. The
             position moves past an entry once ``handle`` has returned.
-        policy, stop_at, client, batch_size, parallel: As for ``LogTail``.
+        policy, stop_at, client, batch_size, parallel, issuers: As for ``LogTail``.
 
     Returns:
         The state to persist, the log's status, and how many entries were handled.
@@ -329,6 +334,7 @@ async def tail_once(
         client=client,
         batch_size=batch_size,
         parallel=parallel,
+        issuers=issuers,
     )
     async with tail:
         async for item in tail.entries():
