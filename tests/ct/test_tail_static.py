@@ -324,3 +324,31 @@ def test_a_shared_issuer_cache_fetches_each_issuer_once_across_passes(navigli: N
     assert fingerprints and set(cache.certificates) == fingerprints
     assert all(navigli.server.count(f"issuer/{fp.hex()}") == 1 for fp in fingerprints)
     assert all(hashlib.sha256(cache.certificates[fp]).digest() == fp for fp in fingerprints)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("checkpoint", "checkpoint: not UTF-8 text"),
+        ("tile/1/000.p/4", "tile/1/000.p/4: 100 bytes, expected 128"),
+        ("tile/0/000", "tile/0/000: 100 bytes, expected 8192"),
+        ("tile/data/000", "tile/data/000: entry 0 (position 0)"),
+        (
+            "issuer/e70570a989f8565aabdf7cae27abd1621872d6a3f811e3fef27e3dba02912198",
+            "issuer/e70570a989f8565aabdf7cae27abd1621872d6a3f811e3fef27e3dba02912198: "
+            "the certificate served has another SHA-256",
+        ),
+    ],
+)
+def test_garbage_in_place_of_any_file_is_reported_by_name(
+    navigli: Navigli, path: str, expected: str
+) -> None:
+    """100 bytes of garbage served for one file: the pass ends with an error naming it."""
+    navigli.publish(1024)
+    navigli.site.files[path] = b"\xff" * 100
+    seen: list[TailItem] = []
+
+    result = navigli.tail(TailState(), seen)
+
+    assert result.state.last_error.startswith(expected)
+    assert result.state.position == len(seen) and len(seen) % 256 == 0
