@@ -129,3 +129,14 @@ def test_a_retry_after_that_is_not_a_number_falls_back_to_back_off(server: CtLog
     server.inject(Fault("checkpoint", 503, 1, retry_after="\u00b2"))
 
     assert _get(server, "checkpoint") == b"hello\n"
+
+
+def test_a_retry_after_past_the_request_budget_gives_up_at_once(server: CtLogServer) -> None:
+    """``Retry-After: 120`` with 2 s for the whole request: a FetchError now, not a wait."""
+    server.inject(Fault("checkpoint", 429, 1, retry_after="120"))
+    policy = FetchPolicy(give_up_after=2.0, max_retry_after=300.0)
+    started = time.monotonic()
+
+    with pytest.raises(FetchError, match="HTTP status 429; the next attempt would start after"):
+        _get(server, "checkpoint", policy)
+    assert time.monotonic() - started < 1.5

@@ -39,6 +39,8 @@ class FetchPolicy:
         backoff_base: Seconds of the first back-off (doubled each retry, fully jittered).
         backoff_cap: Seconds a back-off never exceeds.
         max_retry_after: Seconds of a ``Retry-After`` honoured at most.
+        give_up_after: Seconds one request may take with all its retries and waits: a
+            retry that would start later is not made.
     """
 
     qps: float | None = None
@@ -50,6 +52,7 @@ class FetchPolicy:
     backoff_base: float = 0.1
     backoff_cap: float = 30.0
     max_retry_after: float = 300.0
+    give_up_after: float = 600.0
 
 
 class TokenBucket:
@@ -144,6 +147,7 @@ class LogFetcher:
     async def _get(self, path: str, *, missing_ok: bool) -> bytes | None:
         url = self.base_url + path
         attempt = 0
+        started = time.monotonic()
         while True:
             retry_after: float | None = None
             async with self._slots:
@@ -168,7 +172,14 @@ class LogFetcher:
             if attempt >= self.policy.retries:
                 attempts = f"{attempt + 1} attempt{'s' if attempt else ''}"
                 raise FetchError(url, f"{reason}, after {attempts}")
-            await asyncio.sleep(self._delay(attempt, retry_after))
+            delay = self._delay(attempt, retry_after)
+            if time.monotonic() - started + delay > self.policy.give_up_after:
+                raise FetchError(
+                    url,
+                    f"{reason}; the next attempt would start after the request's "
+                    f"{self.policy.give_up_after:g} s",
+                )
+            await asyncio.sleep(delay)
             attempt += 1
             self.retried += 1
 
