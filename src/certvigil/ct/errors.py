@@ -7,7 +7,8 @@
     ├── MalformedEntryError one log entry that cannot be parsed (names its index)
     ├── CheckpointError     a checkpoint or signed note that cannot be parsed
     ├── TileError           a tile that cannot be parsed or does not match the tree
-    └── WatchListError      a watched domain that is not a domain name
+    ├── WatchListError      a watched domain that is not a domain name
+    └── FetchError          a request to a log that failed (status, deadline, size cap)
 
 Every parser catches its own decoding failures and raises one of these with words
 saying what is wrong and where; no other exception leaves a parser on hostile input.
@@ -101,4 +102,22 @@ class WatchListError(CtError):
         shown = "".join(c if c.isprintable() else "\ufffd" for c in domain[:200])
         super().__init__(f'watched domain "{shown}": {reason}')
         self.domain = domain
+        self.reason = reason
+
+
+class FetchError(CtError):
+    """A request to a log that did not give an answer to parse.
+
+    Raised by the network client (``certvigil.ct.fetch``) after its retries, when the
+    log answered with an error status, took longer than the deadline, sent more than
+    the size cap or could not be reached.
+
+    Attributes:
+        url: The URL asked for.
+        reason: What went wrong, in words.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
         self.reason = reason
