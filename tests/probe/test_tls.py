@@ -156,11 +156,14 @@ def test_reset_mid_handshake_is_connection_reset() -> None:
 
 
 def test_malformed_certificate_is_a_handshake_failure() -> None:
-    """Garbage in the Certificate message is a handshake_failure, not an exception."""
+    """Garbage in the Certificate message is a handshake_failure, not an exception, and
+    the detail says in words what the server did wrong before OpenSSL's reason codes."""
     with MalformedCertificateServer() as at:
         result = failed(probe(at.host, at.port))
     assert result.kind is FailureKind.HANDSHAKE_FAILURE
-    assert result.detail
+    assert result.detail.startswith(
+        "TLS handshake failed: the server sent a certificate that is not valid DER (OpenSSL: "
+    ), result.detail
 
 
 @contextlib.contextmanager

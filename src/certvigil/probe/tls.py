@@ -475,6 +475,12 @@ def _openssl_reasons(exc: SSL.Error) -> list[str]:
     return [reason.upper().replace(" ", "_") for reason in reasons if reason]
 
 
+def _openssl_libraries(exc: SSL.Error) -> set[str]:
+    """The OpenSSL libraries (``asn1 encoding routines``, ...) named in a pyOpenSSL error."""
+    queue = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    return {str(entry[0]).lower() for entry in queue if isinstance(entry, tuple) and entry}
+
+
 def _alert_received(wire: _Wire, seen: _Seen) -> ReceivedAlert | None:
     """The alert that ended the handshake: read on the wire, else by OpenSSL (encrypted)."""
     alert = wire.alerts.decisive_alert()
@@ -539,6 +545,10 @@ def _classify_ssl_error(exc: SSL.Error, *, wire: _Wire, seen: _Seen) -> _Handsha
     ):
         return _not_tls(wire)
     text = "; ".join(r.lower().replace("_", " ") for r in reasons) or type(exc).__name__
+    if _openssl_libraries(exc) & {"asn1 encoding routines", "x509 certificate routines"}:
+        # OpenSSL could not decode what the server sent as a certificate: say so first,
+        # its own reason words after, for whoever debugs the server.
+        text = f"the server sent a certificate that is not valid DER (OpenSSL: {text})"
     return _HandshakeFailed(
         FailureKind.HANDSHAKE_FAILURE,
         f"TLS handshake failed: {text}",
