@@ -28,7 +28,6 @@ from rich.text import Text
 from certvigil import __version__
 from certvigil.analysis.deep_assessment import DeepAssessment
 from certvigil.analysis.model import EndpointReport
-from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
@@ -50,7 +49,7 @@ from certvigil.cli.options import (
     SystemTrustOption,
     ThresholdsOption,
 )
-from certvigil.cli.scan_cmd import build_trust, stderr_console
+from certvigil.cli.scan_cmd import build_trust, policy_for, stderr_console
 from certvigil.errors import TargetError, UsageError
 from certvigil.output.plain_json import jsonable
 from certvigil.output.safe_text import cell, visible
@@ -205,11 +204,7 @@ def grade_command(
     # The same path as `scan --checks grade`: revocation (with the handshake's staple
     # and the scan's AIA-fetched issuers and anchors) then the deep probes.
     try:
-        policy = (
-            AnalysisPolicy(thresholds_days=tuple(sorted(set(thresholds), reverse=True)))
-            if thresholds
-            else AnalysisPolicy()
-        )
+        policy = policy_for(thresholds)
         options = ScanOptions(
             per_ip_concurrency=per_ip,
             connect_timeout_s=connect_timeout,

@@ -443,6 +443,17 @@ def _check_files_readable(files: list[str]) -> None:
             open_target_file(name).close()
 
 
+def policy_for(thresholds: list[int] | None) -> AnalysisPolicy:
+    """The analysis policy of ``--threshold DAYS`` (repeatable), or the default one.
+
+    Raises:
+        ValueError: A threshold the policy refuses (the caller names the option).
+    """
+    if not thresholds:
+        return AnalysisPolicy()
+    return AnalysisPolicy(thresholds_days=tuple(sorted(set(thresholds), reverse=True)))
+
+
 def _value_error(what: str, exc: ValueError) -> UsageError:
     return UsageError(f"{what}: {exc}")
 
@@ -591,11 +602,7 @@ def scan_command(
     except ValueError as exc:
         raise _value_error(f'--checks "{checks}"', exc) from exc
     try:
-        policy = (
-            AnalysisPolicy(thresholds_days=tuple(sorted(set(thresholds), reverse=True)))
-            if thresholds
-            else AnalysisPolicy()
-        )
+        policy = policy_for(thresholds)
         options = ScanOptions(
             concurrency=concurrency,
             per_ip_concurrency=per_ip,

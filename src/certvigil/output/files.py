@@ -31,6 +31,7 @@ from certvigil.output.json_doc import (
 )
 from certvigil.output.safe_text import cell, safe_csv_row, visible
 from certvigil.output.summary import Tally, days_remaining
+from certvigil.output.table import LeafColumns
 
 _STYLE = {
     Severity.OK: "green",
@@ -167,29 +168,14 @@ FILES_TABLE_STEPS: tuple[Step, ...] = (
 def files_columns(reports: list[FileReport]) -> list[Column]:
     """The ``cert`` table's columns, every outside string made safe to show."""
     source = Column(header="File", fit=Fit.CLIP, min_width=24)
-    subject = Column(header="Subject", fit=Fit.CLIP, min_width=12)
-    issuer = Column(header="Issuer", fit=Fit.CLIP, min_width=12)
-    expires = Column(header="Expires (UTC)", short_header="Expires", short_cells=[])
-    days = Column(header="Days", justify="right")
+    leaf_columns = LeafColumns()
     verdict = Column(header="Verdict")
     findings = Column(header="Findings", fit=Fit.WRAP, min_width=20)
-    short_expires: list[Text] = []
     for report in reports:
         analysis = report.analysis
         source.cells.append(cell(report.source))
-        if analysis.certificates:
-            leaf = analysis.certificates[0]
-            subject.cells.append(cell(leaf.subject_cn or leaf.subject or "(empty subject)"))
-            issuer.cells.append(cell(leaf.issuer_cn or leaf.issuer))
-            expires.cells.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d %H:%M")))
-            short_expires.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d")))
-            days.cells.append(
-                Text(str(days_remaining(leaf.not_after_utc, now=analysis.evaluated_at_utc)))
-            )
-        else:
-            for column in (subject, issuer, expires, days):
-                column.cells.append(Text())
-            short_expires.append(Text())
+        leaf = analysis.certificates[0] if analysis.certificates else None
+        leaf_columns.add(leaf, now=analysis.evaluated_at_utc)
         text = Text()
         for finding in analysis.findings:
             if finding.severity is Severity.OK:
@@ -199,8 +185,8 @@ def files_columns(reports: list[FileReport]) -> list[Column]:
             text.append(visible(finding.code), style=_STYLE[finding.severity])
         findings.cells.append(text)
         verdict.cells.append(Text(analysis.verdict.value, style=_STYLE[analysis.verdict]))
-    expires.short_cells = short_expires
-    return [source, subject, issuer, expires, days, verdict, findings]
+    cols = leaf_columns
+    return [source, cols.subject, cols.issuer, cols.expires, cols.days, verdict, findings]
 
 
 def render_files_table(

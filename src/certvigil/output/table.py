@@ -14,13 +14,14 @@ verdict always stay; an address, a date or a number is never broken (an endpoint
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from certvigil.analysis.model import EndpointReport, Severity
+from certvigil.analysis.model import CertificateFacts, EndpointReport, Severity
 from certvigil.output.columns import (
     WIDTH_WHEN_NOT_A_TERMINAL,
     Column,
@@ -53,6 +54,36 @@ SCAN_TABLE_STEPS: tuple[Step, ...] = (
     drop("Findings"),
 )
 """What the scan table gives up, first to last, on a narrow screen."""
+
+
+class LeafColumns:
+    """The columns a table gives a leaf certificate: subject, issuer, expiry, days left.
+
+    Shared by the scan table and ``cert``'s, so both show a leaf the same way.
+    """
+
+    def __init__(self) -> None:
+        """Empty columns; :meth:`add` fills one row at a time."""
+        self.subject = Column(header="Subject", fit=Fit.CLIP, min_width=12)
+        self.issuer = Column(header="Issuer", fit=Fit.CLIP, min_width=12)
+        self._short_expires: list[Text] = []
+        self.expires = Column(
+            header="Expires (UTC)", short_header="Expires", short_cells=self._short_expires
+        )
+        self.days = Column(header="Days", justify="right")
+
+    def add(self, leaf: CertificateFacts | None, *, now: datetime) -> None:
+        """One row's cells: the leaf's, or empty ones when there is no leaf."""
+        if leaf is None:
+            for column in (self.subject, self.issuer, self.expires, self.days):
+                column.cells.append(Text())
+            self._short_expires.append(Text())
+            return
+        self.subject.cells.append(cell(leaf.subject_cn or leaf.subject or "(empty subject)"))
+        self.issuer.cells.append(cell(leaf.issuer_cn or leaf.issuer))
+        self.expires.cells.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d %H:%M")))
+        self._short_expires.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d")))
+        self.days.cells.append(Text(str(days_remaining(leaf.not_after_utc, now=now))))
 
 
 def _verdict_cell(report: EndpointReport) -> Text:
@@ -115,37 +146,27 @@ def scan_columns(reports: Iterable[EndpointReport]) -> list[Column]:
     # An endpoint wraps only between its address and its notes ("(sni …)",
     # "(starttls smtp)"): host:port itself is one word and never breaks.
     endpoint = Column(header="Endpoint", fit=Fit.WRAP, min_width=8)
-    subject = Column(header="Subject", fit=Fit.CLIP, min_width=12)
-    issuer = Column(header="Issuer", fit=Fit.CLIP, min_width=12)
-    expires = Column(header="Expires (UTC)", short_header="Expires", short_cells=[])
-    days = Column(header="Days", justify="right")
+    leaf_columns = LeafColumns()
+    subject, issuer, expires, days = (
+        leaf_columns.subject,
+        leaf_columns.issuer,
+        leaf_columns.expires,
+        leaf_columns.days,
+    )
     verdict = Column(header="Verdict")
     grade = Column(header="Grade")
     tls = Column(header="TLS", fit=Fit.WRAP, min_width=12)
     revocation = Column(header="Revocation", fit=Fit.WRAP, min_width=12)
     findings = Column(header="Findings", fit=Fit.WRAP, min_width=20)
-    short_expires: list[Text] = []
     for report in reports:
         leaf = report.leaf
         endpoint.cells.append(cell(str(report.target)))
-        if leaf is not None:
-            subject.cells.append(cell(leaf.subject_cn or leaf.subject or "(empty subject)"))
-            issuer.cells.append(cell(leaf.issuer_cn or leaf.issuer))
-            expires.cells.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d %H:%M")))
-            short_expires.append(Text(leaf.not_after_utc.strftime("%Y-%m-%d")))
-            days.cells.append(
-                Text(str(days_remaining(leaf.not_after_utc, now=report.evaluated_at_utc)))
-            )
-        else:
-            for column in (subject, issuer, expires, days):
-                column.cells.append(Text())
-            short_expires.append(Text())
+        leaf_columns.add(leaf, now=report.evaluated_at_utc)
         verdict.cells.append(_verdict_cell(report))
         grade.cells.append(Text(report.deep.grade.grade if report.deep else ""))
         tls.cells.append(Text(_tls_cell(report)))
         revocation.cells.append(Text(_revocation_cell(report)))
         findings.cells.append(_findings_cell(report))
-    expires.short_cells = short_expires
     return [
         endpoint,
         subject,
