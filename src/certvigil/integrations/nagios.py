@@ -258,6 +258,8 @@ def _perfdata(report: EndpointReport, thresholds: CheckThresholds) -> tuple[str,
 def _details(report: EndpointReport) -> list[str]:
     lines: list[str] = []
     for finding in report.findings:
+        if finding.code == "expires_soon":  # judged against -w/-c on the status line
+            continue
         where = "" if finding.cert_index is None else f" (certificate {finding.cert_index})"
         lines.append(
             f"{finding.severity.value}: {finding.code}{where}: {plugin_text(finding.message)}"
