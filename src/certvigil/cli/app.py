@@ -59,6 +59,7 @@ _COMMAND_MODULES = {
     "alerts": "certvigil.cli.alerts_cmd",
     "config": "certvigil.cli.config_cmd",
     "check": "certvigil.cli.check_cmd",
+    "exporter": "certvigil.cli.exporter_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 
