@@ -99,11 +99,14 @@ def test_days_thresholds_give_warning_then_critical(
 def test_custom_thresholds_move_the_boundary(
     capsys: pytest.CaptureFixture[str], pki: ThrowawayPki, root_file: Path
 ) -> None:
-    """With -w 5 -c 2 a leaf 10 days from expiry is OK."""
+    """With -w 5 -c 2 a leaf 10 days from expiry is OK, and no line of the output says
+    otherwise (the analysis' own 30-day expires_soon warning is not repeated)."""
     with serving(pki, expiring_in(pki, 10.5)) as endpoint:
         result = check(capsys, root_file, endpoint, "--warning", "5", "--critical", "2")
     assert result.code == 0, result.stdout
     assert "days=10;5;2;;" in status_line(result)
+    assert "expires_soon" not in result.stdout
+    assert "warning" not in result.stdout
 
 
 def test_expired_certificate_is_critical(

@@ -21,6 +21,7 @@ import pytest
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import TlsServer, closed_port
 from tests.integrations.exposition import Parsed, parse
+from tests.support.fault_servers import SilentServer
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
@@ -80,7 +81,7 @@ def write_config(path: Path, root: Path, endpoints: list[str]) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(pki: ThrowawayPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Three loopback endpoints (good, hostile subject, expired) and one refused, configured
+    """Loopback endpoints (good, hostile subject, expired, refused, silent), configured
     for a running exporter; yields the URLs and endpoints."""
     directory = tmp_path_factory.mktemp("exporter")
     root = directory / "root.pem"
@@ -106,12 +107,14 @@ def lab(pki: ThrowawayPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         server(hostile) as b,
         server(expired) as c,
         closed_port() as d,
+        SilentServer() as e,
     ):
         endpoints = {
             "good": f"localhost:{a.port}",
             "hostile": f"localhost:{b.port}",
             "expired": f"localhost:{c.port}",
             "refused": f"localhost:{d.port}",
+            "silent": f"localhost:{e.port}",
         }
         config = write_config(directory / "certvigil.yaml", root, list(endpoints.values()))
         with exporter(config) as url:
@@ -180,6 +183,21 @@ def test_refused_endpoint_names_the_failure(lab: dict[str, str]) -> None:
     assert parsed.value("certvigil_probe_failure_info", kind="connection_refused") == 1
 
 
+def test_probe_keeps_to_the_scrape_time_out(lab: dict[str, str]) -> None:
+    """A silent endpoint answers probe_success 0 within Prometheus' scrape time-out header."""
+    started = time.monotonic()
+    status, body = get(
+        f"{lab['url']}/probe?target={lab['silent']}",
+        headers={"X-Prometheus-Scrape-Timeout-Seconds": "1.5"},
+    )
+    elapsed = time.monotonic() - started
+    assert status == 200
+    parsed = parse(body)
+    assert parsed.value("probe_success") == 0
+    assert parsed.labels_of("certvigil_probe_failure_info") == [{"kind": "timeout"}]
+    assert elapsed < 3
+
+
 def test_targets_outside_the_configuration_are_refused(lab: dict[str, str]) -> None:
     """Any target the configuration does not name is 403; a bad one or module is 400."""
     port = lab["good"].rsplit(":", 1)[1]
@@ -192,7 +210,7 @@ def test_targets_outside_the_configuration_are_refused(lab: dict[str, str]) -> N
     assert status == 200
     own = parse(body)
     assert own.value("certvigil_exporter_probes_denied_total") >= 2
-    assert own.value("certvigil_exporter_targets") == 4
+    assert own.value("certvigil_exporter_targets") == 5
 
 
 def test_deep_module_reports_grade_and_protocols(lab: dict[str, str]) -> None:
