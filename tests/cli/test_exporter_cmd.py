@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -211,6 +212,25 @@ def test_targets_outside_the_configuration_are_refused(lab: dict[str, str]) -> N
     own = parse(body)
     assert own.value("certvigil_exporter_probes_denied_total") >= 2
     assert own.value("certvigil_exporter_targets") == 5
+
+
+def _raw(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_http_edge_cases_get_clear_statuses(lab: dict[str, str]) -> None:
+    """POST is 405, headers over 16 KiB are 431, a garbage request line is 400."""
+    url = lab["url"]
+    assert _raw(url, b"POST /probe HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 405 ")
+    huge = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+    assert _raw(url, huge).startswith(b"HTTP/1.1 431 ")
+    assert _raw(url, b"hello\r\n\r\n").startswith(b"HTTP/1.1 400 ")
 
 
 def test_deep_module_reports_grade_and_protocols(lab: dict[str, str]) -> None:

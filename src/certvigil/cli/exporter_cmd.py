@@ -106,6 +106,8 @@ class Exporter:
                 + data
             )
             await writer.drain()
+            if status >= 400:
+                await _linger(reader, writer)
         except (ConnectionError, TimeoutError):
             pass
         finally:
@@ -277,6 +279,18 @@ class Exporter:
                 samples=(Sample((), len(self._allowed)),),
             ),
         ]
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close and read what the client still sends (up to 1 MiB or 1 s), so that
+    closing with unread input does not reset the connection and lose the error answer."""
+    if writer.can_write_eof():
+        writer.write_eof()
+    left = 1024 * 1024
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(1.0):
+            while left > 0 and (chunk := await reader.read(65536)):
+                left -= len(chunk)
 
 
 async def _scan_one(
