@@ -248,6 +248,7 @@ def test_revoked_leaf_is_critical_with_ocsp(
         (["--issuer", "("], "is not a regular expression"),
         (["--bogus"], "unexpected argument '--bogus'"),
         (["-t", "0"], "-t/--timeout must be more than 0"),
+        (["-w"], "Option '-w' requires an argument"),
     ],
 )
 def test_usage_errors_are_unknown(

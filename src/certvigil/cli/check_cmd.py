@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 from certvigil.analysis.model import EndpointReport
-from certvigil.cli.app import app
+from certvigil.cli.app import _exception_classes, app
 from certvigil.errors import CertvigilError, TargetError
 from certvigil.integrations.nagios import (
     GRADE_ORDER,
@@ -179,8 +180,23 @@ def _check(
     return judge_report(report, thresholds)
 
 
+class _PluginCommand(typer.core.TyperCommand):
+    """Reports what the argument parser refuses (an option without its value) as UNKNOWN."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        try:
+            return super().parse_args(ctx, args)
+        except _exception_classes("UsageError") as exc:
+            format_message = getattr(exc, "format_message", None)
+            message = format_message() if callable(format_message) else str(exc)
+            sys.stdout.write(unknown_result(f"usage: {message}").render())
+            sys.stdout.flush()
+            raise typer.Exit(3) from None
+
+
 @app.command(
     "check",
+    cls=_PluginCommand,
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
 )
 def check_command(
