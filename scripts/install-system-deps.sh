@@ -9,6 +9,10 @@ set -euo pipefail
 # command -> Debian package
 declare -A need=(
   [openssl]=openssl
+  # the monitoring integrations' tests run the real consumers (docs/monitoring.md)
+  [nagios4]=nagios4-core
+  [icinga2]=icinga2-bin
+  [promtool]=prometheus
 )
 if [ "${1:-tests}" = "bench" ]; then
   need+=([nginx]=nginx-light [sslscan]=sslscan [testssl]=testssl.sh)

@@ -67,6 +67,8 @@ _COMMAND_MODULES = {
     "run": "certvigil.cli.run_cmd",
     "alerts": "certvigil.cli.alerts_cmd",
     "config": "certvigil.cli.config_cmd",
+    "check": "certvigil.cli.check_cmd",
+    "exporter": "certvigil.cli.exporter_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 
