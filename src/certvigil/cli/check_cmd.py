@@ -25,6 +25,7 @@ import typer.core
 
 from certvigil.analysis.model import EndpointReport
 from certvigil.cli.app import _exception_classes, app
+from certvigil.cli.options import DebugOption
 from certvigil.errors import CertvigilError, TargetError
 from certvigil.integrations.nagios import (
     GRADE_ORDER,
@@ -194,8 +195,16 @@ class _PluginCommand(typer.core.TyperCommand):
             raise typer.Exit(3) from None
 
 
+CHECK_EXAMPLES = """[bold]Examples[/bold]
+certvigil check www.example.org -w 20 -c 15
+certvigil check mail.example.org:25 --starttls smtp --ocsp
+certvigil check 192.0.2.10:8443 --sni www.example.org --rootcert-file internal-ca.pem
+certvigil check www.example.org --require-no-tls1 --require-no-tls1_1 --grade-below B"""
+
+
 @app.command(
     "check",
+    epilog=CHECK_EXAMPLES,
     cls=_PluginCommand,
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
 )
@@ -259,7 +268,7 @@ def check_command(
         str,
         typer.Option("-t", "--timeout", metavar="S", help="UNKNOWN when no verdict within S s."),
     ] = str(DEFAULT_TIMEOUT_S),
-    debug: Annotated[bool, typer.Option("--debug", hidden=True)] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Check one endpoint as a Nagios/Icinga plugin (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)."""
     del debug  # read from argv by certvigil.cli.app.main

@@ -31,6 +31,7 @@ import typer
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
+from certvigil.cli.options import DebugOption
 from certvigil.config.expand import ScheduledTarget, expand_targets
 from certvigil.config.loading import load_config
 from certvigil.config.model import TrustSettings
@@ -344,7 +345,13 @@ async def _serve(exporter: Exporter, host: str, port: int) -> None:
         await stop.wait()
 
 
-@app.command("exporter")
+EXPORTER_EXAMPLES = """[bold]Examples[/bold]
+certvigil exporter --config /etc/certvigil/certvigil.yaml
+certvigil exporter --config certvigil.yaml --listen 127.0.0.1:9219
+curl 'http://127.0.0.1:9219/probe?target=www.example.org:443&module=deep'"""
+
+
+@app.command("exporter", epilog=EXPORTER_EXAMPLES)
 def exporter_command(
     config: Annotated[
         Path,
@@ -353,7 +360,7 @@ def exporter_command(
     listen: Annotated[
         str, typer.Option("--listen", metavar="HOST:PORT", help="Where to serve HTTP.")
     ] = DEFAULT_LISTEN,
-    debug: Annotated[bool, typer.Option("--debug", hidden=True)] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Serve blackbox-style /probe and /metrics for Prometheus over the configured targets."""
     del debug  # read from argv by certvigil.cli.app.main
