@@ -328,6 +328,38 @@ async def scan_stream(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def one_endpoint_options(
+    *,
+    each_s: float,
+    budget_s: float,
+    deep: bool,
+    revocation: bool,
+    use_ocsp: bool = True,
+    use_crl: bool = True,
+) -> ScanOptions:
+    """Options to judge one endpoint on request within ``budget_s`` (plugin, exporter).
+
+    Every wait is bounded by ``each_s`` and by the budget; nothing is retried, since the
+    caller's own time-out is what holds and a monitoring system asks again next time.
+    """
+    side_s = min(5.0, budget_s)
+    return ScanOptions(
+        concurrency=1,
+        per_ip_concurrency=4,
+        connect_timeout_s=each_s,
+        handshake_timeout_s=each_s,
+        starttls_timeout_s=each_s,
+        dns_timeout_s=side_s,
+        aia_timeout_s=side_s,
+        retries=0,
+        deep=deep,
+        revocation=revocation,
+        revocation_options=RevocationOptions(
+            use_ocsp=use_ocsp, use_crl=use_crl, timeout_s=side_s, total_timeout_s=budget_s
+        ),
+    )
+
+
 def scan(
     targets: Iterable[Target],
     *,

@@ -7,9 +7,11 @@ To trust only the internal CA, pass ``include_default=False`` (``--no-default-ca
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import certifi
 from cryptography import x509
@@ -18,6 +20,9 @@ from certvigil.analysis.certificate import parse_certificate
 from certvigil.analysis.trust import TrustStore
 from certvigil.certfiles import load_certificate_file
 from certvigil.errors import CertificateLoadError, ConfigError
+
+if TYPE_CHECKING:
+    from certvigil.config.model import TrustSettings
 
 __all__ = ["load_trust_store", "system_bundle_paths"]
 
@@ -95,3 +100,33 @@ def _read_bundle(path: Path) -> list[x509.Certificate]:
     # Bundles carry a few anchors with legacy encodings (negative serials); parsing
     # through the analysis cache keeps their warnings out of the way.
     return [parse_certificate(der).certificate for der in ders]
+
+
+class TrustStoreCache:
+    """Trust stores built once per distinct trust settings, off the event loop.
+
+    The daemon and the exporter judge targets under several trust settings (each target
+    may name its own CA files); building a store reads and parses bundles, so each is
+    built once, in a thread, and kept.
+    """
+
+    def __init__(self) -> None:
+        """An empty cache."""
+        self._stores: dict[TrustSettings, TrustStore] = {}
+
+    async def get(self, settings: TrustSettings) -> TrustStore:
+        """The store for ``settings``, built on first use.
+
+        Raises:
+            ConfigError: A CA file named in ``settings`` cannot be read.
+        """
+        store = self._stores.get(settings)
+        if store is None:
+            store = await asyncio.to_thread(
+                load_trust_store,
+                ca_files=settings.ca_files,
+                use_system=settings.system,
+                include_default=settings.public,
+            )
+            self._stores[settings] = store
+        return store

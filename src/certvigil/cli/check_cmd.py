@@ -34,8 +34,7 @@ from certvigil.integrations.nagios import (
     judge_report,
     unknown_result,
 )
-from certvigil.probe.revocation_options import RevocationOptions
-from certvigil.scan import ScanOptions, scan_stream
+from certvigil.scan import ScanOptions, one_endpoint_options, scan_stream
 from certvigil.target import StartTLS, Target
 from certvigil.targets import (
     ExpansionOptions,
@@ -149,23 +148,13 @@ def _check(
 ) -> CheckResult:
     # Each wait is bounded by the whole budget too; the outer time-out is what holds.
     each = min(10.0, timeout_s)
-    options = ScanOptions(
-        concurrency=1,
-        per_ip_concurrency=4,
-        connect_timeout_s=each,
-        handshake_timeout_s=each,
-        starttls_timeout_s=each,
-        dns_timeout_s=min(5.0, timeout_s),
-        aia_timeout_s=min(5.0, timeout_s),
-        retries=0,
+    options = one_endpoint_options(
+        each_s=each,
+        budget_s=timeout_s,
         deep=thresholds.needs_deep_probe,
         revocation=ocsp or crl,
-        revocation_options=RevocationOptions(
-            use_ocsp=ocsp,
-            use_crl=crl,
-            timeout_s=min(5.0, timeout_s),
-            total_timeout_s=timeout_s,
-        ),
+        use_ocsp=ocsp,
+        use_crl=crl,
     )
 
     async def bounded() -> EndpointReport:

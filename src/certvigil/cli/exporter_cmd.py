@@ -34,7 +34,6 @@ from certvigil.cli.app import app
 from certvigil.cli.options import DebugOption
 from certvigil.config.expand import ScheduledTarget, expand_targets
 from certvigil.config.loading import load_config
-from certvigil.config.model import TrustSettings
 from certvigil.errors import TargetError, UsageError
 from certvigil.integrations.prometheus import (
     CONTENT_TYPE,
@@ -45,10 +44,9 @@ from certvigil.integrations.prometheus import (
     probe_families,
     render,
 )
-from certvigil.probe.revocation_options import RevocationOptions
-from certvigil.scan import ScanOptions, scan_stream
+from certvigil.scan import ScanOptions, one_endpoint_options, scan_stream
 from certvigil.targets import ExpansionOptions, iter_argument_specs, iter_targets
-from certvigil.truststore import load_trust_store
+from certvigil.truststore import TrustStoreCache
 
 DEFAULT_LISTEN = "127.0.0.1:9219"
 MODULES = ("default", "revocation", "deep")
@@ -84,7 +82,7 @@ class Exporter:
         self._allowed: dict[tuple[str, int], ScheduledTarget] = {}
         for scheduled in targets:
             self._allowed.setdefault((scheduled.target.host, scheduled.target.port), scheduled)
-        self._trust: dict[TrustSettings, TrustStore] = {}
+        self._trust = TrustStoreCache()
         self._slots = asyncio.Semaphore(_MAX_PROBES)
         self._counters = _Counters()
 
@@ -176,18 +174,6 @@ class Exporter:
             raise _HttpError(403, "Forbidden", "target is not in the configuration")
         return scheduled
 
-    async def _trust_store(self, settings: TrustSettings) -> TrustStore:
-        store = self._trust.get(settings)
-        if store is None:
-            store = await asyncio.to_thread(
-                load_trust_store,
-                ca_files=settings.ca_files,
-                use_system=settings.system,
-                include_default=settings.public,
-            )
-            self._trust[settings] = store
-        return store
-
     async def probe(self, target_text: str, module: str, budget_s: float) -> str:
         """Scan one allowed endpoint with ``module`` within ``budget_s``; its exposition.
 
@@ -198,27 +184,18 @@ class Exporter:
             raise _HttpError(400, "Bad Request", f"module must be one of {', '.join(MODULES)}")
         scheduled = self._allowed_target(target_text)
         each = min(scheduled.timeout_s, budget_s)
-        options = ScanOptions(
-            concurrency=1,
-            per_ip_concurrency=4,
-            connect_timeout_s=each,
-            handshake_timeout_s=each,
-            starttls_timeout_s=each,
-            dns_timeout_s=min(5.0, budget_s),
-            aia_timeout_s=min(5.0, budget_s),
-            retries=0,
+        options = one_endpoint_options(
+            each_s=each,
+            budget_s=budget_s,
             deep=module == "deep",
             revocation=module != "default",
-            revocation_options=RevocationOptions(
-                timeout_s=min(5.0, budget_s), total_timeout_s=budget_s
-            ),
         )
         started = time.perf_counter()
         self._counters.in_flight += 1
         try:
             async with asyncio.timeout(budget_s):
                 async with self._slots:
-                    trust = await self._trust_store(scheduled.trust)
+                    trust = await self._trust.get(scheduled.trust)
                     report = await _scan_one(scheduled, options, trust)
         except TimeoutError:
             families = failed_probe_families(

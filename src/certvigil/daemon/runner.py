@@ -46,7 +46,6 @@ from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.routing import routes_from_config
 from certvigil.alerts.rules import AlertEvent, AlertPolicy, ExpiryThreshold, parse_threshold
 from certvigil.analysis.model import EndpointReport
-from certvigil.analysis.trust import TrustStore
 from certvigil.config.expand import ScheduledTarget
 from certvigil.config.loading import LoadedConfig
 from certvigil.config.model import TrustSettings
@@ -72,7 +71,7 @@ from certvigil.store.daemon_lock import (
 from certvigil.store.ingest import record_reports
 from certvigil.store.outbox import WorkerId, count_failing, this_worker
 from certvigil.target import Target
-from certvigil.truststore import load_trust_store
+from certvigil.truststore import TrustStoreCache
 
 log = logging.getLogger(f"{LOGGER_NAME}.daemon")
 
@@ -182,7 +181,7 @@ class Daemon:
         self.engine = AlertEngine(store, self.routes, self.policy)
         self.channels = channels_for_routes(self.routes)
         self.schedule = Schedule(self.targets, start_s=monotonic(), previous=previous_schedule)
-        self._trust: dict[TrustSettings, TrustStore] = {}
+        self._trust = TrustStoreCache()
         self._stop: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
         self.worker = worker or this_worker()
@@ -494,7 +493,7 @@ class Daemon:
         for (trust_settings, timeout_s), members in groups.items():
             if stop.is_set():
                 return
-            trust = await self._trust_store(trust_settings)
+            trust = await self._trust.get(trust_settings)
             options = _with_timeout(self._base_options, timeout_s)
             by_target = {s.target: s for s in members}
             received: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
@@ -704,18 +703,6 @@ class Daemon:
                     "severity": event.severity.value,
                 },
             )
-
-    async def _trust_store(self, settings: TrustSettings) -> TrustStore:
-        store = self._trust.get(settings)
-        if store is None:
-            store = await asyncio.to_thread(
-                load_trust_store,
-                ca_files=settings.ca_files,
-                use_system=settings.system,
-                include_default=settings.public,
-            )
-            self._trust[settings] = store
-        return store
 
 
 @dataclass(slots=True)

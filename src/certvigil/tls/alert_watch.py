@@ -12,9 +12,7 @@ at the first such record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from certvigil.tls.records import ALERT_NAMES
+from certvigil.tls.records import AlertReply
 
 _CHANGE_CIPHER_SPEC = 20
 _ALERT = 21
@@ -24,27 +22,8 @@ _RECORD_TYPES = frozenset({_CHANGE_CIPHER_SPEC, _ALERT, _HANDSHAKE, _APPLICATION
 _MAX_ALERTS = 16
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedAlert:
-    """One alert record read from the wire.
-
-    Attributes:
-        level: 1 warning, 2 fatal (other values are kept as sent).
-        description: The alert code.
-    """
-
-    level: int
-    description: int
-
-    @property
-    def name(self) -> str:
-        """The RFC name (``handshake_failure``), or ``alert_<code>`` for an unknown code."""
-        return ALERT_NAMES.get(self.description, f"alert_{self.description}")
-
-    @property
-    def is_fatal(self) -> bool:
-        """Whether the server marked the alert fatal."""
-        return self.level == 2
+ReceivedAlert = AlertReply
+"""One alert record read from the wire: the same value the hello parser returns."""
 
 
 class AlertWatcher:

@@ -443,6 +443,11 @@ class AlertReply:
         """The alert's RFC name, or ``alert_<code>`` when unknown."""
         return ALERT_NAMES.get(self.description, f"alert_{self.description}")
 
+    @property
+    def is_fatal(self) -> bool:
+        """Whether the server marked the alert fatal."""
+        return self.level == 2
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SslV2ServerHello:
