@@ -21,11 +21,11 @@ from certvigil.analysis.certificate import parse_certificate
 from certvigil.analysis.chain import judge_chain
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
-from certvigil.certfiles import load_certificate_file
 from certvigil.demo.pki import KeySpec, ThrowawayPki, shared_key
+from certvigil.files.certificates import load_certificate_file
+from certvigil.files.truststore import load_trust_store
 from certvigil.observed.handshake import TlsObservation
-from certvigil.target import Target
-from certvigil.truststore import load_trust_store
+from certvigil.targets.target import Target
 
 NOW = datetime.now(UTC)
 REAL = Path(__file__).resolve().parent.parent / "tests" / "data" / "certs" / "real-sites"

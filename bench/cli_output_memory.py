@@ -28,8 +28,8 @@ from certvigil.cli.scan_cmd import run_scan
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
 from certvigil.output.sink import OutputFormat, ReportSink
-from certvigil.scan import ScanOptions
-from certvigil.target import Target
+from certvigil.scan.scanner import ScanOptions
+from certvigil.targets.target import Target
 
 
 def _targets(host: str, port: int, count: int) -> Iterator[Target]:

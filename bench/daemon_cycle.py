@@ -22,9 +22,9 @@ from certvigil.config.expand import expand_targets
 from certvigil.daemon.runner import Daemon
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
-from certvigil.scan import ScanOptions, scan_stream
+from certvigil.files.truststore import load_trust_store
+from certvigil.scan.scanner import ScanOptions, scan_stream
 from certvigil.store import open_store
-from certvigil.truststore import load_trust_store
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from certvigil.analysis.grade import CertificateVerdicts
 from certvigil.analysis.model import KeyType
 from certvigil.observed.tls_config import TlsConfigObservation
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from certvigil.tls.cipher_suites import SUITES
 from certvigil.tls.records import TlsProtocol
 

@@ -35,7 +35,7 @@ from certvigil.observed.revocation import RevocationObservation
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.revocation import CrlCache, RevocationOptions, check_revocation
 from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 # The test-only servers live in tests/support/, beside this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

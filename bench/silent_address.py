@@ -27,8 +27,8 @@ from pathlib import Path
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
-from certvigil.scan import ScanOptions, scan_stream
-from certvigil.target import Target
+from certvigil.scan.scanner import ScanOptions, scan_stream
+from certvigil.targets.target import Target
 
 # The test-only servers live in tests/support/, beside this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -62,7 +62,7 @@ from certvigil.store.models import (
     ENDPOINTS,
     OBSERVATIONS,
 )
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 # The test-only servers live in tests/support/, beside this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from certvigil.analysis.report import analyse_chain_der
 from certvigil.analysis.trust import TrustStore
-from certvigil.certfiles import load_certificate_bytes
 from certvigil.errors import CertificateLoadError
+from certvigil.files.certificates import load_certificate_bytes
 from certvigil.output.files import FileReport, render_files_table, write_files_json
 from certvigil.output.summary import Tally
 

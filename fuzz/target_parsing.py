@@ -30,8 +30,8 @@ from collections import Counter
 from pathlib import Path
 
 from certvigil.errors import TargetError
-from certvigil.ipaddr import ip_or_none
-from certvigil.targets import (
+from certvigil.targets.ipaddr import ip_or_none
+from certvigil.targets.parse import (
     ExpansionOptions,
     iter_file_specs,
     iter_targets,

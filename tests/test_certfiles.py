@@ -8,9 +8,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from certvigil.certfiles import load_certificate_bytes, load_certificate_file
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.errors import CertificateLoadError
+from certvigil.files.certificates import load_certificate_bytes, load_certificate_file
 
 DATA = Path(__file__).resolve().parent / "data" / "certs"
 

@@ -1,7 +1,7 @@
 """The automatic worker count: one process for small scans, one per CPU for large ones."""
 
-from certvigil.scan_workers import AUTO_WORKERS_MIN_TARGETS, choose_workers
-from certvigil.target import Target
+from certvigil.scan.workers import AUTO_WORKERS_MIN_TARGETS, choose_workers
+from certvigil.targets.target import Target
 
 
 def _targets(n: int) -> list[Target]:

@@ -7,7 +7,7 @@ import certvigil
 
 PACKAGE = Path(certvigil.__file__).parent
 # Modules that do I/O or own an outside system; pure analysis must not reach them.
-EDGES = ("probe", "store", "cli", "daemon", "alerts", "scan", "scan_workers", "demo", "config")
+EDGES = ("probe", "store", "cli", "daemon", "alerts", "scan", "demo", "config", "files")
 IO_MODULES = ("socket", "asyncio", "httpx", "sqlalchemy", "OpenSSL", "subprocess")
 
 

@@ -16,8 +16,8 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import HttpFileServer, LoopbackServer, TlsServer, closed_port
 from certvigil.observed.handshake import FailureKind
-from certvigil.scan import ScanOptions, ScanProgress, scan, scan_stream, subnet_of
-from certvigil.target import Target
+from certvigil.scan.scanner import ScanOptions, ScanProgress, scan, scan_stream, subnet_of
+from certvigil.targets.target import Target
 from tests.support.fault_servers import (
     MalformedCertificateServer,
     PlainHttpServer,

@@ -12,8 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certvigil.errors import TargetError, UsageError
-from certvigil.target import StartTLS, Target
-from certvigil.targets import (
+from certvigil.targets.parse import (
     ExpansionOptions,
     TargetSpec,
     iter_argument_specs,
@@ -25,6 +24,7 @@ from certvigil.targets import (
     parse_spec,
     starttls_for_port,
 )
+from certvigil.targets.target import StartTLS, Target
 
 DEFAULTS = ExpansionOptions()
 

@@ -10,8 +10,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from certvigil.errors import TargetError
-from certvigil.ipaddr import ip_or_none
-from certvigil.targets import ExpansionOptions, iter_file_specs, iter_targets, normalise_hostname
+from certvigil.targets.ipaddr import ip_or_none
+from certvigil.targets.parse import (
+    ExpansionOptions,
+    iter_file_specs,
+    iter_targets,
+    normalise_hostname,
+)
 
 PIECES = st.sampled_from(
     [

@@ -10,7 +10,7 @@ import pytest
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.errors import ConfigError
-from certvigil.truststore import load_trust_store, system_bundle_paths
+from certvigil.files.truststore import load_trust_store, system_bundle_paths
 
 DATA = Path(__file__).resolve().parent / "data" / "certs"
 

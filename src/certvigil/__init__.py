@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from certvigil.analysis.report import analyse_endpoint
     from certvigil.analysis.trust import TrustStore
     from certvigil.errors import CertvigilError
+    from certvigil.files.truststore import load_trust_store
     from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-    from certvigil.scan import ScanOptions, scan, scan_stream
+    from certvigil.scan.scanner import ScanOptions, scan, scan_stream
     from certvigil.store.api import Store, open_store
-    from certvigil.target import StartTLS, Target
-    from certvigil.truststore import load_trust_store
+    from certvigil.targets.target import StartTLS, Target
 
 __version__ = "0.1.0"
 
@@ -33,12 +33,12 @@ _HOMES = {
     "AnalysisPolicy": "certvigil.analysis.policy",
     "analyse_endpoint": "certvigil.analysis.report",
     "TrustStore": "certvigil.analysis.trust",
-    "ScanOptions": "certvigil.scan",
-    "scan": "certvigil.scan",
-    "scan_stream": "certvigil.scan",
+    "ScanOptions": "certvigil.scan.scanner",
+    "scan": "certvigil.scan.scanner",
+    "scan_stream": "certvigil.scan.scanner",
     "Store": "certvigil.store.api",
     "open_store": "certvigil.store.api",
-    "load_trust_store": "certvigil.truststore",
+    "load_trust_store": "certvigil.files.truststore",
     "CertificateFacts": "certvigil.analysis.model",
     "ChainReport": "certvigil.analysis.model",
     "EndpointReport": "certvigil.analysis.model",
@@ -48,8 +48,8 @@ _HOMES = {
     "FailureKind": "certvigil.observed.handshake",
     "ProbeFailure": "certvigil.observed.handshake",
     "TlsObservation": "certvigil.observed.handshake",
-    "StartTLS": "certvigil.target",
-    "Target": "certvigil.target",
+    "StartTLS": "certvigil.targets.target",
+    "Target": "certvigil.targets.target",
 }
 
 __all__ = [

@@ -23,7 +23,7 @@ from certvigil.analysis.model import (
     KeyType,
 )
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TARGET = Target(host="www.example.test", port=443)

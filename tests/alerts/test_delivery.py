@@ -25,7 +25,7 @@ from certvigil.alerts.routing import AlertRoute
 from certvigil.analysis.model import Severity
 from certvigil.store import DeliveryStatus, Store
 from certvigil.store.outbox import list_deliveries
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 from .factories import T0, leaf, report
 from .receivers import http_receiver, smtp_server

@@ -14,7 +14,7 @@ from certvigil.errors import StoreError, UsageError
 from certvigil.store import AlertState, Store
 from certvigil.store.ingest import record_report
 from certvigil.store.outbox import list_deliveries
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 from .factories import T0, TARGET, leaf, report
 

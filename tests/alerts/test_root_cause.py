@@ -22,7 +22,7 @@ from certvigil.demo.pki import (
 from certvigil.observed.handshake import TlsObservation
 from certvigil.store import AlertState, Store
 from certvigil.store.outbox import list_deliveries
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TARGET = Target(host="localhost", port=443)

@@ -17,7 +17,7 @@ from certvigil.alerts.rules import (
     parse_threshold,
 )
 from certvigil.analysis.model import Finding, Severity
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 from .factories import T0, Replay, leaf, report
 

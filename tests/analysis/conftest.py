@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from certvigil.analysis.trust import TrustStore
-from certvigil.certfiles import load_certificate_file
 from certvigil.demo.pki import ThrowawayPki
+from certvigil.files.certificates import load_certificate_file
 from certvigil.observed.handshake import TlsObservation
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CERTS = Path(__file__).resolve().parent.parent / "data" / "certs"

@@ -11,7 +11,7 @@ from certvigil.analysis.changes import (
     detect_changes,
     observed_state_from_report,
 )
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.store.factories import NOW, facts, failed_report, ok_report
 
 HOUR = timedelta(hours=1)

@@ -14,7 +14,7 @@ from certvigil.analysis.report import analyse_chain_der, analyse_endpoint, issue
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
 from certvigil.observed.handshake import FailureKind, ProbeFailure
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 from .conftest import NOW, load, observation
 

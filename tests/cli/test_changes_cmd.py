@@ -16,9 +16,9 @@ from certvigil.cli.exitcodes import ExitCode
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
 from certvigil.errors import UsageError
-from certvigil.scan import ScanOptions, scan
+from certvigil.scan.scanner import ScanOptions, scan
 from certvigil.store import open_store
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.store.factories import facts, failed_report, ok_report
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -23,11 +23,11 @@ import pytest
 
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import ServerAddress, TlsServer
+from certvigil.files.truststore import load_trust_store
 from certvigil.output.table import render_table
-from certvigil.scan import ScanOptions
-from certvigil.scan import scan as scan_endpoints
-from certvigil.target import Target
-from certvigil.truststore import load_trust_store
+from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.scanner import scan as scan_endpoints
+from certvigil.targets.target import Target
 from tests.cli.scan_lab import Result, run_cli, run_process
 from tests.daemon.helpers import write_config
 

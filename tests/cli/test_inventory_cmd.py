@@ -15,7 +15,7 @@ from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.inventory_cmd import parse_endpoint
 from certvigil.errors import UsageError
 from certvigil.store import open_store
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.store.factories import facts, failed_report, ok_report
 
 # The commands read the clock, so the data is placed relative to it.

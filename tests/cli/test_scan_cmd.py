@@ -17,7 +17,7 @@ from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import ServerAddress, StartTlsServer, TlsServer, closed_port
 from certvigil.output.csv_rows import COLUMNS
 from certvigil.output.json_schema import ScanDocument
-from certvigil.target import StartTLS
+from certvigil.targets.target import StartTLS
 from tests.cli.scan_lab import Lab, Result, run_cli, run_process
 
 NAME = "good.scan.test"

@@ -14,7 +14,7 @@ from certvigil.config.discovery import CONFIG_ENV, find_config
 from certvigil.errors import ConfigError, UsageError
 from certvigil.store import open_store
 from certvigil.store.engine import DATABASE_URL_ENV
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.store.factories import facts, ok_report
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -18,10 +18,10 @@ from rich.cells import cell_len
 
 from certvigil.analysis.model import EndpointReport
 from certvigil.demo.endpoints import DemoLab, running_demo_lab
+from certvigil.files.truststore import load_trust_store
 from certvigil.output.summary import days_remaining
 from certvigil.output.table import render_table
-from certvigil.scan import ScanOptions, scan
-from certvigil.truststore import load_trust_store
+from certvigil.scan.scanner import ScanOptions, scan
 from tests.cli.scan_lab import Result, run_cli, run_process
 
 WIDTHS = (80, 100, 120, 200)

@@ -10,7 +10,7 @@ import pytest
 from certvigil.config import load_config
 from certvigil.config.expand import expand_targets
 from certvigil.errors import ConfigError
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 
 DATA = Path(__file__).parent.parent / "data" / "dns"
 

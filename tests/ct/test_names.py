@@ -14,7 +14,6 @@ from cryptography.x509.oid import NameOID
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from certvigil.certfiles import load_certificate_file
 from certvigil.ct.codec import DecodeError
 from certvigil.ct.der import (
     OID_SUBJECT_ALT_NAME,
@@ -34,6 +33,7 @@ from certvigil.ct.names import (
 )
 from certvigil.ct.rfc6962 import parse_get_entries
 from certvigil.ct.static_ct import data_tile, parse_data_tile
+from certvigil.files.certificates import load_certificate_file
 from tests.ct.conftest import DATA, data
 
 CERTS = DATA.parent / "certs"

@@ -9,7 +9,7 @@ from certvigil.config.expand import ScheduledTarget
 from certvigil.config.model import TrustSettings
 from certvigil.config.units import Threshold
 from certvigil.daemon.schedule import Schedule, sleep_until_s
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 
 def scheduled(host: str, interval_s: float) -> ScheduledTarget:

@@ -39,7 +39,7 @@ from cryptography.x509.oid import NameOID
 
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import LoopbackServer, ServerAddress, read_client_hello
-from certvigil.target import StartTLS
+from certvigil.targets.target import StartTLS
 
 # One TLS 1.2 handshake record of the maximum plaintext size, holding 4,096 HelloRequests
 # (type 0, length 0): a client in the middle of its handshake must ignore each of them.

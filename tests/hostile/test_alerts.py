@@ -12,7 +12,7 @@ from certvigil.demo.servers import TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from certvigil.tls.records import ALERT_NAMES
 from tests.hostile.servers import AlertServer
 

@@ -20,8 +20,8 @@ from certvigil.demo.servers import ServerAddress, TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.scan import ScanOptions, scan
-from certvigil.target import Target
+from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.targets.target import Target
 from tests.hostile.servers import (
     EndlessGarbageServer,
     EndlessRecordsServer,

@@ -14,8 +14,8 @@ from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import StartTlsServer, TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.scan import ScanOptions, scan
-from certvigil.target import StartTLS, Target
+from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.targets.target import StartTLS, Target
 from tests.hostile.servers import huge_leaf, long_chain
 
 OPTIONS = ProbeOptions(connect_timeout_s=2.0, handshake_timeout_s=2.0, starttls_timeout_s=2.0)

@@ -8,7 +8,7 @@ import pytest
 
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.hostile.servers import PlainGreetingServer
 
 OPTIONS = ProbeOptions(connect_timeout_s=1.0, handshake_timeout_s=1.0)

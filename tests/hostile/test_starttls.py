@@ -12,7 +12,7 @@ from certvigil.demo.servers import StartTlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.tls import ProbeOptions, probe_tls
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 from tests.hostile.servers import LoopingStartTlsServer, StallingStartTlsServer, in_own_process
 
 TIMEOUT_S = 1.0

@@ -13,7 +13,7 @@ from certvigil.analysis.model import (
     Severity,
 )
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.observed.handshake import TlsObservation
 from certvigil.output.sink import OutputFormat, ReportSink
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

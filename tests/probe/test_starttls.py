@@ -10,7 +10,7 @@ from certvigil.demo.pki import IssuedCert
 from certvigil.demo.servers import StartTlsServer, TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 from tests.support.fault_servers import SilentServer
 
 FAST = ProbeOptions(connect_timeout_s=2.0, handshake_timeout_s=2.0, starttls_timeout_s=1.0)

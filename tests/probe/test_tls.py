@@ -18,7 +18,7 @@ from certvigil.demo.servers import ServedChain, TlsServer, closed_port
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.probe.conftest import LOOPBACKS
 from tests.revocation.openssl_tools import openssl_stapling_server
 from tests.support.fault_servers import (

@@ -16,8 +16,8 @@ from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import ServerAddress, TlsServer
-from certvigil.scan import ScanOptions, scan
-from certvigil.target import Target
+from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.targets.target import Target
 from tests.cli.scan_lab import run_cli
 from tests.revocation.helpers import fresh_crl, issue, utc_now
 from tests.support.ocsp_responder import RevocationServer, Revoked

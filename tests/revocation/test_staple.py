@@ -19,7 +19,7 @@ from certvigil.observed.revocation import (
 )
 from certvigil.probe.ocsp_fetch import build_ocsp_request
 from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 from tests.revocation.helpers import utc_now
 from tests.revocation.openssl_tools import openssl_stapling_server
 from tests.support.ocsp_responder import GOOD, OcspResponder, ResponseMode, Revoked

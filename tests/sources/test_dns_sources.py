@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from certvigil.errors import ConfigError
-from certvigil.sources import (
+from certvigil.targets.sources import (
     DnsName,
     NameSelection,
     read_octodns_csv,

@@ -14,7 +14,7 @@ from certvigil.analysis.model import (
     Severity,
 )
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from certvigil.store import open_store
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.store.factories import NOW, facts, ok_report
 
 REPORTS_PER_WRITER = 60

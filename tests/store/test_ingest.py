@@ -10,7 +10,7 @@ from certvigil.analysis.model import Finding, Severity
 from certvigil.errors import StoreError
 from certvigil.observed.handshake import FailureKind
 from certvigil.store import ObservationStatus, Store
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 from tests.store.factories import NOW, facts, failed_report, ok_report
 
 WEB = Target(host="www.example.test", port=443)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from certvigil.analysis.model import CertificateFacts
 from certvigil.store import Store
 from certvigil.store.records import InventoryRow
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 from tests.store.factories import NOW, facts, failed_report, ok_report
 
 INTERMEDIATE = "CN=Fleet Issuing CA,O=Example Fleet"

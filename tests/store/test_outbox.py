@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from certvigil.analysis.model import Severity
 from certvigil.store import AlertState, DeliveryStatus, Store
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.store.factories import NOW, facts, ok_report
 
 MINUTE = timedelta(minutes=1)

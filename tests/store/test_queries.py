@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from certvigil.analysis.changes import ChangeKind
 from certvigil.store import Store
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.store.factories import NOW, facts, failed_report, ok_report
 
 LE = "CN=R11,O=Let's Encrypt,C=US"

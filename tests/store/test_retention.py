@@ -8,7 +8,7 @@ import pytest
 
 from certvigil.analysis.model import Severity
 from certvigil.store import Store
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from tests.store.factories import NOW, facts, failed_report, ok_report
 
 DAY = timedelta(days=1)

@@ -13,7 +13,7 @@ import certvigil.cli.grade_cmd  # noqa: F401  (registers the command)
 from certvigil.cli.app import main
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import StartTlsServer, TlsServer
-from certvigil.target import StartTLS
+from certvigil.targets.target import StartTLS
 
 from .conftest import CertFiles, StartServer
 

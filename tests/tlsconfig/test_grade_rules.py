@@ -23,7 +23,7 @@ from certvigil.observed.tls_config import (
     ProtocolSupport,
     TlsConfigObservation,
 )
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from certvigil.tls.cipher_suites import SUITES
 from certvigil.tls.records import TlsProtocol
 

@@ -15,7 +15,7 @@ from certvigil.analysis.deep_assessment import assess_tls
 from certvigil.analysis.grade import CertificateVerdicts
 from certvigil.observed.tls_config import TlsConfigObservation
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from certvigil.tls.records import TlsProtocol
 
 from .scripted_server import Policy, ScriptedServer

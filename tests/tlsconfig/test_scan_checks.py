@@ -11,9 +11,9 @@ import pytest
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
-from certvigil.scan import ScanOptions, scan
-from certvigil.scan_checks import ScanChecks, parse_checks
-from certvigil.target import Target
+from certvigil.scan.checks import ScanChecks, parse_checks
+from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.targets.target import Target
 from tests.cli.scan_lab import run_cli
 
 from .conftest import CertFiles, StartServer

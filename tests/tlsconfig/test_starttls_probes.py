@@ -11,7 +11,7 @@ from certvigil.demo.servers import StartTlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.observed.tls_config import TlsConfigObservation, TlsProtocol
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 
 
 @pytest.fixture(scope="module")

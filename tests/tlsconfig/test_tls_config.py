@@ -17,7 +17,7 @@ from certvigil.analysis.tls_config import judge_tls_config
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.observed.tls_config import TlsConfigObservation
 from certvigil.probe.tls_config import http_is_plausible, observe_tls_config
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from certvigil.tls.cipher_suites import SUITES
 from certvigil.tls.records import GROUP_NAMES, TlsProtocol
 

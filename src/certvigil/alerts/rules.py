@@ -32,7 +32,7 @@ from enum import StrEnum
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
 from certvigil.output.safe_text import visible
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 
 class AlertKind(StrEnum):

@@ -42,7 +42,7 @@ from cryptography.x509.verification import (
 from certvigil.analysis.certificate import PARSE_ERRORS, ParsedCertificate, parse_certificate
 from certvigil.analysis.model import CertificateFacts, ChainReport
 from certvigil.analysis.trust import TrustStore
-from certvigil.ipaddr import parse_ip
+from certvigil.targets.ipaddr import parse_ip
 
 __all__ = ["CAUSE_KINDS", "ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
 

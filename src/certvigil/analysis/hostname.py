@@ -20,7 +20,7 @@ from enum import StrEnum
 import idna
 
 from certvigil.analysis.model import CertificateFacts
-from certvigil.ipaddr import ip_or_none
+from certvigil.targets.ipaddr import ip_or_none
 
 __all__ = ["HostnameMatch", "MatchedBy", "match_hostname", "normalise_name"]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from certvigil.analysis.revocation_model import RevocationReport
 from certvigil.observed.handshake import ProbeFailure, TlsObservation
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 if TYPE_CHECKING:  # deep_assessment imports this module
     from certvigil.analysis.deep_assessment import DeepAssessment

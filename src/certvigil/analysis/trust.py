@@ -18,7 +18,7 @@ from certvigil.analysis.der import tbs_names
 class TrustStore:
     """The certificates a chain may end at, ready for verification.
 
-    Build it once (with :meth:`from_certificates`, or ``certvigil.truststore``'s
+    Build it once (with :meth:`from_certificates`, or ``certvigil.files.truststore``'s
     loader) and pass the same object to every analysis: the cryptography ``Store`` and
     the subject index are built here, not per endpoint.
 

@@ -18,7 +18,6 @@ import typer
 from certvigil import __version__
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_chain_der
-from certvigil.certfiles import load_certificate_file
 from certvigil.cli.app import app
 from certvigil.cli.options import (
     CHECKS_PANEL,
@@ -37,6 +36,7 @@ from certvigil.cli.scan_cmd import (
     stderr_console,
 )
 from certvigil.errors import CertificateLoadError, TargetError, UsageError
+from certvigil.files.certificates import load_certificate_file
 from certvigil.output.files import (
     FileReport,
     render_files_table,
@@ -46,7 +46,7 @@ from certvigil.output.files import (
 from certvigil.output.safe_text import visible
 from certvigil.output.sink import OutputFormat
 from certvigil.output.summary import Tally
-from certvigil.scan import utc_now
+from certvigil.scan.scanner import utc_now
 
 CERT_EXAMPLES = """[bold]Examples[/bold]
 certvigil cert fullchain.pem --host www.example.com

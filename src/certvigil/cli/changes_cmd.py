@@ -18,7 +18,6 @@ from typing import Annotated
 import typer
 
 from certvigil.analysis.model import CertificateFacts
-from certvigil.certfiles import load_certificate_file
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
@@ -32,6 +31,7 @@ from certvigil.cli.options import (
 from certvigil.cli.store_access import open_existing_store
 from certvigil.config.units import parse_duration_s
 from certvigil.errors import CertificateLoadError, UsageError
+from certvigil.files.certificates import load_certificate_file
 from certvigil.output.inventory import (
     render_changes_json,
     render_changes_table,

@@ -27,6 +27,7 @@ from certvigil.analysis.model import EndpointReport
 from certvigil.cli.app import _exception_classes, app
 from certvigil.cli.options import DebugOption
 from certvigil.errors import CertvigilError, TargetError
+from certvigil.files.truststore import load_trust_store
 from certvigil.integrations.nagios import (
     GRADE_ORDER,
     CheckResult,
@@ -34,15 +35,14 @@ from certvigil.integrations.nagios import (
     judge_report,
     unknown_result,
 )
-from certvigil.scan import ScanOptions, one_endpoint_options, scan_stream
-from certvigil.target import StartTLS, Target
-from certvigil.targets import (
+from certvigil.scan.scanner import ScanOptions, one_endpoint_options, scan_stream
+from certvigil.targets.parse import (
     ExpansionOptions,
     iter_argument_specs,
     iter_targets,
     normalise_hostname,
 )
-from certvigil.truststore import load_trust_store
+from certvigil.targets.target import StartTLS, Target
 
 DEFAULT_TIMEOUT_S = 30.0
 """The whole check's default time limit (check_ssl_cert's own default is 120 s;

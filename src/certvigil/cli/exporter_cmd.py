@@ -35,6 +35,7 @@ from certvigil.cli.options import DebugOption
 from certvigil.config.expand import ScheduledTarget, expand_targets
 from certvigil.config.loading import load_config
 from certvigil.errors import TargetError, UsageError
+from certvigil.files.truststore import TrustStoreCache
 from certvigil.integrations.prometheus import (
     CONTENT_TYPE,
     Family,
@@ -44,9 +45,8 @@ from certvigil.integrations.prometheus import (
     probe_families,
     render,
 )
-from certvigil.scan import ScanOptions, one_endpoint_options, scan_stream
-from certvigil.targets import ExpansionOptions, iter_argument_specs, iter_targets
-from certvigil.truststore import TrustStoreCache
+from certvigil.scan.scanner import ScanOptions, one_endpoint_options, scan_stream
+from certvigil.targets.parse import ExpansionOptions, iter_argument_specs, iter_targets
 
 DEFAULT_LISTEN = "127.0.0.1:9219"
 MODULES = ("default", "revocation", "deep")

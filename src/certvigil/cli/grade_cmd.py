@@ -55,15 +55,15 @@ from certvigil.output.plain_json import jsonable
 from certvigil.output.safe_text import cell, visible
 from certvigil.output.summary import Tally
 from certvigil.probe.revocation_options import RevocationOptions
-from certvigil.scan import ScanOptions, scan
-from certvigil.target import Target
-from certvigil.targets import (
+from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.targets.parse import (
     ExpansionOptions,
     iter_argument_specs,
     iter_targets,
     normalise_hostname,
     parse_port_list,
 )
+from certvigil.targets.target import Target
 
 
 def _one_target(text: str, expansion: ExpansionOptions) -> Target:

@@ -37,7 +37,7 @@ from certvigil.output.inventory import (
 )
 from certvigil.output.safe_text import visible
 from certvigil.store.records import EndpointRecord, ObservationRecord
-from certvigil.targets import normalise_hostname, parse_port
+from certvigil.targets.parse import normalise_hostname, parse_port
 
 INVENTORY_EXAMPLES = """[bold]Examples[/bold]
 certvigil inventory -c /etc/certvigil/certvigil.yaml

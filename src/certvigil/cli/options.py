@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from certvigil.target import StartTLS
+from certvigil.targets.target import StartTLS
 
 TARGETS_PANEL = "Targets"
 """Help panel: what to scan (names, files, ports, SNI, STARTTLS)."""

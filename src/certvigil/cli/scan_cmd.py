@@ -76,14 +76,14 @@ from certvigil.cli.options import (
     ThresholdsOption,
 )
 from certvigil.errors import CertvigilError, TargetError, UsageError
+from certvigil.files.truststore import load_trust_store
 from certvigil.output.safe_text import visible
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.probe.revocation_options import RevocationOptions
-from certvigil.scan import ScanOptions, ScanProgress, utc_now
-from certvigil.scan_checks import ALL_CHECKS, ScanChecks, parse_checks
-from certvigil.scan_workers import choose_workers, scan_stream_workers
-from certvigil.target import Target
-from certvigil.targets import (
+from certvigil.scan.checks import ALL_CHECKS, ScanChecks, parse_checks
+from certvigil.scan.scanner import ScanOptions, ScanProgress, utc_now
+from certvigil.scan.workers import choose_workers, scan_stream_workers
+from certvigil.targets.parse import (
     ExpansionOptions,
     TargetSpec,
     iter_argument_specs,
@@ -93,7 +93,7 @@ from certvigil.targets import (
     open_target_file,
     parse_port_list,
 )
-from certvigil.truststore import load_trust_store
+from certvigil.targets.target import Target
 
 _STDIN = "-"
 

@@ -11,11 +11,7 @@ from certvigil.config.locate import format_field_path
 from certvigil.config.model import EndpointSettings, SourceEntry, SourceKind, TrustSettings
 from certvigil.config.units import Threshold
 from certvigil.errors import ConfigError, TargetError, UsageError
-from certvigil.sources.names import NameSelection, select_names
-from certvigil.sources.octodns_csv import read_octodns_csv
-from certvigil.sources.zonefile import read_zone_file
-from certvigil.target import Target
-from certvigil.targets import (
+from certvigil.targets.parse import (
     ExpansionOptions,
     TargetSpec,
     iter_file_specs,
@@ -23,6 +19,10 @@ from certvigil.targets import (
     open_target_file,
     parse_spec,
 )
+from certvigil.targets.sources.names import NameSelection, select_names
+from certvigil.targets.sources.octodns_csv import read_octodns_csv
+from certvigil.targets.sources.zonefile import read_zone_file
+from certvigil.targets.target import Target
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,7 +207,7 @@ def check_trust_files(loaded: LoadedConfig) -> tuple[ConfigError, ...]:
         One error per unusable file, naming the field (``targets[2].trust.ca_files[0]``)
         and its line; empty when every file loads.
     """
-    from certvigil.truststore import load_trust_store
+    from certvigil.files.truststore import load_trust_store
 
     config = loaded.config
     locate = locate_field(loaded)

@@ -18,10 +18,10 @@ from pydantic import (
 from certvigil.analysis.model import Severity
 from certvigil.config.units import DelayS, DurationS, Threshold
 from certvigil.errors import TargetError
-from certvigil.ipaddr import ip_or_none
-from certvigil.target import StartTLS
-from certvigil.targets import TargetSpec as SpecText
-from certvigil.targets import normalise_hostname, parse_spec
+from certvigil.targets.ipaddr import ip_or_none
+from certvigil.targets.parse import TargetSpec as SpecText
+from certvigil.targets.parse import normalise_hostname, parse_spec
+from certvigil.targets.target import StartTLS
 
 DEFAULT_THRESHOLDS: tuple[Threshold, ...] = tuple(Threshold(days=d) for d in (30, 14, 7, 1))
 """The alert thresholds when a configuration names none (30/14/7/1 days)."""

@@ -60,7 +60,8 @@ from certvigil.daemon.unwritable import (
     record_outage,
 )
 from certvigil.errors import StoreError
-from certvigil.scan import ScanOptions, scan_stream, utc_now
+from certvigil.files.truststore import TrustStoreCache
+from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
 from certvigil.store.daemon_lock import (
     DEFAULT_LOCK_LEASE_S,
@@ -70,8 +71,7 @@ from certvigil.store.daemon_lock import (
 )
 from certvigil.store.ingest import record_reports
 from certvigil.store.outbox import WorkerId, count_failing, this_worker
-from certvigil.target import Target
-from certvigil.truststore import TrustStoreCache
+from certvigil.targets.target import Target
 
 log = logging.getLogger(f"{LOGGER_NAME}.daemon")
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Sequence
 
 from certvigil.config.expand import ScheduledTarget
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 
 class Schedule:

@@ -27,7 +27,7 @@ from certvigil.demo.servers import (
     closed_port,
     serve_tls_handshake,
 )
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 
 DEMO_DOMAIN = "demo.certvigil.test"
 """Every demo name ends in this (``.test`` is reserved by RFC 2606: it never resolves)."""

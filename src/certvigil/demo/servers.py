@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certvigil.target import StartTLS
+from certvigil.targets.target import StartTLS
 
 _STARTUP_TIMEOUT_S = 10.0
 _IO_TIMEOUT_S = 30.0

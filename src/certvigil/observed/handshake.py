@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 
 class FailureKind(StrEnum):

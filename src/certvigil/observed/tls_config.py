@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from certvigil.tls.records import TlsProtocol
 
 

@@ -32,7 +32,7 @@ from certvigil.store.records import (
     InventoryRow,
     ObservationRecord,
 )
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 INVENTORY_COLUMNS: tuple[str, ...] = (
     "endpoint",

@@ -42,7 +42,7 @@ from certvigil.observed.handshake import ProbeFailure, TlsObservation
 from certvigil.output.plain_json import jsonable
 from certvigil.output.safe_text import json_visible
 from certvigil.output.summary import Tally, days_remaining
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 SCHEMA_VERSION = 1
 """Raised only when a field changes meaning or disappears; additions keep the version."""

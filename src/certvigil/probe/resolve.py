@@ -9,8 +9,8 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from certvigil.errors import ProbeError
-from certvigil.ipaddr import ip_or_none
 from certvigil.observed.handshake import FailureKind
+from certvigil.targets.ipaddr import ip_or_none
 
 # getaddrinfo errors that may go away on their own (a resolver that did not answer in
 # time, or a temporary failure): worth one retry, unlike "no such name".

@@ -35,7 +35,7 @@ from certvigil.probe.capped_http import HttpLimits
 from certvigil.probe.crl_fetch import CrlCache
 from certvigil.probe.ocsp_fetch import build_ocsp_request, fetch_ocsp
 from certvigil.probe.revocation_options import RevocationOptions
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 __all__ = ["CrlCache", "RevocationOptions", "check_revocation"]
 

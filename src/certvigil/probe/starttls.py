@@ -17,7 +17,7 @@ import struct
 from certvigil.errors import ProbeError
 from certvigil.observed.handshake import FailureKind
 from certvigil.probe.sockio import receive, send_all
-from certvigil.target import StartTLS
+from certvigil.targets.target import StartTLS
 from certvigil.text_escape import visible
 
 _MAX_REPLY_BYTES = 65536

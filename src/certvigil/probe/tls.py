@@ -42,7 +42,7 @@ from certvigil.probe.starttls import (
     plaintext_service_hint,
     quoted_start,
 )
-from certvigil.target import Target
+from certvigil.targets.target import Target
 from certvigil.tls.alert_watch import AlertWatcher, ReceivedAlert
 from certvigil.tls.cipher_suites import SUITES
 from certvigil.tls.records import TlsProtocol

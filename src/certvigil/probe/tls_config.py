@@ -28,7 +28,7 @@ from certvigil.observed.tls_config import (
     TlsConfigObservation,
 )
 from certvigil.probe.starttls import PlainChannel, negotiate_starttls, plaintext_service_hint
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 from certvigil.tls.cipher_suites import (
     SCSV_FALLBACK,
     SUITES,

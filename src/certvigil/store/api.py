@@ -34,7 +34,7 @@ from certvigil.store.records import (
     ObservationId,
     ObservationRecord,
 )
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 
 class Store:

@@ -42,7 +42,7 @@ from certvigil.store.models import (
     sqlite_utc_text,
 )
 from certvigil.store.records import ObservationId, ObservationStatus
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 _CERTS = CERTIFICATES
 _ENDPOINTS = ENDPOINTS

@@ -57,7 +57,7 @@ from certvigil.store.records import (
     ObservationRecord,
     ObservationStatus,
 )
-from certvigil.target import StartTLS, Target
+from certvigil.targets.target import StartTLS, Target
 
 _CERTS = CERTIFICATES
 _ENDPOINTS = ENDPOINTS

@@ -13,7 +13,7 @@ from typing import Any
 
 from certvigil.analysis.model import Finding, Severity
 from certvigil.observed.handshake import FailureKind
-from certvigil.target import Target
+from certvigil.targets.target import Target
 
 ObservationId = int
 """The primary key of an observation row."""

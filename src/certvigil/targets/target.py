@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from certvigil.ipaddr import is_ip_literal
+from certvigil.targets.ipaddr import is_ip_literal
 
 
 class StartTLS(StrEnum):

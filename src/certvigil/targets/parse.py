@@ -47,8 +47,8 @@ from typing import TextIO
 import idna
 
 from certvigil.errors import TargetError, UsageError
-from certvigil.ipaddr import ip_or_none, parse_ip
-from certvigil.target import StartTLS, Target
+from certvigil.targets.ipaddr import ip_or_none, parse_ip
+from certvigil.targets.target import StartTLS, Target
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

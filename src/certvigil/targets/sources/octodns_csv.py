@@ -17,7 +17,7 @@ import csv
 from pathlib import Path
 
 from certvigil.errors import ConfigError
-from certvigil.sources.names import DnsName
+from certvigil.targets.sources.names import DnsName
 
 ADDRESS_TYPES = frozenset({"A", "AAAA", "CNAME", "ALIAS"})
 """Record types whose owners are names one can connect to (ALIAS: an apex CNAME)."""

@@ -66,12 +66,12 @@ from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint, issuer_urls_to_fetch
 from certvigil.analysis.trust import TrustStore
-from certvigil.ipaddr import parse_ip
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
 from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.target import Target
+from certvigil.targets.ipaddr import parse_ip
+from certvigil.targets.target import Target
 
 if TYPE_CHECKING:
     import httpx
@@ -144,10 +144,10 @@ class ScanOptions:
         aia_timeout_s: Limit on each AIA fetch.
         policy: What the analysis judges and how strictly.
         deep: Also probe protocols, cipher suites and TLS options and grade each
-            observed endpoint (``certvigil.deep_scan``; docs/grading.md). Each probe
+            observed endpoint (``certvigil.scan.deep``; docs/grading.md). Each probe
             connection takes a slot from the same per-address and per-subnet limits.
         revocation: Also check each observed chain over OCSP and CRL and judge the
-            stapled OCSP response (``certvigil.revocation_scan``; docs/revocation.md),
+            stapled OCSP response (``certvigil.scan.revocation``; docs/revocation.md),
             with one HTTP client and one CRL cache for the whole scan.
         revocation_options: What the revocation check fetches and its time-outs.
     """
@@ -486,7 +486,7 @@ class _Budget:
 class EndpointScanner:
     """Per-scan state shared by all targets: limits, DNS cache, AIA fetcher.
 
-    ``certvigil.scan_workers`` runs one in each worker process.
+    ``certvigil.scan.workers`` runs one in each worker process.
     """
 
     def __init__(
@@ -594,7 +594,7 @@ class EndpointScanner:
     async def _probe_tls_config(
         self, observation: TlsObservation
     ) -> TlsConfigObservation | ProbeFailure:
-        from certvigil.deep_scan import probe_tls_config
+        from certvigil.scan.deep import probe_tls_config
 
         address = observation.peer_address
         # Each probe connection takes its address's slot at low priority: an endpoint's
@@ -614,14 +614,14 @@ class EndpointScanner:
         report: EndpointReport,
         probes: asyncio.Task[TlsConfigObservation | ProbeFailure],
     ) -> EndpointReport:
-        from certvigil.deep_scan import apply_tls_config
+        from certvigil.scan.deep import apply_tls_config
 
         return apply_tls_config(report, await probes)
 
     async def _revocation(
         self, report: EndpointReport, fetched_der: tuple[bytes, ...]
     ) -> EndpointReport:
-        from certvigil.revocation_scan import check_report_revocation
+        from certvigil.scan.revocation import check_report_revocation
 
         if self._http is None:
             import httpx

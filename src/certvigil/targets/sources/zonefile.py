@@ -12,7 +12,7 @@ import dns.rdatatype
 import dns.zone
 
 from certvigil.errors import ConfigError
-from certvigil.sources.names import DnsName
+from certvigil.targets.sources.names import DnsName
 
 ADDRESS_TYPES = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.CNAME})
 """Record types whose owners are names one can connect to."""

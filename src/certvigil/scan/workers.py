@@ -4,7 +4,7 @@ One Python process spends about 1.5 ms of CPU per endpoint (handshake, analysis,
 loop), so it cannot use a second core. ``scan_stream_workers`` forks ``workers``
 processes, each running its own event loop and its own ``EndpointScanner`` over the
 targets the parent hands it, and streams their reports back to the parent, which yields
-them in completion order, exactly as ``certvigil.scan.scan_stream`` does.
+them in completion order, exactly as ``certvigil.scan.scanner.scan_stream`` does.
 
 Partitioning: a target goes to the worker chosen by its destination address (its /24
 or /64 when ``per_subnet_concurrency`` is set), so every connection to one address, or
@@ -48,11 +48,11 @@ from typing import Any
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
-from certvigil.ipaddr import parse_ip
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.resolve import resolve_addresses
-from certvigil.scan import EndpointScanner, ScanOptions, ScanProgress, scan_stream, utc_now
-from certvigil.target import Target
+from certvigil.scan.scanner import EndpointScanner, ScanOptions, ScanProgress, scan_stream, utc_now
+from certvigil.targets.ipaddr import parse_ip
+from certvigil.targets.target import Target
 
 __all__ = [
     "AUTO_WORKERS_MIN_TARGETS",

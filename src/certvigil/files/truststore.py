@@ -18,8 +18,8 @@ from cryptography import x509
 
 from certvigil.analysis.certificate import parse_certificate
 from certvigil.analysis.trust import TrustStore
-from certvigil.certfiles import load_certificate_file
 from certvigil.errors import CertificateLoadError, ConfigError
+from certvigil.files.certificates import load_certificate_file
 
 if TYPE_CHECKING:
     from certvigil.config.model import TrustSettings

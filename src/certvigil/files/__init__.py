@@ -1,0 +1,1 @@
+"""Local files at the edge: trust stores and certificate files."""

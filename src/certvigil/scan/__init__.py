@@ -1,0 +1,1 @@
+"""Scan orchestration: the scanner, its worker processes, and which checks run."""

@@ -1,9 +1,0 @@
-"""Target sources from DNS data: BIND zone files and OctoDNS CSV exports."""
-
-from __future__ import annotations
-
-from certvigil.sources.names import DnsName, NameSelection, select_names
-from certvigil.sources.octodns_csv import read_octodns_csv
-from certvigil.sources.zonefile import read_zone_file
-
-__all__ = ["DnsName", "NameSelection", "read_octodns_csv", "read_zone_file", "select_names"]

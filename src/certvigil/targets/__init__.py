@@ -1,0 +1,1 @@
+"""Targets: parsing specs, expanding them, and the sources they come from."""
