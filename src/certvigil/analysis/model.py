@@ -14,6 +14,7 @@ from certvigil.targets.target import Target
 
 if TYPE_CHECKING:  # deep_assessment imports this module
     from certvigil.analysis.deep_assessment import DeepAssessment
+    from certvigil.observed.endpoint import EndpointObservation
 
 
 class Severity(StrEnum):
@@ -232,6 +233,10 @@ class EndpointReport:
             ``None`` when revocation was not checked.
         deep: The protocol, cipher and grade assessment (``scan --deep``,
             ``certvigil grade``), ``None`` when it was not run.
+        observed: Everything the probes saw that this report judges (handshake, AIA
+            issuers, revocation fetches, protocol probes): what the store keeps and
+            ``certvigil rejudge`` judges again. ``None`` for a report not made by
+            ``certvigil.analysis.judge.judge``.
     """
 
     target: Target
@@ -244,6 +249,7 @@ class EndpointReport:
     findings: tuple[Finding, ...] = ()
     revocation: RevocationReport | None = None
     deep: DeepAssessment | None = None
+    observed: EndpointObservation | None = None
 
     @property
     def verdict(self) -> Severity:
