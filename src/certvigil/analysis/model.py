@@ -44,8 +44,9 @@ class Finding:
     """One thing wrong (or worth knowing) about an endpoint or certificate.
 
     Attributes:
-        code: Stable identifier, e.g. ``"expired"``, ``"hostname_mismatch"``; the list
-            is in docs/json-schema.md.
+        code: Stable identifier, a ``FindingCode`` member (``analysis.codes``; table in
+            docs/finding-codes.md). Typed ``str`` because findings read back from a
+            store written by an older release may carry a code since retired.
         severity: How much it matters.
         message: One human sentence naming the certificate or fact concerned.
         cert_index: Position in the served chain of the certificate concerned
