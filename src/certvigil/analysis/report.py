@@ -1,13 +1,12 @@
-"""Judge one endpoint (or one offline chain): facts, chain, hostname, findings.
+"""Judge a chain (``certvigil cert FILE``) or one bare handshake: facts, chain, hostname.
 
-The entry points are pure: the caller passes ``now`` and the trust store, and may pass
-issuers it fetched from the AIA CA Issuers URLs that :func:`issuer_urls_to_fetch` names.
-A scan does::
-
-    report = analyse_endpoint(result, now=now, trust=trust)
-    urls = issuer_urls_to_fetch(report)
-    if urls:                                   # fetch (probe layer), then judge again
-        report = analyse_endpoint(result, now=now, trust=trust, fetched_issuers_der=ders)
+:func:`analyse_chain_der` is the certificate part of ``analysis.judge.judge``, which a
+scan calls once per endpoint on its whole observation (AIA issuers, revocation and
+protocol probes included). :func:`analyse_endpoint` judges a handshake alone, with
+issuers the caller fetched; :func:`issuer_urls_to_fetch` names, from such a report, the
+AIA URLs to fetch (a scan plans them from the bytes instead:
+``analysis.revocation_plan.plan_issuer_fetches``). Everything here is pure: the caller
+passes ``now`` and the trust store.
 
 Passing one ``now`` for a whole scan lets endpoints that serve the same chain share
 one verification (see ``chain.judge_chain``).
