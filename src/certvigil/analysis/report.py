@@ -89,6 +89,7 @@ def analyse_chain_der(
     expected_name: str | None = None,
     fetched_issuers_der: Sequence[bytes] = (),
     has_ocsp_staple: bool | None = None,
+    sort: bool = True,
 ) -> ChainAnalysis:
     """Judge a chain of DER certificates, leaf first, as a server would send it.
 
@@ -105,6 +106,8 @@ def analyse_chain_der(
         fetched_issuers_der: Issuers fetched from AIA CA Issuers URLs; certificates in
             it that do not parse are ignored.
         has_ocsp_staple: Whether an OCSP staple was sent; ``None`` when unknown.
+        sort: Sort the findings most severe first; ``judge`` passes ``False`` and sorts
+            once, when every part of the endpoint has been judged.
 
     Returns:
         The analysis.
@@ -148,7 +151,7 @@ def analyse_chain_der(
             evaluated_at_utc=now,
             expected_name=expected_name,
             certificates=tuple(p.facts for p in parsed),
-            findings=sort_findings(findings),
+            findings=sort_findings(findings) if sort else tuple(findings),
         )
     fetched = tuple(d for d in fetched_issuers_der if _parses(d))
     verdict = judge_chain([p.der for p in parsed], now=now, trust=trust, fetched_der=fetched)
@@ -185,7 +188,7 @@ def analyse_chain_der(
         certificates=facts,
         chain=chain,
         hostname=hostname,
-        findings=sort_findings(findings),
+        findings=sort_findings(findings) if sort else tuple(findings),
     )
 
 
