@@ -31,6 +31,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
+from certvigil.analysis.thresholds import (
+    DEFAULT_THRESHOLDS,
+    ExpiryThreshold,
+    most_urgent_crossed,
+    parse_threshold,
+)
 from certvigil.output.safe_text import visible
 from certvigil.targets.target import Target
 
@@ -66,93 +72,6 @@ class EventAction(StrEnum):
     RESOLVE = "resolve"
     """Resolve the open (or acknowledged) alert with this dedup key."""
 
-
-_THRESHOLD_RE = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>d|%)?\s*$")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExpiryThreshold:
-    """A point before expiry at which a certificate alerts once.
-
-    Exactly one of ``days`` and ``fraction`` is set.
-
-    Attributes:
-        days: Alert when at most this many days remain; ``None`` for a fractional threshold.
-        fraction: Alert when at most this fraction of the certificate's lifetime
-            (``not_after - not_before``) remains, in (0, 1); ``None`` for a days threshold.
-        severity: The alert's severity.
-    """
-
-    days: float | None = None
-    fraction: float | None = None
-    severity: Severity = Severity.WARNING
-
-    def __post_init__(self) -> None:
-        if (self.days is None) == (self.fraction is None):
-            raise ValueError("an expiry threshold needs exactly one of days and fraction")
-        if self.days is not None and self.days < 0:
-            raise ValueError(f"threshold days must not be negative, not {self.days}")
-        if self.fraction is not None and not 0 < self.fraction < 1:
-            raise ValueError(f"threshold fraction must be in (0, 1), not {self.fraction}")
-
-    @property
-    def label(self) -> str:
-        """The threshold as written in configuration and dedup keys: ``"30d"`` or ``"20%"``."""
-        if self.days is not None:
-            return f"{self.days:g}d"
-        return f"{(self.fraction or 0) * 100:g}%"
-
-    def remaining_limit(self, lifetime: timedelta) -> timedelta:
-        """The remaining validity at or below which this threshold is crossed."""
-        if self.days is not None:
-            return timedelta(days=self.days)
-        return lifetime * (self.fraction or 0)
-
-    def applies_to(self, lifetime: timedelta, max_fraction: float | None) -> bool:
-        """Whether the threshold means anything for a certificate of this lifetime.
-
-        A days threshold longer than ``max_fraction`` of the lifetime is skipped: "30 days
-        left" is routine for a 90-day ACME certificate awaiting renewal and always true of
-        a 6-day one. Fractional thresholds always apply.
-        """
-        if self.days is None or max_fraction is None:
-            return True
-        return timedelta(days=self.days) <= lifetime * max_fraction
-
-
-def parse_threshold(text: str, *, severity: Severity | None = None) -> ExpiryThreshold:
-    """Read a threshold written as ``"30d"``, ``"30"`` (days) or ``"20%"`` (of lifetime).
-
-    ``str()`` of a configuration threshold (``certvigil.config.Threshold``) reads back.
-
-    Args:
-        text: The threshold as written.
-        severity: The alert severity; by default critical for 7 days or less (or 5% or
-            less of the lifetime), warning otherwise.
-
-    Raises:
-        ValueError: ``text`` is not a positive number of days or a percentage below 100.
-    """
-    match = _THRESHOLD_RE.match(text)
-    if match is None:
-        raise ValueError(
-            f'expiry threshold "{text}": expected days ("30d") or a percentage ("20%")'
-        )
-    value = float(match["value"])
-    if match["unit"] == "%":
-        fraction = value / 100
-        if not 0 < fraction < 1:
-            raise ValueError(f'expiry threshold "{text}": percentage must be in (0, 100)')
-        default = Severity.CRITICAL if fraction <= 0.05 else Severity.WARNING
-        return ExpiryThreshold(fraction=fraction, severity=severity or default)
-    default = Severity.CRITICAL if value <= 7 else Severity.WARNING
-    return ExpiryThreshold(days=value, severity=severity or default)
-
-
-DEFAULT_THRESHOLDS: tuple[ExpiryThreshold, ...] = tuple(
-    parse_threshold(text) for text in ("30d", "14d", "7d", "1d")
-)
-"""30/14/7/1 days, the last two critical; skipped for lifetimes they do not fit."""
 
 DEFAULT_WEAK_CODES: frozenset[str] = frozenset(
     {
@@ -531,15 +450,14 @@ def _expiry(
                 cert=sha,
             )
         return
-    crossed = [
-        t
-        for t in thresholds
-        if t.applies_to(lifetime, policy.day_threshold_max_fraction)
-        and remaining <= t.remaining_limit(lifetime)
-    ]
-    if not crossed:
+    urgent = most_urgent_crossed(
+        thresholds,
+        remaining=remaining,
+        lifetime=lifetime,
+        max_fraction=policy.day_threshold_max_fraction,
+    )
+    if urgent is None:
         return
-    urgent = min(crossed, key=lambda t: t.remaining_limit(lifetime))
     limit = urgent.remaining_limit(lifetime)
     if any(t.remaining_limit(lifetime) <= limit for t in _alerted_thresholds(b.known, sha)):
         return  # this crossing, or a more urgent one, was already alerted for this leaf
