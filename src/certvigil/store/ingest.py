@@ -146,6 +146,9 @@ _ENDPOINT_COLUMNS = (
     "consecutive_failures",
     "current_certificate_sha256",
     "last_observation_id",
+    "grade",
+    "protocols",
+    "revocation_status",
 )
 _OBSERVATION_COLUMNS = (
     "id",
@@ -169,6 +172,11 @@ _OBSERVATION_COLUMNS = (
     "findings",
     "connect_s",
     "handshake_s",
+    "checks",
+    "grade",
+    "protocols",
+    "revocation_status",
+    "observation_z",
 )
 _DEPLOYMENT_COLUMNS = (
     "endpoint_id",
@@ -241,6 +249,12 @@ class _Statements:
                 "consecutive_failures": literal_column("0"),
                 "current_certificate_sha256": func.coalesce(
                     ok.excluded.current_certificate_sha256, e.current_certificate_sha256
+                ),
+                # A scan without the daily checks keeps the last grade and protocols.
+                "grade": func.coalesce(ok.excluded.grade, e.grade),
+                "protocols": func.coalesce(ok.excluded.protocols, e.protocols),
+                "revocation_status": func.coalesce(
+                    ok.excluded.revocation_status, e.revocation_status
                 ),
             }
             | (
@@ -407,6 +421,47 @@ def record_reports(
     return tuple(observation_ids)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckColumns:
+    """What a report's optional checks found, as the store's columns hold it.
+
+    Attributes:
+        names: The checks that ran, comma-separated (``cert,revocation,protocols,grade``).
+        grade: The grade, ``None`` when protocols were not probed.
+        protocols: Accepted protocols, comma-separated oldest first; ``None`` when not
+            probed.
+        revocation_status: ``revoked`` when any served certificate is, else the leaf's
+            status; ``None`` when revocation was not checked.
+    """
+
+    names: str
+    grade: str | None = None
+    protocols: str | None = None
+    revocation_status: str | None = None
+
+    @classmethod
+    def of(cls, report: EndpointReport) -> CheckColumns:
+        """The columns of ``report``."""
+        names = ["cert"]
+        status: str | None = None
+        if report.revocation is not None:
+            names.append("revocation")
+            leaf = report.revocation.leaf_status
+            status = (
+                "revoked"
+                if report.revocation.is_revoked
+                else (leaf.value if leaf is not None else None)
+            )
+        grade = protocols = None
+        if report.deep is not None:
+            names += ["protocols", "grade"]
+            grade = report.deep.grade.grade
+            protocols = ",".join(p.value for p in report.deep.tls_config.protocols)
+        return cls(
+            names=",".join(names), grade=grade, protocols=protocols, revocation_status=status
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     report: EndpointReport
@@ -414,6 +469,7 @@ class _Prepared:
     seen: datetime
     is_ok: bool
     chain: list[tuple[int, CertificateFacts]]
+    checks: CheckColumns
 
     @classmethod
     def of(cls, report: EndpointReport) -> _Prepared:
@@ -423,6 +479,7 @@ class _Prepared:
             seen=observed_at(report),
             is_ok=report.observation is not None,
             chain=_unique_chain(report),
+            checks=CheckColumns.of(report),
         )
 
 
@@ -659,6 +716,9 @@ def _endpoint_values(
         0 if item.is_ok else 1,
         leaf.sha256_hex if item.is_ok and leaf is not None else None,
         observation_id,
+        item.checks.grade,
+        item.checks.protocols,
+        item.checks.revocation_status,
     )
 
 
@@ -707,6 +767,11 @@ def _observation_values(
         encode([finding_to_json(f) for f in report.findings]),
         observation.connect_s if observation is not None else None,
         observation.handshake_s if observation is not None else None,
+        item.checks.names,
+        item.checks.grade,
+        item.checks.protocols,
+        item.checks.revocation_status,
+        None,  # the observation blob: written once the report carries its observation
     )
 
 
