@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
 from certvigil.analysis.thresholds import (
     DEFAULT_THRESHOLDS,
@@ -78,7 +79,7 @@ class EventAction(StrEnum):
     """Resolve the open (or acknowledged) alert with this dedup key."""
 
 
-DEFAULT_WEAK_CODES: frozenset[str] = frozenset({"weak_key", "weak_signature"})
+DEFAULT_WEAK_CODES: frozenset[str] = frozenset({FindingCode.WEAK_KEY, FindingCode.WEAK_SIGNATURE})
 """Finding codes that raise a "weak" alert (one alert per code and endpoint).
 
 ``weak_key`` covers small RSA and EC keys and DSA keys, and ``weak_signature`` SHA-1,
@@ -88,23 +89,23 @@ listed here but no analysis emitted, would only raise a second alert for one cau
 """
 
 WEAK_PROTOCOL_FIXES: dict[str, tuple[str, str]] = {
-    "protocol_sslv2": ("SSLv2", "disable SSLv2"),
-    "protocol_sslv3": ("SSLv3", "disable SSLv3"),
-    "protocol_tls10": ("TLS 1.0", "disable TLS 1.0 and 1.1"),
-    "protocol_tls11": ("TLS 1.1", "disable TLS 1.1"),
+    FindingCode.PROTOCOL_SSLV2: ("SSLv2", "disable SSLv2"),
+    FindingCode.PROTOCOL_SSLV3: ("SSLv3", "disable SSLv3"),
+    FindingCode.PROTOCOL_TLS10: ("TLS 1.0", "disable TLS 1.0 and 1.1"),
+    FindingCode.PROTOCOL_TLS11: ("TLS 1.1", "disable TLS 1.1"),
 }
 """Protocol finding codes that raise a "weak protocol" alert: the protocol and the fix."""
 
 WEAK_CIPHER_CODES: frozenset[str] = frozenset(
     {
-        "cipher_null",
-        "cipher_anonymous",
-        "cipher_export",
-        "cipher_rc4",
-        "cipher_rc2",
-        "cipher_des",
-        "cipher_3des",
-        "cipher_md5_mac",
+        FindingCode.CIPHER_NULL,
+        FindingCode.CIPHER_ANONYMOUS,
+        FindingCode.CIPHER_EXPORT,
+        FindingCode.CIPHER_RC4,
+        FindingCode.CIPHER_RC2,
+        FindingCode.CIPHER_DES,
+        FindingCode.CIPHER_3DES,
+        FindingCode.CIPHER_MD5_MAC,
     }
 )
 """Suite finding codes that raise a "weak cipher" alert."""
@@ -122,6 +123,9 @@ the certificate, not an outage, and ``not_checked`` a choice)."""
 def grade_rank(grade: str) -> int:
     """The grade's place in :data:`GRADE_ORDER` (0 best); unknown grades rank last."""
     return GRADE_ORDER.index(grade) if grade in GRADE_ORDER else len(GRADE_ORDER)
+
+
+_TIME_CODES = (FindingCode.EXPIRED, FindingCode.NOT_YET_VALID)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,7 +152,7 @@ class AlertPolicy:
     unreachable_after: int = 3
     unreachable_severity: Severity = Severity.WARNING
     weak_finding_codes: frozenset[str] = DEFAULT_WEAK_CODES
-    revoked_finding_codes: frozenset[str] = frozenset({"revoked"})
+    revoked_finding_codes: frozenset[str] = frozenset({FindingCode.REVOKED})
     revocation_unchecked_after: int = 3
 
     def __post_init__(self) -> None:
@@ -570,7 +574,7 @@ def _untrusted_reasons(
         for f in report.findings
         if f.code in chain.untrusted_causes
         # an expired certificate the path does not need is a warning, not a cause
-        and not (f.code in ("expired", "not_yet_valid") and f.severity is not Severity.CRITICAL)
+        and not (f.code in _TIME_CODES and f.severity is not Severity.CRITICAL)
     ]
     if not causes:
         return (chain.error,) if chain.error else ("",)
@@ -578,7 +582,7 @@ def _untrusted_reasons(
 
 
 def _alerted_elsewhere(finding: Finding, policy: AlertPolicy) -> bool:
-    if finding.code in ("expired", "not_yet_valid"):
+    if finding.code in _TIME_CODES:
         return finding.cert_index == 0
     return finding.code in policy.weak_finding_codes
 
@@ -671,7 +675,7 @@ def _conditions(
         f"{ep} no longer serves a revoked certificate.",
         cert=leaf.sha256_hex,
     )
-    must_staple = codes.get("must_staple_not_stapled")
+    must_staple = codes.get(FindingCode.MUST_STAPLE_NOT_STAPLED)
     b.condition(
         must_staple is not None,
         AlertKind.MUST_STAPLE_MISSING,

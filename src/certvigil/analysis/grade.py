@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import EndpointReport, KeyType
 from certvigil.analysis.tls_config import (
     HSTS_MIN_MAX_AGE_S,
@@ -358,7 +359,7 @@ def grade_endpoint(
     )
 
 
-_TIME_CAUSES = frozenset({"expired", "not_yet_valid"})
+_TIME_CAUSES = frozenset({FindingCode.EXPIRED, FindingCode.NOT_YET_VALID})
 
 
 def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
@@ -388,7 +389,9 @@ def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
     told = (
         out_of_time
         and (verdicts.trusted_ignoring_validity or (bool(causes) and causes <= _TIME_CAUSES))
-    ) or (causes == {"weak_signature"} and verdicts.signature_hash in ("sha1", "md5", "md2"))
+    ) or (
+        causes == {FindingCode.WEAK_SIGNATURE} and verdicts.signature_hash in ("sha1", "md5", "md2")
+    )
     if verdicts.is_trusted is False and not told:
         add("certificate_not_trusted", "T", "no trusted path to a root was found")
     elif verdicts.signature_hash == "sha1":

@@ -301,15 +301,22 @@ class CertDocument(OutputModel):
     finished_at_utc: datetime
 
 
-SCHEMA_FILES = {"scan.schema.json": "ScanDocument", "cert.schema.json": "CertDocument"}
+SCHEMA_FILES = {
+    "scan.schema.json": "ScanDocument",
+    "cert.schema.json": "CertDocument",
+    "observation.schema.json": "ObservationDocument",
+}
 """The JSON Schema files in ``docs/schema/`` and the model each one describes."""
 
 
 def json_schema_texts() -> dict[str, str]:
     """Each schema file's name and its text (JSON Schema draft 2020-12, from the models)."""
-    models: dict[str, type[OutputModel]] = {
+    from certvigil.output.observation_schema import ObservationDocument
+
+    models: dict[str, type[BaseModel]] = {
         "ScanDocument": ScanDocument,
         "CertDocument": CertDocument,
+        "ObservationDocument": ObservationDocument,
     }
     return {
         name: json.dumps(models[model].model_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.deep_assessment import assess_endpoint_report
 from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.observed.handshake import ProbeFailure, TlsObservation
@@ -73,7 +74,7 @@ def apply_tls_config(
     """
     if isinstance(result, ProbeFailure):
         note = Finding(
-            code="tls_config_not_assessed",
+            code=FindingCode.TLS_CONFIG_NOT_ASSESSED,
             severity=Severity.INFO,
             message=f"protocols and ciphers not assessed: {result.kind}: {result.detail}",
         )

@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint, issuer_urls_to_fetch
@@ -667,7 +668,11 @@ class EndpointScanner:
     def _cut(self, report: EndpointReport, step: str) -> EndpointReport:
         """``report`` with a finding saying ``step`` was cut by the deadline."""
         # The deep step keeps the code it has for every other reason it was not done.
-        code = "tls_config_not_assessed" if step == "protocols and ciphers" else "deadline_reached"
+        code = (
+            FindingCode.TLS_CONFIG_NOT_ASSESSED
+            if step == "protocols and ciphers"
+            else FindingCode.DEADLINE_REACHED
+        )
         note = Finding(
             code=code,
             severity=Severity.INFO,
