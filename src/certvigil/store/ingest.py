@@ -9,7 +9,9 @@ commit together.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -33,6 +35,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding
+from certvigil.errors import ObservationFormatError
+from certvigil.observed.codec import observation_from_json, observation_to_json
+from certvigil.observed.endpoint import EndpointObservation
+from certvigil.observed.revocation import RevocationMethod
 from certvigil.store.models import (
     CERTIFICATES,
     DEPLOYMENTS,
@@ -42,6 +48,7 @@ from certvigil.store.models import (
     sqlite_utc_text,
 )
 from certvigil.store.records import ObservationId, ObservationStatus
+from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
 from certvigil.targets.target import Target
 
 _CERTS = CERTIFICATES
@@ -414,6 +421,7 @@ def record_reports(
     record_round = _record_round_assigning if statements.assigns_ids else _record_round_returning
     for indexes in _rounds(prepared):
         record_round(connection, statements, prepared, indexes, observation_ids, endpoint_ids)
+    _store_documents(connection, prepared, observation_ids)
     for target, labels in (tags or {}).items():
         endpoint_id = endpoint_ids.get(_key_tuple(target))
         if endpoint_id is not None:
@@ -470,9 +478,15 @@ class _Prepared:
     is_ok: bool
     chain: list[tuple[int, CertificateFacts]]
     checks: CheckColumns
+    observation_z: bytes | None
+    crls: dict[str, bytes]
+    crl_urls: dict[str, tuple[str, datetime]]
 
     @classmethod
     def of(cls, report: EndpointReport) -> _Prepared:
+        crls: dict[str, bytes] = {}
+        observed = report.observed
+        packed = pack_observation(observed, crls) if observed is not None else None
         return cls(
             report=report,
             key_tuple=_key_tuple(report.target),
@@ -480,7 +494,106 @@ class _Prepared:
             is_ok=report.observation is not None,
             chain=_unique_chain(report),
             checks=CheckColumns.of(report),
+            observation_z=packed,
+            crls=crls,
+            crl_urls=_crl_sources(observed) if crls and observed is not None else {},
         )
+
+
+OBSERVATION_COMPRESSION_LEVEL = 6
+"""zlib level of stored observations (docs/store.md: 6 is within a few per cent of 9's
+size at a third of its time)."""
+
+
+MAX_STORED_OBSERVATION_BYTES = 64 * 1024 * 1024
+"""Largest stored observation read back (decompressed): a bound against a bad row."""
+
+
+def pack_observation(observation: EndpointObservation, crls: dict[str, bytes]) -> bytes:
+    """The stored form of an observation: its versioned JSON (``certvigil.observation/1``),
+    zlib-compressed, with CRLs left out (into ``crls``, by SHA-256) to be stored once."""
+    text = observation_to_json(observation, crls=crls)
+    return zlib.compress(text.encode("utf-8"), OBSERVATION_COMPRESSION_LEVEL)
+
+
+def unpack_observation(packed: bytes, crls: Mapping[str, bytes]) -> EndpointObservation:
+    """The observation :func:`pack_observation` stored, its CRLs taken from ``crls``.
+
+    Raises:
+        ObservationFormatError: The stored bytes are not a readable observation.
+    """
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(packed, MAX_STORED_OBSERVATION_BYTES)
+        if inflate.unconsumed_tail:
+            raise ObservationFormatError(
+                "observation_z",
+                f"more than {MAX_STORED_OBSERVATION_BYTES} bytes once decompressed",
+            )
+        text = raw.decode("utf-8")
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise ObservationFormatError("observation_z", f"not a stored observation: {exc}") from exc
+    return observation_from_json(text, crls=crls)
+
+
+def _crl_sources(observation: EndpointObservation) -> dict[str, tuple[str, datetime]]:
+    """Each CRL's URL and fetch time, by the SHA-256 of its bytes."""
+    found: dict[str, tuple[str, datetime]] = {}
+    revocation = observation.revocation
+    if revocation is None:
+        return found
+    for certificate in revocation.certificates:
+        for fetch in certificate.fetches:
+            if fetch.method is RevocationMethod.CRL and fetch.response_der is not None:
+                sha = hashlib.sha256(fetch.response_der).hexdigest()
+                found.setdefault(sha, (fetch.url, fetch.fetched_at_utc))
+    return found
+
+
+def _store_documents(
+    connection: Connection,
+    prepared: Sequence[_Prepared],
+    observation_ids: Sequence[int],
+) -> None:
+    """CRLs once by digest, and which observation used which."""
+    documents: dict[str, tuple[bytes, str | None, datetime]] = {}
+    links: list[dict[str, Any]] = []
+    for item, observation_id in zip(prepared, observation_ids, strict=True):
+        for sha, der in item.crls.items():
+            url, fetched = item.crl_urls.get(sha, (None, item.seen))
+            documents.setdefault(sha, (der, url, fetched))
+            links.append({"observation_id": observation_id, "document_sha256": sha})
+    if not documents:
+        return
+    table = REVOCATION_DOCUMENTS
+    wanted = list(documents)
+    known: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        known.update(
+            connection.execute(
+                select(table.c.sha256_hex).where(
+                    table.c.sha256_hex.in_(wanted[start : start + 500])
+                )
+            ).scalars()
+        )
+    rows = [
+        {
+            "sha256_hex": sha,
+            "kind": "crl",
+            "url": url,
+            "fetched_at_utc": fetched,
+            "next_update_utc": None,
+            "der_z": zlib.compress(der, OBSERVATION_COMPRESSION_LEVEL),
+        }
+        for sha, (der, url, fetched) in documents.items()
+        if sha not in known
+    ]
+    if rows:
+        connection.execute(
+            dialect_insert(connection, table).on_conflict_do_nothing(index_elements=["sha256_hex"]),
+            rows,
+        )
+    connection.execute(OBSERVATION_DOCUMENTS.insert(), links)
 
 
 def _key_tuple(target: Target) -> tuple[str, int, str, str]:
@@ -771,7 +884,7 @@ def _observation_values(
         item.checks.grade,
         item.checks.protocols,
         item.checks.revocation_status,
-        None,  # the observation blob: written once the report carries its observation
+        item.observation_z,
     )
 
 
