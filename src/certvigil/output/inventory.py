@@ -56,6 +56,9 @@ INVENTORY_COLUMNS: tuple[str, ...] = (
     "sha256",
     "deployed_since_utc",
     "last_seen_utc",
+    "grade",
+    "revocation_status",
+    "protocols",
 )
 """The ``inventory --csv`` header, in order; lists are joined with ``;``. A text cell
 that would start a spreadsheet formula gets a leading ``'``."""
@@ -75,6 +78,7 @@ def _console(stream: TextIO, *, color: bool | None) -> Console:
 
 
 INVENTORY_TABLE_STEPS: tuple[Step, ...] = (
+    drop("revocation"),
     drop("issuer"),
     drop("key"),
     shorten("expires (UTC)"),
@@ -138,6 +142,9 @@ def inventory_row_json(row: InventoryRow, *, now: datetime) -> dict[str, Any]:
         "sha256": row.sha256_hex,
         "deployed_since_utc": _iso(row.deployed_since_utc),
         "last_seen_utc": _iso(row.last_seen_utc),
+        "grade": row.grade,
+        "revocation_status": row.revocation_status,
+        "protocols": list(row.protocols) if row.protocols is not None else None,
     }
 
 
@@ -173,6 +180,20 @@ def render_inventory_csv(rows: Sequence[InventoryRow], stream: TextIO, *, now: d
             else:
                 cells[key] = "" if value is None else str(value)
         writer.writerow(safe_csv_row(cells, numbers=_NUMBER_COLUMNS))
+
+
+def _grade_cell(grade: str | None) -> Text:
+    if grade is None:
+        return Text("-")
+    style = "green" if grade.startswith("A") else "yellow" if grade in ("B", "C") else "bold red"
+    return Text(grade, style=style)
+
+
+def _revocation_cell(status: str | None) -> Text:
+    if status is None:
+        return Text("-")
+    style = {"good": "green", "revoked": "bold red"}.get(status, "yellow")
+    return Text(status, style=style)
 
 
 def _days_cell(not_after_utc: datetime, *, now: datetime, warn_days: int) -> Text:
@@ -215,6 +236,8 @@ def render_inventory_table(
     key = Column(header="key")
     sha256 = Column(header="sha256")
     tags = Column(header="tags", fit=Fit.CLIP, min_width=8)
+    grade = Column(header="grade")
+    revocation = Column(header="revocation")
     short_expires: list[Text] = []
     for row in rows:
         expires.cells.append(Text(row.not_after_utc.strftime("%Y-%m-%d %H:%M")))
@@ -227,9 +250,16 @@ def render_inventory_table(
         key.cells.append(cell(f"{row.key_type.upper()} {row.key_bits}"))
         sha256.cells.append(Text(row.sha256_hex[:16]))
         tags.cells.append(cell(",".join(row.tags)))
+        grade.cells.append(_grade_cell(row.grade))
+        revocation.cells.append(_revocation_cell(row.revocation_status))
     expires.short_cells = short_expires
     columns = [expires, days, endpoint, *((position,) if show_position else ())]
-    columns += [subject, issuer, key, sha256, tags]
+    # The grade and revocation columns appear once any endpoint was graded or checked.
+    checked = [
+        *((grade,) if any(r.grade for r in rows) else ()),
+        *((revocation,) if any(r.revocation_status for r in rows) else ()),
+    ]
+    columns += [*checked, subject, issuer, key, sha256, tags]
     console.print(
         fit_table(columns, width=console.width, steps=INVENTORY_TABLE_STEPS, style=_STORE_TABLE)
     )
