@@ -128,8 +128,10 @@ def test_revoked_certificate_alerts_and_resolves_when_replaced(
             assert "revoked" not in open_alerts(store)
             assert daemon.daemon.crl_downloads == 1
     (endpoint,) = store.list_endpoints()
-    statuses = [o.status.value for o in store.endpoint_history(endpoint.id)]
-    assert statuses == ["ok", "ok"]
+    history = store.endpoint_history(endpoint.id)
+    assert [o.revocation_status for o in history] == ["good", "revoked"]
+    messages = [c.message for c in store.endpoint_changes(endpoint.id)]
+    assert any(m.startswith("revoked: the certificate") for m in messages), messages
 
 
 def test_revocation_that_cannot_be_checked_warns_after_k_cycles(
@@ -241,6 +243,20 @@ def test_weak_protocol_and_grade_drop_alert_and_resolve(
         daemon.close()
     assert not {"weak_protocol", "grade_dropped", "weak_cipher"} & set(open_alerts(store))
     assert endpoint_grade(store) == first_grade
+    # The store tells the story: grade and protocols per observation, and the changes.
+    (endpoint,) = store.list_endpoints()
+    history = store.endpoint_history(endpoint.id)
+    assert [o.grade for o in history] == [first_grade, "B", None, first_grade]
+    assert [o.checks for o in history][1:3] == [
+        "cert,revocation,protocols,grade",
+        "cert,revocation",
+    ]
+    assert history[1].protocols is not None and "TLSv1.0" in history[1].protocols
+    messages = [c.message for c in store.endpoint_changes(endpoint.id)]
+    assert f"grade {first_grade} \u2192 B" in messages
+    assert "TLS 1.0 enabled" in messages
+    assert "TLS 1.0 disabled" in messages
+    assert f"grade B \u2192 {first_grade}" in messages
 
 
 def endpoint_grade(store: Store) -> str | None:

@@ -92,6 +92,7 @@ INVENTORY_TABLE_STEPS: tuple[Step, ...] = (
 
 HISTORY_TABLE_STEPS: tuple[Step, ...] = (
     drop("issuer"),
+    drop("protocols"),
     drop("protocol"),
     shorten("observed (UTC)"),
     drop("expires"),
@@ -296,6 +297,10 @@ def observation_json(record: ObservationRecord) -> dict[str, Any]:
             }
             for f in record.findings
         ],
+        "checks": record.checks.split(",") if record.checks else None,
+        "grade": record.grade,
+        "protocols": list(record.protocols) if record.protocols is not None else None,
+        "revocation_status": record.revocation_status,
         "connect_s": record.connect_s,
         "handshake_s": record.handshake_s,
     }
@@ -377,6 +382,8 @@ def render_history_table(
         issuer = Column(header="issuer", fit=Fit.CLIP, min_width=12)
         expires = Column(header="expires")
         problems = Column(header="verdict / problem", fit=Fit.WRAP, min_width=20)
+        grade = Column(header="grade")
+        accepted = Column(header="protocols", fit=Fit.WRAP, min_width=8)
         short_observed: list[Text] = []
         for record in records:
             if record.failure_kind is not None:
@@ -398,8 +405,15 @@ def render_history_table(
                 Text(f"{record.leaf_not_after_utc:%Y-%m-%d}" if record.leaf_not_after_utc else "")
             )
             problems.cells.append(problem)
+            grade.cells.append(_grade_cell(record.grade))
+            accepted.cells.append(
+                cell(" ".join(record.protocols) if record.protocols is not None else "-")
+            )
         observed.short_cells = short_observed
-        columns = [observed, status_column, protocol, leaf, issuer, expires, problems]
+        # Grade and accepted protocols once any shown observation probed them.
+        probed = any(r.grade is not None or r.protocols is not None for r in records)
+        columns = [observed, status_column, protocol, *((grade, accepted) if probed else ())]
+        columns += [leaf, issuer, expires, problems]
         console.print(
             fit_table(columns, width=console.width, steps=HISTORY_TABLE_STEPS, style=_STORE_TABLE)
         )
@@ -471,6 +485,10 @@ def render_changes_table(
 
 
 _CHANGE_STYLE = {
+    ChangeKind.REVOKED: "bold red",
+    ChangeKind.GRADE_DROPPED: "yellow",
+    ChangeKind.GRADE_RAISED: "green",
+    ChangeKind.PROTOCOL_ENABLED: "yellow",
     ChangeKind.CHAIN_BROKE: "bold red",
     ChangeKind.ENDPOINT_FAILED: "magenta",
     ChangeKind.HOSTNAME_MISMATCH_APPEARED: "bold red",

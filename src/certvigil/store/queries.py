@@ -303,7 +303,7 @@ def inventory(
             last_seen_utc=when(last_seen_utc),
             grade=grade,
             revocation_status=revocation_status,
-            protocols=tuple(protocols.split(",")) if protocols else None,
+            protocols=protocol_list(protocols),
         )
         for (
             (
@@ -734,7 +734,18 @@ def observation_record(row: Row[Any]) -> ObservationRecord:
         ),
         connect_s=row.connect_s,
         handshake_s=row.handshake_s,
+        checks=row.checks,
+        grade=row.grade,
+        protocols=protocol_list(row.protocols),
+        revocation_status=row.revocation_status,
     )
+
+
+def protocol_list(text: str | None) -> tuple[str, ...] | None:
+    """Protocols stored comma-separated; ``""`` when none was accepted, ``None`` unprobed."""
+    if text is None:
+        return None
+    return tuple(text.split(",")) if text else ()
 
 
 def get_observation(connection: Connection, observation_id: int) -> ObservationRecord | None:
@@ -785,6 +796,9 @@ def observed_state(record: ObservationRecord) -> ObservedState:
         chain_sha256=record.chain_sha256,
         is_trusted=record.is_trusted,
         hostname_matches=record.hostname_matches,
+        grade=record.grade,
+        protocols=record.protocols,
+        revocation_status=record.revocation_status,
     )
 
 

@@ -178,6 +178,10 @@ class ObservationRecord:
         findings: The findings, as recorded.
         connect_s: TCP (and STARTTLS) connect time, ``None`` when failed.
         handshake_s: TLS handshake time, ``None`` when failed.
+        checks: The checks that ran (``cert,revocation``), ``None`` before revision 0007.
+        grade: The grade, ``None`` when not graded.
+        protocols: Accepted protocols, ``None`` when not probed.
+        revocation_status: ``revoked`` or the leaf's status, ``None`` when not checked.
     """
 
     id: int
@@ -204,6 +208,10 @@ class ObservationRecord:
     findings: tuple[Finding, ...]
     connect_s: float | None
     handshake_s: float | None
+    checks: str | None = None
+    grade: str | None = None
+    protocols: tuple[str, ...] | None = None
+    revocation_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
