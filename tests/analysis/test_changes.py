@@ -126,3 +126,34 @@ def test_state_from_reports() -> None:
     failed = observed_state_from_report(failed_report(target, at=datetime(2026, 1, 1, tzinfo=UTC)))
     assert not failed.is_ok and failed.failure_kind == "connection_refused"
     assert failed.observed_at_utc == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_grade_protocols_and_revocation_compare_with_their_own_last_run() -> None:
+    """Looks that did not grade, probe or check revocation are skipped for those changes:
+    the daily check compares with the previous daily check."""
+    from certvigil.analysis.changes import ObservedState, changes_over
+
+    def at(hour: int, **facts: object) -> ObservedState:
+        return ObservedState(
+            observed_at_utc=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=hour),
+            is_ok=True,
+            leaf_sha256="a" * 64,
+            leaf_issuer="CN=CA",
+            protocol="TLSv1.3",
+            **facts,  # type: ignore[arg-type]
+        )
+
+    states = [
+        at(0, grade="A", protocols=("TLSv1.2", "TLSv1.3"), revocation_status="good"),
+        at(1, revocation_status="good"),  # a certificate-and-revocation look
+        at(24, grade="B", protocols=("TLSv1.0", "TLSv1.2", "TLSv1.3")),
+        at(25, revocation_status="revoked"),
+        at(26, revocation_status="revoked"),  # still revoked: said once
+        at(48, grade="B", protocols=("TLSv1.2", "TLSv1.3")),
+    ]
+    assert [c.message for c in changes_over(states)] == [
+        "grade A \u2192 B",
+        "TLS 1.0 enabled",
+        "revoked: the certificate aaaaaaaaaaaaaaaa is revoked",
+        "TLS 1.0 disabled",
+    ]

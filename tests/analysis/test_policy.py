@@ -8,11 +8,31 @@ import pytest
 
 from certvigil.analysis.model import Severity
 from certvigil.analysis.policy import AnalysisPolicy
+from certvigil.analysis.thresholds import ExpiryThreshold, parse_threshold, thresholds_from_days
+
+YEAR = timedelta(days=365)
 
 
-def test_thresholds_are_sorted_and_unique() -> None:
-    """Thresholds given in any order are kept ascending without repeats."""
-    assert AnalysisPolicy(thresholds_days=(7, 30, 7, 1)).thresholds_days == (1, 7, 30)
+def test_days_thresholds_are_unique_and_critical_within_the_limit() -> None:
+    """``--threshold`` days given in any order become one threshold each, 7 and less
+    critical."""
+    made = thresholds_from_days((7, 30, 7, 1))
+    assert [t.days for t in made] == [30, 7, 1]
+    assert [t.severity for t in made] == [Severity.WARNING, Severity.CRITICAL, Severity.CRITICAL]
+
+
+def test_lifetime_threshold_and_skipped_day_threshold() -> None:
+    """A share-of-lifetime threshold crosses by lifetime; a days threshold too long for a
+    short-lived certificate is skipped when the policy says so, as the alert rules do."""
+    policy = AnalysisPolicy(
+        expiry_thresholds=(parse_threshold("30d"), parse_threshold("20%")),
+        day_threshold_max_fraction=0.25,
+    )
+    ninety = timedelta(days=90)
+    assert policy.expiry_crossed(timedelta(days=25), ninety) is None
+    crossed = policy.expiry_crossed(timedelta(days=17), ninety)
+    assert crossed == ExpiryThreshold(fraction=0.2, severity=Severity.WARNING)
+    assert policy.expiry_crossed(timedelta(days=25), YEAR) == parse_threshold("30d")
 
 
 @pytest.mark.parametrize(
@@ -29,17 +49,16 @@ def test_default_thresholds(
     remaining: timedelta, threshold: int | None, severity: Severity | None
 ) -> None:
     """30/14 days out are warnings, 7 days and less critical."""
-    policy = AnalysisPolicy()
-    assert policy.threshold_crossed(remaining) == threshold
-    assert policy.expiry_severity(remaining) is severity
+    crossed = AnalysisPolicy().expiry_crossed(remaining, YEAR)
+    assert (crossed.days if crossed else None) == threshold
+    assert (crossed.severity if crossed else None) is severity
 
 
 @pytest.mark.parametrize(
     ("options", "rule"),
     [
-        ({"thresholds_days": ()}, "thresholds_days"),
-        ({"thresholds_days": (30, 0)}, "positive"),
-        ({"critical_within_days": -1}, "critical_within_days"),
+        ({"expiry_thresholds": ()}, "expiry_thresholds"),
+        ({"day_threshold_max_fraction": 0}, "day_threshold_max_fraction"),
         ({"max_validity_days": 0}, "max_validity_days"),
         ({"min_rsa_bits": -1}, "min_rsa_bits"),
     ],

@@ -11,6 +11,7 @@ from certvigil.analysis.certificate import parse_certificate
 from certvigil.analysis.model import EndpointReport, Severity
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_chain_der, analyse_endpoint, issuer_urls_to_fetch
+from certvigil.analysis.thresholds import thresholds_from_days
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import CertificateAuthority, KeySpec, ThrowawayPki, self_signed_leaf
 from certvigil.observed.handshake import FailureKind, ProbeFailure
@@ -147,7 +148,7 @@ def test_custom_thresholds(pki: ThrowawayPki, trust: TrustStore) -> None:
     """Configured thresholds replace the defaults."""
     leaf = pki.issue_leaf(dns_names=(HOST,))
     now = leaf.certificate.not_valid_after_utc - timedelta(days=45)
-    policy = AnalysisPolicy(thresholds_days=(60, 3), critical_within_days=3)
+    policy = AnalysisPolicy(expiry_thresholds=thresholds_from_days((60, 3), critical_within_days=3))
     report = analyse_endpoint(
         observation(pki.served_chain_der(leaf)), now=now, trust=trust, policy=policy
     )

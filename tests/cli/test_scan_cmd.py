@@ -343,7 +343,7 @@ def test_ipv6_loopback_target(capsys: pytest.CaptureFixture[str], lab: Lab) -> N
         (("--starttls", "gopher", "x.test"), "error: "),
         (("--concurrency", "0", "x.test"), "error: "),
         (("--per-subnet", "0", "x.test"), "error: "),
-        (("--threshold", "0", "x.test"), "thresholds_days"),
+        (("--threshold", "0", "x.test"), "positive numbers of days"),
     ],
 )
 def test_usage_errors_exit_64_with_one_line(

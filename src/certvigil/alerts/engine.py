@@ -18,10 +18,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection
 
 from certvigil.alerts.routing import AlertRoute, matching_routes
 from certvigil.alerts.rules import (
+    UNDECIDED_REVOCATION,
     AlertEvent,
     AlertKind,
     AlertPolicy,
@@ -35,8 +36,14 @@ from certvigil.analysis.model import EndpointReport, Severity
 from certvigil.errors import StoreError, UsageError
 from certvigil.store import AlertRecord, AlertState, ObservationId, Store
 from certvigil.store import outbox as box
+from certvigil.store.alert_queries import (
+    StoredHistory,
+    insert_resolved_alert,
+    merge_alert_details,
+    read_history,
+    routes_told,
+)
 from certvigil.store.ingest import observed_at, record_report
-from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, OBSERVATIONS
 from certvigil.store.queries import find_endpoint
 
 EVENT_OPENED = "opened"
@@ -161,6 +168,7 @@ class AlertEngine:
             before_utc=observed_at(report),
             leaf_sha256=report.leaf.sha256_hex if report.leaf is not None else None,
             max_failures=self.policy.unreachable_after,
+            max_revocation=self.policy.revocation_unchecked_after,
         )
         events = evaluate(report, history, self.policy, now=now)
         for event in events:
@@ -214,23 +222,18 @@ class AlertEngine:
             )
             return
         # A notice: recorded resolved at once (nothing to act on), delivered all the same.
-        alert_id: int = connection.execute(
-            ALERTS.insert()
-            .values(
-                dedup_key=event.dedup_key,
-                kind=event.kind.value,
-                severity=event.severity.value,
-                state=AlertState.RESOLVED.value,
-                endpoint_id=endpoint_id,
-                certificate_sha256=event.cert_sha256,
-                observation_id=observation_id,
-                summary=event.title,
-                details=details,
-                opened_at_utc=now,
-                resolved_at_utc=now,
-            )
-            .returning(ALERTS.c.id)
-        ).scalar_one()
+        alert_id = insert_resolved_alert(
+            connection,
+            dedup_key=event.dedup_key,
+            kind=event.kind.value,
+            severity=event.severity.value,
+            endpoint_id=endpoint_id,
+            certificate_sha256=event.cert_sha256,
+            observation_id=observation_id,
+            summary=event.title,
+            details=details,
+            now=now,
+        )
         for route in routes:
             box.enqueue_delivery(
                 connection, alert_id=alert_id, event=EVENT_NOTICE, route=route, now=now
@@ -267,7 +270,7 @@ class AlertEngine:
                 )
             box.acknowledge_alert(connection, alert_id, by=by.strip(), now=now)
             if note:
-                _merge_details(connection, alert_id, {"ack_note": note})
+                merge_alert_details(connection, alert_id, {"ack_note": note})
             return _existing(connection, alert_id)
 
     def resolve(
@@ -312,12 +315,6 @@ def _existing(connection: Connection, alert_id: int) -> AlertRecord:
     return alert
 
 
-def _merge_details(connection: Connection, alert_id: int, extra: dict[str, Any]) -> None:
-    current = connection.execute(select(ALERTS.c.details).where(ALERTS.c.id == alert_id)).scalar()
-    merged = {**(current or {}), **extra}
-    connection.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(details=merged))
-
-
 def _resolve(
     connection: Connection,
     alert: AlertRecord,
@@ -332,16 +329,7 @@ def _resolve(
     A route still configured but no longer wanting resolutions is skipped; a route
     dropped from the configuration is kept (the worker records it as undeliverable).
     """
-    told = connection.execute(
-        select(DELIVERIES.c.route)
-        .where(
-            and_(
-                DELIVERIES.c.alert_id == alert.id,
-                DELIVERIES.c.event.in_([EVENT_OPENED, EVENT_NOTICE]),
-            )
-        )
-        .distinct()
-    ).scalars()
+    told = routes_told(connection, alert.id, (EVENT_OPENED, EVENT_NOTICE))
     by_key = {r.key: r for r in routes}
     targets = [
         key for key in told if key not in by_key or EventAction.RESOLVE in by_key[key].actions
@@ -349,7 +337,7 @@ def _resolve(
     extra: dict[str, Any] = {"resolution": note}
     if by:
         extra["resolved_by"] = by
-    _merge_details(connection, alert.id, extra)
+    merge_alert_details(connection, alert.id, extra)
     box.resolve_alert(connection, alert.id, now=now, routes=sorted(targets))
 
 
@@ -360,6 +348,7 @@ def load_history(
     before_utc: datetime,
     leaf_sha256: str | None,
     max_failures: int,
+    max_revocation: int = 3,
 ) -> EndpointHistory:
     """What the store knew about an endpoint before a given observation time.
 
@@ -371,71 +360,59 @@ def load_history(
         leaf_sha256: The leaf now served; every alert about it (in any state) is
             included, for the once-per-certificate rules.
         max_failures: Count failures in a row only up to this many (K).
+        max_revocation: Count undecided revocation checks in a row up to this many.
 
     Returns:
         The history.
     """
-    o = OBSERVATIONS.c
-    recent = connection.execute(
-        select(o.status, o.leaf_sha256)
-        .where(and_(o.endpoint_id == endpoint_id, o.observed_at_utc < before_utc))
-        .order_by(o.observed_at_utc.desc(), o.id.desc())
-        .limit(max_failures)
-    ).all()
-    failures = 0
-    for status, _leaf in recent:
-        if status == "ok":
-            break
-        failures += 1
-    previous_sha = connection.execute(
-        select(o.leaf_sha256)
-        .where(
-            and_(
-                o.endpoint_id == endpoint_id,
-                o.observed_at_utc < before_utc,
-                o.status == "ok",
-                o.leaf_sha256.is_not(None),
-            )
+    return history_of(
+        read_history(
+            connection,
+            endpoint_id=endpoint_id,
+            before_utc=before_utc,
+            leaf_sha256=leaf_sha256,
+            max_failures=max_failures,
+            max_revocation=max_revocation,
         )
-        .order_by(o.observed_at_utc.desc(), o.id.desc())
-        .limit(1)
-    ).scalar()
-    previous: LeafSummary | None = None
-    if previous_sha is not None:
-        c = CERTIFICATES.c
-        row = connection.execute(
-            select(c.sha256_hex, c.issuer, c.not_after_utc).where(c.sha256_hex == previous_sha)
-        ).first()
-        if row is not None:
-            previous = LeafSummary(
-                sha256_hex=row.sha256_hex, issuer=row.issuer, not_after_utc=row.not_after_utc
-            )
-    a = ALERTS.c
-    condition = a.state != AlertState.RESOLVED.value
-    if leaf_sha256 is not None:
-        condition = or_(condition, a.certificate_sha256 == leaf_sha256)
-    alert_rows = connection.execute(
-        select(a.dedup_key, a.kind, a.severity, a.state, a.certificate_sha256, a.details).where(
-            and_(a.endpoint_id == endpoint_id, condition)
+    )
+
+
+def history_of(stored: StoredHistory) -> EndpointHistory:
+    """The rules' view of what the store read."""
+    previous = (
+        LeafSummary(
+            sha256_hex=stored.previous_leaf[0],
+            issuer=stored.previous_leaf[1],
+            not_after_utc=stored.previous_leaf[2],
         )
-    ).all()
+        if stored.previous_leaf is not None
+        else None
+    )
     known: list[KnownAlert] = []
-    for alert in alert_rows:
+    for alert in stored.alerts:
         try:
             kind = AlertKind(alert.kind)
         except ValueError:
             continue  # an alert some other part of certvigil raised (CT watch)
-        details = alert.details or {}
         known.append(
             KnownAlert(
                 dedup_key=alert.dedup_key,
                 kind=kind,
                 severity=Severity(alert.severity),
-                is_open=alert.state != AlertState.RESOLVED.value,
+                is_open=alert.is_open,
                 cert_sha256=alert.certificate_sha256,
-                threshold=details.get("threshold"),
+                threshold=alert.details.get("threshold"),
             )
         )
+    undecided = 0
+    for status in stored.revocation_statuses:
+        if status not in UNDECIDED_REVOCATION:
+            break
+        undecided += 1
     return EndpointHistory(
-        previous_leaf=previous, consecutive_failures=failures, alerts=tuple(known)
+        previous_leaf=previous,
+        consecutive_failures=stored.consecutive_failures,
+        alerts=tuple(known),
+        previous_grade=stored.previous_grade,
+        revocation_undecided=undecided,
     )

@@ -32,6 +32,12 @@ from enum import StrEnum
 
 from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
+from certvigil.analysis.thresholds import (
+    DEFAULT_THRESHOLDS,
+    ExpiryThreshold,
+    most_urgent_crossed,
+    parse_threshold,
+)
 from certvigil.output.safe_text import visible
 from certvigil.targets.target import Target
 
@@ -49,6 +55,11 @@ class AlertKind(StrEnum):
     WEAK = "weak"
     REVOKED = "revoked"
     UNREACHABLE = "unreachable"
+    WEAK_PROTOCOL = "weak_protocol"
+    WEAK_CIPHER = "weak_cipher"
+    GRADE_DROPPED = "grade_dropped"
+    MUST_STAPLE_MISSING = "must_staple_missing"
+    REVOCATION_UNCHECKED = "revocation_unchecked"
 
 
 CERT_BOUND_KINDS = frozenset(
@@ -68,100 +79,53 @@ class EventAction(StrEnum):
     """Resolve the open (or acknowledged) alert with this dedup key."""
 
 
-_THRESHOLD_RE = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>d|%)?\s*$")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExpiryThreshold:
-    """A point before expiry at which a certificate alerts once.
-
-    Exactly one of ``days`` and ``fraction`` is set.
-
-    Attributes:
-        days: Alert when at most this many days remain; ``None`` for a fractional threshold.
-        fraction: Alert when at most this fraction of the certificate's lifetime
-            (``not_after - not_before``) remains, in (0, 1); ``None`` for a days threshold.
-        severity: The alert's severity.
-    """
-
-    days: float | None = None
-    fraction: float | None = None
-    severity: Severity = Severity.WARNING
-
-    def __post_init__(self) -> None:
-        if (self.days is None) == (self.fraction is None):
-            raise ValueError("an expiry threshold needs exactly one of days and fraction")
-        if self.days is not None and self.days < 0:
-            raise ValueError(f"threshold days must not be negative, not {self.days}")
-        if self.fraction is not None and not 0 < self.fraction < 1:
-            raise ValueError(f"threshold fraction must be in (0, 1), not {self.fraction}")
-
-    @property
-    def label(self) -> str:
-        """The threshold as written in configuration and dedup keys: ``"30d"`` or ``"20%"``."""
-        if self.days is not None:
-            return f"{self.days:g}d"
-        return f"{(self.fraction or 0) * 100:g}%"
-
-    def remaining_limit(self, lifetime: timedelta) -> timedelta:
-        """The remaining validity at or below which this threshold is crossed."""
-        if self.days is not None:
-            return timedelta(days=self.days)
-        return lifetime * (self.fraction or 0)
-
-    def applies_to(self, lifetime: timedelta, max_fraction: float | None) -> bool:
-        """Whether the threshold means anything for a certificate of this lifetime.
-
-        A days threshold longer than ``max_fraction`` of the lifetime is skipped: "30 days
-        left" is routine for a 90-day ACME certificate awaiting renewal and always true of
-        a 6-day one. Fractional thresholds always apply.
-        """
-        if self.days is None or max_fraction is None:
-            return True
-        return timedelta(days=self.days) <= lifetime * max_fraction
-
-
-def parse_threshold(text: str, *, severity: Severity | None = None) -> ExpiryThreshold:
-    """Read a threshold written as ``"30d"``, ``"30"`` (days) or ``"20%"`` (of lifetime).
-
-    ``str()`` of a configuration threshold (``certvigil.config.Threshold``) reads back.
-
-    Args:
-        text: The threshold as written.
-        severity: The alert severity; by default critical for 7 days or less (or 5% or
-            less of the lifetime), warning otherwise.
-
-    Raises:
-        ValueError: ``text`` is not a positive number of days or a percentage below 100.
-    """
-    match = _THRESHOLD_RE.match(text)
-    if match is None:
-        raise ValueError(
-            f'expiry threshold "{text}": expected days ("30d") or a percentage ("20%")'
-        )
-    value = float(match["value"])
-    if match["unit"] == "%":
-        fraction = value / 100
-        if not 0 < fraction < 1:
-            raise ValueError(f'expiry threshold "{text}": percentage must be in (0, 100)')
-        default = Severity.CRITICAL if fraction <= 0.05 else Severity.WARNING
-        return ExpiryThreshold(fraction=fraction, severity=severity or default)
-    default = Severity.CRITICAL if value <= 7 else Severity.WARNING
-    return ExpiryThreshold(days=value, severity=severity or default)
-
-
-DEFAULT_THRESHOLDS: tuple[ExpiryThreshold, ...] = tuple(
-    parse_threshold(text) for text in ("30d", "14d", "7d", "1d")
-)
-"""30/14/7/1 days, the last two critical; skipped for lifetimes they do not fit."""
-
-_TIME_CODES = (FindingCode.EXPIRED, FindingCode.NOT_YET_VALID)
-
 DEFAULT_WEAK_CODES: frozenset[str] = frozenset({FindingCode.WEAK_KEY, FindingCode.WEAK_SIGNATURE})
 """Finding codes that raise a "weak" alert (one alert per code and endpoint).
 
-``weak_key`` covers small RSA and EC keys and DSA, ``weak_signature`` MD5 and SHA-1
-signatures: the analysis emits no finer codes (``tests/analysis/test_codes.py``)."""
+``weak_key`` covers small RSA and EC keys and DSA keys, and ``weak_signature`` SHA-1,
+MD5, MD4 and MD2 signatures; each finding's message names which. Separate codes per key
+type or hash (``rsa_key_too_small``, ``sha1_signature`` …), which earlier versions
+listed here but no analysis emitted, would only raise a second alert for one cause.
+"""
+
+WEAK_PROTOCOL_FIXES: dict[str, tuple[str, str]] = {
+    FindingCode.PROTOCOL_SSLV2: ("SSLv2", "disable SSLv2"),
+    FindingCode.PROTOCOL_SSLV3: ("SSLv3", "disable SSLv3"),
+    FindingCode.PROTOCOL_TLS10: ("TLS 1.0", "disable TLS 1.0 and 1.1"),
+    FindingCode.PROTOCOL_TLS11: ("TLS 1.1", "disable TLS 1.1"),
+}
+"""Protocol finding codes that raise a "weak protocol" alert: the protocol and the fix."""
+
+WEAK_CIPHER_CODES: frozenset[str] = frozenset(
+    {
+        FindingCode.CIPHER_NULL,
+        FindingCode.CIPHER_ANONYMOUS,
+        FindingCode.CIPHER_EXPORT,
+        FindingCode.CIPHER_RC4,
+        FindingCode.CIPHER_RC2,
+        FindingCode.CIPHER_DES,
+        FindingCode.CIPHER_3DES,
+        FindingCode.CIPHER_MD5_MAC,
+    }
+)
+"""Suite finding codes that raise a "weak cipher" alert."""
+
+GRADE_ORDER: tuple[str, ...] = ("A+", "A", "A-", "B", "C", "D", "E", "F", "T", "M")
+"""Grades best first; ``T`` (not trusted) and ``M`` (name mismatch) rank below F."""
+
+UNDECIDED_REVOCATION: frozenset[str] = frozenset(
+    {"unreachable", "unverifiable", "stale_response", "invalid_response", "unknown"}
+)
+"""Leaf revocation statuses that mean "could not check" (``no_info`` is a property of
+the certificate, not an outage, and ``not_checked`` a choice)."""
+
+
+def grade_rank(grade: str) -> int:
+    """The grade's place in :data:`GRADE_ORDER` (0 best); unknown grades rank last."""
+    return GRADE_ORDER.index(grade) if grade in GRADE_ORDER else len(GRADE_ORDER)
+
+
+_TIME_CODES = (FindingCode.EXPIRED, FindingCode.NOT_YET_VALID)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,6 +142,8 @@ class AlertPolicy:
         unreachable_severity: Severity of the "unreachable" alert.
         weak_finding_codes: Finding codes that raise a "weak" alert.
         revoked_finding_codes: Finding codes that mean the leaf is revoked.
+        revocation_unchecked_after: Consecutive revocation checks that could not
+            decide (OCSP and CRL unreachable, stale or invalid) before a warning (K).
     """
 
     thresholds: tuple[ExpiryThreshold, ...] = DEFAULT_THRESHOLDS
@@ -187,8 +153,14 @@ class AlertPolicy:
     unreachable_severity: Severity = Severity.WARNING
     weak_finding_codes: frozenset[str] = DEFAULT_WEAK_CODES
     revoked_finding_codes: frozenset[str] = frozenset({FindingCode.REVOKED})
+    revocation_unchecked_after: int = 3
 
     def __post_init__(self) -> None:
+        if self.revocation_unchecked_after < 1:
+            raise ValueError(
+                "revocation_unchecked_after must be at least 1, "
+                f"not {self.revocation_unchecked_after}"
+            )
         if self.unreachable_after < 1:
             raise ValueError(f"unreachable_after must be at least 1, not {self.unreachable_after}")
         frac = self.day_threshold_max_fraction
@@ -252,11 +224,16 @@ class EndpointHistory:
         consecutive_failures: How many reports in a row just before this one failed.
         alerts: Every open alert of the endpoint, and every alert (in any state) about
             the certificate it now serves; once-per-crossing rules look here.
+        previous_grade: The grade of the last graded report, ``None`` if none was.
+        revocation_undecided: How many revocation checks in a row, just before this
+            report, could not decide (counted up to K).
     """
 
     previous_leaf: LeafSummary | None = None
     consecutive_failures: int = 0
     alerts: tuple[KnownAlert, ...] = ()
+    previous_grade: str | None = None
+    revocation_undecided: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,6 +423,11 @@ def evaluate(
     _certificate_change(b, history, leaf)
     _expiry(b, policy.thresholds_for(report.target), policy, leaf, now, report)
     _conditions(b, report, policy, leaf)
+    _revocation(b, report, history, policy, leaf)
+    if report.deep is not None:
+        # Protocols and the grade are probed less often than the certificate: a
+        # report without them leaves their alerts as they are.
+        _tls_configuration(b, report, history, leaf)
     return tuple(b.events)
 
 
@@ -527,15 +509,14 @@ def _expiry(
                 cert=sha,
             )
         return
-    crossed = [
-        t
-        for t in thresholds
-        if t.applies_to(lifetime, policy.day_threshold_max_fraction)
-        and remaining <= t.remaining_limit(lifetime)
-    ]
-    if not crossed:
+    urgent = most_urgent_crossed(
+        thresholds,
+        remaining=remaining,
+        lifetime=lifetime,
+        max_fraction=policy.day_threshold_max_fraction,
+    )
+    if urgent is None:
         return
-    urgent = min(crossed, key=lambda t: t.remaining_limit(lifetime))
     limit = urgent.remaining_limit(lifetime)
     if any(t.remaining_limit(lifetime) <= limit for t in _alerted_thresholds(b.known, sha)):
         return  # this crossing, or a more urgent one, was already alerted for this leaf
@@ -689,8 +670,133 @@ def _conditions(
             (f.message for f in report.findings if f.code in policy.revoked_finding_codes),
             f"A certificate served by {ep} for {_cn(leaf)} is revoked.",
         )
-        + "; clients that check revocation refuse it as untrusted.",
+        + "; clients that check revocation refuse it as untrusted. Fix: install a newly "
+        "issued certificate (and a new key if the old one may be compromised).",
         f"{ep} no longer serves a revoked certificate.",
+        cert=leaf.sha256_hex,
+    )
+    must_staple = codes.get(FindingCode.MUST_STAPLE_NOT_STAPLED)
+    b.condition(
+        must_staple is not None,
+        AlertKind.MUST_STAPLE_MISSING,
+        dedup_key(AlertKind.MUST_STAPLE_MISSING, ep),
+        Severity.CRITICAL,
+        f"Must-staple certificate without a staple: {ep}",
+        f"{_cn(leaf)} on {ep} demands OCSP stapling (TLS feature status_request) but "
+        "the server sent no OCSP response; clients that honour must-staple refuse the "
+        "connection. Fix: turn OCSP stapling on (nginx ssl_stapling on; Apache "
+        "SSLUseStapling on) and make sure the server can reach the OCSP responder.",
+        f"{ep} staples an OCSP response again.",
+        cert=leaf.sha256_hex,
+    )
+
+
+def _revocation(
+    b: _Builder,
+    report: EndpointReport,
+    history: EndpointHistory,
+    policy: AlertPolicy,
+    leaf: CertificateFacts,
+) -> None:
+    """Revocation that could not be checked for K checks in a row: a warning of its own,
+    never a silent pass. Resolves once a check decides (good or revoked)."""
+    verdict = report.revocation
+    if verdict is None:
+        return  # not checked this time: the streak and the alert stay as they are
+    status = "revoked" if verdict.is_revoked else verdict.leaf_status
+    undecided = status is not None and str(status) in UNDECIDED_REVOCATION
+    streak = history.revocation_undecided + 1 if undecided else 0
+    key = dedup_key(AlertKind.REVOCATION_UNCHECKED, b.endpoint)
+    why = ""
+    for cert in verdict.certificates:
+        if cert.cert_index == 0:
+            why = "; ".join(
+                f"{m.method.value} {m.url or ''}: {m.status.value}"
+                + (f" ({m.detail})" if m.detail else "")
+                for m in cert.methods
+            )
+    b.condition(
+        streak >= policy.revocation_unchecked_after,
+        AlertKind.REVOCATION_UNCHECKED,
+        key,
+        Severity.WARNING,
+        f"Revocation not checkable: {b.endpoint}",
+        f"Could not check whether {_cn(leaf)} on {b.endpoint} is revoked for {streak} "
+        f"checks in a row (status {status}){': ' + why if why else ''}. A revoked "
+        "certificate would go unnoticed. Fix: let the monitor reach the OCSP responder "
+        "and CRL distribution points the certificate names (firewall, proxy), or ask the "
+        "CA about its responder.",
+        f"Revocation of the certificate on {b.endpoint} can be checked again ({status}).",
+        cert=leaf.sha256_hex,
+    )
+
+
+def _tls_configuration(
+    b: _Builder, report: EndpointReport, history: EndpointHistory, leaf: CertificateFacts
+) -> None:
+    """Weak protocols and suites offered, and a grade lower than the last one."""
+    deep = report.deep
+    if deep is None:
+        return
+    ep = b.endpoint
+    offered = {f.code: f for f in deep.tls_config.findings}
+    open_protocols = {
+        a.dedup_key.rsplit("|", 1)[-1]
+        for a in b.open_by_key.values()
+        if a.kind is AlertKind.WEAK_PROTOCOL
+    }
+    for code in sorted(set(WEAK_PROTOCOL_FIXES) | open_protocols):
+        name, fix = WEAK_PROTOCOL_FIXES.get(code, (code, "disable it"))
+        b.condition(
+            code in offered,
+            AlertKind.WEAK_PROTOCOL,
+            dedup_key(AlertKind.WEAK_PROTOCOL, ep, detail=code),
+            Severity.WARNING,
+            f"{name} enabled: {ep}",
+            f"{ep} accepts {name} ({offered[code].message if code in offered else ''}). "
+            f"Fix: {fix} in the server's TLS configuration (nginx ssl_protocols "
+            "TLSv1.2 TLSv1.3; Apache SSLProtocol -all +TLSv1.2 +TLSv1.3).",
+            f"{ep} no longer accepts {name}.",
+        )
+    open_ciphers = {
+        a.dedup_key.rsplit("|", 1)[-1]
+        for a in b.open_by_key.values()
+        if a.kind is AlertKind.WEAK_CIPHER
+    }
+    for code in sorted(WEAK_CIPHER_CODES | open_ciphers):
+        finding = offered.get(code)
+        b.condition(
+            finding is not None,
+            AlertKind.WEAK_CIPHER,
+            dedup_key(AlertKind.WEAK_CIPHER, ep, detail=code),
+            Severity.WARNING,
+            f"Weak cipher suites enabled ({code.removeprefix('cipher_')}): {ep}",
+            f"{ep}: {finding.message if finding is not None else code}. Fix: remove these "
+            "suites from the server's cipher list (e.g. Mozilla's intermediate "
+            "configuration).",
+            f"{ep} no longer accepts {code.removeprefix('cipher_')} suites.",
+        )
+    grade = deep.grade.grade
+    open_drop = next((a for a in b.open_by_key.values() if a.kind is AlertKind.GRADE_DROPPED), None)
+    if open_drop is not None:
+        was = open_drop.dedup_key.rsplit("|", 1)[-1]
+        if grade_rank(grade) <= grade_rank(was):
+            b.resolve(open_drop, f"{ep} grades {grade} again (was {was} before it dropped).")
+        return
+    previous = history.previous_grade
+    if previous is None or grade_rank(grade) <= grade_rank(previous):
+        return
+    capping = [r for r in deep.grade.rules if r.grade == grade] or [
+        r for r in deep.grade.rules if grade_rank(r.grade) >= grade_rank(grade)
+    ]
+    cause = "; ".join(f"{r.code}: {r.reason}" for r in capping) or "a lower score"
+    b.open(
+        AlertKind.GRADE_DROPPED,
+        dedup_key(AlertKind.GRADE_DROPPED, ep, detail=previous),
+        Severity.WARNING,
+        f"Grade dropped {previous} \u2192 {grade}: {ep}",
+        f"{ep} now grades {grade} (was {previous}), capped by {cause}. Fix: undo the "
+        "configuration change behind it; the rule names what to change (docs/grading.md).",
         cert=leaf.sha256_hex,
     )
 

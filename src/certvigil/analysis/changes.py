@@ -38,6 +38,11 @@ class ChangeKind(StrEnum):
     HOSTNAME_MISMATCH_CLEARED = "hostname_mismatch_cleared"
     ENDPOINT_FAILED = "endpoint_failed"
     ENDPOINT_RECOVERED = "endpoint_recovered"
+    GRADE_DROPPED = "grade_dropped"
+    GRADE_RAISED = "grade_raised"
+    PROTOCOL_ENABLED = "protocol_enabled"
+    PROTOCOL_DISABLED = "protocol_disabled"
+    REVOKED = "revoked"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +59,10 @@ class ObservedState:
         chain_sha256: Served chain fingerprints in the server's order.
         is_trusted: The chain verified; ``None`` when nothing was served.
         hostname_matches: The leaf covers the expected name; ``None`` without a leaf.
+        grade: The grade, ``None`` when this look did not grade.
+        protocols: The protocols accepted, ``None`` when this look did not probe them.
+        revocation_status: ``revoked``, or the leaf's status, ``None`` when this look
+            did not check revocation.
     """
 
     observed_at_utc: datetime
@@ -65,6 +74,23 @@ class ObservedState:
     chain_sha256: tuple[str, ...] = ()
     is_trusted: bool | None = None
     hostname_matches: bool | None = None
+    grade: str | None = None
+    protocols: tuple[str, ...] | None = None
+    revocation_status: str | None = None
+
+
+GRADE_ORDER: tuple[str, ...] = ("A+", "A", "A-", "B", "C", "D", "E", "F", "T", "M")
+"""Grades best first (``T`` untrusted and ``M`` name mismatch below F)."""
+
+PROTOCOL_NAMES = {
+    "SSLv2": "SSLv2",
+    "SSLv3": "SSLv3",
+    "TLSv1.0": "TLS 1.0",
+    "TLSv1.1": "TLS 1.1",
+    "TLSv1.2": "TLS 1.2",
+    "TLSv1.3": "TLS 1.3",
+}
+"""How changes name the protocols the probes report."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +131,23 @@ def observed_state_from_report(report: EndpointReport) -> ObservedState:
         chain_sha256=tuple(c.sha256_hex for c in report.certificates),
         is_trusted=report.chain.is_trusted if report.chain is not None else None,
         hostname_matches=report.hostname_matches,
+        grade=report.deep.grade.grade if report.deep is not None else None,
+        protocols=(
+            tuple(p.value for p in report.deep.tls_config.protocols)
+            if report.deep is not None
+            else None
+        ),
+        revocation_status=_revocation_status(report),
     )
+
+
+def _revocation_status(report: EndpointReport) -> str | None:
+    verdict = report.revocation
+    if verdict is None:
+        return None
+    if verdict.is_revoked:
+        return "revoked"
+    return verdict.leaf_status.value if verdict.leaf_status is not None else None
 
 
 def detect_changes(before: ObservedState, after: ObservedState) -> tuple[Change, ...]:
@@ -170,15 +212,90 @@ def changes_over(states: Iterable[ObservedState]) -> tuple[Change, ...]:
     changes: list[Change] = []
     previous: ObservedState | None = None
     previous_ok: ObservedState | None = None
+    # The daily checks do not run on every look: each compares with its own last run.
+    graded: ObservedState | None = None
+    probed: ObservedState | None = None
+    checked: ObservedState | None = None
     for state in states:
         if previous is not None:
             changes.extend(detect_changes(previous, state))
             if state.is_ok and not previous.is_ok and previous_ok is not None:
                 changes.extend(detect_changes(previous_ok, state))
+        if state.grade is not None:
+            if graded is not None:
+                changes.extend(_grade_changes(graded, state))
+            graded = state
+        if state.protocols is not None:
+            if probed is not None:
+                changes.extend(_accepted_protocol_changes(probed, state))
+            probed = state
+        if state.revocation_status is not None:
+            if state.revocation_status == "revoked" and (
+                checked is None
+                or checked.revocation_status != "revoked"
+                or checked.leaf_sha256 != state.leaf_sha256
+            ):
+                changes.append(
+                    Change(
+                        kind=ChangeKind.REVOKED,
+                        observed_at_utc=state.observed_at_utc,
+                        before=checked.revocation_status if checked is not None else None,
+                        after="revoked",
+                        message=f"revoked: the certificate {_short(state.leaf_sha256)} is revoked",
+                    )
+                )
+            checked = state
         previous = state
         if state.is_ok:
             previous_ok = state
     return tuple(changes)
+
+
+def _grade_rank(grade: str) -> int:
+    return GRADE_ORDER.index(grade) if grade in GRADE_ORDER else len(GRADE_ORDER)
+
+
+def _grade_changes(before: ObservedState, after: ObservedState) -> list[Change]:
+    old, new = before.grade or "", after.grade or ""
+    if _grade_rank(old) == _grade_rank(new):
+        return []
+    dropped = _grade_rank(new) > _grade_rank(old)
+    return [
+        Change(
+            kind=ChangeKind.GRADE_DROPPED if dropped else ChangeKind.GRADE_RAISED,
+            observed_at_utc=after.observed_at_utc,
+            before=old,
+            after=new,
+            message=f"grade {old} \u2192 {new}",
+        )
+    ]
+
+
+def _accepted_protocol_changes(before: ObservedState, after: ObservedState) -> list[Change]:
+    old, new = set(before.protocols or ()), set(after.protocols or ())
+    order = list(PROTOCOL_NAMES)
+    changes = []
+    for protocol in sorted(new - old, key=lambda p: order.index(p) if p in order else 99):
+        changes.append(
+            Change(
+                kind=ChangeKind.PROTOCOL_ENABLED,
+                observed_at_utc=after.observed_at_utc,
+                before=None,
+                after=protocol,
+                message=f"{PROTOCOL_NAMES.get(protocol, protocol)} enabled",
+            )
+        )
+    for protocol in sorted(old - new, key=lambda p: order.index(p) if p in order else 99):
+        changes.append(
+            Change(
+                kind=ChangeKind.PROTOCOL_DISABLED,
+                observed_at_utc=after.observed_at_utc,
+                before=protocol,
+                after=None,
+                message=f"{PROTOCOL_NAMES.get(protocol, protocol)} disabled",
+            )
+        )
+    return changes
 
 
 def _certificate_changes(before: ObservedState, after: ObservedState) -> list[Change]:

@@ -11,9 +11,9 @@ code                          severity    when
                               warning     ... a served one that the path does not need
 ``not_yet_valid``             critical    a certificate on the path is before notBefore
                               warning     ... a served one that the path does not need
-``expires_soon``              critical    on the path, expires within
-                                          ``critical_within_days`` (7)
-                              warning     ... within the largest threshold (30)
+``expires_soon``              critical    on the path, within a critical expiry
+                                          threshold (7 and 1 days by default)
+                              warning     ... within a warning one (30, 14 days)
 ``hostname_mismatch``         critical    the leaf does not cover the name
 ``hostname_legacy_cn``        warning     the name matched only the subject CN
 ``self_signed``               critical    the leaf is self-signed and not trusted
@@ -160,17 +160,19 @@ def _validity_findings(
     if not on_path:
         return []
     remaining = facts.not_after_utc - now
-    severity = policy.expiry_severity(remaining)
-    threshold = policy.threshold_crossed(remaining)
-    if severity is None or threshold is None:
+    threshold = policy.expiry_crossed(remaining, facts.not_after_utc - facts.not_before_utc)
+    if threshold is None:
         return []
+    which = (
+        f"{threshold.days:g}-day" if threshold.days is not None else f"{threshold.label} lifetime"
+    )
     return [
         Finding(
             code=FindingCode.EXPIRES_SOON,
-            severity=severity,
+            severity=threshold.severity,
             message=(
                 f"{name} expires in {_duration(remaining)} on {_when(facts.not_after_utc)} "
-                f"(within the {threshold}-day threshold)"
+                f"(within the {which} threshold)"
             ),
             cert_index=index,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from certvigil.analysis.model import Severity
+from certvigil.analysis.thresholds import DEFAULT_THRESHOLDS, ExpiryThreshold, most_urgent_crossed
 
 __all__ = ["CABF_VALIDITY_LIMITS", "AnalysisPolicy"]
 
@@ -19,19 +19,20 @@ CABF_VALIDITY_LIMITS: tuple[tuple[datetime, int], ...] = (
 trusted TLS leaf issued on or after each date (ballot SC-31 from 2020-09-01, then ballot
 SC-081's steps)."""
 
-_DAY = timedelta(days=1)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnalysisPolicy:
     """How strictly to judge. The defaults are those of a careful operator.
 
     Attributes:
-        thresholds_days: Expiry alert thresholds in days; a certificate on the path
-            that expires within the largest one yields an ``expires_soon`` finding.
-        critical_within_days: Expiring within this many days is critical, beyond it
-            (up to the largest threshold) a warning. The default, 7, leaves a week to
-            react before the critical alarm; 30 and 14 days out are warnings.
+        expiry_thresholds: Expiry thresholds (the type the alert rules and the
+            configuration use); a certificate on the path within one yields an
+            ``expires_soon`` finding with the most urgent crossed threshold's severity.
+            The default, 30/14/7/1 days with 7 and 1 critical, leaves a week to react
+            before the critical alarm.
+        day_threshold_max_fraction: A days threshold applies to a certificate only
+            when it is at most this share of its lifetime (the alert rules' rule, which
+            the daemon passes in so findings and alerts agree); ``None`` applies all.
         max_validity_days: A fixed validity limit for leaves instead of the CA/B Forum
             schedule; ``None`` uses ``validity_limits``.
         validity_limits: (issued on or after, max days) steps for leaf validity.
@@ -41,8 +42,8 @@ class AnalysisPolicy:
             other than self-signed roots, whose signatures nobody checks).
     """
 
-    thresholds_days: tuple[int, ...] = (30, 14, 7, 1)
-    critical_within_days: int = 7
+    expiry_thresholds: tuple[ExpiryThreshold, ...] = DEFAULT_THRESHOLDS
+    day_threshold_max_fraction: float | None = None
     max_validity_days: int | None = None
     validity_limits: tuple[tuple[datetime, int], ...] = CABF_VALIDITY_LIMITS
     min_rsa_bits: int = 2048
@@ -50,37 +51,32 @@ class AnalysisPolicy:
     weak_signature_hashes: frozenset[str] = frozenset({"md5", "sha1"})
 
     def __post_init__(self) -> None:
-        if not self.thresholds_days or any(d <= 0 for d in self.thresholds_days):
-            raise ValueError("thresholds_days must be one or more positive numbers of days")
-        if self.critical_within_days < 0:
-            raise ValueError("critical_within_days must not be negative")
+        if not self.expiry_thresholds:
+            raise ValueError("expiry_thresholds must hold at least one threshold")
+        frac = self.day_threshold_max_fraction
+        if frac is not None and not 0 < frac <= 1:
+            raise ValueError(f"day_threshold_max_fraction must be in (0, 1], not {frac}")
         if self.max_validity_days is not None and self.max_validity_days <= 0:
             raise ValueError("max_validity_days must be positive (or None for the CA/B rules)")
         if self.min_rsa_bits < 0 or self.min_ec_bits < 0:
             raise ValueError("min_rsa_bits and min_ec_bits must not be negative")
-        object.__setattr__(self, "thresholds_days", tuple(sorted(set(self.thresholds_days))))
 
-    def threshold_crossed(self, remaining: timedelta) -> int | None:
-        """The smallest threshold (days) that ``remaining`` is within; ``None`` if none.
+    def expiry_crossed(self, remaining: timedelta, lifetime: timedelta) -> ExpiryThreshold | None:
+        """The most urgent threshold ``remaining`` is within; ``None`` if none.
 
         Args:
             remaining: Time from ``now`` to notAfter (positive: not yet expired).
+            lifetime: The certificate's validity period.
 
         Returns:
-            E.g. 7 for 5 days left with the default thresholds; ``None`` for 40 days.
+            E.g. the 7-day threshold for 5 days left with the defaults; ``None`` for 40.
         """
-        for days in self.thresholds_days:
-            if remaining <= days * _DAY:
-                return days
-        return None
-
-    def expiry_severity(self, remaining: timedelta) -> Severity | None:
-        """How much expiring in ``remaining`` matters; ``None`` beyond every threshold."""
-        if self.threshold_crossed(remaining) is None:
-            return None
-        if remaining <= self.critical_within_days * _DAY:
-            return Severity.CRITICAL
-        return Severity.WARNING
+        return most_urgent_crossed(
+            self.expiry_thresholds,
+            remaining=remaining,
+            lifetime=lifetime,
+            max_fraction=self.day_threshold_max_fraction,
+        )
 
     def validity_limit_days(self, not_before_utc: datetime) -> int | None:
         """The longest allowed validity of a leaf issued at ``not_before_utc``.

@@ -18,6 +18,7 @@ import typer
 from certvigil import __version__
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_chain_der
+from certvigil.analysis.thresholds import thresholds_from_days
 from certvigil.cli.app import app
 from certvigil.cli.options import (
     CHECKS_PANEL,
@@ -100,7 +101,7 @@ def cert_command(
     output_format = choose_format(as_json=as_json, as_csv=as_csv)
     try:
         policy = (
-            AnalysisPolicy(thresholds_days=tuple(sorted(set(thresholds), reverse=True)))
+            AnalysisPolicy(expiry_thresholds=thresholds_from_days(thresholds))
             if thresholds
             else AnalysisPolicy()
         )

@@ -2,7 +2,8 @@
 
 Exit codes: ``inventory`` exits 0, or with ``--expiring-within`` it exits 2 when a
 listed certificate has already expired, 1 when one expires within the window and 0
-when none does, so it can stand in a cron job or a monitoring check. ``history``
+when none does, so it can stand in a cron job or a monitoring check; likewise 2 when
+``--revoked`` lists anything, 1 when ``--grade-below`` or ``--weak-protocols`` does. ``history``
 exits 0, or 3 when the endpoint was never observed. Both exit 64 on a bad option or
 database URL, and 74 when the database cannot be read.
 """
@@ -36,12 +37,15 @@ from certvigil.output.inventory import (
     render_inventory_table,
 )
 from certvigil.output.safe_text import visible
+from certvigil.store.queries import CheckFilter
 from certvigil.store.records import EndpointRecord, ObservationRecord
 from certvigil.targets.parse import normalise_hostname, parse_port
 
 INVENTORY_EXAMPLES = """[bold]Examples[/bold]
 certvigil inventory -c /etc/certvigil/certvigil.yaml
 certvigil inventory --expiring-within 30 --tag prod
+certvigil inventory --grade-below B --weak-protocols
+certvigil inventory --revoked --json
 certvigil inventory --host 'internal*' --chain --csv > certificates.csv"""
 
 
@@ -76,6 +80,31 @@ def inventory_command(
             rich_help_panel=FILTERS_PANEL,
         ),
     ] = False,
+    grade_below: Annotated[
+        str | None,
+        typer.Option(
+            "--grade-below",
+            metavar="GRADE",
+            help="Only endpoints graded worse than GRADE (A+ A A- B C D E F; T, M lowest).",
+            rich_help_panel=FILTERS_PANEL,
+        ),
+    ] = None,
+    revoked: Annotated[
+        bool,
+        typer.Option(
+            "--revoked",
+            help="Only endpoints whose certificate was found revoked.",
+            rich_help_panel=FILTERS_PANEL,
+        ),
+    ] = False,
+    weak_protocols: Annotated[
+        bool,
+        typer.Option(
+            "--weak-protocols",
+            help="Only endpoints accepting SSLv2, SSLv3, TLS 1.0 or TLS 1.1.",
+            rich_help_panel=FILTERS_PANEL,
+        ),
+    ] = False,
     as_json: JsonDocumentOption = False,
     as_csv: Annotated[
         bool, typer.Option("--csv", help="CSV on stdout.", rich_help_panel=OUTPUT_PANEL)
@@ -86,6 +115,14 @@ def inventory_command(
     """List deployed certificates, soonest expiry first."""
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together")
+    try:
+        checks = CheckFilter(
+            grade_below=grade_below.strip().upper() if grade_below else None,
+            revoked=revoked,
+            weak_protocols=weak_protocols,
+        )
+    except ValueError as exc:
+        raise UsageError(f"--grade-below: {exc}") from exc
     now = datetime.now(UTC)
     with open_existing_store(db, config) as store:
         where = describe_database(store)
@@ -96,6 +133,7 @@ def inventory_command(
             issuer=issuer,
             tag=tag,
             include_chain=chain,
+            checks=checks,
         )
     query: dict[str, Any] = {
         "expiring_within_days": expiring_within,
@@ -103,6 +141,9 @@ def inventory_command(
         "issuer": issuer,
         "tag": tag,
         "include_chain": chain,
+        "grade_below": checks.grade_below,
+        "revoked": revoked,
+        "weak_protocols": weak_protocols,
     }
     if as_json:
         render_inventory_json(rows, sys.stdout, now=now, query=query)
@@ -112,11 +153,13 @@ def inventory_command(
         warn_days = int(expiring_within) if expiring_within is not None else 30
         render_inventory_table(rows, sys.stdout, now=now, warn_days=warn_days)
         sys.stderr.write(f"{len(rows)} certificate{'s' if len(rows) != 1 else ''} in {where}\n")
-    if expiring_within is None or not rows:
+    if not rows:
         raise typer.Exit(ExitCode.OK)
-    if any(r.not_after_utc <= now for r in rows):
+    if revoked or (expiring_within is not None and any(r.not_after_utc <= now for r in rows)):
         raise typer.Exit(ExitCode.CRITICAL)
-    raise typer.Exit(ExitCode.WARNING)
+    if expiring_within is not None or grade_below or weak_protocols:
+        raise typer.Exit(ExitCode.WARNING)
+    raise typer.Exit(ExitCode.OK)
 
 
 def parse_endpoint(text: str) -> tuple[str, int | None]:

@@ -50,6 +50,7 @@ from rich.progress import (
 
 from certvigil import __version__
 from certvigil.analysis.policy import AnalysisPolicy
+from certvigil.analysis.thresholds import thresholds_from_days
 from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
@@ -451,7 +452,7 @@ def policy_for(thresholds: list[int] | None) -> AnalysisPolicy:
     """
     if not thresholds:
         return AnalysisPolicy()
-    return AnalysisPolicy(thresholds_days=tuple(sorted(set(thresholds), reverse=True)))
+    return AnalysisPolicy(expiry_thresholds=thresholds_from_days(thresholds))
 
 
 def _value_error(what: str, exc: ValueError) -> UsageError:

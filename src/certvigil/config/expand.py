@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from certvigil.config.checks import DEFAULT_CHECKS, ChecksSettings
 from certvigil.config.loading import LoadedConfig, locate_field
 from certvigil.config.locate import format_field_path
 from certvigil.config.model import EndpointSettings, SourceEntry, SourceKind, TrustSettings
@@ -37,6 +38,8 @@ class ScheduledTarget:
         thresholds: Alert thresholds for it.
         trust: The trust store its chain is judged against.
         origin: The entry that first named it (``targets[3]``, ``sources[0]``).
+        checks: Which checks run on it and how often (global ``checks:`` with the
+            entry's own applied).
     """
 
     target: Target
@@ -46,6 +49,7 @@ class ScheduledTarget:
     thresholds: tuple[Threshold, ...]
     trust: TrustSettings
     origin: str
+    checks: ChecksSettings = DEFAULT_CHECKS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +154,7 @@ def _schedule(
         thresholds=entry.thresholds if entry.thresholds is not None else config.alerts.thresholds,
         trust=trust,
         origin=origin,
+        checks=entry.checks.over(config.checks) if entry.checks is not None else config.checks,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from certvigil.analysis.model import Severity
+from certvigil.config.checks import ChecksOverride, ChecksSettings
 from certvigil.config.units import DelayS, DurationS, Threshold
 from certvigil.errors import TargetError
 from certvigil.targets.ipaddr import ip_or_none
@@ -247,6 +248,7 @@ class EndpointSettings(_Model):
         timeout_s: Probe time-out instead of the global one.
         thresholds: Alert thresholds instead of the global ones.
         trust: Trust store instead of the global one.
+        checks: Check schedules that differ from the global ``checks:``.
     """
 
     port: Port | None = None
@@ -258,6 +260,7 @@ class EndpointSettings(_Model):
     timeout_s: DurationS | None = Field(default=None, alias="timeout")
     thresholds: tuple[Threshold, ...] | None = None
     trust: TrustSettings | None = None
+    checks: ChecksOverride | None = None
 
     @model_validator(mode="after")
     def _one_port_form(self) -> EndpointSettings:
@@ -375,6 +378,7 @@ class Config(_Model):
         scan: Scan schedule and limits.
         trust: Default trust store.
         alerts: Thresholds and delivery routes.
+        checks: Which checks the daemon runs and how often (``config.checks``).
         logging: Log format, level and destination.
         retention_days: Observations older than this many days are deleted; ``None``
             keeps them for ever.
@@ -386,6 +390,7 @@ class Config(_Model):
     scan: ScanSettings = ScanSettings()
     trust: TrustSettings = TrustSettings()
     alerts: AlertSettings = AlertSettings()
+    checks: ChecksSettings = ChecksSettings()
     logging: LogSettings = LogSettings()
     retention_days: int | None = Field(default=400, ge=1, le=MAX_RETENTION_DAYS)
     targets: tuple[TargetEntry, ...] = ()

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
 from certvigil.analysis.model import Severity
+from certvigil.analysis.thresholds import ExpiryThreshold, parse_threshold
 
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
@@ -144,6 +145,12 @@ class Threshold(BaseModel):
 
     def __str__(self) -> str:
         return self.label
+
+    @property
+    def expiry(self) -> ExpiryThreshold:
+        """The threshold as the analysis policy and the alert rules use it (the one
+        threshold type; this model is only its written form), severity resolved."""
+        return parse_threshold(self.label, severity=self.severity)
 
 
 _THRESHOLD_RULE = 'must be whole days (30, "30d") or a share of the lifetime ("20%")'

@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from certvigil.alerts.delivery import (
     DeliveryStats,
@@ -44,8 +44,11 @@ from certvigil.alerts.delivery import (
 )
 from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.routing import routes_from_config
-from certvigil.alerts.rules import AlertEvent, AlertPolicy, ExpiryThreshold, parse_threshold
+from certvigil.alerts.rules import AlertEvent, AlertPolicy
 from certvigil.analysis.model import EndpointReport
+from certvigil.analysis.policy import AnalysisPolicy
+from certvigil.analysis.thresholds import ExpiryThreshold
+from certvigil.config.checks import ChecksToRun
 from certvigil.config.expand import ScheduledTarget
 from certvigil.config.loading import LoadedConfig
 from certvigil.config.model import TrustSettings
@@ -72,6 +75,9 @@ from certvigil.store.daemon_lock import (
 from certvigil.store.ingest import record_reports
 from certvigil.store.outbox import WorkerId, count_failing, this_worker
 from certvigil.targets.target import Target
+
+if TYPE_CHECKING:
+    from certvigil.probe.crl_fetch import CrlCache
 
 log = logging.getLogger(f"{LOGGER_NAME}.daemon")
 
@@ -112,9 +118,13 @@ class CycleResult:
 
 
 def expiry_thresholds(thresholds: Sequence[Threshold]) -> tuple[ExpiryThreshold, ...]:
-    """The alert engine's thresholds for configured ones (severity chosen by the engine
-    unless the configuration names it)."""
-    return tuple(parse_threshold(t.label, severity=t.severity) for t in thresholds)
+    """The thresholds of a configuration as analysis and alert rules use them (severity
+    by the rule of ``parse_threshold`` unless the configuration names it)."""
+    return tuple(t.expiry for t in thresholds)
+
+
+_GroupKey = tuple[TrustSettings, float, ChecksToRun, AnalysisPolicy]
+"""What one scan of a cycle shares: trust store, time-out, checks and analysis policy."""
 
 
 class Daemon:
@@ -178,9 +188,26 @@ class Daemon:
                 if s.thresholds != config.alerts.thresholds
             },
         )
+        # The analysis judges expiry by the same thresholds the alert rules use, per
+        # target, so that a stored ``expires_soon`` finding and its alert agree.
+        policies: dict[tuple[ExpiryThreshold, ...], AnalysisPolicy] = {}
+        self._analysis: dict[Target, AnalysisPolicy] = {}
+        for scheduled in self.targets:
+            thresholds = self.policy.thresholds_for(scheduled.target)
+            if thresholds not in policies:
+                policies[thresholds] = replace(
+                    self._base_options.policy,
+                    expiry_thresholds=thresholds,
+                    day_threshold_max_fraction=self.policy.day_threshold_max_fraction,
+                )
+            self._analysis[scheduled.target] = policies[thresholds]
         self.engine = AlertEngine(store, self.routes, self.policy)
         self.channels = channels_for_routes(self.routes)
-        self.schedule = Schedule(self.targets, start_s=monotonic(), previous=previous_schedule)
+        self.schedule = Schedule(
+            self.targets, start_s=monotonic(), previous=previous_schedule, rng=self.rng
+        )
+        self._cycle_checks: dict[Target, ChecksToRun] = {}
+        self._crl_cache: CrlCache | None = None
         self._trust = TrustStoreCache()
         self._stop: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
@@ -230,6 +257,11 @@ class Daemon:
         self.unwritten = previous.unwritten
         self.alarm.carry_from(previous.alarm)
         log.info("results kept in memory carried over", extra={"results": len(self.unwritten)})
+
+    @property
+    def crl_downloads(self) -> int:
+        """CRL downloads since the daemon started (the cache is kept across cycles)."""
+        return self._crl_cache.downloads if self._crl_cache is not None else 0
 
     @property
     def is_stopping(self) -> bool:
@@ -425,7 +457,8 @@ class Daemon:
         due = self.schedule.due(started)
         log.info("cycle started", extra={"due": len(due)})
         counts = _Counts()
-        groups = _group(due)
+        self._cycle_checks = {s.target: self.schedule.checks_due(s.target, started) for s in due}
+        groups = _group(due, self._cycle_checks, self._analysis)
         scanning = asyncio.create_task(self._scan_groups(groups, counts, started))
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -485,22 +518,39 @@ class Daemon:
 
     async def _scan_groups(
         self,
-        groups: Mapping[tuple[TrustSettings, float], Sequence[ScheduledTarget]],
+        groups: Mapping[_GroupKey, Sequence[ScheduledTarget]],
         counts: _Counts,
         started_s: float,
     ) -> None:
         stop, _hurry = self._events()
-        for (trust_settings, timeout_s), members in groups.items():
+        for (trust_settings, timeout_s, checks, policy), members in groups.items():
             if stop.is_set():
                 return
             trust = await self._trust.get(trust_settings)
-            options = _with_timeout(self._base_options, timeout_s)
+            options = replace(
+                _with_timeout(self._base_options, timeout_s),
+                revocation=checks.revocation,
+                deep=checks.tls_config,
+                policy=policy,
+            )
+            if checks.revocation and self._crl_cache is None:
+                from certvigil.probe.crl_fetch import CrlCache
+
+                # Kept across cycles: a fleet under one CA fetches its CRL once per
+                # nextUpdate, not once per endpoint or per cycle.
+                self._crl_cache = CrlCache(clock=self.clock)
             by_target = {s.target: s for s in members}
             received: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
             writer = asyncio.create_task(self._write(received, by_target, counts, started_s))
             stream = cast(
                 AsyncGenerator[EndpointReport, None],
-                scan_stream(_feed(members, stop), options=options, trust=trust, clock=self.clock),
+                scan_stream(
+                    _feed(members, stop),
+                    options=options,
+                    trust=trust,
+                    clock=self.clock,
+                    crl_cache=self._crl_cache,
+                ),
             )
             try:
                 async for report in stream:
@@ -539,7 +589,9 @@ class Daemon:
             tags = [by_target[report.target].tags for report in batch]
             write = PendingWrite(reports=batch, tags=tags, now=self.clock())
             for report in batch:
-                self.schedule.mark_scanned(report.target, started_s)
+                self.schedule.mark_scanned(
+                    report.target, started_s, ran=self._cycle_checks.get(report.target)
+                )
             if len(self.unwritten):
                 # Earlier results wait for the store: these go after them, in order.
                 self._keep(write)
@@ -714,10 +766,14 @@ class _Counts:
 
 def _group(
     due: Sequence[ScheduledTarget],
-) -> dict[tuple[TrustSettings, float], list[ScheduledTarget]]:
-    groups: dict[tuple[TrustSettings, float], list[ScheduledTarget]] = {}
+    checks: Mapping[Target, ChecksToRun],
+    policies: Mapping[Target, AnalysisPolicy],
+) -> dict[_GroupKey, list[ScheduledTarget]]:
+    groups: dict[_GroupKey, list[ScheduledTarget]] = {}
     for scheduled in due:
-        groups.setdefault((scheduled.trust, scheduled.timeout_s), []).append(scheduled)
+        target = scheduled.target
+        key = (scheduled.trust, scheduled.timeout_s, checks[target], policies[target])
+        groups.setdefault(key, []).append(scheduled)
     return groups
 
 

@@ -56,6 +56,9 @@ INVENTORY_COLUMNS: tuple[str, ...] = (
     "sha256",
     "deployed_since_utc",
     "last_seen_utc",
+    "grade",
+    "revocation_status",
+    "protocols",
 )
 """The ``inventory --csv`` header, in order; lists are joined with ``;``. A text cell
 that would start a spreadsheet formula gets a leading ``'``."""
@@ -75,6 +78,7 @@ def _console(stream: TextIO, *, color: bool | None) -> Console:
 
 
 INVENTORY_TABLE_STEPS: tuple[Step, ...] = (
+    drop("revocation"),
     drop("issuer"),
     drop("key"),
     shorten("expires (UTC)"),
@@ -88,6 +92,7 @@ INVENTORY_TABLE_STEPS: tuple[Step, ...] = (
 
 HISTORY_TABLE_STEPS: tuple[Step, ...] = (
     drop("issuer"),
+    drop("protocols"),
     drop("protocol"),
     shorten("observed (UTC)"),
     drop("expires"),
@@ -138,6 +143,9 @@ def inventory_row_json(row: InventoryRow, *, now: datetime) -> dict[str, Any]:
         "sha256": row.sha256_hex,
         "deployed_since_utc": _iso(row.deployed_since_utc),
         "last_seen_utc": _iso(row.last_seen_utc),
+        "grade": row.grade,
+        "revocation_status": row.revocation_status,
+        "protocols": list(row.protocols) if row.protocols is not None else None,
     }
 
 
@@ -173,6 +181,20 @@ def render_inventory_csv(rows: Sequence[InventoryRow], stream: TextIO, *, now: d
             else:
                 cells[key] = "" if value is None else str(value)
         writer.writerow(safe_csv_row(cells, numbers=_NUMBER_COLUMNS))
+
+
+def _grade_cell(grade: str | None) -> Text:
+    if grade is None:
+        return Text("-")
+    style = "green" if grade.startswith("A") else "yellow" if grade in ("B", "C") else "bold red"
+    return Text(grade, style=style)
+
+
+def _revocation_cell(status: str | None) -> Text:
+    if status is None:
+        return Text("-")
+    style = {"good": "green", "revoked": "bold red"}.get(status, "yellow")
+    return Text(status, style=style)
 
 
 def _days_cell(not_after_utc: datetime, *, now: datetime, warn_days: int) -> Text:
@@ -215,6 +237,8 @@ def render_inventory_table(
     key = Column(header="key")
     sha256 = Column(header="sha256")
     tags = Column(header="tags", fit=Fit.CLIP, min_width=8)
+    grade = Column(header="grade")
+    revocation = Column(header="revocation")
     short_expires: list[Text] = []
     for row in rows:
         expires.cells.append(Text(row.not_after_utc.strftime("%Y-%m-%d %H:%M")))
@@ -227,9 +251,16 @@ def render_inventory_table(
         key.cells.append(cell(f"{row.key_type.upper()} {row.key_bits}"))
         sha256.cells.append(Text(row.sha256_hex[:16]))
         tags.cells.append(cell(",".join(row.tags)))
+        grade.cells.append(_grade_cell(row.grade))
+        revocation.cells.append(_revocation_cell(row.revocation_status))
     expires.short_cells = short_expires
     columns = [expires, days, endpoint, *((position,) if show_position else ())]
-    columns += [subject, issuer, key, sha256, tags]
+    # The grade and revocation columns appear once any endpoint was graded or checked.
+    checked = [
+        *((grade,) if any(r.grade for r in rows) else ()),
+        *((revocation,) if any(r.revocation_status for r in rows) else ()),
+    ]
+    columns += [*checked, subject, issuer, key, sha256, tags]
     console.print(
         fit_table(columns, width=console.width, steps=INVENTORY_TABLE_STEPS, style=_STORE_TABLE)
     )
@@ -266,6 +297,10 @@ def observation_json(record: ObservationRecord) -> dict[str, Any]:
             }
             for f in record.findings
         ],
+        "checks": record.checks.split(",") if record.checks else None,
+        "grade": record.grade,
+        "protocols": list(record.protocols) if record.protocols is not None else None,
+        "revocation_status": record.revocation_status,
         "connect_s": record.connect_s,
         "handshake_s": record.handshake_s,
     }
@@ -347,6 +382,8 @@ def render_history_table(
         issuer = Column(header="issuer", fit=Fit.CLIP, min_width=12)
         expires = Column(header="expires")
         problems = Column(header="verdict / problem", fit=Fit.WRAP, min_width=20)
+        grade = Column(header="grade")
+        accepted = Column(header="protocols", fit=Fit.WRAP, min_width=8)
         short_observed: list[Text] = []
         for record in records:
             if record.failure_kind is not None:
@@ -368,8 +405,15 @@ def render_history_table(
                 Text(f"{record.leaf_not_after_utc:%Y-%m-%d}" if record.leaf_not_after_utc else "")
             )
             problems.cells.append(problem)
+            grade.cells.append(_grade_cell(record.grade))
+            accepted.cells.append(
+                cell(" ".join(record.protocols) if record.protocols is not None else "-")
+            )
         observed.short_cells = short_observed
-        columns = [observed, status_column, protocol, leaf, issuer, expires, problems]
+        # Grade and accepted protocols once any shown observation probed them.
+        probed = any(r.grade is not None or r.protocols is not None for r in records)
+        columns = [observed, status_column, protocol, *((grade, accepted) if probed else ())]
+        columns += [leaf, issuer, expires, problems]
         console.print(
             fit_table(columns, width=console.width, steps=HISTORY_TABLE_STEPS, style=_STORE_TABLE)
         )
@@ -441,6 +485,10 @@ def render_changes_table(
 
 
 _CHANGE_STYLE = {
+    ChangeKind.REVOKED: "bold red",
+    ChangeKind.GRADE_DROPPED: "yellow",
+    ChangeKind.GRADE_RAISED: "green",
+    ChangeKind.PROTOCOL_ENABLED: "yellow",
     ChangeKind.CHAIN_BROKE: "bold red",
     ChangeKind.ENDPOINT_FAILED: "magenta",
     ChangeKind.HOSTNAME_MISMATCH_APPEARED: "bold red",

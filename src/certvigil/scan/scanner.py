@@ -258,6 +258,7 @@ async def scan_stream(
     clock: Callable[[], datetime] = utc_now,
     on_progress: Callable[[ScanProgress], None] | None = None,
     stop: asyncio.Event | None = None,
+    crl_cache: CrlCache | None = None,
 ) -> AsyncIterator[EndpointReport]:
     """Scan ``targets`` and yield one report per target, as each completes.
 
@@ -278,6 +279,8 @@ async def scan_stream(
         clock: Source of ``now`` for observations and analysis.
         on_progress: Called after each endpoint, on the event loop thread; keep it quick.
         stop: Set to stop starting endpoints (on SIGINT or SIGTERM).
+        crl_cache: CRLs kept from earlier scans (the daemon keeps one across cycles, so
+            a CRL is fetched once per nextUpdate); ``None`` starts an empty one.
 
     Yields:
         One ``EndpointReport`` per target, in completion order.
@@ -291,7 +294,9 @@ async def scan_stream(
     max_in_hand = options.concurrency * 2
     in_flight = completed = failed = 0
     exhausted = False
-    async with EndpointScanner(options=options, trust=trust, clock=clock, stop=stop) as scanner:
+    async with EndpointScanner(
+        options=options, trust=trust, clock=clock, stop=stop, crl_cache=crl_cache
+    ) as scanner:
         scanner.on_parked = lambda: results.put_nowait(None)
         try:
             while True:
@@ -506,6 +511,7 @@ class EndpointScanner:
         trust: TrustStore,
         clock: Callable[[], datetime],
         stop: asyncio.Event | None = None,
+        crl_cache: CrlCache | None = None,
     ) -> None:
         self._options = options
         self._stop = stop
@@ -526,7 +532,7 @@ class EndpointScanner:
         # never need it, and its imports alone cost a tenth of a second of start-up.
         self._fetcher: IssuerFetcher | None = None
         self._http: httpx.AsyncClient | None = None
-        self._crl_cache: CrlCache | None = None
+        self._crl_cache: CrlCache | None = crl_cache
         self._to_analyse: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._steps = tuple(
             step

@@ -151,6 +151,13 @@ class Endpoint(Base):
         String(64), ForeignKey("certificates.sha256_hex")
     )
     last_observation_id: Mapped[int | None] = mapped_column(IdType)
+    # The latest result of each check that does not run on every scan (revision 0007):
+    # kept here, as current_certificate_sha256 is, so that the inventory filters by
+    # grade, revocation and protocols without reading the observations.
+    grade: Mapped[str | None] = mapped_column(String(4))
+    protocols: Mapped[str | None] = mapped_column(String(64))
+    """Accepted protocols, comma-separated oldest first; ``None`` until probed."""
+    revocation_status: Mapped[str | None] = mapped_column(String(24))
 
 
 class EndpointTag(Base):
@@ -266,6 +273,16 @@ class Observation(Base):
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     connect_s: Mapped[float | None] = mapped_column(Float)
     handshake_s: Mapped[float | None] = mapped_column(Float)
+    # Revision 0007: what the optional checks found, queryable, and the whole
+    # observation for re-judging (docs/store.md).
+    checks: Mapped[str | None] = mapped_column(String(64))
+    """The checks that ran, comma-separated (``cert,revocation``); ``None`` before 0007."""
+    grade: Mapped[str | None] = mapped_column(String(4))
+    protocols: Mapped[str | None] = mapped_column(String(64))
+    revocation_status: Mapped[str | None] = mapped_column(String(24))
+    """The leaf's revocation status (``good``, ``revoked``, ``unreachable`` …)."""
+    observation_z: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The full observation as zlib-compressed JSON, ``None`` when not kept."""
 
 
 class Alert(Base):

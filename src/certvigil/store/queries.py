@@ -10,6 +10,7 @@ import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,8 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    literal,
+    or_,
     select,
     text,
     true,
@@ -145,6 +148,49 @@ def _filter_endpoints(
     )
 
 
+WEAK_PROTOCOLS: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1")
+"""Protocols ``--weak-protocols`` looks for in an endpoint's accepted ones."""
+
+GRADES_BEST_FIRST: tuple[str, ...] = ("A+", "A", "A-", "B", "C", "D", "E", "F", "T", "M")
+"""Grades from best to worst (``T`` untrusted and ``M`` name mismatch below F)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckFilter:
+    """Inventory filters on the latest results of the optional checks.
+
+    Attributes:
+        grade_below: Keep endpoints graded worse than this (``"B"``: C, D, ..., T, M).
+        revoked: Keep endpoints whose certificate was found revoked.
+        weak_protocols: Keep endpoints accepting SSLv2, SSLv3, TLS 1.0 or TLS 1.1.
+    """
+
+    grade_below: str | None = None
+    revoked: bool = False
+    weak_protocols: bool = False
+
+    def __post_init__(self) -> None:
+        if self.grade_below is not None and self.grade_below not in GRADES_BEST_FIRST:
+            raise ValueError(
+                f'grade "{self.grade_below}": choose one of {", ".join(GRADES_BEST_FIRST)}'
+            )
+
+
+def _where_checks(statement: Select[Any], checks: CheckFilter) -> Select[Any]:
+    e = _ENDPOINTS.c
+    if checks.grade_below is not None:
+        worse = GRADES_BEST_FIRST[GRADES_BEST_FIRST.index(checks.grade_below) + 1 :]
+        statement = statement.where(e.grade.in_(worse))
+    if checks.revoked:
+        statement = statement.where(e.revocation_status == "revoked")
+    if checks.weak_protocols:
+        # Protocols are stored comma-separated ("TLSv1.0,TLSv1.2"): a name is matched
+        # whole between commas.
+        padded = literal(",") + func.coalesce(e.protocols, "") + literal(",")
+        statement = statement.where(or_(*(padded.like(f"%,{p},%") for p in WEAK_PROTOCOLS)))
+    return statement
+
+
 def _where_endpoint(statement: Select[Any], *, host_like: Any, tag: Any) -> Select[Any]:
     """Keeps endpoints whose host is LIKE ``host_like`` and that carry ``tag`` (values or
     bound parameters; ``None`` for no condition)."""
@@ -167,6 +213,7 @@ def inventory(
     tag: str | None = None,
     include_chain: bool = False,
     limit: int | None = None,
+    checks: CheckFilter | None = None,
 ) -> tuple[InventoryRow, ...]:
     """Certificates as currently deployed, soonest expiry first.
 
@@ -181,6 +228,7 @@ def inventory(
         include_chain: Include intermediates and roots the endpoints send, not only
             leaves.
         limit: At most this many rows.
+        checks: Filters on the latest grade, revocation status and protocols.
 
     Returns:
         One row per (endpoint, certificate) currently deployed.
@@ -198,6 +246,7 @@ def inventory(
         issuer=bool(issuer),
         host_glob=bool(host_glob),
         tag=bool(tag),
+        checks=checks or CheckFilter(),
     )
     params: dict[str, Any] = {}
     if expiring_within_days is not None and now is not None:
@@ -252,6 +301,9 @@ def inventory(
             san_dns=tuple(san_dns or ()),
             deployed_since_utc=when(deployed_since_utc),
             last_seen_utc=when(last_seen_utc),
+            grade=grade,
+            revocation_status=revocation_status,
+            protocols=protocol_list(protocols),
         )
         for (
             (
@@ -275,6 +327,9 @@ def inventory(
                 key_bits,
                 _san_dns_json,
                 _labels_json,
+                grade,
+                revocation_status,
+                protocols,
             ),
             san_dns,
             labels,
@@ -286,7 +341,14 @@ def inventory(
 
 @functools.lru_cache(maxsize=128)
 def _inventory_statement(
-    *, on_sqlite: bool, include_chain: bool, horizon: bool, issuer: bool, host_glob: bool, tag: bool
+    *,
+    on_sqlite: bool,
+    include_chain: bool,
+    horizon: bool,
+    issuer: bool,
+    host_glob: bool,
+    tag: bool,
+    checks: CheckFilter,
 ) -> Select[Any]:
     """The inventory statement for one combination of filters, built once.
 
@@ -303,9 +365,13 @@ def _inventory_statement(
     host_like = bindparam("b_host", type_=String) if host_glob else None
     tag_value = bindparam("b_tag", type_=String) if tag else None
     if on_sqlite:
-        statement = _sqlite_inventory_select(issuer_clause, host_like=host_like, tag=tag_value)
+        statement = _sqlite_inventory_select(
+            issuer_clause, host_like=host_like, tag=tag_value, checks=checks
+        )
     else:
-        statement = _postgresql_inventory_select(issuer_clause, host_like=host_like, tag=tag_value)
+        statement = _postgresql_inventory_select(
+            issuer_clause, host_like=host_like, tag=tag_value, checks=checks
+        )
     statement = statement.where(d.is_current.is_(True))
     if not include_chain:
         statement = statement.where(d.chain_position == 0)
@@ -348,7 +414,9 @@ def _inventory_certificate_columns(certificates: Any, *, as_text: Any) -> tuple[
     )
 
 
-def _sqlite_inventory_select(issuer_clause: Any, *, host_like: Any, tag: Any) -> Select[Any]:
+def _sqlite_inventory_select(
+    issuer_clause: Any, *, host_like: Any, tag: Any, checks: CheckFilter
+) -> Select[Any]:
     """SQLite: current deployments joined to endpoints and certificates.
 
     Times and JSON come back as the stored text, converted in one pass rather than by
@@ -379,16 +447,21 @@ def _sqlite_inventory_select(issuer_clause: Any, *, host_like: Any, tag: Any) ->
             d.certificate_sha256,
             *_inventory_certificate_columns(c, as_text=as_text),
             labels,
+            e.grade,
+            e.revocation_status,
+            e.protocols,
         )
         .select_from(_DEPLOYMENTS.join(_ENDPOINTS, e.id == d.endpoint_id))
         .join(_CERTS, c.sha256_hex == d.certificate_sha256)
     )
     if issuer_clause is not None:
         statement = statement.where(issuer_clause)
-    return _where_endpoint(statement, host_like=host_like, tag=tag)
+    return _where_checks(_where_endpoint(statement, host_like=host_like, tag=tag), checks)
 
 
-def _postgresql_inventory_select(issuer_clause: Any, *, host_like: Any, tag: Any) -> Select[Any]:
+def _postgresql_inventory_select(
+    issuer_clause: Any, *, host_like: Any, tag: Any, checks: CheckFilter
+) -> Select[Any]:
     """PostgreSQL: current deployments from their index, each endpoint and certificate by key.
 
     The endpoint, its labels (a JSON array from their primary-key index) and the
@@ -415,13 +488,17 @@ def _postgresql_inventory_select(issuer_clause: Any, *, host_like: Any, tag: Any
             e.starttls,
             *_inventory_certificate_columns(c, as_text=_same),
             type_coerce(labels, String).label("labels"),
+            e.grade,
+            e.revocation_status,
+            e.protocols,
         )
         .select_from(_ENDPOINTS.join(_CERTS, c.sha256_hex == d.certificate_sha256))
         .where(e.id == d.endpoint_id)
     )
     if issuer_clause is not None:
         by_key = by_key.where(issuer_clause)
-    found = _where_endpoint(by_key, host_like=host_like, tag=tag).limit(1).lateral("found")
+    by_key = _where_checks(_where_endpoint(by_key, host_like=host_like, tag=tag), checks)
+    found = by_key.limit(1).lateral("found")
 
     def as_text(column: Any) -> Any:
         if isinstance(column.type, UtcDateTime):
@@ -441,6 +518,9 @@ def _postgresql_inventory_select(issuer_clause: Any, *, host_like: Any, tag: Any
         d.certificate_sha256,
         *_inventory_certificate_columns(f, as_text=as_text),
         f.labels,
+        f.grade,
+        f.revocation_status,
+        f.protocols,
     ).select_from(_DEPLOYMENTS.join(found, true()))
 
 
@@ -654,7 +734,18 @@ def observation_record(row: Row[Any]) -> ObservationRecord:
         ),
         connect_s=row.connect_s,
         handshake_s=row.handshake_s,
+        checks=row.checks,
+        grade=row.grade,
+        protocols=protocol_list(row.protocols),
+        revocation_status=row.revocation_status,
     )
+
+
+def protocol_list(text: str | None) -> tuple[str, ...] | None:
+    """Protocols stored comma-separated; ``""`` when none was accepted, ``None`` unprobed."""
+    if text is None:
+        return None
+    return tuple(text.split(",")) if text else ()
 
 
 def get_observation(connection: Connection, observation_id: int) -> ObservationRecord | None:
@@ -705,6 +796,9 @@ def observed_state(record: ObservationRecord) -> ObservedState:
         chain_sha256=record.chain_sha256,
         is_trusted=record.is_trusted,
         hostname_matches=record.hostname_matches,
+        grade=record.grade,
+        protocols=record.protocols,
+        revocation_status=record.revocation_status,
     )
 
 

@@ -99,6 +99,11 @@ class InventoryRow:
         san_dns: DNS subjectAltNames.
         deployed_since_utc: First time this endpoint was seen serving it.
         last_seen_utc: Latest time this endpoint was seen serving it.
+        grade: The endpoint's latest grade, ``None`` until graded.
+        revocation_status: Its latest revocation status (``good``, ``revoked``,
+            ``unreachable`` ...), ``None`` until checked.
+        protocols: The protocols it accepted when last probed, oldest first; ``None``
+            until probed.
     """
 
     endpoint_id: int
@@ -118,6 +123,9 @@ class InventoryRow:
     san_dns: tuple[str, ...]
     deployed_since_utc: datetime
     last_seen_utc: datetime
+    grade: str | None = None
+    revocation_status: str | None = None
+    protocols: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +178,10 @@ class ObservationRecord:
         findings: The findings, as recorded.
         connect_s: TCP (and STARTTLS) connect time, ``None`` when failed.
         handshake_s: TLS handshake time, ``None`` when failed.
+        checks: The checks that ran (``cert,revocation``), ``None`` before revision 0007.
+        grade: The grade, ``None`` when not graded.
+        protocols: Accepted protocols, ``None`` when not probed.
+        revocation_status: ``revoked`` or the leaf's status, ``None`` when not checked.
     """
 
     id: int
@@ -196,6 +208,10 @@ class ObservationRecord:
     findings: tuple[Finding, ...]
     connect_s: float | None
     handshake_s: float | None
+    checks: str | None = None
+    grade: str | None = None
+    protocols: tuple[str, ...] | None = None
+    revocation_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,127 @@
+"""Observations kept whole: the compressed observation reads back equal, a CRL used by
+many observations is stored once, and the check columns follow the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from certvigil.observed.endpoint import EndpointObservation
+from certvigil.observed.revocation import (
+    CertificateRevocationObservation,
+    RevocationFetch,
+    RevocationMethod,
+    RevocationObservation,
+)
+from certvigil.store import Store
+from certvigil.store.ingest import unpack_observation
+from certvigil.store.models import ENDPOINTS, OBSERVATIONS
+from certvigil.store.observations import count_documents, latest_observations
+from certvigil.targets.target import Target
+from tests.store.factories import NOW, facts, ok_report
+
+CRL = b"0\x82" + bytes(range(256)) * 8  # any bytes: the store does not parse CRLs
+
+
+def observed(report, crl: bytes | None):  # type: ignore[no-untyped-def]
+    """``report`` carrying an observation whose revocation check used ``crl``."""
+    handshake = report.observation
+    revocation = None
+    if crl is not None:
+        fetch = RevocationFetch(
+            method=RevocationMethod.CRL,
+            url="http://crl.example.test/int.crl",
+            fetched_at_utc=NOW,
+            response_der=crl,
+        )
+        revocation = RevocationObservation(
+            target=report.target,
+            observed_at_utc=NOW,
+            certificates=(
+                CertificateRevocationObservation(
+                    cert_index=0, certificate_der=handshake.chain_der[0], fetches=(fetch,)
+                ),
+            ),
+        )
+    observation = EndpointObservation(
+        target=report.target,
+        observed_at_utc=handshake.observed_at_utc,
+        handshake=handshake,
+        revocation=revocation,
+    )
+    return dataclasses.replace(report, observed=observation), observation
+
+
+def test_observation_reads_back_equal_and_a_shared_crl_is_stored_once(store: Store) -> None:
+    """Three endpoints under one CA: three observations read back exactly, their one
+    CRL is one row with three references."""
+    originals = []
+    for n in range(3):
+        target = Target(host=f"h{n}.example.test", port=443)
+        leaf = facts(f"h{n}.example.test", not_after_utc=NOW + timedelta(days=90))
+        report, observation = observed(ok_report(target, (leaf,)), CRL)
+        store.record_report(report)
+        originals.append(observation)
+    with store.read() as connection:
+        assert count_documents(connection) == (1, 3)
+        back = [s.observation for s in latest_observations(connection)]
+    assert back == originals
+
+
+def test_report_without_observation_keeps_no_blob_and_check_columns_say_cert(
+    store: Store,
+) -> None:
+    """A report that carries no observation stores NULL, and only ``cert`` ran."""
+    target = Target(host="plain.example.test", port=443)
+    leaf = facts("plain.example.test", not_after_utc=NOW + timedelta(days=90))
+    store.record_report(ok_report(target, (leaf,)))
+    with store.read() as connection:
+        row = connection.execute(
+            select(OBSERVATIONS.c.observation_z, OBSERVATIONS.c.checks, OBSERVATIONS.c.grade)
+        ).one()
+        assert row == (None, "cert", None)
+        assert list(latest_observations(connection)) == []
+
+
+def test_a_damaged_blob_is_named_not_raised(store: Store) -> None:
+    """A stored observation that does not decompress is reported per endpoint."""
+    target = Target(host="bad.example.test", port=443)
+    leaf = facts("bad.example.test", not_after_utc=NOW + timedelta(days=90))
+    report, _ = observed(ok_report(target, (leaf,)), None)
+    store.record_report(report)
+    with store.write() as connection:
+        connection.execute(update(OBSERVATIONS).values(observation_z=b"not zlib"))
+    with store.read() as connection:
+        (stored,) = latest_observations(connection)
+    assert stored.observation is None
+    assert stored.problem is not None and "observation_z" in stored.problem
+
+
+def test_a_decompression_bomb_is_refused() -> None:
+    """A blob that inflates beyond the bound is refused with the field named."""
+    from certvigil.errors import ObservationFormatError
+
+    bomb = zlib.compress(b" " * (65 * 1024 * 1024), 9)
+    with pytest.raises(ObservationFormatError, match="observation_z"):
+        unpack_observation(bomb, {})
+
+
+def test_endpoint_keeps_latest_grade_when_a_scan_did_not_grade(store: Store) -> None:
+    """Endpoints keep the last grade and revocation status across certificate-only scans."""
+    target = Target(host="g.example.test", port=443)
+    leaf = facts("g.example.test", not_after_utc=NOW + timedelta(days=90))
+    store.record_report(ok_report(target, (leaf,)))
+    with store.write() as connection:
+        connection.execute(update(ENDPOINTS).values(grade="A", revocation_status="good"))
+    store.record_report(ok_report(target, (leaf,), at=NOW + timedelta(hours=1)))
+    with store.read() as connection:
+        assert connection.execute(
+            select(ENDPOINTS.c.grade, ENDPOINTS.c.revocation_status)
+        ).one() == (
+            "A",
+            "good",
+        )
