@@ -69,6 +69,8 @@ _COMMAND_MODULES = {
     "config": "certvigil.cli.config_cmd",
     "check": "certvigil.cli.check_cmd",
     "exporter": "certvigil.cli.exporter_cmd",
+    "worker": "certvigil.cli.worker_cmd",
+    "workers": "certvigil.cli.worker_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
+from sqlalchemy import Connection
+
 from certvigil.alerts.delivery import (
     DeliveryStats,
     channels_for_routes,
@@ -48,7 +50,7 @@ from certvigil.alerts.rules import AlertEvent, AlertPolicy, ExpiryThreshold, par
 from certvigil.analysis.model import EndpointReport
 from certvigil.config.expand import ScheduledTarget
 from certvigil.config.loading import LoadedConfig
-from certvigil.config.model import TrustSettings
+from certvigil.config.model import Config, TrustSettings
 from certvigil.config.units import Threshold
 from certvigil.daemon.logs import LOGGER_NAME
 from certvigil.daemon.schedule import Schedule, sleep_until_s
@@ -117,6 +119,28 @@ def expiry_thresholds(thresholds: Sequence[Threshold]) -> tuple[ExpiryThreshold,
     return tuple(parse_threshold(t.label, severity=t.severity) for t in thresholds)
 
 
+def scan_options_for(config: Config) -> ScanOptions:
+    """The scan options a configuration sets (before each group's time-out)."""
+    return ScanOptions(
+        concurrency=config.scan.concurrency,
+        per_ip_concurrency=config.scan.per_ip_concurrency,
+        deadline_s=config.scan.deadline_s,
+        retry_timeouts=config.scan.retry_timeouts,
+    )
+
+
+def alert_policy_for(config: Config, targets: Sequence[ScheduledTarget]) -> AlertPolicy:
+    """The alert rules' policy: global thresholds, and each target's own where it has them."""
+    return AlertPolicy(
+        thresholds=expiry_thresholds(config.alerts.thresholds),
+        target_thresholds={
+            s.target: expiry_thresholds(s.thresholds)
+            for s in targets
+            if s.thresholds != config.alerts.thresholds
+        },
+    )
+
+
 class Daemon:
     """Scans a configuration's endpoints on schedule and keeps the store and alerts current.
 
@@ -163,21 +187,9 @@ class Daemon:
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()
-        self._base_options = scan_options or ScanOptions(
-            concurrency=config.scan.concurrency,
-            deadline_s=config.scan.deadline_s,
-            retry_timeouts=config.scan.retry_timeouts,
-        )
+        self._base_options = scan_options or scan_options_for(config)
         self.routes = routes_from_config(config.alerts.routes)
-        global_thresholds = expiry_thresholds(config.alerts.thresholds)
-        self.policy = AlertPolicy(
-            thresholds=global_thresholds,
-            target_thresholds={
-                s.target: expiry_thresholds(s.thresholds)
-                for s in self.targets
-                if s.thresholds != config.alerts.thresholds
-            },
-        )
+        self.policy = alert_policy_for(config, self.targets)
         self.engine = AlertEngine(store, self.routes, self.policy)
         self.channels = channels_for_routes(self.routes)
         self.schedule = Schedule(self.targets, start_s=monotonic(), previous=previous_schedule)
@@ -494,7 +506,7 @@ class Daemon:
             if stop.is_set():
                 return
             trust = await self._trust.get(trust_settings)
-            options = _with_timeout(self._base_options, timeout_s)
+            options = with_timeout(self._base_options, timeout_s)
             by_target = {s.target: s for s in members}
             received: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
             writer = asyncio.create_task(self._write(received, by_target, counts, started_s))
@@ -664,22 +676,8 @@ class Daemon:
 
         Each report is written whole (observation, alerts, deliveries) or not at all.
         """
-        written: list[tuple[int, tuple[AlertEvent, ...]]] = []
         with self.store.write() as connection:
-            # The observations in a few statements, then each report's alerts. Alert
-            # history reads only an endpoint's observations from before the judged one,
-            # and a cycle scans each target once, so this judges as report by report.
-            observation_ids = record_reports(
-                connection,
-                reports,
-                tags=dict(zip((report.target for report in reports), tags, strict=True)),
-            )
-            for report, observation_id in zip(reports, observation_ids, strict=True):
-                events = self.engine.process_in(
-                    connection, report, now, observation_id=observation_id
-                )
-                written.append((observation_id, events))
-        return written
+            return record_and_judge(connection, self.engine, reports, tags, now)
 
     def _log_recorded(
         self, report: EndpointReport, observation_id: int, events: Sequence[AlertEvent]
@@ -703,6 +701,33 @@ class Daemon:
                     "severity": event.severity.value,
                 },
             )
+
+
+def record_and_judge(
+    connection: Connection,
+    engine: AlertEngine,
+    reports: Sequence[EndpointReport],
+    tags: Sequence[tuple[str, ...]],
+    now: datetime,
+) -> list[tuple[int, tuple[AlertEvent, ...]]]:
+    """Record reports and run them through the alert rules, in the caller's transaction.
+
+    Returns:
+        Each report's observation id and the alert events it caused, in order.
+    """
+    written: list[tuple[int, tuple[AlertEvent, ...]]] = []
+    # The observations in a few statements, then each report's alerts. Alert history
+    # reads only an endpoint's observations from before the judged one, and a cycle
+    # scans each target once, so this judges as report by report.
+    observation_ids = record_reports(
+        connection,
+        reports,
+        tags=dict(zip((report.target for report in reports), tags, strict=True)),
+    )
+    for report, observation_id in zip(reports, observation_ids, strict=True):
+        events = engine.process_in(connection, report, now, observation_id=observation_id)
+        written.append((observation_id, events))
+    return written
 
 
 @dataclass(slots=True)
@@ -730,7 +755,8 @@ def _feed(members: Sequence[ScheduledTarget], stop: asyncio.Event) -> Iterator[T
         yield scheduled.target
 
 
-def _with_timeout(options: ScanOptions, timeout_s: float) -> ScanOptions:
+def with_timeout(options: ScanOptions, timeout_s: float) -> ScanOptions:
+    """``options`` with one group's connect, handshake and STARTTLS time-out."""
     return replace(
         options,
         connect_timeout_s=timeout_s,
