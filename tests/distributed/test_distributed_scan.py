@@ -202,3 +202,35 @@ def test_an_endpoint_that_keeps_killing_workers_is_set_aside(
         assert len(failure) == 1
         assert failure[0].failure_kind == "internal_error"
         assert "set aside" in failure[0].failure_detail
+
+
+def test_a_broker_restart_that_loses_queued_shards_is_survived(
+    cluster: Callable[[dict[str, Any]], Cluster],
+    database: str,
+    redis: ThrowawayRedis,
+    served: tuple[ThrowawayPki, Path, Any],
+) -> None:
+    """Redis restarts without persistence while one shard waits in its queue: the
+    scheduler sends the stalled shard again and the round completes, each endpoint once."""
+    with ExitStack() as stack:
+        servers = _tls_servers(stack, served, ["127.0.0.7", "127.0.0.8"], 0.4)
+        targets = _targets(servers, 4)
+        config = _config(database, redis, served[1], targets, shard_size=4)
+        config["scan"]["per_ip"] = 1
+        c = cluster(config)
+        only = c.start_worker()
+        c.wait_for_workers([only])
+        scheduler = c.start_scheduler()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(s.recorded >= 1 for s in c.shards()):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"no progress: {c.log_of(only)}")
+        redis.restart()
+        _out, err = scheduler.communicate(timeout=120)
+        assert scheduler.returncode == 0, err[-3000:]
+        assert "sending it again" in err
+        assert _observations_per_endpoint(c) == [1] * len(targets)
+        assert {s.state for s in c.shards()} == {"done"}

@@ -68,7 +68,17 @@ def worker_command(
     worker_name = name or f"{socket.gethostname()}.{os.getpid()}"
     runner = ShardRunner(loaded, targets, store=store, settings=settings, name=worker_name)
     celery = make_app(settings)
-    celery.task(name=TASK_NAME, acks_late=True, ignore_result=True)(runner.run)
+    from celery.exceptions import Reject
+
+    from certvigil.distributed.worker import StoreUnavailable
+
+    def scan_shard(payload: object) -> None:
+        try:
+            runner.run(payload)
+        except StoreUnavailable as exc:
+            raise Reject(str(exc), requeue=True) from exc
+
+    celery.task(name=TASK_NAME, acks_late=True, ignore_result=True)(scan_shard)
     runner.start_heartbeat()
     try:
         worker = celery.Worker(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from certvigil.daemon.logs import LOGGER_NAME
 from certvigil.daemon.runner import Daemon, _Counts
 from certvigil.distributed.celery_app import TASK_NAME, make_app
 from certvigil.distributed.shards import DispatchOrder, Shard, ShardItem, plan_shards
-from certvigil.errors import UsageError
+from certvigil.errors import StoreError, UsageError
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
 from certvigil.store import Store
 from certvigil.store import distributed as shards_db
@@ -33,6 +34,9 @@ log = logging.getLogger(f"{LOGGER_NAME}.scheduler")
 
 POLL_S = 0.25
 """How often the scheduler reads the shards' progress."""
+
+STORE_RETRY_S = 2.0
+"""Pause before reading the shards again from a store that refused."""
 
 BROKER_RETRY_S = 2.0
 """Pause before sending again to a broker that refused a shard."""
@@ -71,6 +75,7 @@ class DistributedDaemon(Daemon):
         super().__init__(loaded, targets, store=store, **kwargs)
         self.settings = distributed_settings(loaded)
         self.app = make_app(self.settings)
+        self._last_change: dict[str, tuple[tuple[str, int, int], float]] = {}
 
     async def _scan_groups(
         self,
@@ -127,7 +132,13 @@ class DistributedDaemon(Daemon):
                         order.waiting.insert(0, shard)
                         await asyncio.sleep(BROKER_RETRY_S)
                         break
-            progress = await asyncio.to_thread(self._progress, round_id)
+            try:
+                progress = await asyncio.to_thread(self._progress, round_id)
+            except StoreError as exc:
+                log.warning("store unavailable; waiting", extra={"error": str(exc)})
+                await asyncio.sleep(STORE_RETRY_S)
+                continue
+            await self._resend_lost(order, progress)
             for row in progress:
                 if row.state in shards_db.ShardState.FINAL and row.id in order.running:
                     finished = order.finished(row.id)
@@ -145,6 +156,28 @@ class DistributedDaemon(Daemon):
                 pass
             if stop.is_set() and not order.waiting:
                 await asyncio.sleep(POLL_S)
+
+    async def _resend_lost(
+        self, order: DispatchOrder, progress: Sequence[shards_db.ShardProgress]
+    ) -> None:
+        """Send again a running shard whose row has not moved for a visibility time-out.
+
+        Its message was lost (a broker restarted without persistence) or its worker is
+        gone; a duplicate is harmless, since a worker skips what is recorded.
+        """
+        now = time.monotonic()
+        for row in progress:
+            if row.id not in order.running or row.state in shards_db.ShardState.FINAL:
+                continue
+            mark = (row.state, row.attempts, row.recorded)
+            seen = self._last_change.get(row.id)
+            if seen is None or seen[0] != mark:
+                self._last_change[row.id] = (mark, now)
+                continue
+            if now - seen[1] > self.settings.visibility_timeout_s:
+                log.warning("shard stalled; sending it again", extra={"shard": row.id})
+                if await asyncio.to_thread(self._send, order.running[row.id]):
+                    self._last_change[row.id] = (mark, now)
 
     def _add(self, shards: Sequence[Shard]) -> None:
         with self.store.write() as connection:

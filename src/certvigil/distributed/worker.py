@@ -43,7 +43,7 @@ from certvigil.daemon.runner import (
     scan_options_for,
     with_timeout,
 )
-from certvigil.distributed.shards import Shard, ShardItem
+from certvigil.distributed.shards import Shard, ShardItem, ShardPayloadError
 from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.observed.handshake import FailureKind, ProbeFailure
@@ -55,6 +55,13 @@ log = logging.getLogger(f"{LOGGER_NAME}.worker")
 
 HEARTBEAT_S = 5.0
 """How often a worker refreshes its row in ``scan_workers``."""
+
+STORE_RETRY_S = 5.0
+"""Pause before handing a shard back when the store refused a write."""
+
+
+class StoreUnavailable(Exception):
+    """The store refused a shard's write: the task hands the shard back to the broker."""
 
 
 class ShardRunner:
@@ -134,17 +141,36 @@ class ShardRunner:
     # Shards ----------------------------------------------------------------------------
 
     def run(self, payload: object) -> None:
-        """The Celery task body: run one shard message to the end."""
-        shard = Shard.from_json(payload)
+        """The Celery task body: run one shard message to the end.
+
+        A message that is not a shard is logged and dropped (retrying cannot mend it).
+        When the store refuses a write, the shard goes back to the broker after a pause
+        (``StoreUnavailable``); what was recorded stays recorded.
+        """
+        try:
+            shard = Shard.from_json(payload)
+        except ShardPayloadError as exc:
+            log.error("message dropped: not a shard", extra={"error": str(exc)})
+            return
         with self._lock:
             self.current_shard = shard.id
         try:
             self.loop.run_until_complete(self.run_shard(shard))
+        except StoreError as exc:
+            log.warning(
+                "store unavailable; shard handed back",
+                extra={"shard": shard.id, "error": str(exc)},
+            )
+            time.sleep(STORE_RETRY_S)
+            raise StoreUnavailable(str(exc)) from exc
         finally:
             with self._lock:
                 self.current_shard = None
                 self.shards_done += 1
-            self.beat()
+            try:
+                self.beat()
+            except StoreError:
+                pass  # the heartbeat thread says so
 
     async def run_shard(self, shard: Shard) -> None:
         """Scan a shard's endpoints not yet recorded, and record each once."""
