@@ -48,9 +48,13 @@ def worker_command(
 ) -> None:
     """Run a worker: take shards from the broker, scan them, record each endpoint once.
 
-    Start as many as the estate needs, on any machines that reach the broker and the
-    database; 'certvigil run --distributed' schedules. SIGTERM finishes the shard in
-    hand and stops; a worker killed mid-shard leaves it to another (docs/scaling.md).
+    Start as many as needed, on machines that reach the broker and the database.
+
+    'certvigil run --distributed' schedules the shards.
+
+    SIGTERM finishes the shard in hand, then stops.
+
+    A worker killed mid-shard leaves the shard to another (docs/scaling.md).
     """
     from certvigil.distributed.celery_app import TASK_NAME, make_app
     from certvigil.distributed.scheduler import distributed_settings
