@@ -7,6 +7,9 @@ counts what reached the store: each endpoint exactly once, whatever was killed.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -119,6 +122,17 @@ def test_two_workers_share_a_round_politely(
         for server, _port in servers.values():
             assert server.connections_accepted >= 6
             assert 2 <= server.max_overlapping() <= 2
+        status = subprocess.run(
+            [sys.executable, "-m", "certvigil", "workers", "status", "-c", str(c.path), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        reported = json.loads(status.stdout)["workers"]
+        assert {w["name"] for w in reported} == set(names)
+        assert sum(w["endpoints_done"] for w in reported) == len(targets)
 
 
 def test_a_worker_killed_mid_shard_loses_nothing_and_doubles_nothing(
