@@ -13,6 +13,8 @@ declare -A need=(
   [nagios4]=nagios4-core
   [icinga2]=icinga2-bin
   [promtool]=prometheus
+  # the distributed scan's tests start a real broker (docs/scaling.md)
+  [redis-server]=redis-server
 )
 if [ "${1:-tests}" = "bench" ]; then
   need+=([nginx]=nginx-light [sslscan]=sslscan [testssl]=testssl.sh)

@@ -70,6 +70,8 @@ _COMMAND_MODULES = {
     "check": "certvigil.cli.check_cmd",
     "exporter": "certvigil.cli.exporter_cmd",
     "rejudge": "certvigil.cli.rejudge_cmd",
+    "worker": "certvigil.cli.worker_cmd",
+    "workers": "certvigil.cli.worker_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

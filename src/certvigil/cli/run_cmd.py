@@ -30,7 +30,8 @@ log = logging.getLogger(f"{LOGGER_NAME}.daemon")
 RUN_EXAMPLES = """[bold]Examples[/bold]
 certvigil run -c /etc/certvigil/certvigil.yaml
 certvigil run -c certvigil.yaml --once --log-format json
-certvigil run -c certvigil.yaml --log-level debug"""
+certvigil run -c certvigil.yaml --log-level debug
+certvigil run -c certvigil.yaml --distributed"""
 
 
 @app.command("run", epilog=RUN_EXAMPLES)
@@ -65,6 +66,14 @@ def run_command(
         LogLevel | None,
         typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error."),
     ] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Schedule only: send the scans to 'certvigil worker' processes through "
+            "the configuration's broker (docs/scaling.md).",
+        ),
+    ] = False,
 ) -> None:
     """Scan on schedule, record everything, and send each alert once.
 
@@ -81,6 +90,12 @@ def run_command(
     """
     path = require_config(config)
     setup = _prepare(path)
+    daemon_class: type[Daemon] = Daemon
+    if distributed:
+        from certvigil.distributed.scheduler import DistributedDaemon, distributed_settings
+
+        distributed_settings(setup.loaded)  # a missing broker or SQLite: say so now
+        daemon_class = DistributedDaemon
     logging_options = _LoggingOptions(format=log_format, level=log_level)
     logging_options.apply(setup.loaded)
     setup.log_notes()
@@ -94,7 +109,7 @@ def run_command(
         "certvigil starting",
         extra={"config": str(setup.loaded.path), "database": describe_database(store)},
     )
-    service = _Service(path, setup, store, logging_options)
+    service = _Service(path, setup, store, logging_options, daemon_class=daemon_class)
     try:
         asyncio.run(service.serve(once=once))
     finally:
@@ -154,8 +169,15 @@ class _Service:
     """Runs daemons one after another: a reload replaces the daemon, a stop ends the run."""
 
     def __init__(
-        self, path: Path, setup: _Setup, store: Store, logging_options: _LoggingOptions
+        self,
+        path: Path,
+        setup: _Setup,
+        store: Store,
+        logging_options: _LoggingOptions,
+        *,
+        daemon_class: type[Daemon] = Daemon,
     ) -> None:
+        self.daemon_class = daemon_class
         self.path = path
         self.setup = setup
         self.store = store
@@ -176,7 +198,7 @@ class _Service:
         replaced: Daemon | None = None
         try:
             while True:
-                self.daemon = Daemon(
+                self.daemon = self.daemon_class(
                     self.setup.loaded,
                     self.setup.targets,
                     store=self.store,

@@ -152,6 +152,8 @@ class ScanSettings(_Model):
         retry_timeouts: Retry an endpoint that timed out, not only one that was reset
             (the command line's ``--retry-timeouts``).
         concurrency: Probes running at the same time.
+        per_ip_concurrency: Connections open at once to one address (``per_ip``; the
+            command line's ``--per-ip``), held across all workers of a distributed scan.
         shutdown_grace_s: On SIGTERM, how long in-flight probes may take to finish
             (``shutdown_grace``).
         allow_large_cidr: Accept CIDR blocks larger than /16 (IPv4) or /112 (IPv6); off,
@@ -164,6 +166,7 @@ class ScanSettings(_Model):
     deadline_s: DurationS = Field(default=30.0, alias="deadline")
     retry_timeouts: bool = False
     concurrency: int = Field(default=32, ge=1, le=4096)
+    per_ip_concurrency: int = Field(default=8, alias="per_ip", ge=1, le=256)
     shutdown_grace_s: DurationS = Field(default=30.0, alias="shutdown_grace")
     allow_large_cidr: bool = False
 
@@ -363,6 +366,32 @@ def _is_label(text: str) -> bool:
     return True
 
 
+class DistributedSettings(_Model):
+    """Scans spread over Celery workers (``certvigil worker``, ``run --distributed``).
+
+    Attributes:
+        broker_url: The Celery broker (``redis://host:6379/0`` or ``amqp://…``).
+        queue: The broker queue the shards go to.
+        shard_size: Most endpoints in one task.
+        max_attempts: Deliveries of one shard before its remaining endpoints are
+            recorded as failed (a worker that keeps dying).
+        poison_after: Times scanning one endpoint may end a worker process before that
+            endpoint is set aside and reported.
+        visibility_timeout_s: How long a shard taken by a worker that vanished waits
+            before the broker hands it to another (Redis); longer than a shard takes.
+        per_subnet: Keep each /24 (IPv4) or /64 (IPv6) network on one worker at a time,
+            not just each address.
+    """
+
+    broker_url: Text
+    queue: Text = "certvigil"
+    shard_size: int = Field(default=500, ge=1, le=10_000)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    poison_after: int = Field(default=2, ge=1, le=100)
+    visibility_timeout_s: DurationS = Field(default=3600.0, alias="visibility_timeout", ge=1)
+    per_subnet: bool = False
+
+
 MAX_RETENTION_DAYS = 36500
 """The longest retention a configuration may give (a hundred years)."""
 
@@ -384,6 +413,8 @@ class Config(_Model):
             keeps them for ever.
         targets: Endpoints named in the file.
         sources: Files (zone files, CSV exports, target lists) that name more endpoints.
+        distributed: The broker and shard settings of distributed scans (``None``: one
+            machine).
     """
 
     database_url: Text | None = None
@@ -395,6 +426,7 @@ class Config(_Model):
     retention_days: int | None = Field(default=400, ge=1, le=MAX_RETENTION_DAYS)
     targets: tuple[TargetEntry, ...] = ()
     sources: tuple[SourceEntry, ...] = ()
+    distributed: DistributedSettings | None = None
 
 
 FOREIGN_KEYS: dict[str, str] = {

@@ -35,6 +35,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
+from sqlalchemy import Connection
+
 from certvigil.alerts.delivery import (
     DeliveryStats,
     channels_for_routes,
@@ -51,7 +53,7 @@ from certvigil.analysis.thresholds import ExpiryThreshold
 from certvigil.config.checks import ChecksToRun
 from certvigil.config.expand import ScheduledTarget
 from certvigil.config.loading import LoadedConfig
-from certvigil.config.model import TrustSettings
+from certvigil.config.model import Config, TrustSettings
 from certvigil.config.units import Threshold
 from certvigil.daemon.logs import LOGGER_NAME
 from certvigil.daemon.schedule import Schedule, sleep_until_s
@@ -123,8 +125,64 @@ def expiry_thresholds(thresholds: Sequence[Threshold]) -> tuple[ExpiryThreshold,
     return tuple(t.expiry for t in thresholds)
 
 
-_GroupKey = tuple[TrustSettings, float, ChecksToRun, AnalysisPolicy]
+GroupKey = tuple[TrustSettings, float, ChecksToRun, AnalysisPolicy]
 """What one scan of a cycle shares: trust store, time-out, checks and analysis policy."""
+
+
+def scan_options_for(config: Config) -> ScanOptions:
+    """The scan options a configuration sets (before each group's time-out)."""
+    return ScanOptions(
+        concurrency=config.scan.concurrency,
+        per_ip_concurrency=config.scan.per_ip_concurrency,
+        deadline_s=config.scan.deadline_s,
+        retry_timeouts=config.scan.retry_timeouts,
+    )
+
+
+def analysis_policies_for(
+    base: AnalysisPolicy, alerts: AlertPolicy, targets: Sequence[ScheduledTarget]
+) -> dict[Target, AnalysisPolicy]:
+    """Each target's analysis policy: ``base`` with the expiry thresholds its alerts use.
+
+    The analysis judges expiry by the same thresholds the alert rules use, per target,
+    so that a stored ``expires_soon`` finding and its alert agree.
+    """
+    policies: dict[tuple[ExpiryThreshold, ...], AnalysisPolicy] = {}
+    by_target: dict[Target, AnalysisPolicy] = {}
+    for scheduled in targets:
+        thresholds = alerts.thresholds_for(scheduled.target)
+        if thresholds not in policies:
+            policies[thresholds] = replace(
+                base,
+                expiry_thresholds=thresholds,
+                day_threshold_max_fraction=alerts.day_threshold_max_fraction,
+            )
+        by_target[scheduled.target] = policies[thresholds]
+    return by_target
+
+
+def group_options(
+    base: ScanOptions, timeout_s: float, checks: ChecksToRun, policy: AnalysisPolicy
+) -> ScanOptions:
+    """The scan options of one group of a cycle: its time-out, checks and policy."""
+    return replace(
+        with_timeout(base, timeout_s),
+        revocation=checks.revocation,
+        deep=checks.tls_config,
+        policy=policy,
+    )
+
+
+def alert_policy_for(config: Config, targets: Sequence[ScheduledTarget]) -> AlertPolicy:
+    """The alert rules' policy: global thresholds, and each target's own where it has them."""
+    return AlertPolicy(
+        thresholds=expiry_thresholds(config.alerts.thresholds),
+        target_thresholds={
+            s.target: expiry_thresholds(s.thresholds)
+            for s in targets
+            if s.thresholds != config.alerts.thresholds
+        },
+    )
 
 
 class Daemon:
@@ -173,34 +231,10 @@ class Daemon:
         self.clock = clock
         self.monotonic = monotonic
         self.rng = rng or random.Random()
-        self._base_options = scan_options or ScanOptions(
-            concurrency=config.scan.concurrency,
-            deadline_s=config.scan.deadline_s,
-            retry_timeouts=config.scan.retry_timeouts,
-        )
+        self._base_options = scan_options or scan_options_for(config)
         self.routes = routes_from_config(config.alerts.routes)
-        global_thresholds = expiry_thresholds(config.alerts.thresholds)
-        self.policy = AlertPolicy(
-            thresholds=global_thresholds,
-            target_thresholds={
-                s.target: expiry_thresholds(s.thresholds)
-                for s in self.targets
-                if s.thresholds != config.alerts.thresholds
-            },
-        )
-        # The analysis judges expiry by the same thresholds the alert rules use, per
-        # target, so that a stored ``expires_soon`` finding and its alert agree.
-        policies: dict[tuple[ExpiryThreshold, ...], AnalysisPolicy] = {}
-        self._analysis: dict[Target, AnalysisPolicy] = {}
-        for scheduled in self.targets:
-            thresholds = self.policy.thresholds_for(scheduled.target)
-            if thresholds not in policies:
-                policies[thresholds] = replace(
-                    self._base_options.policy,
-                    expiry_thresholds=thresholds,
-                    day_threshold_max_fraction=self.policy.day_threshold_max_fraction,
-                )
-            self._analysis[scheduled.target] = policies[thresholds]
+        self.policy = alert_policy_for(config, self.targets)
+        self._analysis = analysis_policies_for(self._base_options.policy, self.policy, self.targets)
         self.engine = AlertEngine(store, self.routes, self.policy)
         self.channels = channels_for_routes(self.routes)
         self.schedule = Schedule(
@@ -518,7 +552,7 @@ class Daemon:
 
     async def _scan_groups(
         self,
-        groups: Mapping[_GroupKey, Sequence[ScheduledTarget]],
+        groups: Mapping[GroupKey, Sequence[ScheduledTarget]],
         counts: _Counts,
         started_s: float,
     ) -> None:
@@ -527,12 +561,7 @@ class Daemon:
             if stop.is_set():
                 return
             trust = await self._trust.get(trust_settings)
-            options = replace(
-                _with_timeout(self._base_options, timeout_s),
-                revocation=checks.revocation,
-                deep=checks.tls_config,
-                policy=policy,
-            )
+            options = group_options(self._base_options, timeout_s, checks, policy)
             if checks.revocation and self._crl_cache is None:
                 from certvigil.probe.crl_fetch import CrlCache
 
@@ -716,22 +745,8 @@ class Daemon:
 
         Each report is written whole (observation, alerts, deliveries) or not at all.
         """
-        written: list[tuple[int, tuple[AlertEvent, ...]]] = []
         with self.store.write() as connection:
-            # The observations in a few statements, then each report's alerts. Alert
-            # history reads only an endpoint's observations from before the judged one,
-            # and a cycle scans each target once, so this judges as report by report.
-            observation_ids = record_reports(
-                connection,
-                reports,
-                tags=dict(zip((report.target for report in reports), tags, strict=True)),
-            )
-            for report, observation_id in zip(reports, observation_ids, strict=True):
-                events = self.engine.process_in(
-                    connection, report, now, observation_id=observation_id
-                )
-                written.append((observation_id, events))
-        return written
+            return record_and_judge(connection, self.engine, reports, tags, now)
 
     def _log_recorded(
         self, report: EndpointReport, observation_id: int, events: Sequence[AlertEvent]
@@ -757,6 +772,33 @@ class Daemon:
             )
 
 
+def record_and_judge(
+    connection: Connection,
+    engine: AlertEngine,
+    reports: Sequence[EndpointReport],
+    tags: Sequence[tuple[str, ...]],
+    now: datetime,
+) -> list[tuple[int, tuple[AlertEvent, ...]]]:
+    """Record reports and run them through the alert rules, in the caller's transaction.
+
+    Returns:
+        Each report's observation id and the alert events it caused, in order.
+    """
+    written: list[tuple[int, tuple[AlertEvent, ...]]] = []
+    # The observations in a few statements, then each report's alerts. Alert history
+    # reads only an endpoint's observations from before the judged one, and a cycle
+    # scans each target once, so this judges as report by report.
+    observation_ids = record_reports(
+        connection,
+        reports,
+        tags=dict(zip((report.target for report in reports), tags, strict=True)),
+    )
+    for report, observation_id in zip(reports, observation_ids, strict=True):
+        events = engine.process_in(connection, report, now, observation_id=observation_id)
+        written.append((observation_id, events))
+    return written
+
+
 @dataclass(slots=True)
 class _Counts:
     recorded: int = 0
@@ -768,8 +810,8 @@ def _group(
     due: Sequence[ScheduledTarget],
     checks: Mapping[Target, ChecksToRun],
     policies: Mapping[Target, AnalysisPolicy],
-) -> dict[_GroupKey, list[ScheduledTarget]]:
-    groups: dict[_GroupKey, list[ScheduledTarget]] = {}
+) -> dict[GroupKey, list[ScheduledTarget]]:
+    groups: dict[GroupKey, list[ScheduledTarget]] = {}
     for scheduled in due:
         target = scheduled.target
         key = (scheduled.trust, scheduled.timeout_s, checks[target], policies[target])
@@ -786,7 +828,8 @@ def _feed(members: Sequence[ScheduledTarget], stop: asyncio.Event) -> Iterator[T
         yield scheduled.target
 
 
-def _with_timeout(options: ScanOptions, timeout_s: float) -> ScanOptions:
+def with_timeout(options: ScanOptions, timeout_s: float) -> ScanOptions:
+    """``options`` with one group's connect, handshake and STARTTLS time-out."""
     return replace(
         options,
         connect_timeout_s=timeout_s,

@@ -391,3 +391,6 @@ OBSERVATIONS = _table(Observation)
 ALERTS = _table(Alert)
 DELIVERIES = _table(Delivery)
 DAEMON_LOCKS = _table(DaemonLock)
+
+# Tables of other parts, declared in their own modules on the same metadata.
+from certvigil.store import distributed_models as _distributed_models  # noqa: E402,F401
