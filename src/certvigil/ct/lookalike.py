@@ -88,6 +88,10 @@ DEFAULT_SWAP_TLDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# Label folds remembered at most (about 10 MB); the memo is emptied when full.
+_FOLD_CACHE_SIZE = 65536
+
+
 @dataclass(frozen=True, slots=True)
 class LookalikeMatch:
     """A certificate name that imitates a watched domain.
@@ -182,10 +186,19 @@ class LookalikeIndex:
     """Permutations and skeletons of the watched domains, indexed for hashed lookups.
 
     Build it once with ``LookalikeIndex.build`` (a few seconds for 1,000 domains) and
-    share it: ``match`` only reads it.
+    share it: ``match`` only reads the tables (it remembers the folds of the labels it
+    has seen, a bounded memo).
     """
 
-    __slots__ = ("_max_labels", "_min_labels", "_own", "_permutations", "_skeletons", "skipped")
+    __slots__ = (
+        "_folds",
+        "_max_labels",
+        "_min_labels",
+        "_own",
+        "_permutations",
+        "_skeletons",
+        "skipped",
+    )
 
     def __init__(
         self,
@@ -199,6 +212,7 @@ class LookalikeIndex:
         self._permutations = permutations
         self._skeletons = skeletons
         self.skipped = skipped
+        self._folds: dict[str, str] = {}
         keys = [*own, *permutations, *skeletons]
         self._min_labels = min((k.count(".") + 1 for k in keys), default=1)
         self._max_labels = max((k.count(".") + 1 for k in keys), default=0)
@@ -262,6 +276,15 @@ class LookalikeIndex:
         """The registrable domains whose look-alikes are indexed."""
         return tuple(self._own)
 
+    def _fold_label(self, label: str) -> str:
+        folded = self._folds.get(label)
+        if folded is None:
+            folded = skeleton(to_unicode(label) if label.startswith("xn--") else label)
+            if len(self._folds) >= _FOLD_CACHE_SIZE:
+                self._folds.clear()
+            self._folds[label] = folded
+        return folded
+
     def match(self, name: str) -> LookalikeMatch | None:
         """The watched domain a normalised name imitates, or ``None``.
 
@@ -269,46 +292,45 @@ class LookalikeIndex:
         whatever it looks like.
         """
         base = name[2:] if name.startswith("*.") else name
+        # The suffixes that could be keys: at most as many labels as the longest key,
+        # at least as many as the shortest; built from the right, shortest first.
+        parts = base.rsplit(".", self._max_labels)
+        if len(parts) > self._max_labels:
+            del parts[0]
+        candidates: list[str] = []
+        suffix = ""
+        for label in reversed(parts):
+            suffix = f"{label}.{suffix}" if suffix else label
+            candidates.append(suffix)
+        candidates = candidates[self._min_labels - 1 :]
         own = self._own
+        for suffix in candidates:
+            if suffix in own:
+                return None
         permutations = self._permutations
-        hit: tuple[str, tuple[Technique, str]] | None = None
-        labels_left = base.count(".") + 1
-        position = 0
-        while labels_left >= self._min_labels:
-            if labels_left <= self._max_labels:
-                suffix = base[position:] if position else base
-                if suffix in own:
-                    return None
-                if hit is None:
-                    found = permutations.get(suffix)
-                    if found is not None:
-                        hit = (suffix, found)
-            position = base.find(".", position) + 1
-            if not position:
-                break
-            labels_left -= 1
-        if hit is not None:
-            return LookalikeMatch(name, hit[0], hit[1][1], hit[1][0])
-        if not self._skeletons:
+        for suffix in reversed(candidates):
+            found = permutations.get(suffix)
+            if found is not None:
+                return LookalikeMatch(name, suffix, found[1], found[0])
+        if not self._skeletons or not candidates:
             return None
-        folded = skeleton(to_unicode(base) if "xn--" in base else base)
-        if folded.count(".") != base.count("."):
-            return None  # a fold that moved a label boundary cannot be mapped back
+        # Folding maps character by character and keeps dots, so each candidate's fold
+        # is the folds of its labels joined; labels (com, org, a registrable label seen
+        # in many certificates) repeat, and their folds are remembered.
         skeletons = self._skeletons
-        labels_left = folded.count(".") + 1
-        position = 0
-        while labels_left >= self._min_labels:
-            if labels_left <= self._max_labels:
-                suffix = folded[position:] if position else folded
-                imitated = skeletons.get(suffix)
+        folded = ""
+        hit: tuple[str, str] | None = None
+        for index, label in enumerate(reversed(parts)):
+            piece = self._fold_label(label)
+            if "." in piece:
+                return None  # a fold that adds a label boundary cannot be mapped back
+            folded = f"{piece}.{folded}" if folded else piece
+            if index + 1 >= self._min_labels:
+                imitated = skeletons.get(folded)
                 if imitated is not None:
-                    lookalike = _last_labels(base, labels_left)
-                    if lookalike != imitated:
-                        return LookalikeMatch(name, lookalike, imitated, Technique.CONFUSABLE)
-            position = folded.find(".", position) + 1
-            if not position:
-                break
-            labels_left -= 1
+                    hit = (candidates[index + 1 - self._min_labels], imitated)
+        if hit is not None and hit[0] != hit[1]:
+            return LookalikeMatch(name, hit[0], hit[1], Technique.CONFUSABLE)
         return None
 
     def match_all(self, names: Iterable[str]) -> list[LookalikeMatch]:
@@ -319,7 +341,3 @@ class LookalikeIndex:
             if hit is not None:
                 found.append(hit)
         return found
-
-
-def _last_labels(name: str, count: int) -> str:
-    return ".".join(name.split(".")[-count:])

@@ -16,8 +16,8 @@ prototype, and a character that lists one other is its source. Where two charact
 list only each other, either can be the prototype; the ASCII one (else the lower code
 point) is taken, which gives the same classes.
 
-Folding an ASCII name costs one ``str.translate`` (only digits and a few letters such as
-``m`` → ``rn`` change); a name with non-ASCII characters adds an NFD and a filter.
+Folding an ASCII host name costs three ``str.replace`` (only ``0``, ``1`` and ``m`` → ``rn``
+change); a name with non-ASCII characters adds an NFD and a filter.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ _DIRECTION_MARKS = str.maketrans("", "", "\u200e\u200f")
 # A host name is dot-separated labels of letters, digits and hyphens: these keep their
 # meaning so the folded name still splits into the same labels.
 _KEEP = frozenset(".-")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_*")
 
 
 def _load_pairs() -> dict[str, list[str]]:
@@ -73,8 +74,15 @@ def _fold_once(text: str, mapping: dict[str, str]) -> str:
 
 
 @lru_cache(maxsize=1)
-def _tables() -> tuple[dict[int, str], dict[int, str]]:
-    """(full table, ASCII-only table) for ``str.translate``: code point → folded text."""
+def _tables() -> tuple[dict[int, str], tuple[tuple[str, str], ...], dict[int, str]]:
+    """The folding tables.
+
+    Returns:
+        (every character that folds → its folded text, for ``str.translate``; the pairs
+        for the characters a normalised host name can hold (``0``, ``1``, ``m``), for
+        ``str.replace``, which is several times faster than ``translate`` when the
+        table maps to multi-character strings; the other ASCII characters that fold).
+    """
     mapping = _prototypes(_load_pairs())
     full: dict[int, str] = {}
     candidates = set(mapping) | {chr(c) for c in range(0x21, 0x7F)}
@@ -89,8 +97,22 @@ def _tables() -> tuple[dict[int, str], dict[int, str]]:
             folded = again
         if folded != char:
             full[ord(char)] = folded
-    ascii_only = {code: text for code, text in full.items() if code < 0x80}
-    return full, ascii_only
+    host = tuple(
+        (chr(code), text) for code, text in sorted(full.items()) if chr(code) in _HOST_CHARS
+    )
+    other_ascii = {code: text for code, text in full.items() if code < 0x80}
+    for char, _ in host:
+        del other_ascii[ord(char)]
+    return full, host, other_ascii
+
+
+# Upper case is lowered first, so only these ASCII characters need the translate table.
+_OTHER_ASCII = (
+    frozenset(chr(c) for c in range(0x21, 0x7F))
+    - _HOST_CHARS
+    - _KEEP
+    - frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+)
 
 
 def skeleton(name: str) -> str:
@@ -102,9 +124,15 @@ def skeleton(name: str) -> str:
     Returns:
         The folded text; dots and hyphens stay where they were.
     """
-    full, ascii_only = _tables()
+    full, host, other_ascii = _tables()
     if name.isascii():
-        return name.lower().translate(ascii_only)
+        text = name.lower()
+        for char, folded in host:
+            if char in text:
+                text = text.replace(char, folded)
+        if not _OTHER_ASCII.isdisjoint(text):
+            text = text.translate(other_ascii)
+        return text
     text = unicodedata.normalize("NFD", name.lower()).translate(full)
     text = unicodedata.normalize("NFD", text)
     return "".join(c for c in text if not unicodedata.combining(c))
@@ -112,4 +140,5 @@ def skeleton(name: str) -> str:
 
 def changes_ascii() -> frozenset[str]:
     """The ASCII characters that folding changes (for explanations and tests)."""
-    return frozenset(chr(code) for code in _tables()[1])
+    full = _tables()[0]
+    return frozenset(chr(code) for code in full if code < 0x80)
