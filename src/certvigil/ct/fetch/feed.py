@@ -20,17 +20,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 
+import httpx
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from certvigil.ct.certstream import FeedEntry, certstream_messages, heartbeat_message
+from certvigil.ct.certstream import (
+    FeedEntry,
+    certstream_messages,
+    feed_entry,
+    heartbeat_message,
+)
+from certvigil.ct.entry import LogEntry
+from certvigil.ct.errors import CtError
+from certvigil.ct.fetch.http import FetchPolicy
+from certvigil.ct.fetch.static import StaticReader
+from certvigil.ct.fetch.tail import LogTail, TailState
+from certvigil.ct.log_list import CtLog
 
 STREAMS = {"/": "lite", "/full-stream": "full", "/domains-only": "domains"}
 EXAMPLES = {
@@ -214,3 +226,95 @@ def _response(status: HTTPStatus, body: str) -> Response:
         ]
     )
     return Response(status.value, status.phrase, headers, data)
+
+
+async def tail_feed_entries(
+    logs: Sequence[CtLog],
+    *,
+    from_start: bool = False,
+    poll_s: float = 60.0,
+    policy: FetchPolicy | None = None,
+    errors: Callable[[CtLog, str], None] | None = None,
+) -> AsyncIterator[FeedEntry]:
+    """Entries of ``logs`` as they are read, for the feed: a standalone source.
+
+    Each log is tailed from its current tree head (``from_start``: from entry 0), with
+    every entry verified against the signed tree as ``LogTail`` does, then polled again
+    every ``poll_s`` seconds. Malformed entries are skipped. The CT watch drives the
+    feed itself with what it reads; this source serves ``ct feed`` on its own.
+
+    Args:
+        logs: The logs to tail.
+        from_start: Read each log from entry 0 instead of from its end.
+        poll_s: Seconds between passes over a log.
+        policy: Rate, deadlines and back-off for the logs.
+        errors: Called with a log and the words of a fault that ended a pass.
+    """
+    queue: asyncio.Queue[FeedEntry] = asyncio.Queue(maxsize=10_000)
+
+    async def follow(log: CtLog, client: httpx.AsyncClient) -> None:
+        state = TailState()
+        if not from_start:
+            state = TailState(position=await _tree_size(log, policy, client, errors))
+        while True:
+            tail = LogTail(log, state, policy=policy, client=client)
+            async with tail:
+                async for item in tail.entries():
+                    if isinstance(item, LogEntry):
+                        try:
+                            entry = feed_entry(
+                                item,
+                                log_name=log.description,
+                                log_url=log.url,
+                                seen_utc=datetime.now(UTC),
+                            )
+                        except CtError:
+                            continue
+                        await queue.put(entry)
+            state = tail.state
+            if state.last_error and errors is not None:
+                errors(log, state.last_error)
+            await asyncio.sleep(poll_s)
+
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0), follow_redirects=False, headers={"User-Agent": "certvigil-ct"}
+    ) as client:
+        tasks = [asyncio.create_task(follow(log, client)) for log in logs]
+        try:
+            while True:
+                getter = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait({getter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                failed = [t for t in tasks if t.done()]
+                for task in failed:
+                    tasks.remove(task)
+                if not tasks:
+                    return
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _tree_size(
+    log: CtLog,
+    policy: FetchPolicy | None,
+    client: httpx.AsyncClient,
+    errors: Callable[[CtLog, str], None] | None,
+) -> int:
+    """The log's current verified tree size (where a feed that starts at the end starts)."""
+    while True:
+        tail = LogTail(log, TailState(), policy=policy, client=client)
+        try:
+            async with tail:
+                reader = tail.reader
+                if isinstance(reader, StaticReader):
+                    return (await reader.checkpoint()).checkpoint.tree_size
+                return (await reader.tree_head()).tree_size
+        except CtError as exc:
+            if errors is not None:
+                errors(log, str(exc))
+        await asyncio.sleep(60.0)
