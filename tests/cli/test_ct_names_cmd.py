@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from certvigil.ct.certstream import CertstreamUpdate
 from certvigil.ct.fetch.certstream import read_certstream
 from certvigil.ct.fetch.feed import CertstreamFeed, tail_feed_entries
 from certvigil.ct.fetch.http import FetchPolicy
@@ -188,9 +187,7 @@ def test_the_feed_source_tails_a_real_static_log_to_a_websocket_client() -> None
         async def run() -> list[object]:
             async with CertstreamFeed(port=0, heartbeat_s=None) as feed:
                 host, port = feed.address
-                reader = asyncio.create_task(
-                    _collect(f"ws://{host}:{port}/domains-only", 1024)
-                )
+                reader = asyncio.create_task(_collect(f"ws://{host}:{port}/domains-only", 1024))
                 async with asyncio.timeout(10):
                     while feed.stats.clients < 1:
                         await asyncio.sleep(0.01)
@@ -220,5 +217,3 @@ def test_feed_refuses_a_bad_listen_address(capsys: pytest.CaptureFixture[str]) -
 
     assert result.code == 64
     assert "not HOST:PORT" in result.stderr
-
-
