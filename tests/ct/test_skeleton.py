@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from certvigil.ct.skeleton import changes_ascii, skeleton
+from certvigil.ct.skeleton import changes_ascii, fold_host_name, skeleton
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,14 @@ def test_folding_is_idempotent_and_keeps_hyphens(text: str) -> None:
     folded = skeleton(text)
 
     assert skeleton(folded) == folded
+
+
+@given(
+    st.from_regex(
+        r"(\*\.)?([a-z0-9_]([a-z0-9_-]{0,20}[a-z0-9_])?\.){0,4}[a-z0-9]{1,10}", fullmatch=True
+    )
+)
+@example("www.modern-bank01.com")
+def test_the_host_name_fast_path_folds_like_the_skeleton(name: str) -> None:
+    """For normalised host names the three-replace fast path equals the full skeleton."""
+    assert fold_host_name(name) == skeleton(name)

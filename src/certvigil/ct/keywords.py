@@ -28,7 +28,7 @@ from enum import StrEnum
 import ahocorasick
 
 from certvigil.ct.names import normalize_name, to_unicode
-from certvigil.ct.skeleton import skeleton
+from certvigil.ct.skeleton import fold_host_name, skeleton
 
 
 class KeywordVerdict(StrEnum):
@@ -151,13 +151,14 @@ class KeywordRules:
         self._blacklist_domains = domains
         self._blacklist_words = _automaton(words)
 
+    def _text(self, name: str) -> str:
+        text = to_unicode(name) if "xn--" in name else name
+        return fold_host_name(text) if self._fold else text
+
     def _found(self, name: str) -> dict[str, None]:
         if self._search is None:
             return {}
-        text = to_unicode(name) if "xn--" in name else name
-        if self._fold:
-            text = skeleton(text)
-        return {keyword: None for _, keyword in self._search.iter(text)}
+        return {keyword: None for _, keyword in self._search.iter(self._text(name))}
 
     def _blacklisted_by(self, name: str) -> tuple[str, ...]:
         found: dict[str, None] = {}
@@ -179,7 +180,9 @@ class KeywordRules:
 
     def matches(self, name: str) -> bool:
         """Whether a normalised name matches (the fast path: builds no result)."""
-        found = self._found(name)
+        if self._search is None:
+            return False
+        found = {keyword for _, keyword in self._search.iter(self._text(name))}
         return len(found) >= self.threshold and not self._blacklisted_by(name)
 
     def check(self, name: str) -> KeywordResult:

@@ -34,7 +34,7 @@ from typing import Any
 
 from certvigil.ct.errors import WatchListError
 from certvigil.ct.names import normalize_name, to_unicode
-from certvigil.ct.skeleton import skeleton
+from certvigil.ct.skeleton import fold_host_name, skeleton
 
 
 class Technique(StrEnum):
@@ -279,7 +279,7 @@ class LookalikeIndex:
     def _fold_label(self, label: str) -> str:
         folded = self._folds.get(label)
         if folded is None:
-            folded = skeleton(to_unicode(label) if label.startswith("xn--") else label)
+            folded = fold_host_name(to_unicode(label) if label.startswith("xn--") else label)
             if len(self._folds) >= _FOLD_CACHE_SIZE:
                 self._folds.clear()
             self._folds[label] = folded

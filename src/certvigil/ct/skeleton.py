@@ -138,6 +138,20 @@ def skeleton(name: str) -> str:
     return "".join(c for c in text if not unicodedata.combining(c))
 
 
+def fold_host_name(name: str) -> str:
+    """``skeleton`` of a normalised host name (lower case; A-labels or U-labels), faster.
+
+    A normalised ASCII name holds only letters, digits, ``-``, ``_``, ``*`` and dots,
+    of which only ``0``, ``1`` and ``m`` fold: three ``str.replace`` do it.
+    """
+    if not name.isascii():
+        return skeleton(name)
+    for char, folded in _tables()[1]:
+        if char in name:
+            name = name.replace(char, folded)
+    return name
+
+
 def changes_ascii() -> frozenset[str]:
     """The ASCII characters that folding changes (for explanations and tests)."""
     full = _tables()[0]
