@@ -72,6 +72,7 @@ _COMMAND_MODULES = {
     "rejudge": "certvigil.cli.rejudge_cmd",
     "worker": "certvigil.cli.worker_cmd",
     "workers": "certvigil.cli.worker_cmd",
+    "ct": "certvigil.cli.ct_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 
