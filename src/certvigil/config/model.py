@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from certvigil.analysis.model import Severity
+from certvigil.config.ct import CtSettings
 from certvigil.config.units import DelayS, DurationS, Threshold
 from certvigil.errors import TargetError
 from certvigil.targets.ipaddr import ip_or_none
@@ -380,6 +381,7 @@ class Config(_Model):
             keeps them for ever.
         targets: Endpoints named in the file.
         sources: Files (zone files, CSV exports, target lists) that name more endpoints.
+        ct: The Certificate Transparency watch (``certvigil ct watch``); ``None``: off.
     """
 
     database_url: Text | None = None
@@ -390,6 +392,7 @@ class Config(_Model):
     retention_days: int | None = Field(default=400, ge=1, le=MAX_RETENTION_DAYS)
     targets: tuple[TargetEntry, ...] = ()
     sources: tuple[SourceEntry, ...] = ()
+    ct: CtSettings | None = None
 
 
 FOREIGN_KEYS: dict[str, str] = {
