@@ -174,6 +174,8 @@ class CtSettings(_Model):
         commit_every: Entries per store transaction: the position and the findings of
             a batch are committed together.
         alert_files: A directory to write each CT alert to as a JSON file.
+        new_names_file: A ``target_file`` to which new names of domains with
+            ``scan_new_names`` are appended (name it in ``sources`` to scan them).
     """
 
     log_list: CtText | None = None
@@ -191,6 +193,7 @@ class CtSettings(_Model):
     poll_interval: DurationS = Field(default=60.0, ge=1.0)
     commit_every: int = Field(default=256, ge=1, le=100_000)
     alert_files: CtText | None = None
+    new_names_file: CtText | None = None
 
     @model_validator(mode="after")
     def _domains_once(self) -> CtSettings:
@@ -199,6 +202,8 @@ class CtSettings(_Model):
             if domain.name in seen:
                 raise ValueError(f'domain "{domain.name}" is listed twice')
             seen.add(domain.name)
+        if any(d.scan_new_names for d in self.domains) and self.new_names_file is None:
+            raise ValueError("scan_new_names needs new_names_file: the target file to add to")
         if not self.use_log_list and not self.logs:
             raise ValueError("use_log_list is off and no logs are given: nothing to read")
         return self
