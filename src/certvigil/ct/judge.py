@@ -15,7 +15,8 @@ Kinds and severities:
   configured, not in the inventory, not seen in CT before). A wildcard counts by its base;
 * ``wildcard_certificate`` (info): a wildcard name under a watched domain;
 * ``short_lived_certificate`` (info): valid for less than ``short_lived_under``;
-* ``certificate_expiring`` (warning): expires within ``expiring_within`` of ``now``.
+* ``certificate_expiring`` (warning): expires within ``expiring_within`` of ``now``
+  (a certificate already expired when it is found, as in a backfill, raises nothing).
 """
 
 from __future__ import annotations
@@ -360,20 +361,16 @@ def judge(
                     stays_open=False,
                 )
             )
-    if facts.not_after_utc is not None and facts.not_after_utc - now <= policy.expiring_within:
-        left = facts.not_after_utc - now
-        when = (
-            f"expired {_span(-left)} ago"
-            if left.total_seconds() < 0
-            else f"expires in {_span(left)}"
-        )
+    left = facts.not_after_utc - now if facts.not_after_utc is not None else None
+    if left is not None and timedelta(0) < left <= policy.expiring_within:
         verdicts.append(
             CtVerdict(
                 kind=CtKind.CERTIFICATE_EXPIRING,
                 severity=Severity.WARNING,
                 subject=facts.tbs_key,
-                title=f"CT: certificate for {_first(facts)} {when}",
-                message=f"A {certificate} {when} ({facts.not_after_utc.isoformat()}).",
+                title=f"CT: certificate for {_first(facts)} expires in {_span(left)}",
+                message=f"A {certificate} expires in {_span(left)} "
+                f"({facts.not_after_utc.isoformat() if facts.not_after_utc else '?'}).",
                 stays_open=True,
             )
         )

@@ -126,13 +126,21 @@ def load_list_bytes(settings: CtSettings, base_dir: Path) -> tuple[bytes, str]:
             key, _ = read_source(settings.log_list_key, base_dir, what="log list key")
             verify_log_list_signature(data, signature, key, source=source)
         return data, source
-    fetched = data_directory() / "log_list.json"
+    kept = data_directory()
+    fetched = kept / "log_list.json"
     if fetched.is_file():
-        data = fetched.read_bytes()
-        signature = (data_directory() / "log_list.sig").read_bytes()
-        verify_log_list_signature(
-            data, signature, shipped_file("log_list_pubkey.pem"), source=str(fetched)
-        )
+        try:
+            data = fetched.read_bytes()
+            signature = (kept / "log_list.sig").read_bytes()
+            key_file = kept / "log_list_pubkey.pem"
+            key = (
+                key_file.read_bytes() if key_file.is_file() else shipped_file("log_list_pubkey.pem")
+            )
+        except OSError as exc:
+            raise UsageError(
+                f"{kept}: the updated log list cannot be read: {exc.strerror}"
+            ) from None
+        verify_log_list_signature(data, signature, key, source=str(fetched))
         return data, str(fetched)
     data = shipped_file("log_list.json")
     verify_log_list_signature(

@@ -306,9 +306,10 @@ def list_findings(
     later: dict[int, list[tuple[str, int, str]]] = {}
     if rows:
         s = CT_SIGHTINGS.c
-        names = dict(
-            connection.execute(select(CT_LOG_STATES.c.log_id, CT_LOG_STATES.c.description)).tuples()
-        )
+        names = {
+            r.log_id: r.description
+            for r in connection.execute(select(CT_LOG_STATES.c.log_id, CT_LOG_STATES.c.description))
+        }
         for sighting in connection.execute(
             select(s.finding_id, s.log_id, s.entry_index, s.relation)
             .where(s.finding_id.in_([r.id for r in rows]), s.relation != Relation.FIRST)
