@@ -95,8 +95,9 @@ def watch_command(
 ) -> None:
     """Read the CT logs and alert on certificates for the watched domains.
 
-    Each log resumes where the last run stopped; a log read for the first time starts
-    at its end unless --from-start. Without --once it polls every ct.poll_interval.
+    Each log resumes where the last run stopped; a new log starts at its end.
+
+    Without --once it reads the logs again every ct.poll_interval.
     """
     del debug
     from certvigil.alerts.engine import AlertEngine
@@ -165,9 +166,9 @@ def status_command(
 ) -> None:
     """How complete the CT watch is: per log and overall.
 
-    Per log: tree size, position, backlog (entries and time), entries/s, last success,
-    last error. With a configuration, logs that should be read but never were count
-    against the coverage, and the list's skipped logs are summed up.
+    Per log: tree size, position, backlog, entries/s, last success, last error.
+
+    Logs the configuration reads but that were never read count against coverage.
     """
     del debug
     from certvigil.ct.watch import persist
@@ -371,8 +372,7 @@ def findings_command(
 ) -> None:
     """Certificates found in CT for the watched domains, each once, with their kinds.
 
-    Each finding names the certificate's SHA-256 (final certificate or precertificate),
-    serial, issuer, names, the log and index it was first seen at, and later sightings.
+    Each names its SHA-256, serial, issuer, names, log and index, and later sightings.
     """
     del debug
     from certvigil.ct.watch import persist
@@ -447,8 +447,7 @@ def baseline_command(
 ) -> None:
     """Show the CAs authorised per watched domain; --auto adds the ones in use.
 
-    With --auto, each certificate currently served by an endpoint of the inventory
-    whose names fall under a watched domain has its issuer authorised for that domain.
+    --auto authorises the issuers of the watched names' certificates served now.
     """
     del debug
     from sqlalchemy import select
@@ -583,8 +582,7 @@ def update_log_list_command(
 ) -> None:
     """Fetch the log list and its signature, verify it, keep it for ct watch.
 
-    ct watch reads this copy when the configuration names no ct.log_list; until the
-    first update it reads the copy shipped with certvigil.
+    ct watch reads it when no ct.log_list is configured (before: the shipped copy).
     """
     del debug
     import os
