@@ -190,9 +190,12 @@ def status_command(
         since = (now - state.last_success).total_seconds() if state.last_success else None
         health = "ok"
         if state.last_error:
-            health = "failing"
-        if since is None or since > stalled_after:
-            health = "stalled" if state.last_error or since is not None else "never read"
+            never_worked = since is None and log.errors_total >= 3
+            health = "stalled" if never_worked or (since or 0) > stalled_after else "failing"
+        elif since is None:
+            health = "never read"
+        elif since > stalled_after:
+            health = "stalled"
         elif lag is not None and lag > behind_after:
             health = "behind"
         rows.append(
