@@ -110,6 +110,9 @@ class LogTail:
         parallel: Batches or tiles fetched ahead (default: the log's
             ``certspotter_download_jobs``, else 2).
         issuers: A static log's issuer cache, to share between passes and logs.
+        lazy_extra: Hand out RFC 6962 entries with ``extra_data`` undecoded
+            (``rfc6962.complete_entry`` decodes it), for a consumer that needs the chain
+            of few entries.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class LogTail:
         batch_size: int | None = None,
         parallel: int | None = None,
         issuers: IssuerCache | None = None,
+        lazy_extra: bool = False,
     ) -> None:
         policy = policy or FetchPolicy()
         if log.qps is not None and log.qps > 0 and (policy.qps is None or log.qps < policy.qps):
@@ -139,7 +143,9 @@ class LogTail:
             )
         else:
             size = batch_size or log.download_size or DEFAULT_BATCH
-            self._reader = Rfc6962Reader(self.fetcher, log.key, batch_size=size, parallel=jobs)
+            self._reader = Rfc6962Reader(
+                self.fetcher, log.key, batch_size=size, parallel=jobs, lazy_extra=lazy_extra
+            )
         self._state = state
         self._rate: float | None = None
         self._checkpoint: VerifiedCheckpoint | None = None

@@ -57,7 +57,7 @@ from certvigil.ct.judge import (
 from certvigil.ct.log_list import CtLog, LogProtocol, TailPlan
 from certvigil.ct.match import NameMatch, WatchList
 from certvigil.ct.names import entry_issuer, names_from_tbs, parse_entry_tbs
-from certvigil.ct.rfc6962 import MalformedEntry
+from certvigil.ct.rfc6962 import MalformedEntry, complete_entry
 from certvigil.ct.watch import persist
 from certvigil.store import Store
 from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINTS
@@ -239,6 +239,7 @@ class CtWatch:
             stop_at=plan.stop_at,
             client=client,
             issuers=self.issuers,
+            lazy_extra=True,
         )
         async with tail:
             prev_ts = last_ts
@@ -315,6 +316,11 @@ class CtWatch:
         matches = self.watchlist.match(names.dns_names)
         if not matches:
             return None
+        try:
+            # The chain is decoded only now: most entries never need it.
+            entry = complete_entry(entry)
+        except MalformedEntryError:
+            return False
         try:
             facts = certificate_facts(entry, tbs, fields, names, entry_issuer(entry))
         except DecodeError:
