@@ -21,6 +21,7 @@ Kinds and severities:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -204,7 +205,9 @@ def certificate_facts(
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def _issuer(issuer_der: bytes | None) -> tuple[str | None, str | None]:
+    # A few hundred CAs issue everything: each issuer certificate is read once.
     if issuer_der is None:
         return None, None
     try:

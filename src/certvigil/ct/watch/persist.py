@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, bindparam, or_, select
 
 from certvigil.ct.fetch.tail import TailState
 from certvigil.ct.judge import CertFacts, ca_identity
@@ -181,21 +181,27 @@ def add_authorized_ca(
     return bool(result.rowcount)
 
 
+_F = CT_FINDINGS.c
+_SAME_CERTIFICATE = (
+    select(_F.id, _F.is_precert)
+    .where(or_(_F.issuer_serial_key == bindparam("serial_key"), _F.tbs_key == bindparam("tbs_key")))
+    .limit(1)
+)
+_RENEWAL = select(_F.id).where(_F.renewal_key == bindparam("renewal_key")).order_by(_F.id).limit(1)
+_INSERT_FINDING = CT_FINDINGS.insert().returning(_F.id)
+_INSERT_SIGHTING = CT_SIGHTINGS.insert()
+
+
 def existing_finding(connection: Connection, facts: CertFacts) -> tuple[int, str] | None:
     """The finding this certificate is a later sighting of, and how; ``None`` if new."""
-    f = CT_FINDINGS.c
     row = connection.execute(
-        select(f.id, f.sha256_hex, f.is_precert)
-        .where(or_(f.issuer_serial_key == facts.issuer_serial_key, f.tbs_key == facts.tbs_key))
-        .limit(1)
+        _SAME_CERTIFICATE, {"serial_key": facts.issuer_serial_key, "tbs_key": facts.tbs_key}
     ).first()
     if row is not None:
         if row.is_precert != facts.is_precert:
             return row.id, Relation.PRECERT_PAIR
         return row.id, Relation.SAME_CERTIFICATE
-    renewed = connection.execute(
-        select(f.id).where(f.renewal_key == facts.renewal_key).order_by(f.id).limit(1)
-    ).scalar()
+    renewed = connection.execute(_RENEWAL, {"renewal_key": facts.renewal_key}).scalar()
     return None if renewed is None else (renewed, Relation.RENEWAL)
 
 
@@ -211,9 +217,11 @@ def insert_finding(
     now: datetime,
 ) -> int:
     """Record a new finding and its first sighting; returns the finding's id."""
+    # Statements built once, parameters passed apart: SQLAlchemy then reuses the
+    # compiled form instead of computing a cache key from every value.
     finding_id: int = connection.execute(
-        CT_FINDINGS.insert()
-        .values(
+        _INSERT_FINDING,
+        dict(
             sha256_hex=facts.sha256_hex,
             issuer_serial_key=facts.issuer_serial_key,
             tbs_key=facts.tbs_key,
@@ -233,8 +241,7 @@ def insert_finding(
             entry_index=index,
             logged_at_utc=facts.logged_at_utc,
             found_at_utc=now,
-        )
-        .returning(CT_FINDINGS.c.id)
+        ),
     ).scalar_one()
     insert_sighting(
         connection, finding_id, facts, log=log, index=index, relation=Relation.FIRST, now=now
@@ -254,7 +261,8 @@ def insert_sighting(
 ) -> None:
     """Record that entry ``index`` of ``log`` is a sighting of a finding."""
     connection.execute(
-        CT_SIGHTINGS.insert().values(
+        _INSERT_SIGHTING,
+        dict(
             finding_id=finding_id,
             log_id=log.log_id_b64,
             entry_index=index,
@@ -262,7 +270,7 @@ def insert_sighting(
             sha256_hex=facts.sha256_hex,
             relation=relation,
             seen_at_utc=now,
-        )
+        ),
     )
 
 

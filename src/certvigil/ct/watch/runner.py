@@ -141,6 +141,11 @@ class CtWatch:
         self.issuers = IssuerCache()
         self._known: set[str] = set()
         self._scan_domains = {d.name for d in settings.domains if d.scan_new_names}
+        self._configured_cas = {
+            d.name: {ca_identity(ca) for ca in d.authorized_cas}
+            for d in settings.domains
+            if d.authorized_cas
+        }
 
     # --- set-up -----------------------------------------------------------------
 
@@ -164,19 +169,21 @@ class CtWatch:
             self._known = persist.known_names(connection)
 
     def _policy(self, connection: Connection) -> WatchPolicy:
-        stored = persist.authorized_cas(connection)
-        domains = {
-            d.name: DomainPolicy(
-                name=d.name,
-                authorized=frozenset(
-                    {ca_identity(ca) for ca in d.authorized_cas} | stored.get(d.name, set())
-                ),
-                scan_new_names=d.scan_new_names,
-            )
-            for d in self.settings.domains
-        }
+        """The judging policy now: configured authorised CAs plus the stored ones.
+
+        Only domains with an authorised set are listed (the others are not judged), so
+        the stored rows are read at each commit but a thousand-domain watch costs
+        nothing more.
+        """
+        authorized = {name: set(cas) for name, cas in self._configured_cas.items()}
+        for domain, cas in persist.authorized_cas(connection).items():
+            if domain in self.watchlist:
+                authorized.setdefault(domain, set()).update(cas)
         return WatchPolicy(
-            domains=domains,
+            domains={
+                name: DomainPolicy(name=name, authorized=frozenset(cas))
+                for name, cas in authorized.items()
+            },
             short_lived_under=timedelta(seconds=self.settings.short_lived_under),
             expiring_within=timedelta(seconds=self.settings.expiring_within),
         )
