@@ -3,7 +3,8 @@
 ``watch`` reads the logs into the store and the alert engine; ``status`` says how
 complete the watch is, log by log and overall; ``findings`` lists what was found;
 ``baseline`` and ``authorize-ca`` keep the CAs allowed per watched domain;
-``update-log-list`` refreshes the log list kept for offline use.
+``update-log-list`` refreshes the log list kept for offline use. ``search``,
+``check-rules`` and ``feed`` live in ``ct_names_cmd``.
 
 Exit codes: ``watch`` exits 0, or 3 when a log could not be read to its tree head;
 ``status`` exits 1 when a log is behind, failing or never read, else 0; the others 0.
@@ -24,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from certvigil.cli import ct_names_cmd
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import (
@@ -38,10 +40,12 @@ from certvigil.output.safe_text import markup, visible
 
 ct_app = typer.Typer(
     name="ct",
-    help="Certificate Transparency: watch the logs for your names, see what was found.",
+    help="Certificate Transparency: watch the logs for your names and look-alikes.",
     no_args_is_help=True,
 )
 app.add_typer(ct_app, name="ct")
+# search, check-rules and feed (crt.sh, look-alike and keyword rules, certstream).
+ct_names_cmd.register(ct_app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
