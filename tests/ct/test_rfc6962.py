@@ -19,6 +19,7 @@ from certvigil.ct.entry import EntryType
 from certvigil.ct.errors import MalformedEntryError, ResponseError, SignatureError
 from certvigil.ct.rfc6962 import (
     SignedTreeHead,
+    complete_entry,
     parse_entry,
     parse_get_entries,
     parse_sth,
@@ -198,6 +199,36 @@ def test_non_base64_and_non_object_entries_are_recorded() -> None:
         (8, "not a JSON object"),
         (9, "leaf_input is not valid base64"),
     ]
+
+
+@pytest.mark.parametrize(("path", "first"), [(PILOT, 0), (ARGON, 380000000)])
+def test_lazy_extra_data_completes_to_the_eager_parse(path: str, first: int) -> None:
+    """Parsed with lazy_extra, entries carry no chain until complete_entry decodes it;
+    completed, they equal the eager parse field for field."""
+    eager = parse_get_entries(data(path), first, first + 31)
+    lazy = parse_get_entries(data(path), first, first + 31, lazy_extra=True)
+
+    assert [e.chain for e in lazy.entries] == [()] * len(eager.entries)
+    assert all(e.extra_data_b64 for e in lazy.entries)
+    assert [complete_entry(e) for e in lazy.entries] == list(eager.entries)
+    assert complete_entry(eager.entries[0]) is eager.entries[0]
+
+
+def test_lazy_extra_data_defects_surface_when_completed() -> None:
+    """A chain overrun or non-base64 extra_data is a MalformedEntryError at completion;
+    a non-string extra_data is recorded as malformed at once."""
+    items = _real_items()
+    extra = base64.b64decode(items[0]["extra_data"])
+    items[0] = {**items[0], "extra_data": base64.b64encode(extra[:-10]).decode()}
+    items[1] = {**items[1], "extra_data": "not base64!"}
+    items[2] = {**items[2], "extra_data": 7}
+    batch = parse_get_entries(json.dumps({"entries": items}).encode(), 0, 4, lazy_extra=True)
+
+    assert [m.index for m in batch.malformed] == [2]
+    with pytest.raises(MalformedEntryError, match="precertificate_chain"):
+        complete_entry(batch.entries[0])
+    with pytest.raises(MalformedEntryError, match="not valid base64"):
+        complete_entry(batch.entries[1])
 
 
 def test_precert_chain_overrun_is_named() -> None:

@@ -108,6 +108,7 @@ class CtLogServer:
         self.gzip = False
         self.stream_forever: set[str] = set()
         self.requests: list[str] = []
+        self.holds: dict[str, tuple[threading.Event, threading.Event]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         server = self
@@ -155,9 +156,21 @@ class CtLogServer:
         with self._lock:
             self.faults.append(fault)
 
+    def hold(self, path: str) -> tuple[threading.Event, threading.Event]:
+        """Hold requests for ``path`` (below a site): the first event is set when one
+        arrives, which then waits until the second is set (at most a minute)."""
+        events = (threading.Event(), threading.Event())
+        with self._lock:
+            self.holds[path] = events
+        return events
+
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         name, _, path = parts.path.lstrip("/").partition("/")
+        held = self.holds.get(path)
+        if held is not None:
+            held[0].set()
+            held[1].wait(timeout=60)
         with self._lock:
             self.requests.append(parts.path + ("?" + parts.query if parts.query else ""))
             fault = next(
@@ -289,6 +302,38 @@ def navigli_leaves() -> list[tuple[bytes, bytes]]:
             data = reader.data
             leaves.append((bytes(data[start:middle]), bytes(data[middle : reader.pos])))
     return leaves
+
+
+def navigli_rfc6962_entries(count: int = 1024) -> list[dict[str, str]]:
+    """Navigli's first ``count`` real precert leaves as RFC 6962 ``get-entries`` items
+    (``leaf_input = 00 00 ‖ TimestampedEntry``; ``extra_data`` the PrecertChainEntry of
+    the pre-certificate and the issuers its fingerprints name), as an RFC 6962 log
+    holding the same certificates would serve them."""
+    issuers = {
+        bytes.fromhex(path.name): path.read_bytes() for path in (NAVIGLI / "issuer").iterdir()
+    }
+    entries: list[dict[str, str]] = []
+    for entry, rest in navigli_leaves()[:count]:
+        reader = Reader(rest)
+        precertificate = reader.opaque(3, "pre_certificate")
+        prints = reader.opaque(2, "fingerprints")
+        chain = b"".join(
+            len(issuers[prints[i : i + 32]]).to_bytes(3, "big") + issuers[prints[i : i + 32]]
+            for i in range(0, len(prints), 32)
+        )
+        extra = (
+            len(precertificate).to_bytes(3, "big")
+            + precertificate
+            + len(chain).to_bytes(3, "big")
+            + chain
+        )
+        entries.append(
+            {
+                "leaf_input": base64.b64encode(b"\x00\x00" + entry).decode(),
+                "extra_data": base64.b64encode(extra).decode(),
+            }
+        )
+    return entries
 
 
 def synthetic_static_log(size: int) -> tuple[dict[str, bytes], bytes]:

@@ -14,7 +14,7 @@ notifies the routes that were told of the opening.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -175,14 +175,38 @@ class AlertEngine:
             self._apply(connection, event, endpoint.id, endpoint.tags, observation_id, now)
         return events
 
+    def apply_unbound_in(
+        self,
+        connection: Connection,
+        events: Iterable[AlertEvent],
+        now: datetime,
+        *,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Applies events that concern no endpoint (the CT watch's) in the caller's transaction.
+
+        Their alerts have no endpoint and no tags, so only routes without a tag filter
+        get them; ``details`` are merged into each alert's details.
+
+        Args:
+            connection: A connection inside a write transaction.
+            events: Open, notify or resolve events.
+            now: When (aware UTC).
+            details: JSON-ready facts kept with each alert (certificate, log, index).
+        """
+        for event in events:
+            self._apply(connection, event, None, (), None, now, extra=details)
+
     def _apply(
         self,
         connection: Connection,
         event: AlertEvent,
-        endpoint_id: int,
+        endpoint_id: int | None,
         tags: Sequence[str],
         observation_id: int | None,
         now: datetime,
+        *,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         if event.action is EventAction.RESOLVE:
             active = box.active_alert(connection, event.dedup_key)
@@ -206,6 +230,8 @@ class AlertEngine:
         }
         if event.threshold is not None:
             details["threshold"] = event.threshold
+        if extra:
+            details.update(extra)
         if event.action is EventAction.OPEN:
             box.open_alert_if_absent(
                 connection,

@@ -60,12 +60,40 @@ class AlertKind(StrEnum):
     GRADE_DROPPED = "grade_dropped"
     MUST_STAPLE_MISSING = "must_staple_missing"
     REVOCATION_UNCHECKED = "revocation_unchecked"
+    # Raised by the CT watch (certvigil.ct.watch), about certificates seen in CT logs and
+    # about the logs themselves rather than about an endpoint.
+    UNAUTHORIZED_CA = "unauthorized_ca"
+    NEW_SUBDOMAIN = "new_subdomain"
+    WILDCARD_CERTIFICATE = "wildcard_certificate"
+    SHORT_LIVED_CERTIFICATE = "short_lived_certificate"
+    CERTIFICATE_EXPIRING = "certificate_expiring"
+    TYPOSQUAT_DETECTED = "typosquat_detected"
+    LOOKALIKE_DETECTED = "lookalike_detected"
+    CT_LOG_BEHIND = "ct_log_behind"
+    CT_LOG_STALLED = "ct_log_stalled"
+    CT_LOG_FAULT = "ct_log_fault"
 
 
 CERT_BOUND_KINDS = frozenset(
     {AlertKind.EXPIRY_THRESHOLD, AlertKind.EXPIRED, AlertKind.REPLACED, AlertKind.ISSUER_CHANGED}
 )
 """Kinds whose alert concerns one certificate and resolves when the endpoint stops serving it."""
+
+CT_KINDS = frozenset(
+    {
+        AlertKind.UNAUTHORIZED_CA,
+        AlertKind.NEW_SUBDOMAIN,
+        AlertKind.WILDCARD_CERTIFICATE,
+        AlertKind.SHORT_LIVED_CERTIFICATE,
+        AlertKind.CERTIFICATE_EXPIRING,
+        AlertKind.TYPOSQUAT_DETECTED,
+        AlertKind.LOOKALIKE_DETECTED,
+        AlertKind.CT_LOG_BEHIND,
+        AlertKind.CT_LOG_STALLED,
+        AlertKind.CT_LOG_FAULT,
+    }
+)
+"""Kinds the CT watch raises; their alerts belong to no endpoint."""
 
 
 class EventAction(StrEnum):

@@ -17,6 +17,7 @@ from pydantic import (
 
 from certvigil.analysis.model import Severity
 from certvigil.config.checks import ChecksOverride, ChecksSettings
+from certvigil.config.ct import CtSettings
 from certvigil.config.units import DelayS, DurationS, Threshold
 from certvigil.errors import TargetError
 from certvigil.targets.ipaddr import ip_or_none
@@ -415,6 +416,7 @@ class Config(_Model):
         sources: Files (zone files, CSV exports, target lists) that name more endpoints.
         distributed: The broker and shard settings of distributed scans (``None``: one
             machine).
+        ct: The Certificate Transparency watch (``certvigil ct watch``); ``None``: off.
     """
 
     database_url: Text | None = None
@@ -427,6 +429,7 @@ class Config(_Model):
     targets: tuple[TargetEntry, ...] = ()
     sources: tuple[SourceEntry, ...] = ()
     distributed: DistributedSettings | None = None
+    ct: CtSettings | None = None
 
 
 FOREIGN_KEYS: dict[str, str] = {

@@ -63,6 +63,10 @@ class LogEntry(NamedTuple):
         chain_fingerprints: SHA-256 of each chain certificate (static-ct-api tiles);
             empty for RFC 6962 entries (hash ``chain`` when needed).
         precertificate: The precertificate's DER, for ``precert_entry``.
+        extra_data_b64: An RFC 6962 entry's ``extra_data`` still in base64, when it was
+            parsed lazily (``parse_get_entries(..., lazy_extra=True)``): ``chain`` and
+            ``precertificate`` are then empty until ``rfc6962.complete_entry`` decodes it.
+            ``None`` once decoded (and for static entries).
     """
 
     # The CT name for an entry's place; it shadows tuple.index(), which is never used.
@@ -72,6 +76,7 @@ class LogEntry(NamedTuple):
     chain: tuple[bytes, ...] = ()
     chain_fingerprints: tuple[bytes, ...] = ()
     precertificate: bytes | None = None
+    extra_data_b64: str | None = None
 
     @property
     def is_precert(self) -> bool:

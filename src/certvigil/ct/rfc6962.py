@@ -112,8 +112,15 @@ def verify_sth(sth: SignedTreeHead, key_der: bytes) -> None:
     verify_digitally_signed(key_der, sth.signature, message, f"tree head of size {sth.tree_size}")
 
 
-def parse_get_entries(body: bytes, start: int, end: int) -> EntriesBatch:
+def parse_get_entries(
+    body: bytes, start: int, end: int, *, lazy_extra: bool = False
+) -> EntriesBatch:
     """Parse a ``get-entries?start=&end=`` answer (``end`` inclusive, as asked).
+
+    With ``lazy_extra`` each entry's ``extra_data`` (the chain, about three quarters of
+    an answer's bytes) is kept in base64 and decoded only when ``complete_entry`` is
+    called, as a watch does for the few entries whose names match; ``leaf_input`` is
+    checked in full either way.
 
     The log may answer with fewer entries than asked (the caller asks again from where
     the answer stops), never with more.
@@ -138,25 +145,74 @@ def parse_get_entries(body: bytes, start: int, end: int) -> EntriesBatch:
         try:
             if not isinstance(item, dict):
                 raise MalformedEntryError(index, "not a JSON object")
-            entries.append(
-                parse_entry(
-                    index,
-                    _b64_item(item, "leaf_input", index),
-                    _b64_item(item, "extra_data", index),
+            if lazy_extra:
+                extra = item.get("extra_data")
+                if not isinstance(extra, str):
+                    raise MalformedEntryError(index, "extra_data is missing or not a string")
+                if len(extra) > MAX_LEAF_BYTES * 4 // 3 + 4:
+                    raise MalformedEntryError(
+                        index, f"extra_data is larger than {MAX_LEAF_BYTES} bytes"
+                    )
+                entry = parse_entry(index, _b64_item(item, "leaf_input", index), None)
+                entries.append(entry._replace(extra_data_b64=extra))
+            else:
+                entries.append(
+                    parse_entry(
+                        index,
+                        _b64_item(item, "leaf_input", index),
+                        _b64_item(item, "extra_data", index),
+                    )
                 )
-            )
         except MalformedEntryError as exc:
             malformed.append(MalformedEntry(index, exc.defect, _leaf_hash_of(item)))
     return EntriesBatch(start, tuple(entries), tuple(malformed))
 
 
-def parse_entry(index: int, leaf_input: bytes, extra_data: bytes) -> LogEntry:
+def complete_entry(entry: LogEntry) -> LogEntry:
+    """An entry parsed with ``lazy_extra``, with its ``extra_data`` decoded and checked.
+
+    Returns the entry itself when there is nothing left to decode.
+
+    Raises:
+        MalformedEntryError: ``extra_data`` is not base64 or not the entry type's shape.
+    """
+    if entry.extra_data_b64 is None:
+        return entry
+    try:
+        extra_data = base64.b64decode(entry.extra_data_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedEntryError(entry.index, "extra_data is not valid base64") from None
+    if len(extra_data) > MAX_LEAF_BYTES:
+        raise MalformedEntryError(entry.index, f"larger than {MAX_LEAF_BYTES} bytes")
+    try:
+        precertificate, chain = _read_extra(entry.entry.entry_type, extra_data)
+    except DecodeError as exc:
+        raise MalformedEntryError(entry.index, str(exc)) from None
+    return entry._replace(chain=chain, precertificate=precertificate, extra_data_b64=None)
+
+
+def _read_extra(entry_type: EntryType, extra_data: bytes) -> tuple[bytes | None, tuple[bytes, ...]]:
+    extra = Reader(extra_data)
+    precertificate = None
+    if entry_type is EntryType.PRECERT:
+        precertificate = extra.opaque(3, "extra_data pre_certificate", minimum=1)
+        check_der_sequence(precertificate, "extra_data pre_certificate")
+        chain = read_certificate_list(extra, "extra_data precertificate_chain")
+    else:
+        chain = read_certificate_list(extra, "extra_data certificate_chain")
+    extra.expect_end("extra_data")
+    return precertificate, chain
+
+
+def parse_entry(index: int, leaf_input: bytes, extra_data: bytes | None) -> LogEntry:
     """Parse one RFC 6962 entry: a MerkleTreeLeaf and its ``extra_data``.
+
+    ``extra_data`` ``None`` leaves the chain empty (for ``lazy_extra``).
 
     Raises:
         MalformedEntryError: With the index and what is wrong.
     """
-    if len(leaf_input) > MAX_LEAF_BYTES or len(extra_data) > MAX_LEAF_BYTES:
+    if len(leaf_input) > MAX_LEAF_BYTES or len(extra_data or b"") > MAX_LEAF_BYTES:
         raise MalformedEntryError(index, f"larger than {MAX_LEAF_BYTES} bytes")
     try:
         reader = Reader(leaf_input)
@@ -169,15 +225,10 @@ def parse_entry(index: int, leaf_input: bytes, extra_data: bytes) -> LogEntry:
         entry = read_timestamped_entry(reader)
         reader.expect_end("the MerkleTreeLeaf")
         check_entry_der(entry)
-        extra = Reader(extra_data)
-        precertificate = None
-        if entry.entry_type is EntryType.PRECERT:
-            precertificate = extra.opaque(3, "extra_data pre_certificate", minimum=1)
-            check_der_sequence(precertificate, "extra_data pre_certificate")
-            chain = read_certificate_list(extra, "extra_data precertificate_chain")
-        else:
-            chain = read_certificate_list(extra, "extra_data certificate_chain")
-        extra.expect_end("extra_data")
+        precertificate: bytes | None = None
+        chain: tuple[bytes, ...] = ()
+        if extra_data is not None:
+            precertificate, chain = _read_extra(entry.entry_type, extra_data)
     except DecodeError as exc:
         raise MalformedEntryError(index, str(exc)) from None
     return LogEntry(

@@ -28,11 +28,20 @@ class Rfc6962Reader:
         key: The log's key (DER SubjectPublicKeyInfo) from the log list.
         batch_size: Entries asked for per ``get-entries`` request.
         parallel: Batches fetched at once (the fetcher's parallelism bounds requests too).
+        lazy_extra: Keep each entry's ``extra_data`` undecoded (``rfc6962.complete_entry``
+            decodes it when needed).
     """
 
     def __init__(
-        self, fetcher: LogFetcher, key: bytes, *, batch_size: int = DEFAULT_BATCH, parallel: int = 2
+        self,
+        fetcher: LogFetcher,
+        key: bytes,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        parallel: int = 2,
+        lazy_extra: bool = False,
     ) -> None:
+        self.lazy_extra = lazy_extra
         self.fetcher = fetcher
         self.key = key
         self.batch_size = max(1, batch_size)
@@ -83,7 +92,7 @@ class Rfc6962Reader:
         batches: list[EntriesBatch] = []
         while start < end:
             body = await self.fetcher.get(f"ct/v1/get-entries?start={start}&end={end - 1}")
-            batch = parse_get_entries(body, start, end - 1)
+            batch = parse_get_entries(body, start, end - 1, lazy_extra=self.lazy_extra)
             if batch.count == 0:
                 raise ResponseError(
                     "get-entries", f"no entries for {start} to {end - 1} (the tree head has them)"

@@ -49,6 +49,9 @@ class TailState:
         head_timestamp: Its timestamp (milliseconds since the epoch).
         last_success: When a pass last reached the tree head it read.
         last_error: The last log fault, in words (``""`` after a clean pass).
+        last_error_kind: The class of that fault (``FetchError`` when the log could
+            not be reached; ``SignatureError``, ``TileError``, ``CheckpointError``… when
+            it served something its tree or key contradicts), ``""`` after a clean pass.
         malformed: How many malformed entries were skipped so far.
         frontier: The roots of the perfect subtrees of entries ``0`` to ``position - 1``
             (their compact range), when known: kept from entry 0 on, it lets the root of
@@ -63,6 +66,7 @@ class TailState:
     last_success: datetime | None = None
     last_error: str = ""
     malformed: int = 0
+    last_error_kind: str = ""
     frontier: tuple[bytes, ...] | None = None
 
 
@@ -106,6 +110,9 @@ class LogTail:
         parallel: Batches or tiles fetched ahead (default: the log's
             ``certspotter_download_jobs``, else 2).
         issuers: A static log's issuer cache, to share between passes and logs.
+        lazy_extra: Hand out RFC 6962 entries with ``extra_data`` undecoded
+            (``rfc6962.complete_entry`` decodes it), for a consumer that needs the chain
+            of few entries.
     """
 
     def __init__(
@@ -119,6 +126,7 @@ class LogTail:
         batch_size: int | None = None,
         parallel: int | None = None,
         issuers: IssuerCache | None = None,
+        lazy_extra: bool = False,
     ) -> None:
         policy = policy or FetchPolicy()
         if log.qps is not None and log.qps > 0 and (policy.qps is None or log.qps < policy.qps):
@@ -135,7 +143,9 @@ class LogTail:
             )
         else:
             size = batch_size or log.download_size or DEFAULT_BATCH
-            self._reader = Rfc6962Reader(self.fetcher, log.key, batch_size=size, parallel=jobs)
+            self._reader = Rfc6962Reader(
+                self.fetcher, log.key, batch_size=size, parallel=jobs, lazy_extra=lazy_extra
+            )
         self._state = state
         self._rate: float | None = None
         self._checkpoint: VerifiedCheckpoint | None = None
@@ -193,10 +203,12 @@ class LogTail:
                 self._advance(item)
             self._check_root()
             self._state = dataclasses.replace(
-                self._state, last_success=datetime.now(UTC), last_error=""
+                self._state, last_success=datetime.now(UTC), last_error="", last_error_kind=""
             )
         except CtError as exc:
-            self._state = dataclasses.replace(self._state, last_error=_words(exc))
+            self._state = dataclasses.replace(
+                self._state, last_error=_words(exc), last_error_kind=_kind(exc)
+            )
         finally:
             elapsed = time.monotonic() - started
             if handed:
@@ -285,6 +297,11 @@ def _in_order(
     items: list[TailItem] = [*entries, *malformed]
     items.sort(key=lambda item: item.index)
     return items
+
+
+def _kind(exc: CtError) -> str:
+    # _LogFault is this module's own: a log whose tree heads contradict each other.
+    return "LogFault" if isinstance(exc, _LogFault) else type(exc).__name__
 
 
 def _words(exc: CtError) -> str:
