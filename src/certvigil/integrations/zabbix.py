@@ -9,7 +9,9 @@ preprocessing in dependent items, so one scan feeds every item of an endpoint.
 Numbers only where Zabbix stores numbers: a state that was not checked (revocation
 without the ``revocation`` module, protocols without ``deep``) is ``2``, not null, so
 the value maps show "not checked" and no trigger fires on it; what a failed probe
-cannot know is ``null`` (the template discards it rather than storing a false zero).
+cannot know is left out of the document, so the dependent item's JSONPath finds
+nothing and the template discards the value (``error_handler: DISCARD_VALUE``)
+rather than storing a false zero.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ ITEM_KEYS: Mapping[str, str] = {
     "tls_version": "the protocol negotiated (TLS 1.3, ...)",
     "cipher": "the cipher suite negotiated (IANA name)",
     "grade": "the SSL Labs-style grade ('' unless the deep module ran)",
-    "severity": "worst finding: 0 ok, 1 info, 2 warning, 3 critical (null on failure)",
+    "severity": "worst finding: 0 ok, 1 info, 2 warning, 3 critical",
     "problems": "the warning and critical findings, most severe first, '; '-separated",
     "findings": "number of findings",
     "subject": "the leaf's subject (RFC 4514)",
@@ -143,7 +145,7 @@ def item_document(report: EndpointReport, *, duration_s: float) -> dict[str, Any
         duration_s: How long the probe took, measured by the caller.
 
     Returns:
-        A JSON-ready dict; values a failed probe cannot know are ``None``.
+        A JSON-ready dict; values a failed probe cannot know are left out.
     """
     target = report.target
     now = report.evaluated_at_utc
@@ -171,7 +173,7 @@ def item_document(report: EndpointReport, *, duration_s: float) -> dict[str, Any
     ]
     earliest = min((c.not_after_utc for c in report.certificates), default=None)
     handshake_s = observation.handshake_s if observation is not None else None
-    return {
+    document = {
         "target": endpoint_label(target.host, target.port),
         "sni": target.sni or "",
         "starttls": target.starttls.value if target.starttls else "",
@@ -213,6 +215,7 @@ def item_document(report: EndpointReport, *, duration_s: float) -> dict[str, Any
         "handshake_seconds": round(handshake_s, 6) if handshake_s is not None else None,
         "duration_seconds": round(duration_s, 6),
     }
+    return {key: value for key, value in document.items() if value is not None}
 
 
 def item_value(document: Mapping[str, Any], key: str) -> str | None:
@@ -226,5 +229,5 @@ def item_value(document: Mapping[str, Any], key: str) -> str | None:
     """
     if key not in ITEM_KEYS:
         raise KeyError(key)
-    value = document[key]
+    value = document.get(key)
     return None if value is None else str(value)
