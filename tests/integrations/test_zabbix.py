@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -398,3 +399,15 @@ def test_real_zabbix_imports_the_template_and_raises_problems(
         raised = _wait("problems", zabbix, lambda: wanted <= problems() and problems())
         assert not [p for p in raised if lab["good"] in p], raised
         assert f"{lab['expired']}: TLS certificate expires in less than 7 days" not in raised
+
+
+def test_template_matches_its_generator() -> None:
+    """contrib/zabbix/certvigil_template.yaml is what make_template.py writes."""
+    made = subprocess.run(
+        [sys.executable, str(TEMPLATE.parent / "make_template.py"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert made.stdout == TEMPLATE.read_text()
