@@ -8,7 +8,7 @@ from certvigil.analysis.model import Finding, Severity
 from certvigil.integrations.prometheus import Family, MetricType, Sample
 from certvigil.integrations.prometheus_store import (
     METRIC_NAMES,
-    inventory_families,
+    inventory_exposition,
     render_inventory_metrics,
 )
 from certvigil.observed.handshake import FailureKind
@@ -199,9 +199,7 @@ def test_label_values_from_stored_data_are_bounded() -> None:
         help="h",
         samples=(Sample((("log", "argon"),), 7),),
     )
-    from certvigil.integrations.prometheus import render
-
-    parsed = parse(render(inventory_families(state, now=NOW, extra=[extra])))
+    parsed = parse(inventory_exposition(state, now=NOW, extra=[extra]))
     assert parsed.labels_of("certvigil_endpoint_findings") == [
         {"endpoint": "h:1", "sni": "", "starttls": "", "code": "other", "severity": "critical"},
         {"endpoint": "h:1", "sni": "", "starttls": "", "code": "other", "severity": "other"},

@@ -1,7 +1,7 @@
 """The inventory's state as Prometheus metric families, for ``/metrics``.
 
-:func:`inventory_families` is pure: an :class:`~certvigil.store.metrics_state.InventoryState`
-and ``now`` in, metric families out. :func:`render_inventory_metrics` reads the state
+:func:`inventory_exposition` is pure: an :class:`~certvigil.store.metrics_state.InventoryState`
+and ``now`` in, exposition text out. :func:`render_inventory_metrics` reads the state
 from a :class:`~certvigil.store.Store` in one read transaction and renders it; the
 exporter's ``/metrics`` calls it when a database is configured, and ``certvigil serve``
 can mount the same function.
@@ -28,7 +28,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from certvigil.analysis.model import Severity
-from certvigil.integrations.prometheus import Family, MetricType, Sample, render
+from certvigil.integrations.prometheus import Family, escape_help, escape_label_value, render
 from certvigil.observed.handshake import FailureKind
 from certvigil.store.api import Store
 from certvigil.store.metrics_state import EndpointState, InventoryState, inventory_state
@@ -38,7 +38,7 @@ __all__ = [
     "METRIC_NAMES",
     "MetricsSource",
     "endpoint_label",
-    "inventory_families",
+    "inventory_exposition",
     "render_inventory_metrics",
 ]
 
@@ -92,7 +92,7 @@ METRIC_NAMES = (
     "certvigil_deliveries_failed",
     "certvigil_deliveries_retrying",
 )
-"""Every family :func:`inventory_families` writes, in its order."""
+"""Every family :func:`inventory_exposition` writes, in its order."""
 
 
 def endpoint_label(host: str, port: int) -> str:
@@ -108,72 +108,97 @@ def _one_of(text: str | None, allowed: frozenset[str], other: str = "other") -> 
     return text if text in allowed else other
 
 
-class _Builder:
-    """Samples per family name, in :data:`METRIC_NAMES` order."""
+def _number(value: float) -> str:
+    if isinstance(value, int) or value == int(value):
+        return str(int(value))
+    return repr(float(value))
+
+
+def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f'{k}="{escape_label_value(v)}"' for k, v in pairs)
+
+
+class _Lines:
+    """Sample lines per family name, in :data:`METRIC_NAMES` order.
+
+    Lines are written as text at once (each endpoint's labels escaped once, not once
+    per series): at 10,000 endpoints, building ``Sample`` objects and rendering them
+    took most of the scrape.
+    """
 
     def __init__(self) -> None:
-        self.samples: dict[str, list[Sample]] = {name: [] for name in METRIC_NAMES}
+        self.lines: dict[str, list[str]] = {name: [] for name in METRIC_NAMES}
 
-    def add(self, name: str, labels: tuple[tuple[str, str], ...], value: float) -> None:
-        self.samples[name].append(Sample(labels, value))
+    def add(self, name: str, labels: str, value: float) -> None:
+        """One sample; ``labels`` already written (``a="b",c="d"``) or empty."""
+        if labels:
+            self.lines[name].append(f"{name}{{{labels}}} {_number(value)}")
+        else:
+            self.lines[name].append(f"{name} {_number(value)}")
 
 
-def _endpoint_samples(out: _Builder, state: EndpointState, now: datetime) -> None:
-    key = (
-        ("endpoint", endpoint_label(state.host, state.port)),
-        ("sni", state.sni),
-        ("starttls", state.starttls),
+def _endpoint_samples(out: _Lines, state: EndpointState, now: datetime) -> None:
+    key = _labels(
+        (
+            ("endpoint", endpoint_label(state.host, state.port)),
+            ("sni", state.sni),
+            ("starttls", state.starttls),
+        )
     )
     out.add("certvigil_endpoint_up", key, int(state.status is ObservationStatus.OK))
     if state.observed_at_utc is not None:
         out.add(
             "certvigil_endpoint_last_observed_timestamp_seconds",
             key,
-            state.observed_at_utc.timestamp(),
+            int(state.observed_at_utc.timestamp()),
         )
     out.add("certvigil_endpoint_consecutive_failures", key, state.consecutive_failures)
     if state.leaf_not_after_utc is not None:
         out.add(
             "certvigil_endpoint_leaf_expiry_timestamp_seconds",
             key,
-            state.leaf_not_after_utc.timestamp(),
+            int(state.leaf_not_after_utc.timestamp()),
         )
     if state.earliest_not_after_utc is not None:
         out.add(
             "certvigil_endpoint_earliest_cert_expiry_timestamp_seconds",
             key,
-            state.earliest_not_after_utc.timestamp(),
+            int(state.earliest_not_after_utc.timestamp()),
         )
         # Whole days, rounded down, as `certvigil check` prints them: -1 once expired.
         remaining_s = (state.earliest_not_after_utc - now).total_seconds()
-        out.add("certvigil_endpoint_expiry_remaining_days", key, remaining_s // _SECONDS_PER_DAY)
+        out.add(
+            "certvigil_endpoint_expiry_remaining_days", key, int(remaining_s // _SECONDS_PER_DAY)
+        )
     if state.failure_kind is not None:
         kind = _one_of(state.failure_kind, _KINDS)
-        out.add("certvigil_endpoint_scan_failure_info", (*key, ("kind", kind)), 1)
+        out.add("certvigil_endpoint_scan_failure_info", f'{key},kind="{kind}"', 1)
         return
     # The verdicts below are the latest successful observation's; a failed one has none.
     if state.is_trusted is not None:
         out.add("certvigil_endpoint_chain_trusted", key, int(state.is_trusted))
     if state.hostname_matches is not None:
         out.add("certvigil_endpoint_hostname_match", key, int(state.hostname_matches))
-    codes = {code for code, _ in state.findings}
-    out.add("certvigil_endpoint_revoked", key, int("revoked" in codes))
+    out.add("certvigil_endpoint_revoked", key, int(any(c == "revoked" for c, _ in state.findings)))
     if state.verdict is not None:
         out.add("certvigil_endpoint_severity", key, _RANK.get(state.verdict, 0))
+    if not state.findings:
+        if state.protocol is not None:
+            version = _TLS_VERSIONS.get(state.protocol, "other")
+            out.add("certvigil_endpoint_tls_version_info", f'{key},version="{version}"', 1)
+        return
     counts: dict[tuple[str, str], int] = {}
     for code, severity in state.findings:
         pair = (_code(code), _one_of(severity, _SEVERITIES))
         counts[pair] = counts.get(pair, 0) + 1
     for (code, severity), count in sorted(counts.items()):
-        out.add(
-            "certvigil_endpoint_findings", (*key, ("code", code), ("severity", severity)), count
-        )
-    for code in sorted(codes & _WEAK_PROTOCOL_CODES.keys()):
-        version = _WEAK_PROTOCOL_CODES[code]
-        out.add("certvigil_endpoint_weak_protocol_accepted", (*key, ("version", version)), 1)
+        out.add("certvigil_endpoint_findings", f'{key},code="{code}",severity="{severity}"', count)
+    weak = sorted({_WEAK_PROTOCOL_CODES[c] for c, _ in state.findings if c in _WEAK_PROTOCOL_CODES})
+    for version in weak:
+        out.add("certvigil_endpoint_weak_protocol_accepted", f'{key},version="{version}"', 1)
     if state.protocol is not None:
         version = _TLS_VERSIONS.get(state.protocol, "other")
-        out.add("certvigil_endpoint_tls_version_info", (*key, ("version", version)), 1)
+        out.add("certvigil_endpoint_tls_version_info", f'{key},version="{version}"', 1)
 
 
 _HELP = {
@@ -207,10 +232,10 @@ _HELP = {
 }
 
 
-def inventory_families(
+def inventory_exposition(
     state: InventoryState, *, now: datetime, extra: Sequence[Family] = ()
-) -> list[Family]:
-    """The metric families of an inventory state.
+) -> str:
+    """The exposition text of an inventory state.
 
     Args:
         state: What :func:`~certvigil.store.metrics_state.inventory_state` read.
@@ -218,10 +243,10 @@ def inventory_families(
         extra: Families from further sources, appended as they are.
 
     Returns:
-        The families of :data:`METRIC_NAMES` (empty ones included, so a family's
-        absence never reads as an outage), then ``extra``.
+        Text format 0.0.4: the families of :data:`METRIC_NAMES` (empty ones
+        declared too, so a family's absence never reads as an outage), then ``extra``.
     """
-    out = _Builder()
+    out = _Lines()
     by_status: dict[str, int] = {s.value: 0 for s in ObservationStatus}
     findings: dict[tuple[str, str], int] = {}
     errors: dict[str, int] = {}
@@ -235,31 +260,33 @@ def inventory_families(
             for pair in {(_code(c), _one_of(s, _SEVERITIES)) for c, s in endpoint.findings}:
                 findings[pair] = findings.get(pair, 0) + 1
     for status, count in by_status.items():
-        out.add("certvigil_inventory_endpoints", (("status", status),), count)
+        out.add("certvigil_inventory_endpoints", f'status="{status}"', count)
     for (code, severity), count in sorted(findings.items()):
-        out.add("certvigil_inventory_findings", (("code", code), ("severity", severity)), count)
+        out.add("certvigil_inventory_findings", f'code="{code}",severity="{severity}"', count)
     for kind, count in sorted(errors.items()):
-        out.add("certvigil_scan_errors", (("kind", kind),), count)
+        out.add("certvigil_scan_errors", f'kind="{kind}"', count)
     alerts: dict[tuple[str, str], int] = {}
     for (severity, alert_state), count in state.active_alerts.items():
         pair = (_one_of(severity, _SEVERITIES), _one_of(alert_state, _ALERT_STATES))
         alerts[pair] = alerts.get(pair, 0) + count
     for (severity, alert_state), count in sorted(alerts.items()):
-        out.add("certvigil_alerts_active", (("severity", severity), ("state", alert_state)), count)
+        out.add("certvigil_alerts_active", f'severity="{severity}",state="{alert_state}"', count)
     deliveries: dict[str, int] = {s.value: 0 for s in DeliveryStatus}
     for status, count in state.deliveries.items():
         key = _one_of(status, _DELIVERY_STATUSES)
         deliveries[key] = deliveries.get(key, 0) + count
     for status, count in deliveries.items():
-        out.add("certvigil_deliveries", (("status", status),), count)
+        out.add("certvigil_deliveries", f'status="{status}"', count)
     for route, count in sorted(state.failed_deliveries_by_route.items()):
-        out.add("certvigil_deliveries_failed", (("route", route[:_ROUTE_LIMIT]),), count)
-    out.add("certvigil_deliveries_retrying", (), state.retrying_deliveries)
-    families = [
-        Family(name=name, type=MetricType.GAUGE, help=_HELP[name], samples=tuple(samples))
-        for name, samples in out.samples.items()
-    ]
-    return [*families, *extra]
+        out.add("certvigil_deliveries_failed", _labels((("route", route[:_ROUTE_LIMIT]),)), count)
+    out.add("certvigil_deliveries_retrying", "", state.retrying_deliveries)
+    parts: list[str] = []
+    for name, lines in out.lines.items():
+        parts.append(f"# HELP {name} {escape_help(_HELP[name])}")
+        parts.append(f"# TYPE {name} gauge")
+        parts.extend(lines)
+    text = "\n".join(parts) + "\n"
+    return text + render(extra) if extra else text
 
 
 def render_inventory_metrics(
@@ -281,4 +308,4 @@ def render_inventory_metrics(
     with store.read() as connection:
         state = inventory_state(connection)
         extra = [family for source in extra_sources for family in source(connection, now)]
-    return render(inventory_families(state, now=now, extra=extra))
+    return inventory_exposition(state, now=now, extra=extra)
