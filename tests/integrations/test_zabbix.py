@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
-from certvigil.demo.servers import TlsServer, closed_port
+from certvigil.demo.servers import ServedChain, TlsServer, closed_port
 from certvigil.integrations.zabbix import ITEM_KEYS
 from certvigil.store import open_store
 from certvigil.targets.target import StartTLS, Target
@@ -411,3 +411,52 @@ def test_template_matches_its_generator() -> None:
         timeout=60,
     )
     assert made.stdout == TEMPLATE.read_text()
+
+
+def test_get_picks_the_configured_endpoint_with_the_same_sni(
+    capsys: pytest.CaptureFixture[str], pki: ThrowawayPki, tmp_path: Path
+) -> None:
+    """Two configured endpoints on one host and port, one with an SNI: each discovery
+    row's get scans its own, whichever comes first in the file."""
+    now = datetime.now(UTC)
+    default = pki.issue_leaf(
+        dns_names=("localhost",), not_after_utc=now + timedelta(days=30, hours=1)
+    )
+    other = pki.issue_leaf(
+        dns_names=("other.test",), not_after_utc=now + timedelta(days=60, hours=1)
+    )
+    root = tmp_path / "root.pem"
+    root.write_bytes(pki.root.pem)
+    with TlsServer(
+        chain=pki.served_chain_der(default),
+        key_pem=default.key_pem,
+        sni_chains={
+            "other.test": ServedChain(chain=pki.served_chain_der(other), key_pem=other.key_pem)
+        },
+    ) as server:
+        config = tmp_path / "certvigil.yaml"
+        config.write_text(
+            f"trust:\n  public: false\n  ca_files: [{root}]\ntargets:\n"
+            f"  - host: localhost:{server.port}\n    sni: other.test\n"
+            f"  - host: localhost:{server.port}\n"
+        )
+        discovered = run_cli(capsys, "zabbix", "discover", "--config", str(config))
+        rows = json.loads(discovered.stdout)["data"]
+        days = {}
+        for row in rows:
+            result = run_cli(
+                capsys,
+                "zabbix",
+                "get",
+                row["{#TARGET}"],
+                "days_left",
+                "--config",
+                str(config),
+                "--sni",
+                row["{#SNI}"],
+                "--starttls",
+                row["{#STARTTLS}"],
+            )
+            assert result.code == 0, result.stderr
+            days[row["{#SNI}"]] = result.stdout
+    assert days == {"other.test": "60\n", "": "30\n"}

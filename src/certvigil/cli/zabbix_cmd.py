@@ -24,7 +24,7 @@ import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,11 +33,11 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import DebugOption
-from certvigil.cli.store_access import open_existing_store
-from certvigil.config.expand import ScheduledTarget, expand_targets
-from certvigil.config.loading import load_config
 from certvigil.errors import TargetError, UsageError
 from certvigil.files.truststore import TrustStoreCache, load_trust_store
+
+if TYPE_CHECKING:
+    from certvigil.config.expand import ScheduledTarget
 from certvigil.integrations.zabbix import (
     ITEM_KEYS,
     DiscoveredEndpoint,
@@ -98,6 +98,9 @@ def discover_command(
 ) -> None:
     """Print low-level discovery JSON: {#HOST}, {#PORT}, {#SNI}, {#STARTTLS}, tags."""
     del debug  # read from argv by certvigil.cli.app.main
+    from certvigil.config.expand import expand_targets
+    from certvigil.config.loading import load_config
+
     if source is Source.CONFIG:
         if db is not None:
             raise UsageError("--db: only with --from store")
@@ -113,6 +116,9 @@ def discover_command(
             for s in expanded.targets
         ]
     else:
+        # Imported here: SQLAlchemy would add a third of a second to every `get`.
+        from certvigil.cli.store_access import open_existing_store
+
         with open_existing_store(db, config) as store:
             endpoints = [
                 DiscoveredEndpoint(
@@ -157,8 +163,19 @@ def _target(text: str, *, sni: str | None, starttls: str | None) -> Target:
 
 
 def _configured(config: Path, wanted: Target) -> ScheduledTarget:
-    """The configured endpoint ``wanted`` names (host and port; SNI and STARTTLS when set)."""
-    for scheduled in expand_targets(load_config(config)).targets:
+    """The configured endpoint ``wanted`` names: the one with exactly its host, port, SNI
+    and STARTTLS, else the first with its host and port whose SNI and STARTTLS agree
+    with those given (an unset one matches any)."""
+    # Imported here: pydantic's models cost half a second, which `get` without
+    # --config (run for each endpoint on every poll) need not pay.
+    from certvigil.config.expand import expand_targets
+    from certvigil.config.loading import load_config
+
+    targets = expand_targets(load_config(config)).targets
+    for scheduled in targets:
+        if scheduled.target == wanted:
+            return scheduled
+    for scheduled in targets:
         target = scheduled.target
         if (target.host, target.port) != (wanted.host, wanted.port):
             continue

@@ -28,7 +28,13 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from certvigil.analysis.model import Severity
-from certvigil.integrations.prometheus import Family, escape_help, escape_label_value, render
+from certvigil.integrations.prometheus import (
+    Family,
+    endpoint_label,
+    escape_help,
+    escape_label_value,
+    render,
+)
 from certvigil.observed.handshake import FailureKind
 from certvigil.store.api import Store
 from certvigil.store.metrics_state import EndpointState, InventoryState, inventory_state
@@ -37,7 +43,6 @@ from certvigil.store.records import AlertState, DeliveryStatus, ObservationStatu
 __all__ = [
     "METRIC_NAMES",
     "MetricsSource",
-    "endpoint_label",
     "inventory_exposition",
     "render_inventory_metrics",
 ]
@@ -93,11 +98,6 @@ METRIC_NAMES = (
     "certvigil_deliveries_retrying",
 )
 """Every family :func:`inventory_exposition` writes, in its order."""
-
-
-def endpoint_label(host: str, port: int) -> str:
-    """``host:port``, with an IPv6 address in brackets, as Prometheus writes instances."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _code(text: str) -> str:

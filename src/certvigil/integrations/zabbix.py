@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from certvigil.analysis.model import EndpointReport
-from certvigil.integrations.prometheus_store import endpoint_label
+from certvigil.integrations.prometheus import endpoint_label
 from certvigil.tls.cipher_suites import SUITES
 from certvigil.tls.records import TlsProtocol
 
