@@ -460,3 +460,24 @@ def test_get_picks_the_configured_endpoint_with_the_same_sni(
             assert result.code == 0, result.stderr
             days[row["{#SNI}"]] = result.stdout
     assert days == {"other.test": "60\n", "": "30\n"}
+
+
+def test_hostile_certificate_text_stays_one_value(
+    capsys: pytest.CaptureFixture[str], pki: ThrowawayPki, tmp_path: Path
+) -> None:
+    """A subject with quotes, newlines and escapes stays inside its JSON string, and a
+    single key prints it on one line with the control characters escaped."""
+    hostile = 'evil"}\n{"success": 1}\x1b[2J\\'
+    leaf = pki.issue_leaf(dns_names=("localhost",), common_name=hostile)
+    root = tmp_path / "root.pem"
+    root.write_bytes(pki.root.pem)
+    with TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server:
+        target = f"localhost:{server.port}"
+        whole = run_cli(capsys, "zabbix", "get", target, "json", "--rootcert-file", str(root))
+        one = run_cli(capsys, "zabbix", "get", target, "subject", "--rootcert-file", str(root))
+    assert whole.code == 0, whole.stderr
+    assert whole.stdout.count("\n") == 1
+    assert json.loads(whole.stdout)["subject"] == leaf.certificate.subject.rfc4514_string()
+    assert one.code == 0, one.stderr
+    assert one.stdout.count("\n") == 1
+    assert "\x1b" not in one.stdout
