@@ -9,9 +9,14 @@ Starts one loopback TLS server (a throwaway PKI's leaf and intermediate), then:
    times and prints the median and worst wall time, and the median CPU time of the child;
 2. the same with Debian's ``check_ssl_cert`` (monitoring-plugins-contrib, which also
    needs ``host`` from bind9-host) when installed;
-3. starts ``certvigil exporter`` on the endpoint and times ``/probe`` (median of
-   ``--runs`` after one warm-up), and ``prometheus-blackbox-exporter`` with a
+3. the same with ``certvigil zabbix get localhost:PORT json`` (the Zabbix external
+   check: one scan, one JSON document);
+4. starts ``certvigil exporter`` on the endpoint and times ``/probe`` (median of
+   ``--runs`` after one warm-up) and the exporter process's CPU time per probe (from
+   ``/proc/PID/stat``), then the same for ``prometheus-blackbox-exporter`` with a
    ``tcp`` + TLS module on the same endpoint when installed.
+
+Figures taken on a shared, loaded machine are indicative only.
 """
 
 from __future__ import annotations
@@ -59,21 +64,33 @@ def _report(name: str, command: list[str], runs: int) -> None:
     print(f"{'':<16} {results[-1][3][:150]}")
 
 
-def _probe_latency(url: str, runs: int) -> tuple[float, float]:
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _probe_latency(url: str, runs: int, pid: int) -> tuple[float, float, float]:
+    """(median s, worst s, server CPU s per probe) of ``runs`` probes after a warm-up."""
     with urllib.request.urlopen(url, timeout=30) as response:  # warm-up
         response.read()
     times = []
+    cpu_before = _cpu_s(pid)
     for _ in range(runs):
         started = time.perf_counter()
         with urllib.request.urlopen(url, timeout=30) as response:
             body = response.read().decode()
         times.append(time.perf_counter() - started)
+    cpu = (_cpu_s(pid) - cpu_before) / runs
     assert "probe_success 1" in body, body[:500]
-    return statistics.median(times), max(times)
+    return statistics.median(times), max(times), cpu
 
 
-def _print_latency(name: str, median: float, worst: float) -> None:
-    print(f"{name:<16} median {median * 1000:.1f} ms  worst {worst * 1000:.1f} ms")
+def _print_latency(name: str, median: float, worst: float, cpu: float) -> None:
+    print(
+        f"{name:<16} median {median * 1000:.1f} ms  worst {worst * 1000:.1f} ms  "
+        f"server CPU {cpu * 1000:.1f} ms per probe"
+    )
 
 
 def main() -> None:
@@ -118,6 +135,14 @@ def main() -> None:
                 ],
                 runs,
             )
+        _report(
+            "zabbix get json",
+            [
+                *(sys.executable, "-m", "certvigil", "zabbix", "get", endpoint, "json"),
+                *("--rootcert-file", str(root)),
+            ],
+            runs,
+        )
         config = Path(tmp) / "certvigil.yaml"
         config.write_text(
             f"trust:\n  public: false\n  ca_files: [{root}]\ntargets:\n  - host: {endpoint}\n"
@@ -141,8 +166,8 @@ def main() -> None:
             assert exporter.stderr is not None
             match = re.search(r"(http://\S+)/", exporter.stderr.readline())
             assert match
-            median, worst = _probe_latency(f"{match.group(1)}/probe?target={endpoint}", runs)
-            _print_latency("certvigil /probe", median, worst)
+            url = f"{match.group(1)}/probe?target={endpoint}"
+            _print_latency("certvigil /probe", *_probe_latency(url, runs, exporter.pid))
         finally:
             exporter.terminate()
             exporter.wait(10)
@@ -165,8 +190,7 @@ def main() -> None:
         try:
             time.sleep(1.0)
             url = f"http://127.0.0.1:{port}/probe?module=tls&target={endpoint}"
-            median, worst = _probe_latency(url, runs)
-            _print_latency("blackbox /probe", median, worst)
+            _print_latency("blackbox /probe", *_probe_latency(url, runs, process.pid))
         finally:
             process.terminate()
             process.wait(10)

@@ -15,6 +15,9 @@ declare -A need=(
   [promtool]=prometheus
   # the distributed scan's tests start a real broker (docs/scaling.md)
   [redis-server]=redis-server
+  # a real Zabbix 6.0 imports contrib/zabbix's template and runs its external check
+  [zabbix_server]=zabbix-server-pgsql
+  [php]=php-cli
 )
 if [ "${1:-tests}" = "bench" ]; then
   need+=([nginx]=nginx-light [sslscan]=sslscan [testssl]=testssl.sh)
@@ -25,6 +28,9 @@ for cmd in "${!need[@]}"; do
 done
 # PostgreSQL's server binaries live outside PATH on Debian; the store tests start one.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# Zabbix's API is its PHP frontend, which needs PHP's PostgreSQL driver.
+[ -e /usr/share/zabbix/api_jsonrpc.php ] || missing+=(zabbix-frontend-php)
+php -m 2>/dev/null | grep -qx pgsql || missing+=(php-pgsql)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

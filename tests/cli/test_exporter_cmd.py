@@ -30,8 +30,9 @@ RULES = Path(__file__).resolve().parents[2] / "contrib" / "prometheus"
 
 
 @contextmanager
-def exporter(config: Path) -> Iterator[str]:
-    """A running ``certvigil exporter --config CONFIG`` on a free loopback port; its base URL."""
+def exporter(config: Path, *extra: str) -> Iterator[str]:
+    """A running ``certvigil exporter --config CONFIG [EXTRA...]`` on a free loopback port;
+    its base URL."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     process = subprocess.Popen(
         [
@@ -43,6 +44,7 @@ def exporter(config: Path) -> Iterator[str]:
             str(config),
             "--listen",
             "127.0.0.1:0",
+            *extra,
         ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

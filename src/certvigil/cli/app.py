@@ -73,6 +73,7 @@ _COMMAND_MODULES = {
     "worker": "certvigil.cli.worker_cmd",
     "workers": "certvigil.cli.worker_cmd",
     "ct": "certvigil.cli.ct_cmd",
+    "zabbix": "certvigil.cli.zabbix_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

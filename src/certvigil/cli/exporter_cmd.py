@@ -5,7 +5,10 @@ request with the scan's own code and answers its metrics
 (``certvigil.integrations.prometheus``); only endpoints the configuration file names
 (``targets`` and ``sources``, with their SNI, STARTTLS, time-out and trust settings)
 may be probed, anything else is refused with 403, so the exporter cannot be used to
-scan arbitrary hosts. ``GET /metrics`` answers the exporter's own counters.
+scan arbitrary hosts. ``GET /metrics`` answers the exporter's own counters and, when a
+database is configured (``--db`` or the file's ``database_url``), the inventory's state
+from the store (``certvigil.integrations.prometheus_store``), read in a thread, one
+read at a time.
 
 The probe's time limit is the scrape's (Prometheus's
 ``X-Prometheus-Scrape-Timeout-Seconds`` header, less half a second, as
@@ -22,6 +25,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, urlsplit
@@ -32,9 +36,10 @@ from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
 from certvigil.cli.options import DebugOption
+from certvigil.cli.store_access import open_existing_store
 from certvigil.config.expand import ScheduledTarget, expand_targets
 from certvigil.config.loading import load_config
-from certvigil.errors import TargetError, UsageError
+from certvigil.errors import StoreError, TargetError, UsageError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.integrations.prometheus import (
     CONTENT_TYPE,
@@ -45,7 +50,9 @@ from certvigil.integrations.prometheus import (
     probe_families,
     render,
 )
+from certvigil.integrations.prometheus_store import render_inventory_metrics
 from certvigil.scan.scanner import ScanOptions, one_endpoint_options, scan_stream
+from certvigil.store import Store
 from certvigil.targets.parse import ExpansionOptions, iter_argument_specs, iter_targets
 
 DEFAULT_LISTEN = "127.0.0.1:9219"
@@ -77,8 +84,11 @@ class _Counters:
 class Exporter:
     """The exporter's state: the allow-list, trust stores and counters."""
 
-    def __init__(self, targets: tuple[ScheduledTarget, ...]) -> None:
-        """Serve probes for ``targets`` (the configuration's endpoints)."""
+    def __init__(self, targets: tuple[ScheduledTarget, ...], store: Store | None = None) -> None:
+        """Serve probes for ``targets`` (the configuration's endpoints) and, with a
+        ``store``, the inventory's state on ``/metrics``."""
+        self._store = store
+        self._store_lock = asyncio.Lock()
         self._allowed: dict[tuple[str, int], ScheduledTarget] = {}
         for scheduled in targets:
             self._allowed.setdefault((scheduled.target.host, scheduled.target.port), scheduled)
@@ -138,7 +148,7 @@ class Exporter:
                 headers[name.strip().lower()] = value.strip()
         split = urlsplit(url)
         if split.path == "/metrics":
-            return 200, "OK", render(self.own_families()), CONTENT_TYPE
+            return 200, "OK", await self.metrics(), CONTENT_TYPE
         if split.path == "/probe":
             try:
                 query = parse_qs(split.query, max_num_fields=8)
@@ -215,6 +225,27 @@ class Exporter:
         self._counters.probes[key] = self._counters.probes.get(key, 0) + 1
         if failure is not None:
             self._counters.failures[failure] = self._counters.failures.get(failure, 0) + 1
+
+    async def metrics(self) -> str:
+        """The ``/metrics`` text: the exporter's counters, then the inventory's state."""
+        if self._store is None:
+            return render(self.own_families())
+        store = self._store
+        async with self._store_lock:
+            try:
+                inventory = await asyncio.to_thread(
+                    render_inventory_metrics, store, now=datetime.now(UTC)
+                )
+            except StoreError as exc:
+                sys.stderr.write(f"certvigil exporter: /metrics: {exc}\n")
+                inventory = ""
+        store_up = Family(
+            name="certvigil_exporter_store_up",
+            type=MetricType.GAUGE,
+            help="1 when the inventory database could be read for this scrape",
+            samples=(Sample((), 1 if inventory else 0),),
+        )
+        return render([*self.own_families(), store_up]) + inventory
 
     def own_families(self) -> list[Family]:
         """The exporter's own metrics, for ``/metrics``."""
@@ -325,6 +356,7 @@ async def _serve(exporter: Exporter, host: str, port: int) -> None:
 EXPORTER_EXAMPLES = """[bold]Examples[/bold]
 certvigil exporter --config /etc/certvigil/certvigil.yaml
 certvigil exporter --config certvigil.yaml --listen 127.0.0.1:9219
+certvigil exporter --config certvigil.yaml --db /var/lib/certvigil/certvigil.db
 curl 'http://127.0.0.1:9219/probe?target=www.example.org:443&module=deep'"""
 
 
@@ -337,14 +369,27 @@ def exporter_command(
     listen: Annotated[
         str, typer.Option("--listen", metavar="HOST:PORT", help="Where to serve HTTP.")
     ] = DEFAULT_LISTEN,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="URL",
+            help="Inventory for /metrics (default: the file's database_url, if any).",
+        ),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Serve blackbox-style /probe and /metrics for Prometheus over the configured targets."""
     del debug  # read from argv by certvigil.cli.app.main
     host, port = parse_listen(listen)
-    expanded = expand_targets(load_config(config))
-    exporter = Exporter(expanded.targets)
+    loaded = load_config(config)
+    expanded = expand_targets(loaded)
+    store = open_existing_store(db, config) if db or loaded.database_url else None
+    exporter = Exporter(expanded.targets, store)
     try:
         asyncio.run(_serve(exporter, host, port))
     except OSError as exc:
         raise UsageError(f"--listen {listen}: cannot listen: {exc.strerror or exc}") from exc
+    finally:
+        if store is not None:
+            store.close()

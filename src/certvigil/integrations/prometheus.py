@@ -37,6 +37,7 @@ __all__ = [
     "Family",
     "MetricType",
     "Sample",
+    "endpoint_label",
     "escape_help",
     "escape_label_value",
     "failed_probe_families",
@@ -83,6 +84,11 @@ class Family:
     type: MetricType
     help: str
     samples: tuple[Sample, ...] = field(default_factory=tuple)
+
+
+def endpoint_label(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets, as Prometheus writes instances."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def escape_label_value(value: str) -> str:

@@ -24,6 +24,7 @@ from certvigil.analysis.model import CertificateFacts, EndpointReport, Severity
 from certvigil.errors import StoreError
 from certvigil.store import ingest, outbox, queries, retention
 from certvigil.store.engine import WRITE_OPTION, create_store_engine, describe_url
+from certvigil.store.metrics_state import InventoryState, inventory_state
 from certvigil.store.migrations import HEAD_REVISION, current_revision, upgrade_to_head
 from certvigil.store.records import (
     AlertRecord,
@@ -210,6 +211,11 @@ class Store:
         """A stored certificate's facts, ``None`` when unknown."""
         with self.read() as connection:
             return queries.get_certificate(connection, sha256_hex)
+
+    def inventory_state(self) -> InventoryState:
+        """Every endpoint's latest state, with alert and outbox counts (monitoring)."""
+        with self.read() as connection:
+            return inventory_state(connection)
 
     def get_observation(self, observation_id: int) -> ObservationRecord | None:
         """One observation by id."""
