@@ -69,6 +69,9 @@ _COMMAND_MODULES = {
     "config": "certvigil.cli.config_cmd",
     "check": "certvigil.cli.check_cmd",
     "exporter": "certvigil.cli.exporter_cmd",
+    "export": "certvigil.cli.export_cmd",
+    "ship": "certvigil.cli.ship_cmd",
+    "report": "certvigil.cli.report_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

@@ -194,50 +194,80 @@ def observation_document(snapshot: EndpointSnapshot) -> Document:
     return document
 
 
-def certificate_documents(snapshots: Iterable[EndpointSnapshot]) -> list[Document]:
-    """One ECS document per distinct leaf, as last seen among ``snapshots``.
+class CertificateCollector:
+    """Gathers the distinct leaves of a stream of snapshots, keeping each one's latest sighting.
 
-    ``certvigil.endpoints`` lists the endpoints seen serving it; ``days_left`` is
-    counted from the latest sighting.
+    Memory grows with the number of distinct certificates, not of observations.
     """
-    latest: dict[str, EndpointSnapshot] = {}
-    endpoints: dict[str, set[str]] = {}
-    for snapshot in snapshots:
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._latest: dict[str, EndpointSnapshot] = {}
+        self._endpoints: dict[str, set[str]] = {}
+
+    def add(self, snapshot: EndpointSnapshot) -> None:
+        """Note one snapshot's leaf (snapshots without a leaf are ignored)."""
         leaf = snapshot.leaf
         if leaf is None:
-            continue
+            return
         key = leaf.sha256_hex
-        endpoints.setdefault(key, set()).add(snapshot.endpoint)
-        known = latest.get(key)
+        seen = self._endpoints.setdefault(key, set())
+        if len(seen) < MAX_ENDPOINTS_PER_CERTIFICATE:
+            seen.add(snapshot.endpoint)
+        known = self._latest.get(key)
         if known is None or snapshot.observed_at_utc > known.observed_at_utc:
-            latest[key] = snapshot
-    documents = []
-    for key in sorted(latest):
-        snapshot = latest[key]
-        leaf = snapshot.leaf
-        if leaf is None:  # pragma: no cover - only snapshots with a leaf are kept
-            continue
-        when = snapshot.observed_at_utc
-        documents.append(
-            {
-                "@timestamp": utc_text(when),
-                "ecs": {"version": ECS_VERSION},
-                "event": {
-                    "kind": "state",
-                    "category": ["network"],
-                    "type": ["info"],
-                    "module": "certvigil",
-                    "dataset": "certvigil.certificate",
-                    "id": certificate_id(leaf),
-                },
-                "tls": {"server": _server_tls(leaf)},
-                "certvigil": {
-                    "days_left": days_remaining(leaf.not_after_utc, now=when),
-                    "endpoints": sorted(endpoints[key])[:1000],
-                },
-            }
-        )
-    return documents
+            self._latest[key] = snapshot
+
+    def documents(self) -> list[Document]:
+        """One document per distinct leaf, by fingerprint (see :func:`certificate_document`)."""
+        return [
+            certificate_document(self._latest[key], sorted(self._endpoints[key]))
+            for key in sorted(self._latest)
+        ]
+
+
+MAX_ENDPOINTS_PER_CERTIFICATE = 1000
+"""Most endpoints listed in one certificate document."""
+
+
+def certificate_document(snapshot: EndpointSnapshot, endpoints: Sequence[str]) -> Document:
+    """The certificate document for ``snapshot``'s leaf (``event.dataset: certvigil.certificate``).
+
+    ``days_left`` is counted from the snapshot's time; ``certvigil.endpoints`` lists
+    the endpoints seen serving it.
+
+    Raises:
+        ValueError: The snapshot has no leaf.
+    """
+    leaf = snapshot.leaf
+    if leaf is None:
+        raise ValueError("a certificate document needs a snapshot with a leaf")
+    when = snapshot.observed_at_utc
+    return {
+        "@timestamp": utc_text(when),
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "kind": "state",
+            "category": ["network"],
+            "type": ["info"],
+            "module": "certvigil",
+            "dataset": "certvigil.certificate",
+            "id": certificate_id(leaf),
+        },
+        "tls": {"server": _server_tls(leaf)},
+        "certvigil": {
+            "days_left": days_remaining(leaf.not_after_utc, now=when),
+            "endpoints": list(endpoints),
+        },
+    }
+
+
+def certificate_documents(snapshots: Iterable[EndpointSnapshot]) -> list[Document]:
+    """One ECS document per distinct leaf, as last seen among ``snapshots``."""
+    collector = CertificateCollector()
+    for snapshot in snapshots:
+        collector.add(snapshot)
+    return collector.documents()
 
 
 def index_for(document: Document, *, prefix: str = DEFAULT_INDEX_PREFIX) -> str:

@@ -342,8 +342,9 @@ class ElasticsearchShipper:
             try:
                 self._ship_batch(batch, result)
             except ShipError as exc:
-                exc.indexed = result.indexed
-                raise
+                raise ShipError(
+                    f"{exc} ({result.indexed} documents indexed before)", indexed=result.indexed
+                ) from exc
         return result
 
     def _ship_batch(self, batch: list[_Item], result: ShipResult) -> None:
