@@ -1,4 +1,4 @@
-"""``certvigil ship elasticsearch``: index observations and certificates in Elasticsearch/OpenSearch.
+"""``certvigil ship elasticsearch``: observations and certificates into Elasticsearch/OpenSearch.
 
 Exit codes: 0 every document indexed; 1 the cluster refused some documents (each is
 listed on stderr with its id and reason, the others were indexed); 3 the run stopped
