@@ -115,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         body = self._read()
         with state.lock:
-            state.headers.append(dict(self.headers))
+            state.headers.append({k.lower(): v for k, v in self.headers.items()})
             state.puts[self.path] = json.loads(body)
         if state.endless:
             self._endless()
@@ -139,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
             (json.loads(a), json.loads(s)) for a, s in zip(lines[::2], lines[1::2], strict=True)
         ]
         with state.lock:
-            state.headers.append(dict(self.headers))
+            state.headers.append({k.lower(): v for k, v in self.headers.items()})
             state.bulk_requests.append(pairs)
             whole = state.whole_answers.pop(0) if state.whole_answers else None
         if whole is not None:
