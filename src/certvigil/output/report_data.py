@@ -95,7 +95,9 @@ class ReportData:
         return tuple(row for row in self.rows if row.has_problem)
 
 
-def _problems(snapshot: EndpointSnapshot, days_left: int | None) -> tuple[str, ...]:
+def _problems(
+    snapshot: EndpointSnapshot, days_left: int | None, *, is_expired: bool
+) -> tuple[str, ...]:
     found: list[tuple[int, str]] = []
     if snapshot.is_failed:
         found.append((0, f"not observed: {snapshot.failure_kind or 'failed'}"))
@@ -103,21 +105,21 @@ def _problems(snapshot: EndpointSnapshot, days_left: int | None) -> tuple[str, .
         if finding.severity in (Severity.CRITICAL, Severity.WARNING):
             found.append((_RANK[finding.severity.value], finding.message))
     if days_left is not None and not any(f.code.startswith("expir") for f in snapshot.findings):
-        if days_left < 0:
-            found.append((0, f"expired {-days_left} days ago"))
+        if is_expired:
+            found.append((0, f"expired {-days_left} days ago" if days_left else "expired today"))
         elif days_left <= EXPIRING_DAYS:
             found.append((2, f"expires in {days_left} days"))
     found.sort(key=lambda item: item[0])
     return tuple(dict.fromkeys(text for _, text in found))
 
 
-def _status(snapshot: EndpointSnapshot, problems: tuple[str, ...], days_left: int | None) -> str:
+def _status(snapshot: EndpointSnapshot, problems: tuple[str, ...], *, is_expired: bool) -> str:
     """The endpoint's status now: its verdict, raised when the leaf has expired since
     (critical) or is close to expiring (warning)."""
     if snapshot.is_failed:
         return "unknown"
     status = snapshot.verdict
-    if days_left is not None and days_left < 0:
+    if is_expired:
         return "critical"
     if problems and status in ("ok", "info"):
         return "warning"
@@ -141,7 +143,8 @@ def build_report(
     for snapshot in snapshots:
         leaf = snapshot.leaf
         days_left = days_remaining(leaf.not_after_utc, now=now) if leaf else None
-        problems = _problems(snapshot, days_left)
+        is_expired = leaf is not None and leaf.not_after_utc <= now
+        problems = _problems(snapshot, days_left, is_expired=is_expired)
         grades[snapshot.grade or NOT_GRADED] += 1
         if leaf is not None:
             issuers[leaf.issuer_cn or leaf.issuer] += 1
@@ -157,7 +160,7 @@ def build_report(
             ReportRow(
                 endpoint=snapshot.endpoint,
                 tags=snapshot.tags,
-                status=_status(snapshot, problems, days_left),
+                status=_status(snapshot, problems, is_expired=is_expired),
                 problems=problems,
                 subject=(leaf.subject_cn or leaf.subject) if leaf else None,
                 issuer=(leaf.issuer_cn or leaf.issuer) if leaf else None,
