@@ -95,6 +95,10 @@ class ReportData:
         return tuple(row for row in self.rows if row.has_problem)
 
 
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
+
+
 def _problems(
     snapshot: EndpointSnapshot, days_left: int | None, *, is_expired: bool
 ) -> tuple[str, ...]:
@@ -106,9 +110,9 @@ def _problems(
             found.append((_RANK[finding.severity.value], finding.message))
     if days_left is not None and not any(f.code.startswith("expir") for f in snapshot.findings):
         if is_expired:
-            found.append((0, f"expired {-days_left} days ago" if days_left else "expired today"))
+            found.append((0, f"expired {_days(-days_left)} ago" if days_left else "expired today"))
         elif days_left <= EXPIRING_DAYS:
-            found.append((2, f"expires in {days_left} days"))
+            found.append((2, f"expires in {_days(days_left)}" if days_left else "expires today"))
     found.sort(key=lambda item: item[0])
     return tuple(dict.fromkeys(text for _, text in found))
 

@@ -38,7 +38,8 @@ svg{width:100%;height:auto;display:block}
 svg text{font:11px system-ui,sans-serif;fill:var(--ink)}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);
-vertical-align:top;overflow-wrap:anywhere}
+vertical-align:top;overflow-wrap:break-word}
+caption{text-align:left;caption-side:top;padding:.2rem 0}
 th{background:#f3f5f8}
 .s{font-weight:700;text-transform:uppercase;font-size:.75rem;white-space:nowrap}
 .critical{color:var(--crit)}.warning{color:var(--warn)}.ok,.info{color:var(--ok)}
@@ -46,7 +47,7 @@ th{background:#f3f5f8}
 ul.p{margin:0;padding-left:1.1rem}
 .num{text-align:right;white-space:nowrap}
 @media (max-width:720px){
- table,thead,tbody,tr,th,td{display:block}thead{display:none}
+ table,caption,thead,tbody,tr,th,td{display:block}thead{display:none}
  tr{border:1px solid var(--line);border-radius:6px;margin:.6rem 0;padding:.3rem}
  td{border:0;padding:.15rem .3rem}
  td::before{content:attr(data-label) ": ";font-weight:600;color:var(--muted)}
@@ -74,10 +75,10 @@ def _date(value: datetime | None) -> str:
 
 
 def _bar_chart(
-    bars: Sequence[tuple[str, int]], *, title: str, label_every: int = 1, width: int = 640
+    bars: Sequence[tuple[str, int]], *, title: str, label_every: int = 1, width: int = 420
 ) -> str:
     """A vertical bar chart as inline SVG, with a text table for screen readers."""
-    height, top, bottom, left = 200, 14, 40, 30
+    height, top, bottom, left = 190, 14, 44, 40
     peak = max((count for _, count in bars), default=0) or 1
     slot = (width - left - 6) / max(len(bars), 1)
     parts = [
@@ -111,16 +112,16 @@ def _bar_chart(
     return "".join(parts)
 
 
-def _hbar_chart(bars: Sequence[tuple[str, int]], *, title: str, width: int = 640) -> str:
+def _hbar_chart(bars: Sequence[tuple[str, int]], *, title: str, width: int = 420) -> str:
     """A horizontal bar chart (long labels such as issuer names) as inline SVG."""
-    row_h, label_w = 22, 230
+    row_h, label_w = 22, 170
     height = max(len(bars), 1) * row_h + 8
     peak = max((count for _, count in bars), default=0) or 1
     parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_text(title)}">']
     for index, (label, count) in enumerate(bars):
         y = 4 + index * row_h
         bar_w = (width - label_w - 50) * count / peak
-        shown = label if len(label) <= 34 else label[:33] + "\u2026"
+        shown = label if len(label) <= 26 else label[:25] + "\u2026"
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{_text(shown)}'
             f"<title>{_text(label)}</title></text>"
