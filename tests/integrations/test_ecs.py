@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from certvigil.analysis.model import Finding, Severity
-from certvigil.cli.export_cmd import store_snapshots
+from certvigil.cli.snapshot_source import store_snapshots
 from certvigil.integrations.ecs import (
     bulk_lines,
     certificate_documents,

@@ -18,7 +18,6 @@ import typer
 
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.cli.export_cmd import FromScanOption, read_scan_document
 from certvigil.cli.options import (
     OUTPUT_PANEL,
     DatabaseOption,
@@ -28,6 +27,7 @@ from certvigil.cli.options import (
     StoreConfigOption,
     TagOption,
 )
+from certvigil.cli.snapshot_source import FromScanOption, read_scan_document
 from certvigil.cli.store_access import describe_database, open_existing_store
 from certvigil.errors import UsageError
 from certvigil.integrations.snapshot import EndpointSnapshot, snapshot_from_record
@@ -121,8 +121,9 @@ def report_command(
 ) -> None:
     """Report on the inventory (or a scan): problems first, expiry, grades, issuers.
 
-    The HTML report is one file with its styles and SVG charts inside: it loads
-    nothing, prints cleanly and reads on a phone.
+    The HTML report is one file with its styles and charts: it loads nothing.
+
+    It prints cleanly and reads on a phone.
     """
     del debug  # read from argv by certvigil.cli.app.main
     now = datetime.now(UTC)

@@ -18,19 +18,19 @@ import typer
 
 from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.cli.export_cmd import (
+from certvigil.cli.options import (
+    CONNECTION_PANEL,
+    DatabaseOption,
+    DebugOption,
+    StoreConfigOption,
+)
+from certvigil.cli.snapshot_source import (
     FromScanOption,
     IndexPrefixOption,
     SinceOption,
     ecs_documents,
     index_prefix,
     snapshot_source,
-)
-from certvigil.cli.options import (
-    CONNECTION_PANEL,
-    DatabaseOption,
-    DebugOption,
-    StoreConfigOption,
 )
 from certvigil.errors import UsageError
 from certvigil.integrations.ecs import DEFAULT_INDEX_PREFIX
@@ -191,9 +191,11 @@ def ship_elasticsearch_command(
 ) -> None:
     """Index observations and certificates in Elasticsearch or OpenSearch (ECS fields).
 
-    Batches go through the _bulk API with stable ids (sending twice overwrites);
-    429 and 5xx answers are retried with back-off, and a document the cluster
-    refuses is reported with its id and reason while the others are indexed.
+    Documents go in _bulk batches with stable ids: sending twice overwrites.
+
+    429 and 5xx answers are retried with back-off.
+
+    A refused document is listed with its id and reason; the others are indexed.
     """
     del debug  # read from argv by certvigil.cli.app.main
     base = _cluster_url(url)
