@@ -22,6 +22,7 @@ months. The fields follow ECS 9.4 (``tls.*``, ``server.*``, ``url.domain``,
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -58,7 +59,9 @@ def utc_text(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+@functools.lru_cache(maxsize=8192)
 def _is_ip(text: str) -> bool:
+    # Cached: an export asks about the same few thousand hosts and peers again and again.
     try:
         ipaddress.ip_address(text)
     except ValueError:
