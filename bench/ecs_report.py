@@ -50,7 +50,6 @@ from certvigil.analysis.model import (
 from certvigil.cli.report_cmd import store_state
 from certvigil.cli.snapshot_source import ecs_documents, store_snapshots
 from certvigil.integrations.ecs import bulk_lines
-from certvigil.integrations.elasticsearch import ElasticsearchShipper, ShipOptions
 from certvigil.observed.handshake import (
     FailureKind,
     ProbeFailure,
@@ -63,6 +62,7 @@ from certvigil.output.report_text import (
     render_report_json,
     render_report_md,
 )
+from certvigil.sinks.elasticsearch import ElasticsearchShipper, ShipOptions
 from certvigil.store import open_store
 from certvigil.targets.target import Target
 

@@ -14,10 +14,10 @@ import pytest
 
 from certvigil.errors import ShipError
 from certvigil.integrations.ecs import documents_for
-from certvigil.integrations.elasticsearch import ElasticsearchShipper, ShipOptions
 from certvigil.integrations.es_template import ilm_policy, index_template
 from certvigil.integrations.snapshot import snapshots_from_scan_document
 from certvigil.output.json_doc import endpoint_json
+from certvigil.sinks.elasticsearch import ElasticsearchShipper, ShipOptions
 from certvigil.store import open_store
 from certvigil.targets.target import Target
 from tests.cli.scan_lab import run_cli

@@ -34,9 +34,9 @@ from certvigil.cli.snapshot_source import (
 )
 from certvigil.errors import UsageError
 from certvigil.integrations.ecs import DEFAULT_INDEX_PREFIX
-from certvigil.integrations.elasticsearch import ElasticsearchShipper, ShipOptions
 from certvigil.integrations.es_template import ilm_policy, index_template
 from certvigil.output.safe_text import visible
+from certvigil.sinks.elasticsearch import ElasticsearchShipper, ShipOptions
 
 API_KEY_ENV = "CERTVIGIL_ES_API_KEY"
 PASSWORD_ENV = "CERTVIGIL_ES_PASSWORD"
