@@ -21,8 +21,8 @@ from certvigil.cli.snapshot_source import (
     ecs_documents,
     index_prefix,
     snapshot_source,
+    write_output,
 )
-from certvigil.errors import UsageError
 from certvigil.integrations.ecs import DEFAULT_INDEX_PREFIX, bulk_lines
 
 export_app = typer.Typer(
@@ -66,16 +66,11 @@ def export_ecs_command(
     snapshots, store = snapshot_source(from_scan=from_scan, db=db, config=config, since=since)
     try:
         lines = bulk_lines(ecs_documents(snapshots), prefix=prefix)
-        if output is None:
-            count = _write(lines, sys.stdout)
-        else:
-            try:
-                with output.open("w", encoding="ascii", newline="\n") as stream:
-                    count = _write(lines, stream)
-            except OSError as exc:
-                raise UsageError(f"{output}: cannot write: {exc.strerror or exc}") from None
+        count = write_output(output, lambda stream: _write(lines, stream), encoding="ascii")
     finally:
         if store is not None:
             store.close()
+    if count is None:
+        return
     where = f" to {output}" if output is not None else ""
     sys.stderr.write(f"{count} document{'s' if count != 1 else ''} written{where}\n")

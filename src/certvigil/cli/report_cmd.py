@@ -27,7 +27,7 @@ from certvigil.cli.options import (
     StoreConfigOption,
     TagOption,
 )
-from certvigil.cli.snapshot_source import FromScanOption, read_scan_document
+from certvigil.cli.snapshot_source import FromScanOption, read_scan_document, write_output
 from certvigil.cli.store_access import describe_database, open_existing_store
 from certvigil.errors import UsageError
 from certvigil.integrations.snapshot import EndpointSnapshot, snapshot_from_record
@@ -136,14 +136,8 @@ def report_command(
         snapshots, where = store_state(db, config, host_glob=host, tag=tag)
         source = f"inventory {where}"
     data = build_report(snapshots, now=now, source=source)
-    if output is None:
-        _write(data, output_format, sys.stdout)
-    else:
-        try:
-            with output.open("w", encoding="utf-8", newline="") as stream:
-                _write(data, output_format, stream)
-        except OSError as exc:
-            raise UsageError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    write_output(output, lambda stream: _write(data, output_format, stream), encoding="utf-8")
+    if output is not None:
         sys.stderr.write(
             f"{len(data.rows)} endpoints, {len(data.problems)} with problems: wrote {output}\n"
         )

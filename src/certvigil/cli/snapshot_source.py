@@ -7,11 +7,12 @@ uses); the options they share are declared here too.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO, TypeVar
 
 import typer
 
@@ -155,3 +156,45 @@ def snapshot_source(
     since_utc = parse_since(since, now=datetime.now(UTC))
     store = open_existing_store(db, config)
     return store_snapshots(store, since_utc=since_utc), store
+
+
+_T = TypeVar("_T")
+
+
+def write_output(output: Path | None, write: Callable[[TextIO], _T], *, encoding: str) -> _T | None:
+    """Run ``write`` on ``output`` (opened late, so nothing is created on an earlier error)
+    or on stdout.
+
+    A reader that closes stdout early (``| head``) ends the writing quietly: returns
+    ``None``.
+
+    Raises:
+        UsageError: The file or stdout cannot be written (the reason named).
+    """
+    if output is None:
+        try:
+            result = write(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            return None
+        except OSError as exc:
+            _silence_stdout()
+            raise UsageError(f"stdout: cannot write: {exc.strerror or exc}") from None
+        return result
+    try:
+        with output.open("w", encoding=encoding, newline="") as stream:
+            return write(stream)
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write: {exc.strerror or exc}") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush of a closed pipe raises nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout has no descriptor of its own (captured output)
+    finally:
+        os.close(devnull)
