@@ -307,3 +307,38 @@ def test_utc_times_in_another_zone_are_written_in_utc() -> None:
 
     later = datetime(2026, 6, 1, 14, 0, tzinfo=UTC).astimezone()
     assert utc_text(later) == "2026-06-01T14:00:00.000Z"
+
+
+ALLOWED = json.loads((ECS_FIELDS.parent / "event_allowed_values.json").read_text())
+
+
+def event_value_problems(document: dict[str, Any]) -> list[str]:
+    """``event.*`` values ECS does not allow, or a type its category does not expect."""
+    event = document["event"]
+    problems = [
+        f"event.{name}: {value!r}"
+        for name in ("kind", "outcome", "category", "type")
+        for value in (event.get(name) if isinstance(event.get(name), list) else [event.get(name)])
+        if value is not None and value not in ALLOWED[f"event.{name}"]["allowed_values"]
+    ]
+    expected = ALLOWED["event.category"]["expected_event_types"]
+    for category in event.get("category", []):
+        for kind in event.get("type", []):
+            if kind not in expected.get(category, []):
+                problems.append(f"event.type {kind!r} not expected with category {category!r}")
+    return problems
+
+
+def test_event_values_are_ones_ecs_allows(store: Store) -> None:
+    """event.kind, category, type and outcome take ECS's allowed values, in a valid pairing."""
+    _fleet(store)
+    documents = documents_for(_stored_snapshots(store))
+
+    assert {d["event"]["outcome"] for d in documents if "outcome" in d["event"]} == {
+        "success",
+        "failure",
+    }
+    assert [event_value_problems(d) for d in documents] == [[]] * len(documents)
+    assert event_value_problems(
+        {"event": {"kind": "status", "category": ["network"], "type": ["creation"]}}
+    ) == ["event.kind: 'status'", "event.type 'creation' not expected with category 'network'"]

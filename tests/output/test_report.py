@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from certvigil.analysis.model import Finding, Severity
 from certvigil.demo.pki import ThrowawayPki
@@ -298,3 +300,14 @@ def test_a_broken_scan_file_is_one_line_naming_the_place(
     assert result.code == 64
     assert result.stderr.count("\n") == 1
     assert str(bad) in result.stderr and "endpoints[0]" in result.stderr
+
+
+@given(st.text(max_size=60))
+@example("=1+1|[a](b)<i>\\")
+def test_markdown_cell_text_never_opens_markup(text: str) -> None:
+    """Any outside text: no unescaped pipe, bracket, backtick or angle bracket survives."""
+    cell = md_text(text)
+    unescaped = re.findall(r"(?<!\\)(?:\\\\)*[|\[\]`*_]", cell)
+    assert unescaped == []
+    assert "<" not in cell and ">" not in cell
+    assert "\n" not in cell and "\r" not in cell
