@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -185,14 +186,19 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def elasticsearch_standin() -> Iterator[tuple[str, ClusterState]]:
-    """Run the stand-in on 127.0.0.1; yields its base URL and its state."""
+def elasticsearch_standin(
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[tuple[str, ClusterState]]:
+    """Run the stand-in on 127.0.0.1 (over TLS with ``tls``); yields its base URL and state."""
     state = ClusterState()
     server = _Server(state)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}", state
     finally:
         server.stopping.set()
         server.shutdown()

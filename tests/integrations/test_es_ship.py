@@ -263,3 +263,29 @@ def test_export_command_writes_bulk_ndjson(
         ).json()
     assert answer["errors"] is False
     assert len(cluster.documents) == 3
+
+
+def test_ship_over_https_verifies_the_cluster_with_the_ca_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Over TLS: with --ca-file naming the cluster's root the documents go in; without
+    it the certificate is refused and nothing is sent (exit 3, one line)."""
+    from certvigil.demo.pki import ThrowawayPki
+    from certvigil.demo.servers import ServedChain, server_context
+
+    pki = ThrowawayPki.create()
+    leaf = pki.issue_leaf(dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+    context = server_context(ServedChain(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem))
+    ca = tmp_path / "root.pem"
+    ca.write_bytes(pki.root.pem)
+    db = _store_with_observations(tmp_path)
+    with elasticsearch_standin(tls=context) as (url, cluster):
+        trusted = run_cli(capsys, "ship", "elasticsearch", url, "--db", db, "--ca-file", str(ca))
+        untrusted = run_cli(capsys, "ship", "elasticsearch", url, "--db", db, "--retries", "0")
+
+    assert trusted.code == 0, trusted.stderr
+    assert "3 indexed, 0 rejected" in trusted.stderr
+    assert untrusted.code == 3
+    assert untrusted.stderr.count("\n") == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr or "certificate" in untrusted.stderr
+    assert len(cluster.bulk_requests) == 1

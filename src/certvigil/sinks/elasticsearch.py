@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -136,6 +137,22 @@ def _error_text(error: Any) -> tuple[str, str]:
     return _cut(kind), _cut(reason)
 
 
+def _tls_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """The TLS verification for httpx: the system's CAs, one CA file, or none.
+
+    Raises:
+        ShipError: The CA file cannot be read or holds no certificate.
+    """
+    if verify is False:
+        return False
+    if verify is True:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=verify)
+    except (OSError, ssl.SSLError) as exc:
+        raise ShipError(f"{verify}: not a readable PEM CA file: {exc}") from exc
+
+
 class ElasticsearchShipper:
     """Sends documents to one cluster. Constructing it opens no connection."""
 
@@ -163,7 +180,7 @@ class ElasticsearchShipper:
         self._client = httpx.Client(
             base_url=options.url.rstrip("/"),
             headers=headers,
-            verify=options.verify,
+            verify=_tls_context(options.verify),
             transport=transport,
             follow_redirects=False,
             trust_env=False,
