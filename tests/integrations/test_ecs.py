@@ -342,3 +342,50 @@ def test_event_values_are_ones_ecs_allows(store: Store) -> None:
     assert event_value_problems(
         {"event": {"kind": "status", "category": ["network"], "type": ["creation"]}}
     ) == ["event.kind: 'status'", "event.type 'creation' not expected with category 'network'"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _valid_entry() -> dict[str, Any]:
+    report = ok_report(
+        Target(host="x.example.com", port=443),
+        (facts("x.example.com", not_after_utc=NOW + timedelta(days=1)),),
+        findings=(Finding(code="c", severity=Severity.WARNING, message="m", cert_index=0),),
+    )
+    return _scan_json(report)
+
+
+@given(st.sampled_from(sorted(_valid_entry())), _JSON)
+@example("target", {"host": "x", "port": True})
+@example("certificates", [{"sha256_hex": "zz"}])
+def test_a_scan_document_with_any_value_anywhere_is_read_or_refused_by_name(
+    key: str, value: Any
+) -> None:
+    """Replacing any field of an endpoint with any JSON value gives a snapshot or a
+    ValueError naming endpoints[0]; never another exception."""
+    entry = _valid_entry()
+    entry[key] = value
+    try:
+        snapshots_from_scan_document({"schema_version": 1, "endpoints": [entry]})
+    except ValueError as exc:
+        assert str(exc).startswith("endpoints[0]")
+
+
+@given(st.sampled_from(sorted(_valid_entry()["certificates"][0])), _JSON)
+@example("not_after_utc", "2026-01-01T00:00:00")
+@example("key_bits", 1 << 40)
+def test_any_value_in_the_leaf_is_read_or_refused_by_name(key: str, value: Any) -> None:
+    """The same for every field of the leaf certificate's object."""
+    entry = _valid_entry()
+    entry["certificates"][0][key] = value
+    try:
+        snapshots_from_scan_document({"schema_version": 1, "endpoints": [entry]})
+    except ValueError as exc:
+        assert str(exc).startswith("endpoints[0]")
