@@ -8,7 +8,8 @@
     ├── ObservationFormatError  an observation document that cannot be read, with the field
     ├── ProbeError            a network probe failed (its kind is a FailureKind)
     ├── StoreError            the inventory database refused an operation
-    └── DeliveryError         an alert channel did not take a notification
+    ├── DeliveryError         an alert channel did not take a notification
+    └── ShipError             Elasticsearch/OpenSearch refused or never took documents
 
 Probe failures met during a scan are not raised to the caller: they become
 ``ProbeFailure`` records (see ``certvigil.observed.handshake``), so that one bad
@@ -142,3 +143,15 @@ class DeliveryError(CertvigilError):
         self.channel = channel
         self.reason = reason
         self.is_permanent = is_permanent
+
+
+class ShipError(CertvigilError):
+    """Elasticsearch (or OpenSearch) refused a request, or did not answer in time.
+
+    Attributes:
+        indexed: Documents it had taken before the failure.
+    """
+
+    def __init__(self, message: str, *, indexed: int = 0) -> None:
+        super().__init__(message)
+        self.indexed = indexed

@@ -74,6 +74,9 @@ _COMMAND_MODULES = {
     "workers": "certvigil.cli.worker_cmd",
     "ct": "certvigil.cli.ct_cmd",
     "zabbix": "certvigil.cli.zabbix_cmd",
+    "export": "certvigil.cli.export_cmd",
+    "ship": "certvigil.cli.ship_cmd",
+    "report": "certvigil.cli.report_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

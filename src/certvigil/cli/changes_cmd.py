@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from typing import Annotated
@@ -27,9 +27,9 @@ from certvigil.cli.options import (
     JsonDocumentOption,
     StoreConfigOption,
     TagOption,
+    parse_since,
 )
 from certvigil.cli.store_access import open_existing_store
-from certvigil.config.units import parse_duration_s
 from certvigil.errors import CertificateLoadError, UsageError
 from certvigil.files.certificates import load_certificate_file
 from certvigil.output.inventory import (
@@ -41,27 +41,6 @@ from certvigil.output.inventory import (
 from certvigil.store import Store
 from certvigil.store.queries import normalise_fingerprint
 from certvigil.store.records import DeploymentRecord
-
-
-def parse_since(text: str, *, now: datetime) -> datetime:
-    """The start of the period: ``now`` less a duration (``"24h"``, ``"7d"``) or a UTC time.
-
-    Raises:
-        UsageError: Neither a duration nor an ISO 8601 date or time.
-    """
-    try:
-        return now - timedelta(seconds=parse_duration_s(text))
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f'--since "{text}": write a duration ("24h", "7d") or a UTC time '
-            '("2026-11-20" or "2026-11-20T08:00:00Z")'
-        ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
 
 CHANGES_EXAMPLES = """[bold]Examples[/bold]
 certvigil changes

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from certvigil.errors import UsageError
 from certvigil.targets.target import StartTLS
 
 TARGETS_PANEL = "Targets"
@@ -251,3 +253,25 @@ JsonDocumentOption = Annotated[
     typer.Option("--json", help="One JSON document on stdout.", rich_help_panel=OUTPUT_PANEL),
 ]
 """``--json``: one JSON document on stdout instead of the table."""
+
+
+def parse_since(text: str, *, now: datetime) -> datetime:
+    """The start of the period: ``now`` less a duration (``"24h"``, ``"7d"``) or a UTC time.
+
+    Raises:
+        UsageError: Neither a duration nor an ISO 8601 date or time.
+    """
+    from certvigil.config.units import parse_duration_s  # pydantic: only when asked
+
+    try:
+        return now - timedelta(seconds=parse_duration_s(text))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f'--since "{text}": write a duration ("24h", "7d") or a UTC time '
+            '("2026-11-20" or "2026-11-20T08:00:00Z")'
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

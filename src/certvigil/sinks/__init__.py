@@ -1,0 +1,1 @@
+"""Network sinks: where certvigil pushes documents to other systems (Elasticsearch/OpenSearch)."""
