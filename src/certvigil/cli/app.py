@@ -69,6 +69,8 @@ _COMMAND_MODULES = {
     "config": "certvigil.cli.config_cmd",
     "check": "certvigil.cli.check_cmd",
     "exporter": "certvigil.cli.exporter_cmd",
+    "serve": "certvigil.cli.serve_cmd",
+    "keys": "certvigil.cli.keys_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

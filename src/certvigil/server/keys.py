@@ -109,7 +109,11 @@ def create_key(store: Store, *, name: str, scope: Scope, now: datetime) -> NewKe
         if sq.api_key_by_name(connection, name) is not None:
             raise UsageError(f"key name {name!r} is taken; revoke it or pick another")
         key_id = sq.insert_api_key(
-            connection, name=name, scope=scope.value, lookup=lookup, key_hash=hash_token(token),
+            connection,
+            name=name,
+            scope=scope.value,
+            lookup=lookup,
+            key_hash=hash_token(token),
             now=now,
         )
     return NewKey(id=key_id, name=name, scope=scope, token=token)

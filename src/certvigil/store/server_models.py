@@ -84,6 +84,7 @@ class AlertEventRow(Base):
     created_at_utc: Mapped[datetime]
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     detail: Mapped[str | None] = mapped_column(Text)
+    delivery_id: Mapped[int | None] = mapped_column(IdType, index=True)
 
 
 def _table(model: type[Base]) -> Table:

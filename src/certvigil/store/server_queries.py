@@ -7,6 +7,7 @@ together. The server itself issues no SQL.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,9 +16,16 @@ from typing import Any
 from sqlalchemy import Connection, func, select, text, update
 
 from certvigil.analysis.model import Severity
-from certvigil.store.models import ALERTS
+from certvigil.store.models import ALERTS, DELIVERIES, ENDPOINTS
 from certvigil.store.outbox import _alert_record, _alert_select
-from certvigil.store.records import AlertRecord, AlertState
+from certvigil.store.queries import inventory, list_endpoints
+from certvigil.store.records import (
+    AlertRecord,
+    AlertState,
+    DeliveryStatus,
+    EndpointRecord,
+    InventoryRow,
+)
 from certvigil.store.server_models import AGENTS, ALERT_EVENTS, API_KEYS, RECEIVED_REPORTS
 
 EVENT_LOCK_KEY = 0x63766B65
@@ -270,6 +278,7 @@ def append_alert_event(
     now: datetime,
     payload: dict[str, Any],
     detail: str | None = None,
+    delivery_id: int | None = None,
 ) -> int:
     """Appends an event in the caller's write transaction; returns its id.
 
@@ -280,10 +289,32 @@ def append_alert_event(
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOCK_KEY})
     event_id: int = connection.execute(
         ALERT_EVENTS.insert()
-        .values(alert_id=alert_id, event=event, created_at_utc=now, payload=payload, detail=detail)
+        .values(
+            alert_id=alert_id,
+            event=event,
+            created_at_utc=now,
+            payload=payload,
+            detail=detail,
+            delivery_id=delivery_id,
+        )
         .returning(ALERT_EVENTS.c.id)
     ).scalar_one()
     return event_id
+
+
+def failed_deliveries_untold(connection: Connection, *, limit: int = 100) -> tuple[Any, ...]:
+    """Deliveries given up on that no ``delivery_failed`` event tells of yet:
+    ``(delivery id, alert id, route, last error)`` rows, oldest first."""
+    e = ALERT_EVENTS.c
+    d = DELIVERIES.c
+    told = select(e.id).where(e.delivery_id == d.id).exists()
+    rows = connection.execute(
+        select(d.id, d.alert_id, d.route, d.last_error)
+        .where(d.status == DeliveryStatus.FAILED.value, ~told)
+        .order_by(d.id)
+        .limit(limit)
+    ).all()
+    return tuple(rows)
 
 
 def alert_events_after(
@@ -352,6 +383,16 @@ def max_alert_id(connection: Connection) -> int:
     return int(connection.execute(select(func.max(ALERTS.c.id))).scalar_one() or 0)
 
 
+def alert_ids_above(connection: Connection, above_id: int, *, endpoint_id: int) -> tuple[int, ...]:
+    """Ids of an endpoint's alerts made after ``above_id``, in order."""
+    rows = connection.execute(
+        select(ALERTS.c.id)
+        .where(ALERTS.c.id > above_id, ALERTS.c.endpoint_id == endpoint_id)
+        .order_by(ALERTS.c.id)
+    ).all()
+    return tuple(int(r.id) for r in rows)
+
+
 def alerts_with_ids(connection: Connection, ids: Iterable[int]) -> tuple[AlertRecord, ...]:
     """The alerts with these ids, by id."""
     wanted = sorted(set(ids))
@@ -359,3 +400,110 @@ def alerts_with_ids(connection: Connection, ids: Iterable[int]) -> tuple[AlertRe
         return ()
     statement = _alert_select().where(ALERTS.c.id.in_(wanted)).order_by(ALERTS.c.id)
     return tuple(_alert_record(r) for r in connection.execute(statement))
+
+
+# Certificates, paged ----------------------------------------------------------------
+
+CERTIFICATE_SORTS = ("not_after", "host", "issuer", "subject")
+"""Fields the certificate list sorts by (``-field`` for descending)."""
+
+
+def _sort_value(row: InventoryRow, field: str) -> str:
+    if field == "host":
+        return row.target.host.lower()
+    if field == "issuer":
+        return row.issuer
+    if field == "subject":
+        return row.subject
+    return row.not_after_utc.isoformat()
+
+
+def certificate_page(
+    connection: Connection,
+    *,
+    now: datetime,
+    expiring_within_days: float | None = None,
+    host_glob: str | None = None,
+    issuer: str | None = None,
+    tag: str | None = None,
+    sort: str = "not_after",
+    after: Sequence[Any] | None = None,
+    limit: int = 100,
+) -> tuple[tuple[InventoryRow, ...], list[Any] | None]:
+    """Deployed leaf certificates, filtered, sorted and cut into pages.
+
+    Args:
+        connection: Any connection.
+        now: Reference time of ``expiring_within_days``.
+        expiring_within_days: Only those expiring before ``now`` plus this many days.
+        host_glob: Only endpoints whose host matches this glob.
+        issuer: Only issuers whose DN contains this text (any case).
+        tag: Only endpoints with this label.
+        sort: A field of :data:`CERTIFICATE_SORTS`, ``-`` in front for descending.
+        after: The previous page's last key (the cursor), ``None`` for the first page.
+        limit: Page size.
+
+    Returns:
+        The page and the key to pass as ``after`` for the next one (``None`` at the end).
+
+    Raises:
+        ValueError: An unknown sort field or a malformed ``after``.
+    """
+    descending = sort.startswith("-")
+    field = sort.lstrip("-")
+    if field not in CERTIFICATE_SORTS:
+        raise ValueError(f"sort: one of {', '.join(CERTIFICATE_SORTS)} (- for descending)")
+    rows = inventory(
+        connection,
+        now=now,
+        expiring_within_days=expiring_within_days,
+        host_glob=host_glob,
+        issuer=issuer,
+        tag=tag,
+    )
+
+    def key(row: InventoryRow) -> tuple[str, str, int]:
+        return (_sort_value(row, field), row.sha256_hex, row.endpoint_id)
+
+    ordered = sorted(rows, key=key, reverse=descending)
+    start = 0
+    if after is not None:
+        if (
+            not isinstance(after, list | tuple)
+            or len(after) != 3
+            or not isinstance(after[0], str)
+            or not isinstance(after[1], str)
+            or not isinstance(after[2], int)
+        ):
+            raise ValueError("cursor: not one this list made")
+        mark = (after[0], after[1], after[2])
+        keys = [key(r) for r in ordered]
+        if descending:
+            start = next((i for i, k in enumerate(keys) if k < mark), len(keys))
+        else:
+            start = bisect_right(keys, mark)
+    chunk = tuple(ordered[start : start + limit])
+    more = start + limit < len(ordered)
+    return chunk, (list(key(chunk[-1])) if more and chunk else None)
+
+
+def endpoints_page(
+    connection: Connection,
+    *,
+    host_glob: str | None = None,
+    tag: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> tuple[EndpointRecord, ...]:
+    """Endpoints by id, above ``after_id`` (a page's cursor)."""
+    found = list_endpoints(connection, host_glob=host_glob, tag=tag)
+    ordered = sorted(found, key=lambda e: e.id)
+    if after_id is not None:
+        ordered = [e for e in ordered if e.id > after_id]
+    return tuple(ordered[:limit])
+
+
+def endpoint_exists(connection: Connection, endpoint_id: int) -> bool:
+    """Whether an endpoint with this id is recorded."""
+    row = connection.execute(select(ENDPOINTS.c.id).where(ENDPOINTS.c.id == endpoint_id)).first()
+    return row is not None

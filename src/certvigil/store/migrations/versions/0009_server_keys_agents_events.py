@@ -86,13 +86,16 @@ def upgrade() -> None:
         sa.Column("created_at_utc", _utc(), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("delivery_id", _Id, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_events")),
     )
     op.create_index(op.f("ix_alert_events_alert_id"), "alert_events", ["alert_id"])
+    op.create_index(op.f("ix_alert_events_delivery_id"), "alert_events", ["delivery_id"])
 
 
 def downgrade() -> None:
     """Reverts this revision."""
+    op.drop_index(op.f("ix_alert_events_delivery_id"), table_name="alert_events")
     op.drop_index(op.f("ix_alert_events_alert_id"), table_name="alert_events")
     op.drop_table("alert_events")
     op.drop_table("received_reports")
