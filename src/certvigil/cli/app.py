@@ -71,6 +71,7 @@ _COMMAND_MODULES = {
     "exporter": "certvigil.cli.exporter_cmd",
     "serve": "certvigil.cli.serve_cmd",
     "keys": "certvigil.cli.keys_cmd",
+    "agent": "certvigil.cli.agent_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 
