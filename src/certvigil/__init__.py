@@ -10,6 +10,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from certvigil.analysis.codes import FindingCode
+    from certvigil.analysis.judge import judge
     from certvigil.analysis.model import (
         CertificateFacts,
         ChainReport,
@@ -17,8 +19,6 @@ if TYPE_CHECKING:
         Finding,
         Severity,
     )
-    from certvigil.analysis.codes import FindingCode
-    from certvigil.analysis.judge import judge
     from certvigil.analysis.policy import AnalysisPolicy
     from certvigil.analysis.report import analyse_endpoint
     from certvigil.analysis.trust import TrustStore
