@@ -10,7 +10,6 @@ configuration mistake.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import socket
 import sys
@@ -26,6 +25,7 @@ from certvigil.cli.app import app
 from certvigil.cli.exitcodes import ExitCode
 from certvigil.cli.options import DebugOption
 from certvigil.config.loading import LoadedConfig, load_config
+from certvigil.daemon.logs import configure_logging
 from certvigil.errors import UsageError
 from certvigil.server.keys import MAX_TOKEN_CHARS
 
@@ -93,10 +93,11 @@ def agent_command(
     if server is None:  # read_key refuses a file without one
         raise UsageError(f"{loaded.path}: no server section")
     name = server.name or socket.gethostname() or "agent"
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    settings = loaded.config.logging
+    configure_logging(
+        format=settings.format.value,
+        level="debug" if debug else settings.level.value,
+        file=loaded.resolve(settings.file) if settings.file is not None else None,
     )
     path = outbox_path(loaded, name)
     if not path.parent.is_dir():
