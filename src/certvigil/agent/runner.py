@@ -23,13 +23,12 @@ from pydantic import ValidationError
 from certvigil import __version__
 from certvigil.agent.client import ServerClient, ServerRefused, ServerUnreachable
 from certvigil.agent.outbox import AgentOutbox
-from certvigil.config.expand import expand_targets
+from certvigil.config.expand import entry_targets, expand_targets
 from certvigil.config.loading import LoadedConfig
 from certvigil.config.model import TargetEntry
 from certvigil.errors import TargetError
 from certvigil.files.truststore import load_trust_store
 from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
-from certvigil.server.scans import entry_targets
 from certvigil.server.wire import item_from_report
 from certvigil.targets.target import Target
 
