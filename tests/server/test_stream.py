@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,13 +14,14 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from certvigil.analysis.model import Severity
-from certvigil.config.loading import LoadedConfig
+from certvigil.config.loading import load_config
 from certvigil.server.app import create_app
 from certvigil.server.events import EVENT_OPENED, record_alert_event
 from certvigil.server.keys import Scope
-from certvigil.store import Store
+from certvigil.store import Store, open_store
 from certvigil.store import outbox as box
-from tests.server.conftest import make_key
+from certvigil.store import server_queries as sq
+from tests.server.conftest import make_key, write_server_config
 from tests.support.live_app import serve_app
 
 RECEIVE_TIMEOUT_S = 20.0
@@ -52,15 +54,31 @@ def receive(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
+def server_store(store_url: str, tmp_path: Path) -> Iterator[Store]:
+    """The inventory of the two workers, on SQLite then PostgreSQL."""
+    store = open_store(store_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
 def two_workers(
-    server_loaded: LoadedConfig, server_store: Store
+    store_url: str, tmp_path: Path, server_store: Store
 ) -> Iterator[tuple[str, str, dict[str, str]]]:
-    """Two server apps on one database (as two worker processes would be), and keys."""
+    """Two server apps, each with its own connections and event poller, on one database
+    (as two worker processes are), and a key per scope."""
+    loaded = load_config(write_server_config(tmp_path, store_url))
     keys = {scope.value: make_key(server_store, f"k-{scope.value}", scope) for scope in Scope}
-    first = create_app(server_loaded, server_store, poll_s=0.05)
-    second = create_app(server_loaded, server_store, poll_s=0.05)
-    with serve_app(first) as url_a, serve_app(second) as url_b:
-        yield url_a, url_b, keys
+    other = open_store(store_url)
+    first = create_app(loaded, server_store, poll_s=0.05)
+    second = create_app(loaded, other, poll_s=0.05)
+    try:
+        with serve_app(first) as url_a, serve_app(second) as url_b:
+            yield url_a, url_b, keys
+    finally:
+        other.close()
 
 
 def test_a_client_that_resumes_gets_every_event_once_in_order(
@@ -102,10 +120,12 @@ def test_server_sent_events_replay_with_last_event_id(
     url_a, _url_b, keys = two_workers
     for n in range(3):
         open_alert(server_store, n)
+    with server_store.read() as connection:
+        first, *rest = [e.id for e in sq.alert_events_after(connection, 0)]
     headers = {
         "X-API-Key": keys["read"],
         "Accept": "text/event-stream",
-        "Last-Event-ID": "1",
+        "Last-Event-ID": str(first),
     }
     ids: list[int] = []
     with httpx.stream(
@@ -117,7 +137,7 @@ def test_server_sent_events_replay_with_last_event_id(
                 ids.append(json.loads(line[6:])["id"])
             if len(ids) == 2:
                 break
-    assert ids == [2, 3]
+    assert ids == rest
     plain = httpx.get(f"{url_a}/api/v1/alerts/stream", headers={"X-API-Key": keys["read"]})
     assert plain.status_code == 406
 

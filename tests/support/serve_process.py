@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 _LISTENING = re.compile(r"listening on (https?://\S+?)/?$")
+_READY = re.compile(r"worker \d+ ready$")
 START_TIMEOUT_S = 60.0
 
 
@@ -34,7 +35,8 @@ class ServeProcess:
         self._reader: threading.Thread | None = None
 
     def start(self) -> str:
-        """Starts the server and waits for its "listening" line; returns the base URL."""
+        """Starts the server and waits until every worker says it is ready; returns the
+        base URL."""
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         self._process = subprocess.Popen(
             [
@@ -57,6 +59,10 @@ class ServeProcess:
         )
         found = threading.Event()
         process = self._process
+        workers = (
+            int(self.extra[self.extra.index("--workers") + 1]) if "--workers" in self.extra else 1
+        )
+        ready = [0]
 
         def read() -> None:
             stream = process.stderr
@@ -67,9 +73,12 @@ class ServeProcess:
                 for line in stream:
                     self.log.append(line.rstrip("\n"))
                     match = _LISTENING.search(line.strip())
-                    if match and not found.is_set():
+                    if match:
                         self.url = match.group(1)
-                        found.set()
+                    if _READY.search(line.strip()):
+                        ready[0] += 1
+                        if ready[0] == workers:
+                            found.set()
             found.set()
 
         self._reader = threading.Thread(target=read, daemon=True)

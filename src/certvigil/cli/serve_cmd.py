@@ -110,7 +110,7 @@ def serve_command(
     from certvigil.server.app import create_app
 
     uv_config = uvicorn.Config(
-        create_app(loaded, store),
+        create_app(loaded, store, announce_ready=True),
         log_level="warning",
         lifespan="on",
         ssl_certfile=certfile,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -107,6 +109,7 @@ def create_app(
     poll_s: float = DEFAULT_POLL_S,
     dashboard_router: APIRouter | None = None,
     extra_routers: Sequence[APIRouter] = (),
+    announce_ready: bool = False,
 ) -> FastAPI:
     """Builds the server.
 
@@ -120,6 +123,8 @@ def create_app(
         poll_s: How often the event poller and the background checks run.
         dashboard_router: The dashboard's pages, mounted at the root.
         extra_routers: More routers (the Prometheus exporter).
+        announce_ready: Write ``certvigil serve: worker PID ready`` to stderr once the
+            process serves (``certvigil serve`` does, for supervisors and tests).
 
     Returns:
         The application; its lifespan starts and stops the background tasks.
@@ -147,6 +152,9 @@ def create_app(
                 asyncio.create_task(_outbox_loop(state), name="outbox"),
                 asyncio.create_task(_silence_loop(state), name="agent-silence"),
             ]
+        if announce_ready:
+            sys.stderr.write(f"certvigil serve: worker {os.getpid()} ready\n")
+            sys.stderr.flush()
         try:
             yield
         finally:

@@ -22,4 +22,4 @@ def app_from_environment() -> FastAPI:
     """The server app for the configuration named in ``CERTVIGIL_SERVE_CONFIG``."""
     loaded = load_config(os.environ[CONFIG_ENV])
     store = open_store(loaded.database_url)
-    return create_app(loaded, store)
+    return create_app(loaded, store, announce_ready=True)
