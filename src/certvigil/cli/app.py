@@ -77,6 +77,9 @@ _COMMAND_MODULES = {
     "export": "certvigil.cli.export_cmd",
     "ship": "certvigil.cli.ship_cmd",
     "report": "certvigil.cli.report_cmd",
+    "serve": "certvigil.cli.serve_cmd",
+    "keys": "certvigil.cli.keys_cmd",
+    "agent": "certvigil.cli.agent_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

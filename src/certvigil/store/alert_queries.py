@@ -169,7 +169,7 @@ def insert_resolved_alert(
     dedup_key: str,
     kind: str,
     severity: str,
-    endpoint_id: int,
+    endpoint_id: int | None,
     certificate_sha256: str | None,
     observation_id: int | None,
     summary: str,

@@ -1,0 +1,1 @@
+"""The central server: REST API, API keys, the live alert stream (``certvigil serve``)."""
