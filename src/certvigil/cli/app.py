@@ -69,6 +69,7 @@ _COMMAND_MODULES = {
     "config": "certvigil.cli.config_cmd",
     "check": "certvigil.cli.check_cmd",
     "exporter": "certvigil.cli.exporter_cmd",
+    "users": "certvigil.cli.users_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

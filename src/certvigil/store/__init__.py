@@ -5,6 +5,7 @@ Start with :func:`open_store`; see ``docs/store.md`` for the schema and the defa
 
 from __future__ import annotations
 
+from certvigil.store import dashboard_models  # noqa: F401  (registers its tables)
 from certvigil.store.api import Store, open_store
 from certvigil.store.engine import DATABASE_URL_ENV, default_database_path
 from certvigil.store.records import (

@@ -1,0 +1,1 @@
+"""The central server: REST API, live alert stream and web dashboard."""
