@@ -33,7 +33,8 @@ async def read_form(request: Request) -> dict[str, str]:
             400 for one that is not UTF-8.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    # A form with no fields may come with no body and no type at all.
+    if content_type not in ("application/x-www-form-urlencoded", ""):
         raise FormError(415, "forms must be sent as application/x-www-form-urlencoded")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
@@ -43,6 +44,8 @@ async def read_form(request: Request) -> dict[str, str]:
         body.extend(chunk)
         if len(body) > MAX_FORM_BYTES:
             raise FormError(413, f"form larger than {MAX_FORM_BYTES} bytes")
+    if body and not content_type:
+        raise FormError(415, "forms must be sent as application/x-www-form-urlencoded")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
