@@ -13,6 +13,9 @@ declare -A need=(
   [nagios4]=nagios4-core
   [icinga2]=icinga2-bin
   [promtool]=prometheus
+  # the dashboard's browser tests drive Debian's headless Chromium through Selenium
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 if [ "${1:-tests}" = "bench" ]; then
   need+=([nginx]=nginx-light [sslscan]=sslscan [testssl]=testssl.sh)

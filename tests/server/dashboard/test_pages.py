@@ -19,7 +19,6 @@ from tests.server.dashboard.support import (
     HOSTILE_CN,
     PASSWORD,
     USER,
-    Seeded,
     client_for,
     csrf_of,
     log_in,
