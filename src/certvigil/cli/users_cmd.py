@@ -48,7 +48,7 @@ NameOption = Annotated[
 def _checked_name(name: str) -> str:
     if not _NAME.fullmatch(name):
         raise UsageError(
-            f"--name {visible(name)!r}: use letters, digits, '.', '_', '@' or '-' "
+            f"--name '{visible(name)}': use letters, digits, '.', '_', '@' or '-' "
             "(starting with a letter or digit), at most 100 characters"
         )
     return name
@@ -138,5 +138,5 @@ def remove_command(
     with open_existing_store(db, config) as store, store.write() as connection:
         removed = board.remove_user(connection, name)
     if not removed:
-        raise UsageError(f"no dashboard user {visible(name)!r}")
+        raise UsageError(f"no dashboard user '{visible(name)}'")
     Console(stderr=True).print(f"user {visible(name)} removed", markup=False, highlight=False)

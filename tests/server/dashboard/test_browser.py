@@ -59,7 +59,7 @@ def shots() -> Path:
 
 
 def _off_server(base: str, urls: list[str]) -> list[str]:
-    return [u for u in urls if not (u.startswith(base + "/") or u.startswith("data:"))]
+    return [u for u in urls if not u.startswith((base + "/", "data:"))]
 
 
 def test_a_user_logs_in_filters_opens_a_certificate_and_acknowledges(site, driver, shots) -> None:
