@@ -79,7 +79,7 @@ def test_check_lists_every_mistake_and_exits_64(tmp_path: Path) -> None:
 
 
 def test_check_notes_seed_000_foreign_keys(tmp_path: Path) -> None:
-    """An SSL Scout JSON file passes with notes about the keys it ignores."""
+    """An SSL Scout JSON file passes with notes about the keys it renames."""
     path = tmp_path / "sslscout.json"
     path.write_text(
         '{\n"api_key": "K",\n"targets": [{"host": "127.0.0.0/29", "port": 443}],\n'
@@ -88,7 +88,7 @@ def test_check_notes_seed_000_foreign_keys(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["config", "check", str(path)])
     assert result.exit_code == 0
-    assert f"note: {path}:2: api_key: accepted and ignored" in result.stderr
+    assert f"note: {path}:2: api_key: read as server.key" in result.stderr
     assert "endpoints: 6 on 6 hosts" in result.stdout
     assert "every 10m" in result.stdout
 

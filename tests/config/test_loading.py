@@ -103,11 +103,15 @@ def test_seed_000_json_loads_onto_certvigil_names(tmp_path: Path) -> None:
 
 
 def test_seed_000_foreign_keys_are_noted_with_their_lines(tmp_path: Path) -> None:
-    """api_key, api_endpoint and websocket_alerts are accepted with a note naming the line."""
+    """api_key and api_endpoint become the agent's server link, websocket_alerts is
+    accepted and ignored; each with a note naming the line."""
     path = write(tmp_path, "sslscout.json", SEED_000_JSON)
-    notes = load_config(path).notes
-    assert any(n.startswith(f"{path}:2: api_key: accepted and ignored") for n in notes)
-    assert any(n.startswith(f"{path}:3: api_endpoint:") for n in notes)
+    loaded = load_config(path)
+    notes = loaded.notes
+    assert any(n.startswith(f"{path}:2: api_key: read as server.key") for n in notes)
+    assert any(n.startswith(f"{path}:3: api_endpoint: read as server.url") for n in notes)
+    assert loaded.config.server is not None
+    assert loaded.config.server.url == "https://www.dnsscience.io/api/sslscout/report"
     assert any(n.startswith(f"{path}:12: websocket_alerts:") for n in notes)
 
 

@@ -253,22 +253,35 @@ class AlertEngine:
         Raises:
             UsageError: No such alert, it is resolved, or ``by`` is blank.
         """
+        with self.store.write() as connection:
+            return self.acknowledge_in(connection, alert_id, by=by, now=now, note=note)
+
+    def acknowledge_in(
+        self,
+        connection: Connection,
+        alert_id: int,
+        *,
+        by: str,
+        now: datetime,
+        note: str | None = None,
+    ) -> AlertRecord:
+        """:meth:`acknowledge` inside the caller's write transaction (the server logs
+        a stream event in the same one)."""
         if not by.strip():
             raise UsageError("acknowledging an alert needs a name (--by)")
-        with self.store.write() as connection:
-            alert = _existing(connection, alert_id)
-            if alert.state is AlertState.RESOLVED:
-                raise UsageError(f"alert {alert_id} is resolved; nothing to acknowledge")
-            if alert.state is AlertState.ACKNOWLEDGED:
-                when = alert.acknowledged_at_utc
-                raise UsageError(
-                    f"alert {alert_id} was already acknowledged by {alert.acknowledged_by} "
-                    f"at {when.isoformat() if when else '?'}"
-                )
-            box.acknowledge_alert(connection, alert_id, by=by.strip(), now=now)
-            if note:
-                _merge_details(connection, alert_id, {"ack_note": note})
-            return _existing(connection, alert_id)
+        alert = _existing(connection, alert_id)
+        if alert.state is AlertState.RESOLVED:
+            raise UsageError(f"alert {alert_id} is resolved; nothing to acknowledge")
+        if alert.state is AlertState.ACKNOWLEDGED:
+            when = alert.acknowledged_at_utc
+            raise UsageError(
+                f"alert {alert_id} was already acknowledged by {alert.acknowledged_by} "
+                f"at {when.isoformat() if when else '?'}"
+            )
+        box.acknowledge_alert(connection, alert_id, by=by.strip(), now=now)
+        if note:
+            _merge_details(connection, alert_id, {"ack_note": note})
+        return _existing(connection, alert_id)
 
     def resolve(
         self, alert_id: int, *, now: datetime, by: str | None = None, note: str | None = None
@@ -290,12 +303,24 @@ class AlertEngine:
             UsageError: No such alert, or it is already resolved.
         """
         with self.store.write() as connection:
-            alert = _existing(connection, alert_id)
-            if alert.state is AlertState.RESOLVED:
-                raise UsageError(f"alert {alert_id} is already resolved")
-            text = note or (f"Resolved by {by}." if by else "Resolved by hand.")
-            _resolve(connection, alert, now=now, note=text, routes=self.routes, by=by)
-            return _existing(connection, alert_id)
+            return self.resolve_in(connection, alert_id, now=now, by=by, note=note)
+
+    def resolve_in(
+        self,
+        connection: Connection,
+        alert_id: int,
+        *,
+        now: datetime,
+        by: str | None = None,
+        note: str | None = None,
+    ) -> AlertRecord:
+        """:meth:`resolve` inside the caller's write transaction."""
+        alert = _existing(connection, alert_id)
+        if alert.state is AlertState.RESOLVED:
+            raise UsageError(f"alert {alert_id} is already resolved")
+        text = note or (f"Resolved by {by}." if by else "Resolved by hand.")
+        _resolve(connection, alert, now=now, note=text, routes=self.routes, by=by)
+        return _existing(connection, alert_id)
 
     def list_alerts(
         self, *, states: Iterable[AlertState] | None = None, limit: int | None = None

@@ -70,6 +70,8 @@ _COMMAND_MODULES = {
     "check": "certvigil.cli.check_cmd",
     "exporter": "certvigil.cli.exporter_cmd",
     "users": "certvigil.cli.users_cmd",
+    "serve": "certvigil.cli.serve_cmd",
+    "keys": "certvigil.cli.keys_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

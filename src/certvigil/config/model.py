@@ -360,6 +360,81 @@ def _is_label(text: str) -> bool:
     return True
 
 
+class ServerLink(_Model):
+    """Where an agent reports (the ``server:`` section of ``certvigil agent``'s file).
+
+    Attributes:
+        url: The server's base URL (``https://certvigil.example:8750``); a URL ending in
+            ``/api/sslscout/report`` (SSL Scout's ``api_endpoint``) names the same server;
+            ``certvigil agent`` needs it, other commands ignore the section.
+        key: The agent's API key (scope ``agent``); exclusive with ``key_file``.
+        key_file: A file holding the key, relative to the configuration file.
+        name: The agent's name on the server; the host name when unset.
+        tags: Targets the server assigns to these tags are scanned by this agent.
+        outbox: The SQLite file keeping reports until the server has them; next to the
+            configuration file (``<name>.outbox.db``) when unset.
+        outbox_max_mb: Most disk the outbox may use; past it the oldest reports are
+            dropped with a warning.
+        batch_size: Observations sent in one request.
+        ca_file: PEM bundle to verify the server's own TLS certificate with.
+    """
+
+    url: Text | None = None
+    key: Text | None = None
+    key_file: FilePath | None = None
+    name: Text | None = None
+    tags: tuple[Tag, ...] = ()
+    outbox: FilePath | None = None
+    outbox_max_mb: float = Field(default=100.0, gt=0, le=1_000_000)
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    ca_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> ServerLink:
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f'url "{self.url}": give an http:// or https:// URL')
+        if self.key is not None and self.key_file is not None:
+            raise ValueError("give either key or key_file, not both")
+        return self
+
+
+class Assignment(_Model):
+    """Targets the server hands to agents, by the agent's name or one of its tags.
+
+    Attributes:
+        agent: The agent's name; exclusive with ``tag``.
+        tag: Every agent announcing this tag.
+        targets: The endpoints it scans, as in ``targets``.
+    """
+
+    agent: Text | None = None
+    tag: Tag | None = None
+    targets: tuple[TargetEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Assignment:
+        if (self.agent is None) == (self.tag is None):
+            raise ValueError("give exactly one of agent or tag")
+        return self
+
+
+class ServeSettings(_Model):
+    """The central server's settings (the ``serve:`` section of ``certvigil serve``'s file).
+
+    Attributes:
+        scan_allow: What ``POST /api/v1/scans`` may probe, and where fetches made on
+            behalf of a request (AIA, OCSP, CRL) may go: CIDR blocks and host name
+            patterns (``*.internal.example``). Empty: no scan on request at all.
+        assignments: Targets handed to agents.
+        agent_silence_intervals: An agent silent for more than this many of its own
+            scan intervals raises an alert.
+    """
+
+    scan_allow: tuple[Text, ...] = ()
+    assignments: tuple[Assignment, ...] = ()
+    agent_silence_intervals: int = Field(default=3, ge=1, le=1000)
+
+
 MAX_RETENTION_DAYS = 36500
 """The longest retention a configuration may give (a hundred years)."""
 
@@ -380,6 +455,8 @@ class Config(_Model):
             keeps them for ever.
         targets: Endpoints named in the file.
         sources: Files (zone files, CSV exports, target lists) that name more endpoints.
+        server: Where ``certvigil agent`` reports; ``None`` outside agents.
+        serve: The central server's settings (``certvigil serve``).
     """
 
     database_url: Text | None = None
@@ -390,11 +467,11 @@ class Config(_Model):
     retention_days: int | None = Field(default=400, ge=1, le=MAX_RETENTION_DAYS)
     targets: tuple[TargetEntry, ...] = ()
     sources: tuple[SourceEntry, ...] = ()
+    server: ServerLink | None = None
+    serve: ServeSettings = ServeSettings()
 
 
 FOREIGN_KEYS: dict[str, str] = {
-    "api_key": "a DNS Science SSL Scout key; certvigil keeps its own inventory",
-    "api_endpoint": "a DNS Science SSL Scout URL; certvigil keeps its own inventory",
     "websocket_alerts": "certvigil's server streams alerts to WebSocket clients on its own",
 }
 """Keys of SSL Scout configurations that are accepted and ignored, with the reason."""
@@ -404,6 +481,8 @@ SEED_RENAMES: dict[str, tuple[str, str]] = {
     "timeout": ("scan", "timeout"),
     "alert_days_before_expiry": ("alerts", "thresholds"),
     "log_file": ("logging", "file"),
+    "api_key": ("server", "key"),
+    "api_endpoint": ("server", "url"),
 }
 """SSL Scout top-level keys and where certvigil keeps the same setting."""
 

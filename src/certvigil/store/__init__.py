@@ -6,6 +6,7 @@ Start with :func:`open_store`; see ``docs/store.md`` for the schema and the defa
 from __future__ import annotations
 
 from certvigil.store import dashboard_models  # noqa: F401  (registers its tables)
+from certvigil.store import server_models as _server_models  # noqa: F401 (its tables)
 from certvigil.store.api import Store, open_store
 from certvigil.store.engine import DATABASE_URL_ENV, default_database_path
 from certvigil.store.records import (

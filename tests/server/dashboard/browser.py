@@ -35,7 +35,7 @@ def artefacts_dir() -> Path:
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
+def serve(app: FastAPI, *, lifespan: bool = False) -> Iterator[str]:
     """Runs ``app`` under uvicorn on 127.0.0.1 (a port of its own) in a thread.
 
     The listening socket is bound and listening before the thread starts, so the first
@@ -47,7 +47,12 @@ def serve(app: FastAPI) -> Iterator[str]:
     sock.listen(64)
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on" if lifespan else "off",
+            timeout_graceful_shutdown=2,
+        )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

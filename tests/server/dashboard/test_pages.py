@@ -385,7 +385,7 @@ def test_logout_ends_the_session(seeded_store) -> None:
         page = await client.get("/dashboard/")
         cookie = client.cookies.get(SESSION_COOKIE)
         out = await client.post("/dashboard/logout", data={"csrf_token": csrf_of(page.text)})
-        client.cookies.set(SESSION_COOKIE, cookie or "", path="/dashboard")
+        client.cookies.set(SESSION_COOKIE, cookie or "", path="/")
         return out.status_code, (await client.get("/dashboard/")).status_code
 
     assert run(store, scenario) == (303, 303)

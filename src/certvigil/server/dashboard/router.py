@@ -120,12 +120,16 @@ class _Pages:
         alerts: AlertEngine,
         agents: AgentsSource | None,
         ct_findings: CtFindingsSource | None,
+        alert_changer: AlertChanger | None,
+        last_event_id: Callable[[], int] | None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.alerts = alerts
         self.agents = agents
         self.ct_findings = ct_findings
+        self.alert_changer = alert_changer
+        self.last_event_id = last_event_id
         self.env = _environment()
         self.static = _load_static()
 
@@ -262,7 +266,7 @@ class _Pages:
             auth.SESSION_COOKIE,
             token,
             max_age=int(self.settings.session_lifetime.total_seconds()),
-            path=PREFIX,
+            path="/",  # the live alert stream under /api/v1 reads it too
             httponly=True,
             samesite="strict",
             secure=self.secure(request),
@@ -318,7 +322,7 @@ class _Pages:
 
         await run_in_threadpool(forget)
         response = RedirectResponse(f"{PREFIX}/login", status_code=303, headers=SECURITY_HEADERS)
-        response.delete_cookie(auth.SESSION_COOKIE, path=PREFIX)
+        response.delete_cookie(auth.SESSION_COOKIE, path="/")
         return response
 
     # Pages --------------------------------------------------------------------------
@@ -333,11 +337,14 @@ class _Pages:
             recent = list_alerts(
                 connection, states=(AlertState.OPEN, AlertState.ACKNOWLEDGED), limit=10
             )
+        # The stream resumes after the last event the page already reflects.
+        live_after = self.last_event_id() if self.last_event_id is not None else None
         week0 = now.replace(hour=0, minute=0, second=0, microsecond=0)
         return self.render(
             "overview.html",
             request,
             session=session,
+            live_after=live_after,
             data=data,
             recent_alerts=recent,
             timeline=expiry_timeline_svg(data.expiring_by_week, start=week0, chart_id="timeline"),
@@ -507,13 +514,14 @@ class _Pages:
         note = form.get("note", "").strip()[:500] or None
 
         def act() -> str:
-            if action == "acknowledge":
-                self.alerts.acknowledge(
-                    alert_id, by=assert_session.user_name, now=self.now(), note=note
-                )
-                return f"Alert {alert_id} acknowledged."
-            self.alerts.resolve(alert_id, now=self.now(), by=assert_session.user_name, note=note)
-            return f"Alert {alert_id} resolved."
+            user = assert_session.user_name
+            if self.alert_changer is not None:
+                self.alert_changer(request, alert_id, user, action == "resolve", note)
+            elif action == "acknowledge":
+                self.alerts.acknowledge(alert_id, by=user, now=self.now(), note=note)
+            else:
+                self.alerts.resolve(alert_id, now=self.now(), by=user, note=note)
+            return f"Alert {alert_id} {'resolved' if action == 'resolve' else 'acknowledged'}."
 
         try:
             done = await run_in_threadpool(act)
@@ -560,6 +568,11 @@ def _row_id(text: str) -> int | None:
     return int(text)
 
 
+AlertChanger = Callable[[Request, int, str, bool, "str | None"], None]
+"""Acknowledges (``False``) or resolves (``True``) an alert as a user, with a note;
+raises ``UsageError`` when the alert is missing or not in a state that allows it."""
+
+
 class _Refusal(str):
     """A log-in refused, with the reason to show (a token is a plain ``str``)."""
 
@@ -571,6 +584,8 @@ def dashboard_router(
     alerts: AlertEngine | None = None,
     agents: AgentsSource | None = None,
     ct_findings: CtFindingsSource | None = None,
+    alert_changer: AlertChanger | None = None,
+    last_event_id: Callable[[], int] | None = None,
 ) -> APIRouter:
     """The dashboard's routes, under ``/dashboard``, to include in the server's app.
 
@@ -582,6 +597,10 @@ def dashboard_router(
             by default.
         agents: Reads the agents for the agents page; ``None`` shows that none report.
         ct_findings: Reads CT findings; ``None`` shows that the CT watch is not set up.
+        alert_changer: Acknowledges or resolves for the server (recording the stream
+            event with it); ``None`` uses ``alerts`` directly.
+        last_event_id: The newest alert-stream event id; with it the overview
+            subscribes to the live stream from there, without it no script is loaded.
 
     Returns:
         The router (leave it out of the OpenAPI document: these are pages, not API).
@@ -592,6 +611,8 @@ def dashboard_router(
         alerts or AlertEngine(store),
         agents,
         ct_findings,
+        alert_changer,
+        last_event_id,
     )
     router = APIRouter(include_in_schema=False)
 

@@ -1,7 +1,7 @@
 """Dashboard users, sessions and failed-login counters
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import certvigil.store.models
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,625 @@
+"""The versioned JSON API under ``/api/v1``: reports, inventory, alerts, agents, scans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from certvigil import __version__
+from certvigil.analysis.changes import Change
+from certvigil.analysis.model import Severity
+from certvigil.config.model import TargetEntry
+from certvigil.errors import UsageError
+from certvigil.output.json_doc import certificate_json
+from certvigil.server.app import ServerState, server_state
+from certvigil.server.auth import ADMINS, AGENTS_ONLY, READERS, SCOPES_EXTENSION, require
+from certvigil.server.errors import ApiError
+from certvigil.server.events import EVENT_ACKNOWLEDGED, EVENT_RESOLVED, record_alert_event
+from certvigil.server.ingest import MAX_ITEMS, AgentInfo, BatchOutcome, judge_items, store_batch
+from certvigil.server.keys import Principal, Scope
+from certvigil.server.scans import scan_on_request
+from certvigil.server.shapes import (
+    agent_json,
+    alert_json,
+    decode_cursor,
+    deployment_json,
+    encode_cursor,
+    endpoint_json,
+    finding_json,
+    inventory_json,
+    iso,
+    observation_json,
+    page,
+)
+from certvigil.server.trust import TrustDocument, trust_store_for
+from certvigil.store import AlertState
+from certvigil.store import queries as q
+from certvigil.store import server_queries as sq
+
+router = APIRouter()
+
+Sha256 = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256, hex")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
+Cursor = Annotated[
+    str | None, Query(max_length=400, description="next_cursor of the previous page")
+]
+
+
+def _scopes(*scopes: Scope) -> dict[str, Any]:
+    return {SCOPES_EXTENSION: sorted(s.value for s in scopes)}
+
+
+Reader = Annotated[Principal, Depends(require(*READERS))]
+Reporter = Annotated[Principal, Depends(require(*AGENTS_ONLY))]
+Admin = Annotated[Principal, Depends(require(*ADMINS))]
+State = Annotated[ServerState, Depends(server_state)]
+
+
+def host_glob(host: str | None) -> str | None:
+    """``host=internal`` matches names containing it; a value with ``*`` or ``?`` is a glob."""
+    if host is None or host == "":
+        return None
+    return host if any(c in host for c in "*?") else f"*{host}*"
+
+
+# Reports ----------------------------------------------------------------------------
+
+
+class AgentModel(BaseModel):
+    """The agent sending a batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: str = Field(default="unknown", max_length=64)
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=32
+    )
+    interval_s: int = Field(default=3600, ge=1, le=10_000_000)
+    targets: int = Field(default=0, ge=0, le=100_000_000)
+    backlog: int = Field(default=0, ge=0, le=100_000_000)
+
+
+class ReportBatch(BaseModel):
+    """A batch of observations from an agent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report_id: str = Field(
+        min_length=8,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="The agent's id for the batch: a retry with the same id is stored once",
+    )
+    agent: AgentModel
+    trust: TrustDocument = Field(default_factory=TrustDocument)
+    thresholds: list[Annotated[str, Field(max_length=20)]] | None = Field(
+        default=None, max_length=20, description="The agent's alert thresholds (30d, 7d...)"
+    )
+    items: list[Any] = Field(
+        max_length=MAX_ITEMS, description="Observations (certvigil.handshake/1)"
+    )
+
+
+def outcome_json(outcome: BatchOutcome) -> dict[str, Any]:
+    """The answer to a batch."""
+    return {
+        "report_id": outcome.report_id,
+        "accepted": outcome.accepted,
+        "rejected": list(outcome.rejected),
+        "duplicate": outcome.duplicate,
+    }
+
+
+def ingest(state: ServerState, principal: Principal, batch: ReportBatch) -> BatchOutcome:
+    """Judges and stores a batch (shared with the SSL Scout route)."""
+    # An agent key reports as the agent of its own name: one agent cannot pose as another.
+    name = principal.name if principal.scope is Scope.AGENT else batch.agent.name
+    now = state.clock()
+    trust = trust_store_for(batch.trust)
+    judged, rejected = judge_items(batch.items, now=now, trust=trust)
+    policy = state.policy
+    if batch.thresholds:
+        policy = policy_with_thresholds(state, batch.thresholds, [r.target for r, _ in judged])
+    outcome = store_batch(
+        state.store,
+        state.engine(policy),
+        report_id=f"{name}/{batch.report_id}",
+        agent=AgentInfo(
+            name=name,
+            version=batch.agent.version,
+            tags=tuple(batch.agent.tags),
+            interval_s=batch.agent.interval_s,
+            targets=batch.agent.targets,
+            backlog=batch.agent.backlog,
+        ),
+        api_key_id=principal.key_id,
+        judged=judged,
+        rejected=rejected,
+        now=now,
+    )
+    if outcome.alert_events:
+        state.hub.wake()
+    return BatchOutcome(
+        report_id=batch.report_id,
+        accepted=outcome.accepted,
+        rejected=outcome.rejected,
+        duplicate=outcome.duplicate,
+    )
+
+
+def policy_with_thresholds(state: ServerState, labels: list[str], targets: list[Any]) -> Any:
+    """The server's policy with the agent's thresholds for its targets."""
+    from dataclasses import replace
+
+    from certvigil.alerts.rules import parse_threshold
+
+    try:
+        thresholds = tuple(parse_threshold(label) for label in labels)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", f"thresholds: {exc}") from None
+    return replace(
+        state.policy,
+        target_thresholds={**state.policy.target_thresholds, **dict.fromkeys(targets, thresholds)},
+    )
+
+
+@router.post(
+    "/reports",
+    summary="Send a batch of observations (agents)",
+    openapi_extra=_scopes(*AGENTS_ONLY),
+    tags=["agents"],
+)
+def post_reports(batch: ReportBatch, principal: Reporter, state: State) -> dict[str, Any]:
+    """Stores a batch once per ``report_id``; bad items are listed with index and reason."""
+    return outcome_json(ingest(state, principal, batch))
+
+
+@router.get(
+    "/agents/me/targets",
+    summary="Targets the server assigns to the calling agent",
+    openapi_extra=_scopes(*AGENTS_ONLY),
+    tags=["agents"],
+)
+def my_targets(
+    principal: Reporter,
+    state: State,
+    tag: Annotated[list[str] | None, Query(max_length=32)] = None,
+) -> dict[str, Any]:
+    """The targets assigned to this agent's name or to one of the tags it names."""
+    tags = set(tag or ())
+    entries: list[dict[str, Any]] = []
+    for assignment in state.loaded.config.serve.assignments:
+        if assignment.agent == principal.name or (assignment.tag and assignment.tag in tags):
+            entries += [
+                t.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+                | {"host": t.host}
+                for t in assignment.targets
+            ]
+    return {"agent": principal.name, "targets": entries}
+
+
+# Certificates -----------------------------------------------------------------------
+
+
+@router.get(
+    "/certificates",
+    summary="Deployed certificates, filtered, sorted, paged",
+    openapi_extra=_scopes(*READERS),
+    tags=["inventory"],
+)
+def list_certificates(
+    _principal: Reader,
+    state: State,
+    expiring_within: Annotated[float | None, Query(ge=0, le=36500, description="Days")] = None,
+    host: Annotated[str | None, Query(max_length=255)] = None,
+    issuer: Annotated[str | None, Query(max_length=255)] = None,
+    grade_below: Annotated[Literal["A+", "A", "B", "C", "D", "E", "F"] | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    sort: Annotated[
+        Literal[
+            "not_after", "-not_after", "host", "-host", "issuer", "-issuer", "subject", "-subject"
+        ],
+        Query(),
+    ] = "not_after",
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Leaf certificates as currently deployed (one row per endpoint)."""
+    if grade_below is not None:
+        raise ApiError(
+            400,
+            "not_recorded",
+            "grade_below: grades are not recorded from agents' observations yet",
+        )
+    now = state.clock()
+    try:
+        with state.store.read() as connection:
+            rows, next_key = sq.certificate_page(
+                connection,
+                now=now,
+                expiring_within_days=expiring_within,
+                host_glob=host_glob(host),
+                issuer=issuer or None,
+                tag=tag or None,
+                sort=sort,
+                after=decode_cursor(cursor),
+                limit=limit,
+            )
+    except ValueError as exc:
+        raise ApiError(400, "bad_cursor", str(exc)) from None
+    return page(
+        [inventory_json(r, now=now) for r in rows],
+        encode_cursor(next_key) if next_key is not None else None,
+    )
+
+
+@router.get(
+    "/certificates/{sha256}",
+    summary="One certificate: facts, chain, findings, where deployed now and before",
+    openapi_extra=_scopes(*READERS),
+    tags=["inventory"],
+)
+def get_certificate(sha256: Sha256, _principal: Reader, state: State) -> dict[str, Any]:
+    """Everything known about a certificate."""
+    key = sha256.lower()
+    now = state.clock()
+    with state.store.read() as connection:
+        facts = q.get_certificate(connection, key)
+        if facts is None:
+            raise ApiError(404, "not_found", f"certificate {key}: not in the inventory")
+        deployments = q.certificate_deployments(connection, key)
+        latest = q.latest_observations(connection, [d.endpoint_id for d in deployments])
+    findings: dict[str, dict[str, Any]] = {}
+    chain: list[str] = []
+    for deployment in deployments:
+        observation = latest.get(deployment.endpoint_id)
+        if observation is None or not deployment.is_current:
+            continue
+        if not chain and key in observation.chain_sha256:
+            chain = list(observation.chain_sha256)
+        for finding in observation.findings:
+            findings.setdefault(f"{finding.code}:{finding.message}", finding_json(finding))
+    return {
+        "sha256": key,
+        "facts": certificate_json(facts, index=0, now=now),
+        "chain_sha256": chain,
+        "findings": list(findings.values()),
+        "deployed_now": [deployment_json(d) for d in deployments if d.is_current],
+        "deployed_before": [deployment_json(d) for d in deployments if not d.is_current],
+    }
+
+
+# Endpoints and changes --------------------------------------------------------------
+
+
+@router.get(
+    "/endpoints",
+    summary="Known endpoints, paged",
+    openapi_extra=_scopes(*READERS),
+    tags=["inventory"],
+)
+def list_endpoints(
+    _principal: Reader,
+    state: State,
+    host: Annotated[str | None, Query(max_length=255)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Endpoints by id."""
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, int):
+        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    with state.store.read() as connection:
+        found = sq.endpoints_page(
+            connection, host_glob=host_glob(host), tag=tag or None, after_id=after, limit=limit
+        )
+    more = len(found) == limit
+    return page(
+        [endpoint_json(e) for e in found], encode_cursor(found[-1].id) if more and found else None
+    )
+
+
+@router.get(
+    "/endpoints/{endpoint_id}/history",
+    summary="An endpoint's observations, newest first, paged",
+    openapi_extra=_scopes(*READERS),
+    tags=["inventory"],
+)
+def endpoint_history(
+    endpoint_id: Annotated[int, Path(ge=1, le=2**62)],
+    _principal: Reader,
+    state: State,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """What each scan of the endpoint saw, with what changed."""
+    before = decode_cursor(cursor)
+    if before is not None and not isinstance(before, int):
+        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    with state.store.read() as connection:
+        if not sq.endpoint_exists(connection, endpoint_id):
+            raise ApiError(404, "not_found", f"endpoint {endpoint_id}: not in the inventory")
+        history = q.endpoint_history(connection, endpoint_id, limit=None)
+        changes = q.endpoint_changes(connection, endpoint_id)
+    if before is not None:
+        history = tuple(o for o in history if o.id < before)
+    chunk = history[:limit]
+    more = len(history) > limit
+    return {
+        "endpoint_id": endpoint_id,
+        "items": [observation_json(o) for o in chunk],
+        "changes": [_change_json(c) for c in changes],
+        "next_cursor": encode_cursor(chunk[-1].id) if more and chunk else None,
+    }
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    return {
+        "at": iso(change.observed_at_utc),
+        "kind": change.kind.value,
+        "before": change.before,
+        "after": change.after,
+        "message": change.message,
+    }
+
+
+@router.get(
+    "/changes",
+    summary="What changed anywhere since a time",
+    openapi_extra=_scopes(*READERS),
+    tags=["inventory"],
+)
+def list_changes(
+    _principal: Reader,
+    state: State,
+    since: Annotated[
+        str | None, Query(max_length=40, description="ISO 8601 time, or hours like 24h")
+    ] = None,
+    host: Annotated[str | None, Query(max_length=255)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Changes per endpoint, paged by endpoint id."""
+    since_utc = _since(since, state)
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, int):
+        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    with state.store.read() as connection:
+        found = q.changes_since(connection, since_utc, host_glob=host_glob(host), tag=tag or None)
+    ordered = sorted(found, key=lambda pair: pair[0].id)
+    if after is not None:
+        ordered = [p for p in ordered if p[0].id > after]
+    chunk = ordered[:limit]
+    more = len(ordered) > limit
+    return {
+        "since": iso(since_utc),
+        "items": [
+            {"endpoint": endpoint_json(e), "changes": [_change_json(c) for c in changes]}
+            for e, changes in chunk
+        ],
+        "next_cursor": encode_cursor(chunk[-1][0].id) if more and chunk else None,
+    }
+
+
+def _since(text: str | None, state: ServerState) -> datetime:
+    now = state.clock()
+    if text is None or text == "":
+        return now - timedelta(days=1)
+    for unit, seconds in (("h", 3600), ("d", 86400), ("m", 60)):
+        if text.endswith(unit) and text[:-1].isdigit() and len(text) < 10:
+            return now - timedelta(seconds=int(text[:-1]) * seconds)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "bad_time", f"since: {text!r} is not ISO 8601 nor like 24h") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+# Alerts -----------------------------------------------------------------------------
+
+AlertStateQuery = Literal["open", "acknowledged", "resolved", "active"]
+
+
+def alert_page(
+    state: ServerState,
+    *,
+    unread: bool | None,
+    alert_state: str | None,
+    severity: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Any], int | None]:
+    """Alerts for a list request and the next page's cursor value."""
+    states: set[AlertState] | None = None
+    if alert_state == "active":
+        states = {AlertState.OPEN, AlertState.ACKNOWLEDGED}
+    elif alert_state is not None:
+        states = {AlertState(alert_state)}
+    if unread:
+        # Unread: open and nobody has acknowledged it.
+        states = {AlertState.OPEN} if states is None else states & {AlertState.OPEN}
+    elif unread is False:
+        read = {AlertState.ACKNOWLEDGED, AlertState.RESOLVED}
+        states = read if states is None else states & read
+    before = decode_cursor(cursor)
+    if before is not None and not isinstance(before, int):
+        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    if states is not None and not states:
+        return [], None
+    with state.store.read() as connection:
+        found = sq.alerts_page(
+            connection,
+            states=states,
+            severities={Severity(severity)} if severity else None,
+            before_id=before,
+            limit=limit + 1,
+        )
+    more = len(found) > limit
+    chunk = list(found[:limit])
+    return chunk, (chunk[-1].id if more and chunk else None)
+
+
+@router.get(
+    "/alerts",
+    summary="Alerts, newest first, paged",
+    openapi_extra=_scopes(*READERS),
+    tags=["alerts"],
+)
+def list_alerts(
+    _principal: Reader,
+    state: State,
+    unread: bool | None = None,
+    alert_state: Annotated[AlertStateQuery | None, Query(alias="state")] = None,
+    severity: Annotated[Literal["info", "warning", "critical"] | None, Query()] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """``unread=true`` is open and not acknowledged."""
+    chunk, next_id = alert_page(
+        state,
+        unread=unread,
+        alert_state=alert_state,
+        severity=severity,
+        limit=limit,
+        cursor=cursor,
+    )
+    return page([alert_json(a) for a in chunk], encode_cursor(next_id) if next_id else None)
+
+
+AlertId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+class AckBody(BaseModel):
+    """An optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def change_alert(
+    state: ServerState, alert_id: int, principal: Principal, *, resolve: bool, note: str | None
+) -> dict[str, Any]:
+    """Acknowledges or resolves an alert and logs the stream event in one transaction."""
+    now = state.clock()
+    engine = state.engine()
+    try:
+        with state.store.write() as connection:
+            if resolve:
+                alert = engine.resolve_in(
+                    connection, alert_id, now=now, by=principal.name, note=note
+                )
+            else:
+                alert = engine.acknowledge_in(
+                    connection, alert_id, by=principal.name, now=now, note=note
+                )
+            record_alert_event(
+                connection, alert_id, EVENT_RESOLVED if resolve else EVENT_ACKNOWLEDGED, now=now
+            )
+    except UsageError as exc:
+        status = 404 if "no such alert" in str(exc) else 409
+        raise ApiError(status, "not_found" if status == 404 else "conflict", str(exc)) from None
+    state.hub.wake()
+    return alert_json(alert)
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    summary="Acknowledge an open alert",
+    openapi_extra=_scopes(*ADMINS),
+    tags=["alerts"],
+)
+def acknowledge(
+    alert_id: AlertId, principal: Admin, state: State, body: AckBody | None = None
+) -> dict[str, Any]:
+    """Someone is on it; 409 when it is not open."""
+    return change_alert(state, alert_id, principal, resolve=False, note=body.note if body else None)
+
+
+@router.post(
+    "/alerts/{alert_id}/resolve",
+    summary="Resolve an active alert",
+    openapi_extra=_scopes(*ADMINS),
+    tags=["alerts"],
+)
+def resolve(
+    alert_id: AlertId, principal: Admin, state: State, body: AckBody | None = None
+) -> dict[str, Any]:
+    """Closes it; a condition that still holds opens a new alert at the next report."""
+    return change_alert(state, alert_id, principal, resolve=True, note=body.note if body else None)
+
+
+# Agents -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/agents",
+    summary="Agents: version, last contact, targets, backlog",
+    openapi_extra=_scopes(*READERS),
+    tags=["agents"],
+)
+def list_agents(
+    _principal: Reader, state: State, limit: Limit = 100, cursor: Cursor = None
+) -> dict[str, Any]:
+    """Agents by name."""
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, str):
+        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    now = state.clock()
+    with state.store.read() as connection:
+        found = sq.list_agents(connection, after_name=after, limit=limit + 1)
+    more = len(found) > limit
+    chunk = found[:limit]
+    return page(
+        [agent_json(a, now=now, silence_intervals=state.silence_intervals) for a in chunk],
+        encode_cursor(chunk[-1].name) if more and chunk else None,
+    )
+
+
+# Scans ------------------------------------------------------------------------------
+
+
+class ScanRequest(BaseModel):
+    """Endpoints to scan now."""
+
+    model_config = ConfigDict(extra="forbid")
+    targets: list[TargetEntry] = Field(min_length=1, max_length=64)
+
+
+@router.post(
+    "/scans",
+    summary="Scan now (only targets inside serve.scan_allow)",
+    openapi_extra=_scopes(*ADMINS),
+    tags=["scans"],
+)
+async def post_scan(body: ScanRequest, principal: Admin, request: Request) -> dict[str, Any]:
+    """Probes the targets, records and judges them; 403 for anything outside the allow-list."""
+    state = server_state(request)
+    return await scan_on_request(state, body.targets, by=principal.name)
+
+
+@router.get(
+    "/status",
+    summary="Server version and the caller's scope",
+    openapi_extra=_scopes(Scope.AGENT, Scope.READ, Scope.ADMIN),
+    tags=["server"],
+)
+def status(
+    principal: Annotated[Principal, Depends(require(Scope.AGENT, Scope.READ, Scope.ADMIN))],
+    state: State,
+) -> dict[str, Any]:
+    """Who you are to this server, and which version it runs."""
+    return {
+        "version": __version__,
+        "principal": principal.name,
+        "scope": principal.scope.value,
+        "database": state.store.dialect_name,
+        "events": state.hub.last_id,
+    }

@@ -1,0 +1,220 @@
+"""The server application: ``create_app(loaded, store)`` builds the FastAPI app.
+
+One process serves the API and runs, in the background, the alert event poller (the
+live stream), the delivery outbox for the alerts reported data raised, and the check
+for agents that went silent. Other front ends (the dashboard) are mounted with
+``dashboard_router``; they may authenticate their own way and hand the route a
+:class:`~certvigil.server.keys.Principal` in ``request.state.principal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from certvigil import __version__
+from certvigil.alerts.delivery import channels_for_routes, deliver_due
+from certvigil.alerts.engine import AlertEngine
+from certvigil.alerts.routing import AlertRoute, routes_from_config
+from certvigil.alerts.rules import AlertPolicy
+from certvigil.config.loading import LoadedConfig
+from certvigil.daemon.runner import expiry_thresholds
+from certvigil.errors import StoreError
+from certvigil.server.allowlist import AllowList
+from certvigil.server.errors import ApiError, install_error_handlers
+from certvigil.server.events import DEFAULT_POLL_S, AlertEventHub
+from certvigil.server.watch import check_silent_agents, tell_failed_deliveries
+from certvigil.store import Store
+
+log = logging.getLogger("certvigil.server")
+
+API_PREFIX = "/api/v1"
+"""Where the versioned API lives."""
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""Largest request body accepted (a batch of 1,000 observations with long chains)."""
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True, kw_only=True)
+class ServerState:
+    """What routes share: the store, the configuration, the engine, the stream.
+
+    Attributes:
+        loaded: The server's configuration.
+        store: The inventory.
+        clock: ``now`` for records and alerts.
+        routes: Alert routes.
+        policy: Alert policy (thresholds from ``alerts.thresholds``).
+        hub: The live alert stream of this process.
+        allow: What scans on request may reach.
+        silence_intervals: Intervals of silence after which an agent raises an alert.
+        background: Run the poller, the outbox and the silence check.
+        tasks: The background tasks while running.
+    """
+
+    loaded: LoadedConfig
+    store: Store
+    clock: Callable[[], datetime]
+    routes: tuple[AlertRoute, ...]
+    policy: AlertPolicy
+    hub: AlertEventHub
+    allow: AllowList
+    silence_intervals: int
+    background: bool = True
+    poll_s: float = DEFAULT_POLL_S
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def engine(self, policy: AlertPolicy | None = None) -> AlertEngine:
+        """An alert engine on the store with the server's routes."""
+        return AlertEngine(self.store, self.routes, policy or self.policy)
+
+
+class _BodyLimit(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            from fastapi.responses import JSONResponse
+
+            from certvigil.server.errors import error_body
+
+            return JSONResponse(
+                error_body("too_large", f"request body: more than {MAX_BODY_BYTES} bytes"),
+                status_code=413,
+            )
+        return await call_next(request)
+
+
+def create_app(
+    loaded: LoadedConfig,
+    store: Store,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    background: bool = True,
+    poll_s: float = DEFAULT_POLL_S,
+    dashboard_router: APIRouter | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """Builds the server.
+
+    Args:
+        loaded: The configuration (``alerts`` for routes and thresholds, ``serve`` for
+            the scan allow-list, assignments and silence rule).
+        store: The opened inventory.
+        clock: ``now`` (tests pin it).
+        background: Run the event poller, the outbox and the silence check (tests of
+            single requests turn them off; the stream then polls when asked).
+        poll_s: How often the event poller and the background checks run.
+        dashboard_router: The dashboard's pages, mounted at the root.
+        extra_routers: More routers (the Prometheus exporter).
+
+    Returns:
+        The application; its lifespan starts and stops the background tasks.
+    """
+    config = loaded.config
+    state = ServerState(
+        loaded=loaded,
+        store=store,
+        clock=clock,
+        routes=tuple(routes_from_config(config.alerts.routes)),
+        policy=AlertPolicy(thresholds=expiry_thresholds(config.alerts.thresholds)),
+        hub=AlertEventHub(store, poll_s=poll_s),
+        allow=AllowList.parse(config.serve.scan_allow),
+        silence_intervals=config.serve.agent_silence_intervals,
+        background=background,
+        poll_s=poll_s,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await state.hub.start()
+        if state.background:
+            state.tasks = [
+                asyncio.create_task(state.hub.run(), name="alert-events"),
+                asyncio.create_task(_outbox_loop(state), name="outbox"),
+                asyncio.create_task(_silence_loop(state), name="agent-silence"),
+            ]
+        try:
+            yield
+        finally:
+            for task in state.tasks:
+                task.cancel()
+            for task in state.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            state.tasks = []
+
+    app = FastAPI(
+        title="certvigil",
+        version=__version__,
+        summary="TLS certificate inventory, alerts and agents",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    app.state.store = store
+    app.add_middleware(_BodyLimit)
+    install_error_handlers(app)
+
+    from certvigil.server.api import sslscout, stream, v1
+
+    app.include_router(v1.router, prefix=API_PREFIX)
+    app.include_router(stream.router, prefix=API_PREFIX)
+    app.include_router(sslscout.router, prefix="/api/sslscout")
+    for router in extra_routers:
+        app.include_router(router)
+    if dashboard_router is not None:
+        app.include_router(dashboard_router)
+    return app
+
+
+def server_state(request: Request) -> ServerState:
+    """The shared state of the app serving ``request``."""
+    state = request.app.state.server
+    if not isinstance(state, ServerState):
+        raise ApiError(500, "internal_error", "server state missing")
+    return state
+
+
+async def _outbox_loop(state: ServerState) -> None:
+    channels = channels_for_routes(list(state.routes))
+    while True:
+        try:
+            await deliver_due(state.store, channels, state.clock())
+            if await asyncio.to_thread(tell_failed_deliveries, state.store, now=state.clock()):
+                state.hub.wake()
+        except StoreError as exc:
+            log.warning("outbox: %s", exc)
+        await asyncio.sleep(max(state.poll_s, 1.0))
+
+
+async def _silence_loop(state: ServerState) -> None:
+    while True:
+        try:
+            told = await asyncio.to_thread(
+                check_silent_agents,
+                state.store,
+                state.engine(),
+                now=state.clock(),
+                intervals=state.silence_intervals,
+            )
+            if told:
+                state.hub.wake()
+        except StoreError as exc:
+            log.warning("agent silence check: %s", exc)
+        await asyncio.sleep(max(state.poll_s * 10, 5.0))

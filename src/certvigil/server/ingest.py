@@ -1,0 +1,197 @@
+"""Report batches from agents: validated item by item, judged, recorded with their alerts.
+
+A batch is stored in one transaction together with its report id, so a retried batch
+(the agent did not see the answer) finds its id and is stored once. Each item is
+judged before the transaction opens (judging is the slow part and needs no database);
+a bad item is rejected with its index and reason while the others are kept. The alert
+engine runs on the recorded reports inside the same transaction, and every alert it
+opens or resolves is appended to the event log there too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from certvigil.alerts.engine import AlertEngine
+from certvigil.analysis.model import EndpointReport
+from certvigil.analysis.trust import TrustStore
+from certvigil.server.events import EVENT_OPENED, EVENT_RESOLVED, record_alert_event
+from certvigil.server.wire import ItemError, judge_item, tags_from_item
+from certvigil.store import Store
+from certvigil.store import server_queries as sq
+from certvigil.store.ingest import record_reports
+from certvigil.store.queries import find_endpoint
+from certvigil.targets.target import Target
+
+MAX_ITEMS = 1000
+"""Most observations in one batch."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentInfo:
+    """What an agent says about itself with each batch.
+
+    Attributes:
+        name: Its name.
+        version: The certvigil version it runs.
+        tags: Its tags (targets assigned by tag reach it).
+        interval_s: Its scan interval.
+        targets: How many endpoints it scans.
+        backlog: Reports still in its outbox.
+    """
+
+    name: str
+    version: str
+    tags: tuple[str, ...] = ()
+    interval_s: int = 3600
+    targets: int = 0
+    backlog: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchOutcome:
+    """What happened to a batch.
+
+    Attributes:
+        report_id: The agent's id for it.
+        accepted: Items stored.
+        rejected: ``{"index", "reason"}`` for each item refused.
+        duplicate: The id was already stored: nothing was stored again.
+        alert_events: Stream events the batch caused.
+    """
+
+    report_id: str
+    accepted: int
+    rejected: tuple[dict[str, Any], ...] = ()
+    duplicate: bool = False
+    alert_events: tuple[int, ...] = field(default=())
+
+
+def judge_items(
+    items: Sequence[Any], *, now: datetime, trust: TrustStore
+) -> tuple[list[tuple[EndpointReport, tuple[str, ...] | None]], list[dict[str, Any]]]:
+    """Judges each item; returns the reports (with their tags) and the rejections."""
+    judged: list[tuple[EndpointReport, tuple[str, ...] | None]] = []
+    rejected: list[dict[str, Any]] = []
+    seen: set[Target] = set()
+    for index, item in enumerate(items):
+        try:
+            report = judge_item(item, now=now, trust=trust)
+            tags = tags_from_item(item)
+        except ItemError as exc:
+            rejected.append({"index": index, "reason": str(exc)})
+            continue
+        if report.target in seen:
+            rejected.append({"index": index, "reason": "target: reported twice in one batch"})
+            continue
+        seen.add(report.target)
+        judged.append((report, tags))
+    return judged, rejected
+
+
+def store_batch(
+    store: Store,
+    engine: AlertEngine,
+    *,
+    report_id: str,
+    agent: AgentInfo,
+    api_key_id: int | None,
+    judged: Sequence[tuple[EndpointReport, tuple[str, ...] | None]],
+    rejected: Sequence[dict[str, Any]],
+    now: datetime,
+) -> BatchOutcome:
+    """Stores a judged batch, its alerts and its events in one transaction (once per id)."""
+    with store.write() as connection:
+
+        def contact() -> None:
+            sq.record_agent_contact(
+                connection,
+                name=agent.name,
+                api_key_id=api_key_id,
+                version=agent.version,
+                tags=agent.tags,
+                interval_s=agent.interval_s,
+                targets=agent.targets,
+                backlog=agent.backlog,
+                now=now,
+            )
+
+        earlier = sq.received_report(connection, report_id)
+        if earlier is not None:
+            contact()
+            return BatchOutcome(
+                report_id=report_id,
+                accepted=earlier[0],
+                rejected=tuple(earlier[1]),
+                duplicate=True,
+            )
+        reports = [report for report, _ in judged]
+        tags = {report.target: t for report, t in judged if t is not None}
+        observation_ids = record_reports(connection, reports, tags=tags)
+        events: list[int] = []
+        for report, observation_id in zip(reports, observation_ids, strict=True):
+            events += _judge_alerts(connection, engine, report, observation_id, now)
+        sq.record_received_report(
+            connection,
+            report_id=report_id,
+            agent_name=agent.name,
+            accepted=len(reports),
+            rejected=rejected,
+            now=now,
+        )
+        contact()
+    return BatchOutcome(
+        report_id=report_id,
+        accepted=len(reports),
+        rejected=tuple(rejected),
+        alert_events=tuple(events),
+    )
+
+
+def store_reports(
+    store: Store, engine: AlertEngine, reports: Sequence[EndpointReport], *, now: datetime
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Records reports the server made itself (a scan on request) with their alerts.
+
+    Returns:
+        The observation ids and the stream event ids.
+    """
+    with store.write() as connection:
+        observation_ids = record_reports(connection, reports)
+        events: list[int] = []
+        for report, observation_id in zip(reports, observation_ids, strict=True):
+            events += _judge_alerts(connection, engine, report, observation_id, now)
+    return tuple(observation_ids), tuple(events)
+
+
+def _judge_alerts(
+    connection: Connection,
+    engine: AlertEngine,
+    report: EndpointReport,
+    observation_id: int,
+    now: datetime,
+) -> list[int]:
+    """Runs the alert rules on one recorded report and logs what they changed."""
+    endpoint = find_endpoint(connection, report.target)
+    if endpoint is None:  # recorded just above, in this transaction
+        raise RuntimeError(f"{report.target}: not recorded")
+    before = sq.active_alert_ids(connection, endpoint.id)
+    newest_before = sq.max_alert_id(connection)
+    engine.process_in(connection, report, now, observation_id=observation_id)
+    after = sq.active_alert_ids(connection, endpoint.id)
+    # New alerts (notices too: they open resolved, and are told of as opened), then
+    # the ones this report resolved.
+    events = [
+        record_alert_event(connection, alert_id, EVENT_OPENED, now=now)
+        for alert_id in sq.alert_ids_above(connection, newest_before, endpoint_id=endpoint.id)
+    ]
+    events += [
+        record_alert_event(connection, alert_id, EVENT_RESOLVED, now=now)
+        for alert_id in sorted(set(before) - set(after))
+    ]
+    return events
