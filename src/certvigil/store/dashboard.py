@@ -19,8 +19,10 @@ from sqlalchemy import (
     Connection,
     Integer,
     and_,
+    case,
     cast,
     delete,
+    distinct,
     func,
     inspect,
     literal,
@@ -31,7 +33,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from certvigil.store.dashboard_models import DASHBOARD_SESSIONS, DASHBOARD_USERS, LOGIN_THROTTLE
-from certvigil.store.models import ALERTS, CERTIFICATES, DEPLOYMENTS, ENDPOINT_TAGS, ENDPOINTS
+from certvigil.store.models import (
+    ALERTS,
+    CERTIFICATES,
+    DEPLOYMENTS,
+    ENDPOINT_TAGS,
+    ENDPOINTS,
+    sqlite_utc_text,
+)
 from certvigil.store.queries import _endpoint_record as endpoint_record
 from certvigil.store.queries import tags_for, target_from_columns
 from certvigil.store.records import EndpointRecord
@@ -279,37 +288,37 @@ def overview(connection: Connection, *, now: datetime, top_issuers: int = 10) ->
     statuses = connection.execute(
         select(e.last_status, func.count()).group_by(e.last_status).order_by(e.last_status)
     ).all()
-    # Distinct certificates: one certificate served by three endpoints expires once.
-    leaves = (
-        select(d.certificate_sha256, func.min(d.not_after_utc).label("not_after_utc"))
-        .where(_current_leaves())
-        .group_by(d.certificate_sha256)
-        .subquery()
-    )
-    week = _week_index(connection, leaves.c.not_after_utc, now)
+    # One pass over the current leaves (the covering expiry index): each certificate
+    # falls in one bucket, -1 for expired, TIMELINE_WEEKS for later, so counting
+    # distinct certificates per bucket counts each once, however many endpoints
+    # serve it.
     horizon = now + timedelta(weeks=TIMELINE_WEEKS)
-    bucket = (
-        select(week.label("week"), func.count().label("n"))
-        .where(leaves.c.not_after_utc >= now, leaves.c.not_after_utc < horizon)
-        .group_by(week)
-    )
+    bucket = case(
+        (d.not_after_utc < now, -1),
+        (d.not_after_utc >= horizon, TIMELINE_WEEKS),
+        else_=_week_index(connection, d.not_after_utc, now),
+    ).label("week")
     weeks = [0] * TIMELINE_WEEKS
-    for index, count in connection.execute(bucket):
-        if 0 <= int(index) < TIMELINE_WEEKS:
+    expired = later = 0
+    for index, count in connection.execute(
+        select(bucket, func.count(distinct(d.certificate_sha256)))
+        .where(_current_leaves())
+        .group_by(bucket)
+    ):
+        if index < 0:
+            expired += int(count)
+        elif index >= TIMELINE_WEEKS:
+            later += int(count)
+        else:
             weeks[int(index)] += int(count)
-    totals = connection.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(cast(leaves.c.not_after_utc < now, Integer)), 0),
-            func.coalesce(func.sum(cast(leaves.c.not_after_utc >= horizon, Integer)), 0),
-        ).select_from(leaves)
-    ).one()
-    issuer_name = func.coalesce(c.issuer_cn, c.issuer)
+    issuer_name = func.coalesce(c.issuer_cn, c.issuer).label("issuer")
+    count = func.count(distinct(d.certificate_sha256))
     issuers = connection.execute(
-        select(issuer_name.label("issuer"), func.count().label("n"))
-        .select_from(leaves.join(CERTIFICATES, c.sha256_hex == leaves.c.certificate_sha256))
+        select(issuer_name, count)
+        .select_from(DEPLOYMENTS.join(CERTIFICATES, c.sha256_hex == d.certificate_sha256))
+        .where(_current_leaves())
         .group_by(issuer_name)
-        .order_by(func.count().desc(), issuer_name)
+        .order_by(count.desc(), issuer_name)
         .limit(top_issuers)
     ).all()
     alerts = connection.execute(
@@ -320,10 +329,10 @@ def overview(connection: Connection, *, now: datetime, top_issuers: int = 10) ->
     ).all()
     return Overview(
         endpoints_by_status=tuple((str(s), int(n)) for s, n in statuses),
-        certificates=int(totals[0]),
-        expired=int(totals[1]),
+        certificates=expired + sum(weeks) + later,
+        expired=expired,
         expiring_by_week=tuple(weeks),
-        later=int(totals[2]),
+        later=later,
         issuers=tuple((str(i), int(n)) for i, n in issuers),
         grades=grade_spread(connection),
         open_alerts_by_severity=tuple((str(s), int(n)) for s, n in alerts),
@@ -332,7 +341,7 @@ def overview(connection: Connection, *, now: datetime, top_issuers: int = 10) ->
 
 def _week_index(connection: Connection, column: Any, now: datetime) -> ColumnElement[Any]:
     if connection.dialect.name == "sqlite":
-        days = func.julianday(column) - func.julianday(literal(now.isoformat(" ")[:26]))
+        days = func.julianday(column) - func.julianday(literal(sqlite_utc_text(now)))
         return cast(days / 7, Integer)
     seconds = func.extract("epoch", column - literal(now))
     return cast(func.floor(seconds / (7 * 86400)), Integer)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Table, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from certvigil.store.models import Base, IdType
+from certvigil.store.models import CERTIFICATES, ONLY_ON_DIALECT, Base, IdType
 
 
 class DashboardUser(Base):
@@ -64,3 +64,16 @@ def _table(model: type[Base]) -> Table:
 DASHBOARD_USERS = _table(DashboardUser)
 DASHBOARD_SESSIONS = _table(DashboardSession)
 LOGIN_THROTTLE = _table(LoginThrottle)
+
+
+# The overview counts leaves per issuer: on SQLite, reading the issuer from this index
+# instead of the certificate rows (which carry the facts and DER) takes a third of the
+# time. SQLite only: PostgreSQL limits an index entry to about 2.7 kB, and an issuer
+# DN is outside data of any length.
+CERTIFICATE_ISSUER_INDEX = Index(
+    "ix_certificates_issuer_cover",
+    CERTIFICATES.c.sha256_hex,
+    CERTIFICATES.c.issuer_cn,
+    CERTIFICATES.c.issuer,
+    info={ONLY_ON_DIALECT: "sqlite"},
+).ddl_if(dialect="sqlite")
