@@ -108,12 +108,12 @@ def run(url: str, *, endpoints: int, certificates: int, observations: int, repea
     """Fills the store at ``url`` and prints the figures."""
     with open_store(url) as store:
         start = time.perf_counter()
-        rows = fill(store, endpoints=endpoints, certificates=certificates, observations=observations)
+        rows = fill(
+            store, endpoints=endpoints, certificates=certificates, observations=observations
+        )
         print(f"filled {rows:,} rows in {time.perf_counter() - start:.1f} s ({store.dialect_name})")
         with store.write() as connection:
-            board.add_user(
-                connection, name="bench", password_hash=hash_password(PASSWORD), now=NOW
-            )
+            board.add_user(connection, name="bench", password_hash=hash_password(PASSWORD), now=NOW)
         figures = asyncio.run(measure_pages(store, repeat=repeat))
         figures["overview queries alone"] = measure_queries(store, repeat=repeat)
     print(
