@@ -478,12 +478,24 @@ def inventory_page(
         conditions.append(func.lower(c.issuer).like(pattern, escape="\\"))
     if query.tag.strip():
         t = ENDPOINT_TAGS.c
-        conditions.append(e.id.in_(select(t.endpoint_id).where(t.tag == query.tag.strip())))
+        conditions.append(
+            d.endpoint_id.in_(select(t.endpoint_id).where(t.tag == query.tag.strip()))
+        )
     joined = DEPLOYMENTS.join(ENDPOINTS, e.id == d.endpoint_id).join(
         CERTIFICATES, c.sha256_hex == d.certificate_sha256
     )
     where = and_(*conditions)
-    total = connection.execute(select(func.count()).select_from(joined).where(where)).scalar_one()
+    # The total joins only the tables its filters read: every current leaf has its
+    # endpoint and certificate rows (foreign keys), and the certificate rows are the
+    # large ones (facts, DER).
+    needs_certificates = bool(search or query.issuer.strip())
+    needs_endpoints = bool(search or query.status)
+    counted: Any = DEPLOYMENTS
+    if needs_endpoints:
+        counted = counted.join(ENDPOINTS, e.id == d.endpoint_id)
+    if needs_certificates:
+        counted = counted.join(CERTIFICATES, c.sha256_hex == d.certificate_sha256)
+    total = connection.execute(select(func.count()).select_from(counted).where(where)).scalar_one()
     sort_column: Any = {
         SortKey.EXPIRES: d.not_after_utc,
         SortKey.HOST: e.host,
