@@ -18,6 +18,9 @@ declare -A need=(
   # a real Zabbix 6.0 imports contrib/zabbix's template and runs its external check
   [zabbix_server]=zabbix-server-pgsql
   [php]=php-cli
+  # the dashboard's browser tests drive Debian's headless Chromium through Selenium
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 if [ "${1:-tests}" = "bench" ]; then
   need+=([nginx]=nginx-light [sslscan]=sslscan [testssl]=testssl.sh)

@@ -77,6 +77,7 @@ _COMMAND_MODULES = {
     "export": "certvigil.cli.export_cmd",
     "ship": "certvigil.cli.ship_cmd",
     "report": "certvigil.cli.report_cmd",
+    "users": "certvigil.cli.users_cmd",
     "serve": "certvigil.cli.serve_cmd",
     "keys": "certvigil.cli.keys_cmd",
     "agent": "certvigil.cli.agent_cmd",

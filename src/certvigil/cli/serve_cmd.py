@@ -58,7 +58,7 @@ def serve_command(
     ] = None,
     debug: DebugOption = False,
 ) -> None:
-    """Serve the API, the live alert stream and the alert outbox for agents' reports."""
+    """Serve the API, the web dashboard, the live alert stream and the alert outbox."""
     del debug
     import uvicorn
 
@@ -108,9 +108,12 @@ def serve_command(
         Multiprocess(uv_config, sockets=[sock]).run()
         return
     from certvigil.server.app import create_app
+    from certvigil.server.dashboard.wiring import attach_dashboard
 
+    app = create_app(loaded, store, announce_ready=True)
+    attach_dashboard(app, store)
     uv_config = uvicorn.Config(
-        create_app(loaded, store, announce_ready=True),
+        app,
         log_level="warning",
         lifespan="on",
         ssl_certfile=certfile,

@@ -1,1 +1,2 @@
-"""The central server: REST API, API keys, the live alert stream (``certvigil serve``)."""
+"""The central server: REST API, API keys, the live alert stream (``certvigil serve``) and
+the web dashboard."""

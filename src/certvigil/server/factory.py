@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from certvigil.config.loading import load_config
 from certvigil.server.app import create_app
+from certvigil.server.dashboard.wiring import attach_dashboard
 from certvigil.store import open_store
 
 CONFIG_ENV = "CERTVIGIL_SERVE_CONFIG"
@@ -22,4 +23,6 @@ def app_from_environment() -> FastAPI:
     """The server app for the configuration named in ``CERTVIGIL_SERVE_CONFIG``."""
     loaded = load_config(os.environ[CONFIG_ENV])
     store = open_store(loaded.database_url)
-    return create_app(loaded, store, announce_ready=True)
+    app = create_app(loaded, store, announce_ready=True)
+    attach_dashboard(app, store)
+    return app

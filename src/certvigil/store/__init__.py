@@ -6,6 +6,7 @@ Start with :func:`open_store`; see ``docs/store.md`` for the schema and the defa
 from __future__ import annotations
 
 from certvigil.store import ct_models as _ct_models  # noqa: F401  (registers the CT tables)
+from certvigil.store import dashboard_models  # noqa: F401  (registers its tables)
 from certvigil.store import revocation_models as _revocation_models  # noqa: F401 - its tables join the metadata
 from certvigil.store import server_models as _server_models  # noqa: F401 (its tables)
 from certvigil.store.api import Store, open_store

@@ -7,7 +7,7 @@ written in the observation's own transaction, so a shard delivered again skips i
 ``scan_workers`` each worker's heartbeat and throughput.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 import certvigil.store.models
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
