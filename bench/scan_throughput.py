@@ -251,6 +251,57 @@ def run_scanner(
     )
 
 
+_BARE_HANDSHAKES = """
+import asyncio, ssl, sys, time
+async def main(addresses, port, concurrency):
+    context = ssl.create_default_context(cafile=sys.argv[3])
+    context.check_hostname = False
+    gate = asyncio.Semaphore(concurrency)
+    ok = 0
+    async def one(address):
+        nonlocal ok
+        async with gate:
+            try:
+                _r, writer = await asyncio.wait_for(
+                    asyncio.open_connection(address, port, ssl=context), 10
+                )
+            except (OSError, TimeoutError):
+                return
+            ok += writer.get_extra_info("ssl_object").getpeercert(True) is not None
+            writer.close()
+    await asyncio.gather(*(one(a) for a in addresses))
+    print(ok)
+addresses = open(sys.argv[1]).read().split()
+asyncio.run(main(addresses, int(sys.argv[2]), int(sys.argv[4])))
+"""
+
+
+def run_bare_handshakes(
+    addresses_path: Path, root_path: Path, *, concurrency: int
+) -> tuple[float, int]:
+    """Bare asyncio TLS handshakes over every address in one process: no analysis at all.
+
+    The floor the scanner is compared with: the same endpoints, the same concurrency, the
+    chain verified by OpenSSL against the root, nothing else. Returns (seconds, handshakes).
+    """
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _BARE_HANDSHAKES,
+            str(addresses_path),
+            str(PORT),
+            str(root_path),
+            str(concurrency),
+        ],
+        capture_output=True,
+        timeout=600,
+        check=True,
+    )
+    return time.perf_counter() - started, int(completed.stdout.strip() or 0)
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds a running process has used so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -323,6 +374,11 @@ def main() -> int:
                 workers=arguments.workers,
             )
             nginx_cpu_s = process_cpu_s(nginx_pid) - nginx_before_s
+            addresses_path = directory / "addresses.txt"
+            addresses_path.write_text("\n".join(addresses))
+            bare_s, bare_ok = run_bare_handshakes(
+                addresses_path, root_path, concurrency=arguments.concurrency
+            )
             sample = addresses[:: max(1, arguments.n // arguments.openssl_sample)]
             sample = sample[: arguments.openssl_sample]
             openssl_s, openssl_ok = run_openssl_loop(sample, root_path)
@@ -352,12 +408,19 @@ def main() -> int:
             max(full.seconds - fixed.seconds, 1e-9),
             "",
         ),
+        ("bare asyncio handshakes, one process", n, bare_s, ""),
         ("openssl s_client loop, measured sample", len(sample), openssl_s, ""),
         ("openssl s_client loop, extrapolated to N", n, n / openssl_rate, ""),
     ]
     for label, count, seconds, peak in rows:
         print(f"{label:<46} {count:>9} {seconds:>8.2f} {count / seconds:>12.0f} {peak:>8}")
     print(f"(s_client handshakes that returned a chain: {openssl_ok}/{len(sample)})")
+    print(f"(bare asyncio handshakes that completed: {bare_ok}/{n})")
+    scan_s = max(full.seconds - fixed.seconds, 1e-9)
+    print(
+        f"scan rate / bare handshake rate: {bare_s / scan_s:.2f}x "
+        f"(less the fixed cost; {bare_s / full.seconds:.2f}x whole run)"
+    )
     return 0
 
 

@@ -2,4 +2,7 @@
 
 from certvigil.cli import main
 
-main()
+# Guarded: worker processes of `certvigil serve --workers N` are spawned, and a spawned
+# child imports this module again (as __mp_main__); it must not run the CLI a second time.
+if __name__ == "__main__":
+    main()

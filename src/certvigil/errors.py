@@ -5,6 +5,7 @@
     │   ├── TargetError       a malformed target, with its source and position
     │   └── ConfigError       a malformed configuration file, with field and line
     ├── CertificateLoadError  bytes that are not a certificate, with where they came from
+    ├── ObservationFormatError  an observation document that cannot be read, with the field
     ├── ProbeError            a network probe failed (its kind is a FailureKind)
     ├── StoreError            the inventory database refused an operation
     └── DeliveryError         an alert channel did not take a notification
@@ -90,6 +91,21 @@ class CertificateLoadError(CertvigilError):
         self.source = source
         self.reason = reason
         self.detail = detail
+
+
+class ObservationFormatError(CertvigilError, ValueError):
+    """An observation document (``certvigil.observed.codec``) that cannot be read.
+
+    Attributes:
+        field: Where in the document, as a dotted path with list indexes
+            (``"observation.handshake.chain_der[1]"``); ``""`` for the whole document.
+        reason: What is wrong there.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"observation: {field}: {reason}" if field else f"observation: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 class ProbeError(CertvigilError):

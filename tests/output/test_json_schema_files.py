@@ -22,7 +22,11 @@ def test_schemas_refuse_unknown_fields_and_require_every_field() -> None:
     """The published scan schema is strict like the models: no extra fields, and the
     endpoint object requires its facts (a consumer can rely on each being present)."""
     scan = json.loads(json_schema_texts()["scan.schema.json"])
-    assert set(SCHEMA_FILES) == {"scan.schema.json", "cert.schema.json"}
+    assert set(SCHEMA_FILES) == {
+        "scan.schema.json",
+        "cert.schema.json",
+        "observation.schema.json",
+    }
     assert scan["additionalProperties"] is False
     endpoint = scan["$defs"]["EndpointModel"]
     assert endpoint["additionalProperties"] is False

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
 from certvigil.output.safe_text import visible
 from certvigil.targets.target import Target
@@ -154,18 +155,13 @@ DEFAULT_THRESHOLDS: tuple[ExpiryThreshold, ...] = tuple(
 )
 """30/14/7/1 days, the last two critical; skipped for lifetimes they do not fit."""
 
-DEFAULT_WEAK_CODES: frozenset[str] = frozenset(
-    {
-        "weak_key",
-        "weak_signature",
-        "sha1_signature",
-        "md5_signature",
-        "rsa_key_too_small",
-        "ec_key_too_small",
-        "dsa_key",
-    }
-)
-"""Finding codes that raise a "weak" alert (one alert per code and endpoint)."""
+_TIME_CODES = (FindingCode.EXPIRED, FindingCode.NOT_YET_VALID)
+
+DEFAULT_WEAK_CODES: frozenset[str] = frozenset({FindingCode.WEAK_KEY, FindingCode.WEAK_SIGNATURE})
+"""Finding codes that raise a "weak" alert (one alert per code and endpoint).
+
+``weak_key`` covers small RSA and EC keys and DSA, ``weak_signature`` MD5 and SHA-1
+signatures: the analysis emits no finer codes (``tests/analysis/test_codes.py``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,7 +186,7 @@ class AlertPolicy:
     unreachable_after: int = 3
     unreachable_severity: Severity = Severity.WARNING
     weak_finding_codes: frozenset[str] = DEFAULT_WEAK_CODES
-    revoked_finding_codes: frozenset[str] = frozenset({"revoked"})
+    revoked_finding_codes: frozenset[str] = frozenset({FindingCode.REVOKED})
 
     def __post_init__(self) -> None:
         if self.unreachable_after < 1:
@@ -597,7 +593,7 @@ def _untrusted_reasons(
         for f in report.findings
         if f.code in chain.untrusted_causes
         # an expired certificate the path does not need is a warning, not a cause
-        and not (f.code in ("expired", "not_yet_valid") and f.severity is not Severity.CRITICAL)
+        and not (f.code in _TIME_CODES and f.severity is not Severity.CRITICAL)
     ]
     if not causes:
         return (chain.error,) if chain.error else ("",)
@@ -605,7 +601,7 @@ def _untrusted_reasons(
 
 
 def _alerted_elsewhere(finding: Finding, policy: AlertPolicy) -> bool:
-    if finding.code in ("expired", "not_yet_valid"):
+    if finding.code in _TIME_CODES:
         return finding.cert_index == 0
     return finding.code in policy.weak_finding_codes
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import Finding, Severity
 
 OPENSSL_DEFAULT_MAX_CERT_LIST = 102400
@@ -37,7 +38,7 @@ def chain_size_findings(chain_der: Sequence[bytes]) -> list[Finding]:
     count = len(chain_der)
     return [
         Finding(
-            code="chain_oversized",
+            code=FindingCode.CHAIN_OVERSIZED,
             severity=Severity.WARNING,
             message=(
                 f"The server sends {size:,} bytes of certificates ({count} "

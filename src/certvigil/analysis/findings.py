@@ -54,6 +54,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from certvigil.analysis.chain import CAUSE_KINDS, ChainProblemKind, ChainVerdict
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.days_remaining import days_remaining
 from certvigil.analysis.hostname import HostnameMatch, MatchedBy
 from certvigil.analysis.model import CertificateFacts, Finding, KeyType, Severity
@@ -109,7 +110,7 @@ def certificate_findings(
         for problem in facts.parse_problems:
             findings.append(
                 Finding(
-                    code="certificate_parse_problem",
+                    code=FindingCode.CERTIFICATE_PARSE_PROBLEM,
                     severity=Severity.WARNING,
                     message=f"{_name(index, facts)}: {problem}",
                     cert_index=index,
@@ -141,7 +142,7 @@ def _validity_findings(
         days = -days_remaining(facts.not_after_utc, now=now)
         return [
             Finding(
-                code="expired",
+                code=FindingCode.EXPIRED,
                 severity=stale,
                 message=f"{name} expired {_ago(days)} on {_when(facts.not_after_utc)}{spare}",
                 cert_index=index,
@@ -150,7 +151,7 @@ def _validity_findings(
     if now < facts.not_before_utc:
         return [
             Finding(
-                code="not_yet_valid",
+                code=FindingCode.NOT_YET_VALID,
                 severity=stale,
                 message=f"{name} is not valid before {_when(facts.not_before_utc)}{early}",
                 cert_index=index,
@@ -165,7 +166,7 @@ def _validity_findings(
         return []
     return [
         Finding(
-            code="expires_soon",
+            code=FindingCode.EXPIRES_SOON,
             severity=severity,
             message=(
                 f"{name} expires in {_duration(remaining)} on {_when(facts.not_after_utc)} "
@@ -193,7 +194,7 @@ def _crypto_findings(index: int, facts: CertificateFacts, policy: AnalysisPolicy
         )
         findings.append(
             Finding(
-                code="weak_key",
+                code=FindingCode.WEAK_KEY,
                 severity=Severity.CRITICAL,
                 message=f"{name} has a {facts.key_bits}-bit {facts.key_type.value.upper()} key; "
                 f"{rule}",
@@ -211,7 +212,7 @@ def _crypto_findings(index: int, facts: CertificateFacts, policy: AnalysisPolicy
     if weak_hash and not facts.is_self_signed:
         findings.append(
             Finding(
-                code="weak_signature",
+                code=FindingCode.WEAK_SIGNATURE,
                 severity=Severity.CRITICAL,
                 message=f"{name} is signed with {facts.signature_algorithm}, which clients reject",
                 cert_index=index,
@@ -236,7 +237,7 @@ def _leaf_findings(
     validity = leaf.not_after_utc - leaf.not_before_utc + _ONE_SECOND
     if limit is not None and validity > timedelta(days=limit) and not leaf.is_self_signed:
         add(
-            "validity_too_long",
+            FindingCode.VALIDITY_TOO_LONG,
             Severity.WARNING if is_public else Severity.INFO,
             f"{name} is valid for {leaf.validity_days} days; leaves issued on "
             f"{leaf.not_before_utc:%Y-%m-%d} may be valid for at most {limit} days"
@@ -244,35 +245,39 @@ def _leaf_findings(
         )
     if not leaf.san_dns and not leaf.san_ip:
         add(
-            "no_san",
+            FindingCode.NO_SAN,
             Severity.WARNING,
             f"{name} has no DNS or IP subjectAltName; browsers ignore the subject CN",
         )
     if leaf.is_ca:
-        add("leaf_is_ca", Severity.WARNING, f"{name} is marked as a CA (basicConstraints cA)")
+        add(
+            FindingCode.LEAF_IS_CA,
+            Severity.WARNING,
+            f"{name} is marked as a CA (basicConstraints cA)",
+        )
     if leaf.extended_key_usage and not _SERVER_AUTH_NAMES & set(leaf.extended_key_usage):
         purposes = ", ".join(leaf.extended_key_usage)
         add(
-            "missing_server_auth_eku",
+            FindingCode.MISSING_SERVER_AUTH_EKU,
             Severity.CRITICAL,
             f"{name} is for {purposes}, not serverAuth; TLS clients refuse it",
         )
     if leaf.must_staple and has_ocsp_staple is False:
         add(
-            "must_staple_not_stapled",
+            FindingCode.MUST_STAPLE_NOT_STAPLED,
             Severity.CRITICAL,
             f"{name} requires OCSP stapling (must-staple) but the server sent no staple; "
             "Firefox refuses the connection",
         )
     if leaf.is_precertificate:
         add(
-            "precertificate_served",
+            FindingCode.PRECERTIFICATE_SERVED,
             Severity.CRITICAL,
             f"{name} is a CT precertificate (poison extension), which no client accepts",
         )
     if is_public and leaf.sct_count == 0 and not leaf.is_precertificate:
         add(
-            "no_embedded_sct",
+            FindingCode.NO_EMBEDDED_SCT,
             Severity.INFO,
             f"{name} has no embedded SCTs; Chrome and Safari then need SCTs from the TLS "
             "handshake or the OCSP staple",
@@ -339,7 +344,7 @@ def _chain_judgements(
         if existing is not None:
             judged.append((existing, False))
             continue
-        code, severity = _CHAIN_CODES.get(kind, ("untrusted", Severity.CRITICAL))
+        code, severity = _CHAIN_CODES.get(kind, (FindingCode.UNTRUSTED, Severity.CRITICAL))
         if kind is ChainProblemKind.MISSING_INTERMEDIATE and not completed:
             severity = Severity.CRITICAL
         finding = Finding(
@@ -351,20 +356,20 @@ def _chain_judgements(
 
 # Problems that a certificate finding on the same served certificate already states.
 _STATED_BY: dict[ChainProblemKind, tuple[str, ...]] = {
-    ChainProblemKind.NOT_VALID_NOW: ("expired", "not_yet_valid"),
-    ChainProblemKind.FORBIDDEN_SIGNATURE: ("weak_signature",),
-    ChainProblemKind.NOT_FOR_SERVERS: ("missing_server_auth_eku",),
+    ChainProblemKind.NOT_VALID_NOW: (FindingCode.EXPIRED, FindingCode.NOT_YET_VALID),
+    ChainProblemKind.FORBIDDEN_SIGNATURE: (FindingCode.WEAK_SIGNATURE,),
+    ChainProblemKind.NOT_FOR_SERVERS: (FindingCode.MISSING_SERVER_AUTH_EKU,),
 }
 
 _CHAIN_CODES: dict[ChainProblemKind, tuple[str, Severity]] = {
-    ChainProblemKind.SELF_SIGNED_LEAF: ("self_signed", Severity.CRITICAL),
-    ChainProblemKind.UNTRUSTED_ROOT: ("untrusted_root", Severity.CRITICAL),
-    ChainProblemKind.MISSING_INTERMEDIATE: ("incomplete_chain", Severity.WARNING),
-    ChainProblemKind.VERIFICATION_FAILED: ("untrusted", Severity.CRITICAL),
-    ChainProblemKind.MISORDERED: ("chain_misordered", Severity.WARNING),
-    ChainProblemKind.UNNEEDED_CERTIFICATE: ("unneeded_certificate", Severity.INFO),
-    ChainProblemKind.ROOT_SERVED: ("root_served", Severity.INFO),
-    ChainProblemKind.DUPLICATE_CERTIFICATE: ("duplicate_certificate", Severity.INFO),
+    ChainProblemKind.SELF_SIGNED_LEAF: (FindingCode.SELF_SIGNED, Severity.CRITICAL),
+    ChainProblemKind.UNTRUSTED_ROOT: (FindingCode.UNTRUSTED_ROOT, Severity.CRITICAL),
+    ChainProblemKind.MISSING_INTERMEDIATE: (FindingCode.INCOMPLETE_CHAIN, Severity.WARNING),
+    ChainProblemKind.VERIFICATION_FAILED: (FindingCode.UNTRUSTED, Severity.CRITICAL),
+    ChainProblemKind.MISORDERED: (FindingCode.CHAIN_MISORDERED, Severity.WARNING),
+    ChainProblemKind.UNNEEDED_CERTIFICATE: (FindingCode.UNNEEDED_CERTIFICATE, Severity.INFO),
+    ChainProblemKind.ROOT_SERVED: (FindingCode.ROOT_SERVED, Severity.INFO),
+    ChainProblemKind.DUPLICATE_CERTIFICATE: (FindingCode.DUPLICATE_CERTIFICATE, Severity.INFO),
 }
 
 
@@ -386,7 +391,7 @@ def hostname_findings(match: HostnameMatch, leaf: CertificateFacts) -> list[Find
         what = f"it covers {shown}" if covered else f'it has no SAN (CN "{leaf.subject_cn}")'
         return [
             Finding(
-                code="hostname_mismatch",
+                code=FindingCode.HOSTNAME_MISMATCH,
                 severity=Severity.CRITICAL,
                 message=f'The certificate does not cover "{match.name}": {what}',
                 cert_index=0,
@@ -395,7 +400,7 @@ def hostname_findings(match: HostnameMatch, leaf: CertificateFacts) -> list[Find
     if match.matched_by is MatchedBy.LEGACY_CN:
         return [
             Finding(
-                code="hostname_legacy_cn",
+                code=FindingCode.HOSTNAME_LEGACY_CN,
                 severity=Severity.WARNING,
                 message=f'"{match.name}" matched only by legacy CN "{match.matched_identifier}" '
                 "(no SAN); browsers reject this",

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from certvigil.analysis.model import EndpointReport, KeyType
+from certvigil.analysis.codes import FindingCode
+from certvigil.analysis.model import CertificateFacts, ChainReport, EndpointReport, KeyType
 from certvigil.analysis.tls_config import (
     HSTS_MIN_MAX_AGE_S,
     TlsConfigReport,
@@ -86,13 +87,39 @@ def certificate_verdicts(
     Returns:
         The verdicts; fields stay ``None`` where the report has no answer.
     """
-    leaf = report.leaf
-    chain = report.chain
-    now: datetime = report.evaluated_at_utc
+    return verdicts_from(
+        leaf=report.leaf,
+        chain=report.chain,
+        hostname_matches=report.hostname_matches,
+        now=report.evaluated_at_utc,
+        revoked=revoked,
+    )
+
+
+def verdicts_from(
+    *,
+    leaf: CertificateFacts | None,
+    chain: ChainReport | None,
+    hostname_matches: bool | None,
+    now: datetime,
+    revoked: bool | None,
+) -> CertificateVerdicts:
+    """The grade's certificate inputs from the parts of a judgement.
+
+    Args:
+        leaf: The leaf's facts, ``None`` when nothing was served.
+        chain: The chain verdict, ``None`` when nothing was served.
+        hostname_matches: Whether the leaf covers the name asked for.
+        now: The evaluation time.
+        revoked: The revocation verdict, ``None`` when not checked.
+
+    Returns:
+        The verdicts; fields stay ``None`` where there is no answer.
+    """
     completed = chain is not None and not chain.is_trusted and chain.would_verify_with_fetched
     return CertificateVerdicts(
         is_trusted=(chain.is_trusted or completed) if chain is not None else None,
-        hostname_matches=report.hostname_matches,
+        hostname_matches=hostname_matches,
         is_expired=leaf is not None and now > leaf.not_after_utc,
         is_not_yet_valid=leaf is not None and now < leaf.not_before_utc,
         trusted_ignoring_validity=chain.trusted_ignoring_validity if chain is not None else None,
@@ -358,7 +385,7 @@ def grade_endpoint(
     )
 
 
-_TIME_CAUSES = frozenset({"expired", "not_yet_valid"})
+_TIME_CAUSES = frozenset({FindingCode.EXPIRED, FindingCode.NOT_YET_VALID})
 
 
 def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
@@ -388,7 +415,9 @@ def _certificate_rules(verdicts: CertificateVerdicts) -> list[GradeRule]:
     told = (
         out_of_time
         and (verdicts.trusted_ignoring_validity or (bool(causes) and causes <= _TIME_CAUSES))
-    ) or (causes == {"weak_signature"} and verdicts.signature_hash in ("sha1", "md5", "md2"))
+    ) or (
+        causes == {FindingCode.WEAK_SIGNATURE} and verdicts.signature_hash in ("sha1", "md5", "md2")
+    )
     if verdicts.is_trusted is False and not told:
         add("certificate_not_trusted", "T", "no trusted path to a root was found")
     elif verdicts.signature_hash == "sha1":

@@ -14,6 +14,7 @@ from certvigil.targets.target import Target
 
 if TYPE_CHECKING:  # deep_assessment imports this module
     from certvigil.analysis.deep_assessment import DeepAssessment
+    from certvigil.observed.endpoint import EndpointObservation
 
 
 class Severity(StrEnum):
@@ -43,8 +44,9 @@ class Finding:
     """One thing wrong (or worth knowing) about an endpoint or certificate.
 
     Attributes:
-        code: Stable identifier, e.g. ``"expired"``, ``"hostname_mismatch"``; the list
-            is in docs/json-schema.md.
+        code: Stable identifier, a ``FindingCode`` member (``analysis.codes``; table in
+            docs/finding-codes.md). Typed ``str`` because findings read back from a
+            store written by an older release may carry a code since retired.
         severity: How much it matters.
         message: One human sentence naming the certificate or fact concerned.
         cert_index: Position in the served chain of the certificate concerned
@@ -232,6 +234,10 @@ class EndpointReport:
             ``None`` when revocation was not checked.
         deep: The protocol, cipher and grade assessment (``scan --deep``,
             ``certvigil grade``), ``None`` when it was not run.
+        observed: Everything the probes saw that this report judges (handshake, AIA
+            issuers, revocation fetches, protocol probes): what the store keeps and
+            ``certvigil rejudge`` judges again. ``None`` for a report not made by
+            ``certvigil.analysis.judge.judge``.
     """
 
     target: Target
@@ -244,6 +250,7 @@ class EndpointReport:
     findings: tuple[Finding, ...] = ()
     revocation: RevocationReport | None = None
     deep: DeepAssessment | None = None
+    observed: EndpointObservation | None = None
 
     @property
     def verdict(self) -> Severity:

@@ -23,6 +23,7 @@ from datetime import datetime
 from certvigil.analysis.certificate import ParsedCertificate, parse_certificate
 from certvigil.analysis.chain import judge_chain
 from certvigil.analysis.chain_size import chain_size_findings
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.findings import (
     certificate_findings,
     chain_findings,
@@ -118,7 +119,7 @@ def analyse_chain_der(
     if not chain_der:
         findings.append(
             Finding(
-                code="no_certificate",
+                code=FindingCode.NO_CERTIFICATE,
                 severity=Severity.CRITICAL,
                 message="No certificate was presented",
             )
@@ -134,7 +135,7 @@ def analyse_chain_der(
         except CertificateLoadError as exc:
             findings.append(
                 Finding(
-                    code="malformed_certificate",
+                    code=FindingCode.MALFORMED_CERTIFICATE,
                     severity=Severity.CRITICAL,
                     message=f"Certificate {index} is not a certificate: {exc.reason}",
                     cert_index=index,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import Finding, Severity
 from certvigil.analysis.revocation_model import (
     CertificateRevocation,
@@ -48,25 +49,25 @@ class _MethodFindingCode:
 
 _METHOD_FINDINGS: dict[tuple[RevocationMethod, RevocationStatus], _MethodFindingCode] = {
     (RevocationMethod.OCSP, RevocationStatus.UNREACHABLE): _MethodFindingCode(
-        "ocsp_responder_unreachable", "the OCSP responder could not be reached"
+        FindingCode.OCSP_RESPONDER_UNREACHABLE, "the OCSP responder could not be reached"
     ),
     (RevocationMethod.CRL, RevocationStatus.UNREACHABLE): _MethodFindingCode(
-        "crl_unreachable", "the CRL could not be downloaded"
+        FindingCode.CRL_UNREACHABLE, "the CRL could not be downloaded"
     ),
     (RevocationMethod.OCSP, RevocationStatus.STALE_RESPONSE): _MethodFindingCode(
-        "ocsp_response_stale", "the OCSP response is stale"
+        FindingCode.OCSP_RESPONSE_STALE, "the OCSP response is stale"
     ),
     (RevocationMethod.CRL, RevocationStatus.STALE_RESPONSE): _MethodFindingCode(
-        "crl_stale", "the CRL is stale"
+        FindingCode.CRL_STALE, "the CRL is stale"
     ),
     (RevocationMethod.OCSP, RevocationStatus.INVALID_RESPONSE): _MethodFindingCode(
-        "ocsp_response_invalid", "the OCSP response is invalid"
+        FindingCode.OCSP_RESPONSE_INVALID, "the OCSP response is invalid"
     ),
     (RevocationMethod.CRL, RevocationStatus.INVALID_RESPONSE): _MethodFindingCode(
-        "crl_invalid", "the CRL is invalid"
+        FindingCode.CRL_INVALID, "the CRL is invalid"
     ),
     (RevocationMethod.OCSP, RevocationStatus.UNKNOWN): _MethodFindingCode(
-        "ocsp_status_unknown", "the OCSP responder does not know the certificate"
+        FindingCode.OCSP_STATUS_UNKNOWN, "the OCSP responder does not know the certificate"
     ),
 }
 
@@ -80,7 +81,7 @@ def _certificate_findings(cert: CertificateRevocation) -> list[Finding]:
         method = cert.decided_by.value if cert.decided_by else "unknown method"
         findings.append(
             Finding(
-                code="revoked",
+                code=FindingCode.REVOKED,
                 severity=Severity.CRITICAL,
                 message=f"{name} was revoked at {when}{reason}, according to {method}",
                 cert_index=cert.cert_index,
@@ -90,7 +91,7 @@ def _certificate_findings(cert: CertificateRevocation) -> list[Finding]:
     if cert.status is RevocationStatus.NO_INFO:
         findings.append(
             Finding(
-                code="no_revocation_info",
+                code=FindingCode.NO_REVOCATION_INFO,
                 severity=Severity.WARNING if cert.cert_index == 0 else Severity.INFO,
                 message=f"{name} names no OCSP responder and no CRL distribution point",
                 cert_index=cert.cert_index,
@@ -104,7 +105,8 @@ def _certificate_findings(cert: CertificateRevocation) -> list[Finding]:
         code: _MethodFindingCode | None
         if result.status is RevocationStatus.UNVERIFIABLE:
             code = _MethodFindingCode(
-                "revocation_issuer_missing", "its issuer is not available to verify the answer"
+                FindingCode.REVOCATION_ISSUER_MISSING,
+                "its issuer is not available to verify the answer",
             )
         else:
             code = _METHOD_FINDINGS.get((result.method, result.status))
@@ -124,9 +126,9 @@ def _certificate_findings(cert: CertificateRevocation) -> list[Finding]:
 
 
 _STAPLE_FINDINGS = {
-    RevocationStatus.INVALID_RESPONSE: "ocsp_staple_invalid",
-    RevocationStatus.STALE_RESPONSE: "ocsp_staple_stale",
-    RevocationStatus.UNKNOWN: "ocsp_staple_unknown",
+    RevocationStatus.INVALID_RESPONSE: FindingCode.OCSP_STAPLE_INVALID,
+    RevocationStatus.STALE_RESPONSE: FindingCode.OCSP_STAPLE_STALE,
+    RevocationStatus.UNKNOWN: FindingCode.OCSP_STAPLE_UNKNOWN,
 }
 
 
@@ -134,7 +136,7 @@ def _staple_findings(staple: StapleReport) -> Sequence[Finding]:
     if staple.was_requested and not staple.is_present and staple.must_staple:
         return (
             Finding(
-                code="must_staple_without_staple",
+                code=FindingCode.MUST_STAPLE_WITHOUT_STAPLE,
                 severity=Severity.CRITICAL,
                 message="the leaf demands OCSP stapling (must-staple); the server sent no staple",
                 cert_index=0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import Finding, Severity
 from certvigil.observed.tls_config import TlsConfigObservation
 from certvigil.tls.cipher_suites import CipherSuite, suite_for
@@ -137,21 +138,53 @@ def _suite_names(protocol: TlsProtocol, codes: tuple[int, ...]) -> tuple[str, ..
 
 
 _PROTOCOL_FINDINGS = {
-    TlsProtocol.SSL_2_0: ("protocol_sslv2", Severity.CRITICAL, "SSLv2 is accepted (DROWN)"),
-    TlsProtocol.SSL_3_0: ("protocol_sslv3", Severity.CRITICAL, "SSLv3 is accepted (POODLE)"),
-    TlsProtocol.TLS_1_0: ("protocol_tls10", Severity.WARNING, "TLS 1.0 is accepted (RFC 8996)"),
-    TlsProtocol.TLS_1_1: ("protocol_tls11", Severity.WARNING, "TLS 1.1 is accepted (RFC 8996)"),
+    TlsProtocol.SSL_2_0: (
+        FindingCode.PROTOCOL_SSLV2,
+        Severity.CRITICAL,
+        "SSLv2 is accepted (DROWN)",
+    ),
+    TlsProtocol.SSL_3_0: (
+        FindingCode.PROTOCOL_SSLV3,
+        Severity.CRITICAL,
+        "SSLv3 is accepted (POODLE)",
+    ),
+    TlsProtocol.TLS_1_0: (
+        FindingCode.PROTOCOL_TLS10,
+        Severity.WARNING,
+        "TLS 1.0 is accepted (RFC 8996)",
+    ),
+    TlsProtocol.TLS_1_1: (
+        FindingCode.PROTOCOL_TLS11,
+        Severity.WARNING,
+        "TLS 1.1 is accepted (RFC 8996)",
+    ),
 }
 
 _INSECURE_FINDINGS = {
-    "null_cipher": ("cipher_null", Severity.CRITICAL, "NULL (unencrypted) suites are accepted"),
-    "anonymous": ("cipher_anonymous", Severity.CRITICAL, "anonymous suites are accepted"),
-    "export": ("cipher_export", Severity.CRITICAL, "EXPORT suites are accepted (FREAK)"),
-    "rc4": ("cipher_rc4", Severity.CRITICAL, "RC4 suites are accepted (RFC 7465 forbids them)"),
-    "rc2": ("cipher_rc2", Severity.CRITICAL, "RC2 suites are accepted"),
-    "des": ("cipher_des", Severity.CRITICAL, "single-DES suites are accepted"),
-    "3des": ("cipher_3des", Severity.WARNING, "3DES suites are accepted (SWEET32, 64-bit blocks)"),
-    "md5_mac": ("cipher_md5_mac", Severity.CRITICAL, "suites with an MD5 MAC are accepted"),
+    "null_cipher": (
+        FindingCode.CIPHER_NULL,
+        Severity.CRITICAL,
+        "NULL (unencrypted) suites are accepted",
+    ),
+    "anonymous": (FindingCode.CIPHER_ANONYMOUS, Severity.CRITICAL, "anonymous suites are accepted"),
+    "export": (FindingCode.CIPHER_EXPORT, Severity.CRITICAL, "EXPORT suites are accepted (FREAK)"),
+    "rc4": (
+        FindingCode.CIPHER_RC4,
+        Severity.CRITICAL,
+        "RC4 suites are accepted (RFC 7465 forbids them)",
+    ),
+    "rc2": (FindingCode.CIPHER_RC2, Severity.CRITICAL, "RC2 suites are accepted"),
+    "des": (FindingCode.CIPHER_DES, Severity.CRITICAL, "single-DES suites are accepted"),
+    "3des": (
+        FindingCode.CIPHER_3DES,
+        Severity.WARNING,
+        "3DES suites are accepted (SWEET32, 64-bit blocks)",
+    ),
+    "md5_mac": (
+        FindingCode.CIPHER_MD5_MAC,
+        Severity.CRITICAL,
+        "suites with an MD5 MAC are accepted",
+    ),
 }
 
 
@@ -175,9 +208,13 @@ def judge_tls_config(observation: TlsConfigObservation) -> TlsConfigReport:
             code, severity, message = _PROTOCOL_FINDINGS[protocol]
             add(code, severity, message)
     if not {TlsProtocol.TLS_1_2, TlsProtocol.TLS_1_3} & set(protocols):
-        add("no_tls12_or_tls13", Severity.CRITICAL, "neither TLS 1.2 nor TLS 1.3 is accepted")
+        add(
+            FindingCode.NO_TLS12_OR_TLS13,
+            Severity.CRITICAL,
+            "neither TLS 1.2 nor TLS 1.3 is accepted",
+        )
     elif TlsProtocol.TLS_1_3 not in protocols:
-        add("no_tls13", Severity.INFO, "TLS 1.3 is not accepted")
+        add(FindingCode.NO_TLS13, Severity.INFO, "TLS 1.3 is not accepted")
 
     suites = accepted_tls_suites(observation)
     sslv2_kinds = observation.support(TlsProtocol.SSL_2_0).cipher_suites
@@ -190,26 +227,36 @@ def judge_tls_config(observation: TlsConfigObservation) -> TlsConfigReport:
         "all" if suites and fs_count == len(suites) else "some" if fs_count else "none"
     )
     if suites and forward_secrecy == "none":
-        add("no_forward_secrecy", Severity.WARNING, "no accepted suite has forward secrecy")
+        add(
+            FindingCode.NO_FORWARD_SECRECY,
+            Severity.WARNING,
+            "no accepted suite has forward secrecy",
+        )
     elif forward_secrecy == "some":
         plain = [s.iana_name for s in suites if not s.has_forward_secrecy]
         add(
-            "partial_forward_secrecy",
+            FindingCode.PARTIAL_FORWARD_SECRECY,
             Severity.INFO,
             f"suites without forward secrecy are accepted: {', '.join(plain)}",
         )
     supports_aead = any(s.is_aead for s in suites)
     if suites and not supports_aead:
-        add("no_aead", Severity.WARNING, "no accepted suite is AEAD (GCM, CCM, ChaCha20-Poly1305)")
+        add(
+            FindingCode.NO_AEAD,
+            Severity.WARNING,
+            "no accepted suite is AEAD (GCM, CCM, ChaCha20-Poly1305)",
+        )
     cbc = [s.iana_name for s in suites if "cbc" in s.obsolete_reasons and not s.insecure_reasons]
     if cbc:
-        add("cipher_cbc", Severity.INFO, f"CBC-mode suites are accepted: {', '.join(cbc)}")
+        add(
+            FindingCode.CIPHER_CBC, Severity.INFO, f"CBC-mode suites are accepted: {', '.join(cbc)}"
+        )
     sha1 = [
         s.iana_name for s in suites if "sha1_mac" in s.obsolete_reasons and not s.insecure_reasons
     ]
     if sha1:
         add(
-            "cipher_sha1_mac",
+            FindingCode.CIPHER_SHA1_MAC,
             Severity.INFO,
             f"suites with a SHA-1 MAC are accepted: {', '.join(sha1)}",
         )
@@ -224,23 +271,29 @@ def judge_tls_config(observation: TlsConfigObservation) -> TlsConfigReport:
     server_order = all(orders) if orders else None
     if server_order is False:
         add(
-            "no_server_cipher_order",
+            FindingCode.NO_SERVER_CIPHER_ORDER,
             Severity.INFO,
             "the server follows the client's suite order in TLS 1.2 and below",
         )
 
     dh = observation.dh_prime_bits
     if dh is not None and dh < 1024:
-        add("dh_params_insecure", Severity.CRITICAL, f"DHE uses a {dh}-bit prime (Logjam)")
+        add(
+            FindingCode.DH_PARAMS_INSECURE, Severity.CRITICAL, f"DHE uses a {dh}-bit prime (Logjam)"
+        )
     elif dh is not None and dh < 2048:
-        add("dh_params_weak", Severity.WARNING, f"DHE uses a {dh}-bit prime (below 2048 bits)")
+        add(
+            FindingCode.DH_PARAMS_WEAK,
+            Severity.WARNING,
+            f"DHE uses a {dh}-bit prime (below 2048 bits)",
+        )
     group_codes = tuple(dict.fromkeys((*observation.tls13_groups, *observation.ecdh_groups)))
     weak_groups = [
         GROUP_NAMES.get(g, str(g)) for g in group_codes if group_rsa_equivalent_bits(g) < 2048
     ]
     if weak_groups:
         add(
-            "weak_key_exchange_group",
+            FindingCode.WEAK_KEY_EXCHANGE_GROUP,
             Severity.WARNING,
             f"weak key-exchange groups are accepted: {', '.join(weak_groups)}",
         )
@@ -250,34 +303,40 @@ def judge_tls_config(observation: TlsConfigObservation) -> TlsConfigReport:
 
     if observation.fallback_scsv is False:
         add(
-            "no_fallback_scsv",
+            FindingCode.NO_FALLBACK_SCSV,
             Severity.WARNING,
             "a downgraded hello with TLS_FALLBACK_SCSV is accepted (no RFC 7507 protection)",
         )
     if observation.secure_renegotiation is False:
         add(
-            "insecure_renegotiation",
+            FindingCode.INSECURE_RENEGOTIATION,
             Severity.CRITICAL,
             "the server does not support secure renegotiation (RFC 5746, CVE-2009-3555)",
         )
     if observation.compression:
-        add("tls_compression", Severity.CRITICAL, "TLS compression is accepted (CRIME)")
+        add(FindingCode.TLS_COMPRESSION, Severity.CRITICAL, "TLS compression is accepted (CRIME)")
     if observation.heartbleed:
         add(
-            "heartbleed",
+            FindingCode.HEARTBLEED,
             Severity.CRITICAL,
             "the server answers malformed heartbeat requests with its own memory "
             "(Heartbleed, CVE-2014-0160): keys and passwords may have leaked",
         )
     hsts_max_age = parse_hsts_max_age(observation.http.hsts_header) if observation.http else None
     if observation.http is not None and hsts_max_age is None:
-        add("no_hsts", Severity.INFO, "the HTTPS answer carries no valid Strict-Transport-Security")
+        add(
+            FindingCode.NO_HSTS,
+            Severity.INFO,
+            "the HTTPS answer carries no valid Strict-Transport-Security",
+        )
     elif hsts_max_age is not None and hsts_max_age < HSTS_MIN_MAX_AGE_S:
         add(
-            "hsts_short_max_age", Severity.INFO, f"HSTS max-age is {hsts_max_age} s, below 180 days"
+            FindingCode.HSTS_SHORT_MAX_AGE,
+            Severity.INFO,
+            f"HSTS max-age is {hsts_max_age} s, below 180 days",
         )
     for error in observation.probe_errors:
-        add("tls_probe_anomaly", Severity.INFO, error)
+        add(FindingCode.TLS_PROBE_ANOMALY, Severity.INFO, error)
 
     bits = [s.strength_bits for s in suites]
     if sslv2_kinds:

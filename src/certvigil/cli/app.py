@@ -72,6 +72,7 @@ _COMMAND_MODULES = {
     "users": "certvigil.cli.users_cmd",
     "serve": "certvigil.cli.serve_cmd",
     "keys": "certvigil.cli.keys_cmd",
+    "agent": "certvigil.cli.agent_cmd",
 }
 """The module that defines each sub-command; importing one registers its commands."""
 

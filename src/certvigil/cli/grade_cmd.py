@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from certvigil import __version__
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.deep_assessment import DeepAssessment
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.revocation_model import RevocationStatus
@@ -229,7 +230,7 @@ def grade_command(
     revoked = _revoked(report)
     assessment = report.deep
     if assessment is None:
-        why = [f.message for f in report.findings if f.code == "tls_config_not_assessed"]
+        why = [f.message for f in report.findings if f.code == FindingCode.TLS_CONFIG_NOT_ASSESSED]
         console.print(
             f"error: {visible(str(endpoint))}: {visible(why[0]) if why else 'not assessed'}",
             markup=False,

@@ -110,7 +110,7 @@ def serve_command(
     from certvigil.server.app import create_app
     from certvigil.server.dashboard.wiring import attach_dashboard
 
-    app = create_app(loaded, store)
+    app = create_app(loaded, store, announce_ready=True)
     attach_dashboard(app, store)
     uv_config = uvicorn.Config(
         app,

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from certvigil.config.loading import LoadedConfig, locate_field
 from certvigil.config.locate import format_field_path
-from certvigil.config.model import EndpointSettings, SourceEntry, SourceKind, TrustSettings
+from certvigil.config.model import (
+    EndpointSettings,
+    SourceEntry,
+    SourceKind,
+    TargetEntry,
+    TrustSettings,
+)
 from certvigil.config.units import Threshold
 from certvigil.errors import ConfigError, TargetError, UsageError
 from certvigil.targets.parse import (
@@ -134,6 +140,16 @@ def _options(entry: EndpointSettings, allow_large: bool) -> ExpansionOptions:
         starttls=entry.starttls,
         allow_large=allow_large,
     )
+
+
+def entry_targets(entry: TargetEntry, *, allow_large: bool = False) -> Iterator[Target]:
+    """The endpoints one ``targets`` entry names, lazily (a CIDR block: each address).
+
+    Raises:
+        TargetError: The host cannot be parsed, or the block is too large.
+    """
+    spec = parse_spec(TargetSpec(text=entry.host), allow_large=allow_large)
+    yield from spec.expand(_options(entry, allow_large))
 
 
 def _schedule(

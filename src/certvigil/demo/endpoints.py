@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.demo.pki import KeySpec, ThrowawayPki, self_signed_leaf
 from certvigil.demo.servers import (
     HttpFileServer,
@@ -178,7 +179,7 @@ def running_demo_lab(*, now_utc: datetime | None = None) -> Iterator[DemoLab]:
             "expired",
             "expired three days ago",
             serve(pki.served_chain_der(leaf), leaf.key_pem),
-            codes=("expired",),
+            codes=(FindingCode.EXPIRED,),
         )
 
         leaf = pki.issue_leaf(
@@ -190,7 +191,7 @@ def running_demo_lab(*, now_utc: datetime | None = None) -> Iterator[DemoLab]:
             "expiring",
             "expires in five days",
             serve(pki.served_chain_der(leaf), leaf.key_pem),
-            codes=("expires_soon",),
+            codes=(FindingCode.EXPIRES_SOON,),
         )
 
         leaf = self_signed_leaf(dns_names=(_name("self-signed"),), now_utc=now)
@@ -198,7 +199,7 @@ def running_demo_lab(*, now_utc: datetime | None = None) -> Iterator[DemoLab]:
             "self-signed",
             "self-signed leaf",
             serve((leaf.der,), leaf.key_pem),
-            codes=("self_signed",),
+            codes=(FindingCode.SELF_SIGNED,),
         )
 
         leaf = stranger.issue_leaf(dns_names=(_name("untrusted-root"),))
@@ -207,7 +208,7 @@ def running_demo_lab(*, now_utc: datetime | None = None) -> Iterator[DemoLab]:
             "chain to a root nobody trusts",
             # The whole chain up to the unknown root, as such servers usually send it.
             serve(leaf.chain_der(stranger.intermediate, stranger.root), leaf.key_pem),
-            codes=("untrusted_root",),
+            codes=(FindingCode.UNTRUSTED_ROOT,),
         )
 
         leaf = pki.issue_leaf(dns_names=(_name("somewhere-else"),))
@@ -215,7 +216,7 @@ def running_demo_lab(*, now_utc: datetime | None = None) -> Iterator[DemoLab]:
             "wrong-host",
             "certificate for another name",
             serve(pki.served_chain_der(leaf), leaf.key_pem),
-            codes=("hostname_mismatch",),
+            codes=(FindingCode.HOSTNAME_MISMATCH,),
         )
 
         aia = stack.enter_context(HttpFileServer({"/issuing-ca.der": pki.intermediate.der}))
@@ -227,20 +228,20 @@ def running_demo_lab(*, now_utc: datetime | None = None) -> Iterator[DemoLab]:
             "missing-intermediate",
             "intermediate not sent (fetchable over AIA)",
             serve((leaf.der,), leaf.key_pem),
-            codes=("incomplete_chain",),
+            codes=(FindingCode.INCOMPLETE_CHAIN,),
         )
 
         leaf = pki.issue_leaf(dns_names=(_name("weak-key"),), key=KeySpec.RSA_1024)
         address = stack.enter_context(
             LegacyTlsServer(chain=(leaf.pem, pki.intermediate.pem), key_pem=leaf.key_pem)
         )
-        add("weak-key", "1024-bit RSA key", address, codes=("weak_key",))
+        add("weak-key", "1024-bit RSA key", address, codes=(FindingCode.WEAK_KEY,))
 
         leaf = rsa_issuer.issue_leaf(dns_names=(_name("sha1"),), signature_hash="sha1")
         address = stack.enter_context(
             LegacyTlsServer(chain=(leaf.pem, rsa_issuer.pem), key_pem=leaf.key_pem)
         )
-        add("sha1", "SHA-1 signature", address, codes=("weak_signature",))
+        add("sha1", "SHA-1 signature", address, codes=(FindingCode.WEAK_SIGNATURE,))
 
         leaf = pki.issue_leaf(dns_names=(_name("smtp"),))
         address = stack.enter_context(

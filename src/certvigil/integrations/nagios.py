@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
+from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.days_remaining import days_remaining
 from certvigil.analysis.model import EndpointReport, Finding, Severity
 from certvigil.observed.handshake import FailureKind
@@ -184,9 +185,9 @@ def _worst(states: list[NagiosState]) -> NagiosState:
 
 
 def _finding_state(finding: Finding, thresholds: CheckThresholds) -> NagiosState:
-    forbidden = {
-        "protocol_tls10": thresholds.forbid_tls10,
-        "protocol_tls11": thresholds.forbid_tls11,
+    forbidden: dict[str, bool] = {
+        FindingCode.PROTOCOL_TLS10: thresholds.forbid_tls10,
+        FindingCode.PROTOCOL_TLS11: thresholds.forbid_tls11,
     }
     if forbidden.get(finding.code):
         return NagiosState.CRITICAL
@@ -231,7 +232,7 @@ def _deep_problems(report: EndpointReport, thresholds: CheckThresholds) -> list[
     if not thresholds.needs_deep_probe:
         return []
     if report.deep is None:
-        why = [f.message for f in report.findings if f.code == "tls_config_not_assessed"]
+        why = [f.message for f in report.findings if f.code == FindingCode.TLS_CONFIG_NOT_ASSESSED]
         reason = why[0] if why else "the protocol probes did not run"
         return [_Problem(state=NagiosState.UNKNOWN, text=f"not assessed: {plugin_text(reason)}")]
     grade = report.deep.grade.grade
@@ -258,7 +259,7 @@ def _perfdata(report: EndpointReport, thresholds: CheckThresholds) -> tuple[str,
 def _details(report: EndpointReport) -> list[str]:
     lines: list[str] = []
     for finding in report.findings:
-        if finding.code == "expires_soon":  # judged against -w/-c on the status line
+        if finding.code == FindingCode.EXPIRES_SOON:  # judged against -w/-c on the status line
             continue
         where = "" if finding.cert_index is None else f" (certificate {finding.cert_index})"
         lines.append(
@@ -312,7 +313,7 @@ def judge_report(report: EndpointReport, thresholds: CheckThresholds) -> CheckRe
         return CheckResult(state=state, summary=f"{target}: {plugin_text(detail, 400)}")
     problems = _expiry_problems(report, thresholds)
     for finding in report.findings:
-        if finding.code == "expires_soon":  # judged above against -w/-c instead
+        if finding.code == FindingCode.EXPIRES_SOON:  # judged above against -w/-c instead
             continue
         state = _finding_state(finding, thresholds)
         if state is not NagiosState.OK:

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from certvigil.output.observation_schema import Base64, ObservationDocument, Sha256Hex
+
 __all__ = [
     "SCHEMA_FILES",
     "CertDocument",
@@ -221,6 +223,9 @@ class EndpointModel(OutputModel):
     revocation: RevocationModel | None = None
     deep: dict[str, Any] | None = None
     """``scan --deep``: observation, findings, grade and Mozilla profiles (docs/grading.md)."""
+    observed: ObservationDocument | None = None
+    """``scan --json --include-observation``: everything the probes saw, as an observation
+    document whose CRLs are in the scan document's ``crls`` (docs/json-schema.md)."""
 
 
 class TargetErrorModel(OutputModel):
@@ -270,6 +275,8 @@ class ScanDocument(OutputModel):
     started_at_utc: datetime
     endpoints: tuple[EndpointModel, ...]
     target_errors: tuple[TargetErrorModel, ...]
+    crls: dict[Sha256Hex, Base64] | None = None
+    """``--include-observation``: every CRL the observations used, once, by SHA-256."""
     interrupted: InterruptionModel | None
     summary: SummaryModel
     finished_at_utc: datetime
@@ -301,15 +308,20 @@ class CertDocument(OutputModel):
     finished_at_utc: datetime
 
 
-SCHEMA_FILES = {"scan.schema.json": "ScanDocument", "cert.schema.json": "CertDocument"}
+SCHEMA_FILES = {
+    "scan.schema.json": "ScanDocument",
+    "cert.schema.json": "CertDocument",
+    "observation.schema.json": "ObservationDocument",
+}
 """The JSON Schema files in ``docs/schema/`` and the model each one describes."""
 
 
 def json_schema_texts() -> dict[str, str]:
     """Each schema file's name and its text (JSON Schema draft 2020-12, from the models)."""
-    models: dict[str, type[OutputModel]] = {
+    models: dict[str, type[BaseModel]] = {
         "ScanDocument": ScanDocument,
         "CertDocument": CertDocument,
+        "ObservationDocument": ObservationDocument,
     }
     return {
         name: json.dumps(models[model].model_json_schema(), indent=2, sort_keys=True) + "\n"

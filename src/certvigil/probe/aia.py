@@ -10,32 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from dataclasses import dataclass
 
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from certvigil.analysis.certificate import PARSE_ERRORS
+from certvigil.observed.issuers import IssuerFetch
+
+__all__ = ["DEFAULT_MAX_BYTES", "IssuerFetch", "IssuerFetcher", "parse_issuer_body"]
 
 DEFAULT_MAX_BYTES = 256 * 1024
 """Largest body accepted: an issuer certificate is a few KB, a PKCS #7 bundle a few tens."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IssuerFetch:
-    """What one AIA CA-issuers URL gave.
-
-    Attributes:
-        url: The URL fetched.
-        certificates_der: The certificates found, DER; empty when the fetch failed.
-        error: Why nothing was found (HTTP status, time-out, unreadable body); ``None``
-            on success.
-    """
-
-    url: str
-    certificates_der: tuple[bytes, ...] = ()
-    error: str | None = None
 
 
 class IssuerFetcher:

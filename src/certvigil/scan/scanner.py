@@ -9,9 +9,13 @@ set aside behind a silent address, see below).
 For each target: resolve the host (cached per scan), take a slot for its address
 (``per_ip_concurrency``), optionally one for its network (``per_subnet_concurrency``, by
 /24 or /64, so a customer's subnet is never hammered as a whole) and a global slot
-(``concurrency``), probe once, retry once more after a transient failure, then analyse.
-When the served chain is incomplete, the missing issuers are fetched from the leaf's AIA
-URL (each URL once per scan) and the endpoint is analysed again with them.
+(``concurrency``), probe once, retry once more after a transient failure. The probes
+fill one ``EndpointObservation``: the handshake; the issuers the pure plan
+(``analysis.revocation_plan.plan_issuer_fetches``) names when the served chain is
+incomplete, fetched from AIA URLs (each URL once per scan); the OCSP and CRL fetches
+(``revocation``); the protocol and cipher probes (``deep``), started as soon as the
+handshake is done. Nothing is judged while probing: ``analysis.judge.judge`` makes the
+whole report once, at the end, and the report carries the observation (``observed``).
 
 Retry policy: ``connection_reset`` and temporary DNS failures (SERVFAIL, no answer in
 time) are transient and retried. A ``timeout`` is retried only with ``retry_timeouts``:
@@ -26,8 +30,9 @@ does not exist.
 Deadline: each endpoint has one total, ``deadline_s``, that starts when its first
 connection gets its slots and covers connect, STARTTLS, handshake, retries, AIA fetches,
 the revocation check and the deep probes. When it runs out during the observation, the
-endpoint is reported as a ``timeout``; when it runs out later, the report keeps what was
-judged so far and gets a ``deadline_reached`` finding naming the step that was cut.
+endpoint is reported as a ``timeout``; when it runs out later, the step that was cut is
+left out of the observation and named in its ``cut_steps`` (the report gets a
+``deadline_reached`` finding, or ``tls_config_not_assessed`` for the protocol probes).
 
 Silent addresses: after ``suspect_after_timeouts`` consecutive time-outs on one address,
 its next endpoints are first probed with the short ``quick_timeout_s``. One that answers
@@ -44,7 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import functools
 import ipaddress
 import time
 import traceback
@@ -60,13 +65,16 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from certvigil.analysis.model import EndpointReport, Finding, Severity
+from certvigil.analysis.judge import judge
+from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.policy import AnalysisPolicy
-from certvigil.analysis.report import analyse_endpoint, issuer_urls_to_fetch
+from certvigil.analysis.revocation_plan import plan_issuer_fetches
 from certvigil.analysis.trust import TrustStore
+from certvigil.observed.endpoint import EndpointObservation, ObservedStep
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
+from certvigil.observed.issuers import IssuerFetch
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
 from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.probe.tls import ProbeOptions, probe_tls
@@ -76,10 +84,12 @@ from certvigil.targets.target import Target
 if TYPE_CHECKING:
     import httpx
 
+    from certvigil.observed.revocation import RevocationObservation
     from certvigil.observed.tls_config import TlsConfigObservation
     from certvigil.probe.aia import IssuerFetcher
     from certvigil.probe.crl_fetch import CrlCache
 
+_T = TypeVar("_T")
 _TRANSIENT_KINDS = frozenset({FailureKind.CONNECTION_RESET})
 _NOT_STARTED = "not started"  # on the results queue: a target dropped by a stop request
 
@@ -517,9 +527,16 @@ class EndpointScanner:
         self._fetcher: IssuerFetcher | None = None
         self._http: httpx.AsyncClient | None = None
         self._crl_cache: CrlCache | None = None
-        self._to_analyse: list[
-            tuple[TlsObservation | ProbeFailure, datetime, asyncio.Future[EndpointReport]]
-        ] = []
+        self._to_analyse: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._steps = tuple(
+            step
+            for step, asked in (
+                (ObservedStep.ISSUERS, options.fetch_missing_issuers),
+                (ObservedStep.REVOCATION, options.revocation),
+                (ObservedStep.TLS_CONFIG, options.deep),
+            )
+            if asked
+        )
         # Consecutive time-outs per address (addresses that answered are not kept).
         self._silent: dict[str, int] = {}
         self.parked = 0
@@ -566,22 +583,44 @@ class EndpointScanner:
         budget = _Budget(self._options.deadline_s)
         deep_probes: asyncio.Task[TlsConfigObservation | ProbeFailure] | None = None
         try:
-            result = await self._observe(target, addresses, budget)
-            if self._options.deep and isinstance(result, TlsObservation):
+            handshake = await self._observe(target, addresses, budget)
+            # One ``now`` for planning and judging: the chain verified to plan the AIA
+            # fetches is the one the judgement reuses (``chain.judge_chain`` caches it).
+            now = self._clock()
+            if not isinstance(handshake, TlsObservation):
+                return await self._judge(self._observation(handshake), now)
+            if self._options.deep:
                 # The protocol and cipher probes start at once and run while the chain
-                # is completed and revocation is checked; the grade needs both, so
-                # they are folded in last.
-                deep_probes = asyncio.create_task(self._probe_tls_config(result))
-            report, fetched_der = await self._judge(result, budget)
-            if self._options.revocation and report.observation is not None:
-                report = await self._within(
-                    budget, report, "the revocation check", self._revocation(report, fetched_der)
-                )
-            if deep_probes is not None and report.observation is not None:
-                report = await self._within(
-                    budget, report, "protocols and ciphers", self._with_deep(report, deep_probes)
-                )
-            return report
+                # is completed and revocation is checked.
+                deep_probes = asyncio.create_task(self._probe_tls_config(handshake))
+            cut: list[ObservedStep] = []
+            fetches: list[IssuerFetch] = []
+            if self._options.fetch_missing_issuers and not await self._within(
+                budget, self._complete_chain(handshake, now, fetches)
+            ):
+                cut.append(ObservedStep.ISSUERS)
+            fetched_der = tuple(dict.fromkeys(d for f in fetches for d in f.certificates_der))
+            revocation: RevocationObservation | None = None
+            if self._options.revocation:
+                revocation_task = asyncio.ensure_future(self._revocation(handshake, fetched_der))
+                if await self._within(budget, revocation_task):
+                    revocation = revocation_task.result()
+                else:
+                    cut.append(ObservedStep.REVOCATION)
+            tls_config: TlsConfigObservation | ProbeFailure | None = None
+            if deep_probes is not None:
+                if await self._within(budget, deep_probes):
+                    tls_config = deep_probes.result()
+                else:
+                    cut.append(ObservedStep.TLS_CONFIG)
+            observation = self._observation(
+                handshake,
+                issuer_fetches=tuple(fetches),
+                revocation=revocation,
+                tls_config=tls_config,
+                cut_steps=tuple(cut),
+            )
+            return await self._judge(observation, now)
         except _NotStarted:
             raise
         except Exception as exc:  # noqa: BLE001 - the scan's one broad catch, see module doc
@@ -590,6 +629,27 @@ class EndpointScanner:
             if deep_probes is not None and not deep_probes.done():
                 deep_probes.cancel()
                 await asyncio.wait([deep_probes])
+
+    def _observation(
+        self,
+        handshake: TlsObservation | ProbeFailure,
+        *,
+        issuer_fetches: tuple[IssuerFetch, ...] = (),
+        revocation: RevocationObservation | None = None,
+        tls_config: TlsConfigObservation | ProbeFailure | None = None,
+        cut_steps: tuple[ObservedStep, ...] = (),
+    ) -> EndpointObservation:
+        return EndpointObservation(
+            target=handshake.target,
+            observed_at_utc=handshake.observed_at_utc,
+            handshake=handshake,
+            issuer_fetches=issuer_fetches,
+            revocation=revocation,
+            tls_config=tls_config,
+            steps=self._steps,
+            cut_steps=cut_steps,
+            deadline_s=self._options.deadline_s,
+        )
 
     async def _probe_tls_config(
         self, observation: TlsObservation
@@ -609,19 +669,10 @@ class EndpointScanner:
             starttls_timeout_s=self._options.starttls_timeout_s,
         )
 
-    async def _with_deep(
-        self,
-        report: EndpointReport,
-        probes: asyncio.Task[TlsConfigObservation | ProbeFailure],
-    ) -> EndpointReport:
-        from certvigil.scan.deep import apply_tls_config
-
-        return apply_tls_config(report, await probes)
-
     async def _revocation(
-        self, report: EndpointReport, fetched_der: tuple[bytes, ...]
-    ) -> EndpointReport:
-        from certvigil.scan.revocation import check_report_revocation
+        self, handshake: TlsObservation, fetched_der: tuple[bytes, ...]
+    ) -> RevocationObservation:
+        from certvigil.scan.revocation import fetch_revocation
 
         if self._http is None:
             import httpx
@@ -631,8 +682,8 @@ class EndpointScanner:
             from certvigil.probe.crl_fetch import CrlCache
 
             self._crl_cache = CrlCache(clock=self._clock)
-        return await check_report_revocation(
-            report,
+        return await fetch_revocation(
+            handshake,
             http=self._http,
             crl_cache=self._crl_cache,
             options=self._options.revocation_options,
@@ -641,116 +692,79 @@ class EndpointScanner:
             fetched_der=fetched_der,
         )
 
-    async def _within(
-        self,
-        budget: _Budget,
-        report: EndpointReport,
-        step: str,
-        work: Awaitable[EndpointReport],
-    ) -> EndpointReport:
-        """``work``'s report, or ``report`` with a ``deadline_reached`` finding when cut."""
+    async def _within(self, budget: _Budget, work: Awaitable[object]) -> bool:
+        """Wait for ``work`` within the endpoint's deadline; ``False`` when it was cut."""
         deadline = budget.timeout()
         try:
             async with deadline:
-                return await work
+                await work
         except TimeoutError:
             if not deadline.expired():
                 raise
-        return self._cut(report, step)
-
-    def _cut(self, report: EndpointReport, step: str) -> EndpointReport:
-        """``report`` with a finding saying ``step`` was cut by the deadline."""
-        # The deep step keeps the code it has for every other reason it was not done.
-        code = "tls_config_not_assessed" if step == "protocols and ciphers" else "deadline_reached"
-        note = Finding(
-            code=code,
-            severity=Severity.INFO,
-            message=f"{step} not finished within the endpoint's deadline of "
-            f"{self._options.deadline_s:g} s (--deadline)",
-        )
-        return dataclasses.replace(report, findings=(*report.findings, note))
-
-    async def _judge(
-        self, result: TlsObservation | ProbeFailure, budget: _Budget
-    ) -> tuple[EndpointReport, tuple[bytes, ...]]:
-        """The report on ``result`` and the issuers fetched from AIA URLs for it."""
-        now = self._clock()
-        report = await self._analyse(result, now)
-        if not self._options.fetch_missing_issuers or not isinstance(result, TlsObservation):
-            return report, ()
-        fetched_der: list[bytes] = []
-        deadline = budget.timeout()
-        try:
-            async with deadline:
-                report = await self._complete_chain(result, report, now, fetched_der)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            report = self._cut(report, "fetching the missing issuers")
-        return report, tuple(fetched_der)
+            return False
+        return True
 
     async def _complete_chain(
-        self,
-        result: TlsObservation,
-        report: EndpointReport,
-        now: datetime,
-        fetched_der: list[bytes],
-    ) -> EndpointReport:
-        """``report`` analysed again with issuers fetched from AIA URLs (into ``fetched_der``)."""
-        fetched_urls: set[str] = set()
+        self, handshake: TlsObservation, now: datetime, fetches: list[IssuerFetch]
+    ) -> None:
+        """Fetch, into ``fetches``, the issuers the plan names, round after round."""
+        tried: set[str] = set()
         for _round in range(_MAX_AIA_ROUNDS):
-            urls = tuple(url for url in issuer_urls_to_fetch(report) if url not in fetched_urls)
+            fetched_der = tuple(d for f in fetches for d in f.certificates_der)
+            urls = await self._batched(
+                functools.partial(
+                    plan_issuer_fetches,
+                    handshake.chain_der,
+                    now=now,
+                    trust=self._trust,
+                    fetched_der=fetched_der,
+                    tried_urls=frozenset(tried),
+                )
+            )
             if not urls:
-                break
-            fetched_urls.update(urls)
+                return
+            tried.update(urls)
             if self._fetcher is None:
                 from certvigil.probe.aia import IssuerFetcher
 
                 self._fetcher = IssuerFetcher(timeout_s=self._options.aia_timeout_s)
-            fetches = await self._fetcher.fetch_all(urls)
-            found = [der for fetch in fetches for der in fetch.certificates_der]
-            if not found:
-                break
-            fetched_der += [der for der in found if der not in fetched_der]
-            report = analyse_endpoint(
-                result,
-                now=now,
-                trust=self._trust,
-                policy=self._options.policy,
-                fetched_issuers_der=tuple(fetched_der),
-            )
-        return report
+            found = await self._fetcher.fetch_all(urls)
+            fetches += found
+            if not any(fetch.certificates_der for fetch in found):
+                return
 
-    async def _analyse(
-        self, result: TlsObservation | ProbeFailure, now: datetime
-    ) -> EndpointReport:
-        """Judge ``result`` together with every other endpoint finished in this loop turn.
+    async def _judge(self, observation: EndpointObservation, now: datetime) -> EndpointReport:
+        """The report on ``observation``, judged with the scan's trust store and policy."""
+        return await self._batched(
+            lambda: judge(observation, now, self._trust, self._options.policy)
+        )
 
-        Analysis runs in batches, one callback per turn of the event loop, rather than in
-        each endpoint's own task between handshakes: the analysis code and data stay in
-        the CPU caches from one endpoint to the next, which measured 25-40% less CPU per
-        analysis in a scan (``bench/README.md``). The report is the same.
+    async def _batched(self, work: Callable[[], _T]) -> _T:
+        """Run ``work`` together with every other endpoint's analysis of this loop turn.
+
+        Analysis (planning and judging) runs in batches, one callback per turn of the
+        event loop, rather than in each endpoint's own task between handshakes: the
+        analysis code and data stay in the CPU caches from one endpoint to the next,
+        which measured 25-40% less CPU per analysis in a scan (``bench/README.md``).
         """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[EndpointReport] = loop.create_future()
-        self._to_analyse.append((result, now, future))
+        future: asyncio.Future[_T] = loop.create_future()
+        self._to_analyse.append((work, future))
         if len(self._to_analyse) == 1:
             loop.call_soon(self._analyse_pending)
         return await future
 
     def _analyse_pending(self) -> None:
         pending, self._to_analyse = self._to_analyse, []
-        for result, now, future in pending:
+        for work, future in pending:
             if future.cancelled():
                 continue
             try:
-                report = analyse_endpoint(
-                    result, now=now, trust=self._trust, policy=self._options.policy
-                )
+                result = work()
             except Exception as exc:  # noqa: BLE001 - handed to the awaiting endpoint
                 future.set_exception(exc)
             else:
-                future.set_result(report)
+                future.set_result(result)
 
     async def _observe(
         self, target: Target, addresses: tuple[str, ...] | None, budget: _Budget
@@ -884,11 +898,9 @@ class EndpointScanner:
             detail=f"unexpected {type(exc).__name__}: {exc}{where}",
             observed_at_utc=self._clock(),
         )
-        try:
-            return analyse_endpoint(
-                failure, now=failure.observed_at_utc, trust=self._trust, policy=self._options.policy
-            )
-        except Exception:  # noqa: BLE001 - the report of a failure must not fail in turn
-            return EndpointReport(
-                target=target, evaluated_at_utc=failure.observed_at_utc, failure=failure
-            )
+        return EndpointReport(
+            target=target,
+            evaluated_at_utc=failure.observed_at_utc,
+            failure=failure,
+            observed=self._observation(failure),
+        )

@@ -45,9 +45,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from datetime import datetime
 from typing import Any
 
+from certvigil.analysis.judge import judge
 from certvigil.analysis.model import EndpointReport
-from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.trust import TrustStore
+from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.resolve import resolve_addresses
 from certvigil.scan.scanner import EndpointScanner, ScanOptions, ScanProgress, scan_stream, utc_now
@@ -432,9 +433,10 @@ class _Pool:
             detail=f"the scan worker process {pid} ended before scanning this endpoint",
             observed_at_utc=utc_now(),
         )
-        return analyse_endpoint(
-            failure, now=failure.observed_at_utc, trust=self._trust, policy=self._options.policy
+        observation = EndpointObservation(
+            target=target, observed_at_utc=failure.observed_at_utc, handshake=failure
         )
+        return judge(observation, failure.observed_at_utc, self._trust, self._options.policy)
 
     async def stop(self) -> None:
         gc.unfreeze()

@@ -23,6 +23,6 @@ def app_from_environment() -> FastAPI:
     """The server app for the configuration named in ``CERTVIGIL_SERVE_CONFIG``."""
     loaded = load_config(os.environ[CONFIG_ENV])
     store = open_store(loaded.database_url)
-    app = create_app(loaded, store)
+    app = create_app(loaded, store, announce_ready=True)
     attach_dashboard(app, store)
     return app

@@ -11,9 +11,10 @@ trusts the server's DNS for where the name leads.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from certvigil.config.expand import entry_targets
 from certvigil.config.model import TargetEntry
 from certvigil.errors import ConfigError, TargetError
 from certvigil.files.truststore import load_trust_store
@@ -21,7 +22,6 @@ from certvigil.scan.scanner import ScanOptions, scan_stream
 from certvigil.server.errors import ApiError
 from certvigil.server.ingest import store_reports
 from certvigil.server.shapes import finding_json, target_json
-from certvigil.targets.parse import ExpansionOptions, TargetSpec, parse_spec
 from certvigil.targets.target import Target
 
 if TYPE_CHECKING:
@@ -29,21 +29,6 @@ if TYPE_CHECKING:
 
 MAX_SCAN_TARGETS = 256
 """Most endpoints one request may scan."""
-
-
-def entry_targets(entry: TargetEntry, *, allow_large: bool = False) -> Iterator[Target]:
-    """The endpoints a ``targets`` entry names, lazily.
-
-    Raises:
-        TargetError: The host cannot be parsed.
-    """
-    options = ExpansionOptions(
-        default_ports=entry.port_list,
-        sni=entry.sni,
-        starttls=entry.starttls,
-        allow_large=allow_large,
-    )
-    yield from parse_spec(TargetSpec(text=entry.host), allow_large=allow_large).expand(options)
 
 
 def allowed_targets(state: ServerState, entries: Sequence[TargetEntry]) -> list[Target]:

@@ -1,0 +1,1 @@
+"""``certvigil agent``: scans inside a network and reports observations to the server."""

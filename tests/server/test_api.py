@@ -1,0 +1,186 @@
+"""The /api/v1 routes against a real server on loopback: reports, inventory, alerts."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certvigil.config.loading import LoadedConfig
+from certvigil.demo.pki import IssuedCert, ThrowawayPki
+from certvigil.demo.servers import TlsServer
+from certvigil.server.app import create_app
+from certvigil.server.keys import Scope
+from certvigil.store import Store
+from tests.server.conftest import make_key
+from tests.server.scanned import scanned_items
+from tests.support.live_app import serve_app
+
+
+@pytest.fixture(scope="module")
+def items(pki: ThrowawayPki, leaf: IssuedCert, expiring_leaf: IssuedCert) -> list[dict[str, Any]]:
+    """Observations of an expiring and a healthy endpoint."""
+    return scanned_items(pki, [expiring_leaf, leaf], tags=("lab",))
+
+
+@pytest.fixture
+def api(server_loaded: LoadedConfig, server_store: Store) -> Iterator[tuple[str, dict[str, str]]]:
+    """The server's base URL and one key per scope."""
+    keys = {scope.value: make_key(server_store, f"k-{scope.value}", scope) for scope in Scope}
+    app = create_app(server_loaded, server_store, poll_s=0.05)
+    with serve_app(app) as url:
+        yield url, keys
+
+
+def batch(items: list[dict[str, Any]], pki: ThrowawayPki, **more: Any) -> dict[str, Any]:
+    """A report body trusting the test root."""
+    root = pki.root.certificate.public_bytes(Encoding.PEM).decode()
+    return {
+        "report_id": uuid.uuid4().hex,
+        "agent": {"name": "lab-a", "version": "t", "interval_s": 60, "targets": len(items)},
+        "trust": {"public": False, "ca_pem": [root]},
+        "items": items,
+        **more,
+    }
+
+
+def test_a_batch_is_stored_once_and_bad_items_are_named(
+    api: tuple[str, dict[str, str]], items: list[dict[str, Any]], pki: ThrowawayPki
+) -> None:
+    """A retried batch is stored once; a broken item is refused by index, the rest kept."""
+    url, keys = api
+    headers = {"X-API-Key": keys["agent"]}
+    broken = {**items[1], "format": "something/9"}
+    body = batch([items[0], broken], pki)
+    first = httpx.post(f"{url}/api/v1/reports", json=body, headers=headers).json()
+    again = httpx.post(f"{url}/api/v1/reports", json=body, headers=headers).json()
+    assert first["accepted"] == 1 and first["duplicate"] is False
+    assert [r["index"] for r in first["rejected"]] == [1]
+    assert "format" in first["rejected"][0]["reason"]
+    assert again == {**first, "duplicate": True}
+    reader = {"Authorization": f"Bearer {keys['read']}"}
+    endpoints = httpx.get(f"{url}/api/v1/endpoints", headers=reader).json()["items"]
+    assert len(endpoints) == 1
+    history = httpx.get(
+        f"{url}/api/v1/endpoints/{endpoints[0]['id']}/history", headers=reader
+    ).json()
+    assert len(history["items"]) == 1
+
+
+def test_certificates_filter_sort_and_page_with_a_cursor(
+    api: tuple[str, dict[str, str]], items: list[dict[str, Any]], pki: ThrowawayPki
+) -> None:
+    """expiring_within keeps the expiring leaf; limit=1 pages through both, no repeats."""
+    url, keys = api
+    httpx.post(
+        f"{url}/api/v1/reports", json=batch(items, pki), headers={"X-API-Key": keys["agent"]}
+    )
+    h = {"X-API-Key": keys["read"]}
+    soon = httpx.get(f"{url}/api/v1/certificates?expiring_within=30", headers=h).json()["items"]
+    assert len(soon) == 1 and soon[0]["days_remaining"] in (9, 10)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 1, "sort": "-not_after"}
+        if cursor:
+            params["cursor"] = cursor
+        page = httpx.get(f"{url}/api/v1/certificates", params=params, headers=h).json()
+        seen += [c["sha256"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 2 and len(set(seen)) == 2
+    assert seen[1] == soon[0]["sha256"]  # descending: the expiring one last
+    detail = httpx.get(f"{url}/api/v1/certificates/{seen[1]}", headers=h).json()
+    assert detail["facts"]["sha256_hex"] == seen[1]
+    assert [d["endpoint"]["port"] for d in detail["deployed_now"]] == [
+        items[0]["observation"]["target"]["port"]
+    ]
+    assert any(f["code"] == "expires_soon" for f in detail["findings"])
+    tagged = httpx.get(f"{url}/api/v1/certificates?tag=nope", headers=h).json()
+    assert tagged["items"] == []
+
+
+def test_an_expiring_leaf_opens_one_alert_that_can_be_acknowledged_and_resolved(
+    api: tuple[str, dict[str, str]], items: list[dict[str, Any]], pki: ThrowawayPki
+) -> None:
+    """unread=true lists the alert until it is acknowledged; read keys may not act."""
+    url, keys = api
+    agent = {"X-API-Key": keys["agent"]}
+    httpx.post(f"{url}/api/v1/reports", json=batch(items, pki), headers=agent)
+    httpx.post(f"{url}/api/v1/reports", json=batch(items, pki), headers=agent)
+    reader = {"X-API-Key": keys["read"]}
+    admin = {"X-API-Key": keys["admin"]}
+    unread = httpx.get(f"{url}/api/v1/alerts?unread=true", headers=reader).json()["items"]
+    assert [a["kind"] for a in unread] == ["expiry_threshold"]
+    alert_id = unread[0]["id"]
+    denied = httpx.post(f"{url}/api/v1/alerts/{alert_id}/acknowledge", headers=reader)
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "forbidden"
+    done = httpx.post(
+        f"{url}/api/v1/alerts/{alert_id}/acknowledge", headers=admin, json={"note": "on it"}
+    )
+    assert done.json()["state"] == "acknowledged"
+    assert done.json()["acknowledged_by"] == "k-admin"
+    twice = httpx.post(f"{url}/api/v1/alerts/{alert_id}/acknowledge", headers=admin)
+    assert twice.status_code == 409
+    assert httpx.get(f"{url}/api/v1/alerts?unread=true", headers=reader).json()["items"] == []
+    resolved = httpx.post(f"{url}/api/v1/alerts/{alert_id}/resolve", headers=admin).json()
+    assert resolved["state"] == "resolved"
+    missing = httpx.post(f"{url}/api/v1/alerts/999999/resolve", headers=admin)
+    assert missing.status_code == 404
+    assert set(missing.json()["error"]) == {"code", "message", "details"}
+
+
+def test_scans_outside_the_allow_list_are_refused_and_inside_are_recorded(
+    api: tuple[str, dict[str, str]], pki: ThrowawayPki, leaf: IssuedCert
+) -> None:
+    """10.0.0.1 and a name outside the patterns get 403; a loopback endpoint is scanned."""
+    url, keys = api
+    admin = {"X-API-Key": keys["admin"]}
+    for host in ("10.0.0.1", "example.com", "10.0.0.0/30", "127.0.0.1:1@evil"):
+        answer = httpx.post(
+            f"{url}/api/v1/scans", json={"targets": [{"host": host, "port": 443}]}, headers=admin
+        )
+        assert answer.status_code in (403, 422), host
+    with TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as address:
+        answer = httpx.post(
+            f"{url}/api/v1/scans",
+            json={"targets": [{"host": "127.0.0.1", "port": address.port}]},
+            headers=admin,
+            timeout=30,
+        )
+    assert answer.status_code == 200, answer.text
+    (item,) = answer.json()["items"]
+    assert item["status"] == "ok" and item["leaf_sha256"] == leaf.sha256_hex
+
+
+def test_errors_are_json_documents(api: tuple[str, dict[str, str]]) -> None:
+    """No key: 401; bad query: 422 naming the field; bad cursor: 400; all the same shape."""
+    url, keys = api
+    h = {"X-API-Key": keys["read"]}
+    cases = [
+        (httpx.get(f"{url}/api/v1/alerts"), 401, "unauthorized"),
+        (httpx.get(f"{url}/api/v1/alerts", headers={"X-API-Key": "cvk_x"}), 401, "unauthorized"),
+        (httpx.get(f"{url}/api/v1/certificates?limit=0", headers=h), 422, "invalid_request"),
+        (httpx.get(f"{url}/api/v1/certificates?cursor=@@", headers=h), 400, "bad_cursor"),
+        (
+            httpx.get(
+                f"{url}/api/v1/certificates",
+                params={"cursor": base64.urlsafe_b64encode(b'["a",1]').decode()},
+                headers=h,
+            ),
+            400,
+            "bad_cursor",
+        ),
+        (httpx.get(f"{url}/api/v1/nowhere", headers=h), 404, "not_found"),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["code"] == code
+    assert "limit" in cases[2][0].json()["error"]["message"]
