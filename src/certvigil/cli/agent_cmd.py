@@ -10,6 +10,7 @@ configuration mistake.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -66,11 +67,14 @@ def read_key(loaded: LoadedConfig) -> tuple[str, str]:
 
 
 def outbox_path(loaded: LoadedConfig, name: str) -> Path:
-    """Where the outbox lives: ``server.outbox`` or next to the configuration file."""
+    """Where the outbox lives: ``server.outbox``; else systemd's state directory
+    (``$STATE_DIRECTORY``) when there is one; else next to the configuration file."""
     server = loaded.config.server
     if server is not None and server.outbox is not None:
         return loaded.resolve(server.outbox)
-    return loaded.base_dir / f"{loaded.path.stem}.{name}.outbox.db"
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    directory = Path(state) if state else loaded.base_dir
+    return directory / f"{loaded.path.stem}.{name}.outbox.db"
 
 
 @app.command("agent", epilog=AGENT_EXAMPLES)

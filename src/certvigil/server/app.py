@@ -14,6 +14,8 @@ import contextlib
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,10 +81,72 @@ class ServerState:
     background: bool = True
     poll_s: float = DEFAULT_POLL_S
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    pages: PageCache = field(default_factory=lambda: PageCache())
 
     def engine(self, policy: AlertPolicy | None = None) -> AlertEngine:
         """An alert engine on the store with the server's routes."""
         return AlertEngine(self.store, self.routes, policy or self.policy)
+
+
+class PageCache:
+    """Recent answers of the inventory lists, valid while nothing new was recorded.
+
+    Many clients ask the same question ("what expires within 30 days") at once; the
+    answer depends only on what is recorded (``inventory_version``) and, through
+    ``days_remaining`` and the expiry horizon, on the clock, so an answer is reused for
+    at most ``ttl_s`` and only while no observation was added (as seen at most
+    ``version_ttl_s`` ago: a report is visible in the lists a second after it is stored).
+    """
+
+    def __init__(self, *, ttl_s: float = 5.0, size: int = 256, version_ttl_s: float = 1.0) -> None:
+        self._ttl_s = ttl_s
+        self._version_ttl_s = version_ttl_s
+        self._version: tuple[int, float] | None = None
+        self._version_lock = threading.Lock()
+        self._size = size
+        self._entries: dict[Any, tuple[int, float, Any]] = {}
+        self._making: dict[Any, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def version(self, read: Callable[[], int]) -> int:
+        """The inventory's version, read from the database at most once a second (so a
+        repeated question is answered without touching the database at all)."""
+        with self._version_lock:
+            if self._version is None or self._version[1] < time.monotonic():
+                self._version = (read(), time.monotonic() + self._version_ttl_s)
+            return self._version[0]
+
+    def get(self, key: Any, version: int) -> Any | None:
+        """The answer kept for ``key`` at ``version``, ``None`` when there is none."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[0] != version or entry[1] < time.monotonic():
+            return None
+        return entry[2]
+
+    def put(self, key: Any, version: int, value: Any) -> None:
+        """Keeps an answer."""
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = (version, time.monotonic() + self._ttl_s, value)
+
+    def get_or_make(self, key: Any, version: int, make: Callable[[], Any]) -> Any:
+        """The kept answer, else ``make()``'s, made once however many ask at the same
+        time (the others wait for it rather than all querying the database)."""
+        found = self.get(key, version)
+        if found is not None:
+            return found
+        with self._lock:
+            making = self._making.setdefault(key, threading.Lock())
+        with making:
+            found = self.get(key, version)
+            if found is None:
+                found = make()
+                self.put(key, version, found)
+        with self._lock:
+            self._making.pop(key, None)
+        return found
 
 
 class _BodyLimit(BaseHTTPMiddleware):

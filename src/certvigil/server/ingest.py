@@ -25,7 +25,6 @@ from certvigil.server.wire import ItemError, judge_item, tags_from_item
 from certvigil.store import Store
 from certvigil.store import server_queries as sq
 from certvigil.store.ingest import record_reports
-from certvigil.store.queries import find_endpoint
 from certvigil.targets.target import Target
 
 MAX_ITEMS = 1000
@@ -133,9 +132,7 @@ def store_batch(
         reports = [report for report, _ in judged]
         tags = {report.target: t for report, t in judged if t is not None}
         observation_ids = record_reports(connection, reports, tags=tags)
-        events: list[int] = []
-        for report, observation_id in zip(reports, observation_ids, strict=True):
-            events += _judge_alerts(connection, engine, report, observation_id, now)
+        events = _judge_alerts(connection, engine, reports, observation_ids, now)
         sq.record_received_report(
             connection,
             report_id=report_id,
@@ -163,35 +160,29 @@ def store_reports(
     """
     with store.write() as connection:
         observation_ids = record_reports(connection, reports)
-        events: list[int] = []
-        for report, observation_id in zip(reports, observation_ids, strict=True):
-            events += _judge_alerts(connection, engine, report, observation_id, now)
+        events = _judge_alerts(connection, engine, reports, observation_ids, now)
     return tuple(observation_ids), tuple(events)
 
 
 def _judge_alerts(
     connection: Connection,
     engine: AlertEngine,
-    report: EndpointReport,
-    observation_id: int,
+    reports: Sequence[EndpointReport],
+    observation_ids: Sequence[int],
     now: datetime,
 ) -> list[int]:
-    """Runs the alert rules on one recorded report and logs what they changed."""
-    endpoint = find_endpoint(connection, report.target)
-    if endpoint is None:  # recorded just above, in this transaction
-        raise RuntimeError(f"{report.target}: not recorded")
-    before = sq.active_alert_ids(connection, endpoint.id)
+    """Runs the alert rules on recorded reports and logs what they changed, in order.
+
+    New alerts are those above the highest id before (notices too: they open
+    resolved and are told of as opened); resolved ones are those this transaction
+    resolved at ``now`` (the write transaction holds the database, so no other writer
+    resolves anything in between).
+    """
     newest_before = sq.max_alert_id(connection)
-    engine.process_in(connection, report, now, observation_id=observation_id)
-    after = sq.active_alert_ids(connection, endpoint.id)
-    # New alerts (notices too: they open resolved, and are told of as opened), then
-    # the ones this report resolved.
-    events = [
-        record_alert_event(connection, alert_id, EVENT_OPENED, now=now)
-        for alert_id in sq.alert_ids_above(connection, newest_before, endpoint_id=endpoint.id)
-    ]
-    events += [
-        record_alert_event(connection, alert_id, EVENT_RESOLVED, now=now)
-        for alert_id in sorted(set(before) - set(after))
-    ]
+    for report, observation_id in zip(reports, observation_ids, strict=True):
+        engine.process_in(connection, report, now, observation_id=observation_id)
+    opened = sq.alert_ids_above(connection, newest_before)
+    resolved = sq.alert_ids_resolved_at(connection, now, at_most=newest_before)
+    events = [record_alert_event(connection, i, EVENT_OPENED, now=now) for i in opened]
+    events += [record_alert_event(connection, i, EVENT_RESOLVED, now=now) for i in resolved]
     return events

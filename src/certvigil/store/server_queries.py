@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, text, update
 
 from certvigil.analysis.model import Severity
-from certvigil.store.models import ALERTS, DELIVERIES, ENDPOINTS
+from certvigil.store.models import ALERTS, DELIVERIES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.outbox import _alert_record, _alert_select
 from certvigil.store.queries import inventory, list_endpoints
 from certvigil.store.records import (
@@ -368,29 +368,37 @@ def alerts_page(
     return tuple(_alert_record(r) for r in connection.execute(statement))
 
 
-def active_alert_ids(connection: Connection, endpoint_id: int) -> dict[int, str]:
-    """The endpoint's alerts that are not resolved: id to state."""
-    rows = connection.execute(
-        select(ALERTS.c.id, ALERTS.c.state).where(
-            ALERTS.c.endpoint_id == endpoint_id, ALERTS.c.state != AlertState.RESOLVED.value
-        )
-    ).all()
-    return {int(r.id): str(r.state) for r in rows}
-
-
 def max_alert_id(connection: Connection) -> int:
     """The highest alert id, 0 when none."""
     return int(connection.execute(select(func.max(ALERTS.c.id))).scalar_one() or 0)
 
 
-def alert_ids_above(connection: Connection, above_id: int, *, endpoint_id: int) -> tuple[int, ...]:
-    """Ids of an endpoint's alerts made after ``above_id``, in order."""
+def alert_ids_above(connection: Connection, above_id: int) -> tuple[int, ...]:
+    """Ids of alerts made after ``above_id``, in order."""
+    rows = connection.execute(
+        select(ALERTS.c.id).where(ALERTS.c.id > above_id).order_by(ALERTS.c.id)
+    ).all()
+    return tuple(int(r.id) for r in rows)
+
+
+def alert_ids_resolved_at(connection: Connection, at: datetime, *, at_most: int) -> tuple[int, ...]:
+    """Ids (up to ``at_most``) of alerts resolved exactly at ``at``, in order."""
     rows = connection.execute(
         select(ALERTS.c.id)
-        .where(ALERTS.c.id > above_id, ALERTS.c.endpoint_id == endpoint_id)
+        .where(
+            ALERTS.c.id <= at_most,
+            ALERTS.c.state == AlertState.RESOLVED.value,
+            ALERTS.c.resolved_at_utc == at,
+        )
         .order_by(ALERTS.c.id)
     ).all()
     return tuple(int(r.id) for r in rows)
+
+
+def inventory_version(connection: Connection) -> int:
+    """Changes whenever an observation is recorded (what the inventory is built from)."""
+    value = connection.execute(select(func.max(OBSERVATIONS.c.id))).scalar_one()
+    return int(value or 0)
 
 
 def alerts_with_ids(connection: Connection, ids: Iterable[int]) -> tuple[AlertRecord, ...]:

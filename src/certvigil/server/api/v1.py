@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from certvigil import __version__
@@ -227,7 +228,7 @@ def list_certificates(
     ] = "not_after",
     limit: Limit = 100,
     cursor: Cursor = None,
-) -> dict[str, Any]:
+) -> Response:
     """Leaf certificates as currently deployed (one row per endpoint)."""
     if grade_below is not None:
         raise ApiError(
@@ -235,26 +236,40 @@ def list_certificates(
             "not_recorded",
             "grade_below: grades are not recorded from agents' observations yet",
         )
-    now = state.clock()
-    try:
+    key = ("certificates", expiring_within, host, issuer, tag, sort, limit, cursor)
+
+    def read_version() -> int:
         with state.store.read() as connection:
-            rows, next_key = sq.certificate_page(
-                connection,
-                now=now,
-                expiring_within_days=expiring_within,
-                host_glob=host_glob(host),
-                issuer=issuer or None,
-                tag=tag or None,
-                sort=sort,
-                after=decode_cursor(cursor),
-                limit=limit,
-            )
-    except ValueError as exc:
-        raise ApiError(400, "bad_cursor", str(exc)) from None
-    return page(
-        [inventory_json(r, now=now) for r in rows],
-        encode_cursor(next_key) if next_key is not None else None,
-    )
+            return sq.inventory_version(connection)
+
+    version = state.pages.version(read_version)
+    after = decode_cursor(cursor)
+
+    def make() -> bytes:
+        now = state.clock()
+        try:
+            with state.store.read() as connection:
+                rows, next_key = sq.certificate_page(
+                    connection,
+                    now=now,
+                    expiring_within_days=expiring_within,
+                    host_glob=host_glob(host),
+                    issuer=issuer or None,
+                    tag=tag or None,
+                    sort=sort,
+                    after=after,
+                    limit=limit,
+                )
+        except ValueError as exc:
+            raise ApiError(400, "bad_cursor", str(exc)) from None
+        answer = page(
+            [inventory_json(r, now=now) for r in rows],
+            encode_cursor(next_key) if next_key is not None else None,
+        )
+        return json.dumps(answer, separators=(",", ":")).encode()
+
+    body = state.pages.get_or_make(key, version, make)
+    return Response(content=body, media_type="application/json")
 
 
 @router.get(
