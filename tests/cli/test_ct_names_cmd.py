@@ -284,3 +284,19 @@ def test_ct_feed_serves_a_local_log_list_to_a_certstream_client(tmp_path: Path) 
     assert banner.startswith("serving 1 logs as certstream on ws://127.0.0.1:")
     assert len(got) == 300
     assert code == 130
+
+
+def test_search_escapes_hostile_crtsh_text(
+    capsys: pytest.CaptureFixture[str], crtsh: CrtshServer
+) -> None:
+    """An issuer with an escape sequence and a name with a bidi override show escaped."""
+    rows = json.loads(recorded("github.com_wildcard.json"))[:1]
+    rows[0]["issuer_name"] = "C=US, CN=Evil\x1b[2J CA"
+    rows[0]["name_value"] = "a.github.com\nevil\u202emoc.github.com"
+    crtsh.answers["%.github.com"] = json.dumps(rows).encode()
+
+    result = run_cli(capsys, "ct", "search", "github.com", "--crtsh-url", crtsh.url)
+
+    assert result.code == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    assert "\\x1b" in result.stdout
