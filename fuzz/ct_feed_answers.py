@@ -14,7 +14,8 @@ message round trip. The only allowed refusal is the parser's own error
 (``CertstreamMessageError``, ``ResponseError``); any other exception or warning is a
 crash. Prints inputs, crashes and distinct crash kinds (type and innermost frame).
 
-With ``--atheris`` (and atheris installed) the same target runs coverage-guided.
+With ``--atheris`` (and atheris installed) the same target runs coverage-guided; libFuzzer
+options pass through (``--atheris -runs=200000``).
 """
 
 from __future__ import annotations
@@ -119,11 +120,19 @@ def main() -> int:
     parser.add_argument("--inputs", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--atheris", action="store_true", help="coverage-guided, until stopped")
-    args = parser.parse_args()
+    args, libfuzzer_args = parser.parse_known_args()
     if args.atheris:
         import atheris  # type: ignore[import-not-found]
 
-        atheris.Setup([sys.argv[0]], lambda data: target(bytes(data)))
+        def one(data: bytes) -> None:
+            try:
+                target(bytes(data))
+            except (CertstreamMessageError, ResponseError):  # pragma: no cover - caught inside
+                pass
+
+        # The parsers were imported before atheris: instrument what is loaded now.
+        atheris.instrument_all()
+        atheris.Setup([sys.argv[0], *libfuzzer_args], one)
         atheris.Fuzz()
         return 0
     rng = random.Random(args.seed)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +222,81 @@ def test_feed_refuses_a_bad_listen_address(capsys: pytest.CaptureFixture[str]) -
 
     assert result.code == 64
     assert "not HOST:PORT" in result.stderr
+
+
+def test_ct_feed_serves_a_local_log_list_to_a_certstream_client(tmp_path: Path) -> None:
+    """`certvigil ct feed --from-start` tails the log of a log list and streams its names.
+
+    Given a log list naming Navigli (served on loopback with a signed checkpoint), the
+    command runs as its own process; a WebSocket client on /domains-only reads the
+    first 300 entries' names; SIGINT stops the command with exit 130.
+    """
+    key = TestLogKey()
+    with CtLogServer() as server:
+        site = server.site("navigli")
+        url = server.url("navigli")
+        site.files.update(navigli_files(1024))
+        site.files["checkpoint"] = key.checkpoint(checkpoint_origin(url), 1024, NAVIGLI_ROOTS[1024])
+        log_list = tmp_path / "log_list.json"
+        log_list.write_text(
+            json.dumps(
+                {
+                    "version": "1.0",
+                    "log_list_timestamp": "2026-12-01T00:00:00Z",
+                    "operators": [
+                        {
+                            "name": "test",
+                            "email": ["ct@example.org"],
+                            "logs": [],
+                            "tiled_logs": [
+                                {
+                                    "description": "Navigli2025h2 (local)",
+                                    "log_id": base64.b64encode(log_id(key.der)).decode(),
+                                    "key": base64.b64encode(key.der).decode(),
+                                    "submission_url": url,
+                                    "monitoring_url": url,
+                                    "mmd": 60,
+                                    "state": {"usable": {"timestamp": "2025-05-01T00:00:00Z"}},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            )
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        command = [sys.executable, "-m", "certvigil", "ct", "feed", "--log-list", str(log_list)]
+        with subprocess.Popen(
+            [*command, "--listen", "127.0.0.1:0", "--from-start", "--poll", "3600"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as process:
+            try:
+                assert process.stderr is not None
+                banner = process.stderr.readline()  # the address it serves on, once listening
+                ws_url = banner.split(" on ", 1)[1].split(" ", 1)[0]
+                got = asyncio.run(_collect(ws_url + "domains-only", 300))
+            finally:
+                process.send_signal(signal.SIGINT)
+                code = process.wait(timeout=30)
+
+    assert banner.startswith("serving 1 logs as certstream on ws://127.0.0.1:")
+    assert len(got) == 300
+    assert code == 130
+
+
+def test_search_escapes_hostile_crtsh_text(
+    capsys: pytest.CaptureFixture[str], crtsh: CrtshServer
+) -> None:
+    """An issuer with an escape sequence and a name with a bidi override show escaped."""
+    rows = json.loads(recorded("github.com_wildcard.json"))[:1]
+    rows[0]["issuer_name"] = "C=US, CN=Evil\x1b[2J CA"
+    rows[0]["name_value"] = "a.github.com\nevil\u202emoc.github.com"
+    crtsh.answers["%.github.com"] = json.dumps(rows).encode()
+
+    result = run_cli(capsys, "ct", "search", "github.com", "--crtsh-url", crtsh.url)
+
+    assert result.code == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    assert "\\x1b" in result.stdout
