@@ -525,3 +525,28 @@ def test_a_wildcard_seen_in_ct_is_located_in_the_inventory(logs: Logs, store: St
         if a.kind == "wildcard_certificate" and a.details["index"] == wildcard.index
     ]
     assert alert.details["deployed_at"] == ["edge.drive-platform.io:8443"]
+
+
+def test_look_alikes_typos_and_keywords_are_alerted(logs: Logs, store: Store) -> None:
+    """Watching cyn0va.dev, the real cynova.dev names look alike (homoglyph); watching
+    nip.com, nip.io names are a typo (TLD swap); keywords chix and bbq catch chixbbq.org."""
+    logs.publish_static(1024)
+    settings = CtSettings.model_validate(
+        {
+            **logs.settings().model_dump(by_alias=True, exclude={"domains", "keywords"}),
+            "domains": [{"name": "cyn0va.dev"}, {"name": "nip.com"}],
+            "keywords": {"search": ["chix", "bbq"], "threshold": 2},
+        }
+    )
+
+    watch(settings, store)
+
+    by_kind: dict[str, set[str]] = {}
+    for alert in alerts(store):
+        by_kind.setdefault(alert.kind, set()).add(alert.summary.split(" ")[1])
+    assert {n.split(".")[-2] for n in by_kind["lookalike_detected"]} == {"cynova", "chixbbq"}
+    assert by_kind["typosquat_detected"] == {"nip.io"}
+    assert "new_subdomain" not in by_kind
+    imitating = expected_matches(("cynova.dev", "chixbbq.org", "nip.io"))
+    flagged = {f.entry_index for f in findings(store)}
+    assert flagged <= set(imitating) and len(flagged) == renewal_groups(imitating)

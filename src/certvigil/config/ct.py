@@ -117,7 +117,7 @@ class CtKeywords(_Model):
     """
 
     search: tuple[CtText, ...] = ()
-    threshold: int = Field(default=1, ge=1, le=100)
+    threshold: int = Field(default=2, ge=1, le=100)
     blacklist: tuple[CtText, ...] = ()
 
 
@@ -167,6 +167,8 @@ class CtSettings(_Model):
         short_lived_under: A certificate valid for less than this is short-lived.
         expiring_within: A watched name's certificate expiring within this alerts.
         keywords: Keyword rules for look-alike names.
+        lookalikes: Look for names imitating the watched domains (dnstwist permutations
+            and confusable characters); building the index takes about 10 ms per domain.
         behind_after: A log whose backlog is older than this raises ``ct_log_behind``.
         stalled_after: A log without a successful pass for this long raises
             ``ct_log_stalled``.
@@ -188,6 +190,7 @@ class CtSettings(_Model):
     short_lived_under: DurationS = 86400.0
     expiring_within: DurationS = 7 * 86400.0
     keywords: CtKeywords = CtKeywords()
+    lookalikes: bool = True
     behind_after: DurationS = 3600.0
     stalled_after: DurationS = 3600.0
     poll_interval: DurationS = Field(default=60.0, ge=1.0)

@@ -15,6 +15,11 @@ Kinds and severities:
   configured, not in the inventory, not seen in CT before). A wildcard counts by its base;
 * ``wildcard_certificate`` (info): a wildcard name under a watched domain;
 * ``short_lived_certificate`` (info): valid for less than ``short_lived_under``;
+* ``typosquat_detected`` (warning): a name imitates a watched domain by a dnstwist
+  permutation (omission, transposition, replacement, bitsquatting, TLD swap…);
+* ``lookalike_detected`` (warning): a name imitates one by confusable characters
+  (homoglyphs, Cyrillic, UTS #39 skeleton), or holds enough search keywords
+  (``ct.keywords``);
 * ``certificate_expiring`` (warning): expires within ``expiring_within`` of ``now``
   (a certificate already expired when it is found, as in a backfill, raises nothing).
 """
@@ -34,6 +39,8 @@ from certvigil.analysis.model import Severity
 from certvigil.ct.codec import DecodeError
 from certvigil.ct.der import TbsFields, certificate_tbs, parse_tbs, read_tlv, subject_common_names
 from certvigil.ct.entry import LogEntry
+from certvigil.ct.keywords import KeywordResult
+from certvigil.ct.lookalike import LookalikeMatch, Technique
 from certvigil.ct.match import NameMatch
 from certvigil.ct.names import CertNames, dedup_keys
 
@@ -285,6 +292,47 @@ def new_names(matches: Iterable[NameMatch], known: Collection[str]) -> dict[str,
     return found
 
 
+LOOKALIKE_TECHNIQUES = frozenset({Technique.HOMOGLYPH, Technique.CYRILLIC, Technique.CONFUSABLE})
+"""Techniques that make a name *look* the same; the others are typing mistakes."""
+
+
+def imitation_verdicts(
+    facts: CertFacts,
+    lookalikes: Iterable[LookalikeMatch],
+    keyword_hits: Iterable[KeywordResult],
+) -> list[CtVerdict]:
+    """``typosquat_detected`` / ``lookalike_detected`` for a certificate's imitating names."""
+    verdicts: list[CtVerdict] = []
+    certificate = f"{'precertificate' if facts.is_precert else 'certificate'}"
+    for found in lookalikes:
+        looks = found.technique in LOOKALIKE_TECHNIQUES
+        kind = CtKind.LOOKALIKE_DETECTED if looks else CtKind.TYPOSQUAT_DETECTED
+        verdicts.append(
+            CtVerdict(
+                kind=kind,
+                severity=Severity.WARNING,
+                subject=f"{found.lookalike}:{facts.tbs_key}",
+                title=f"CT: {found.lookalike} imitates {found.imitated}",
+                message=f"A {certificate} for {found.name} was issued by {facts.issuer}: "
+                f"{found.lookalike} imitates {found.imitated} ({found.technique.value}).",
+                stays_open=True,
+            )
+        )
+    for hit in keyword_hits:
+        verdicts.append(
+            CtVerdict(
+                kind=CtKind.LOOKALIKE_DETECTED,
+                severity=Severity.WARNING,
+                subject=f"{hit.name}:{facts.tbs_key}",
+                title=f"CT: {hit.name} holds watched keywords",
+                message=f"A {certificate} for {hit.name} was issued by {facts.issuer}; "
+                f"it holds the keywords {', '.join(hit.keywords)}.",
+                stays_open=True,
+            )
+        )
+    return verdicts
+
+
 def judge(
     facts: CertFacts,
     matches: Iterable[NameMatch],
@@ -292,6 +340,8 @@ def judge(
     policy: WatchPolicy,
     known_names: Collection[str],
     now: datetime,
+    lookalikes: Iterable[LookalikeMatch] = (),
+    keyword_hits: Iterable[KeywordResult] = (),
 ) -> tuple[CtVerdict, ...]:
     """The alerts a newly found certificate raises (see the module docstring).
 
@@ -301,12 +351,14 @@ def judge(
         policy: Thresholds and per-domain settings.
         known_names: Names not new (configured, in the inventory, seen in CT before).
         now: The evaluation time (aware UTC).
+        lookalikes: Its names that imitate watched domains (``ct.lookalike``).
+        keyword_hits: Its names that match the keyword rules (``ct.keywords``).
 
     Returns:
         One verdict per kind raised (and per new name for ``new_subdomain``).
     """
     matches = tuple(matches)
-    verdicts: list[CtVerdict] = []
+    verdicts: list[CtVerdict] = imitation_verdicts(facts, lookalikes, keyword_hits)
     shown = ", ".join(facts.names[:5]) + (" …" if len(facts.names) > 5 else "")
     certificate = f"{'precertificate' if facts.is_precert else 'certificate'} for {shown}"
     watched = sorted({m.watched for m in matches})

@@ -54,7 +54,9 @@ from certvigil.ct.judge import (
     judge,
     new_names,
 )
+from certvigil.ct.keywords import KeywordResult, KeywordRules
 from certvigil.ct.log_list import CtLog, LogProtocol, TailPlan
+from certvigil.ct.lookalike import LookalikeIndex, LookalikeMatch
 from certvigil.ct.match import NameMatch, WatchList
 from certvigil.ct.names import entry_issuer, names_from_tbs, parse_entry_tbs
 from certvigil.ct.rfc6962 import MalformedEntry, complete_entry
@@ -72,11 +74,13 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Matched:
-    """An entry whose names fell under the watch, with its facts."""
+    """An entry whose names fell under the watch (or imitate it), with its facts."""
 
     index: int
     facts: CertFacts
     matches: tuple[NameMatch, ...]
+    lookalikes: tuple[LookalikeMatch, ...] = ()
+    keyword_hits: tuple[KeywordResult, ...] = ()
 
 
 @dataclass(slots=True)
@@ -138,6 +142,16 @@ class CtWatch:
         self.policy = policy or FetchPolicy()
         self.log_line = log_line or (lambda text: print(text, file=sys.stderr))
         self.watchlist = WatchList(d.name for d in settings.domains)
+        self.lookalikes: LookalikeIndex | None = None
+        if settings.lookalikes and settings.domains:
+            # dnstwist permutations and skeletons: about 10 ms per domain, once.
+            self.lookalikes = LookalikeIndex.build(d.name for d in settings.domains)
+        keywords = settings.keywords
+        self.keywords: KeywordRules | None = None
+        if keywords.search:
+            self.keywords = KeywordRules(
+                keywords.search, threshold=keywords.threshold, blacklist=keywords.blacklist
+            )
         self.issuers = IssuerCache()
         self._known: set[str] = set()
         self._scan_domains = {d.name for d in settings.domains if d.scan_new_names}
@@ -321,8 +335,16 @@ class CtWatch:
         except (MalformedEntryError, DecodeError):
             return False
         matches = self.watchlist.match(names.dns_names)
+        lookalikes: list[LookalikeMatch] = []
+        hits: list[KeywordResult] = []
         if not matches:
-            return None
+            # Hashed lookups, one per candidate suffix or automaton pass per name.
+            if self.lookalikes is not None:
+                lookalikes = self.lookalikes.match_all(names.dns_names)
+            if self.keywords is not None:
+                hits = [self.keywords.check(n) for n in names.dns_names if self.keywords.matches(n)]
+            if not lookalikes and not hits:
+                return None
         try:
             # The chain is decoded only now: most entries never need it.
             entry = complete_entry(entry)
@@ -332,7 +354,7 @@ class CtWatch:
             facts = certificate_facts(entry, tbs, fields, names, entry_issuer(entry))
         except DecodeError:
             return False
-        return Matched(entry.index, facts, tuple(matches))
+        return Matched(entry.index, facts, tuple(matches), tuple(lookalikes), tuple(hits))
 
     # --- the transaction of a batch ------------------------------------------------
 
@@ -369,7 +391,15 @@ class CtWatch:
                         now=now,
                     )
                     continue
-                verdicts = judge(facts, matched.matches, policy=policy, known_names=known, now=now)
+                verdicts = judge(
+                    facts,
+                    matched.matches,
+                    policy=policy,
+                    known_names=known,
+                    now=now,
+                    lookalikes=matched.lookalikes,
+                    keyword_hits=matched.keyword_hits,
+                )
                 fresh = new_names(matched.matches, known)
                 details = self._details(connection, facts, log, matched.index)
                 finding_id = persist.insert_finding(
