@@ -67,6 +67,7 @@ def _settings(server: CtLogServer, key: TestLogKey, watched: list[str]) -> CtSet
             # Look-alikes cost 10-25 s to index 1,000 domains per start; bench/ct_names_match.py
             # measures their per-entry cost.
             "lookalikes": False,
+            "caa": False,
         }
     )
 

@@ -56,6 +56,7 @@ class Site:
             f"database_url: {self.db.name}\n"
             "ct:\n"
             "  use_log_list: false\n"
+            "  caa: false\n"
             "  logs:\n"
             f"    - monitoring_url: {self.server.url('navigli')}\n"
             "      description: Navigli (local)\n"

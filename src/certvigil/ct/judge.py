@@ -8,9 +8,11 @@ Nothing here opens a socket, reads the database or the clock.
 Kinds and severities:
 
 * ``unauthorized_ca`` (critical): a watched domain has an authorised set (configured,
-  from ``ct baseline`` or ``ct authorize-ca``) and the issuer is in none of its forms
-  (commonName, RFC 4514 DN, SHA-256 of its public key). A domain without an authorised
-  set is not judged, and ``ct status`` says so;
+  from ``ct baseline`` or ``ct authorize-ca``) or CAA records, and the issuer is in
+  none of the set's forms (commonName, RFC 4514 DN, SHA-256 of its public key) and is
+  not a CA the CAA records let issue (``issue``, or ``issuewild`` for a wildcard; CAs
+  named by identifiers ``ct.caa`` does not know cannot be told and raise nothing). A
+  domain with neither is not judged, and ``ct baseline`` says so;
 * ``new_subdomain`` (warning): a name under a watched domain that is not known yet (not
   configured, not in the inventory, not seen in CT before). A wildcard counts by its base;
 * ``wildcard_certificate`` (info): a wildcard name under a watched domain;
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +39,7 @@ from enum import StrEnum
 from cryptography import x509
 
 from certvigil.analysis.model import Severity
+from certvigil.ct.caa import CaaPolicy
 from certvigil.ct.codec import DecodeError
 from certvigil.ct.der import TbsFields, certificate_tbs, parse_tbs, read_tlv, subject_common_names
 from certvigil.ct.entry import LogEntry
@@ -240,11 +244,14 @@ class DomainPolicy:
         authorized: Its authorised CAs, each as ``ca_identity`` gives it; empty: the
             issuer is not judged.
         scan_new_names: New names are added to the scan targets.
+        caa: The domain's CAA policy, when looked up (``None``: not looked up, or the
+            lookup failed).
     """
 
     name: str
     authorized: frozenset[str] = frozenset()
     scan_new_names: bool = False
+    caa: CaaPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -365,7 +372,17 @@ def judge(
     identities = facts.issuer_identities
     for domain in watched:
         rule = policy.domains.get(domain)
-        if rule is None or not rule.authorized or identities & rule.authorized:
+        if rule is None or identities & rule.authorized:
+            continue
+        caa = rule.caa if rule.caa is not None and rule.caa.found_at is not None else None
+        if caa is not None:
+            wildcard = any(m.name.startswith("*.") for m in matches if m.watched == domain)
+            allowed = caa.permits_issuer_organisation(
+                issuer_organisation(facts.issuer), wildcard=wildcard
+            )
+            if allowed is not False:
+                continue  # allowed, or named by CAs the table does not know
+        elif not rule.authorized:
             continue
         verdicts.append(
             CtVerdict(
@@ -430,6 +447,15 @@ def judge(
             )
         )
     return tuple(verdicts)
+
+
+_ORGANISATION = re.compile(r"(?:^|,)O=((?:\\.|[^,])*)")
+
+
+def issuer_organisation(issuer_dn: str) -> str:
+    """The organizationName of an RFC 4514 DN (``""`` when it has none)."""
+    found = _ORGANISATION.search(issuer_dn)
+    return found.group(1).replace("\\", "") if found else ""
 
 
 def _first(facts: CertFacts) -> str:

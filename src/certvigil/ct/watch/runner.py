@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dns.asyncresolver
 import httpx
 from sqlalchemy import Connection, select
 
@@ -37,9 +38,11 @@ from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.rules import AlertEvent, AlertKind, EventAction
 from certvigil.analysis.model import Severity
 from certvigil.config.ct import CtSettings
+from certvigil.ct.caa import CaaPolicy
 from certvigil.ct.codec import DecodeError
 from certvigil.ct.entry import LogEntry
 from certvigil.ct.errors import CtError, MalformedEntryError
+from certvigil.ct.fetch.caa import CaaLookupError, lookup_caa
 from certvigil.ct.fetch.http import FetchPolicy, LogFetcher
 from certvigil.ct.fetch.rfc6962 import Rfc6962Reader
 from certvigil.ct.fetch.static import IssuerCache, StaticReader
@@ -155,6 +158,7 @@ class CtWatch:
         self.issuers = IssuerCache()
         self._known: set[str] = set()
         self._scan_domains = {d.name for d in settings.domains if d.scan_new_names}
+        self._caa: dict[str, CaaPolicy | None] = {}
         self._configured_cas = {
             d.name: {ca_identity(ca) for ca in d.authorized_cas}
             for d in settings.domains
@@ -193,14 +197,42 @@ class CtWatch:
         for domain, cas in persist.authorized_cas(connection).items():
             if domain in self.watchlist:
                 authorized.setdefault(domain, set()).update(cas)
+        for domain, caa in self._caa.items():
+            if caa is not None and caa.found_at is not None:
+                authorized.setdefault(domain, set())
         return WatchPolicy(
             domains={
-                name: DomainPolicy(name=name, authorized=frozenset(cas))
+                name: DomainPolicy(name=name, authorized=frozenset(cas), caa=self._caa.get(name))
                 for name, cas in authorized.items()
             },
             short_lived_under=timedelta(seconds=self.settings.short_lived_under),
             expiring_within=timedelta(seconds=self.settings.expiring_within),
         )
+
+    async def refresh_caa(self) -> None:
+        """Read every watched domain's CAA policy (a failed lookup is ``None``: not used)."""
+        if not self.settings.caa:
+            return
+        resolver = dns.asyncresolver.Resolver()
+        if self.settings.dns_server:
+            host, _, port = self.settings.dns_server.rpartition(":")
+            if not host or not port.isdigit():
+                host, port = self.settings.dns_server, "53"
+            resolver = dns.asyncresolver.Resolver(configure=False)
+            resolver.nameservers = [host]
+            resolver.port = int(port)
+        gate = asyncio.Semaphore(16)
+
+        async def one(domain: str) -> tuple[str, CaaPolicy | None]:
+            async with gate:
+                try:
+                    return domain, await lookup_caa(domain, resolver=resolver, deadline_s=10.0)
+                except CaaLookupError as exc:
+                    self.log_line(f"{exc}: CAA not used for {domain} in this pass")
+                    return domain, None
+
+        found = await asyncio.gather(*(one(d.name) for d in self.settings.domains))
+        self._caa = dict(found)
 
     # --- passes -----------------------------------------------------------------
 
@@ -216,6 +248,7 @@ class CtWatch:
         reports: list[PassReport] = []
         async with httpx.AsyncClient(follow_redirects=False) as client:
             while True:
+                await self.refresh_caa()
                 reports = list(
                     await asyncio.gather(
                         *(self.pass_log(plan, client, from_start=from_start) for plan in plans)
