@@ -43,7 +43,8 @@ class AddressDns(LoopbackDns):
 @pytest.fixture
 def dns_server() -> Iterator[AddressDns]:
     """The DNS server, NAME at 127.0.0.1."""
-    with AddressDns() as server:
+    server = AddressDns()
+    with server:
         server.addresses[NAME] = "127.0.0.1"
         server.names.add(NAME)
         yield server
