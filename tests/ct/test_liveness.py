@@ -27,6 +27,10 @@ class AddressDns(LoopbackDns):
         super().__init__()
         self.addresses: dict[str, str] = {}
 
+    def __enter__(self) -> AddressDns:
+        super().__enter__()
+        return self
+
     def _reply(self, query: dns.message.Message) -> dns.message.Message | None:
         question = query.question[0]
         name = question.name.to_text().rstrip(".").lower()
