@@ -64,6 +64,10 @@ def _settings(server: CtLogServer, key: TestLogKey, watched: list[str]) -> CtSet
                 }
             ],
             "domains": [{"name": d} for d in (*watched, *sorted(decoys - set(watched)))],
+            # Look-alikes cost 10-25 s to index 1,000 domains per start; bench/ct_names_match.py
+            # measures their per-entry cost.
+            "lookalikes": False,
+            "caa": False,
         }
     )
 

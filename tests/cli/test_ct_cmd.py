@@ -4,13 +4,17 @@ against a local log playing Navigli2025h2's real entries and a real SQLite store
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import ssl
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -21,6 +25,7 @@ from certvigil.ct.static_ct import checkpoint_origin
 from certvigil.errors import UsageError
 from certvigil.store import open_store
 from certvigil.targets.target import Target
+from tests.ct.test_liveness import AddressDns
 from tests.ct.test_watch import DOMAINS, expected_matches
 from tests.store.factories import facts, ok_report
 from tests.support.ct_log_server import NAVIGLI_ROOTS, CtLogServer, TestLogKey, navigli_files
@@ -56,6 +61,7 @@ class Site:
             f"database_url: {self.db.name}\n"
             "ct:\n"
             "  use_log_list: false\n"
+            "  caa: false\n"
             "  logs:\n"
             f"    - monitoring_url: {self.server.url('navigli')}\n"
             "      description: Navigli (local)\n"
@@ -320,3 +326,63 @@ def test_the_shipped_list_is_read_without_a_configured_one(
 
     assert plans.source == "the copy shipped with certvigil"
     assert len(plans.tail) == 48 and len(plans.skipped) == 27
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<title>Shop</title>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_findings_live_checks_each_name(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--live resolves each found name through the configured DNS server and asks it over
+    HTTPS: the one name that resolves answers 200 "Shop", the others do not resolve."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    https = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    https.socket = context.wrap_socket(https.socket, server_side=True)
+    thread = threading.Thread(target=https.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with AddressDns() as dns_server:
+            site.write(
+                domains="    - name: chixbbq.org",
+                extra=f"  dns_server: 127.0.0.1:{dns_server.port}\n",
+            )
+            _run(["ct", "watch", "-c", str(site.config), "--once", "--from-start"], capsys)
+            _, out, _ = _run(["ct", "findings", "-c", str(site.config), "--json"], capsys)
+            names = sorted({n for f in json.loads(out)["findings"] for n in f["names"]})
+            live = names[0].removeprefix("*.")
+            dns_server.addresses[live] = "127.0.0.1"
+            port = str(https.server_address[1])
+
+            code, out, err = _run(
+                ["ct", "findings", "-c", str(site.config), "--json", "--live", "--live-port", port],
+                capsys,
+            )
+    finally:
+        https.shutdown()
+        https.server_close()
+
+    assert code == ExitCode.OK, err
+    checked = {
+        name: state for f in json.loads(out)["findings"] for name, state in f["liveness"].items()
+    }
+    assert checked[live] == {
+        "addresses": ["127.0.0.1"],
+        "address": "127.0.0.1",
+        "https_status": 200,
+        "title": "Shop",
+        "error": None,
+    }
+    others = [state for name, state in checked.items() if name != live]
+    assert others and all(s["error"] == "does not resolve" for s in others)

@@ -41,6 +41,7 @@ from tests.support.ct_log_server import (
     navigli_rfc6962_entries,
     synthetic_static_log,
 )
+from tests.support.dns_server import LoopbackDns
 
 FAST = FetchPolicy(deadline=5.0, retries=2, backoff_base=0.01, backoff_cap=0.05)
 EARLY = datetime(2025, 5, 10, tzinfo=UTC)
@@ -138,6 +139,7 @@ class Logs:
             "logs": logs,
             "domains": [{"name": d} for d in DOMAINS],
             "commit_every": 100,
+            "caa": False,  # no DNS unless a test serves it on loopback
             **extra,
         }
         return CtSettings.model_validate(document)
@@ -525,3 +527,47 @@ def test_a_wildcard_seen_in_ct_is_located_in_the_inventory(logs: Logs, store: St
         if a.kind == "wildcard_certificate" and a.details["index"] == wildcard.index
     ]
     assert alert.details["deployed_at"] == ["edge.drive-platform.io:8443"]
+
+
+def test_look_alikes_typos_and_keywords_are_alerted(logs: Logs, store: Store) -> None:
+    """Watching cyn0va.dev, the real cynova.dev names look alike (homoglyph); watching
+    nip.com, nip.io names are a typo (TLD swap); keywords chix and bbq catch chixbbq.org."""
+    logs.publish_static(1024)
+    settings = CtSettings.model_validate(
+        {
+            **logs.settings().model_dump(by_alias=True, exclude={"domains", "keywords"}),
+            "domains": [{"name": "cyn0va.dev"}, {"name": "nip.com"}],
+            "keywords": {"search": ["chix", "bbq"], "threshold": 2},
+        }
+    )
+
+    watch(settings, store)
+
+    by_kind: dict[str, set[str]] = {}
+    for alert in alerts(store):
+        by_kind.setdefault(alert.kind, set()).add(alert.summary.split(" ")[1])
+    assert {n.split(".")[-2] for n in by_kind["lookalike_detected"]} == {"cynova", "chixbbq"}
+    assert by_kind["typosquat_detected"] == {"nip.io"}
+    assert "new_subdomain" not in by_kind
+    imitating = expected_matches(("cynova.dev", "chixbbq.org", "nip.io"))
+    flagged = {f.entry_index for f in findings(store)}
+    assert flagged <= set(imitating) and len(flagged) == renewal_groups(imitating)
+
+
+def test_caa_records_authorise_the_cas_they_name(logs: Logs, store: Store) -> None:
+    """chixbbq.org's CAA allows only DigiCert, so its Let's Encrypt certificates are
+    unauthorised; cynova.dev's allows Let's Encrypt: no alert; the lookups went to the
+    loopback DNS server."""
+    logs.publish_static(1024)
+    with LoopbackDns() as dns:
+        dns.caa["chixbbq.org"] = ['0 issue "digicert.com"']
+        dns.caa["cynova.dev"] = ['0 issue "letsencrypt.org"']
+        dns.names.update({"nip.io", "drive-platform.io"})
+        settings = logs.settings(caa=True, dns_server=f"127.0.0.1:{dns.port}")
+
+        watch(settings, store)
+
+        assert {"chixbbq.org", "cynova.dev"} <= set(dns.queries)
+    unauthorised = [a for a in alerts(store) if a.kind == "unauthorized_ca"]
+    assert unauthorised and all("chixbbq.org" in a.summary for a in unauthorised)
+    assert len(unauthorised) == renewal_groups(expected_matches(("chixbbq.org",)))

@@ -47,6 +47,7 @@ def _config(tmp_path: Path, server: CtLogServer, key: TestLogKey) -> Path:
         f"database_url: {tmp_path / 'ct.db'}\n"
         "ct:\n"
         "  use_log_list: false\n"
+        "  caa: false\n"
         "  commit_every: 50\n"
         "  logs:\n"
         f"    - monitoring_url: {server.url('static')}\n"

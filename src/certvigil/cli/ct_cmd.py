@@ -336,6 +336,7 @@ def _span(seconds: float | None) -> str:
 
 FINDINGS_EXAMPLES = """[bold]Examples[/bold]
 certvigil ct findings -c certvigil.yaml
+certvigil ct findings --since 1d --live
 certvigil ct findings --since 7d --json
 certvigil ct findings --since 2026-12-01 --db ct.db"""
 
@@ -372,6 +373,13 @@ def findings_command(
     limit: Annotated[
         int | None, typer.Option("--limit", metavar="N", min=1, help="At most N findings.")
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="Check each name now: DNS, HTTPS status, page title."),
+    ] = False,
+    live_port: Annotated[
+        int, typer.Option("--live-port", metavar="PORT", min=1, max=65535, help="HTTPS port.")
+    ] = 443,
     as_json: JsonDocumentOption = False,
     config: StoreConfigOption = None,
     db: DatabaseOption = None,
@@ -389,8 +397,16 @@ def findings_command(
     store = open_existing_store(db, config)
     with store, store.read() as connection:
         findings = persist.list_findings(connection, since=cutoff, limit=limit)
+    liveness: dict[str, Any] = {}
+    if live:
+        names = list(dict.fromkeys(n.removeprefix("*.") for f in findings for n in f.names))
+        if len(names) > _MAX_LIVE_NAMES:
+            _progress(f"--live: checking the first {_MAX_LIVE_NAMES} of {len(names)} names")
+        liveness = asyncio.run(
+            _check_names(names[:_MAX_LIVE_NAMES], _dns_server(config), live_port)
+        )
     if as_json:
-        document = {"findings": [_finding_json(f) for f in findings]}
+        document = {"findings": [_finding_json(f, liveness if live else None) for f in findings]}
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         raise typer.Exit(ExitCode.OK)
     console = Console(soft_wrap=True, highlight=False)
@@ -406,11 +422,75 @@ def findings_command(
         console.print(markup(visible(f"  first seen in {f.log_description} at {f.entry_index}")))
         for log, index, relation in f.sightings:
             console.print(markup(visible(f"  also {relation} in {log} at {index}")))
+        for name in dict.fromkeys(n.removeprefix("*.") for n in f.names):
+            if name in liveness:
+                console.print(markup(visible(f"  live {name}: {_live_words(liveness[name])}")))
     raise typer.Exit(ExitCode.OK)
 
 
-def _finding_json(f: Any) -> dict[str, Any]:
+_MAX_LIVE_NAMES = 200
+
+
+def _dns_server(config: Path | None) -> str | None:
+    from certvigil.config.discovery import find_config
+    from certvigil.config.loading import load_config
+
+    choice = find_config(config)
+    if choice.path is None:
+        return None
+    settings = load_config(choice.path).config.ct
+    return settings.dns_server if settings is not None else None
+
+
+async def _check_names(names: list[str], dns_server: str | None, port: int) -> dict[str, Any]:
+    import dns.asyncresolver
+
+    from certvigil.ct.watch.liveness import check_liveness
+
+    resolver = dns.asyncresolver.Resolver()
+    if dns_server:
+        host, _, text = dns_server.rpartition(":")
+        if not host or not text.isdigit():
+            host, text = dns_server, "53"
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = [host]
+        resolver.port = int(text)
+    gate = asyncio.Semaphore(8)
+
+    async def one(name: str) -> Any:
+        async with gate:
+            return await check_liveness(name, resolver=resolver, port=port)
+
+    return {result.name: result for result in await asyncio.gather(*(one(n) for n in names))}
+
+
+def _live_words(result: Any) -> str:
+    if result.https_status is not None:
+        title = f' "{result.title}"' if result.title else ""
+        return f"HTTPS {result.https_status}{title} at {result.address}"
+    where = f" ({', '.join(result.addresses)})" if result.addresses else ""
+    return f"not live{where}: {result.error}"
+
+
+def _live_json(result: Any) -> dict[str, Any]:
     return {
+        "addresses": list(result.addresses),
+        "address": result.address,
+        "https_status": result.https_status,
+        "title": result.title,
+        "error": result.error or None,
+    }
+
+
+def _finding_json(f: Any, liveness: dict[str, Any] | None = None) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if liveness is not None:
+        extra["liveness"] = {
+            name: _live_json(liveness[name])
+            for name in dict.fromkeys(n.removeprefix("*.") for n in f.names)
+            if name in liveness
+        }
+    return extra | {
         "sha256": f.sha256_hex,
         "certificate_type": "precertificate" if f.is_precert else "certificate",
         "serial": f.serial_hex,

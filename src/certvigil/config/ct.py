@@ -117,7 +117,7 @@ class CtKeywords(_Model):
     """
 
     search: tuple[CtText, ...] = ()
-    threshold: int = Field(default=1, ge=1, le=100)
+    threshold: int = Field(default=2, ge=1, le=100)
     blacklist: tuple[CtText, ...] = ()
 
 
@@ -167,6 +167,12 @@ class CtSettings(_Model):
         short_lived_under: A certificate valid for less than this is short-lived.
         expiring_within: A watched name's certificate expiring within this alerts.
         keywords: Keyword rules for look-alike names.
+        caa: Read each watched domain's CAA records at the start of every pass: the CAs
+            they let issue count as authorised (``unauthorized_ca``).
+        dns_server: The DNS server for CAA lookups (``host`` or ``host:port``); the
+            system's resolvers when not given.
+        lookalikes: Look for names imitating the watched domains (dnstwist permutations
+            and confusable characters); building the index takes about 10 ms per domain.
         behind_after: A log whose backlog is older than this raises ``ct_log_behind``.
         stalled_after: A log without a successful pass for this long raises
             ``ct_log_stalled``.
@@ -188,12 +194,24 @@ class CtSettings(_Model):
     short_lived_under: DurationS = 86400.0
     expiring_within: DurationS = 7 * 86400.0
     keywords: CtKeywords = CtKeywords()
+    lookalikes: bool = True
+    caa: bool = True
+    dns_server: CtText | None = None
     behind_after: DurationS = 3600.0
     stalled_after: DurationS = 3600.0
     poll_interval: DurationS = Field(default=60.0, ge=1.0)
     commit_every: int = Field(default=256, ge=1, le=100_000)
     alert_files: CtText | None = None
     new_names_file: CtText | None = None
+
+    @model_validator(mode="after")
+    def _dns_server_shape(self) -> CtSettings:
+        if self.dns_server is not None:
+            host, _, port = self.dns_server.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                if ":" in self.dns_server:
+                    raise ValueError(f'dns_server "{self.dns_server}": write host or host:port')
+        return self
 
     @model_validator(mode="after")
     def _domains_once(self) -> CtSettings:

@@ -8,13 +8,20 @@ Nothing here opens a socket, reads the database or the clock.
 Kinds and severities:
 
 * ``unauthorized_ca`` (critical): a watched domain has an authorised set (configured,
-  from ``ct baseline`` or ``ct authorize-ca``) and the issuer is in none of its forms
-  (commonName, RFC 4514 DN, SHA-256 of its public key). A domain without an authorised
-  set is not judged, and ``ct status`` says so;
+  from ``ct baseline`` or ``ct authorize-ca``) or CAA records, and the issuer is in
+  none of the set's forms (commonName, RFC 4514 DN, SHA-256 of its public key) and is
+  not a CA the CAA records let issue (``issue``, or ``issuewild`` for a wildcard; CAs
+  named by identifiers ``ct.caa`` does not know cannot be told and raise nothing). A
+  domain with neither is not judged, and ``ct baseline`` says so;
 * ``new_subdomain`` (warning): a name under a watched domain that is not known yet (not
   configured, not in the inventory, not seen in CT before). A wildcard counts by its base;
 * ``wildcard_certificate`` (info): a wildcard name under a watched domain;
 * ``short_lived_certificate`` (info): valid for less than ``short_lived_under``;
+* ``typosquat_detected`` (warning): a name imitates a watched domain by a dnstwist
+  permutation (omission, transposition, replacement, bitsquatting, TLD swap…);
+* ``lookalike_detected`` (warning): a name imitates one by confusable characters
+  (homoglyphs, Cyrillic, UTS #39 skeleton), or holds enough search keywords
+  (``ct.keywords``);
 * ``certificate_expiring`` (warning): expires within ``expiring_within`` of ``now``
   (a certificate already expired when it is found, as in a backfill, raises nothing).
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,9 +39,12 @@ from enum import StrEnum
 from cryptography import x509
 
 from certvigil.analysis.model import Severity
+from certvigil.ct.caa import CaaPolicy
 from certvigil.ct.codec import DecodeError
 from certvigil.ct.der import TbsFields, certificate_tbs, parse_tbs, read_tlv, subject_common_names
 from certvigil.ct.entry import LogEntry
+from certvigil.ct.keywords import KeywordResult
+from certvigil.ct.lookalike import LookalikeMatch, Technique
 from certvigil.ct.match import NameMatch
 from certvigil.ct.names import CertNames, dedup_keys
 
@@ -233,11 +244,14 @@ class DomainPolicy:
         authorized: Its authorised CAs, each as ``ca_identity`` gives it; empty: the
             issuer is not judged.
         scan_new_names: New names are added to the scan targets.
+        caa: The domain's CAA policy, when looked up (``None``: not looked up, or the
+            lookup failed).
     """
 
     name: str
     authorized: frozenset[str] = frozenset()
     scan_new_names: bool = False
+    caa: CaaPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,6 +299,47 @@ def new_names(matches: Iterable[NameMatch], known: Collection[str]) -> dict[str,
     return found
 
 
+LOOKALIKE_TECHNIQUES = frozenset({Technique.HOMOGLYPH, Technique.CYRILLIC, Technique.CONFUSABLE})
+"""Techniques that make a name *look* the same; the others are typing mistakes."""
+
+
+def imitation_verdicts(
+    facts: CertFacts,
+    lookalikes: Iterable[LookalikeMatch],
+    keyword_hits: Iterable[KeywordResult],
+) -> list[CtVerdict]:
+    """``typosquat_detected`` / ``lookalike_detected`` for a certificate's imitating names."""
+    verdicts: list[CtVerdict] = []
+    certificate = f"{'precertificate' if facts.is_precert else 'certificate'}"
+    for found in lookalikes:
+        looks = found.technique in LOOKALIKE_TECHNIQUES
+        kind = CtKind.LOOKALIKE_DETECTED if looks else CtKind.TYPOSQUAT_DETECTED
+        verdicts.append(
+            CtVerdict(
+                kind=kind,
+                severity=Severity.WARNING,
+                subject=f"{found.lookalike}:{facts.tbs_key}",
+                title=f"CT: {found.lookalike} imitates {found.imitated}",
+                message=f"A {certificate} for {found.name} was issued by {facts.issuer}: "
+                f"{found.lookalike} imitates {found.imitated} ({found.technique.value}).",
+                stays_open=True,
+            )
+        )
+    for hit in keyword_hits:
+        verdicts.append(
+            CtVerdict(
+                kind=CtKind.LOOKALIKE_DETECTED,
+                severity=Severity.WARNING,
+                subject=f"{hit.name}:{facts.tbs_key}",
+                title=f"CT: {hit.name} holds watched keywords",
+                message=f"A {certificate} for {hit.name} was issued by {facts.issuer}; "
+                f"it holds the keywords {', '.join(hit.keywords)}.",
+                stays_open=True,
+            )
+        )
+    return verdicts
+
+
 def judge(
     facts: CertFacts,
     matches: Iterable[NameMatch],
@@ -292,6 +347,8 @@ def judge(
     policy: WatchPolicy,
     known_names: Collection[str],
     now: datetime,
+    lookalikes: Iterable[LookalikeMatch] = (),
+    keyword_hits: Iterable[KeywordResult] = (),
 ) -> tuple[CtVerdict, ...]:
     """The alerts a newly found certificate raises (see the module docstring).
 
@@ -301,19 +358,31 @@ def judge(
         policy: Thresholds and per-domain settings.
         known_names: Names not new (configured, in the inventory, seen in CT before).
         now: The evaluation time (aware UTC).
+        lookalikes: Its names that imitate watched domains (``ct.lookalike``).
+        keyword_hits: Its names that match the keyword rules (``ct.keywords``).
 
     Returns:
         One verdict per kind raised (and per new name for ``new_subdomain``).
     """
     matches = tuple(matches)
-    verdicts: list[CtVerdict] = []
+    verdicts: list[CtVerdict] = imitation_verdicts(facts, lookalikes, keyword_hits)
     shown = ", ".join(facts.names[:5]) + (" …" if len(facts.names) > 5 else "")
     certificate = f"{'precertificate' if facts.is_precert else 'certificate'} for {shown}"
     watched = sorted({m.watched for m in matches})
     identities = facts.issuer_identities
     for domain in watched:
         rule = policy.domains.get(domain)
-        if rule is None or not rule.authorized or identities & rule.authorized:
+        if rule is None or identities & rule.authorized:
+            continue
+        caa = rule.caa if rule.caa is not None and rule.caa.found_at is not None else None
+        if caa is not None:
+            wildcard = any(m.name.startswith("*.") for m in matches if m.watched == domain)
+            allowed = caa.permits_issuer_organisation(
+                issuer_organisation(facts.issuer), wildcard=wildcard
+            )
+            if allowed is not False:
+                continue  # allowed, or named by CAs the table does not know
+        elif not rule.authorized:
             continue
         verdicts.append(
             CtVerdict(
@@ -378,6 +447,15 @@ def judge(
             )
         )
     return tuple(verdicts)
+
+
+_ORGANISATION = re.compile(r"(?:^|,)O=((?:\\.|[^,])*)")
+
+
+def issuer_organisation(issuer_dn: str) -> str:
+    """The organizationName of an RFC 4514 DN (``""`` when it has none)."""
+    found = _ORGANISATION.search(issuer_dn)
+    return found.group(1).replace("\\", "") if found else ""
 
 
 def _first(facts: CertFacts) -> str:

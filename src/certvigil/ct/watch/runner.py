@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dns.asyncresolver
 import httpx
 from sqlalchemy import Connection, select
 
@@ -37,9 +38,11 @@ from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.rules import AlertEvent, AlertKind, EventAction
 from certvigil.analysis.model import Severity
 from certvigil.config.ct import CtSettings
+from certvigil.ct.caa import CaaPolicy
 from certvigil.ct.codec import DecodeError
 from certvigil.ct.entry import LogEntry
 from certvigil.ct.errors import CtError, MalformedEntryError
+from certvigil.ct.fetch.caa import CaaLookupError, lookup_caa
 from certvigil.ct.fetch.http import FetchPolicy, LogFetcher
 from certvigil.ct.fetch.rfc6962 import Rfc6962Reader
 from certvigil.ct.fetch.static import IssuerCache, StaticReader
@@ -54,7 +57,9 @@ from certvigil.ct.judge import (
     judge,
     new_names,
 )
+from certvigil.ct.keywords import KeywordResult, KeywordRules
 from certvigil.ct.log_list import CtLog, LogProtocol, TailPlan
+from certvigil.ct.lookalike import LookalikeIndex, LookalikeMatch
 from certvigil.ct.match import NameMatch, WatchList
 from certvigil.ct.names import entry_issuer, names_from_tbs, parse_entry_tbs
 from certvigil.ct.rfc6962 import MalformedEntry, complete_entry
@@ -72,11 +77,13 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Matched:
-    """An entry whose names fell under the watch, with its facts."""
+    """An entry whose names fell under the watch (or imitate it), with its facts."""
 
     index: int
     facts: CertFacts
     matches: tuple[NameMatch, ...]
+    lookalikes: tuple[LookalikeMatch, ...] = ()
+    keyword_hits: tuple[KeywordResult, ...] = ()
 
 
 @dataclass(slots=True)
@@ -138,9 +145,20 @@ class CtWatch:
         self.policy = policy or FetchPolicy()
         self.log_line = log_line or (lambda text: print(text, file=sys.stderr))
         self.watchlist = WatchList(d.name for d in settings.domains)
+        self.lookalikes: LookalikeIndex | None = None
+        if settings.lookalikes and settings.domains:
+            # dnstwist permutations and skeletons: about 10 ms per domain, once.
+            self.lookalikes = LookalikeIndex.build(d.name for d in settings.domains)
+        keywords = settings.keywords
+        self.keywords: KeywordRules | None = None
+        if keywords.search:
+            self.keywords = KeywordRules(
+                keywords.search, threshold=keywords.threshold, blacklist=keywords.blacklist
+            )
         self.issuers = IssuerCache()
         self._known: set[str] = set()
         self._scan_domains = {d.name for d in settings.domains if d.scan_new_names}
+        self._caa: dict[str, CaaPolicy | None] = {}
         self._configured_cas = {
             d.name: {ca_identity(ca) for ca in d.authorized_cas}
             for d in settings.domains
@@ -179,14 +197,42 @@ class CtWatch:
         for domain, cas in persist.authorized_cas(connection).items():
             if domain in self.watchlist:
                 authorized.setdefault(domain, set()).update(cas)
+        for domain, caa in self._caa.items():
+            if caa is not None and caa.found_at is not None:
+                authorized.setdefault(domain, set())
         return WatchPolicy(
             domains={
-                name: DomainPolicy(name=name, authorized=frozenset(cas))
+                name: DomainPolicy(name=name, authorized=frozenset(cas), caa=self._caa.get(name))
                 for name, cas in authorized.items()
             },
             short_lived_under=timedelta(seconds=self.settings.short_lived_under),
             expiring_within=timedelta(seconds=self.settings.expiring_within),
         )
+
+    async def refresh_caa(self) -> None:
+        """Read every watched domain's CAA policy (a failed lookup is ``None``: not used)."""
+        if not self.settings.caa:
+            return
+        resolver = dns.asyncresolver.Resolver()
+        if self.settings.dns_server:
+            host, _, port = self.settings.dns_server.rpartition(":")
+            if not host or not port.isdigit():
+                host, port = self.settings.dns_server, "53"
+            resolver = dns.asyncresolver.Resolver(configure=False)
+            resolver.nameservers = [host]
+            resolver.port = int(port)
+        gate = asyncio.Semaphore(16)
+
+        async def one(domain: str) -> tuple[str, CaaPolicy | None]:
+            async with gate:
+                try:
+                    return domain, await lookup_caa(domain, resolver=resolver, deadline_s=10.0)
+                except CaaLookupError as exc:
+                    self.log_line(f"{exc}: CAA not used for {domain} in this pass")
+                    return domain, None
+
+        found = await asyncio.gather(*(one(d.name) for d in self.settings.domains))
+        self._caa = dict(found)
 
     # --- passes -----------------------------------------------------------------
 
@@ -202,6 +248,7 @@ class CtWatch:
         reports: list[PassReport] = []
         async with httpx.AsyncClient(follow_redirects=False) as client:
             while True:
+                await self.refresh_caa()
                 reports = list(
                     await asyncio.gather(
                         *(self.pass_log(plan, client, from_start=from_start) for plan in plans)
@@ -321,8 +368,16 @@ class CtWatch:
         except (MalformedEntryError, DecodeError):
             return False
         matches = self.watchlist.match(names.dns_names)
+        lookalikes: list[LookalikeMatch] = []
+        hits: list[KeywordResult] = []
         if not matches:
-            return None
+            # Hashed lookups, one per candidate suffix or automaton pass per name.
+            if self.lookalikes is not None:
+                lookalikes = self.lookalikes.match_all(names.dns_names)
+            if self.keywords is not None:
+                hits = [self.keywords.check(n) for n in names.dns_names if self.keywords.matches(n)]
+            if not lookalikes and not hits:
+                return None
         try:
             # The chain is decoded only now: most entries never need it.
             entry = complete_entry(entry)
@@ -332,7 +387,7 @@ class CtWatch:
             facts = certificate_facts(entry, tbs, fields, names, entry_issuer(entry))
         except DecodeError:
             return False
-        return Matched(entry.index, facts, tuple(matches))
+        return Matched(entry.index, facts, tuple(matches), tuple(lookalikes), tuple(hits))
 
     # --- the transaction of a batch ------------------------------------------------
 
@@ -369,7 +424,15 @@ class CtWatch:
                         now=now,
                     )
                     continue
-                verdicts = judge(facts, matched.matches, policy=policy, known_names=known, now=now)
+                verdicts = judge(
+                    facts,
+                    matched.matches,
+                    policy=policy,
+                    known_names=known,
+                    now=now,
+                    lookalikes=matched.lookalikes,
+                    keyword_hits=matched.keyword_hits,
+                )
                 fresh = new_names(matched.matches, known)
                 details = self._details(connection, facts, log, matched.index)
                 finding_id = persist.insert_finding(
