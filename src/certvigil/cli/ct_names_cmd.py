@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from certvigil.cli.exitcodes import ExitCode
-from certvigil.cli.options import DebugOption, JsonDocumentOption
+from certvigil.cli.options import DebugOption, JsonDocumentOption, parse_listen
 from certvigil.ct.crtsh import CrtshCertificate
 from certvigil.ct.errors import CtError
 from certvigil.ct.keywords import KeywordRules, KeywordVerdict
@@ -342,14 +342,6 @@ def check_rules_command(
     return ExitCode.WARNING if is_match else ExitCode.OK
 
 
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f'--listen "{visible(value[:100])}": not HOST:PORT')
-    return host, int(port)
-
-
 def feed_command(
     config: Annotated[
         Path | None,
@@ -380,7 +372,7 @@ def feed_command(
     from certvigil.ct.fetch.feed import CertstreamFeed, tail_feed_entries
     from certvigil.ct.log_list import parse_log_list, select_logs
 
-    host, port = _listen(listen)
+    host, port = parse_listen(listen, example="127.0.0.1:8765")
     source = log_list
     if source is None and config is not None:
         configured = _read_ct_section(config).log_list

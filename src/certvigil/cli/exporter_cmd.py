@@ -35,7 +35,7 @@ import typer
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.cli.app import app
-from certvigil.cli.options import DebugOption
+from certvigil.cli.options import DebugOption, parse_listen
 from certvigil.cli.store_access import open_existing_store
 from certvigil.config.expand import ScheduledTarget, expand_targets
 from certvigil.config.loading import load_config
@@ -322,23 +322,6 @@ def _budget(header: str | None) -> float:
     return min(max(value - 0.5, 0.5), _MAX_BUDGET_S)
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` as (host, port).
-
-    Raises:
-        UsageError: Not in that form, or the port is out of range.
-    """
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise UsageError(f'--listen "{text}": use HOST:PORT, e.g. {DEFAULT_LISTEN}')
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise UsageError(f'--listen "{text}": port must be 0-65535')
-    return host, port
-
-
 async def _serve(exporter: Exporter, host: str, port: int) -> None:
     server = await asyncio.start_server(exporter.handle, host, port, limit=_HEADER_LIMIT)
     bound = server.sockets[0].getsockname()
@@ -381,7 +364,7 @@ def exporter_command(
 ) -> None:
     """Serve blackbox-style /probe and /metrics for Prometheus over the configured targets."""
     del debug  # read from argv by certvigil.cli.app.main
-    host, port = parse_listen(listen)
+    host, port = parse_listen(listen, example=DEFAULT_LISTEN)
     loaded = load_config(config)
     expanded = expand_targets(loaded)
     store = open_existing_store(db, config) if db or loaded.database_url else None

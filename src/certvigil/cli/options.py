@@ -10,6 +10,7 @@ import typer
 
 from certvigil.errors import UsageError
 from certvigil.targets.target import StartTLS
+from certvigil.text_escape import visible
 
 TARGETS_PANEL = "Targets"
 """Help panel: what to scan (names, files, ports, SNI, STARTTLS)."""
@@ -275,3 +276,20 @@ def parse_since(text: str, *, now: datetime) -> datetime:
             '("2026-11-20" or "2026-11-20T08:00:00Z")'
         ) from None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def parse_listen(text: str, *, example: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` as (host, port).
+
+    Raises:
+        UsageError: Not in that form, or the port is out of range.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isascii() or not port_text.isdigit():
+        raise UsageError(f'--listen "{visible(text[:100])}": use HOST:PORT, e.g. {example}')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise UsageError(f'--listen "{visible(text[:100])}": port must be 0-65535')
+    return host, port

@@ -18,8 +18,7 @@ from typing import Annotated
 import typer
 
 from certvigil.cli.app import app
-from certvigil.cli.exporter_cmd import parse_listen
-from certvigil.cli.options import DebugOption
+from certvigil.cli.options import DebugOption, parse_listen
 from certvigil.config.loading import load_config
 from certvigil.errors import UsageError
 from certvigil.store import open_store
@@ -62,7 +61,7 @@ def serve_command(
     del debug
     import uvicorn
 
-    host, port = parse_listen(listen)
+    host, port = parse_listen(listen, example=DEFAULT_LISTEN)
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
     for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
