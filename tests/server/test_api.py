@@ -184,3 +184,25 @@ def test_errors_are_json_documents(api: tuple[str, dict[str, str]]) -> None:
         assert response.status_code == status, response.text
         assert response.json()["error"]["code"] == code
     assert "limit" in cases[2][0].json()["error"]["message"]
+
+
+def test_metrics_show_the_inventory_to_a_reader_only(
+    api: tuple[str, dict[str, str]], items: list[dict[str, Any]], pki: ThrowawayPki
+) -> None:
+    """/metrics serves the reported endpoints in Prometheus' format, with a read key."""
+    url, keys = api
+    body = batch([items[0]], pki)
+    accepted = httpx.post(
+        f"{url}/api/v1/reports", json=body, headers={"X-API-Key": keys["agent"]}
+    ).json()
+    assert accepted["accepted"] == 1
+    assert httpx.get(f"{url}/metrics").status_code == 401
+    assert httpx.get(f"{url}/metrics", headers={"X-API-Key": keys["agent"]}).status_code == 403
+    response = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {keys['read']}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = response.text.splitlines()
+    assert any(line.startswith("certvigil_endpoint_expiry_remaining_days{") for line in lines), (
+        response.text[:2000]
+    )
+    assert any(line.startswith("certvigil_endpoint_chain_trusted{") for line in lines)

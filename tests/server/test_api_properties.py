@@ -110,6 +110,7 @@ def _operations() -> list[tuple[str, str]]:
         ("/api/sslscout/certificates", "get"),
         ("/api/sslscout/alerts", "get"),
         ("/api/sslscout/alerts/{alert_id}/acknowledge", "post"),
+        ("/metrics", "get"),
     ]
 
 

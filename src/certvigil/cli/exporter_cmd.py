@@ -50,6 +50,7 @@ from certvigil.integrations.prometheus import (
     probe_families,
     render,
 )
+from certvigil.integrations.prometheus_more import INVENTORY_EXTRAS
 from certvigil.integrations.prometheus_store import render_inventory_metrics
 from certvigil.scan.scanner import ScanOptions, one_endpoint_options, scan_stream
 from certvigil.store import Store
@@ -234,7 +235,10 @@ class Exporter:
         async with self._store_lock:
             try:
                 inventory = await asyncio.to_thread(
-                    render_inventory_metrics, store, now=datetime.now(UTC)
+                    render_inventory_metrics,
+                    store,
+                    now=datetime.now(UTC),
+                    extra_sources=INVENTORY_EXTRAS,
                 )
             except StoreError as exc:
                 sys.stderr.write(f"certvigil exporter: /metrics: {exc}\n")

@@ -234,7 +234,8 @@ def create_app(
         version=__version__,
         summary="TLS certificate inventory, alerts and agents",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # Swagger UI loads its script from a CDN; the server ships every asset itself.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -243,11 +244,12 @@ def create_app(
     app.add_middleware(_BodyLimit)
     install_error_handlers(app)
 
-    from certvigil.server.api import sslscout, stream, v1
+    from certvigil.server.api import metrics, sslscout, stream, v1
 
     app.include_router(v1.router, prefix=API_PREFIX)
     app.include_router(stream.router, prefix=API_PREFIX)
     app.include_router(sslscout.router, prefix="/api/sslscout")
+    app.include_router(metrics.router)
     for router in extra_routers:
         app.include_router(router)
     if dashboard_router is not None:

@@ -301,11 +301,17 @@ class FindingRecord:
 
 
 def list_findings(
-    connection: Connection, *, since: datetime | None = None, limit: int | None = None
+    connection: Connection,
+    *,
+    since: datetime | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
 ) -> tuple[FindingRecord, ...]:
-    """Findings, oldest first, optionally only those found at or after ``since``."""
+    """Findings, oldest first (or newest first), optionally only those found at or after
+    ``since``; ``limit`` keeps the first ones in that order."""
     f = CT_FINDINGS.c
-    query = select(CT_FINDINGS).order_by(f.found_at_utc, f.id)
+    order = (f.found_at_utc.desc(), f.id.desc()) if newest_first else (f.found_at_utc, f.id)
+    query = select(CT_FINDINGS).order_by(*order)
     if since is not None:
         query = query.where(f.found_at_utc >= since)
     if limit is not None:

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from certvigil.errors import UsageError
 from certvigil.server.dashboard import auth
-from certvigil.server.dashboard.hooks import AgentSummary
+from certvigil.server.dashboard.hooks import AgentSummary, CtFindingSummary
 from certvigil.server.dashboard.router import dashboard_router
 from certvigil.server.keys import Principal
 from certvigil.server.keys import Scope as KeyScope
@@ -107,6 +107,22 @@ def attach_dashboard(app: FastAPI, store: Store) -> None:
         except ApiError as exc:
             raise UsageError(exc.message) from exc
 
+    def ct_findings(limit: int) -> list[CtFindingSummary]:
+        from certvigil.ct.watch.persist import list_findings
+
+        with store.read() as connection:
+            records = list_findings(connection, limit=limit, newest_first=True)
+        return [
+            CtFindingSummary(
+                logged_at_utc=r.logged_at_utc,
+                names=r.names,
+                issuer=r.issuer,
+                sha256_hex=r.sha256_hex,
+                verdict=", ".join(r.kinds) or "matched",
+            )
+            for r in records
+        ]
+
     def last_event_id() -> int:
         with store.read() as connection:
             return server_queries.last_alert_event_id(connection)
@@ -119,6 +135,8 @@ def attach_dashboard(app: FastAPI, store: Store) -> None:
             agents=agents,
             alert_changer=change,
             last_event_id=last_event_id,
+            # The page says the CT watch is not set up unless the file has a ct: section.
+            ct_findings=ct_findings if state.loaded.config.ct is not None else None,
         )
     )
     app.add_middleware(SessionBridge, store=store, settings=settings)
