@@ -48,7 +48,7 @@ from certvigil.alerts.rules import AlertEvent, AlertPolicy
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.thresholds import ExpiryThreshold
-from certvigil.config.checks import ChecksToRun
+from certvigil.config.checks import CheckName, ChecksToRun
 from certvigil.config.expand import ScheduledTarget
 from certvigil.config.loading import LoadedConfig
 from certvigil.config.model import TrustSettings
@@ -66,13 +66,14 @@ from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
+from certvigil.store.alert_queries import last_check_runs
 from certvigil.store.daemon_lock import (
     DEFAULT_LOCK_LEASE_S,
     acquire_daemon_lock,
     release_daemon_lock,
     renew_daemon_lock,
 )
-from certvigil.store.ingest import record_reports
+from certvigil.store.ingest import endpoint_key_tuple, record_reports
 from certvigil.store.outbox import WorkerId, count_failing, this_worker
 from certvigil.targets.target import Target
 
@@ -207,6 +208,8 @@ class Daemon:
             self.targets, start_s=monotonic(), previous=previous_schedule, rng=self.rng
         )
         self._cycle_checks: dict[Target, ChecksToRun] = {}
+        # A reloaded daemon's schedule carries the old one's run times.
+        self._seeded = previous_schedule is not None
         self._crl_cache: CrlCache | None = None
         self._trust = TrustStoreCache()
         self._stop: asyncio.Event | None = None
@@ -300,6 +303,8 @@ class Daemon:
                 "released deliveries claimed by a daemon that is gone",
                 extra={"count": released},
             )
+        if not self._seeded:
+            await asyncio.to_thread(self._seed_schedule)
         log.info(
             "daemon started",
             extra={"endpoints": len(self.targets), "routes": len(self.routes), "once": once},
@@ -372,6 +377,27 @@ class Daemon:
                     "results not written: the store still refuses writes at stop",
                     extra={"results": len(self.unwritten), "error": self.alarm.error},
                 )
+
+    def _seed_schedule(self) -> None:
+        """Tell the schedule when the daily checks last ran, from the store, so that a
+        restart (or ``run --once`` from cron) does not repeat them early; on a fresh
+        database nothing is known and every check is due."""
+        self._seeded = True
+        try:
+            with self.store.read() as connection:
+                runs = last_check_runs(connection)
+        except StoreError as exc:
+            log.warning("check run times not read; every check is due", extra={"error": str(exc)})
+            return
+        now = self.clock()
+        ago: dict[Target, dict[CheckName, float]] = {}
+        for scheduled in self.targets:
+            found = runs.get(endpoint_key_tuple(scheduled.target))
+            if found:
+                ago[scheduled.target] = {
+                    CheckName(name): (now - when).total_seconds() for name, when in found.items()
+                }
+        self.schedule.seed(ago)
 
     # The daemon lock ----------------------------------------------------------------------
 

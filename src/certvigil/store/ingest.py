@@ -596,6 +596,11 @@ def _store_documents(
     connection.execute(OBSERVATION_DOCUMENTS.insert(), links)
 
 
+def endpoint_key_tuple(target: Target) -> tuple[str, int, str, str]:
+    """The endpoint's key columns as stored (absent SNI and STARTTLS as ``""``)."""
+    return _key_tuple(target)
+
+
 def _key_tuple(target: Target) -> tuple[str, int, str, str]:
     return (
         target.host,
