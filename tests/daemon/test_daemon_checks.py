@@ -129,10 +129,17 @@ def test_revoked_certificate_alerts_and_resolves_when_replaced(
             clock.advance(3600)
             daemon.run()
             assert "revoked" not in open_alerts(store)
+            # Another cycle: the CRL and the OCSP answer are still valid, so neither is
+            # fetched again (across endpoints and cycles, until nextUpdate).
+            asked = responder.requests_answered
+            clock.advance(3600)
+            daemon.run()
             assert daemon.daemon.crl_downloads == 1
+            assert responder.requests_answered == asked
+            assert daemon.daemon.ocsp_hits == 1
     (endpoint,) = store.list_endpoints()
     history = store.endpoint_history(endpoint.id)
-    assert [o.revocation_status for o in history] == ["good", "revoked"]
+    assert [o.revocation_status for o in history] == ["good", "good", "revoked"]
     messages = [c.message for c in store.endpoint_changes(endpoint.id)]
     assert any(m.startswith("revoked: the certificate") for m in messages), messages
 

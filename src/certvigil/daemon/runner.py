@@ -267,6 +267,12 @@ class Daemon:
         return self._crl_cache.downloads if self._crl_cache is not None else 0
 
     @property
+    def ocsp_hits(self) -> int:
+        """OCSP questions answered from answers kept from earlier cycles (until their
+        nextUpdate) instead of asking the responder again."""
+        return self._crl_cache.ocsp_hits if self._crl_cache is not None else 0
+
+    @property
     def is_stopping(self) -> bool:
         """Whether a stop was requested."""
         return self._stop is not None and self._stop.is_set()
@@ -563,8 +569,9 @@ class Daemon:
                 from certvigil.probe.crl_fetch import CrlCache
 
                 # Kept across cycles: a fleet under one CA fetches its CRL once per
-                # nextUpdate, not once per endpoint or per cycle.
-                self._crl_cache = CrlCache(clock=self.clock)
+                # nextUpdate, not once per endpoint or per cycle; an endpoint's OCSP
+                # answer is asked for again only after its nextUpdate.
+                self._crl_cache = CrlCache(clock=self.clock, keep_ocsp=True)
             by_target = {s.target: s for s in members}
             received: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
             writer = asyncio.create_task(self._write(received, by_target, counts, started_s))
