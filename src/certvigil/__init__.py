@@ -10,6 +10,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from certvigil.analysis.codes import FindingCode
+    from certvigil.analysis.judge import judge
     from certvigil.analysis.model import (
         CertificateFacts,
         ChainReport,
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from certvigil.analysis.trust import TrustStore
     from certvigil.errors import CertvigilError
     from certvigil.files.truststore import load_trust_store
+    from certvigil.observed.codec import observation_from_json, observation_to_json
+    from certvigil.observed.endpoint import EndpointObservation
     from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
     from certvigil.scan.scanner import ScanOptions, scan, scan_stream
     from certvigil.store.api import Store, open_store
@@ -32,6 +36,11 @@ __version__ = "0.1.0"
 _HOMES = {
     "AnalysisPolicy": "certvigil.analysis.policy",
     "analyse_endpoint": "certvigil.analysis.report",
+    "judge": "certvigil.analysis.judge",
+    "FindingCode": "certvigil.analysis.codes",
+    "EndpointObservation": "certvigil.observed.endpoint",
+    "observation_from_json": "certvigil.observed.codec",
+    "observation_to_json": "certvigil.observed.codec",
     "TrustStore": "certvigil.analysis.trust",
     "ScanOptions": "certvigil.scan.scanner",
     "scan": "certvigil.scan.scanner",
@@ -57,9 +66,11 @@ __all__ = [
     "CertificateFacts",
     "CertvigilError",
     "ChainReport",
+    "EndpointObservation",
     "EndpointReport",
     "FailureKind",
     "Finding",
+    "FindingCode",
     "ProbeFailure",
     "ScanOptions",
     "Severity",
@@ -70,7 +81,10 @@ __all__ = [
     "TrustStore",
     "__version__",
     "analyse_endpoint",
+    "judge",
     "load_trust_store",
+    "observation_from_json",
+    "observation_to_json",
     "open_store",
     "scan",
     "scan_stream",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -12,10 +13,13 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from certvigil.analysis.judge import judge
 from certvigil.analysis.revocation_model import RevocationStatus
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import ServerAddress, TlsServer
+from certvigil.observed.codec import observation_from_dict
+from certvigil.output.json_schema import ScanDocument
 from certvigil.scan.scanner import ScanOptions, scan
 from certvigil.targets.target import Target
 from tests.cli.scan_lab import run_cli
@@ -175,3 +179,51 @@ def test_must_staple_without_staple_is_one_finding_in_the_scan(
     assert report.revocation is not None
     codes = [f.code for f in report.findings]
     assert codes.count("must_staple_not_stapled") + codes.count("must_staple_without_staple") == 1
+
+
+def test_include_observation_writes_each_observation_and_each_crl_once(
+    capsys: pytest.CaptureFixture[str],
+    pki: ThrowawayPki,
+    server: RevocationServer,
+    ca_file: Path,
+    stack: ExitStack,
+) -> None:
+    """--json --include-observation: each endpoint carries its observation document, the
+    one CRL of the three endpoints is written once for the scan, and judging an
+    observation read back from the document gives the endpoint's verdict again."""
+    leaves = [issue(pki, server, ocsp=False, crl=True, good=False) for _ in range(3)]
+    revoked = leaves[0].certificate.serial_number
+    server.files["/int.crl"] = fresh_crl(
+        pki, revoked=[(revoked, Revoked(revoked_at_utc=utc_now() - timedelta(hours=2)))]
+    )
+    endpoints = [_serving(stack, pki, leaf).endpoint for leaf in leaves]
+
+    code, document = _scan_json(
+        capsys, ca_file, "--checks", "cert,revocation", "--include-observation", *endpoints
+    )
+
+    ScanDocument.model_validate(document)
+    assert code == 2
+    assert list(document["crls"]) == [
+        document["endpoints"][0]["observed"]["observation"]["revocation"]["certificates"][0][
+            "fetches"
+        ][0]["response_sha256"]
+    ]
+    crls = {digest: base64.b64decode(text) for digest, text in document["crls"].items()}
+    trust = TrustStore.from_certificates([pki.root.certificate], source="lab root")
+    for endpoint in document["endpoints"]:
+        assert endpoint["observed"]["crls"] == {}
+        observation = observation_from_dict(endpoint["observed"], crls=crls)
+        again = judge(observation, utc_now(), trust)
+        assert again.revocation is not None
+        assert again.revocation.is_revoked is (endpoint["revocation"]["leaf_status"] == "revoked")
+    statuses = sorted(e["revocation"]["leaf_status"] for e in document["endpoints"])
+    assert statuses == ["good", "good", "revoked"]
+
+
+def test_include_observation_needs_json(capsys: pytest.CaptureFixture[str], ca_file: Path) -> None:
+    """The option makes sense only for the JSON document: anything else is a usage error."""
+    result = run_cli(capsys, "scan", "--include-observation", "127.0.0.1:1")
+
+    assert result.code == 64
+    assert "--include-observation needs --json" in result.stderr

@@ -464,6 +464,7 @@ certvigil scan example.com www.example.org:8443
 certvigil scan -f hosts.txt --json -o scan.json
 certvigil scan 10.0.0.0/24 -p 443,8443 --threshold 21
 certvigil scan mail.example.com:25 --starttls smtp --deep
+certvigil scan example.com --deep --json --include-observation
 certvigil scan internal.example --ca-file corp-root.pem --no-default-ca"""
 
 
@@ -578,6 +579,16 @@ def scan_command(
             "--csv", help="Write CSV, one row per endpoint.", rich_help_panel=OUTPUT_PANEL
         ),
     ] = False,
+    include_observation: Annotated[
+        bool,
+        typer.Option(
+            "--include-observation",
+            help="With --json: add everything the probes saw for each endpoint, as an "
+            "observation document (certvigil.observation/1, docs/schema/observation."
+            "schema.json), and each CRL once.",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = False,
     output: OutputOption = None,
     progress: ProgressOption = None,
     debug: DebugOption = False,
@@ -588,6 +599,8 @@ def scan_command(
     if not arguments and not file_names:
         raise UsageError("no targets: give TARGET arguments or -f FILE")
     output_format = choose_format(as_json=as_json, as_csv=as_csv)
+    if include_observation and output_format is not OutputFormat.JSON:
+        raise UsageError("--include-observation needs --json")
     try:
         default_ports = parse_port_list(ports) if ports is not None else (443,)
     except ValueError as exc:
@@ -643,6 +656,7 @@ def scan_command(
             trust=trust,
             show_progress=show_progress,
             workers=workers,
+            include_observation=include_observation,
         )
     raise typer.Exit(int(code))
 
@@ -659,6 +673,7 @@ def _scan_into(
     trust: TrustStore,
     show_progress: bool,
     workers: int | None,
+    include_observation: bool = False,
 ) -> ExitCode:
     """Scan into ``output`` (stdout when ``None``); the exit code."""
     sink: ReportSink | None = None
@@ -670,6 +685,7 @@ def _scan_into(
                 command="scan",
                 version=__version__,
                 color=False if output is not None else None,
+                include_observation=include_observation,
             )
             generated = iter_targets(
                 _specs(arguments, file_names, stdin=sys.stdin),

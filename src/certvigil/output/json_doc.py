@@ -20,6 +20,7 @@ every scan's start-up.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -38,6 +39,7 @@ from certvigil.analysis.revocation_model import (
     StapleReport,
 )
 from certvigil.errors import TargetError
+from certvigil.observed.codec import observation_to_dict
 from certvigil.observed.handshake import ProbeFailure, TlsObservation
 from certvigil.output.plain_json import jsonable
 from certvigil.output.safe_text import json_visible
@@ -261,8 +263,16 @@ def revocation_json(report: RevocationReport) -> JsonObject:
     }
 
 
-def endpoint_json(report: EndpointReport) -> JsonObject:
-    """The report on one endpoint (``EndpointModel``)."""
+def endpoint_json(report: EndpointReport, *, crls: dict[str, bytes] | None = None) -> JsonObject:
+    """The report on one endpoint (``EndpointModel``).
+
+    Args:
+        report: The report.
+        crls: Include the observation (``--include-observation``): its document goes in
+            ``observed``, and the CRLs it used go into this map (written once for the
+            whole document, as its ``crls``) rather than into every endpoint.
+            ``None`` writes ``observed: null``.
+    """
     now = report.evaluated_at_utc
     return {
         "endpoint": report.target.endpoint,
@@ -280,6 +290,11 @@ def endpoint_json(report: EndpointReport) -> JsonObject:
             revocation_json(report.revocation) if report.revocation is not None else None
         ),
         "deep": jsonable(report.deep) if report.deep is not None else None,
+        "observed": (
+            observation_to_dict(report.observed, crls=crls)
+            if crls is not None and report.observed is not None
+            else None
+        ),
     }
 
 
@@ -332,14 +347,20 @@ class JsonDocumentWriter:
     the current endpoint and the tail are ever held in memory.
     """
 
-    def __init__(self, stream: TextIO, *, command: str, version: str) -> None:
+    def __init__(
+        self, stream: TextIO, *, command: str, version: str, include_observation: bool = False
+    ) -> None:
         """Prepare to write to ``stream``; nothing is written until ``begin``.
 
         Args:
             stream: Where the document goes (stdout or an ``--output`` file).
             command: The sub-command that produced the document (``"scan"``, ``"cert"``).
             version: certvigil's version.
+            include_observation: Write each endpoint's observation (``observed``) and,
+                at the end, every CRL they used, once (``crls``).
         """
+        # The CRLs seen so far, by SHA-256: a handful per scan, however many endpoints.
+        self._crls: dict[str, bytes] | None = {} if include_observation else None
         self._stream = stream
         self._command = command
         self._version = version
@@ -357,15 +378,21 @@ class JsonDocumentWriter:
     def write(self, report: EndpointReport) -> None:
         """Write one endpoint."""
         separator = ",\n" if self._count else "\n"
-        self._stream.write(separator + dumps(endpoint_json(report)))
+        self._stream.write(separator + dumps(endpoint_json(report, crls=self._crls)))
         self._count += 1
         self._stream.flush()
 
     def finish(self, tally: Tally, *, finished_at_utc: datetime) -> None:
         """Close the array and write target errors, interruption, summary and finish time."""
         errors = ",\n".join(dumps(target_error_json(error)) for error in tally.target_errors)
+        crls = None
+        if self._crls is not None:
+            crls = {
+                d: base64.b64encode(der).decode("ascii") for d, der in sorted(self._crls.items())
+            }
         self._stream.write(
             ("\n" if self._count else "") + f'], "target_errors": [{errors}], '
+            f'"crls": {dumps(crls)}, '
             f'"interrupted": {dumps(interruption_json(tally))}, '
             f'"summary": {dumps(summary_json(tally))}, '
             f'"finished_at_utc": {dumps(utc_text(finished_at_utc))}}}\n'

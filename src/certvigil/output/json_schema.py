@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from certvigil.output.observation_schema import Base64, ObservationDocument, Sha256Hex
+
 __all__ = [
     "SCHEMA_FILES",
     "CertDocument",
@@ -221,6 +223,9 @@ class EndpointModel(OutputModel):
     revocation: RevocationModel | None = None
     deep: dict[str, Any] | None = None
     """``scan --deep``: observation, findings, grade and Mozilla profiles (docs/grading.md)."""
+    observed: ObservationDocument | None = None
+    """``scan --json --include-observation``: everything the probes saw, as an observation
+    document whose CRLs are in the scan document's ``crls`` (docs/json-schema.md)."""
 
 
 class TargetErrorModel(OutputModel):
@@ -270,6 +275,8 @@ class ScanDocument(OutputModel):
     started_at_utc: datetime
     endpoints: tuple[EndpointModel, ...]
     target_errors: tuple[TargetErrorModel, ...]
+    crls: dict[Sha256Hex, Base64] | None = None
+    """``--include-observation``: every CRL the observations used, once, by SHA-256."""
     interrupted: InterruptionModel | None
     summary: SummaryModel
     finished_at_utc: datetime
@@ -311,8 +318,6 @@ SCHEMA_FILES = {
 
 def json_schema_texts() -> dict[str, str]:
     """Each schema file's name and its text (JSON Schema draft 2020-12, from the models)."""
-    from certvigil.output.observation_schema import ObservationDocument
-
     models: dict[str, type[BaseModel]] = {
         "ScanDocument": ScanDocument,
         "CertDocument": CertDocument,

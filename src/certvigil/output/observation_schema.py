@@ -3,9 +3,9 @@
 The codec writes plain JSON straight from the frozen ``certvigil.observed`` dataclasses;
 these models are the published contract (``docs/schema/observation.schema.json``) it is
 held to. Each model names the dataclass it mirrors, field for field
-(``tests/observed/test_observation_schema.py`` checks both directions). Reading is
-strict: every field is required, an unknown one is refused, and no value is coerced
-(``"true"`` is not a boolean).
+(``tests/observed/test_observation_schema.py`` checks both directions). Every field
+is required and an unknown one is refused; the codec itself reads stricter still (no
+value is coerced).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ Sha256Hex = Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class ObservedTargetModel(_Model):
@@ -107,7 +107,7 @@ class RevocationFetchModel(_Model):
     http_method: str
 
 
-class CertificateRevocationModel(_Model):
+class CertificateRevocationObservationModel(_Model):
     """The fetches for one served certificate (``CertificateRevocationObservation``)."""
 
     cert_index: int
@@ -122,7 +122,7 @@ class RevocationObservationModel(_Model):
 
     target: ObservedTargetModel | None
     observed_at_utc: AwareDatetime
-    certificates: tuple[CertificateRevocationModel, ...]
+    certificates: tuple[CertificateRevocationObservationModel, ...]
     staple_requested: bool
     staple_der: Base64 | None
 
@@ -194,7 +194,7 @@ MIRRORS: dict[str, type[_Model]] = {
     "IssuerFetch": IssuerFetchModel,
     "FetchFailure": FetchFailureModel,
     "RevocationFetch": RevocationFetchModel,
-    "CertificateRevocationObservation": CertificateRevocationModel,
+    "CertificateRevocationObservation": CertificateRevocationObservationModel,
     "RevocationObservation": RevocationObservationModel,
     "ProtocolSupport": ProtocolSupportModel,
     "HttpObservation": HttpObservationModel,

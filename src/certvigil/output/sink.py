@@ -50,6 +50,7 @@ class ReportSink:
         version: str,
         color: bool | None = None,
         reorder_window: int = REORDER_WINDOW,
+        include_observation: bool = False,
     ) -> None:
         """Prepare a sink; nothing is written until ``begin``.
 
@@ -60,6 +61,8 @@ class ReportSink:
             version: certvigil's version, recorded in the JSON document.
             color: Table colours forced on/off; ``None`` asks the stream.
             reorder_window: Most reports JSON and CSV hold back to keep the input order.
+            include_observation: JSON only: write each endpoint's observation and the
+                CRLs they used (``scan --include-observation``).
         """
         self.format = output_format
         self.stream = stream
@@ -70,7 +73,9 @@ class ReportSink:
         self._arrivals = 0
         self._window = reorder_window
         self._next = 0  # the input position written next, when the order holds
-        self._json = JsonDocumentWriter(stream, command=command, version=version)
+        self._json = JsonDocumentWriter(
+            stream, command=command, version=version, include_observation=include_observation
+        )
         self._csv = CsvWriter(stream)
 
     def begin(self, *, started_at_utc: datetime) -> None:
