@@ -224,16 +224,47 @@ def _encode(value: Any, hint: Any, crls: MutableMapping[str, bytes]) -> Any:
         item = typing.get_args(hint)[0]
         return [_encode(v, item, crls) for v in value]
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        out = {name: _encode(getattr(value, name), h, crls) for name, h, _ in _hints(hint)}
         if hint is RevocationFetch:
-            out[_CRL_FIELD] = None
-            if value.method is RevocationMethod.CRL and value.response_der is not None:
-                digest = hashlib.sha256(value.response_der).hexdigest()
-                crls.setdefault(digest, value.response_der)
-                out["response_der"] = None
-                out[_CRL_FIELD] = digest
-        return out
+            return _encode_fetch(value, crls)
+        return {name: _encode(getattr(value, name), h, crls) for name, h, _ in _hints(hint)}
     raise TypeError(f"no JSON form for {hint!r}")  # a model field of a new kind
+
+
+def _encode_fetch(value: RevocationFetch, crls: MutableMapping[str, bytes]) -> dict[str, Any]:
+    is_crl = value.method is RevocationMethod.CRL and value.response_der is not None
+    out: dict[str, Any] = {}
+    for name, h, _ in _hints(RevocationFetch):
+        # A CRL's bytes go to ``crls`` only: encoding them here would be thrown away.
+        out[name] = (
+            None if is_crl and name == "response_der" else _encode(getattr(value, name), h, crls)
+        )
+    out[_CRL_FIELD] = None
+    if is_crl and value.response_der is not None:
+        digest = crl_digest(value.response_der)
+        crls.setdefault(digest, value.response_der)
+        out[_CRL_FIELD] = digest
+    return out
+
+
+_DIGESTS: dict[int, tuple[bytes, str]] = {}
+_DIGESTS_KEPT = 32
+
+
+def crl_digest(der: bytes) -> str:
+    """The SHA-256 (hex) of a CRL, remembered for the last few CRL objects.
+
+    One downloaded CRL (the same ``bytes`` object, from the scan's or the daemon's
+    cache) is referred to by every observation under its issuer; hashing a large CRL
+    once per observation would cost more than the rest of the encoding.
+    """
+    known = _DIGESTS.get(id(der))
+    if known is not None and known[0] is der:
+        return known[1]
+    digest = hashlib.sha256(der).hexdigest()
+    if len(_DIGESTS) >= _DIGESTS_KEPT:
+        _DIGESTS.pop(next(iter(_DIGESTS)))
+    _DIGESTS[id(der)] = (der, digest)
+    return digest
 
 
 def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
