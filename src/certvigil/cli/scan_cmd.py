@@ -583,9 +583,8 @@ def scan_command(
         bool,
         typer.Option(
             "--include-observation",
-            help="With --json: add everything the probes saw for each endpoint, as an "
-            "observation document (certvigil.observation/1, docs/schema/observation."
-            "schema.json), and each CRL once.",
+            help="With --json: add everything the probes saw for each endpoint (an "
+            "observation document, see docs/json-schema.md) and each CRL once.",
             rich_help_panel=OUTPUT_PANEL,
         ),
     ] = False,
