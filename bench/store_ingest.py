@@ -15,6 +15,15 @@ uses bulk inserts (it is set-up, not the measured path). Then, on the full store
 * "history of one endpoint" (its latest 100 observations, mapped to records),
   median over ``--repeat`` different endpoints.
 
+Every sampled report carries its full observation, as the daemon's do since the store
+keeps them whole: the served chain (a leaf and an intermediate of realistic size), a
+stapled OCSP response, the revocation check (one OCSP answer per endpoint and the CRL
+of the one issuing CA, which the store keeps once) and, for one report in 24 (the
+daily checks of an hourly scan), the protocol and cipher probes. The fill gives each
+historical observation a compressed observation of the same size, so the table the
+queries run on is as large as the daemon makes it. ``--bare`` measures reports
+without observations, as before.
+
 Runs on SQLite (a file in a temporary directory) and on PostgreSQL (a throwaway
 server on 127.0.0.1 started with Debian's binaries, or ``--pg-url``), then prints a
 table. Goal: at least 5,000 observations per second, both queries under 50 ms on
@@ -52,9 +61,17 @@ from certvigil.analysis.model import (
     KeyType,
     Severity,
 )
+from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.handshake import TlsObservation
+from certvigil.observed.revocation import (
+    CertificateRevocationObservation,
+    RevocationFetch,
+    RevocationMethod,
+    RevocationObservation,
+)
+from certvigil.observed.tls_config import ProtocolSupport, TlsConfigObservation
 from certvigil.store import Store, open_store
-from certvigil.store.ingest import certificate_row
+from certvigil.store.ingest import certificate_row, pack_observation
 from certvigil.store.models import (
     CERTIFICATES,
     DEPLOYMENTS,
@@ -63,12 +80,15 @@ from certvigil.store.models import (
     OBSERVATIONS,
 )
 from certvigil.targets.target import Target
+from certvigil.tls.records import TlsProtocol
 
 # The test-only servers live in tests/support/, beside this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.postgres import ThrowawayPostgres
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+FULL = [True]
+"""Whether this run keeps full observations (set from ``--bare``)."""
 CHUNK = 10_000
 INTERMEDIATE = "CN=Bench Issuing CA,O=certvigil bench"
 
@@ -132,9 +152,15 @@ def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-def fill(store: Store, *, endpoints: int, certificates: int, observations: int) -> int:
+def fill(
+    store: Store, *, endpoints: int, certificates: int, observations: int, full: bool = True
+) -> int:
     """Bulk-loads the synthetic history; returns the number of rows written."""
     rng = random.Random(6962)
+    # One typical stored observation, its size that of the daemon's (the CRL left out,
+    # as the store keeps it apart).
+    (typical,) = _sample_reports(1, 1, start=NOW, full=True)
+    blob = pack_observation(typical.observed, {}) if full and typical.observed else None
     certs_per_endpoint = max(1, certificates // endpoints)
     obs_per_endpoint = max(1, observations // endpoints)
     span = timedelta(days=365)
@@ -221,6 +247,9 @@ def fill(store: Store, *, endpoints: int, certificates: int, observations: int) 
                     "findings": [],
                     "connect_s": None if failed else 0.002,
                     "handshake_s": None if failed else 0.011,
+                    "checks": "cert,revocation",
+                    "revocation_status": None if failed else "good",
+                    "observation_z": blob,
                 }
 
     written = 0
@@ -253,7 +282,87 @@ def fill(store: Store, *, endpoints: int, certificates: int, observations: int) 
     return written
 
 
-def _sample_reports(count: int, endpoints: int, *, start: datetime) -> list[EndpointReport]:
+_NOISE = random.Random(1113)
+INTERMEDIATE_DER = _NOISE.randbytes(1100)
+"""Stand-ins with the size of real DER (the store does not parse them); random, so
+compression does not flatter the figures."""
+CRL_DER = _NOISE.randbytes(48 * 1024)
+"""The issuing CA's CRL: one for the whole fleet."""
+
+
+def _tls_config(target: Target, at: datetime) -> TlsConfigObservation:
+    accepted = {TlsProtocol.TLS_1_2: (0xC02F, 0xC030, 0xCCA8), TlsProtocol.TLS_1_3: (0x1301,)}
+    return TlsConfigObservation(
+        target=target,
+        peer_address="127.0.0.1",
+        observed_at_utc=at,
+        protocols=tuple(
+            ProtocolSupport(
+                protocol=protocol,
+                is_accepted=protocol in accepted,
+                cipher_suites=accepted.get(protocol, ()),
+                server_enforces_order=True if protocol in accepted else None,
+                rejection=None if protocol in accepted else "protocol_version",
+            )
+            for protocol in TlsProtocol
+        ),
+        tls13_groups=(29, 23),
+        ecdh_groups=(29, 23, 24),
+        fallback_scsv=True,
+        secure_renegotiation=True,
+        compression=False,
+        heartbleed=False,
+        handshake_count=38,
+        elapsed_s=0.4,
+    )
+
+
+def full_observation(
+    handshake: TlsObservation, *, rng: random.Random, with_tls_config: bool
+) -> EndpointObservation:
+    """Everything the daemon's probes see for one endpoint (see the module docstring)."""
+    at = handshake.observed_at_utc
+    ocsp = RevocationFetch(
+        method=RevocationMethod.OCSP,
+        url="http://ocsp.bench.test",
+        fetched_at_utc=at,
+        response_der=rng.randbytes(1500),
+        elapsed_s=0.02,
+        http_method="GET",
+    )
+    crl = RevocationFetch(
+        method=RevocationMethod.CRL,
+        url="http://crl.bench.test/issuing.crl",
+        fetched_at_utc=at,
+        response_der=CRL_DER,
+        from_cache=True,
+    )
+    revocation = RevocationObservation(
+        target=handshake.target,
+        observed_at_utc=at,
+        certificates=(
+            CertificateRevocationObservation(
+                cert_index=0,
+                certificate_der=handshake.chain_der[0],
+                issuer_der=INTERMEDIATE_DER,
+                fetches=(crl, ocsp),
+            ),
+        ),
+        staple_requested=True,
+        staple_der=handshake.ocsp_staple_der,
+    )
+    return EndpointObservation(
+        target=handshake.target,
+        observed_at_utc=at,
+        handshake=handshake,
+        revocation=revocation,
+        tls_config=_tls_config(handshake.target, at) if with_tls_config else None,
+    )
+
+
+def _sample_reports(
+    count: int, endpoints: int, *, start: datetime, full: bool = True
+) -> list[EndpointReport]:
     """Fresh scan results for existing endpoints; one in ten has rotated its leaf."""
     rng = random.Random(5280)
     reports = []
@@ -267,11 +376,20 @@ def _sample_reports(count: int, endpoints: int, *, start: datetime) -> list[Endp
             target=target,
             peer_address="127.0.0.1",
             observed_at_utc=at,
-            chain_der=(b"der:" + leaf.sha256_hex.encode(),),
+            chain_der=(
+                (b"der:" + leaf.sha256_hex.encode() + rng.randbytes(1200), INTERMEDIATE_DER)
+                if full
+                else (b"der:" + leaf.sha256_hex.encode(),)
+            ),
             protocol="TLSv1.3",
             cipher="TLS_AES_256_GCM_SHA384",
+            alpn="h2" if full else None,
+            ocsp_staple_der=rng.randbytes(1500) if full else None,
             connect_s=0.002,
             handshake_s=0.011,
+        )
+        observed = (
+            full_observation(observation, rng=rng, with_tls_config=i % 24 == 0) if full else None
         )
         findings = (
             (Finding(code="expiring", severity=Severity.WARNING, message="soon", cert_index=0),)
@@ -287,6 +405,7 @@ def _sample_reports(count: int, endpoints: int, *, start: datetime) -> list[Endp
                 chain=ChainReport(is_trusted=True, verified_path_sha256=(leaf.sha256_hex,)),
                 hostname_matches=True,
                 findings=findings,
+                observed=observed,
             )
         )
     return reports
@@ -311,6 +430,7 @@ def measure(
     observations: int,
     sample: int,
     repeat: int,
+    full: bool = True,
 ) -> Result:
     """Fills a fresh store at ``url`` and measures it."""
     store = open_store(url)
@@ -323,14 +443,18 @@ def measure(
         )
         fill_s, rows = _time(
             lambda: fill(
-                store, endpoints=endpoints, certificates=certificates, observations=observations
+                store,
+                endpoints=endpoints,
+                certificates=certificates,
+                observations=observations,
+                full=full,
             )
         )
         print(f"[{name}] filled {rows:,} rows in {fill_s:.1f} s", file=sys.stderr, flush=True)
 
-        reports = _sample_reports(sample, endpoints, start=NOW)
+        reports = _sample_reports(sample, endpoints, start=NOW, full=full)
         single_s, _ = _time(lambda: [store.record_report(r) for r in reports])
-        batch_reports = _sample_reports(sample, endpoints, start=NOW + timedelta(days=1))
+        batch_reports = _sample_reports(sample, endpoints, start=NOW + timedelta(days=1), full=full)
         batches = [batch_reports[i : i + 100] for i in range(0, len(batch_reports), 100)]
         batch_s, _ = _time(lambda: [store.record_reports(b) for b in batches])
         print(f"[{name}] ingested {2 * sample:,} reports", file=sys.stderr, flush=True)
@@ -410,6 +534,7 @@ def time_queries(url: str, *, endpoints: int, repeat: int) -> dict[str, float]:
 def print_table(results: list[Result], *, certificates: int, observations: int) -> None:
     """Prints the figures, one column per database."""
     print(f"store benchmark: {certificates:,} certificates, {observations:,} observations")
+    print(f"reports: {'full observations' if FULL[0] else 'bare (no observation kept)'}")
     header = f"{'':44}" + "".join(f"{r.database:>14}" for r in results)
     print(header)
     lines: list[tuple[str, Callable[[Result], str]]] = [
@@ -452,6 +577,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9, help="Runs per query.")
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
     parser.add_argument("--pg-url", help="Use this (empty) PostgreSQL database.")
+    parser.add_argument(
+        "--bare", action="store_true", help="Reports without their observations (before 0007)."
+    )
     parser.add_argument("--time-queries", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.time_queries:
@@ -463,7 +591,8 @@ def main() -> None:
         "certificates": max(1, int(args.certificates * args.scale)),
         "observations": max(1, int(args.observations * args.scale)),
     }
-    common = {**sizes, "sample": args.sample, "repeat": args.repeat}
+    common = {**sizes, "sample": args.sample, "repeat": args.repeat, "full": not args.bare}
+    FULL[0] = not args.bare
     load_before = os.getloadavg()
     results: list[Result] = []
     if args.only in (None, "sqlite"):

@@ -314,3 +314,39 @@ def test_clock_is_the_injected_now_not_the_report_time() -> None:
     late = datetime(2026, 12, 30, tzinfo=UTC)
     events = evaluate(stale, EndpointHistory(), AlertPolicy(), now=late)
     assert [e.threshold for e in events] == ["7d"]
+
+
+def test_must_staple_without_staple_opens_critical_names_the_fix_and_resolves() -> None:
+    """A must-staple leaf served without a staple: one critical alert telling how to turn
+    stapling on; a staple again resolves it."""
+    cert = leaf("ms", not_before=T0, lifetime=timedelta(days=365))
+    missing = (
+        Finding(
+            code="must_staple_not_stapled",
+            severity=Severity.CRITICAL,
+            message="must-staple leaf, no staple",
+            cert_index=0,
+        ),
+    )
+    replay = Replay()
+    (opened,) = replay.step(report(cert, T0, findings=missing), T0)
+    assert (opened.action, opened.kind, opened.severity) == (
+        EventAction.OPEN,
+        AlertKind.MUST_STAPLE_MISSING,
+        Severity.CRITICAL,
+    )
+    assert "Fix: turn OCSP stapling on" in opened.message
+    later = T0 + timedelta(hours=1)
+    assert replay.step(report(cert, later, findings=missing), later) == ()
+    fixed = T0 + timedelta(hours=2)
+    (resolved,) = replay.step(report(cert, fixed), fixed)
+    assert (resolved.action, resolved.kind) == (EventAction.RESOLVE, AlertKind.MUST_STAPLE_MISSING)
+
+
+def test_no_policy_code_is_a_string_no_analysis_emits() -> None:
+    """The codes the weak, protocol and cipher rules listen for are finding codes."""
+    from certvigil.alerts.rules import DEFAULT_WEAK_CODES, WEAK_CIPHER_CODES, WEAK_PROTOCOL_FIXES
+    from certvigil.analysis.codes import FindingCode
+
+    for code in (*DEFAULT_WEAK_CODES, *WEAK_CIPHER_CODES, *WEAK_PROTOCOL_FIXES):
+        assert code in FindingCode.__members__.values()

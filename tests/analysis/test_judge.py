@@ -12,6 +12,7 @@ from certvigil.analysis.model import Severity
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_endpoint
 from certvigil.analysis.revocation_plan import plan_issuer_fetches
+from certvigil.analysis.thresholds import thresholds_from_days
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.observed.codec import observation_from_json, observation_to_json
@@ -215,8 +216,8 @@ def test_the_policy_passed_in_decides_the_expiry_finding(
     leaf = pki.issue_leaf(dns_names=(HOST,), not_before_utc=NOW - timedelta(days=70), valid_days=90)
     obs = observed(observation(pki.served_chain_der(leaf), host=HOST))
 
-    wide = judge(obs, NOW, trust, AnalysisPolicy(thresholds_days=(30, 7)))
-    narrow = judge(obs, NOW, trust, AnalysisPolicy(thresholds_days=(14, 7)))
+    wide = judge(obs, NOW, trust, AnalysisPolicy(expiry_thresholds=thresholds_from_days((30, 7))))
+    narrow = judge(obs, NOW, trust, AnalysisPolicy(expiry_thresholds=thresholds_from_days((14, 7))))
 
     assert [f.code for f in wide.findings] == [FindingCode.EXPIRES_SOON]
     assert narrow.findings == ()

@@ -122,7 +122,7 @@ def test_scan_table_fits_and_never_breaks_an_endpoint_or_a_number(
         (
             ["inventory"],
             {"expires (UTC)", "expires", "days", "endpoint", "pos", "subject", "issuer"}
-            | {"key", "sha256", "tags"},
+            | {"key", "sha256", "tags", "grade", "revocation"},
             {"days", "endpoint"},
         ),
         (
@@ -172,5 +172,6 @@ def test_history_tables_fit(
     assert result.code in {0, 1, 2}, result.stderr
     assert_fits(result.stdout, width)
     headers = {"observed (UTC)", "observed", "status", "protocol", "leaf", "issuer", "expires"}
+    headers |= {"grade", "protocols"}  # the first run --once grades (checks: defaults)
     shown = assert_headers_whole(result.stdout, headers | {"verdict / problem"})
     assert {"status", "verdict / problem"} <= set(shown)

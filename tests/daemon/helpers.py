@@ -118,17 +118,24 @@ def write_config(
     concurrency: int = 8,
     interval: str = "1h",
     grace: str = "20s",
+    default_checks: bool = False,
 ) -> Path:
-    """A YAML configuration scanning ``endpoints`` (host, port, SNI) into ``inventory.db``."""
+    """A YAML configuration scanning ``endpoints`` (host, port, SNI) into ``inventory.db``.
+
+    The certificate check only, unless ``default_checks`` keeps the default ``checks:``
+    (revocation every scan, protocols and grade daily): the tests of the daemon's
+    machinery need not wait for forty probe handshakes per endpoint.
+    """
     (directory / "root.pem").write_bytes(root_pem)
     lines = [
         "database_url: inventory.db",
         f"scan: {{interval: {interval}, jitter: 0, timeout: 5s, concurrency: {concurrency},"
         f" shutdown_grace: {grace}}}",
         "trust: {public: false, ca_files: [root.pem]}",
-        "alerts:",
-        "  thresholds: [30, 14, 7, 1]",
     ]
+    if not default_checks:
+        lines.append("checks: {revocation: false, protocols: false, grade: false}")
+    lines += ["alerts:", "  thresholds: [30, 14, 7, 1]"]
     if route_url:
         lines += ["  routes:", f"    - url: {route_url}", "      min_severity: info"]
     lines.append("targets:")

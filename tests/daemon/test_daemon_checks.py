@@ -109,7 +109,10 @@ def test_revoked_certificate_alerts_and_resolves_when_replaced(
         tls = TlsServer(chain=pki.served_chain_der(revoked), key_pem=revoked.key_pem)
         with tls as server:
             config = write_config(
-                tmp_path, root_pem=pki.root.pem, endpoints=[("localhost", server.port, None)]
+                tmp_path,
+                root_pem=pki.root.pem,
+                endpoints=[("localhost", server.port, None)],
+                default_checks=True,
             )
             clock = SteppedClock()
             daemon = stack.enter_context(cycles(config, store, clock))
@@ -126,10 +129,17 @@ def test_revoked_certificate_alerts_and_resolves_when_replaced(
             clock.advance(3600)
             daemon.run()
             assert "revoked" not in open_alerts(store)
+            # Another cycle: the CRL and the OCSP answer are still valid, so neither is
+            # fetched again (across endpoints and cycles, until nextUpdate).
+            asked = responder.requests_answered
+            clock.advance(3600)
+            daemon.run()
             assert daemon.daemon.crl_downloads == 1
+            assert responder.requests_answered == asked
+            assert daemon.daemon.ocsp_hits == 1
     (endpoint,) = store.list_endpoints()
     history = store.endpoint_history(endpoint.id)
-    assert [o.revocation_status for o in history] == ["good", "revoked"]
+    assert [o.revocation_status for o in history] == ["good", "good", "revoked"]
     messages = [c.message for c in store.endpoint_changes(endpoint.id)]
     assert any(m.startswith("revoked: the certificate") for m in messages), messages
 
@@ -150,7 +160,10 @@ def test_revocation_that_cannot_be_checked_warns_after_k_cycles(
         revocation.statuses["/ocsp"] = 503
         with TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server:
             config = write_config(
-                tmp_path, root_pem=pki.root.pem, endpoints=[("localhost", server.port, None)]
+                tmp_path,
+                root_pem=pki.root.pem,
+                endpoints=[("localhost", server.port, None)],
+                default_checks=True,
             )
             clock = SteppedClock()
             daemon = stack.enter_context(cycles(config, store, clock))
@@ -215,7 +228,10 @@ def test_weak_protocol_and_grade_drop_alert_and_resolve(
     clock = SteppedClock()
     with s_server(0, files, *MODERN) as port:
         config = write_config(
-            tmp_path, root_pem=pki.root.pem, endpoints=[("localhost", port, None)]
+            tmp_path,
+            root_pem=pki.root.pem,
+            endpoints=[("localhost", port, None)],
+            default_checks=True,
         )
         daemon = Cycles(config, store, clock)
         daemon.run()
@@ -267,3 +283,31 @@ def endpoint_grade(store: Store) -> str | None:
     with store.read() as connection:
         grade: str | None = connection.execute(select(ENDPOINTS.c.grade)).scalar()
     return grade
+
+
+def test_fresh_database_runs_every_check_and_a_restart_keeps_the_daily_ones(
+    tmp_path: Path, pki: ThrowawayPki, store: Store
+) -> None:
+    """The first ``run --once`` on a fresh database runs every check; the next one (a
+    new daemon, as from cron) runs the certificate and revocation checks only, since the
+    store says the daily ones ran minutes ago."""
+    leaf = pki.issue_leaf(dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+    with TlsServer(chain=pki.served_chain_der(leaf), key_pem=leaf.key_pem) as server:
+        config = write_config(
+            tmp_path,
+            root_pem=pki.root.pem,
+            endpoints=[("localhost", server.port, None)],
+            default_checks=True,
+        )
+        for _ in range(2):
+            loaded = load_config(config)
+            daemon = Daemon(
+                loaded,
+                expand_targets(loaded).targets,
+                store=store,
+                scan_options=ScanOptions(retries=0, fetch_missing_issuers=False),
+            )
+            asyncio.run(daemon.run(once=True))
+    (endpoint,) = store.list_endpoints()
+    newest_first = [o.checks for o in store.endpoint_history(endpoint.id)]
+    assert newest_first == ["cert,revocation", "cert,revocation,protocols,grade"]

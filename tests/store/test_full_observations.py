@@ -125,3 +125,20 @@ def test_endpoint_keeps_latest_grade_when_a_scan_did_not_grade(store: Store) -> 
             "A",
             "good",
         )
+
+
+def test_retention_drops_crls_no_kept_observation_uses(store: Store) -> None:
+    """Pruned observations take their CRL references along; a CRL still referenced by a
+    kept observation stays, one referenced by none goes."""
+    old_crl, shared_crl = CRL + b"old", CRL + b"shared"
+    target = Target(host="r.example.test", port=443)
+    leaf = facts("r.example.test", not_after_utc=NOW + timedelta(days=900))
+    for hours, crl in ((0, old_crl), (1, shared_crl), (24 * 30, shared_crl)):
+        report, _ = observed(ok_report(target, (leaf,), at=NOW + timedelta(hours=hours)), crl)
+        store.record_report(report)
+    with store.read() as connection:
+        assert count_documents(connection) == (2, 3)
+    pruned = store.prune_observations(now=NOW + timedelta(days=40), keep_days=20)
+    assert pruned == 2
+    with store.read() as connection:
+        assert count_documents(connection) == (1, 1)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING, Any
 
 from certvigil.alerts.routing import AlertRoute, matching_routes
 from certvigil.alerts.rules import (
@@ -45,6 +43,9 @@ from certvigil.store.alert_queries import (
 )
 from certvigil.store.ingest import observed_at, record_report
 from certvigil.store.queries import find_endpoint
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 EVENT_OPENED = "opened"
 """The outbox event of an opened alert."""

@@ -29,6 +29,17 @@ trust:
   system: false         # also the operating system's CA bundle
   ca_files: []          # extra anchors, e.g. [/etc/certvigil/internal-ca.pem]
 
+# What the daemon checks on each endpoint, and how often. A check without an interval
+# runs on every scan; one with an interval when it is due (plus up to its jitter, so a
+# fleet is not probed all at once). protocols and grade share the same ~40 probe
+# handshakes: when either is due both run. "false" switches a check off (not cert).
+# On a fresh database every check is due, so the first run does them all.
+checks:
+  cert: {}                               # expiry, chain, trust, hostname: every scan
+  revocation: {}                         # OCSP (staple first), CRL fallback: every scan
+  protocols: {interval: 1d, jitter: 1h}  # protocols, cipher suites, groups, options
+  grade: {interval: 1d, jitter: 1h}      # the SSL Labs-style grade
+
 alerts:
   # Days before expiry (30 or "30d"), or a share of the certificate's lifetime ("20%").
   # {at: "3d", severity: critical} chooses the severity of one threshold.
@@ -61,6 +72,7 @@ targets:
   - host: 192.0.2.0/28
     port: 443
     interval: 6h
+    checks: {protocols: 7d, grade: 7d}   # this block's own schedule
   - host: intranet.example.org
     sni: portal.example.org
     trust:                # this endpoint's own trust store

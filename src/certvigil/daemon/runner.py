@@ -50,7 +50,7 @@ from certvigil.alerts.rules import AlertEvent, AlertPolicy
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.thresholds import ExpiryThreshold
-from certvigil.config.checks import ChecksToRun
+from certvigil.config.checks import CheckName, ChecksToRun
 from certvigil.config.expand import ScheduledTarget
 from certvigil.config.loading import LoadedConfig
 from certvigil.config.model import Config, TrustSettings
@@ -68,13 +68,14 @@ from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
+from certvigil.store.alert_queries import last_check_runs
 from certvigil.store.daemon_lock import (
     DEFAULT_LOCK_LEASE_S,
     acquire_daemon_lock,
     release_daemon_lock,
     renew_daemon_lock,
 )
-from certvigil.store.ingest import record_reports
+from certvigil.store.ingest import endpoint_key_tuple, record_reports
 from certvigil.store.outbox import WorkerId, count_failing, this_worker
 from certvigil.targets.target import Target
 
@@ -241,6 +242,8 @@ class Daemon:
             self.targets, start_s=monotonic(), previous=previous_schedule, rng=self.rng
         )
         self._cycle_checks: dict[Target, ChecksToRun] = {}
+        # A reloaded daemon's schedule carries the old one's run times.
+        self._seeded = previous_schedule is not None
         self._crl_cache: CrlCache | None = None
         self._trust = TrustStoreCache()
         self._stop: asyncio.Event | None = None
@@ -298,6 +301,12 @@ class Daemon:
         return self._crl_cache.downloads if self._crl_cache is not None else 0
 
     @property
+    def ocsp_hits(self) -> int:
+        """OCSP questions answered from answers kept from earlier cycles (until their
+        nextUpdate) instead of asking the responder again."""
+        return self._crl_cache.ocsp_hits if self._crl_cache is not None else 0
+
+    @property
     def is_stopping(self) -> bool:
         """Whether a stop was requested."""
         return self._stop is not None and self._stop.is_set()
@@ -334,6 +343,8 @@ class Daemon:
                 "released deliveries claimed by a daemon that is gone",
                 extra={"count": released},
             )
+        if not self._seeded:
+            await asyncio.to_thread(self._seed_schedule)
         log.info(
             "daemon started",
             extra={"endpoints": len(self.targets), "routes": len(self.routes), "once": once},
@@ -406,6 +417,27 @@ class Daemon:
                     "results not written: the store still refuses writes at stop",
                     extra={"results": len(self.unwritten), "error": self.alarm.error},
                 )
+
+    def _seed_schedule(self) -> None:
+        """Tell the schedule when the daily checks last ran, from the store, so that a
+        restart (or ``run --once`` from cron) does not repeat them early; on a fresh
+        database nothing is known and every check is due."""
+        self._seeded = True
+        try:
+            with self.store.read() as connection:
+                runs = last_check_runs(connection)
+        except StoreError as exc:
+            log.warning("check run times not read; every check is due", extra={"error": str(exc)})
+            return
+        now = self.clock()
+        ago: dict[Target, dict[CheckName, float]] = {}
+        for scheduled in self.targets:
+            found = runs.get(endpoint_key_tuple(scheduled.target))
+            if found:
+                ago[scheduled.target] = {
+                    CheckName(name): (now - when).total_seconds() for name, when in found.items()
+                }
+        self.schedule.seed(ago)
 
     # The daemon lock ----------------------------------------------------------------------
 
@@ -566,8 +598,9 @@ class Daemon:
                 from certvigil.probe.crl_fetch import CrlCache
 
                 # Kept across cycles: a fleet under one CA fetches its CRL once per
-                # nextUpdate, not once per endpoint or per cycle.
-                self._crl_cache = CrlCache(clock=self.clock)
+                # nextUpdate, not once per endpoint or per cycle; an endpoint's OCSP
+                # answer is asked for again only after its nextUpdate.
+                self._crl_cache = CrlCache(clock=self.clock, keep_ocsp=True)
             by_target = {s.target: s for s in members}
             received: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
             writer = asyncio.create_task(self._write(received, by_target, counts, started_s))

@@ -27,7 +27,9 @@ class Schedule:
     Times are seconds on a monotonic clock, so a wall-clock jump neither skips nor
     repeats scans. Every check is due at ``start_s`` unless ``last_run_ago_s`` says
     when it last ran (the daemon reads that from the store, so a restart does not
-    repeat a daily enumeration; on a fresh database everything is due at once).
+    repeat a daily enumeration; on a fresh database everything is due at once). Only
+    checks with an interval of their own are seeded: the certificate check and those
+    that run with every scan are due at once on every start.
 
     A schedule built for a reloaded configuration takes over from ``previous``: an
     endpoint both configurations name keeps its last run times; new ones are due at
@@ -51,20 +53,36 @@ class Schedule:
         last_run_ago_s: Mapping[Target, Mapping[CheckName, float]] | None = None,
     ) -> None:
         self._targets = {s.target: s for s in targets}
+        self._start_s = start_s
         self._rng = rng or random.Random()
         self._ran_s: dict[tuple[Target, CheckName], float] = {}
         self._check_due_s: dict[tuple[Target, CheckName], float] = {}
         for target in self._targets:
             for name in (CheckName.CERT, *OPTIONAL_CHECKS):
                 self._check_due_s[(target, name)] = start_s
-        for target, ago in (last_run_ago_s or {}).items():
-            if target in self._targets:
-                for name, ago_s in ago.items():
-                    self._set_ran(target, name, start_s - max(0.0, ago_s))
         if previous is not None:
             for (target, name), ran_s in previous._ran_s.items():
                 if target in self._targets:
                     self._set_ran(target, name, ran_s)
+        if last_run_ago_s:
+            self.seed(last_run_ago_s)
+
+    def seed(self, last_run_ago_s: Mapping[Target, Mapping[CheckName, float]]) -> None:
+        """Take when checks with an interval of their own last ran (seconds ago at the
+        schedule's start), so a restart does not repeat them early; checks that run on
+        every scan, and the certificate check, stay due at once."""
+        for target, ago in last_run_ago_s.items():
+            if target not in self._targets:
+                continue
+            scheduled = self._targets[target]
+            for name, ago_s in ago.items():
+                if name is CheckName.CERT:
+                    continue
+                if schedule_of(scheduled.checks, name).interval_s is None:
+                    continue
+                if (target, name) in self._ran_s:
+                    continue  # known from the schedule this one replaces
+                self._set_ran(target, name, self._start_s - max(0.0, ago_s))
 
     def __len__(self) -> int:
         return len(self._targets)

@@ -80,6 +80,7 @@ def _console(stream: TextIO, *, color: bool | None) -> Console:
 INVENTORY_TABLE_STEPS: tuple[Step, ...] = (
     drop("revocation"),
     drop("issuer"),
+    drop("grade"),
     drop("key"),
     shorten("expires (UTC)"),
     drop("tags"),
@@ -93,6 +94,7 @@ INVENTORY_TABLE_STEPS: tuple[Step, ...] = (
 HISTORY_TABLE_STEPS: tuple[Step, ...] = (
     drop("issuer"),
     drop("protocols"),
+    drop("grade"),
     drop("protocol"),
     shorten("observed (UTC)"),
     drop("expires"),

@@ -1,4 +1,5 @@
-"""Download CRLs from HTTP distribution points, through a cache shared by a whole scan.
+"""Download CRLs from HTTP distribution points, through a cache shared by a whole scan
+(and, in the daemon, by its cycles, which also keeps OCSP answers there).
 
 Every endpoint whose certificates come from one issuer names the same distribution
 point; a scan of a thousand such endpoints downloads its CRL once. ``CrlCache`` keeps
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 
 from certvigil.analysis.certificate import PARSE_ERRORS
 from certvigil.observed.revocation import (
@@ -60,6 +62,7 @@ class CrlCache:
         stale_keep_s: float = 300.0,
         default_keep_s: float = 3600.0,
         max_keep_s: float | None = None,
+        keep_ocsp: bool = False,
     ) -> None:
         """Set the policy; nothing is fetched here.
 
@@ -72,6 +75,9 @@ class CrlCache:
                 as a CRL, which analysis will report).
             max_keep_s: Upper bound on any entry's lifetime, ``None`` for "until
                 nextUpdate" (set it to notice early re-issues of long-lived CRLs).
+            keep_ocsp: Also keep successful OCSP responses that carry a nextUpdate,
+                by responder and request, until then (the daemon, whose cycles ask the
+                same questions again; a one-off scan asks each once).
         """
         if max_entries <= 0:
             raise ValueError(f"max_entries must be positive, not {max_entries}")
@@ -84,6 +90,10 @@ class CrlCache:
         self._inflight: dict[str, asyncio.Task[_Download]] = {}
         self.downloads = 0
         """How many downloads the cache started (hits and shared waits are not counted)."""
+        self._keep_ocsp = keep_ocsp
+        self._ocsp: OrderedDict[tuple[str, bytes], _Entry] = OrderedDict()
+        self.ocsp_hits = 0
+        """OCSP questions answered from the cache instead of the responder."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -98,6 +108,47 @@ class CrlCache:
             return None
         self._entries.move_to_end(url)
         return entry.der, entry.fetched_at_utc
+
+    def cached_ocsp(self, url: str, request_der: bytes) -> RevocationFetch | None:
+        """A kept OCSP answer to ``request_der`` from ``url``, ``None`` when none is kept
+        or it reached its nextUpdate."""
+        key = (url, request_der)
+        entry = self._ocsp.get(key)
+        if entry is None:
+            return None
+        if self._clock() >= entry.keep_until_utc:
+            del self._ocsp[key]
+            return None
+        self._ocsp.move_to_end(key)
+        self.ocsp_hits += 1
+        return RevocationFetch(
+            method=RevocationMethod.OCSP,
+            url=url,
+            fetched_at_utc=entry.fetched_at_utc,
+            response_der=entry.der,
+            from_cache=True,
+        )
+
+    def keep_ocsp(self, url: str, request_der: bytes, fetch: RevocationFetch) -> None:
+        """Keep a fetched OCSP answer until its nextUpdate (when asked to keep them).
+
+        Only a successful response with one nextUpdate in the future is kept: one
+        without promises nothing about newer information, and failures are retried.
+        """
+        if not self._keep_ocsp or fetch.response_der is None or fetch.failure is not None:
+            return
+        next_update = _ocsp_next_update(fetch.response_der)
+        now = self._clock()
+        if next_update is None or next_update <= now:
+            return
+        keep_until = next_update
+        if self._max_keep is not None:
+            keep_until = min(keep_until, now + self._max_keep)
+        self._ocsp[(url, request_der)] = _Entry(
+            der=fetch.response_der, fetched_at_utc=fetch.fetched_at_utc, keep_until_utc=keep_until
+        )
+        while len(self._ocsp) > self._max_entries * 64:
+            self._ocsp.popitem(last=False)
 
     async def fetch(
         self, url: str, *, http: httpx.AsyncClient, limits: HttpLimits
@@ -182,6 +233,17 @@ class CrlCache:
         self._entries.move_to_end(url)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+
+
+def _ocsp_next_update(der: bytes) -> datetime | None:
+    """The nextUpdate of a successful single OCSP response, ``None`` otherwise."""
+    try:
+        response = ocsp.load_der_ocsp_response(der)
+        if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return None
+        return response.next_update_utc
+    except PARSE_ERRORS:
+        return None
 
 
 def _normalise_crl(body: bytes) -> tuple[bytes, datetime | None]:

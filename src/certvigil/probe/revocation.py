@@ -109,7 +109,15 @@ async def _check_one(
     wants_ocsp = options.use_ocsp and (check.cert_index == 0 or options.ocsp_for_intermediates)
     crl_job = _first_crl(check.crl_urls, http=http, crl_cache=crl_cache, options=options)
     ocsp_job = (
-        _first_ocsp(check.certificate, issuer, ocsp_urls, http=http, clock=clock, options=options)
+        _first_ocsp(
+            check.certificate,
+            issuer,
+            ocsp_urls,
+            http=http,
+            clock=clock,
+            options=options,
+            cache=crl_cache,
+        )
         if wants_ocsp and issuer is not None
         else _nothing()
     )
@@ -160,6 +168,7 @@ async def _first_ocsp(
     http: httpx.AsyncClient,
     clock: Callable[[], datetime],
     options: RevocationOptions,
+    cache: CrlCache | None = None,
 ) -> list[RevocationFetch]:
     if not urls:
         return []
@@ -182,6 +191,10 @@ async def _first_ocsp(
         ]
     fetches: list[RevocationFetch] = []
     for url in _preferring_http(urls):
+        kept = cache.cached_ocsp(url, request_der) if cache is not None else None
+        if kept is not None:
+            fetches.append(kept)
+            break
         fetch = await fetch_ocsp(
             url,
             request_der,
@@ -190,6 +203,8 @@ async def _first_ocsp(
             clock=clock,
             prefer_post=options.ocsp_prefer_post,
         )
+        if cache is not None:
+            cache.keep_ocsp(url, request_der, fetch)
         fetches.append(fetch)
         if fetch.failure is None:
             break

@@ -195,3 +195,39 @@ def insert_resolved_alert(
         .returning(ALERTS.c.id)
     ).scalar_one()
     return alert_id
+
+
+def last_check_runs(connection: Connection) -> dict[tuple[str, int, str, str], dict[str, datetime]]:
+    """When each endpoint last ran each optional check (from ``observations.checks``).
+
+    Returns:
+        Per endpoint key (host, port, SNI, STARTTLS as stored), check name to the
+        latest observation time that ran it; endpoints never checked are absent.
+    """
+    from sqlalchemy import case, func
+
+    from certvigil.store.models import ENDPOINTS
+
+    o, e = OBSERVATIONS.c, ENDPOINTS.c
+    names = ("revocation", "protocols", "grade")
+    latest = [
+        func.max(case((o.checks.like(f"%{name}%"), o.observed_at_utc), else_=None)).label(name)
+        for name in names
+    ]
+    inner = (
+        select(o.endpoint_id, *latest)
+        .where(o.checks.is_not(None))
+        .group_by(o.endpoint_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(e.host, e.port, e.sni, e.starttls, *(inner.c[name] for name in names)).join(
+            inner, inner.c.endpoint_id == e.id
+        )
+    ).all()
+    found: dict[tuple[str, int, str, str], dict[str, datetime]] = {}
+    for row in rows:
+        runs = {name: when for name, when in zip(names, row[4:], strict=True) if when is not None}
+        if runs:
+            found[(row.host, row.port, row.sni, row.starttls)] = runs
+    return found

@@ -9,7 +9,6 @@ commit together.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding
 from certvigil.errors import ObservationFormatError
-from certvigil.observed.codec import observation_from_json, observation_to_json
+from certvigil.observed.codec import crl_digest, observation_from_json, observation_to_json
 from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.revocation import RevocationMethod
 from certvigil.store.models import (
@@ -500,9 +499,10 @@ class _Prepared:
         )
 
 
-OBSERVATION_COMPRESSION_LEVEL = 6
-"""zlib level of stored observations (docs/store.md: 6 is within a few per cent of 9's
-size at a third of its time)."""
+OBSERVATION_COMPRESSION_LEVEL = 1
+"""zlib level of stored observations: DER, base64 and random nonces compress little, and
+level 1 is within a few per cent of level 6's size at a fraction of its time
+(docs/store.md)."""
 
 
 MAX_STORED_OBSERVATION_BYTES = 64 * 1024 * 1024
@@ -545,7 +545,7 @@ def _crl_sources(observation: EndpointObservation) -> dict[str, tuple[str, datet
     for certificate in revocation.certificates:
         for fetch in certificate.fetches:
             if fetch.method is RevocationMethod.CRL and fetch.response_der is not None:
-                sha = hashlib.sha256(fetch.response_der).hexdigest()
+                sha = crl_digest(fetch.response_der)
                 found.setdefault(sha, (fetch.url, fetch.fetched_at_utc))
     return found
 
@@ -594,6 +594,11 @@ def _store_documents(
             rows,
         )
     connection.execute(OBSERVATION_DOCUMENTS.insert(), links)
+
+
+def endpoint_key_tuple(target: Target) -> tuple[str, int, str, str]:
+    """The endpoint's key columns as stored (absent SNI and STARTTLS as ``""``)."""
+    return _key_tuple(target)
 
 
 def _key_tuple(target: Target) -> tuple[str, int, str, str]:

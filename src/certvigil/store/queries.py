@@ -686,7 +686,9 @@ def _observation_select() -> Select[Any]:
     o, e, c = _OBSERVATIONS.c, _ENDPOINTS.c, _CERTS.c
     return (
         select(
-            _OBSERVATIONS,
+            # Everything but the stored observation itself: history and changes read
+            # many rows and never the document (store.observations reads it).
+            *(column for column in _OBSERVATIONS.c if column.name != "observation_z"),
             e.host,
             e.port,
             e.sni,

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, and_, delete, select
 
 from certvigil.store.models import ALERTS, ENDPOINTS, OBSERVATIONS
 from certvigil.store.records import AlertState
+from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
 
 _OBSERVATIONS = OBSERVATIONS
 _ENDPOINTS = ENDPOINTS
@@ -61,6 +62,18 @@ def prune_observations(
     while True:
         ids = connection.execute(candidates).scalars().all()
         if not ids:
-            return deleted
+            break
+        # The references go with their observations (explicitly: SQLite enforces
+        # ON DELETE CASCADE only with its foreign keys on).
+        connection.execute(
+            delete(OBSERVATION_DOCUMENTS).where(OBSERVATION_DOCUMENTS.c.observation_id.in_(ids))
+        )
         connection.execute(delete(_OBSERVATIONS).where(o.id.in_(ids)))
         deleted += len(ids)
+    if deleted:
+        # A CRL no kept observation refers to any more goes too.
+        used = select(OBSERVATION_DOCUMENTS.c.document_sha256)
+        connection.execute(
+            delete(REVOCATION_DOCUMENTS).where(REVOCATION_DOCUMENTS.c.sha256_hex.not_in(used))
+        )
+    return deleted
