@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import update
+
 from certvigil.analysis.model import Finding, Severity
 from certvigil.integrations.prometheus import Family, MetricType, Sample
 from certvigil.integrations.prometheus_store import (
@@ -14,6 +16,7 @@ from certvigil.integrations.prometheus_store import (
 from certvigil.observed.handshake import FailureKind
 from certvigil.store import Store
 from certvigil.store.metrics_state import EndpointState, InventoryState
+from certvigil.store.models import ENDPOINTS
 from certvigil.store.records import ObservationStatus
 from certvigil.targets.target import StartTLS, Target
 from tests.integrations.exposition import parse
@@ -219,3 +222,17 @@ def test_label_values_from_stored_data_are_bounded() -> None:
         == 1
     )
     assert parsed.value("certvigil_ct_log_backlog_entries", log="argon") == 7
+
+
+def test_a_stored_grade_is_a_label_and_a_score(store: Store) -> None:
+    """The grade the daemon's grade check stored on an endpoint comes out as both."""
+    _fill(store)
+    with store.write() as connection:
+        connection.execute(
+            update(ENDPOINTS).where(ENDPOINTS.c.host == "weak.example").values(grade="B")
+        )
+    parsed = parse(render_inventory_metrics(store, now=NOW))
+    weak = {"endpoint": "weak.example:8443", "sni": "", "starttls": ""}
+    assert parsed.value("certvigil_endpoint_grade_info", **weak, grade="B") == 1
+    assert parsed.value("certvigil_endpoint_grade_score", **weak) == 6
+    assert parsed.labels_of("certvigil_endpoint_grade_score") == [weak]

@@ -73,6 +73,9 @@ _WEAK_PROTOCOL_CODES = {
     "protocol_tls11": "TLS 1.1",
 }
 _RANK = {s.value: s.rank for s in Severity}
+_GRADE_SCORE = {
+    grade: score for score, grade in enumerate(("M", "T", "F", "E", "D", "C", "B", "A-", "A", "A+"))
+}
 
 METRIC_NAMES = (
     "certvigil_inventory_endpoints",
@@ -85,6 +88,8 @@ METRIC_NAMES = (
     "certvigil_endpoint_chain_trusted",
     "certvigil_endpoint_hostname_match",
     "certvigil_endpoint_revoked",
+    "certvigil_endpoint_grade_info",
+    "certvigil_endpoint_grade_score",
     "certvigil_endpoint_severity",
     "certvigil_endpoint_findings",
     "certvigil_endpoint_weak_protocol_accepted",
@@ -180,6 +185,10 @@ def _endpoint_samples(out: _Lines, state: EndpointState, now: datetime) -> None:
     if state.hostname_matches is not None:
         out.add("certvigil_endpoint_hostname_match", key, int(state.hostname_matches))
     out.add("certvigil_endpoint_revoked", key, int(any(c == "revoked" for c, _ in state.findings)))
+    if state.grade is not None:
+        grade = state.grade if state.grade in _GRADE_SCORE else "other"
+        out.add("certvigil_endpoint_grade_info", f'{key},grade="{grade}"', 1)
+        out.add("certvigil_endpoint_grade_score", key, _GRADE_SCORE.get(state.grade, 0))
     if state.verdict is not None:
         out.add("certvigil_endpoint_severity", key, _RANK.get(state.verdict, 0))
     if not state.findings:
@@ -216,6 +225,10 @@ _HELP = {
     "certvigil_endpoint_chain_trusted": "1 when the served chain verifies to a trusted anchor",
     "certvigil_endpoint_hostname_match": "1 when the leaf covers the name checked",
     "certvigil_endpoint_revoked": "1 when the latest observation found a revoked certificate",
+    "certvigil_endpoint_grade_info": "The latest grade (protocols and grade checks)",
+    "certvigil_endpoint_grade_score": (
+        "The latest grade as a number: A+ 9, A 8, A- 7, B 6, C 5, D 4, E 3, F 2, T 1, M 0"
+    ),
     "certvigil_endpoint_severity": "Worst finding: 0 ok, 1 info, 2 warning, 3 critical",
     "certvigil_endpoint_findings": "Findings of the latest observation, by code and severity",
     "certvigil_endpoint_weak_protocol_accepted": (

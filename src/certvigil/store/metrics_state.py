@@ -47,6 +47,7 @@ class EndpointState:
         verdict: The latest observation's worst severity (``ok`` … ``critical``).
         protocol: The protocol negotiated (``TLSv1.3``), ``None`` on failure.
         findings: The latest observation's findings as ``(code, severity)`` pairs.
+        grade: The latest grade (``A+`` … ``F``, ``T``, ``M``), ``None`` until graded.
     """
 
     host: str
@@ -64,6 +65,7 @@ class EndpointState:
     verdict: str | None
     protocol: str | None
     findings: tuple[tuple[str, str], ...]
+    grade: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +125,7 @@ def inventory_state(connection: Connection) -> InventoryState:
             e.starttls,
             e.last_status,
             e.consecutive_failures,
+            e.grade,
             c.not_after_utc,
             o.observed_at_utc,
             o.failure_kind,
@@ -154,6 +157,7 @@ def inventory_state(connection: Connection) -> InventoryState:
             verdict=row.verdict,
             protocol=row.protocol,
             findings=_findings(row.findings),
+            grade=row.grade,
         )
         for row in connection.execute(statement).all()
     )
