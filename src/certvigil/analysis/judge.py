@@ -83,6 +83,7 @@ def judge(
         expected_name=handshake.target.expected_name,
         fetched_issuers_der=observation.fetched_issuers_der,
         has_ocsp_staple=handshake.ocsp_staple_der is not None,
+        sort=False,
     )
     findings: list[Finding] = [*chain.findings, *chain_size_findings(handshake.chain_der)]
     revocation = None

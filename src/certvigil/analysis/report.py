@@ -1,13 +1,12 @@
-"""Judge one endpoint (or one offline chain): facts, chain, hostname, findings.
+"""Judge a chain (``certvigil cert FILE``) or one bare handshake: facts, chain, hostname.
 
-The entry points are pure: the caller passes ``now`` and the trust store, and may pass
-issuers it fetched from the AIA CA Issuers URLs that :func:`issuer_urls_to_fetch` names.
-A scan does::
-
-    report = analyse_endpoint(result, now=now, trust=trust)
-    urls = issuer_urls_to_fetch(report)
-    if urls:                                   # fetch (probe layer), then judge again
-        report = analyse_endpoint(result, now=now, trust=trust, fetched_issuers_der=ders)
+:func:`analyse_chain_der` is the certificate part of ``analysis.judge.judge``, which a
+scan calls once per endpoint on its whole observation (AIA issuers, revocation and
+protocol probes included). :func:`analyse_endpoint` judges a handshake alone, with
+issuers the caller fetched; :func:`issuer_urls_to_fetch` names, from such a report, the
+AIA URLs to fetch (a scan plans them from the bytes instead:
+``analysis.revocation_plan.plan_issuer_fetches``). Everything here is pure: the caller
+passes ``now`` and the trust store.
 
 Passing one ``now`` for a whole scan lets endpoints that serve the same chain share
 one verification (see ``chain.judge_chain``).
@@ -90,6 +89,7 @@ def analyse_chain_der(
     expected_name: str | None = None,
     fetched_issuers_der: Sequence[bytes] = (),
     has_ocsp_staple: bool | None = None,
+    sort: bool = True,
 ) -> ChainAnalysis:
     """Judge a chain of DER certificates, leaf first, as a server would send it.
 
@@ -106,6 +106,8 @@ def analyse_chain_der(
         fetched_issuers_der: Issuers fetched from AIA CA Issuers URLs; certificates in
             it that do not parse are ignored.
         has_ocsp_staple: Whether an OCSP staple was sent; ``None`` when unknown.
+        sort: Sort the findings most severe first; ``judge`` passes ``False`` and sorts
+            once, when every part of the endpoint has been judged.
 
     Returns:
         The analysis.
@@ -149,7 +151,7 @@ def analyse_chain_der(
             evaluated_at_utc=now,
             expected_name=expected_name,
             certificates=tuple(p.facts for p in parsed),
-            findings=sort_findings(findings),
+            findings=sort_findings(findings) if sort else tuple(findings),
         )
     fetched = tuple(d for d in fetched_issuers_der if _parses(d))
     verdict = judge_chain([p.der for p in parsed], now=now, trust=trust, fetched_der=fetched)
@@ -186,7 +188,7 @@ def analyse_chain_der(
         certificates=facts,
         chain=chain,
         hostname=hostname,
-        findings=sort_findings(findings),
+        findings=sort_findings(findings) if sort else tuple(findings),
     )
 
 

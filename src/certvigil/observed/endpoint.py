@@ -57,8 +57,8 @@ class EndpointObservation:
 
     Attributes:
         target: What was probed.
-        observed_at_utc: When the observation started: the time the analysis of a
-            fresh scan is judged at (aware UTC).
+        observed_at_utc: When the handshake completed or failed (aware UTC); the
+            other steps follow it within the endpoint's deadline.
         handshake: The TLS handshake (chain as served, protocol, cipher, ALPN,
             address, timings, stapled OCSP response) or why there was none.
         issuer_fetches: The AIA CA-issuers URLs fetched to complete the served chain,

@@ -107,7 +107,7 @@ class RevocationFetchModel(_Model):
     http_method: str
 
 
-class CertificateRevocationModel(_Model):
+class CertificateRevocationObservationModel(_Model):
     """The fetches for one served certificate (``CertificateRevocationObservation``)."""
 
     cert_index: int
@@ -122,7 +122,7 @@ class RevocationObservationModel(_Model):
 
     target: ObservedTargetModel | None
     observed_at_utc: AwareDatetime
-    certificates: tuple[CertificateRevocationModel, ...]
+    certificates: tuple[CertificateRevocationObservationModel, ...]
     staple_requested: bool
     staple_der: Base64 | None
 
@@ -194,7 +194,7 @@ MIRRORS: dict[str, type[_Model]] = {
     "IssuerFetch": IssuerFetchModel,
     "FetchFailure": FetchFailureModel,
     "RevocationFetch": RevocationFetchModel,
-    "CertificateRevocationObservation": CertificateRevocationModel,
+    "CertificateRevocationObservation": CertificateRevocationObservationModel,
     "RevocationObservation": RevocationObservationModel,
     "ProtocolSupport": ProtocolSupportModel,
     "HttpObservation": HttpObservationModel,
