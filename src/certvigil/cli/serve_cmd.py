@@ -18,7 +18,6 @@ from typing import Annotated
 import typer
 
 from certvigil.cli.app import app
-from certvigil.cli.exporter_cmd import parse_listen
 from certvigil.cli.options import DebugOption
 from certvigil.config.loading import load_config
 from certvigil.errors import UsageError
@@ -34,6 +33,23 @@ SERVE_EXAMPLES = (
     "certvigil serve -c server.yaml --workers 4   # PostgreSQL only\n"
     "curl -H 'X-API-Key: cvk_...' http://127.0.0.1:8750/api/v1/alerts?unread=true"
 )
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` as (host, port).
+
+    Raises:
+        UsageError: Not in that form, or the port is out of range.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise UsageError(f'--listen "{text}": use HOST:PORT, e.g. {DEFAULT_LISTEN}')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise UsageError(f'--listen "{text}": port must be 0-65535')
+    return host, port
 
 
 @app.command("serve", epilog=SERVE_EXAMPLES)
