@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -206,3 +208,73 @@ def test_metrics_show_the_inventory_to_a_reader_only(
         response.text[:2000]
     )
     assert any(line.startswith("certvigil_endpoint_chain_trusted{") for line in lines)
+
+
+def test_a_body_over_the_bound_is_refused_chunked_or_not(
+    api: tuple[str, dict[str, str]],
+) -> None:
+    """A declared or a chunked body over 16 MiB gets 413 without being read whole."""
+    url, keys = api
+    headers = {"X-API-Key": keys["agent"]}
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(
+            b"POST /api/v1/reports HTTP/1.1\r\nHost: test\r\n"
+            + f"X-API-Key: {keys['agent']}\r\nContent-Length: {17 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        assert connection.recv(100).startswith(b"HTTP/1.1 413 ")
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b" " * (1024 * 1024)
+
+    chunked = httpx.post(f"{url}/api/v1/reports", headers=headers, content=chunks())
+    assert chunked.status_code == 413
+    assert chunked.json()["error"]["code"] == "too_large"
+
+
+def moved(item: dict[str, Any], port: int) -> dict[str, Any]:
+    """The same observation document, as if made at another port of 127.0.0.1."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items()}
+            if "host" in out and "port" in out:
+                out["port"] = port
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(item)
+
+
+def test_a_renewed_certificate_resolves_the_alert_and_the_stream_says_so(
+    api: tuple[str, dict[str, str]], items: list[dict[str, Any]], pki: ThrowawayPki
+) -> None:
+    """The endpoint then serves a healthy leaf: its expiry alert resolves; the stream
+    tells "opened", then "resolved" for it, then the replacement notice (opened and
+    resolved at once)."""
+    url, keys = api
+    agent = {"X-API-Key": keys["agent"]}
+    port = items[0]["observation"]["target"]["port"]
+    first = httpx.post(f"{url}/api/v1/reports", json=batch([items[0]], pki), headers=agent)
+    renewed = httpx.post(
+        f"{url}/api/v1/reports", json=batch([moved(items[1], port)], pki), headers=agent
+    )
+    assert first.json()["accepted"] == 1 and renewed.json()["accepted"] == 1
+    reader = {"X-API-Key": keys["read"], "Accept": "text/event-stream"}
+    events: list[dict[str, Any]] = []
+    with httpx.stream(
+        "GET", f"{url}/api/v1/alerts/stream?after=0", headers=reader, timeout=20
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+            if len(events) == 4:
+                break
+    assert [e["event"] for e in events] == ["opened", "resolved", "opened", "resolved"]
+    assert events[0]["alert_id"] == events[1]["alert_id"]
+    assert events[0]["alert"]["kind"] == "expiry_threshold"
+    assert events[1]["alert"]["state"] == "resolved"
+    assert events[2]["alert_id"] == events[3]["alert_id"] != events[0]["alert_id"]

@@ -1,11 +1,11 @@
 """What the server may probe or fetch on a request's behalf: CIDR blocks and name patterns.
 
 The server must never become an open scanning proxy. ``POST /api/v1/scans`` probes
-only targets inside ``serve.scan_allow``, and a host name is accepted only when its
-name matches a pattern *and* every address it resolves to... is left to the probe: the
-scan connects to the name it was given, so a name pattern trusts the operator's DNS.
-An IP literal must fall in a CIDR block. The same rule gates every URL fetched for such
-a scan (AIA issuers, OCSP, CRL), each redirect hop included.
+only targets inside ``serve.scan_allow``: an address literal must fall in one of its
+CIDR blocks, a host name must match one of its patterns (the scan then connects to
+where the server's DNS says the name is: a pattern trusts the operator's DNS).
+``allows_url`` applies the same rule to a URL; the scans on request fetch nothing at
+all (no AIA, OCSP or CRL), see ``certvigil.server.scans``.
 """
 
 from __future__ import annotations

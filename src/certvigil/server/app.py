@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -22,8 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
 
 from certvigil import __version__
 from certvigil.alerts.delivery import channels_for_routes, deliver_due
@@ -46,6 +45,9 @@ API_PREFIX = "/api/v1"
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """Largest request body accepted (a batch of 1,000 observations with long chains)."""
+
+BODY_READ_TIMEOUT_S = 30.0
+"""Longest wait for the next part of a request body."""
 
 
 def utc_now() -> datetime:
@@ -149,19 +151,73 @@ class PageCache:
         return found
 
 
-class _BodyLimit(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
+class BoundedRequests:
+    """ASGI middleware: a request body is at most ``MAX_BODY_BYTES``, chunked ones
+    included, and each part of it must arrive within ``BODY_READ_TIMEOUT_S`` (a client
+    that stops sending mid-body is answered 408 rather than held for ever). Once the
+    body is complete, waiting for the client (an SSE stream listening for the
+    disconnect) has no deadline."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            from fastapi.responses import JSONResponse
+            await _refuse(send, 413, "too_large", f"request body: more than {MAX_BODY_BYTES} bytes")
+            return
+        seen = 0
+        body_done = False
+        refused = False
 
-            from certvigil.server.errors import error_body
+        async def refuse(status: int, code: str, message: str) -> Any:
+            # Answer now and tell the app the client left: what it sends after is dropped.
+            nonlocal refused
+            refused = True
+            await _refuse(send, status, code, message)
+            return {"type": "http.disconnect"}
 
-            return JSONResponse(
-                error_body("too_large", f"request body: more than {MAX_BODY_BYTES} bytes"),
-                status_code=413,
-            )
-        return await call_next(request)
+        async def bounded_receive() -> Any:
+            nonlocal seen, body_done
+            if body_done or refused:
+                return await receive() if not refused else {"type": "http.disconnect"}
+            try:
+                async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+                    message = await receive()
+            except TimeoutError:
+                return await refuse(408, "timeout", "request body: not received in time")
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY_BYTES:
+                    return await refuse(
+                        413, "too_large", f"request body: more than {MAX_BODY_BYTES} bytes"
+                    )
+                body_done = not message.get("more_body", False)
+            return message
+
+        async def guarded_send(message: Any) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, bounded_receive, guarded_send)
+
+
+async def _refuse(send: Any, status: int, code: str, message: str) -> None:
+    from certvigil.server.errors import error_body
+
+    body = json.dumps(error_body(code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
@@ -241,7 +297,7 @@ def create_app(
     )
     app.state.server = state
     app.state.store = store
-    app.add_middleware(_BodyLimit)
+    app.add_middleware(BoundedRequests)
     install_error_handlers(app)
 
     from certvigil.server.api import metrics, sslscout, stream, v1

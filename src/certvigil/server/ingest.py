@@ -22,7 +22,7 @@ from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.server.events import EVENT_OPENED, EVENT_RESOLVED, record_alert_event
 from certvigil.server.wire import ItemError, judge_item, tags_from_item
-from certvigil.store import Store
+from certvigil.store import AlertState, Store
 from certvigil.store import server_queries as sq
 from certvigil.store.ingest import record_reports
 from certvigil.targets.target import Target
@@ -173,16 +173,23 @@ def _judge_alerts(
 ) -> list[int]:
     """Runs the alert rules on recorded reports and logs what they changed, in order.
 
-    New alerts are those above the highest id before (notices too: they open
-    resolved and are told of as opened); resolved ones are those this transaction
-    resolved at ``now`` (the write transaction holds the database, so no other writer
-    resolves anything in between).
+    After each report: the alerts it resolved (resolved at ``now`` and older than the
+    batch; the write transaction holds the database, so nobody else resolved them),
+    then those it made, in id order. A notice is made already resolved: it is told of
+    as opened, then resolved, so a client counting open alerts stays right.
     """
-    newest_before = sq.max_alert_id(connection)
+    newest_before = newest = sq.max_alert_id(connection)
+    told: set[int] = set()
+    events: list[int] = []
     for report, observation_id in zip(reports, observation_ids, strict=True):
         engine.process_in(connection, report, now, observation_id=observation_id)
-    opened = sq.alert_ids_above(connection, newest_before)
-    resolved = sq.alert_ids_resolved_at(connection, now, at_most=newest_before)
-    events = [record_alert_event(connection, i, EVENT_OPENED, now=now) for i in opened]
-    events += [record_alert_event(connection, i, EVENT_RESOLVED, now=now) for i in resolved]
+        for alert_id in sq.alert_ids_resolved_at(connection, now, at_most=newest_before):
+            if alert_id not in told:
+                told.add(alert_id)
+                events.append(record_alert_event(connection, alert_id, EVENT_RESOLVED, now=now))
+        for alert_id, state in sq.alerts_above(connection, newest):
+            events.append(record_alert_event(connection, alert_id, EVENT_OPENED, now=now))
+            if state == AlertState.RESOLVED.value:
+                events.append(record_alert_event(connection, alert_id, EVENT_RESOLVED, now=now))
+            newest = alert_id
     return events

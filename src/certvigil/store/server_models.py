@@ -56,11 +56,11 @@ class Agent(Base):
 
 
 class ReceivedReport(Base):
-    """A report batch already stored, by the id its agent gave it: a retry is stored once."""
+    """A report batch already stored, by ``agent name/report id``: a retry is stored once."""
 
     __tablename__ = "received_reports"
 
-    report_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     agent_name: Mapped[str] = mapped_column(String(100))
     received_at_utc: Mapped[datetime]
     accepted: Mapped[int] = mapped_column(Integer)

@@ -373,12 +373,12 @@ def max_alert_id(connection: Connection) -> int:
     return int(connection.execute(select(func.max(ALERTS.c.id))).scalar_one() or 0)
 
 
-def alert_ids_above(connection: Connection, above_id: int) -> tuple[int, ...]:
-    """Ids of alerts made after ``above_id``, in order."""
+def alerts_above(connection: Connection, above_id: int) -> tuple[tuple[int, str], ...]:
+    """``(id, state)`` of alerts made after ``above_id``, in id order."""
     rows = connection.execute(
-        select(ALERTS.c.id).where(ALERTS.c.id > above_id).order_by(ALERTS.c.id)
+        select(ALERTS.c.id, ALERTS.c.state).where(ALERTS.c.id > above_id).order_by(ALERTS.c.id)
     ).all()
-    return tuple(int(r.id) for r in rows)
+    return tuple((int(r.id), str(r.state)) for r in rows)
 
 
 def alert_ids_resolved_at(connection: Connection, at: datetime, *, at_most: int) -> tuple[int, ...]:

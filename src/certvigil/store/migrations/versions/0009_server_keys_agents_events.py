@@ -71,7 +71,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_agents_last_contact_utc"), "agents", ["last_contact_utc"])
     op.create_table(
         "received_reports",
-        sa.Column("report_id", sa.String(length=100), nullable=False),
+        sa.Column("report_id", sa.String(length=255), nullable=False),
         sa.Column("agent_name", sa.String(length=100), nullable=False),
         sa.Column("received_at_utc", _utc(), nullable=False),
         sa.Column("accepted", sa.Integer(), nullable=False),
