@@ -19,7 +19,13 @@ def serve_app(app: Any) -> Iterator[str]:
     """Serves ``app`` (lifespan included) until the block ends; yields its base URL."""
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=5,
+    )
     server = uvicorn.Server(config)
     errors: list[BaseException] = []
 

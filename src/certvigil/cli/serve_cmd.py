@@ -25,6 +25,9 @@ from certvigil.store import open_store
 
 DEFAULT_LISTEN = "127.0.0.1:8750"
 
+SHUTDOWN_GRACE_S = 10
+"""On SIGTERM, how long requests in flight may finish; open streams are then closed."""
+
 SERVE_EXAMPLES = (
     "[bold]Examples[/bold]\n"
     "certvigil serve --config server.yaml\n"
@@ -99,6 +102,7 @@ def serve_command(
             factory=True,
             workers=workers,
             log_level="warning",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
         )
@@ -115,6 +119,7 @@ def serve_command(
         app,
         log_level="warning",
         lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
     )
