@@ -283,3 +283,32 @@ def test_a_renewed_certificate_resolves_the_alert_and_the_stream_says_so(
     assert events[0]["alert"]["kind"] == "expiry_threshold"
     assert events[1]["alert"]["state"] == "resolved"
     assert events[2]["alert_id"] == events[3]["alert_id"] != events[0]["alert_id"]
+
+
+def test_grade_below_keeps_endpoints_graded_worse(
+    api: tuple[str, dict[str, str]],
+    server_store: Store,
+    items: list[dict[str, Any]],
+    pki: ThrowawayPki,
+) -> None:
+    """An ungraded endpoint is not "below B"; once its latest grade is C, it is."""
+    from sqlalchemy import update
+
+    from certvigil.store.models import ENDPOINTS
+
+    url, keys = api
+    agent, reader = {"X-API-Key": keys["agent"]}, {"X-API-Key": keys["read"]}
+    assert httpx.post(f"{url}/api/v1/reports", json=batch([items[0]], pki), headers=agent)
+    query = f"{url}/api/v1/certificates?grade_below=B"
+    ungraded = httpx.get(f"{url}/api/v1/certificates?grade_below=A%2B", headers=reader)
+    assert ungraded.json()["items"] == []
+    # As the daemon's grade check or a graded agent report stores it (a new observation
+    # follows, which is what refreshes the server's page cache).
+    with server_store.write() as connection:
+        connection.execute(update(ENDPOINTS).values(grade="C"))
+    assert len(httpx.get(query, headers=reader).json()["items"]) == 1
+    assert (
+        httpx.get(f"{url}/api/v1/certificates?grade_below=C", headers=reader).json()["items"] == []
+    )
+    bad = httpx.get(f"{url}/api/v1/certificates?grade_below=Z", headers=reader)
+    assert bad.status_code == 422

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select, text, update
 from certvigil.analysis.model import Severity
 from certvigil.store.models import ALERTS, DELIVERIES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.outbox import _alert_record, _alert_select
-from certvigil.store.queries import inventory, list_endpoints
+from certvigil.store.queries import CheckFilter, inventory, list_endpoints
 from certvigil.store.records import (
     AlertRecord,
     AlertState,
@@ -434,6 +434,7 @@ def certificate_page(
     host_glob: str | None = None,
     issuer: str | None = None,
     tag: str | None = None,
+    grade_below: str | None = None,
     sort: str = "not_after",
     after: Sequence[Any] | None = None,
     limit: int = 100,
@@ -447,6 +448,7 @@ def certificate_page(
         host_glob: Only endpoints whose host matches this glob.
         issuer: Only issuers whose DN contains this text (any case).
         tag: Only endpoints with this label.
+        grade_below: Only endpoints whose latest grade is worse than this one.
         sort: A field of :data:`CERTIFICATE_SORTS`, ``-`` in front for descending.
         after: The previous page's last key (the cursor), ``None`` for the first page.
         limit: Page size.
@@ -468,6 +470,7 @@ def certificate_page(
         host_glob=host_glob,
         issuer=issuer,
         tag=tag,
+        checks=CheckFilter(grade_below=grade_below),
     )
 
     def key(row: InventoryRow) -> tuple[str, str, int]:

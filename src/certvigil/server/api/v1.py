@@ -218,7 +218,10 @@ def list_certificates(
     expiring_within: Annotated[float | None, Query(ge=0, le=36500, description="Days")] = None,
     host: Annotated[str | None, Query(max_length=255)] = None,
     issuer: Annotated[str | None, Query(max_length=255)] = None,
-    grade_below: Annotated[Literal["A+", "A", "B", "C", "D", "E", "F"] | None, Query()] = None,
+    grade_below: Annotated[
+        Literal["A+", "A", "A-", "B", "C", "D", "E", "F", "T"] | None,
+        Query(description="Only endpoints whose latest grade is worse (from graded scans)"),
+    ] = None,
     tag: Annotated[str | None, Query(max_length=100)] = None,
     sort: Annotated[
         Literal[
@@ -230,13 +233,7 @@ def list_certificates(
     cursor: Cursor = None,
 ) -> Response:
     """Leaf certificates as currently deployed (one row per endpoint)."""
-    if grade_below is not None:
-        raise ApiError(
-            400,
-            "not_recorded",
-            "grade_below: grades are not recorded from agents' observations yet",
-        )
-    key = ("certificates", expiring_within, host, issuer, tag, sort, limit, cursor)
+    key = ("certificates", expiring_within, host, issuer, tag, grade_below, sort, limit, cursor)
 
     def read_version() -> int:
         with state.store.read() as connection:
@@ -256,6 +253,7 @@ def list_certificates(
                     host_glob=host_glob(host),
                     issuer=issuer or None,
                     tag=tag or None,
+                    grade_below=grade_below,
                     sort=sort,
                     after=after,
                     limit=limit,
