@@ -71,7 +71,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "files": ("probe", "scan", "store", "alerts", "daemon", "cli", "output", "sqlalchemy"),
     "output": ("probe", "scan", "daemon", "alerts", "config", "httpx", "sqlalchemy"),
     "daemon": ("cli",),
-    "integrations": ("probe", "scan", "store", "alerts", "daemon", "cli", "sqlalchemy"),
+    # integrations read the store's state for /metrics and exports, never probe or alert.
+    "integrations": ("probe", "scan", "alerts", "daemon", "cli", "sqlalchemy"),
 }
 """Per package, the certvigil packages and outside libraries its modules must not import
 (imports under ``if TYPE_CHECKING:`` are annotations, not uses, and are not counted)."""

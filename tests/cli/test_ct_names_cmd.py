@@ -221,7 +221,7 @@ def test_feed_refuses_a_bad_listen_address(capsys: pytest.CaptureFixture[str]) -
     result = run_cli(capsys, "ct", "feed", "--listen", "localhost", "--log-list", "x.json")
 
     assert result.code == 64
-    assert "not HOST:PORT" in result.stderr
+    assert "use HOST:PORT" in result.stderr
 
 
 def test_ct_feed_serves_a_local_log_list_to_a_certstream_client(tmp_path: Path) -> None:

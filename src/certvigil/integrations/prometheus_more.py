@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING
 
 from certvigil.integrations.prometheus import Family, MetricType, Sample
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 def ct_log_metrics(connection: Connection, now: datetime) -> Iterable[Family]:

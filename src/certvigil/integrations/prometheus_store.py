@@ -24,8 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING
 
 from certvigil.analysis.model import Severity
 from certvigil.integrations.prometheus import (
@@ -40,6 +39,9 @@ from certvigil.store.api import Store
 from certvigil.store.metrics_state import EndpointState, InventoryState, inventory_state
 from certvigil.store.records import AlertState, DeliveryStatus, ObservationStatus
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
 __all__ = [
     "METRIC_NAMES",
     "MetricsSource",
@@ -47,7 +49,7 @@ __all__ = [
     "render_inventory_metrics",
 ]
 
-MetricsSource = Callable[[Connection, datetime], Iterable[Family]]
+MetricsSource = Callable[["Connection", datetime], Iterable[Family]]
 """A reader of further state (CT logs, …): a connection and ``now`` in, families out."""
 
 _SECONDS_PER_DAY = 86400
