@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from certvigil.analysis.model import EndpointReport
+from certvigil.integrations.versions import TLS_VERSION_NAMES
 from certvigil.tls.cipher_suites import SUITES
 
 __all__ = [
@@ -51,13 +52,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LABEL_LIMIT = 1024
 """Longest label value, in characters (a certificate subject can be made huge)."""
 
-_TLS_VERSIONS = {
-    "TLSv1": "TLS 1.0",
-    "TLSv1.0": "TLS 1.0",
-    "TLSv1.1": "TLS 1.1",
-    "TLSv1.2": "TLS 1.2",
-    "TLSv1.3": "TLS 1.3",
-}
 _IANA_BY_OPENSSL = {suite.openssl_name: suite.iana_name for suite in SUITES.values()}
 
 
@@ -173,7 +167,7 @@ def _blackbox_families(report: EndpointReport) -> list[Family]:
         )
     observation = report.observation
     if observation is not None:
-        version = _TLS_VERSIONS.get(observation.protocol, "unknown")
+        version = TLS_VERSION_NAMES.get(observation.protocol, "unknown")
         families.append(
             _gauge("probe_tls_version_info", "Returns the TLS version used", 1, version=version)
         )
@@ -257,7 +251,7 @@ def _certvigil_families(report: EndpointReport) -> list[Family]:
                 type=MetricType.GAUGE,
                 help="1 for each protocol version the endpoint accepts",
                 samples=tuple(
-                    Sample((("version", _TLS_VERSIONS.get(str(p), str(p))),), 1)
+                    Sample((("version", TLS_VERSION_NAMES.get(str(p), str(p))),), 1)
                     for p in report.deep.tls_config.protocols
                 ),
             )

@@ -34,6 +34,7 @@ from certvigil.integrations.prometheus import (
     escape_label_value,
     render,
 )
+from certvigil.integrations.versions import TLS_VERSION_NAMES
 from certvigil.observed.handshake import FailureKind
 from certvigil.store.api import Store
 from certvigil.store.metrics_state import EndpointState, InventoryState, inventory_state
@@ -59,15 +60,6 @@ _SEVERITIES = frozenset(s.value for s in Severity)
 _KINDS = frozenset(k.value for k in FailureKind)
 _ALERT_STATES = frozenset(s.value for s in AlertState)
 _DELIVERY_STATUSES = frozenset(s.value for s in DeliveryStatus)
-_TLS_VERSIONS = {
-    "SSLv2": "SSLv2",
-    "SSLv3": "SSLv3",
-    "TLSv1": "TLS 1.0",
-    "TLSv1.0": "TLS 1.0",
-    "TLSv1.1": "TLS 1.1",
-    "TLSv1.2": "TLS 1.2",
-    "TLSv1.3": "TLS 1.3",
-}
 _WEAK_PROTOCOL_CODES = {
     "protocol_sslv2": "SSLv2",
     "protocol_sslv3": "SSLv3",
@@ -195,7 +187,7 @@ def _endpoint_samples(out: _Lines, state: EndpointState, now: datetime) -> None:
         out.add("certvigil_endpoint_severity", key, _RANK.get(state.verdict, 0))
     if not state.findings:
         if state.protocol is not None:
-            version = _TLS_VERSIONS.get(state.protocol, "other")
+            version = TLS_VERSION_NAMES.get(state.protocol, "other")
             out.add("certvigil_endpoint_tls_version_info", f'{key},version="{version}"', 1)
         return
     counts: dict[tuple[str, str], int] = {}
@@ -208,7 +200,7 @@ def _endpoint_samples(out: _Lines, state: EndpointState, now: datetime) -> None:
     for version in weak:
         out.add("certvigil_endpoint_weak_protocol_accepted", f'{key},version="{version}"', 1)
     if state.protocol is not None:
-        version = _TLS_VERSIONS.get(state.protocol, "other")
+        version = TLS_VERSION_NAMES.get(state.protocol, "other")
         out.add("certvigil_endpoint_tls_version_info", f'{key},version="{version}"', 1)
 
 

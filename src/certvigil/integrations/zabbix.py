@@ -23,6 +23,7 @@ from typing import Any
 
 from certvigil.analysis.model import EndpointReport
 from certvigil.integrations.prometheus import endpoint_label
+from certvigil.integrations.versions import TLS_VERSION_NAMES
 from certvigil.tls.cipher_suites import SUITES
 from certvigil.tls.records import TlsProtocol
 
@@ -40,15 +41,6 @@ NOT_CHECKED = 2
 
 _TEXT_LIMIT = 1024
 _WEAK = (TlsProtocol.SSL_2_0, TlsProtocol.SSL_3_0, TlsProtocol.TLS_1_0, TlsProtocol.TLS_1_1)
-_VERSION_NAMES = {
-    "SSLv2": "SSLv2",
-    "SSLv3": "SSLv3",
-    "TLSv1": "TLS 1.0",
-    "TLSv1.0": "TLS 1.0",
-    "TLSv1.1": "TLS 1.1",
-    "TLSv1.2": "TLS 1.2",
-    "TLSv1.3": "TLS 1.3",
-}
 _IANA_BY_OPENSSL = {suite.openssl_name: suite.iana_name for suite in SUITES.values()}
 
 ITEM_KEYS: Mapping[str, str] = {
@@ -163,7 +155,7 @@ def item_document(report: EndpointReport, *, duration_s: float) -> dict[str, Any
     grade = ""
     if report.deep is not None:
         accepted = report.deep.tls_config.protocols
-        weak = [_VERSION_NAMES[p.value] for p in _WEAK if p in accepted]
+        weak = [TLS_VERSION_NAMES[p.value] for p in _WEAK if p in accepted]
         weak_state = int(bool(weak))
         grade = report.deep.grade.grade
     problems = [
@@ -193,7 +185,7 @@ def item_document(report: EndpointReport, *, duration_s: float) -> dict[str, Any
         "weak_protocol": weak_state,
         "weak_protocols": ",".join(weak),
         "tls_version": (
-            _VERSION_NAMES.get(observation.protocol, observation.protocol)
+            TLS_VERSION_NAMES.get(observation.protocol, observation.protocol)
             if observation is not None
             else None
         ),
