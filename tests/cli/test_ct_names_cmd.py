@@ -9,10 +9,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import websockets
 
 from certvigil.ct.fetch.certstream import read_certstream
 from certvigil.ct.fetch.feed import CertstreamFeed, tail_feed_entries
@@ -216,6 +218,17 @@ async def _collect(url: str, count: int) -> list[object]:
     return [m async for m in read_certstream(url, max_messages=count, idle_timeout_s=20)]
 
 
+async def _collect_once_connected(url: str, count: int, release: threading.Event) -> list[str]:
+    """``count`` messages from ``url``, letting the log answer only once connected."""
+    got: list[str] = []
+    async with websockets.connect(url, open_timeout=20) as connection:
+        release.set()
+        while len(got) < count:
+            message = await asyncio.wait_for(connection.recv(), timeout=20)
+            got.append(message if isinstance(message, str) else message.decode())
+    return got
+
+
 def test_feed_refuses_a_bad_listen_address(capsys: pytest.CaptureFixture[str]) -> None:
     """--listen without a port is a usage error."""
     result = run_cli(capsys, "ct", "feed", "--listen", "localhost", "--log-list", "x.json")
@@ -265,6 +278,7 @@ def test_ct_feed_serves_a_local_log_list_to_a_certstream_client(tmp_path: Path) 
             )
         )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        _asked, release = server.hold("checkpoint")
         command = [sys.executable, "-m", "certvigil", "ct", "feed", "--log-list", str(log_list)]
         with subprocess.Popen(
             [*command, "--listen", "127.0.0.1:0", "--from-start", "--poll", "3600"],
@@ -276,7 +290,9 @@ def test_ct_feed_serves_a_local_log_list_to_a_certstream_client(tmp_path: Path) 
                 assert process.stderr is not None
                 banner = process.stderr.readline()  # the address it serves on, once listening
                 ws_url = banner.split(" on ", 1)[1].split(" ", 1)[0]
-                got = asyncio.run(_collect(ws_url + "domains-only", 300))
+                # The feed is live: what it publishes before a client is connected is
+                # nobody's. The log's checkpoint is held until the client is in.
+                got = asyncio.run(_collect_once_connected(ws_url + "domains-only", 300, release))
             finally:
                 process.send_signal(signal.SIGINT)
                 code = process.wait(timeout=30)

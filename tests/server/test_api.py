@@ -8,6 +8,7 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -235,13 +236,18 @@ def test_a_body_over_the_bound_is_refused_chunked_or_not(
 
 
 def moved(item: dict[str, Any], port: int) -> dict[str, Any]:
-    """The same observation document, as if made at another port of 127.0.0.1."""
+    """The same observation document, as if made at another port of 127.0.0.1, a minute
+    later (the items were scanned concurrently, in either order: a report must be newer
+    than the one it follows to be compared with it)."""
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
             out = {k: walk(v) for k, v in node.items()}
             if "host" in out and "port" in out:
                 out["port"] = port
+            if isinstance(out.get("observed_at_utc"), str):
+                when = datetime.fromisoformat(out["observed_at_utc"]) + timedelta(minutes=1)
+                out["observed_at_utc"] = when.isoformat()
             return out
         if isinstance(node, list):
             return [walk(v) for v in node]

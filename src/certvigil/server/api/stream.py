@@ -85,8 +85,11 @@ async def alert_stream_sse(
                 pending = None
                 yield f"id: {event.id}\nevent: {event.event}\ndata: {_text(event)}\n\n"
         finally:
+            # The follower may be mid-step in ``pending``: it must finish being
+            # cancelled before the generator can be closed.
             if pending is not None:
                 pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
             await follower.aclose()
 
     return StreamingResponse(
