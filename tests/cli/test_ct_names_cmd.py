@@ -278,7 +278,10 @@ def test_ct_feed_serves_a_local_log_list_to_a_certstream_client(tmp_path: Path) 
             )
         )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-        _asked, release = server.hold("checkpoint")
+        # The feed is live: what it publishes before a client is connected is nobody's.
+        # The log's first data tile is held until the client is in (the checkpoint is
+        # not: the feed may read it before it listens).
+        _asked, release = server.hold("tile/data/000")
         command = [sys.executable, "-m", "certvigil", "ct", "feed", "--log-list", str(log_list)]
         with subprocess.Popen(
             [*command, "--listen", "127.0.0.1:0", "--from-start", "--poll", "3600"],
@@ -289,9 +292,8 @@ def test_ct_feed_serves_a_local_log_list_to_a_certstream_client(tmp_path: Path) 
             try:
                 assert process.stderr is not None
                 banner = process.stderr.readline()  # the address it serves on, once listening
+                assert " on ws://" in banner, banner
                 ws_url = banner.split(" on ", 1)[1].split(" ", 1)[0]
-                # The feed is live: what it publishes before a client is connected is
-                # nobody's. The log's checkpoint is held until the client is in.
                 got = asyncio.run(_collect_once_connected(ws_url + "domains-only", 300, release))
             finally:
                 process.send_signal(signal.SIGINT)
