@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -398,7 +399,7 @@ def feed_command(
     def report(log: Any, words: str) -> None:
         err.print(f"{visible(log.description)}: {visible(words)}", markup=False, highlight=False)
 
-    async def serve() -> None:
+    async def serve() -> int:
         feed = CertstreamFeed(host, port)
         try:
             bound_host, bound_port = await feed.start()
@@ -410,16 +411,45 @@ def feed_command(
             markup=False,
             highlight=False,
         )
-        try:
-            await feed.run(
+        # SIGINT and SIGTERM stop it by handlers of its own: a process started in the
+        # background by a shell inherits SIGINT ignored, and Python then raises no
+        # KeyboardInterrupt.
+        loop = asyncio.get_running_loop()
+        stopped: list[int] = []
+        stop = asyncio.Event()
+
+        def on_signal(signum: int) -> None:
+            stopped.append(signum)
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        running = asyncio.create_task(
+            feed.run(
                 tail_feed_entries(
                     [plan.log for plan in logs], from_start=from_start, poll_s=poll, errors=report
                 )
             )
+        )
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in (running, stopping):
+                task.cancel()
+            await asyncio.gather(running, stopping, return_exceptions=True)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
             await feed.close()
+        if running.done() and not running.cancelled():
+            failure = running.exception()
+            if failure is not None:
+                raise failure
+        return 128 + stopped[0] if stopped else 0
 
-    asyncio.run(serve())
+    code = asyncio.run(serve())
+    if code:
+        raise typer.Exit(code)
     return ExitCode.OK
 
 
