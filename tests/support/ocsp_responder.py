@@ -243,6 +243,8 @@ class RevocationServer:
         files: Path to body (CRLs, or anything else), served with status 200.
         statuses: Path to an HTTP status to answer instead (``{"/ocsp": 503}``).
         delay_s: Seconds to wait before each answer (to overlap concurrent clients).
+        redirects: Path prefix to a base URL: a request under the prefix is answered
+            ``302`` to the base URL followed by the rest of its path.
         requests_seen: ``(method, path)`` of every request, in arrival order.
     """
 
@@ -258,6 +260,7 @@ class RevocationServer:
         self.responder = responder
         self.files: dict[str, bytes] = dict(files or {})
         self.statuses: dict[str, int] = {}
+        self.redirects: dict[str, str] = {}
         self.delay_s = delay_s
         self.requests_seen: list[tuple[str, str]] = []
         self._host = host
@@ -321,9 +324,21 @@ class RevocationServer:
         if self.delay_s:
             time.sleep(self.delay_s)
         status, payload, content_type = self._route(method, path, body)
+        location = next(
+            (
+                base + path[len(prefix) :]
+                for prefix, base in self.redirects.items()
+                if path.startswith(prefix)
+            ),
+            None,
+        )
+        if location is not None:
+            status, payload, content_type = 302, b"moved\n", "text/plain"
         handler.close_connection = True
         try:
             handler.send_response(status)
+            if location is not None:
+                handler.send_header("Location", location)
             handler.send_header("Content-Type", content_type)
             handler.send_header("Content-Length", str(len(payload)))
             handler.send_header("Connection", "close")

@@ -61,6 +61,7 @@ class FindingCode(StrEnum):
     OCSP_STAPLE_STALE = "ocsp_staple_stale"
     OCSP_STAPLE_UNKNOWN = "ocsp_staple_unknown"
     DEADLINE_REACHED = "deadline_reached"
+    FETCH_NOT_ALLOWED = "fetch_not_allowed"
     TLS_CONFIG_NOT_ASSESSED = "tls_config_not_assessed"
     PROTOCOL_SSLV2 = "protocol_sslv2"
     PROTOCOL_SSLV3 = "protocol_sslv3"
@@ -355,6 +356,16 @@ CODE_DOCS: Mapping[FindingCode, CodeDoc] = {
             "revocation was checked."
         ),
         action="Raise --deadline, or look at why the AIA/OCSP/CRL servers are slow.",
+    ),
+    FindingCode.FETCH_NOT_ALLOWED: CodeDoc(
+        severity="warning, or info when another method established the certificate as good",
+        meaning=(
+            "A scan on request did not fetch an AIA issuer, OCSP answer or CRL: its URL, one "
+            "of its redirects or the address its name resolves to is outside the server's "
+            "serve.scan_allow. What it would have told is not checked."
+        ),
+        action="Add the responder's or distribution point's network to serve.scan_allow, "
+        "or check the endpoint from an agent inside its network.",
     ),
     FindingCode.TLS_CONFIG_NOT_ASSESSED: CodeDoc(
         severity="info",

@@ -123,6 +123,15 @@ def judge(
         )
         findings += deep.tls_config.findings
     findings += _cut_notes(observation)
+    findings += [
+        Finding(
+            code=FindingCode.FETCH_NOT_ALLOWED,
+            severity=Severity.WARNING,
+            message=f"AIA issuer {fetch.error}",
+        )
+        for fetch in observation.issuer_fetches
+        if fetch.was_not_allowed
+    ]
     return EndpointReport(
         target=observation.target,
         evaluated_at_utc=now,

@@ -47,6 +47,7 @@ _OPEN_PRECEDENCE = (
     RevocationStatus.INVALID_RESPONSE,
     RevocationStatus.UNREACHABLE,
     RevocationStatus.UNVERIFIABLE,
+    RevocationStatus.NOT_ALLOWED,
 )
 """When no method decided good or revoked, the combined status is the first of these
 that some method reported: the most informative open state wins."""
@@ -105,6 +106,14 @@ def _judge_fetch(
             if kind is FetchFailureKind.MALFORMED
             else RevocationStatus.UNREACHABLE
         )
+        if kind is FetchFailureKind.NOT_ALLOWED:
+            # The detail already reads "not checked: <url> outside the allow-list".
+            return MethodResult(
+                method=fetch.method,
+                status=RevocationStatus.NOT_ALLOWED,
+                url=fetch.url,
+                detail=detail,
+            )
         return MethodResult(
             method=fetch.method, status=status, url=fetch.url, detail=f"{kind.value}: {detail}"
         )

@@ -23,8 +23,9 @@ def revocation_findings(report: RevocationReport) -> tuple[Finding, ...]:
     refuses the connection); ``no_revocation_info`` (warning for the leaf, info for
     intermediates); per method ``ocsp_responder_unreachable``, ``crl_unreachable``,
     ``ocsp_response_stale``, ``crl_stale``, ``ocsp_response_invalid``, ``crl_invalid``,
-    ``ocsp_status_unknown`` and ``revocation_issuer_missing`` (warning, or info when
-    another method established the certificate as good); for the staple
+    ``ocsp_status_unknown``, ``revocation_issuer_missing`` and ``fetch_not_allowed``
+    (one per refused URL; warning, or info when another method established the
+    certificate as good); for the staple
     ``ocsp_staple_invalid``, ``ocsp_staple_stale``, ``ocsp_staple_unknown`` (warning).
 
     Args:
@@ -108,6 +109,16 @@ def _certificate_findings(cert: CertificateRevocation) -> list[Finding]:
                 FindingCode.REVOCATION_ISSUER_MISSING,
                 "its issuer is not available to verify the answer",
             )
+        elif result.status is RevocationStatus.NOT_ALLOWED:
+            findings.append(
+                Finding(
+                    code=FindingCode.FETCH_NOT_ALLOWED,
+                    severity=severity,
+                    message=f"{name}: {result.method.value} {result.detail}",
+                    cert_index=cert.cert_index,
+                )
+            )
+            continue
         else:
             code = _METHOD_FINDINGS.get((result.method, result.status))
         if code is None or code.code in seen:

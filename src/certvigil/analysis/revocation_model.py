@@ -31,6 +31,9 @@ class RevocationStatus(StrEnum):
     """The responder or distribution point could not be fetched (or was too large)."""
     UNVERIFIABLE = "unverifiable"
     """The issuer of the certificate was not available, so nothing could be verified."""
+    NOT_ALLOWED = "not_allowed"
+    """Not fetched: the URL, a redirect or the address its name led to is outside the
+    allow-list of the server that scanned on request."""
     NOT_CHECKED = "not_checked"
     """The certificate names only an OCSP responder that was deliberately not asked
     (intermediates, unless the options ask for them)."""

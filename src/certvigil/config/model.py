@@ -458,12 +458,16 @@ class ServeSettings(_Model):
         scan_allow: What ``POST /api/v1/scans`` may probe, and where fetches made on
             behalf of a request (AIA, OCSP, CRL) may go: CIDR blocks and host name
             patterns (``*.internal.example``). Empty: no scan on request at all.
+        scan_allow_dns: ``check``: a name matching a pattern is resolved once and only
+            its addresses inside the CIDR blocks are used (none: refused); ``trust``:
+            its addresses are used as DNS gives them (``server/allowlist.py``).
         assignments: Targets handed to agents.
         agent_silence_intervals: An agent silent for more than this many of its own
             scan intervals raises an alert.
     """
 
     scan_allow: tuple[Text, ...] = ()
+    scan_allow_dns: Literal["check", "trust"] = "check"
     assignments: tuple[Assignment, ...] = ()
     agent_silence_intervals: int = Field(default=3, ge=1, le=1000)
 

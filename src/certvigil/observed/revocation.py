@@ -32,6 +32,9 @@ class FetchFailureKind(StrEnum):
     """The body was empty or not in a format the method uses."""
     UNSUPPORTED_URL = "unsupported_url"
     """The URL is not ``http://`` or ``https://`` (``ldap://`` distribution points)."""
+    NOT_ALLOWED = "not_allowed"
+    """Not fetched: the URL, one of its redirects or the address its name resolves to is
+    outside the allow-list of the server that scanned on request (``serve.scan_allow``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

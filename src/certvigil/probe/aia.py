@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from certvigil.analysis.certificate import PARSE_ERRORS
 from certvigil.observed.issuers import IssuerFetch
+from certvigil.probe.fenced_http import FetchNotAllowed
 
 __all__ = ["DEFAULT_MAX_BYTES", "IssuerFetch", "IssuerFetcher", "parse_issuer_body"]
 
@@ -109,6 +110,10 @@ class IssuerFetcher:
             body = await asyncio.wait_for(self._read_capped(url), self._timeout_s * 2)
         except TimeoutError:
             return IssuerFetch(url=url, error=f"no answer within {self._timeout_s * 2:g} s")
+        except FetchNotAllowed as exc:
+            # Its message starts with NOT_ALLOWED_PREFIX: the judgement says what was
+            # not checked.
+            return IssuerFetch(url=url, error=str(exc))
         except httpx.HTTPError as exc:
             return IssuerFetch(url=url, error=f"HTTP request failed: {exc or type(exc).__name__}")
         except _FetchRefused as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 
 from certvigil.observed.revocation import FetchFailure, FetchFailureKind
+from certvigil.probe.fenced_http import FetchNotAllowed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +71,8 @@ async def capped_request(
             kind=FetchFailureKind.TIMEOUT,
             detail=f"{type(exc).__name__} after {limits.timeout_s:g} s",
         )
+    except FetchNotAllowed as exc:
+        return FetchFailure(kind=FetchFailureKind.NOT_ALLOWED, detail=str(exc))
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:  # InvalidURL: no HTTPError
         return FetchFailure(kind=FetchFailureKind.UNSUPPORTED_URL, detail=str(exc))
     except httpx.HTTPError as exc:

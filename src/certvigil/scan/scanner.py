@@ -512,7 +512,20 @@ class EndpointScanner:
         clock: Callable[[], datetime],
         stop: asyncio.Event | None = None,
         crl_cache: CrlCache | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
+        """Set up the limits; no I/O happens here.
+
+        Args:
+            options: How to connect, fetch and judge.
+            trust: The anchors.
+            clock: Source of ``now``.
+            stop: Once set, no endpoint makes its first connection.
+            crl_cache: A CRL cache to share (a new one on first use otherwise).
+            http: The HTTP client of every AIA, OCSP and CRL fetch, owned by the caller
+                (the server's scans on request pass one fenced by the allow-list,
+                ``certvigil.probe.fenced_http``); ``None``: the scanner's own.
+        """
         self._options = options
         self._stop = stop
         self._probe_options = options.probe_options
@@ -531,7 +544,8 @@ class EndpointScanner:
         # The HTTP side (AIA fetches, revocation) is set up on first use: most scans
         # never need it, and its imports alone cost a tenth of a second of start-up.
         self._fetcher: IssuerFetcher | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._http: httpx.AsyncClient | None = http
+        self._owns_http = http is None
         self._crl_cache: CrlCache | None = crl_cache
         self._to_analyse: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._steps = tuple(
@@ -556,7 +570,7 @@ class EndpointScanner:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._fetcher is not None:
             await self._fetcher.aclose()
-        if self._http is not None:
+        if self._http is not None and self._owns_http:
             await self._http.aclose()
 
     async def run(
@@ -733,7 +747,10 @@ class EndpointScanner:
             if self._fetcher is None:
                 from certvigil.probe.aia import IssuerFetcher
 
-                self._fetcher = IssuerFetcher(timeout_s=self._options.aia_timeout_s)
+                self._fetcher = IssuerFetcher(
+                    timeout_s=self._options.aia_timeout_s,
+                    client=None if self._owns_http else self._http,
+                )
             found = await self._fetcher.fetch_all(urls)
             fetches += found
             if not any(fetch.certificates_der for fetch in found):

@@ -257,7 +257,7 @@ def create_app(
         routes=tuple(routes_from_config(config.alerts.routes)),
         policy=AlertPolicy(thresholds=expiry_thresholds(config.alerts.thresholds)),
         hub=AlertEventHub(store, poll_s=poll_s),
-        allow=AllowList.parse(config.serve.scan_allow),
+        allow=AllowList.parse(config.serve.scan_allow, dns=config.serve.scan_allow_dns),
         silence_intervals=config.serve.agent_silence_intervals,
         background=background,
         poll_s=poll_s,
