@@ -25,6 +25,7 @@ def serve_app(app: Any) -> Iterator[str]:
         lifespan="on",
         ws="websockets-sansio",
         timeout_graceful_shutdown=5,
+        proxy_headers=False,  # as certvigil serve: server/proxies.py reads X-Forwarded-*
     )
     server = uvicorn.Server(config)
     errors: list[BaseException] = []

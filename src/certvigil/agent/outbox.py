@@ -5,6 +5,10 @@ stored them; each has a report id made when it was queued, so a batch sent twice
 answer was lost) is stored once by the server. The file is bounded: a new batch that
 would take it over ``max_bytes`` first drops the oldest batches, and the agent says so
 loudly (a warning naming how many observations were dropped), since that loses data.
+
+The same file keeps the server's last assignment and, per endpoint and check, when the
+check last ran (``check_runs``), so that an agent restarted (or run from cron with
+``--once``) scans only what is due instead of everything.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ CREATE TABLE IF NOT EXISTS assigned (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     fetched_at TEXT NOT NULL,
     targets BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS check_runs (
+    endpoint TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    ran_at TEXT NOT NULL,
+    PRIMARY KEY (endpoint, check_name)
 );
 CREATE TABLE IF NOT EXISTS dropped (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -178,3 +188,44 @@ class AgentOutbox:
         """``(batches, observations)`` dropped for space since the file was made."""
         row = self._connection().execute("SELECT batches, items FROM dropped").fetchone()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def record_runs(self, runs: list[tuple[str, str]], *, at: datetime) -> None:
+        """Notes that each ``(endpoint key, check name)`` ran at ``at`` (aware UTC)."""
+        if not runs:
+            return
+        stamp = at.astimezone(UTC).isoformat()
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO check_runs (endpoint, check_name, ran_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(endpoint, check_name) DO UPDATE SET ran_at = excluded.ran_at",
+                [(endpoint, check, stamp) for endpoint, check in runs],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def check_runs(self, endpoints: set[str]) -> dict[str, dict[str, datetime]]:
+        """When each check last ran on each of ``endpoints``; forgets every other endpoint
+        (one the configuration or the assignment no longer names), so the table stays as
+        large as the target list."""
+        db = self._connection()
+        found: dict[str, dict[str, datetime]] = {}
+        stale: list[str] = []
+        for endpoint, check, ran_at in db.execute(
+            "SELECT endpoint, check_name, ran_at FROM check_runs"
+        ):
+            if endpoint not in endpoints:
+                stale.append(endpoint)
+                continue
+            try:
+                when = datetime.fromisoformat(ran_at)
+            except ValueError:
+                continue
+            if when.tzinfo is not None:
+                found.setdefault(endpoint, {})[check] = when
+        if stale:
+            db.executemany("DELETE FROM check_runs WHERE endpoint = ?", [(e,) for e in set(stale)])
+        return found

@@ -103,6 +103,9 @@ def serve_command(
             workers=workers,
             log_level="warning",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+            # X-Forwarded-* are read by server/proxies.py from serve.trusted_proxies only;
+            # uvicorn's own handling would believe them from 127.0.0.1 by default.
+            proxy_headers=False,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
         )
@@ -120,6 +123,9 @@ def serve_command(
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        # X-Forwarded-* are read by server/proxies.py from serve.trusted_proxies only;
+        # uvicorn's own handling would believe them from 127.0.0.1 by default.
+        proxy_headers=False,
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
     )

@@ -156,6 +156,21 @@ def entry_targets(entry: TargetEntry, *, allow_large: bool = False) -> Iterator[
     yield from spec.expand(_options(entry, allow_large))
 
 
+def entry_schedule(
+    target: Target, entry: EndpointSettings, loaded: LoadedConfig, origin: str
+) -> ScheduledTarget:
+    """One endpoint of ``entry`` with the settings that apply to it (the entry's own over
+    the configuration's): its interval, time-out, thresholds, trust and checks.
+
+    Args:
+        target: The endpoint.
+        entry: The entry that names it (from the file, or one the server assigned).
+        loaded: The configuration whose defaults apply.
+        origin: Where the entry came from, for messages.
+    """
+    return _schedule(target, entry, loaded, origin)
+
+
 def _schedule(
     target: Target, entry: EndpointSettings, loaded: LoadedConfig, origin: str
 ) -> ScheduledTarget:

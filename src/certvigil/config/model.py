@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -464,12 +465,26 @@ class ServeSettings(_Model):
         assignments: Targets handed to agents.
         agent_silence_intervals: An agent silent for more than this many of its own
             scan intervals raises an alert.
+        trusted_proxies: CIDR blocks of the reverse proxies in front of the server:
+            only from them are ``X-Forwarded-For`` (the dashboard's log-in throttle
+            counts the client it names) and ``X-Forwarded-Proto`` believed.
     """
 
     scan_allow: tuple[Text, ...] = ()
     scan_allow_dns: Literal["check", "trust"] = "check"
     assignments: tuple[Assignment, ...] = ()
     agent_silence_intervals: int = Field(default=3, ge=1, le=1000)
+    trusted_proxies: tuple[Text, ...] = Field(default=(), max_length=256)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidr_blocks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r}: give a CIDR block or an IP address") from None
+        return value
 
 
 MAX_RETENTION_DAYS = 36500

@@ -67,18 +67,29 @@ class Schedule:
         if last_run_ago_s:
             self.seed(last_run_ago_s)
 
-    def seed(self, last_run_ago_s: Mapping[Target, Mapping[CheckName, float]]) -> None:
+    def seed(
+        self,
+        last_run_ago_s: Mapping[Target, Mapping[CheckName, float]],
+        *,
+        every_check: bool = False,
+    ) -> None:
         """Take when checks with an interval of their own last ran (seconds ago at the
         schedule's start), so a restart does not repeat them early; checks that run on
-        every scan, and the certificate check, stay due at once."""
+        every scan, and the certificate check, stay due at once.
+
+        With ``every_check`` the certificate check and the checks that run with every
+        scan are taken too, so an endpoint scanned recently is not scanned again before
+        its interval (the agent, which keeps its run times in its outbox file and is
+        often started from cron).
+        """
         for target, ago in last_run_ago_s.items():
             if target not in self._targets:
                 continue
             scheduled = self._targets[target]
             for name, ago_s in ago.items():
-                if name is CheckName.CERT:
+                if not every_check and name is CheckName.CERT:
                     continue
-                if schedule_of(scheduled.checks, name).interval_s is None:
+                if not every_check and schedule_of(scheduled.checks, name).interval_s is None:
                     continue
                 if (target, name) in self._ran_s:
                     continue  # known from the schedule this one replaces

@@ -5,7 +5,9 @@ A session is a random 256-bit token in a cookie (``HttpOnly``, ``SameSite=Strict
 lets no one in. Every form carries the session's CSRF token; the log-in form, which has
 no session yet, carries a token that must match a cookie set with the form (the
 double-submit pattern). Failed log-ins are counted per user name and per client
-address in the database, so every server worker sees the same counts.
+address in the database, so every server worker sees the same counts; behind a reverse
+proxy the client address is the proxy's ``X-Forwarded-For`` only when the proxy is in
+``serve.trusted_proxies`` (``server/proxies.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from certvigil.server.proxies import IpNetwork
 
 SESSION_COOKIE = "certvigil_session"
 LOGIN_CSRF_COOKIE = "certvigil_login_csrf"
@@ -57,6 +61,9 @@ class DashboardSettings:
         login_failures_per_address: The same for one client address.
         login_window: The counting window.
         clock: The time source (aware UTC).
+        trusted_proxies: Reverse proxies whose ``X-Forwarded-For`` and
+            ``X-Forwarded-Proto`` are believed (``serve.trusted_proxies``,
+            ``server/proxies.py``); from anyone else they are ignored.
     """
 
     session_lifetime: timedelta = timedelta(hours=8)
@@ -65,6 +72,7 @@ class DashboardSettings:
     login_failures_per_address: int = 20
     login_window: timedelta = timedelta(minutes=15)
     clock: Callable[[], datetime] = field(default=_utc_now)
+    trusted_proxies: tuple[IpNetwork, ...] = ()
 
 
 def hash_password(password: str) -> str:

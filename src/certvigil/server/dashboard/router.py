@@ -28,6 +28,7 @@ from certvigil.server.dashboard import auth
 from certvigil.server.dashboard.charts import bar_list_svg, expiry_timeline_svg
 from certvigil.server.dashboard.forms import FormError, read_form
 from certvigil.server.dashboard.hooks import AgentsSource, CtFindingsSource
+from certvigil.server.proxies import client_address, forwarded_scheme
 from certvigil.store import AlertState, Store, queries
 from certvigil.store import dashboard as board
 from certvigil.store.outbox import list_alerts
@@ -141,7 +142,13 @@ class _Pages:
     def secure(self, request: Request) -> bool:
         if self.settings.secure_cookies is not None:
             return self.settings.secure_cookies
-        return request.url.scheme == "https"
+        scheme = forwarded_scheme(
+            request.client.host if request.client is not None else None,
+            request.url.scheme,
+            request.headers.get("x-forwarded-proto"),
+            self.settings.trusted_proxies,
+        )
+        return scheme == "https"
 
     def render(
         self,
@@ -254,7 +261,11 @@ class _Pages:
             return self.error(request, 403, "the log-in form expired; reload the page")
         name = form.get("name", "").strip()[: auth.MAX_NAME_CHARS]
         password = form.get("password", "")
-        address = request.client.host if request.client is not None else "unknown"
+        address = client_address(
+            request.client.host if request.client is not None else None,
+            request.headers.getlist("x-forwarded-for"),
+            self.settings.trusted_proxies,
+        )
         outcome = await run_in_threadpool(self._check_login, name, password, address)
         if isinstance(outcome, _Refusal):
             status = 429 if "too many" in outcome else 401

@@ -18,6 +18,7 @@ from certvigil.server.dashboard.hooks import AgentSummary, CtFindingSummary
 from certvigil.server.dashboard.router import dashboard_router
 from certvigil.server.keys import Principal
 from certvigil.server.keys import Scope as KeyScope
+from certvigil.server.proxies import parse_trusted_proxies
 from certvigil.store import Store, server_queries
 from certvigil.store import dashboard as board
 
@@ -76,7 +77,10 @@ def attach_dashboard(app: FastAPI, store: Store) -> None:
     from certvigil.server.errors import ApiError
 
     state = app.state.server
-    settings = auth.DashboardSettings(clock=state.clock)
+    settings = auth.DashboardSettings(
+        clock=state.clock,
+        trusted_proxies=parse_trusted_proxies(state.loaded.config.serve.trusted_proxies),
+    )
 
     def agents() -> list[AgentSummary]:
         now = state.clock()
