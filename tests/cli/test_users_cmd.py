@@ -84,3 +84,22 @@ def test_missing_password_file_and_no_terminal(
     assert missing.code == 64 and "nope" in missing.stderr
     no_tty = run_cli(capsys, "users", "add", "--db", db, "--name", "a")
     assert no_tty.code == 64 and "--password-file" in no_tty.stderr
+
+
+def test_roles(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--role viewer is stored and listed; admin is the default; another role is exit 64."""
+    db = str(tmp_path / "roles.db")
+    secret = tmp_path / "pw"
+    secret.write_text("a long passphrase\n")
+    common = ("--db", db, "--password-file", str(secret))
+    assert run_cli(capsys, "users", "add", "--name", "noc", "--role", "viewer", *common).code == 0
+    assert run_cli(capsys, "users", "add", "--name", "ops", *common).code == 0
+    wrong = run_cli(capsys, "users", "add", "--name", "x", "--role", "root", *common)
+    assert wrong.code == 64 and "root" in wrong.stderr
+
+    listed = run_cli(capsys, "users", "list", "--db", db)
+    rows = [line.split("\t")[:2] for line in listed.stdout.splitlines()]
+    assert rows == [["noc", "viewer"], ["ops", "admin"]]
+    with open_store(db) as store, store.read() as connection:
+        viewer = board.get_user(connection, "noc")
+    assert viewer is not None and viewer.role is board.UserRole.VIEWER

@@ -271,3 +271,41 @@ def test_upgrade_to_owned_claims_keeps_queued_deliveries_working(db_url: str) ->
         )
     finally:
         store.close()
+
+
+def test_users_from_before_roles_stay_admins(db_url: str) -> None:
+    """A dashboard user made at revision 0011 is an admin after the upgrade (0014), as
+    every user could acknowledge and resolve before; a new viewer is a viewer."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from certvigil.store import dashboard as board
+    from certvigil.store.migrations import alembic_config
+
+    engine = create_store_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0011")
+            connection.execute(
+                text(
+                    "INSERT INTO dashboard_users (name, password_hash, created_at_utc) "
+                    "VALUES ('old', 'x', '2026-01-01 00:00:00.000000')"
+                )
+            )
+        upgrade_to_head(engine)
+        with engine.begin() as connection:
+            old = board.get_user(connection, "old")
+            board.add_user(
+                connection,
+                name="new",
+                password_hash="x",
+                now=datetime.now(UTC),
+                role=board.UserRole.VIEWER,
+            )
+            new = board.get_user(connection, "new")
+    finally:
+        engine.dispose()
+    assert old is not None and old.role is board.UserRole.ADMIN
+    assert new is not None and new.role is board.UserRole.VIEWER

@@ -72,6 +72,7 @@ def _read_password_file(path: Path) -> str:
 
 ADD_EXAMPLES = """[bold]Examples[/bold]
 certvigil users add -c certvigil.yaml --name alice
+certvigil users add -c certvigil.yaml --name noc --role viewer
 certvigil users add -c certvigil.yaml --name ci --password-file /run/secrets/pw"""
 
 
@@ -86,10 +87,19 @@ def add_command(
             help="Read the password from this file's first line (default: ask twice).",
         ),
     ] = None,
+    role: Annotated[
+        board.UserRole,
+        typer.Option(
+            "--role",
+            metavar="ROLE",
+            help="admin (may acknowledge and resolve alerts) or viewer (reads only).",
+            case_sensitive=False,
+        ),
+    ] = board.UserRole.ADMIN,
     db: DatabaseOption = None,
     config: StoreConfigOption = None,
 ) -> None:
-    """Add a dashboard user with a password (at least 8 characters)."""
+    """Add a dashboard user with a password (at least 8 characters) and a role."""
     name = _checked_name(name)
     if password_file is not None:
         password = _read_password_file(password_file)
@@ -104,11 +114,15 @@ def add_command(
     with open_store(database_url(db, config)) as store, store.write() as connection:
         try:
             board.add_user(
-                connection, name=name, password_hash=password_hash, now=datetime.now(UTC)
+                connection,
+                name=name,
+                password_hash=password_hash,
+                now=datetime.now(UTC),
+                role=role,
             )
         except board.UserExistsError as exc:
             raise UsageError(f"{exc}; remove it first to set a new password") from exc
-    Console(stderr=True).print(f"user {name} added", markup=False, highlight=False)
+    Console(stderr=True).print(f"user {name} added ({role.value})", markup=False, highlight=False)
 
 
 LIST_EXAMPLES = """[bold]Examples[/bold]
@@ -117,11 +131,14 @@ certvigil users list -c certvigil.yaml"""
 
 @users_app.command("list", epilog=LIST_EXAMPLES)
 def list_command(db: DatabaseOption = None, config: StoreConfigOption = None) -> None:
-    """List dashboard users, one per line: name and when they were added."""
+    """List dashboard users, one per line: name, role and when they were added."""
     with open_existing_store(db, config) as store, store.read() as connection:
         users = board.list_users(connection)
     for user in users:
-        typer.echo(f"{visible(user.name)}\t{user.created_at_utc.isoformat(timespec='seconds')}")
+        typer.echo(
+            f"{visible(user.name)}\t{user.role.value}\t"
+            f"{user.created_at_utc.isoformat(timespec='seconds')}"
+        )
     if not users:
         Console(stderr=True).print("no dashboard users", markup=False)
 

@@ -58,6 +58,15 @@ _SEARCH_MAX_CHARS = 200
 # Users ---------------------------------------------------------------------------------
 
 
+class UserRole(enum.StrEnum):
+    """What a dashboard user may do, as stored in ``dashboard_users.role``."""
+
+    VIEWER = "viewer"
+    """Reads every page; cannot acknowledge or resolve alerts."""
+    ADMIN = "admin"
+    """Reads, and acknowledges and resolves alerts."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DashboardUserRecord:
     """A dashboard user.
@@ -67,19 +76,28 @@ class DashboardUserRecord:
         name: The login name.
         password_hash: The argon2 hash (PHC string).
         created_at_utc: When the user was added.
+        role: What the user may do.
     """
 
     id: int
     name: str
     password_hash: str
     created_at_utc: datetime
+    role: UserRole = UserRole.ADMIN
 
 
 class UserExistsError(ValueError):
     """A user of that name already exists."""
 
 
-def add_user(connection: Connection, *, name: str, password_hash: str, now: datetime) -> int:
+def add_user(
+    connection: Connection,
+    *,
+    name: str,
+    password_hash: str,
+    now: datetime,
+    role: UserRole = UserRole.ADMIN,
+) -> int:
     """Adds a user and returns its id.
 
     Raises:
@@ -89,7 +107,7 @@ def add_user(connection: Connection, *, name: str, password_hash: str, now: date
         with connection.begin_nested():
             result = connection.execute(
                 DASHBOARD_USERS.insert().values(
-                    name=name, password_hash=password_hash, created_at_utc=now
+                    name=name, password_hash=password_hash, created_at_utc=now, role=role.value
                 )
             )
     except IntegrityError as exc:
@@ -133,8 +151,20 @@ def remove_user(connection: Connection, name: str) -> bool:
 
 def _user(row: Any) -> DashboardUserRecord:
     return DashboardUserRecord(
-        id=row.id, name=row.name, password_hash=row.password_hash, created_at_utc=row.created_at_utc
+        id=row.id,
+        name=row.name,
+        password_hash=row.password_hash,
+        created_at_utc=row.created_at_utc,
+        role=_role(row.role),
     )
+
+
+def _role(stored: str) -> UserRole:
+    # A value this version does not know grants the least: reading.
+    try:
+        return UserRole(stored)
+    except ValueError:
+        return UserRole.VIEWER
 
 
 # Sessions ------------------------------------------------------------------------------
@@ -148,11 +178,19 @@ class SessionRecord:
         user_name: Who is logged in.
         csrf_token: The token every form of this session must carry.
         expires_at_utc: When the session ends.
+        role: What the user may do (read from the user at each request, so a change
+            takes effect at once).
     """
 
     user_name: str
     csrf_token: str
     expires_at_utc: datetime
+    role: UserRole = UserRole.ADMIN
+
+    @property
+    def may_change_alerts(self) -> bool:
+        """Whether this user may acknowledge and resolve alerts."""
+        return self.role is UserRole.ADMIN
 
 
 def create_session(
@@ -184,14 +222,17 @@ def find_session(
     """The live session with that token hash, ``None`` if unknown or expired."""
     s, u = DASHBOARD_SESSIONS.c, DASHBOARD_USERS.c
     row = connection.execute(
-        select(u.name, s.csrf_token, s.expires_at_utc)
+        select(u.name, u.role, s.csrf_token, s.expires_at_utc)
         .select_from(DASHBOARD_SESSIONS.join(DASHBOARD_USERS, u.id == s.user_id))
         .where(s.token_sha256 == token_sha256, s.expires_at_utc > now)
     ).first()
     if row is None:
         return None
     return SessionRecord(
-        user_name=row.name, csrf_token=row.csrf_token, expires_at_utc=row.expires_at_utc
+        user_name=row.name,
+        csrf_token=row.csrf_token,
+        expires_at_utc=row.expires_at_utc,
+        role=_role(row.role),
     )
 
 

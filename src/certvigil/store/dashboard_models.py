@@ -1,4 +1,5 @@
-"""The dashboard's tables: users who log in, their sessions, and failed-login counters.
+"""The dashboard's tables: users who log in (with a role), their sessions, and failed-login
+counters.
 
 They share the declarative ``Base`` (and so the metadata and migrations) of
 ``store.models``. Passwords are stored only as argon2 hashes, session tokens only as
@@ -24,6 +25,9 @@ class DashboardUser(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
     created_at_utc: Mapped[datetime]
+    # "admin" may acknowledge and resolve alerts, "viewer" only reads (migration 0014;
+    # users from before it keep what they could do).
+    role: Mapped[str] = mapped_column(String(10), server_default="admin")
 
 
 class DashboardSession(Base):

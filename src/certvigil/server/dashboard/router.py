@@ -520,6 +520,14 @@ class _Pages:
         assert_session = session
         if assert_session is None:  # checked_form answered already; for the type checker
             return self.error(request, 403, "you are not logged in")
+        if not assert_session.may_change_alerts:
+            return self.error(
+                request,
+                403,
+                "your dashboard role is viewer: it reads alerts, it does not acknowledge "
+                "or resolve them",
+                assert_session,
+            )
         if alert_id is None:
             return self.error(request, 404, "no such alert", assert_session)
         note = form.get("note", "").strip()[:500] or None
