@@ -254,3 +254,21 @@ def test_name_patterns_without_blocks_need_dns_trust() -> None:
     with pytest.raises(UsageError, match="check or trust"):
         AllowList.parse(["10.0.0.0/8"], dns="maybe")
     assert AllowList.parse(["*.lab.example"], dns="trust").trusts_dns
+
+
+def test_redirects_inside_are_followed_and_each_hop_is_checked(
+    inside: RevocationServer, outside: RevocationServer
+) -> None:
+    """A hop to 127.0.0.1 is followed; the second hop of a chain, to 127.0.0.2, is not."""
+    allow = AllowList.parse(["127.0.0.1/32"])
+    inside.redirects["/hop"] = inside.url("/int.crl")
+    followed = _fetch(allow, inside.url("/hop"))
+    assert isinstance(followed, httpx.Response) and followed.status_code == 200
+
+    inside.redirects["/twice"] = inside.url("/away")
+    inside.redirects["/away"] = outside.url("/int.der")
+    refused = _fetch(allow, inside.url("/twice"))
+    assert isinstance(refused, FetchNotAllowed)
+    assert refused.url == outside.url("/int.der")
+    assert outside.requests_seen == []
+    assert [path for _, path in inside.requests_seen] == ["/hop", "/int.crl", "/twice", "/away"]

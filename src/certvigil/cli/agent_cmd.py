@@ -84,7 +84,8 @@ def agent_command(
         typer.Option("--config", "-c", metavar="FILE", help="The agent's configuration file."),
     ],
     once: Annotated[
-        bool, typer.Option("--once", help="Run one cycle, send everything, exit (cron).")
+        bool,
+        typer.Option("--once", help="Scan what is due once, send everything, exit (cron)."),
     ] = False,
     debug: DebugOption = False,
 ) -> None:
