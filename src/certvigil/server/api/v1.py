@@ -66,6 +66,21 @@ def host_glob(host: str | None) -> str | None:
     return host if any(c in host for c in "*?") else f"*{host}*"
 
 
+def id_cursor(cursor: str | None) -> int | None:
+    """The row id inside a list's cursor, ``None`` for the first page.
+
+    Raises:
+        ApiError: 400 for a cursor this list did not make.
+    """
+    value = decode_cursor(cursor)
+    if value is None:
+        return None
+    try:
+        return sq.cursor_id(value)
+    except ValueError as exc:
+        raise ApiError(400, "bad_cursor", str(exc)) from None
+
+
 # Reports ----------------------------------------------------------------------------
 
 
@@ -324,16 +339,19 @@ def list_endpoints(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Endpoints by id."""
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, int):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    after = id_cursor(cursor)
     with state.store.read() as connection:
         found = sq.endpoints_page(
-            connection, host_glob=host_glob(host), tag=tag or None, after_id=after, limit=limit
+            connection,
+            host_glob=host_glob(host),
+            tag=tag or None,
+            after_id=after,
+            limit=limit + 1,
         )
-    more = len(found) == limit
+    more = len(found) > limit
+    chunk = found[:limit]
     return page(
-        [endpoint_json(e) for e in found], encode_cursor(found[-1].id) if more and found else None
+        [endpoint_json(e) for e in chunk], encode_cursor(chunk[-1].id) if more and chunk else None
     )
 
 
@@ -351,16 +369,12 @@ def endpoint_history(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """What each scan of the endpoint saw, with what changed."""
-    before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    before = id_cursor(cursor)
     with state.store.read() as connection:
         if not sq.endpoint_exists(connection, endpoint_id):
             raise ApiError(404, "not_found", f"endpoint {endpoint_id}: not in the inventory")
-        history = q.endpoint_history(connection, endpoint_id, limit=None)
+        history = q.endpoint_history(connection, endpoint_id, limit=limit + 1, before_id=before)
         changes = q.endpoint_changes(connection, endpoint_id)
-    if before is not None:
-        history = tuple(o for o in history if o.id < before)
     chunk = history[:limit]
     more = len(history) > limit
     return {
@@ -400,16 +414,16 @@ def list_changes(
 ) -> dict[str, Any]:
     """Changes per endpoint, paged by endpoint id."""
     since_utc = _since(since, state)
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, int):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    after = id_cursor(cursor)
     with state.store.read() as connection:
-        found = q.changes_since(connection, since_utc, host_glob=host_glob(host), tag=tag or None)
-    ordered = sorted(found, key=lambda pair: pair[0].id)
-    if after is not None:
-        ordered = [p for p in ordered if p[0].id > after]
-    chunk = ordered[:limit]
-    more = len(ordered) > limit
+        chunk, more = sq.changes_page(
+            connection,
+            since_utc,
+            host_glob=host_glob(host),
+            tag=tag or None,
+            after_id=after,
+            limit=limit,
+        )
     return {
         "since": iso(since_utc),
         "items": [
@@ -462,9 +476,7 @@ def alert_page(
     elif unread is False:
         read = {AlertState.ACKNOWLEDGED, AlertState.RESOLVED}
         states = read if states is None else states & read
-    before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    before = id_cursor(cursor)
     if states is not None and not states:
         return [], None
     with state.store.read() as connection:
@@ -583,8 +595,11 @@ def list_agents(
 ) -> dict[str, Any]:
     """Agents by name."""
     after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    if after is not None:
+        try:
+            after = sq.cursor_text(after)
+        except ValueError as exc:
+            raise ApiError(400, "bad_cursor", str(exc)) from None
     now = state.clock()
     with state.store.read() as connection:
         found = sq.list_agents(connection, after_name=after, limit=limit + 1)
