@@ -443,7 +443,7 @@ MAX_CURSOR_ID = 2**62
 def _sort_value(row: InventoryRow, field: str) -> str:
     """The value of the sort field that a page's cursor carries."""
     if field == "host":
-        return row.target.host.lower()
+        return row.target.host
     if field == "issuer":
         return row.issuer
     if field == "subject":
@@ -530,7 +530,9 @@ def _certificate_page_statement(
     sha_column: Any = DEPLOYMENTS.c.certificate_sha256
     sort_column: Any
     if field == "host":
-        sort_column = func.lower(columns[1])
+        # As stored: lower case, IDNs as A-labels (see Target), so no lower() is
+        # needed, and none whose idea of case differs between Python and the database.
+        sort_column = columns[1]
     elif field == "issuer":
         sort_column = columns[11]
     elif field == "subject":
@@ -582,8 +584,8 @@ def certificate_page(
     """Deployed leaf certificates, filtered, sorted and cut into pages, in the database.
 
     Rows are ordered by (sort value, fingerprint, endpoint id), the key a cursor
-    carries: the host in lower case, the issuer or subject DN as stored (byte order),
-    the expiry as ISO 8601.
+    carries: the host, issuer or subject DN as stored (byte order), the expiry as
+    ISO 8601.
 
     Args:
         connection: Any connection.
