@@ -118,6 +118,14 @@ class PageCache:
                 self._version = (read(), time.monotonic() + self._version_ttl_s)
             return self._version[0]
 
+    def known_version(self) -> int | None:
+        """The inventory's version while the last reading is fresh, else ``None`` (the
+        caller then reads it, in a worker thread, through :meth:`version`)."""
+        with self._version_lock:
+            if self._version is None or self._version[1] < time.monotonic():
+                return None
+            return self._version[0]
+
     def get(self, key: Any, version: int) -> Any | None:
         """The answer kept for ``key`` at ``version``, ``None`` when there is none."""
         with self._lock:
@@ -319,6 +327,12 @@ def server_state(request: Request) -> ServerState:
     if not isinstance(state, ServerState):
         raise ApiError(500, "internal_error", "server state missing")
     return state
+
+
+async def state_dependency(request: Request) -> ServerState:
+    """:func:`server_state` as a route dependency: a coroutine, so FastAPI runs it on the
+    event loop instead of handing it to a worker thread (a thread hop per request)."""
+    return server_state(request)
 
 
 async def _outbox_loop(state: ServerState) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from certvigil import __version__
 from certvigil.analysis.changes import Change
@@ -15,7 +16,7 @@ from certvigil.analysis.model import Severity
 from certvigil.config.model import TargetEntry
 from certvigil.errors import UsageError
 from certvigil.output.json_doc import certificate_json
-from certvigil.server.app import ServerState, server_state
+from certvigil.server.app import ServerState, server_state, state_dependency
 from certvigil.server.auth import ADMINS, AGENTS_ONLY, READERS, SCOPES_EXTENSION, require
 from certvigil.server.errors import ApiError
 from certvigil.server.events import EVENT_ACKNOWLEDGED, EVENT_RESOLVED, record_alert_event
@@ -56,7 +57,7 @@ def _scopes(*scopes: Scope) -> dict[str, Any]:
 Reader = Annotated[Principal, Depends(require(*READERS))]
 Reporter = Annotated[Principal, Depends(require(*AGENTS_ONLY))]
 Admin = Annotated[Principal, Depends(require(*ADMINS))]
-State = Annotated[ServerState, Depends(server_state)]
+State = Annotated[ServerState, Depends(state_dependency)]
 
 
 def host_glob(host: str | None) -> str | None:
@@ -227,7 +228,7 @@ def my_targets(
     openapi_extra=_scopes(*READERS),
     tags=["inventory"],
 )
-def list_certificates(
+async def list_certificates(
     _principal: Reader,
     state: State,
     expiring_within: Annotated[float | None, Query(ge=0, le=36500, description="Days")] = None,
@@ -254,7 +255,6 @@ def list_certificates(
         with state.store.read() as connection:
             return sq.inventory_version(connection)
 
-    version = state.pages.version(read_version)
     after = decode_cursor(cursor)
 
     def make() -> bytes:
@@ -281,7 +281,15 @@ def list_certificates(
         )
         return json.dumps(answer, separators=(",", ":")).encode()
 
-    body = state.pages.get_or_make(key, version, make)
+    def answer() -> Any:
+        return state.pages.get_or_make(key, state.pages.version(read_version), make)
+
+    # A repeated question is answered here, on the event loop; the database is read in
+    # a worker thread (one hop per request rather than one per dependency and route).
+    known = state.pages.known_version()
+    body = state.pages.get(key, known) if known is not None else None
+    if body is None:
+        body = await run_in_threadpool(answer)
     return Response(content=body, media_type="application/json")
 
 
