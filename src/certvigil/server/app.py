@@ -33,6 +33,7 @@ from certvigil.config.loading import LoadedConfig
 from certvigil.daemon.runner import expiry_thresholds
 from certvigil.errors import StoreError
 from certvigil.server.allowlist import AllowList
+from certvigil.server.auth import PrincipalCache
 from certvigil.server.errors import ApiError, install_error_handlers
 from certvigil.server.events import DEFAULT_POLL_S, AlertEventHub
 from certvigil.server.watch import check_silent_agents, tell_failed_deliveries
@@ -305,6 +306,7 @@ def create_app(
     )
     app.state.server = state
     app.state.store = store
+    app.state.principals = PrincipalCache()
     app.add_middleware(BoundedRequests)
     install_error_handlers(app)
 

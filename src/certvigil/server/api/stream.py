@@ -19,7 +19,13 @@ from fastapi.responses import StreamingResponse
 from starlette.websockets import WebSocketState
 
 from certvigil.server.app import ServerState, state_dependency
-from certvigil.server.auth import READERS, SCOPES_EXTENSION, authenticate, check_scope, require
+from certvigil.server.auth import (
+    READERS,
+    SCOPES_EXTENSION,
+    authenticate_async,
+    check_scope,
+    require,
+)
 from certvigil.server.errors import ApiError
 from certvigil.server.keys import Principal
 
@@ -100,7 +106,7 @@ async def alert_stream_ws(
 ) -> None:
     """Replays events after ``after`` then streams live ones, one JSON text per event."""
     try:
-        principal = authenticate(websocket)
+        principal = await authenticate_async(websocket)
         check_scope(principal, _ALLOWED)
     except ApiError as exc:
         # Before accept, this answers the upgrade with HTTP 403 (401 cannot be sent).
