@@ -29,6 +29,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -395,6 +396,58 @@ def _inventory_statement(
     )
     # Expiry order is the index's order: it keeps the plan on that index.
     return statement.order_by(_DEPLOYMENTS.c.not_after_utc)
+
+
+SORT_COLUMNS = {
+    "not_after": DEPLOYMENTS.c.not_after_utc,
+    "host": ENDPOINTS.c.host,
+    "issuer": CERTIFICATES.c.issuer,
+    "subject": CERTIFICATES.c.subject,
+}
+"""What the inventory's keyset pages sort by, on SQLite (see ``sqlite_inventory_keys``)."""
+
+
+def sqlite_inventory_keys(
+    *,
+    field: str,
+    horizon: bool,
+    issuer: bool,
+    host_glob: bool,
+    tag: bool,
+    checks: CheckFilter,
+) -> tuple[Select[Any], Any, Any, Any]:
+    """SQLite: ``(sort value, fingerprint, endpoint id)`` of the current leaves that pass
+    the filters, in no order; and those three columns.
+
+    The certificates are joined only when the sort or a filter reads them: every
+    deployment's certificate exists (a foreign key), and without the join a sort by host
+    or expiry walks an index in order and stops after the page (0.2 ms for 20,000
+    endpoints, against 160 ms with a certificate looked up for each).
+    """
+    d, e, c = _DEPLOYMENTS.c, _ENDPOINTS.c, _CERTS.c
+    source = _DEPLOYMENTS.join(_ENDPOINTS, e.id == d.endpoint_id)
+    if issuer or field in ("issuer", "subject"):
+        source = source.join(_CERTS, c.sha256_hex == d.certificate_sha256)
+    sort_column = SORT_COLUMNS[field]
+    statement: Select[Any] = (
+        select(sort_column, d.certificate_sha256, e.id)
+        .select_from(source)
+        # A literal 0, not a bound one: only then does SQLite's planner see that an
+        # index in the sort's order (endpoints by host) can end the scan after a page.
+        .where(d.is_current.is_(True), d.chain_position == literal_column("0"))
+    )
+    if horizon:
+        statement = statement.where(d.not_after_utc <= bindparam("b_horizon"))
+    if issuer:
+        statement = statement.where(
+            func.lower(c.issuer).like(bindparam("b_issuer", type_=String), escape="\\")
+        )
+    statement = _where_endpoint(
+        statement,
+        host_like=bindparam("b_host", type_=String) if host_glob else None,
+        tag=bindparam("b_tag", type_=String) if tag else None,
+    )
+    return _where_checks(statement, checks), sort_column, d.certificate_sha256, e.id
 
 
 def inventory_base_statement(

@@ -39,6 +39,7 @@ from certvigil.store.queries import (
     inventory_base_statement,
     inventory_params,
     inventory_records,
+    sqlite_inventory_keys,
 )
 from certvigil.store.records import (
     AlertRecord,
@@ -507,8 +508,10 @@ def _certificate_page_statement(
     field: str,
     descending: bool,
     has_after: bool,
-) -> Select[Any]:
-    """The page's statement for one combination of filters and order, built once.
+) -> tuple[Select[Any], Select[Any]]:
+    """The page's statements for one combination of filters and order, built once: the
+    keys of the page (sort value, fingerprint, endpoint id) and the rows of given
+    endpoints.
 
     Keyset paging: rows after the cursor's (sort value, fingerprint, endpoint id), in
     that order, ``LIMIT :b_limit``. The condition repeats the sort column alone
@@ -542,30 +545,59 @@ def _certificate_page_statement(
     if not on_sqlite and field != "not_after":
         # Byte order, as on SQLite, whatever the database's collation.
         sort_column = sort_column.collate("C")
-    if has_after:
-        value = bindparam("b_after_value", type_=sort_column.type)
-        sha = bindparam("b_after_sha", type_=String)
-        endpoint_id = bindparam("b_after_id", type_=Integer)
-        if descending:
-            statement = statement.where(
-                sort_column <= value,
-                or_(
-                    sort_column < value,
-                    tuple_(sha_column, endpoint_column) < tuple_(sha, endpoint_id),
-                ),
-            )
-        else:
-            statement = statement.where(
-                sort_column >= value,
-                or_(
-                    sort_column > value,
-                    tuple_(sha_column, endpoint_column) > tuple_(sha, endpoint_id),
-                ),
-            )
+    # Two statements: the page's keys first, from as few columns as the filters and the
+    # order need (the sort runs over every matching row, and a narrow row is a cheap
+    # one: no certificate facts, no labels), then the full rows of those keys alone.
+    rows = statement.where(DEPLOYMENTS.c.endpoint_id.in_(bindparam("b_page_ids", expanding=True)))
+    keys: Select[Any]
+    if on_sqlite:
+        keys, sort_column, sha_column, endpoint_column = sqlite_inventory_keys(
+            field=field,
+            horizon=horizon,
+            issuer=issuer,
+            host_glob=host_glob,
+            tag=tag,
+            checks=CheckFilter(grade_below=grade_below),
+        )
+        keys = _after(keys, sort_column, sha_column, endpoint_column, has_after, descending)
+    else:
+        narrow: Select[Any] = _after(
+            statement, sort_column, sha_column, endpoint_column, has_after, descending
+        ).with_only_columns(sort_column, sha_column, endpoint_column)
+        keys = narrow
     order = [sort_column, sha_column, endpoint_column]
     if descending:
         order = [column.desc() for column in order]
-    return statement.order_by(*order).limit(bindparam("b_limit", type_=Integer))
+    keys = keys.order_by(*order).limit(bindparam("b_limit", type_=Integer))
+    return keys, rows
+
+
+def _after(
+    statement: Select[Any],
+    sort_column: Any,
+    sha_column: Any,
+    endpoint_column: Any,
+    has_after: bool,
+    descending: bool,
+) -> Select[Any]:
+    """Keeps the rows after the cursor (``b_after_value``, ``b_after_sha``,
+    ``b_after_id``) in the page order."""
+    if not has_after:
+        return statement
+    value = bindparam("b_after_value", type_=sort_column.type)
+    sha = bindparam("b_after_sha", type_=String)
+    endpoint_id = bindparam("b_after_id", type_=Integer)
+    if descending:
+        return statement.where(
+            sort_column <= value,
+            or_(
+                sort_column < value, tuple_(sha_column, endpoint_column) < tuple_(sha, endpoint_id)
+            ),
+        )
+    return statement.where(
+        sort_column >= value,
+        or_(sort_column > value, tuple_(sha_column, endpoint_column) > tuple_(sha, endpoint_id)),
+    )
 
 
 def certificate_page(
@@ -612,7 +644,7 @@ def certificate_page(
     if limit < 1:
         raise ValueError("limit: at least 1")
     CheckFilter(grade_below=grade_below)  # refuses an unknown grade
-    statement = _certificate_page_statement(
+    keys_statement, rows_statement = _certificate_page_statement(
         on_sqlite=connection.dialect.name == "sqlite",
         horizon=expiring_within_days is not None,
         issuer=bool(issuer),
@@ -634,9 +666,21 @@ def certificate_page(
     if after is not None:
         value, sha, endpoint_id = _certificate_cursor(after, field)
         params |= {"b_after_value": value, "b_after_sha": sha, "b_after_id": endpoint_id}
-    rows = inventory_records(connection, statement, params)
-    chunk = tuple(rows[:limit])
-    if len(rows) <= limit:
+    keys = [
+        (str(sha), int(endpoint_id))
+        for _value, sha, endpoint_id in connection.execute(keys_statement, params)
+    ]
+    more = len(keys) > limit
+    keys = keys[:limit]
+    if not keys:
+        return (), None
+    params["b_page_ids"] = sorted({endpoint_id for _sha, endpoint_id in keys})
+    found = {
+        (r.sha256_hex, r.endpoint_id): r
+        for r in inventory_records(connection, rows_statement, params)
+    }
+    chunk = tuple(found[key] for key in keys if key in found)
+    if not more or not chunk:
         return chunk, None
     last = chunk[-1]
     return chunk, [_sort_value(last, field), last.sha256_hex, last.endpoint_id]
