@@ -117,9 +117,10 @@ async def alert_stream_ws(
 
     async def send() -> None:
         async for event in state.hub.follow(after):
-            await asyncio.wait_for(
-                websocket.send_text(state.hub.text(event)), timeout=SEND_DEADLINE_S
-            )
+            # asyncio.timeout rather than wait_for, which makes a task per message:
+            # one alert to a thousand clients is a thousand sends.
+            async with asyncio.timeout(SEND_DEADLINE_S):
+                await websocket.send_text(state.hub.text(event))
 
     async def receive() -> None:
         # The client sends nothing we need; reading notices that it left.
