@@ -153,13 +153,23 @@ def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 def fill(
-    store: Store, *, endpoints: int, certificates: int, observations: int, full: bool = True
+    store: Store,
+    *,
+    endpoints: int,
+    certificates: int,
+    observations: int,
+    full: bool = True,
+    now: datetime = NOW,
 ) -> int:
-    """Bulk-loads the synthetic history; returns the number of rows written."""
+    """Bulk-loads the synthetic history up to ``now``; returns the number of rows written.
+
+    Rows go in with executemany in one transaction per table kind (no ORM, no per-row
+    statement), ids given, statistics refreshed at the end.
+    """
     rng = random.Random(6962)
     # One typical stored observation, its size that of the daemon's (the CRL left out,
     # as the store keeps it apart).
-    (typical,) = _sample_reports(1, 1, start=NOW, full=True)
+    (typical,) = _sample_reports(1, 1, start=now, full=True)
     blob = pack_observation(typical.observed, {}) if full and typical.observed else None
     certs_per_endpoint = max(1, certificates // endpoints)
     obs_per_endpoint = max(1, observations // endpoints)
@@ -167,7 +177,7 @@ def fill(
     step = span / obs_per_endpoint
     # The latest leaf of each endpoint expires somewhere between 5 days ago and a
     # year ahead, the spread of a fleet with yearly certificates.
-    current_expiry = [NOW + timedelta(days=rng.uniform(-5, 365)) for _ in range(endpoints)]
+    current_expiry = [now + timedelta(days=rng.uniform(-5, 365)) for _ in range(endpoints)]
 
     def cert_expiry(e: int, k: int) -> datetime:
         return current_expiry[e] - (certs_per_endpoint - 1 - k) * (span / certs_per_endpoint)
@@ -176,7 +186,7 @@ def fill(
         for e in range(endpoints):
             for k in range(certs_per_endpoint):
                 facts = _facts(_host(e), e * 1000 + k, cert_expiry(e, k))
-                yield certificate_row(facts, None, NOW - span)
+                yield certificate_row(facts, None, now - span)
 
     def endpoint_rows() -> Iterator[dict[str, Any]]:
         for e in range(endpoints):
@@ -186,9 +196,9 @@ def fill(
                 "port": 443,
                 "sni": "",
                 "starttls": "",
-                "first_seen_utc": NOW - span,
-                "last_seen_utc": NOW - step,
-                "last_ok_utc": NOW - step,
+                "first_seen_utc": now - span,
+                "last_seen_utc": now - step,
+                "last_ok_utc": now - step,
                 "last_status": "ok",
                 "consecutive_failures": 0,
                 "current_certificate_sha256": _sha(
@@ -210,8 +220,8 @@ def fill(
                     "certificate_sha256": _sha(f"cert:{_host(e)}:{e * 1000 + k}"),
                     "chain_position": 0,
                     "not_after_utc": cert_expiry(e, k),
-                    "first_seen_utc": NOW - span + k * (span / certs_per_endpoint),
-                    "last_seen_utc": NOW - span + (k + 1) * (span / certs_per_endpoint),
+                    "first_seen_utc": now - span + k * (span / certs_per_endpoint),
+                    "last_seen_utc": now - span + (k + 1) * (span / certs_per_endpoint),
                     "is_current": k == certs_per_endpoint - 1,
                 }
 
@@ -223,7 +233,7 @@ def fill(
                 observation_id += 1
                 k = min(i // per_cert, certs_per_endpoint - 1)
                 leaf = _sha(f"cert:{_host(e)}:{e * 1000 + k}")
-                at = NOW - span + (i + 1) * step - step
+                at = now - span + (i + 1) * step - step
                 failed = i % 97 == 13
                 yield {
                     "id": observation_id,

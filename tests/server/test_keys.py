@@ -65,3 +65,43 @@ def test_a_token_differing_anywhere_is_refused(tmp_path: Path) -> None:
             assert verify_token(store, changed) is None, index
         assert verify_token(store, token + "x") is None
         assert verify_token(store, "x" * 10_000) is None
+
+
+def test_a_revoked_key_is_refused_once_its_cached_check_lapses(tmp_path: Path) -> None:
+    """The server reuses a key verified within the cache's time-to-live and asks the
+    database again after it: a revoked key then gets 401, a wrong key never counts."""
+    import asyncio
+
+    import httpx
+
+    from certvigil.config.loading import load_config
+    from certvigil.server.app import create_app
+    from certvigil.server.auth import PrincipalCache
+    from certvigil.store import server_queries as sq
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    loaded = load_config(write_server_config(tmp_path, url))
+    with open_store(url) as store:
+        token = create_key(store, name="k", scope=Scope.READ, now=datetime.now(UTC)).token
+        app = create_app(loaded, store, background=False)
+
+        async def status(key: str) -> int:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                answer = await client.get("/api/v1/status", headers={"X-API-Key": key})
+                return answer.status_code
+
+        # Given a key the server has just verified (kept for an hour here),
+        app.state.principals = PrincipalCache(ttl_s=3600)
+        assert asyncio.run(status(token)) == 200
+        # when it is revoked,
+        with store.write() as connection:
+            assert sq.revoke_api_key(connection, "k", now=datetime.now(UTC))
+        # then the kept check answers until it lapses, and once it has (a cache that
+        # keeps nothing stands for the second having passed) the key is refused,
+        assert asyncio.run(status(token)) == 200
+        app.state.principals = PrincipalCache(ttl_s=-1)
+        assert asyncio.run(status(token)) == 401
+        # and a key differing in one character never rides on a kept one.
+        app.state.principals = PrincipalCache(ttl_s=3600)
+        assert asyncio.run(status(token[:-1] + ("A" if token[-1] != "A" else "B"))) == 401

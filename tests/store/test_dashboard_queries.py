@@ -117,3 +117,23 @@ def test_login_throttle_counts_within_a_window(store: Store) -> None:
         )
         board.clear_login_failures(connection, limits)
         assert not board.login_blocked(connection, limits, now=NOW, window=window)
+
+
+def test_the_grade_spread_counts_each_endpoints_latest_grade(store: Store) -> None:
+    """An endpoint graded once counts with that grade after later scans that do not
+    grade (the assessment runs daily); ungraded endpoints are left out."""
+    from sqlalchemy import update
+
+    from certvigil.store.models import ENDPOINTS
+
+    # Given three endpoints whose latest observations carry no grade,
+    for port in (443, 8443, 9443):
+        leaf = facts(f"g{port}", not_after_utc=NOW + timedelta(days=60))
+        store.record_report(ok_report(Target(host="g.example.test", port=port), (leaf,)))
+    # when two of them were graded B and F by an earlier assessment (kept on the row),
+    with store.write() as connection:
+        connection.execute(update(ENDPOINTS).where(ENDPOINTS.c.port == 443).values(grade="B"))
+        connection.execute(update(ENDPOINTS).where(ENDPOINTS.c.port == 8443).values(grade="F"))
+        data = board.overview(connection, now=NOW)
+    # then the spread counts each once, by grade.
+    assert data.grades == (("B", 1), ("F", 1))

@@ -33,6 +33,7 @@ from certvigil.config.loading import LoadedConfig
 from certvigil.daemon.runner import expiry_thresholds
 from certvigil.errors import StoreError
 from certvigil.server.allowlist import AllowList
+from certvigil.server.auth import PrincipalCache
 from certvigil.server.errors import ApiError, install_error_handlers
 from certvigil.server.events import DEFAULT_POLL_S, AlertEventHub
 from certvigil.server.watch import check_silent_agents, tell_failed_deliveries
@@ -116,6 +117,14 @@ class PageCache:
         with self._version_lock:
             if self._version is None or self._version[1] < time.monotonic():
                 self._version = (read(), time.monotonic() + self._version_ttl_s)
+            return self._version[0]
+
+    def known_version(self) -> int | None:
+        """The inventory's version while the last reading is fresh, else ``None`` (the
+        caller then reads it, in a worker thread, through :meth:`version`)."""
+        with self._version_lock:
+            if self._version is None or self._version[1] < time.monotonic():
+                return None
             return self._version[0]
 
     def get(self, key: Any, version: int) -> Any | None:
@@ -297,6 +306,7 @@ def create_app(
     )
     app.state.server = state
     app.state.store = store
+    app.state.principals = PrincipalCache()
     app.add_middleware(BoundedRequests)
     install_error_handlers(app)
 
@@ -319,6 +329,12 @@ def server_state(request: Request) -> ServerState:
     if not isinstance(state, ServerState):
         raise ApiError(500, "internal_error", "server state missing")
     return state
+
+
+async def state_dependency(request: Request) -> ServerState:
+    """:func:`server_state` as a route dependency: a coroutine, so FastAPI runs it on the
+    event loop instead of handing it to a worker thread (a thread hop per request)."""
+    return server_state(request)
 
 
 async def _outbox_loop(state: ServerState) -> None:

@@ -20,6 +20,7 @@ another worker (see ``bench/server_ws_fanout.py``).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator
@@ -27,7 +28,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from certvigil.server.shapes import alert_json
+from certvigil.server.shapes import alert_json, event_json
 from certvigil.store import Store
 from certvigil.store import outbox as box
 from certvigil.store import server_queries as sq
@@ -50,6 +51,9 @@ RING_SIZE = 10_000
 
 REPLAY_PAGE = 500
 """Events read from the table at a time when a client catches up."""
+
+TEXT_CACHE_SIZE = 1000
+"""Encoded events kept for the clients that follow (cleared whole when full)."""
 
 
 def record_alert_event(
@@ -104,6 +108,18 @@ class AlertEventHub:
         self._changed = asyncio.Event()
         self._wake = asyncio.Event()
         self._started = False
+        self._texts: dict[int, str] = {}
+
+    def text(self, event: AlertEventRecord) -> str:
+        """The event as the JSON text clients receive, encoded once for all of them (a
+        thousand clients of one event cost one encoding, not a thousand)."""
+        found = self._texts.get(event.id)
+        if found is None:
+            if len(self._texts) >= TEXT_CACHE_SIZE:
+                self._texts.clear()
+            found = json.dumps(event_json(event), separators=(",", ":"))
+            self._texts[event.id] = found
+        return found
 
     @property
     def last_id(self) -> int:

@@ -323,9 +323,16 @@ def _current_leaves() -> Any:
     return and_(d.is_current.is_(True), d.chain_position == 0)
 
 
-def overview(connection: Connection, *, now: datetime, top_issuers: int = 10) -> Overview:
-    """The overview's aggregates, computed in the database (a few grouped scans)."""
-    e, d, c, a = ENDPOINTS.c, DEPLOYMENTS.c, CERTIFICATES.c, ALERTS.c
+def overview(
+    connection: Connection, *, now: datetime, top_issuers: int = 10, with_alerts: bool = True
+) -> Overview:
+    """The overview's aggregates, computed in the database (a few grouped scans).
+
+    With ``with_alerts=False`` the alert counts are left empty: everything else changes
+    only when an observation is recorded, so a caller may keep it for a while and add
+    :func:`open_alerts_by_severity` (which an acknowledgement changes) fresh.
+    """
+    e, d, c = ENDPOINTS.c, DEPLOYMENTS.c, CERTIFICATES.c
     statuses = connection.execute(
         select(e.last_status, func.count()).group_by(e.last_status).order_by(e.last_status)
     ).all()
@@ -362,12 +369,6 @@ def overview(connection: Connection, *, now: datetime, top_issuers: int = 10) ->
         .order_by(count.desc(), issuer_name)
         .limit(top_issuers)
     ).all()
-    alerts = connection.execute(
-        select(a.severity, func.count())
-        .where(a.state != "resolved")
-        .group_by(a.severity)
-        .order_by(a.severity)
-    ).all()
     return Overview(
         endpoints_by_status=tuple((str(s), int(n)) for s, n in statuses),
         certificates=expired + sum(weeks) + later,
@@ -376,8 +377,20 @@ def overview(connection: Connection, *, now: datetime, top_issuers: int = 10) ->
         later=later,
         issuers=tuple((str(i), int(n)) for i, n in issuers),
         grades=grade_spread(connection),
-        open_alerts_by_severity=tuple((str(s), int(n)) for s, n in alerts),
+        open_alerts_by_severity=open_alerts_by_severity(connection) if with_alerts else (),
     )
+
+
+def open_alerts_by_severity(connection: Connection) -> tuple[tuple[str, int], ...]:
+    """Active (open or acknowledged) alerts per severity."""
+    a = ALERTS.c
+    alerts = connection.execute(
+        select(a.severity, func.count())
+        .where(a.state != "resolved")
+        .group_by(a.severity)
+        .order_by(a.severity)
+    ).all()
+    return tuple((str(s), int(n)) for s, n in alerts)
 
 
 def _week_index(connection: Connection, column: Any, now: datetime) -> ColumnElement[Any]:
@@ -393,25 +406,21 @@ GRADE_COLUMN = "grade"
 
 
 def grade_spread(connection: Connection) -> tuple[tuple[str, int], ...] | None:
-    """Endpoints per grade of their latest observation, ``None`` while no grade is stored.
+    """Endpoints per latest recorded grade, ``None`` when the store has no grades column.
 
-    Grades come from the TLS-configuration assessment; a store written before that
-    records them has no such column, and the dashboard then says so.
+    Grades come from the TLS-configuration assessment, which runs daily rather than on
+    every scan; the endpoint row keeps the latest one (a scan without the assessment
+    leaves it as it was, revision 0007), so every graded endpoint counts, not only those
+    whose very last scan was an assessment, and no observation is read: reading each
+    endpoint's latest observation cost 130 ms of the overview's 360 at 1,000,000
+    observations.
     """
-    columns = {col["name"] for col in inspect(connection).get_columns("observations")}
+    columns = {col["name"] for col in inspect(connection).get_columns("endpoints")}
     if GRADE_COLUMN not in columns:
         return None
-    from sqlalchemy import column, table
-
-    observations = table("observations", column("id"), column(GRADE_COLUMN))
-    e = ENDPOINTS.c
-    grade = observations.c[GRADE_COLUMN]
+    grade = ENDPOINTS.c.grade
     rows = connection.execute(
-        select(grade, func.count())
-        .select_from(ENDPOINTS.join(observations, observations.c.id == e.last_observation_id))
-        .where(grade.is_not(None))
-        .group_by(grade)
-        .order_by(grade)
+        select(grade, func.count()).where(grade.is_not(None)).group_by(grade).order_by(grade)
     ).all()
     return tuple((str(g), int(n)) for g, n in rows)
 

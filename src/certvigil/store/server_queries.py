@@ -7,18 +7,40 @@ together. The server itself issues no SQL.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
+from certvigil.analysis.changes import Change
 from certvigil.analysis.model import Severity
-from certvigil.store.models import ALERTS, DELIVERIES, ENDPOINTS, OBSERVATIONS
+from certvigil.store.models import ALERTS, DELIVERIES, DEPLOYMENTS, ENDPOINTS, OBSERVATIONS
 from certvigil.store.outbox import _alert_record, _alert_select
-from certvigil.store.queries import CheckFilter, inventory, list_endpoints
+from certvigil.store.queries import (
+    CheckFilter,
+    endpoint_changes,
+    endpoint_records,
+    filter_endpoints,
+    inventory_base_statement,
+    inventory_params,
+    inventory_records,
+    sqlite_inventory_keys,
+)
 from certvigil.store.records import (
     AlertRecord,
     AlertState,
@@ -415,15 +437,167 @@ def alerts_with_ids(connection: Connection, ids: Iterable[int]) -> tuple[AlertRe
 CERTIFICATE_SORTS = ("not_after", "host", "issuer", "subject")
 """Fields the certificate list sorts by (``-field`` for descending)."""
 
+MAX_CURSOR_ID = 2**62
+"""Largest row id a cursor may carry (SQLite's integers are 64-bit signed)."""
+
 
 def _sort_value(row: InventoryRow, field: str) -> str:
+    """The value of the sort field that a page's cursor carries."""
     if field == "host":
-        return row.target.host.lower()
+        return row.target.host
     if field == "issuer":
         return row.issuer
     if field == "subject":
         return row.subject
     return row.not_after_utc.isoformat()
+
+
+def cursor_text(value: Any) -> str:
+    """A cursor's text value, checked to be one the database can take.
+
+    Raises:
+        ValueError: Not a string, or not encodable (a lone surrogate from JSON).
+    """
+    if not isinstance(value, str) or len(value) > 1000:
+        raise ValueError("cursor: not one this list made")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("cursor: not one this list made") from None
+    return value
+
+
+def cursor_id(value: Any) -> int:
+    """A cursor's row id, checked to be one the database can take.
+
+    Raises:
+        ValueError: Not an integer (``true`` is not one) or out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CURSOR_ID:
+        raise ValueError("cursor: not one this list made")
+    return value
+
+
+def _certificate_cursor(after: Any, field: str) -> tuple[Any, str, int]:
+    """``after`` checked and its first value as the sort column holds it."""
+    if not isinstance(after, list | tuple) or len(after) != 3:
+        raise ValueError("cursor: not one this list made")
+    value = cursor_text(after[0])
+    sha = cursor_text(after[1])
+    endpoint_id = cursor_id(after[2])
+    if field != "not_after":
+        return value, sha, endpoint_id
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("cursor: not one this list made") from None
+    if when.tzinfo is None:
+        raise ValueError("cursor: not one this list made")
+    return when, sha, endpoint_id
+
+
+@functools.lru_cache(maxsize=256)
+def _certificate_page_statement(
+    *,
+    on_sqlite: bool,
+    horizon: bool,
+    issuer: bool,
+    host_glob: bool,
+    tag: bool,
+    grade_below: str | None,
+    field: str,
+    descending: bool,
+    has_after: bool,
+) -> tuple[Select[Any], Select[Any]]:
+    """The page's statements for one combination of filters and order, built once: the
+    keys of the page (sort value, fingerprint, endpoint id) and the rows of given
+    endpoints.
+
+    Keyset paging: rows after the cursor's (sort value, fingerprint, endpoint id), in
+    that order, ``LIMIT :b_limit``. The condition repeats the sort column alone
+    (``value >= :cursor``) beside the exact row comparison, so that the database can
+    start in its index (expiry: the covering index of current deployments) at the
+    cursor rather than filter every row before it.
+    """
+    statement = inventory_base_statement(
+        on_sqlite=on_sqlite,
+        include_chain=False,
+        horizon=horizon,
+        issuer=issuer,
+        host_glob=host_glob,
+        tag=tag,
+        checks=CheckFilter(grade_below=grade_below),
+    )
+    columns = statement.selected_columns
+    endpoint_column: Any = columns[0]
+    sha_column: Any = DEPLOYMENTS.c.certificate_sha256
+    sort_column: Any
+    if field == "host":
+        # As stored: lower case, IDNs as A-labels (see Target), so no lower() is
+        # needed, and none whose idea of case differs between Python and the database.
+        sort_column = columns[1]
+    elif field == "issuer":
+        sort_column = columns[11]
+    elif field == "subject":
+        sort_column = columns[9]
+    else:
+        sort_column = DEPLOYMENTS.c.not_after_utc
+    if not on_sqlite and field != "not_after":
+        # Byte order, as on SQLite, whatever the database's collation.
+        sort_column = sort_column.collate("C")
+    # Two statements: the page's keys first, from as few columns as the filters and the
+    # order need (the sort runs over every matching row, and a narrow row is a cheap
+    # one: no certificate facts, no labels), then the full rows of those keys alone.
+    rows = statement.where(DEPLOYMENTS.c.endpoint_id.in_(bindparam("b_page_ids", expanding=True)))
+    keys: Select[Any]
+    if on_sqlite:
+        keys, sort_column, sha_column, endpoint_column = sqlite_inventory_keys(
+            field=field,
+            horizon=horizon,
+            issuer=issuer,
+            host_glob=host_glob,
+            tag=tag,
+            checks=CheckFilter(grade_below=grade_below),
+        )
+        keys = _after(keys, sort_column, sha_column, endpoint_column, has_after, descending)
+    else:
+        narrow: Select[Any] = _after(
+            statement, sort_column, sha_column, endpoint_column, has_after, descending
+        ).with_only_columns(sort_column, sha_column, endpoint_column)
+        keys = narrow
+    order = [sort_column, sha_column, endpoint_column]
+    if descending:
+        order = [column.desc() for column in order]
+    keys = keys.order_by(*order).limit(bindparam("b_limit", type_=Integer))
+    return keys, rows
+
+
+def _after(
+    statement: Select[Any],
+    sort_column: Any,
+    sha_column: Any,
+    endpoint_column: Any,
+    has_after: bool,
+    descending: bool,
+) -> Select[Any]:
+    """Keeps the rows after the cursor (``b_after_value``, ``b_after_sha``,
+    ``b_after_id``) in the page order."""
+    if not has_after:
+        return statement
+    value = bindparam("b_after_value", type_=sort_column.type)
+    sha = bindparam("b_after_sha", type_=String)
+    endpoint_id = bindparam("b_after_id", type_=Integer)
+    if descending:
+        return statement.where(
+            sort_column <= value,
+            or_(
+                sort_column < value, tuple_(sha_column, endpoint_column) < tuple_(sha, endpoint_id)
+            ),
+        )
+    return statement.where(
+        sort_column >= value,
+        or_(sort_column > value, tuple_(sha_column, endpoint_column) > tuple_(sha, endpoint_id)),
+    )
 
 
 def certificate_page(
@@ -439,7 +613,11 @@ def certificate_page(
     after: Sequence[Any] | None = None,
     limit: int = 100,
 ) -> tuple[tuple[InventoryRow, ...], list[Any] | None]:
-    """Deployed leaf certificates, filtered, sorted and cut into pages.
+    """Deployed leaf certificates, filtered, sorted and cut into pages, in the database.
+
+    Rows are ordered by (sort value, fingerprint, endpoint id), the key a cursor
+    carries: the host, issuer or subject DN as stored (byte order), the expiry as
+    ISO 8601.
 
     Args:
         connection: Any connection.
@@ -457,45 +635,55 @@ def certificate_page(
         The page and the key to pass as ``after`` for the next one (``None`` at the end).
 
     Raises:
-        ValueError: An unknown sort field or a malformed ``after``.
+        ValueError: An unknown sort field or grade, or a malformed ``after``.
     """
     descending = sort.startswith("-")
     field = sort.lstrip("-")
     if field not in CERTIFICATE_SORTS:
         raise ValueError(f"sort: one of {', '.join(CERTIFICATE_SORTS)} (- for descending)")
-    rows = inventory(
-        connection,
+    if limit < 1:
+        raise ValueError("limit: at least 1")
+    CheckFilter(grade_below=grade_below)  # refuses an unknown grade
+    keys_statement, rows_statement = _certificate_page_statement(
+        on_sqlite=connection.dialect.name == "sqlite",
+        horizon=expiring_within_days is not None,
+        issuer=bool(issuer),
+        host_glob=bool(host_glob),
+        tag=bool(tag),
+        grade_below=grade_below,
+        field=field,
+        descending=descending,
+        has_after=after is not None,
+    )
+    params = inventory_params(
         now=now,
         expiring_within_days=expiring_within_days,
-        host_glob=host_glob,
         issuer=issuer,
+        host_glob=host_glob,
         tag=tag,
-        checks=CheckFilter(grade_below=grade_below),
     )
-
-    def key(row: InventoryRow) -> tuple[str, str, int]:
-        return (_sort_value(row, field), row.sha256_hex, row.endpoint_id)
-
-    ordered = sorted(rows, key=key, reverse=descending)
-    start = 0
+    params["b_limit"] = limit + 1
     if after is not None:
-        if (
-            not isinstance(after, list | tuple)
-            or len(after) != 3
-            or not isinstance(after[0], str)
-            or not isinstance(after[1], str)
-            or not isinstance(after[2], int)
-        ):
-            raise ValueError("cursor: not one this list made")
-        mark = (after[0], after[1], after[2])
-        keys = [key(r) for r in ordered]
-        if descending:
-            start = next((i for i, k in enumerate(keys) if k < mark), len(keys))
-        else:
-            start = bisect_right(keys, mark)
-    chunk = tuple(ordered[start : start + limit])
-    more = start + limit < len(ordered)
-    return chunk, (list(key(chunk[-1])) if more and chunk else None)
+        value, sha, endpoint_id = _certificate_cursor(after, field)
+        params |= {"b_after_value": value, "b_after_sha": sha, "b_after_id": endpoint_id}
+    keys = [
+        (str(sha), int(endpoint_id))
+        for _value, sha, endpoint_id in connection.execute(keys_statement, params)
+    ]
+    more = len(keys) > limit
+    keys = keys[:limit]
+    if not keys:
+        return (), None
+    params["b_page_ids"] = sorted({endpoint_id for _sha, endpoint_id in keys})
+    found = {
+        (r.sha256_hex, r.endpoint_id): r
+        for r in inventory_records(connection, rows_statement, params)
+    }
+    chunk = tuple(found[key] for key in keys if key in found)
+    if not more or not chunk:
+        return chunk, None
+    last = chunk[-1]
+    return chunk, [_sort_value(last, field), last.sha256_hex, last.endpoint_id]
 
 
 def endpoints_page(
@@ -506,12 +694,51 @@ def endpoints_page(
     after_id: int | None = None,
     limit: int = 100,
 ) -> tuple[EndpointRecord, ...]:
-    """Endpoints by id, above ``after_id`` (a page's cursor)."""
-    found = list_endpoints(connection, host_glob=host_glob, tag=tag)
-    ordered = sorted(found, key=lambda e: e.id)
+    """Endpoints by id, above ``after_id`` (a page's cursor), at most ``limit``."""
+    e = ENDPOINTS.c
+    statement = filter_endpoints(select(ENDPOINTS), host_glob=host_glob, tag=tag)
     if after_id is not None:
-        ordered = [e for e in ordered if e.id > after_id]
-    return tuple(ordered[:limit])
+        statement = statement.where(e.id > after_id)
+    rows = connection.execute(statement.order_by(e.id).limit(limit)).all()
+    return endpoint_records(connection, rows)
+
+
+def changes_page(
+    connection: Connection,
+    since_utc: datetime,
+    *,
+    host_glob: str | None = None,
+    tag: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> tuple[tuple[tuple[EndpointRecord, tuple[Change, ...]], ...], bool]:
+    """Endpoints with changes since ``since_utc`` and their changes, by endpoint id.
+
+    Endpoints seen since then are read in id order, above ``after_id``, a batch at a
+    time, until ``limit`` of them have changes (or none is left).
+
+    Returns:
+        The page's (endpoint, changes) pairs, and whether more follow.
+    """
+    e = ENDPOINTS.c
+    base = filter_endpoints(
+        select(ENDPOINTS).where(e.last_seen_utc >= since_utc), host_glob=host_glob, tag=tag
+    ).order_by(e.id)
+    found: list[tuple[EndpointRecord, tuple[Change, ...]]] = []
+    batch = max(limit + 1, 50)
+    while True:
+        statement = base if after_id is None else base.where(e.id > after_id)
+        rows = connection.execute(statement.limit(batch)).all()
+        for record in endpoint_records(connection, rows):
+            changes = endpoint_changes(connection, record.id, since_utc=since_utc)
+            if not changes:
+                continue
+            if len(found) == limit:
+                return tuple(found), True
+            found.append((record, changes))
+        if len(rows) < batch:
+            return tuple(found), False
+        after_id = rows[-1].id
 
 
 def endpoint_exists(connection: Connection, endpoint_id: int) -> bool:

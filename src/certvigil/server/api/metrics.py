@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from certvigil.integrations.prometheus_more import INVENTORY_EXTRAS
 from certvigil.integrations.prometheus_store import render_inventory_metrics
-from certvigil.server.app import ServerState, server_state
+from certvigil.server.app import ServerState, state_dependency
 from certvigil.server.auth import READERS, SCOPES_EXTENSION, require
 from certvigil.server.keys import Principal
 
@@ -33,7 +33,7 @@ EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 )
 async def metrics(
     _principal: Annotated[Principal, Depends(require(*READERS))],
-    state: Annotated[ServerState, Depends(server_state)],
+    state: Annotated[ServerState, Depends(state_dependency)],
 ) -> PlainTextResponse:
     text = await run_in_threadpool(
         render_inventory_metrics, state.store, now=state.clock(), extra_sources=INVENTORY_EXTRAS

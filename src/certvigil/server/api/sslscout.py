@@ -73,7 +73,7 @@ def certificates(
                 after=decode_cursor(cursor),
                 limit=limit,
             )
-            facts = {r.sha256_hex: q.get_certificate(connection, r.sha256_hex) for r in rows}
+            facts = q.get_certificates(connection, (r.sha256_hex for r in rows))
     except ValueError as exc:
         raise ApiError(400, "bad_cursor", str(exc)) from None
     items = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -19,11 +18,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSo
 from fastapi.responses import StreamingResponse
 from starlette.websockets import WebSocketState
 
-from certvigil.server.app import ServerState, server_state
-from certvigil.server.auth import READERS, SCOPES_EXTENSION, authenticate, check_scope, require
+from certvigil.server.app import ServerState, state_dependency
+from certvigil.server.auth import (
+    READERS,
+    SCOPES_EXTENSION,
+    authenticate_async,
+    check_scope,
+    require,
+)
 from certvigil.server.errors import ApiError
 from certvigil.server.keys import Principal
-from certvigil.server.shapes import event_json
 
 router = APIRouter()
 
@@ -34,10 +38,6 @@ SSE_KEEPALIVE_S = 15.0
 """An SSE comment is sent after this much silence, so dead peers are noticed."""
 
 _ALLOWED = frozenset(READERS)
-
-
-def _text(event: Any) -> str:
-    return json.dumps(event_json(event), separators=(",", ":"))
 
 
 @router.get(
@@ -53,7 +53,7 @@ def _text(event: Any) -> str:
 async def alert_stream_sse(
     request: Request,
     _principal: Annotated[Principal, Depends(require(*READERS))],
-    state: Annotated[ServerState, Depends(server_state)],
+    state: Annotated[ServerState, Depends(state_dependency)],
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
@@ -83,7 +83,7 @@ async def alert_stream_sse(
                     continue
                 event = pending.result()
                 pending = None
-                yield f"id: {event.id}\nevent: {event.event}\ndata: {_text(event)}\n\n"
+                yield f"id: {event.id}\nevent: {event.event}\ndata: {state.hub.text(event)}\n\n"
         finally:
             # The follower may be mid-step in ``pending``: it must finish being
             # cancelled before the generator can be closed.
@@ -106,7 +106,7 @@ async def alert_stream_ws(
 ) -> None:
     """Replays events after ``after`` then streams live ones, one JSON text per event."""
     try:
-        principal = authenticate(websocket)
+        principal = await authenticate_async(websocket)
         check_scope(principal, _ALLOWED)
     except ApiError as exc:
         # Before accept, this answers the upgrade with HTTP 403 (401 cannot be sent).
@@ -117,7 +117,10 @@ async def alert_stream_ws(
 
     async def send() -> None:
         async for event in state.hub.follow(after):
-            await asyncio.wait_for(websocket.send_text(_text(event)), timeout=SEND_DEADLINE_S)
+            # asyncio.timeout rather than wait_for, which makes a task per message:
+            # one alert to a thousand clients is a thousand sends.
+            async with asyncio.timeout(SEND_DEADLINE_S):
+                await websocket.send_text(state.hub.text(event))
 
     async def receive() -> None:
         # The client sends nothing we need; reading notices that it left.

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from certvigil import __version__
 from certvigil.analysis.changes import Change
@@ -15,7 +16,7 @@ from certvigil.analysis.model import Severity
 from certvigil.config.model import TargetEntry
 from certvigil.errors import UsageError
 from certvigil.output.json_doc import certificate_json
-from certvigil.server.app import ServerState, server_state
+from certvigil.server.app import ServerState, server_state, state_dependency
 from certvigil.server.auth import ADMINS, AGENTS_ONLY, READERS, SCOPES_EXTENSION, require
 from certvigil.server.errors import ApiError
 from certvigil.server.events import EVENT_ACKNOWLEDGED, EVENT_RESOLVED, record_alert_event
@@ -56,7 +57,7 @@ def _scopes(*scopes: Scope) -> dict[str, Any]:
 Reader = Annotated[Principal, Depends(require(*READERS))]
 Reporter = Annotated[Principal, Depends(require(*AGENTS_ONLY))]
 Admin = Annotated[Principal, Depends(require(*ADMINS))]
-State = Annotated[ServerState, Depends(server_state)]
+State = Annotated[ServerState, Depends(state_dependency)]
 
 
 def host_glob(host: str | None) -> str | None:
@@ -64,6 +65,21 @@ def host_glob(host: str | None) -> str | None:
     if host is None or host == "":
         return None
     return host if any(c in host for c in "*?") else f"*{host}*"
+
+
+def id_cursor(cursor: str | None) -> int | None:
+    """The row id inside a list's cursor, ``None`` for the first page.
+
+    Raises:
+        ApiError: 400 for a cursor this list did not make.
+    """
+    value = decode_cursor(cursor)
+    if value is None:
+        return None
+    try:
+        return sq.cursor_id(value)
+    except ValueError as exc:
+        raise ApiError(400, "bad_cursor", str(exc)) from None
 
 
 # Reports ----------------------------------------------------------------------------
@@ -212,7 +228,7 @@ def my_targets(
     openapi_extra=_scopes(*READERS),
     tags=["inventory"],
 )
-def list_certificates(
+async def list_certificates(
     _principal: Reader,
     state: State,
     expiring_within: Annotated[float | None, Query(ge=0, le=36500, description="Days")] = None,
@@ -239,7 +255,6 @@ def list_certificates(
         with state.store.read() as connection:
             return sq.inventory_version(connection)
 
-    version = state.pages.version(read_version)
     after = decode_cursor(cursor)
 
     def make() -> bytes:
@@ -266,7 +281,15 @@ def list_certificates(
         )
         return json.dumps(answer, separators=(",", ":")).encode()
 
-    body = state.pages.get_or_make(key, version, make)
+    def answer() -> Any:
+        return state.pages.get_or_make(key, state.pages.version(read_version), make)
+
+    # A repeated question is answered here, on the event loop; the database is read in
+    # a worker thread (one hop per request rather than one per dependency and route).
+    known = state.pages.known_version()
+    body = state.pages.get(key, known) if known is not None else None
+    if body is None:
+        body = await run_in_threadpool(answer)
     return Response(content=body, media_type="application/json")
 
 
@@ -324,16 +347,19 @@ def list_endpoints(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Endpoints by id."""
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, int):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    after = id_cursor(cursor)
     with state.store.read() as connection:
         found = sq.endpoints_page(
-            connection, host_glob=host_glob(host), tag=tag or None, after_id=after, limit=limit
+            connection,
+            host_glob=host_glob(host),
+            tag=tag or None,
+            after_id=after,
+            limit=limit + 1,
         )
-    more = len(found) == limit
+    more = len(found) > limit
+    chunk = found[:limit]
     return page(
-        [endpoint_json(e) for e in found], encode_cursor(found[-1].id) if more and found else None
+        [endpoint_json(e) for e in chunk], encode_cursor(chunk[-1].id) if more and chunk else None
     )
 
 
@@ -351,16 +377,12 @@ def endpoint_history(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """What each scan of the endpoint saw, with what changed."""
-    before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    before = id_cursor(cursor)
     with state.store.read() as connection:
         if not sq.endpoint_exists(connection, endpoint_id):
             raise ApiError(404, "not_found", f"endpoint {endpoint_id}: not in the inventory")
-        history = q.endpoint_history(connection, endpoint_id, limit=None)
+        history = q.endpoint_history(connection, endpoint_id, limit=limit + 1, before_id=before)
         changes = q.endpoint_changes(connection, endpoint_id)
-    if before is not None:
-        history = tuple(o for o in history if o.id < before)
     chunk = history[:limit]
     more = len(history) > limit
     return {
@@ -400,16 +422,16 @@ def list_changes(
 ) -> dict[str, Any]:
     """Changes per endpoint, paged by endpoint id."""
     since_utc = _since(since, state)
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, int):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    after = id_cursor(cursor)
     with state.store.read() as connection:
-        found = q.changes_since(connection, since_utc, host_glob=host_glob(host), tag=tag or None)
-    ordered = sorted(found, key=lambda pair: pair[0].id)
-    if after is not None:
-        ordered = [p for p in ordered if p[0].id > after]
-    chunk = ordered[:limit]
-    more = len(ordered) > limit
+        chunk, more = sq.changes_page(
+            connection,
+            since_utc,
+            host_glob=host_glob(host),
+            tag=tag or None,
+            after_id=after,
+            limit=limit,
+        )
     return {
         "since": iso(since_utc),
         "items": [
@@ -462,9 +484,7 @@ def alert_page(
     elif unread is False:
         read = {AlertState.ACKNOWLEDGED, AlertState.RESOLVED}
         states = read if states is None else states & read
-    before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    before = id_cursor(cursor)
     if states is not None and not states:
         return [], None
     with state.store.read() as connection:
@@ -583,8 +603,11 @@ def list_agents(
 ) -> dict[str, Any]:
     """Agents by name."""
     after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise ApiError(400, "bad_cursor", "cursor: not one this list made")
+    if after is not None:
+        try:
+            after = sq.cursor_text(after)
+        except ValueError as exc:
+            raise ApiError(400, "bad_cursor", str(exc)) from None
     now = state.clock()
     with state.store.read() as connection:
         found = sq.list_agents(connection, after_name=after, limit=limit + 1)
