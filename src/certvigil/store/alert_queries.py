@@ -208,21 +208,22 @@ def insert_resolved_alert(
 ) -> int:
     """Records an informational alert already resolved; returns its id."""
     alert_id: int = connection.execute(
-        ALERTS.insert()
-        .values(
-            dedup_key=dedup_key,
-            kind=kind,
-            severity=severity,
-            state=AlertState.RESOLVED.value,
-            endpoint_id=endpoint_id,
-            certificate_sha256=certificate_sha256,
-            observation_id=observation_id,
-            summary=summary,
-            details=details,
-            opened_at_utc=now,
-            resolved_at_utc=now,
-        )
-        .returning(ALERTS.c.id)
+        _write_statements(connection)["resolved_alert"],
+        {
+            "dedup_key": dedup_key,
+            "kind": kind,
+            "severity": severity,
+            "state": AlertState.RESOLVED.value,
+            "endpoint_id": endpoint_id,
+            "certificate_sha256": certificate_sha256,
+            "observation_id": observation_id,
+            "summary": summary,
+            "details": details,
+            "opened_at_utc": now,
+            "acknowledged_at_utc": None,
+            "acknowledged_by": None,
+            "resolved_at_utc": now,
+        },
     ).scalar_one()
     return alert_id
 
@@ -492,6 +493,27 @@ def routes_told_many(
     return {alert_id: sorted(routes) for alert_id, routes in found.items()}
 
 
+_WRITE_STATEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def _write_statements(connection: Connection) -> dict[str, Any]:
+    """The engine's insert statements for the connection's database, built once:
+    building a statement with ``.values(...)`` costs more than running it."""
+    name = connection.dialect.name
+    built = _WRITE_STATEMENTS.get(name)
+    if built is None:
+        built = _WRITE_STATEMENTS[name] = {
+            "deliveries": dialect_insert(connection, DELIVERIES).on_conflict_do_nothing(
+                index_elements=["alert_id", "event", "route"]
+            ),
+            "open_alert": dialect_insert(connection, ALERTS)
+            .on_conflict_do_nothing(index_elements=["dedup_key"], index_where=_ACTIVE)
+            .returning(ALERTS.c.id),
+            "resolved_alert": ALERTS.insert().returning(ALERTS.c.id),
+        }
+    return built
+
+
 def enqueue_deliveries(
     connection: Connection, *, alert_id: int, event: str, routes: Sequence[str], now: datetime
 ) -> None:
@@ -500,9 +522,7 @@ def enqueue_deliveries(
     if not routes:
         return
     connection.execute(
-        dialect_insert(connection, DELIVERIES).on_conflict_do_nothing(
-            index_elements=["alert_id", "event", "route"]
-        ),
+        _write_statements(connection)["deliveries"],
         [
             {
                 "alert_id": alert_id,
@@ -535,21 +555,22 @@ def insert_open_alert(
     """Opens an alert unless one with its dedup key is active; returns the new id or
     ``None`` (the partial unique index decides, as in ``outbox.open_alert_if_absent``)."""
     new_id: int | None = connection.execute(
-        dialect_insert(connection, ALERTS)
-        .values(
-            dedup_key=dedup_key,
-            kind=kind,
-            severity=severity,
-            state=AlertState.OPEN.value,
-            endpoint_id=endpoint_id,
-            certificate_sha256=certificate_sha256,
-            observation_id=observation_id,
-            summary=summary,
-            details=details,
-            opened_at_utc=now,
-        )
-        .on_conflict_do_nothing(index_elements=["dedup_key"], index_where=_ACTIVE)
-        .returning(ALERTS.c.id)
+        _write_statements(connection)["open_alert"],
+        {
+            "dedup_key": dedup_key,
+            "kind": kind,
+            "severity": severity,
+            "state": AlertState.OPEN.value,
+            "endpoint_id": endpoint_id,
+            "certificate_sha256": certificate_sha256,
+            "observation_id": observation_id,
+            "summary": summary,
+            "details": details,
+            "opened_at_utc": now,
+            "acknowledged_at_utc": None,
+            "acknowledged_by": None,
+            "resolved_at_utc": None,
+        },
     ).scalar_one_or_none()
     return new_id
 

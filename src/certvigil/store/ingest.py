@@ -421,10 +421,12 @@ def record_reports(
     for indexes in _rounds(prepared):
         record_round(connection, statements, prepared, indexes, observation_ids, endpoint_ids)
     _store_documents(connection, prepared, observation_ids)
+    wanted_tags: dict[int, Iterable[str]] = {}
     for target, labels in (tags or {}).items():
         endpoint_id = endpoint_ids.get(_key_tuple(target))
         if endpoint_id is not None:
-            set_tags(connection, endpoint_id, labels)
+            wanted_tags[endpoint_id] = labels
+    set_tags_many(connection, wanted_tags)
     return tuple(observation_ids)
 
 
@@ -912,6 +914,53 @@ def _unique_chain(report: EndpointReport) -> list[tuple[int, CertificateFacts]]:
             seen.add(facts.sha256_hex)
             chain.append((index, facts))
     return chain
+
+
+def set_tags_many(connection: Connection, tags: Mapping[int, Iterable[str]]) -> None:
+    """Makes each endpoint's labels exactly its ``tags`` (as :func:`set_tags`), with one
+    read for all of them and one statement for each kind of change.
+
+    Args:
+        connection: A connection inside a write transaction.
+        tags: Labels per endpoint id; blanks are dropped and duplicates merged.
+    """
+    if not tags:
+        return
+    wanted = {
+        endpoint_id: {t.strip() for t in labels if t.strip()}
+        for endpoint_id, labels in tags.items()
+    }
+    current: dict[int, set[str]] = {endpoint_id: set() for endpoint_id in wanted}
+    ids = sorted(wanted)
+    for start in range(0, len(ids), 500):
+        for endpoint_id, tag in connection.execute(
+            select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(
+                _TAGS.c.endpoint_id.in_(ids[start : start + 500])
+            )
+        ).all():
+            current[endpoint_id].add(tag)
+    stale = [
+        {"b_endpoint_id": endpoint_id, "b_tag": tag}
+        for endpoint_id in ids
+        for tag in sorted(current[endpoint_id] - wanted[endpoint_id])
+    ]
+    new = [
+        {"endpoint_id": endpoint_id, "tag": tag}
+        for endpoint_id in ids
+        for tag in sorted(wanted[endpoint_id] - current[endpoint_id])
+    ]
+    if stale:
+        connection.execute(
+            delete(_TAGS).where(
+                and_(
+                    _TAGS.c.endpoint_id == bindparam("b_endpoint_id"),
+                    _TAGS.c.tag == bindparam("b_tag"),
+                )
+            ),
+            stale,
+        )
+    if new:
+        connection.execute(_TAGS.insert(), new)
 
 
 def set_tags(connection: Connection, endpoint_id: int, tags: Iterable[str]) -> None:
