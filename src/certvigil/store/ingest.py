@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
     Dialect,
@@ -35,7 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding
 from certvigil.errors import ObservationFormatError
-from certvigil.observed.codec import crl_digest, observation_from_json, observation_to_json
+from certvigil.observed.codec import crl_digest, observation_from_json, observation_to_dict
 from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.revocation import RevocationMethod
 from certvigil.store.models import (
@@ -513,9 +514,17 @@ MAX_STORED_OBSERVATION_BYTES = 64 * 1024 * 1024
 
 def pack_observation(observation: EndpointObservation, crls: dict[str, bytes]) -> bytes:
     """The stored form of an observation: its versioned JSON (``certvigil.observation/1``),
-    zlib-compressed, with CRLs left out (into ``crls``, by SHA-256) to be stored once."""
-    text = observation_to_json(observation, crls=crls)
-    return zlib.compress(text.encode("utf-8"), OBSERVATION_COMPRESSION_LEVEL)
+    zlib-compressed, with CRLs left out (into ``crls``, by SHA-256) to be stored once.
+
+    The JSON is the compact text :func:`observation_to_json` writes, encoded by orjson
+    (several times faster than ``json``; non-ASCII characters as UTF-8 rather than
+    ``\\u`` escapes, which read back the same)."""
+    document = observation_to_dict(observation, crls=crls)
+    try:
+        raw = orjson.dumps(document)
+    except TypeError:  # an integer beyond 64 bits: json writes any
+        raw = json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return zlib.compress(raw, OBSERVATION_COMPRESSION_LEVEL)
 
 
 def unpack_observation(packed: bytes, crls: Mapping[str, bytes]) -> EndpointObservation:
