@@ -287,3 +287,21 @@ def test_an_unrecorded_endpoint_is_refused(store: Store, batched: bool) -> None:
             engine.process_many_in(connection, [lone], [None], T0)
         else:
             engine.process_in(connection, lone, T0)
+
+
+def test_a_batch_wider_than_one_statement_is_judged_whole(tmp_path: Path) -> None:
+    """A batch over more endpoints than one history statement reads (500) still judges
+    each endpoint against its own history: the second failure in a row opens
+    "unreachable" on every endpoint, the first on none."""
+    store = open_store(f"sqlite:///{tmp_path / 'wide.db'}")
+    engine = AlertEngine(store, ROUTES, POLICY)
+    targets = [Target(host=f"h{i:04d}.example.test", port=443) for i in range(600)]
+    reports = [report(None, T0 + timedelta(seconds=s), target=t) for s in (0, 1) for t in targets]
+    try:
+        with store.write() as connection:
+            ids = record_reports(connection, reports)
+            events = engine.process_many_in(connection, reports, ids, T0 + timedelta(hours=1))
+    finally:
+        store.close()
+    assert all(found == () for found in events[:600])
+    assert [[e.kind.value for e in found] for found in events[600:]] == [["unreachable"]] * 600

@@ -553,8 +553,10 @@ class _Batch:
             return
         priors = read_prior_histories(
             self.connection,
-            candidates,
-            batch_observation_ids=[i for i in observation_ids if i is not None],
+            {
+                endpoint_id: [i for _, i in by_endpoint[endpoint_id] if i is not None]
+                for endpoint_id in candidates
+            },
             max_failures=self.policy.unreachable_after,
             max_revocation=self.policy.revocation_unchecked_after,
         )

@@ -391,30 +391,42 @@ def _prior_statement(max_failures: int, max_revocation: int) -> Any:
 
 def read_prior_histories(
     connection: Connection,
-    endpoint_ids: Iterable[int],
+    batch_observation_ids: Mapping[int, Sequence[int]],
     *,
-    batch_observation_ids: Iterable[int],
     max_failures: int,
     max_revocation: int,
 ) -> dict[int, PriorHistory]:
-    """Each endpoint's history outside a batch of observations, in one statement.
+    """Each endpoint's history outside a batch of observations, in one statement (or a
+    few, for a large batch).
 
     Args:
         connection: Any connection.
-        endpoint_ids: The endpoints.
-        batch_observation_ids: The observations of the batch, left out.
+        batch_observation_ids: Per endpoint id, its observations in the batch, which
+            are left out.
         max_failures: Read at most this many statuses.
         max_revocation: Read at most this many revocation statuses.
 
     Returns:
-        Per endpoint id, its history outside the batch.
+        Per endpoint id, its history outside the batch; an endpoint with more
+        observations in the batch than one statement can bind is left out.
     """
     statement = _prior_statement(max_failures, max_revocation)
-    excluded = sorted(set(batch_observation_ids))
+    # The excluded ids are bound once per subquery: keep each statement's parameters
+    # well below SQLite's 32,766 (and PostgreSQL's 65,535).
+    most_ids = max(1, 24_000 // (3 + max_failures + max_revocation))
     found: dict[int, PriorHistory] = {}
-    for chunk in _chunks(sorted(set(endpoint_ids))):
+    chunks: list[tuple[list[int], list[int]]] = []
+    for endpoint_id in sorted(batch_observation_ids):
+        ids = list(batch_observation_ids[endpoint_id])
+        if len(ids) > most_ids:
+            continue  # left out: the caller reads this endpoint's history per report
+        if not chunks or len(chunks[-1][0]) >= _CHUNK or len(chunks[-1][1]) + len(ids) > most_ids:
+            chunks.append(([], []))
+        chunks[-1][0].append(endpoint_id)
+        chunks[-1][1].extend(ids)
+    for endpoint_ids, excluded in chunks:
         for row in connection.execute(
-            statement, {"b_endpoint_ids": list(chunk), "b_batch_ids": excluded}
+            statement, {"b_endpoint_ids": endpoint_ids, "b_batch_ids": sorted(excluded)}
         ).all():
             values = tuple(row)
             statuses = values[2 : 2 + max_failures]
