@@ -7,6 +7,8 @@ Two stores receive the same batches of random reports: one judges each report wi
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
@@ -191,6 +193,21 @@ def _state(store: Store) -> tuple[list[Any], list[Any]]:
     return alerts, deliveries
 
 
+_TEMPLATE: list[Path] = []
+
+
+def _fresh_sqlite(path: Path) -> str:
+    """A migrated empty SQLite database at ``path`` (copied: migrating takes a second)."""
+    if not _TEMPLATE:
+        directory = tempfile.mkdtemp(prefix="certvigil-equivalence-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        template = Path(directory) / "empty.db"
+        open_store(f"sqlite:///{template}").close()
+        _TEMPLATE.append(template)
+    shutil.copyfile(_TEMPLATE[0], path)
+    return f"sqlite:///{path}"
+
+
 def _run(
     batches: Sequence[Sequence[tuple[Any, ...]]],
     directory: Path,
@@ -199,7 +216,7 @@ def _run(
     url: str | None = None,
 ) -> tuple[list[Any], tuple[list[Any], list[Any]]]:
     name = "batched.db" if batched else "single.db"
-    store = open_store(url or f"sqlite:///{directory / name}")
+    store = open_store(url or _fresh_sqlite(directory / name))
     engine = AlertEngine(store, ROUTES, POLICY)
     returned: list[Any] = []
     try:
