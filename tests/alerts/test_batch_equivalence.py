@@ -258,7 +258,7 @@ _SCENARIO = [
 ]
 
 
-@settings(max_examples=40)
+@settings(max_examples=60)
 @given(batches=_BATCHES)
 @example(batches=_SCENARIO)
 def test_a_batch_is_judged_as_its_reports_one_by_one(
