@@ -9,6 +9,11 @@ uses bulk inserts (it is set-up, not the measured path). Then, on the full store
   upsert, endpoint upsert, observation, deployments), on a sample of ``--sample``
   reports, and through ``Store.record_reports`` in batches of 100 (one transaction
   per batch; the daemon writes the reports that arrive together this way);
+* ingest with the alert rules, as the daemon records a cycle's reports: each batch of
+  100 recorded and judged in one transaction, report by report
+  (``AlertEngine.process_in`` after ``record_reports``, the path before batching) and
+  batched (``daemon.runner.record_and_judge``: ``record_reports`` then
+  ``AlertEngine.process_many_in``), with one alert route and the endpoints' tags;
 * "certificates expiring within 30 days" (leaves currently deployed, mapped to
   records), median of ``--repeat`` runs, on a freshly opened store as
   ``certvigil inventory`` sees it;
@@ -53,6 +58,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from certvigil.alerts.engine import AlertEngine
+from certvigil.alerts.routing import AlertRoute
 from certvigil.analysis.model import (
     CertificateFacts,
     ChainReport,
@@ -61,6 +68,7 @@ from certvigil.analysis.model import (
     KeyType,
     Severity,
 )
+from certvigil.daemon.runner import record_and_judge
 from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.handshake import TlsObservation
 from certvigil.observed.revocation import (
@@ -71,7 +79,7 @@ from certvigil.observed.revocation import (
 )
 from certvigil.observed.tls_config import ProtocolSupport, TlsConfigObservation
 from certvigil.store import Store, open_store
-from certvigil.store.ingest import certificate_row, pack_observation
+from certvigil.store.ingest import certificate_row, pack_observation, record_reports
 from certvigil.store.models import (
     CERTIFICATES,
     DEPLOYMENTS,
@@ -102,6 +110,8 @@ class Result:
     fill_rows: int
     single_per_s: float
     batch_per_s: float
+    judge_single_per_s: float
+    judge_batch_per_s: float
     expiring_ms: float
     expiring_best_ms: float
     expiring_rows: int
@@ -467,7 +477,20 @@ def measure(
         batch_reports = _sample_reports(sample, endpoints, start=NOW + timedelta(days=1), full=full)
         batches = [batch_reports[i : i + 100] for i in range(0, len(batch_reports), 100)]
         batch_s, _ = _time(lambda: [store.record_reports(b) for b in batches])
-        print(f"[{name}] ingested {2 * sample:,} reports", file=sys.stderr, flush=True)
+        engine = AlertEngine(store, (AlertRoute(name="ops", url="json://127.0.0.1/hook"),))
+        judge_single_s = _time_judged(
+            store,
+            engine,
+            endpoints,
+            sample,
+            start=NOW + timedelta(days=2),
+            full=full,
+            batched=False,
+        )
+        judge_batch_s = _time_judged(
+            store, engine, endpoints, sample, start=NOW + timedelta(days=3), full=full, batched=True
+        )
+        print(f"[{name}] ingested {4 * sample:,} reports", file=sys.stderr, flush=True)
         store.close()
         # Let the kernel finish writing the fill's hundreds of megabytes back to disk
         # first: queries racing that writeback measure the disk, not the store.
@@ -496,6 +519,8 @@ def measure(
             fill_rows=rows,
             single_per_s=sample / single_s,
             batch_per_s=sample / batch_s,
+            judge_single_per_s=sample / judge_single_s,
+            judge_batch_per_s=sample / judge_batch_s,
             expiring_ms=timings["expiring_ms"],
             expiring_best_ms=timings["expiring_best_ms"],
             history_best_ms=timings["history_best_ms"],
@@ -505,6 +530,46 @@ def measure(
         )
     finally:
         store.close()
+
+
+def _bench_tags(target: Target) -> tuple[str, ...]:
+    """The labels the fill gave the endpoint of ``target`` (so recording keeps them)."""
+    e = int(target.host.split(".", 1)[0].removeprefix("host"))
+    return tuple(sorted(("prod" if e % 3 else "staging", f"team-{e % 10}")))
+
+
+def _time_judged(
+    store: Store,
+    engine: AlertEngine,
+    endpoints: int,
+    sample: int,
+    *,
+    start: datetime,
+    full: bool,
+    batched: bool,
+) -> float:
+    """Seconds to record and judge ``sample`` reports in batches of 100."""
+    reports = _sample_reports(sample, endpoints, start=start, full=full)
+    batches = [reports[i : i + 100] for i in range(0, len(reports), 100)]
+    now = start + timedelta(hours=1)
+
+    def run() -> None:
+        for batch in batches:
+            tags = [_bench_tags(report.target) for report in batch]
+            with store.write() as connection:
+                if batched:
+                    record_and_judge(connection, engine, batch, tags, now)
+                    continue
+                ids = record_reports(
+                    connection,
+                    batch,
+                    tags=dict(zip((r.target for r in batch), tags, strict=True)),
+                )
+                for report, observation_id in zip(batch, ids, strict=True):
+                    engine.process_in(connection, report, now, observation_id=observation_id)
+
+    elapsed, _ = _time(run)
+    return elapsed
 
 
 def time_queries(url: str, *, endpoints: int, repeat: int) -> dict[str, float]:
@@ -554,6 +619,8 @@ def print_table(results: list[Result], *, certificates: int, observations: int) 
         ),
         ("ingest, record_report (1 txn each), obs/s", lambda r: f"{r.single_per_s:,.0f}"),
         ("ingest, record_reports (100 per txn), obs/s", lambda r: f"{r.batch_per_s:,.0f}"),
+        ("record + alert rules, one by one, obs/s", lambda r: f"{r.judge_single_per_s:,.0f}"),
+        ("record + alert rules, batched, obs/s", lambda r: f"{r.judge_batch_per_s:,.0f}"),
         ("expiring within 30 days, ms (median)", lambda r: f"{r.expiring_ms:.1f}"),
         ("  best run, ms", lambda r: f"{r.expiring_best_ms:.1f}"),
         ("  rows returned", lambda r: f"{r.expiring_rows:,}"),
@@ -567,6 +634,7 @@ def print_table(results: list[Result], *, certificates: int, observations: int) 
     if sqlite is not None:
         goals = [
             ("ingest >= 5,000 obs/s (batched)", sqlite.batch_per_s >= 5000),
+            ("record + alert rules >= 5,000 obs/s (batched)", sqlite.judge_batch_per_s >= 5000),
             ("ingest >= 5,000 obs/s (one txn per report)", sqlite.single_per_s >= 5000),
             ("expiring query < 50 ms", sqlite.expiring_ms < 50),
             ("history query < 50 ms", sqlite.history_ms < 50),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import zlib
 from datetime import UTC, datetime
 
 import pytest
@@ -222,3 +223,32 @@ def test_deep_nesting_is_refused_cleanly() -> None:
     """A document nested too deep for the parser is a format error, not a crash."""
     with pytest.raises(ObservationFormatError):
         observation_from_json("[" * 100_000 + "]" * 100_000)
+
+
+@given(OBSERVATIONS)
+def test_the_stored_form_round_trips_exactly(observation: EndpointObservation) -> None:
+    """The store's packed form (orjson-encoded, compressed) reads back equal, and its JSON
+    is the document observation_to_json writes."""
+    from certvigil.store.ingest import pack_observation, unpack_observation
+
+    shared: dict[str, bytes] = {}
+    packed = pack_observation(observation, shared)
+
+    assert unpack_observation(packed, shared) == observation
+    stored = json.loads(zlib.decompress(packed))
+    assert stored == json.loads(observation_to_json(observation, crls={}))
+
+
+def test_the_stored_form_keeps_non_ascii_and_odd_text() -> None:
+    """Non-ASCII text is stored as UTF-8 and a lone surrogate (which UTF-8 cannot hold)
+    falls back to escapes; both read back equal."""
+    from dataclasses import replace
+
+    from certvigil.store.ingest import pack_observation, unpack_observation
+
+    base = observation_with_crl()
+    for text in ("bücher.example \u202e", "broken \udc80 text"):
+        handshake = replace(base.handshake, cipher=text)
+        observation = replace(base, handshake=handshake)
+        shared: dict[str, bytes] = {}
+        assert unpack_observation(pack_observation(observation, shared), shared) == observation

@@ -10,12 +10,23 @@ worker (``certvigil.alerts.delivery``) sends them later.
 
 Acknowledging and resolving by hand go through here too, so that a manual resolve
 notifies the routes that were told of the opening.
+
+A batch of recorded reports (:meth:`AlertEngine.judge_many_in`) gives the same events,
+alerts and deliveries as judging the reports one by one in order, with a handful of
+statements for the whole batch instead of about seven per report: the history before
+the batch is read for all its endpoints at once, and the batch's own reports and alert
+changes are carried forward in memory. An endpoint with an observation outside the
+batch that is not older than its first report in the batch (an agent's outbox can send
+old reports late), or whose reports in the batch are not in time order, is judged
+report by report with the exact per-endpoint queries instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from certvigil.alerts.routing import AlertRoute, matching_routes
@@ -35,13 +46,24 @@ from certvigil.errors import StoreError, UsageError
 from certvigil.store import AlertRecord, AlertState, ObservationId, Store
 from certvigil.store import outbox as box
 from certvigil.store.alert_queries import (
+    BatchEndpoint,
+    PriorHistory,
+    StoredAlert,
     StoredHistory,
+    batch_endpoints,
+    certificate_summaries,
+    endpoint_alerts,
+    enqueue_deliveries,
+    insert_open_alert,
     insert_resolved_alert,
     merge_alert_details,
     read_history,
+    read_prior_histories,
+    resolve_alert_noting,
     routes_told,
+    routes_told_many,
 )
-from certvigil.store.ingest import observed_at, record_report
+from certvigil.store.ingest import CheckColumns, endpoint_key_tuple, observed_at, record_report
 from certvigil.store.queries import find_endpoint
 
 if TYPE_CHECKING:
@@ -72,6 +94,34 @@ def action_of_event(event: str) -> EventAction:
         return _ACTION_OF_EVENT[event]
     except KeyError:
         raise ValueError(f"unknown delivery event {event!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """An alert row a judged report changed.
+
+    Attributes:
+        alert_id: The alert.
+        event: :data:`EVENT_OPENED` (opened), :data:`EVENT_NOTICE` (an informational
+            alert recorded already resolved) or :data:`EVENT_RESOLVED` (resolved).
+    """
+
+    alert_id: int
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedReport:
+    """What judging one report of a batch did.
+
+    Attributes:
+        events: The events the rules returned, as :meth:`AlertEngine.process_in` does
+            (an event whose alert was already in that state is still listed).
+        changes: The alert rows it opened, recorded or resolved, in the order done.
+    """
+
+    events: tuple[AlertEvent, ...]
+    changes: tuple[AlertChange, ...] = ()
 
 
 class AlertEngine:
@@ -175,6 +225,68 @@ class AlertEngine:
         for event in events:
             self._apply(connection, event, endpoint.id, endpoint.tags, observation_id, now)
         return events
+
+    def process_many_in(
+        self,
+        connection: Connection,
+        reports: Sequence[EndpointReport],
+        observation_ids: Sequence[int | None],
+        now: datetime,
+    ) -> list[tuple[AlertEvent, ...]]:
+        """Judges recorded reports inside the caller's write transaction, in order.
+
+        Gives the same events, alerts and deliveries as calling :meth:`process_in` on
+        each report in turn (several reports of one endpoint included), with a few
+        statements for the whole batch.
+
+        Args:
+            connection: A connection inside a write transaction, after
+                ``ingest.record_reports`` wrote ``reports``.
+            reports: The reports, in the order they are to be judged.
+            observation_ids: Each report's observation (``None`` when unknown).
+            now: The evaluation time (aware UTC).
+
+        Returns:
+            Each report's events, in the order of ``reports``.
+
+        Raises:
+            StoreError: A report's endpoint is not recorded.
+        """
+        return [
+            judged.events
+            for judged in self.judge_many_in(connection, reports, observation_ids, now)
+        ]
+
+    def judge_many_in(
+        self,
+        connection: Connection,
+        reports: Sequence[EndpointReport],
+        observation_ids: Sequence[int | None],
+        now: datetime,
+    ) -> list[JudgedReport]:
+        """:meth:`process_many_in`, also saying which alert rows each report changed.
+
+        Raises:
+            StoreError: A report's endpoint is not recorded.
+            ValueError: ``observation_ids`` is not as long as ``reports``.
+        """
+        if len(observation_ids) != len(reports):
+            raise ValueError(
+                f"{len(observation_ids)} observation ids given for {len(reports)} reports"
+            )
+        if not reports:
+            return []
+        keys = [endpoint_key_tuple(report.target) for report in reports]
+        endpoints = batch_endpoints(connection, (report.target for report in reports))
+        for report, key in zip(reports, keys, strict=True):
+            if key not in endpoints:
+                raise StoreError(f"{report.target}: record the report before judging its alerts")
+        batch = _Batch(self, connection, now)
+        batch.read(reports, keys, observation_ids, endpoints)
+        return [
+            batch.judge(report, endpoints[key], observation_id)
+            for report, key, observation_id in zip(reports, keys, observation_ids, strict=True)
+        ]
 
     def apply_unbound_in(
         self,
@@ -391,6 +503,258 @@ def _resolve(
         extra["resolved_by"] = by
     merge_alert_details(connection, alert.id, extra)
     box.resolve_alert(connection, alert.id, now=now, routes=sorted(targets))
+
+
+@dataclass(slots=True)
+class _Running:
+    """An endpoint's history carried through a batch: what the store held before the
+    batch, advanced by each of the batch's reports judged so far."""
+
+    statuses: list[str]
+    revocation_statuses: list[str]
+    leaf_sha256: str | None
+    grade: str | None
+    alerts: list[StoredAlert]
+    leaves: set[str] = field(default_factory=set)
+
+
+class _Batch:
+    """The state of one :meth:`AlertEngine.judge_many_in` call."""
+
+    def __init__(self, engine: AlertEngine, connection: Connection, now: datetime) -> None:
+        self.engine = engine
+        self.connection = connection
+        self.now = now
+        self.policy = engine.policy
+        self.running: dict[int, _Running] = {}
+        self.summaries: dict[str, tuple[str, str, datetime]] = {}
+        self.told: dict[int, list[str]] = {}
+        self.routes = {route.key: route for route in engine.routes}
+
+    def read(
+        self,
+        reports: Sequence[EndpointReport],
+        keys: Sequence[tuple[str, int, str, str]],
+        observation_ids: Sequence[int | None],
+        endpoints: Mapping[tuple[str, int, str, str], BatchEndpoint],
+    ) -> None:
+        """Reads the history before the batch of every endpoint that can be carried
+        forward in memory; the others stay out of ``running`` and are read exactly."""
+        by_endpoint: dict[int, list[tuple[EndpointReport, int | None]]] = {}
+        for report, key, observation_id in zip(reports, keys, observation_ids, strict=True):
+            by_endpoint.setdefault(endpoints[key].endpoint_id, []).append((report, observation_id))
+        candidates: dict[int, datetime] = {}
+        for endpoint_id, items in by_endpoint.items():
+            times = [observed_at(report) for report, _ in items]
+            in_order = all(a < b for a, b in pairwise(times))
+            if in_order and all(observation_id is not None for _, observation_id in items):
+                candidates[endpoint_id] = times[0]
+        if not candidates:
+            return
+        priors = read_prior_histories(
+            self.connection,
+            {
+                endpoint_id: [i for _, i in by_endpoint[endpoint_id] if i is not None]
+                for endpoint_id in candidates
+            },
+            max_failures=self.policy.unreachable_after,
+            max_revocation=self.policy.revocation_unchecked_after,
+        )
+        usable: dict[int, PriorHistory] = {
+            endpoint_id: prior
+            for endpoint_id, prior in priors.items()
+            if prior.newest_utc is None or prior.newest_utc < candidates[endpoint_id]
+        }
+        leaves = {
+            endpoint_id: {
+                report.leaf.sha256_hex for report, _ in by_endpoint[endpoint_id] if report.leaf
+            }
+            for endpoint_id in usable
+        }
+        alerts = endpoint_alerts(self.connection, leaves)
+        shas = {p.previous_leaf_sha256 for p in usable.values() if p.previous_leaf_sha256}
+        shas.update(sha for found in leaves.values() for sha in found)
+        self.summaries = certificate_summaries(self.connection, shas)
+        self.told = routes_told_many(
+            self.connection,
+            (a.alert_id for found in alerts.values() for a in found if a.is_open),
+            (EVENT_OPENED, EVENT_NOTICE),
+        )
+        for endpoint_id, prior in usable.items():
+            self.running[endpoint_id] = _Running(
+                statuses=list(prior.statuses),
+                revocation_statuses=list(prior.revocation_statuses),
+                leaf_sha256=prior.previous_leaf_sha256,
+                grade=prior.previous_grade,
+                alerts=alerts.get(endpoint_id, []),
+                leaves=leaves[endpoint_id],
+            )
+
+    def judge(
+        self, report: EndpointReport, endpoint: BatchEndpoint, observation_id: int | None
+    ) -> JudgedReport:
+        """Judges one report against its endpoint's history and applies the events."""
+        leaf_sha = report.leaf.sha256_hex if report.leaf is not None else None
+        running = self.running.get(endpoint.endpoint_id)
+        if running is None:
+            stored = read_history(
+                self.connection,
+                endpoint_id=endpoint.endpoint_id,
+                before_utc=observed_at(report),
+                leaf_sha256=leaf_sha,
+                max_failures=self.policy.unreachable_after,
+                max_revocation=self.policy.revocation_unchecked_after,
+            )
+        else:
+            stored = self._stored(running, leaf_sha)
+        events = evaluate(report, history_of(stored), self.policy, now=self.now)
+        open_alerts = {a.dedup_key: a for a in stored.alerts if a.is_open}
+        changes: list[AlertChange] = []
+        for event in events:
+            change = self._apply(event, endpoint, observation_id, open_alerts, running)
+            if change is not None:
+                changes.append(change)
+        if running is not None:
+            self._advance(running, report)
+        return JudgedReport(events=events, changes=tuple(changes))
+
+    def _stored(self, running: _Running, leaf_sha: str | None) -> StoredHistory:
+        failures = 0
+        for status in running.statuses:
+            if status == "ok":
+                break
+            failures += 1
+        return StoredHistory(
+            consecutive_failures=failures,
+            previous_leaf=(
+                self.summaries.get(running.leaf_sha256) if running.leaf_sha256 else None
+            ),
+            alerts=tuple(
+                a
+                for a in running.alerts
+                if a.is_open or (leaf_sha is not None and a.certificate_sha256 == leaf_sha)
+            ),
+            previous_grade=running.grade,
+            revocation_statuses=tuple(running.revocation_statuses),
+        )
+
+    def _advance(self, running: _Running, report: EndpointReport) -> None:
+        """Carries the history forward past ``report``, as its observation row reads."""
+        is_ok = report.observation is not None
+        running.statuses.insert(0, "ok" if is_ok else "failed")
+        del running.statuses[self.policy.unreachable_after :]
+        if is_ok and report.leaf is not None:
+            running.leaf_sha256 = report.leaf.sha256_hex
+        checks = CheckColumns.of(report)
+        if checks.grade is not None:
+            running.grade = checks.grade
+        if checks.revocation_status is not None:
+            running.revocation_statuses.insert(0, checks.revocation_status)
+            del running.revocation_statuses[self.policy.revocation_unchecked_after :]
+
+    def _apply(
+        self,
+        event: AlertEvent,
+        endpoint: BatchEndpoint,
+        observation_id: int | None,
+        open_alerts: Mapping[str, StoredAlert],
+        running: _Running | None,
+    ) -> AlertChange | None:
+        """Applies one event as :meth:`AlertEngine._apply` does, with fewer statements:
+        the alert a resolve closes and the routes told of it are known already."""
+        connection, now = self.connection, self.now
+        if event.action is EventAction.RESOLVE:
+            # The rules resolve only alerts the history holds open, and at most one
+            # alert per dedup key is active: the one the history names.
+            alert = open_alerts.get(event.dedup_key)
+            if alert is None:
+                return None
+            told = self.told.get(alert.alert_id)
+            if told is None:
+                told = routes_told(connection, alert.alert_id, (EVENT_OPENED, EVENT_NOTICE))
+            targets = sorted(
+                key
+                for key in set(told)
+                if key not in self.routes or EventAction.RESOLVE in self.routes[key].actions
+            )
+            done = resolve_alert_noting(
+                connection,
+                alert.alert_id,
+                extra={"resolution": event.message},
+                now=now,
+                routes=targets,
+            )
+            if running is not None:
+                running.alerts = [
+                    _closed(a) if a.alert_id == alert.alert_id else a for a in running.alerts
+                ]
+            return AlertChange(alert.alert_id, EVENT_RESOLVED) if done else None
+        routes = [
+            r.key
+            for r in matching_routes(
+                self.engine.routes,
+                kind=event.kind,
+                severity=event.severity,
+                action=event.action,
+                tags=endpoint.tags,
+            )
+        ]
+        details: dict[str, Any] = {
+            "message": event.message,
+            "endpoint": event.endpoint,
+            "tags": list(endpoint.tags),
+        }
+        if event.threshold is not None:
+            details["threshold"] = event.threshold
+        row: dict[str, Any] = {
+            "dedup_key": event.dedup_key,
+            "kind": event.kind.value,
+            "severity": event.severity.value,
+            "endpoint_id": endpoint.endpoint_id,
+            "certificate_sha256": event.cert_sha256,
+            "observation_id": observation_id,
+            "summary": event.title,
+            "details": details,
+            "now": now,
+        }
+        if event.action is EventAction.OPEN:
+            alert_id = insert_open_alert(connection, **row)
+            if alert_id is None:
+                return None  # one is active already (under another endpoint)
+            change = EVENT_OPENED
+        else:
+            alert_id = insert_resolved_alert(connection, **row)
+            change = EVENT_NOTICE
+        unique_routes = list(dict.fromkeys(routes))
+        enqueue_deliveries(
+            connection, alert_id=alert_id, event=change, routes=unique_routes, now=now
+        )
+        self.told[alert_id] = unique_routes
+        if running is not None:
+            running.alerts.append(
+                StoredAlert(
+                    alert_id=alert_id,
+                    dedup_key=event.dedup_key,
+                    kind=event.kind.value,
+                    severity=event.severity.value,
+                    is_open=change == EVENT_OPENED,
+                    certificate_sha256=event.cert_sha256,
+                    details=details,
+                )
+            )
+        return AlertChange(alert_id, change)
+
+
+def _closed(alert: StoredAlert) -> StoredAlert:
+    return StoredAlert(
+        alert_id=alert.alert_id,
+        dedup_key=alert.dedup_key,
+        kind=alert.kind,
+        severity=alert.severity,
+        is_open=False,
+        certificate_sha256=alert.certificate_sha256,
+        details=alert.details,
+    )
 
 
 def load_history(

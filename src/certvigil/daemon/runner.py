@@ -817,19 +817,15 @@ def record_and_judge(
     Returns:
         Each report's observation id and the alert events it caused, in order.
     """
-    written: list[tuple[int, tuple[AlertEvent, ...]]] = []
-    # The observations in a few statements, then each report's alerts. Alert history
-    # reads only an endpoint's observations from before the judged one, and a cycle
-    # scans each target once, so this judges as report by report.
+    # The observations in a few statements, then the alerts of the whole batch in a
+    # few more (AlertEngine.process_many_in judges as report by report, in order).
     observation_ids = record_reports(
         connection,
         reports,
         tags=dict(zip((report.target for report in reports), tags, strict=True)),
     )
-    for report, observation_id in zip(reports, observation_ids, strict=True):
-        events = engine.process_in(connection, report, now, observation_id=observation_id)
-        written.append((observation_id, events))
-    return written
+    events = engine.process_many_in(connection, reports, observation_ids, now)
+    return list(zip(observation_ids, events, strict=True))
 
 
 @dataclass(slots=True)

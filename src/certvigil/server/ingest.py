@@ -17,12 +17,14 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from certvigil.alerts.engine import EVENT_NOTICE as ENGINE_NOTICE
+from certvigil.alerts.engine import EVENT_RESOLVED as ENGINE_RESOLVED
 from certvigil.alerts.engine import AlertEngine
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.server.events import EVENT_OPENED, EVENT_RESOLVED, record_alert_event
 from certvigil.server.wire import ItemError, judge_item, tags_from_item
-from certvigil.store import AlertState, Store
+from certvigil.store import Store
 from certvigil.store import server_queries as sq
 from certvigil.store.ingest import record_reports
 from certvigil.targets.target import Target
@@ -173,23 +175,31 @@ def _judge_alerts(
 ) -> list[int]:
     """Runs the alert rules on recorded reports and logs what they changed, in order.
 
-    After each report: the alerts it resolved (resolved at ``now`` and older than the
-    batch; the write transaction holds the database, so nobody else resolved them),
-    then those it made, in id order. A notice is made already resolved: it is told of
-    as opened, then resolved, so a client counting open alerts stays right.
+    After each report: the alerts it resolved (those older than the batch), then those
+    it made, in id order. A notice is made already resolved: it is told of as opened,
+    then resolved, so a client counting open alerts stays right. The engine says which
+    alert rows each report changed (``AlertEngine.judge_many_in``), so nothing is read
+    back per report.
     """
-    newest_before = newest = sq.max_alert_id(connection)
-    told: set[int] = set()
+    made: set[int] = set()
     events: list[int] = []
-    for report, observation_id in zip(reports, observation_ids, strict=True):
-        engine.process_in(connection, report, now, observation_id=observation_id)
-        for alert_id in sq.alert_ids_resolved_at(connection, now, at_most=newest_before):
-            if alert_id not in told:
-                told.add(alert_id)
-                events.append(record_alert_event(connection, alert_id, EVENT_RESOLVED, now=now))
-        for alert_id, state in sq.alerts_above(connection, newest):
-            events.append(record_alert_event(connection, alert_id, EVENT_OPENED, now=now))
-            if state == AlertState.RESOLVED.value:
-                events.append(record_alert_event(connection, alert_id, EVENT_RESOLVED, now=now))
-            newest = alert_id
+    for judged in engine.judge_many_in(connection, reports, observation_ids, now):
+        # Resolutions are told of alerts older than the batch only (a notice is told
+        # of as opened and resolved when made).
+        resolved = sorted(
+            c.alert_id
+            for c in judged.changes
+            if c.event == ENGINE_RESOLVED and c.alert_id not in made
+        )
+        for alert_id in resolved:
+            events.append(record_alert_event(connection, alert_id, EVENT_RESOLVED, now=now))
+        for change in sorted(
+            (c for c in judged.changes if c.event != ENGINE_RESOLVED), key=lambda c: c.alert_id
+        ):
+            made.add(change.alert_id)
+            events.append(record_alert_event(connection, change.alert_id, EVENT_OPENED, now=now))
+            if change.event == ENGINE_NOTICE:
+                events.append(
+                    record_alert_event(connection, change.alert_id, EVENT_RESOLVED, now=now)
+                )
     return events

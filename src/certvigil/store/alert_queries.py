@@ -2,20 +2,36 @@
 the routes told of an alert, informational alerts recorded resolved.
 
 The engine (``certvigil.alerts.engine``) holds no SQL of its own; it turns these rows
-into the pure rules' ``EndpointHistory``.
+into the pure rules' ``EndpointHistory``. A batch of reports reads the history of all
+its endpoints in a handful of statements (:func:`read_batch_histories`) instead of five
+per report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    or_,
+    select,
+    text,
+    update,
+)
 
-from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, OBSERVATIONS
-from certvigil.store.records import AlertState
+from certvigil.store.ingest import dialect_insert, endpoint_key_tuple
+from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, ENDPOINTS, OBSERVATIONS
+from certvigil.store.queries import tags_for
+from certvigil.store.records import AlertState, DeliveryStatus
+from certvigil.targets.target import Target
+
+_ACTIVE = text("state != 'resolved'")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,6 +39,7 @@ class StoredAlert:
     """An alert row as the rules need it.
 
     Attributes:
+        alert_id: Its id.
         dedup_key: Its dedup key.
         kind: Its kind string.
         severity: Its severity string.
@@ -31,6 +48,7 @@ class StoredAlert:
         details: Its details object.
     """
 
+    alert_id: int
     dedup_key: str
     kind: str
     severity: str
@@ -58,6 +76,17 @@ class StoredHistory:
     alerts: tuple[StoredAlert, ...]
     previous_grade: str | None
     revocation_statuses: tuple[str, ...]
+
+
+_ALERT_COLUMNS = (
+    ALERTS.c.id,
+    ALERTS.c.dedup_key,
+    ALERTS.c.kind,
+    ALERTS.c.severity,
+    ALERTS.c.state,
+    ALERTS.c.certificate_sha256,
+    ALERTS.c.details,
+)
 
 
 def read_history(
@@ -123,6 +152,7 @@ def read_history(
         condition = or_(condition, a.certificate_sha256 == leaf_sha256)
     alerts = tuple(
         StoredAlert(
+            alert_id=row.id,
             dedup_key=row.dedup_key,
             kind=row.kind,
             severity=row.severity,
@@ -131,9 +161,9 @@ def read_history(
             details=row.details or {},
         )
         for row in connection.execute(
-            select(a.dedup_key, a.kind, a.severity, a.state, a.certificate_sha256, a.details).where(
-                and_(a.endpoint_id == endpoint_id, condition)
-            )
+            select(*_ALERT_COLUMNS)
+            .where(and_(a.endpoint_id == endpoint_id, condition))
+            .order_by(a.id)
         ).all()
     )
     return StoredHistory(
@@ -178,21 +208,22 @@ def insert_resolved_alert(
 ) -> int:
     """Records an informational alert already resolved; returns its id."""
     alert_id: int = connection.execute(
-        ALERTS.insert()
-        .values(
-            dedup_key=dedup_key,
-            kind=kind,
-            severity=severity,
-            state=AlertState.RESOLVED.value,
-            endpoint_id=endpoint_id,
-            certificate_sha256=certificate_sha256,
-            observation_id=observation_id,
-            summary=summary,
-            details=details,
-            opened_at_utc=now,
-            resolved_at_utc=now,
-        )
-        .returning(ALERTS.c.id)
+        _write_statements(connection)["resolved_alert"],
+        {
+            "dedup_key": dedup_key,
+            "kind": kind,
+            "severity": severity,
+            "state": AlertState.RESOLVED.value,
+            "endpoint_id": endpoint_id,
+            "certificate_sha256": certificate_sha256,
+            "observation_id": observation_id,
+            "summary": summary,
+            "details": details,
+            "opened_at_utc": now,
+            "acknowledged_at_utc": None,
+            "acknowledged_by": None,
+            "resolved_at_utc": now,
+        },
     ).scalar_one()
     return alert_id
 
@@ -231,3 +262,354 @@ def last_check_runs(connection: Connection) -> dict[tuple[str, int, str, str], d
         if runs:
             found[(row.host, row.port, row.sni, row.starttls)] = runs
     return found
+
+
+_CHUNK = 500
+"""Most values bound in one ``IN`` list (SQLite allows 32,766 parameters)."""
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchEndpoint:
+    """An endpoint of a batch as the alert engine needs it.
+
+    Attributes:
+        endpoint_id: Its id.
+        tags: Its labels, sorted.
+    """
+
+    endpoint_id: int
+    tags: tuple[str, ...]
+
+
+def batch_endpoints(
+    connection: Connection, targets: Iterable[Target]
+) -> dict[tuple[str, int, str, str], BatchEndpoint]:
+    """The recorded endpoints of ``targets`` with their labels, by key (two statements).
+
+    Returns:
+        Per endpoint key (as :func:`certvigil.store.ingest.endpoint_key_tuple`), its id
+        and labels; targets never recorded are absent.
+    """
+    keys = {endpoint_key_tuple(target) for target in targets}
+    hosts = sorted({key[0] for key in keys})
+    e = ENDPOINTS.c
+    ids: dict[tuple[str, int, str, str], int] = {}
+    for chunk in _chunks(hosts):
+        for endpoint_id, host, port, sni, starttls in connection.execute(
+            select(e.id, e.host, e.port, e.sni, e.starttls).where(e.host.in_(chunk))
+        ).all():
+            key = (host, port, sni, starttls)
+            if key in keys:
+                ids[key] = endpoint_id
+    labels = tags_for(connection, ids.values())
+    return {
+        key: BatchEndpoint(endpoint_id=endpoint_id, tags=labels.get(endpoint_id, ()))
+        for key, endpoint_id in ids.items()
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriorHistory:
+    """What the store holds about an endpoint outside a batch of observations.
+
+    Attributes:
+        newest_utc: The time of its newest observation outside the batch, ``None``
+            when it has none. When it is earlier than each of the batch's observations
+            of the endpoint, the rest describes the history before all of them.
+        statuses: The statuses of its newest observations outside the batch, newest
+            first (up to the cap).
+        previous_leaf_sha256: The leaf of its newest successful observation outside the
+            batch that recorded one, ``None`` if none.
+        previous_grade: The grade of its newest graded observation outside the batch.
+        revocation_statuses: The revocation statuses of its newest observations outside
+            the batch that checked revocation, newest first (up to the cap).
+    """
+
+    newest_utc: datetime | None
+    statuses: tuple[str, ...]
+    previous_leaf_sha256: str | None
+    previous_grade: str | None
+    revocation_statuses: tuple[str, ...]
+
+
+_PRIOR_STATEMENTS: dict[tuple[int, int], Any] = {}
+
+
+def _prior_statement(max_failures: int, max_revocation: int) -> Any:
+    """One row per endpoint: a scalar subquery per fact, each an index probe on
+    ``(endpoint_id, observed_at_utc)`` that stops at the row it wants."""
+    known = _PRIOR_STATEMENTS.get((max_failures, max_revocation))
+    if known is not None:
+        return known
+    e = ENDPOINTS.c
+    o = OBSERVATIONS.alias("o")
+    outside = and_(o.c.endpoint_id == e.id, o.c.id.not_in(bindparam("b_batch_ids", expanding=True)))
+    newest_first = (o.c.observed_at_utc.desc(), o.c.id.desc())
+
+    def nth(column: Any, condition: Any, offset: int, label: str) -> Any:
+        return (
+            select(column)
+            .where(condition)
+            .order_by(*newest_first)
+            .limit(1)
+            .offset(offset)
+            .correlate(ENDPOINTS)
+            .scalar_subquery()
+            .label(label)
+        )
+
+    columns = [
+        e.id,
+        nth(o.c.observed_at_utc, outside, 0, "newest"),
+        *(nth(o.c.status, outside, i, f"status_{i}") for i in range(max_failures)),
+        *(
+            nth(
+                o.c.revocation_status,
+                and_(outside, o.c.revocation_status.is_not(None)),
+                i,
+                f"revocation_{i}",
+            )
+            for i in range(max_revocation)
+        ),
+        nth(
+            o.c.leaf_sha256,
+            and_(outside, o.c.status == "ok", o.c.leaf_sha256.is_not(None)),
+            0,
+            "leaf",
+        ),
+        nth(o.c.grade, and_(outside, o.c.grade.is_not(None)), 0, "grade"),
+    ]
+    statement = select(*columns).where(e.id.in_(bindparam("b_endpoint_ids", expanding=True)))
+    _PRIOR_STATEMENTS[(max_failures, max_revocation)] = statement
+    return statement
+
+
+def read_prior_histories(
+    connection: Connection,
+    batch_observation_ids: Mapping[int, Sequence[int]],
+    *,
+    max_failures: int,
+    max_revocation: int,
+) -> dict[int, PriorHistory]:
+    """Each endpoint's history outside a batch of observations, in one statement (or a
+    few, for a large batch).
+
+    Args:
+        connection: Any connection.
+        batch_observation_ids: Per endpoint id, its observations in the batch, which
+            are left out.
+        max_failures: Read at most this many statuses.
+        max_revocation: Read at most this many revocation statuses.
+
+    Returns:
+        Per endpoint id, its history outside the batch; an endpoint with more
+        observations in the batch than one statement can bind is left out.
+    """
+    statement = _prior_statement(max_failures, max_revocation)
+    # The excluded ids are bound once per subquery: keep each statement's parameters
+    # well below SQLite's 32,766 (and PostgreSQL's 65,535).
+    most_ids = max(1, 24_000 // (3 + max_failures + max_revocation))
+    found: dict[int, PriorHistory] = {}
+    chunks: list[tuple[list[int], list[int]]] = []
+    for endpoint_id in sorted(batch_observation_ids):
+        ids = list(batch_observation_ids[endpoint_id])
+        if len(ids) > most_ids:
+            continue  # left out: the caller reads this endpoint's history per report
+        if not chunks or len(chunks[-1][0]) >= _CHUNK or len(chunks[-1][1]) + len(ids) > most_ids:
+            chunks.append(([], []))
+        chunks[-1][0].append(endpoint_id)
+        chunks[-1][1].extend(ids)
+    for endpoint_ids, excluded in chunks:
+        for row in connection.execute(
+            statement, {"b_endpoint_ids": endpoint_ids, "b_batch_ids": sorted(excluded)}
+        ).all():
+            values = tuple(row)
+            statuses = values[2 : 2 + max_failures]
+            revocation = values[2 + max_failures : 2 + max_failures + max_revocation]
+            found[values[0]] = PriorHistory(
+                newest_utc=values[1],
+                statuses=tuple(s for s in statuses if s is not None),
+                revocation_statuses=tuple(s for s in revocation if s is not None),
+                previous_leaf_sha256=values[-2],
+                previous_grade=values[-1],
+            )
+    return found
+
+
+def certificate_summaries(
+    connection: Connection, sha256_hexes: Iterable[str]
+) -> dict[str, tuple[str, str, datetime]]:
+    """(SHA-256, issuer DN, notAfter) of stored certificates, by SHA-256."""
+    c = CERTIFICATES.c
+    found: dict[str, tuple[str, str, datetime]] = {}
+    for chunk in _chunks(sorted(set(sha256_hexes))):
+        for row in connection.execute(
+            select(c.sha256_hex, c.issuer, c.not_after_utc).where(c.sha256_hex.in_(chunk))
+        ).all():
+            found[row.sha256_hex] = (row.sha256_hex, row.issuer, row.not_after_utc)
+    return found
+
+
+def endpoint_alerts(
+    connection: Connection, leaves: Mapping[int, set[str]]
+) -> dict[int, list[StoredAlert]]:
+    """Per endpoint, its open alerts and every alert about one of its given leaves, by id.
+
+    Args:
+        connection: Any connection.
+        leaves: Per endpoint id, the leaves whose alerts (in any state) are wanted.
+    """
+    a = ALERTS.c
+    found: dict[int, list[StoredAlert]] = {endpoint_id: [] for endpoint_id in leaves}
+    for chunk in _chunks(sorted(leaves)):
+        shas = sorted({sha for endpoint_id in chunk for sha in leaves[endpoint_id]})
+        condition = a.state != AlertState.RESOLVED.value
+        if shas:
+            condition = or_(condition, a.certificate_sha256.in_(shas))
+        for row in connection.execute(
+            select(a.endpoint_id, *_ALERT_COLUMNS)
+            .where(and_(a.endpoint_id.in_(chunk), condition))
+            .order_by(a.id)
+        ).all():
+            alert = StoredAlert(
+                alert_id=row.id,
+                dedup_key=row.dedup_key,
+                kind=row.kind,
+                severity=row.severity,
+                is_open=row.state != AlertState.RESOLVED.value,
+                certificate_sha256=row.certificate_sha256,
+                details=row.details or {},
+            )
+            if alert.is_open or alert.certificate_sha256 in leaves[row.endpoint_id]:
+                found[row.endpoint_id].append(alert)
+    return found
+
+
+def routes_told_many(
+    connection: Connection, alert_ids: Iterable[int], events: Iterable[str]
+) -> dict[int, list[str]]:
+    """Per alert, the routes a delivery of one of ``events`` was queued to (sorted)."""
+    d = DELIVERIES.c
+    wanted = list(events)
+    found: dict[int, set[str]] = {}
+    for chunk in _chunks(sorted(set(alert_ids))):
+        for alert_id, route in connection.execute(
+            select(d.alert_id, d.route).where(and_(d.alert_id.in_(chunk), d.event.in_(wanted)))
+        ).all():
+            found.setdefault(alert_id, set()).add(route)
+    return {alert_id: sorted(routes) for alert_id, routes in found.items()}
+
+
+_WRITE_STATEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def _write_statements(connection: Connection) -> dict[str, Any]:
+    """The engine's insert statements for the connection's database, built once:
+    building a statement with ``.values(...)`` costs more than running it."""
+    name = connection.dialect.name
+    built = _WRITE_STATEMENTS.get(name)
+    if built is None:
+        built = _WRITE_STATEMENTS[name] = {
+            "deliveries": dialect_insert(connection, DELIVERIES).on_conflict_do_nothing(
+                index_elements=["alert_id", "event", "route"]
+            ),
+            "open_alert": dialect_insert(connection, ALERTS)
+            .on_conflict_do_nothing(index_elements=["dedup_key"], index_where=_ACTIVE)
+            .returning(ALERTS.c.id),
+            "resolved_alert": ALERTS.insert().returning(ALERTS.c.id),
+        }
+    return built
+
+
+def enqueue_deliveries(
+    connection: Connection, *, alert_id: int, event: str, routes: Sequence[str], now: datetime
+) -> None:
+    """Queues one notification per route in one statement, skipping any already queued
+    (as ``outbox.enqueue_delivery`` does one at a time)."""
+    if not routes:
+        return
+    connection.execute(
+        _write_statements(connection)["deliveries"],
+        [
+            {
+                "alert_id": alert_id,
+                "event": event,
+                "route": route,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "created_at_utc": now,
+                "next_attempt_at_utc": now,
+                "idempotency_key": f"certvigil-{uuid.uuid4()}",
+            }
+            for route in routes
+        ],
+    )
+
+
+def insert_open_alert(
+    connection: Connection,
+    *,
+    dedup_key: str,
+    kind: str,
+    severity: str,
+    endpoint_id: int | None,
+    certificate_sha256: str | None,
+    observation_id: int | None,
+    summary: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> int | None:
+    """Opens an alert unless one with its dedup key is active; returns the new id or
+    ``None`` (the partial unique index decides, as in ``outbox.open_alert_if_absent``)."""
+    new_id: int | None = connection.execute(
+        _write_statements(connection)["open_alert"],
+        {
+            "dedup_key": dedup_key,
+            "kind": kind,
+            "severity": severity,
+            "state": AlertState.OPEN.value,
+            "endpoint_id": endpoint_id,
+            "certificate_sha256": certificate_sha256,
+            "observation_id": observation_id,
+            "summary": summary,
+            "details": details,
+            "opened_at_utc": now,
+            "acknowledged_at_utc": None,
+            "acknowledged_by": None,
+            "resolved_at_utc": None,
+        },
+    ).scalar_one_or_none()
+    return new_id
+
+
+def resolve_alert_noting(
+    connection: Connection,
+    alert_id: int,
+    *,
+    extra: dict[str, Any],
+    now: datetime,
+    routes: Sequence[str],
+) -> bool:
+    """Adds ``extra`` to an alert's details and resolves it, queuing a "resolved"
+    delivery per route when it was active.
+
+    Returns:
+        Whether it was active (and is now resolved).
+    """
+    current = connection.execute(select(ALERTS.c.details).where(ALERTS.c.id == alert_id)).scalar()
+    merged = {**(current or {}), **extra}
+    active = connection.execute(
+        update(ALERTS)
+        .where(and_(ALERTS.c.id == alert_id, ALERTS.c.state != AlertState.RESOLVED.value))
+        .values(details=merged, state=AlertState.RESOLVED.value, resolved_at_utc=now)
+    )
+    if active.rowcount != 1:
+        connection.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(details=merged))
+        return False
+    enqueue_deliveries(connection, alert_id=alert_id, event="resolved", routes=routes, now=now)
+    return True
