@@ -128,6 +128,9 @@ def status_command(
 ) -> None:
     """List the workers: shard in hand, shards and endpoints done, endpoints/s, CPU.
 
+    'db waits' counts the times a worker found the database refusing writes and
+    waited for it, keeping its shard.
+
     Exit code: 1 if a worker that was running has gone silent, else 0.
     """
     loaded = load_config(require_config(config))
@@ -143,7 +146,8 @@ def status_command(
         Console(stderr=True).print("no worker has reported to this database yet", markup=False)
         raise typer.Exit(0)
     table = Table(box=None, pad_edge=False)
-    for column in ("worker", "state", "shard", "shards", "endpoints", "per s", "cpu s"):
+    columns = ("worker", "state", "shard", "shards", "endpoints", "per s", "cpu s", "db waits")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(
@@ -154,6 +158,7 @@ def status_command(
             str(r.endpoints_done),
             f"{r.endpoints_per_s:.1f}",
             f"{r.cpu_s:.1f}",
+            f"{r.store_waits} ({r.store_waited_s:.0f}s)" if r.store_waits else "0",
         )
     Console(highlight=False).print(table)
     raise typer.Exit(1 if silent else 0)
@@ -180,4 +185,6 @@ def _row_json(row: shards_db.WorkerRow, now: datetime) -> dict[str, Any]:
         "endpoints_done": row.endpoints_done,
         "endpoints_per_s": round(row.endpoints_per_s, 3),
         "cpu_s": round(row.cpu_s, 3),
+        "store_waits": row.store_waits,
+        "store_waited_s": round(row.store_waited_s, 1),
     }

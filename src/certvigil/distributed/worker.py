@@ -11,6 +11,12 @@ in flight in the shard's row first. If a worker dies again while scanning the sa
 endpoint ``poison_after`` times, that endpoint is set aside: it is recorded as an
 ``internal_error`` that says so, and the shard goes on without it. A shard delivered
 more than ``max_attempts`` times is closed with its remaining endpoints failed.
+
+A store that refuses (restarting, failing over, unreachable) does not cost the shard:
+the worker keeps it, its scans going on, and retries the write every
+``STORE_RETRY_S`` for up to ``store_wait`` (at most half the broker's visibility
+time-out); only then does it hand the shard back to the broker. Each such wait is
+counted in the worker's row (``certvigil workers status``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -59,8 +66,11 @@ log = logging.getLogger(f"{LOGGER_NAME}.worker")
 HEARTBEAT_S = 5.0
 """How often a worker refreshes its row in ``scan_workers``."""
 
-STORE_RETRY_S = 5.0
-"""Pause before handing a shard back when the store refused a write."""
+STORE_RETRY_S = 2.0
+"""Pause between two tries of a write the store refused."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class StoreUnavailable(Exception):
@@ -98,6 +108,11 @@ class ShardRunner:
         self.current_shard: str | None = None
         self.shards_done = 0
         self.endpoints_done = 0
+        self.store_waits = 0
+        self.store_waited_s = 0.0
+        # Never past half the visibility time-out: the broker would hand the shard to
+        # another worker while this one still holds it.
+        self.store_wait_s = min(settings.store_wait_s, settings.visibility_timeout_s / 2)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
@@ -139,6 +154,8 @@ class ShardRunner:
                 endpoints_done=self.endpoints_done,
                 endpoints_per_s=self.endpoints_done / elapsed,
                 cpu_s=usage.ru_utime + usage.ru_stime,
+                store_waits=self.store_waits,
+                store_waited_s=self.store_waited_s,
             )
         with self.store.write() as connection:
             shards_db.beat(connection, row)
@@ -149,8 +166,8 @@ class ShardRunner:
         """The Celery task body: run one shard message to the end.
 
         A message that is not a shard is logged and dropped (retrying cannot mend it).
-        When the store refuses a write, the shard goes back to the broker after a pause
-        (``StoreUnavailable``); what was recorded stays recorded.
+        When the store refuses writes for longer than ``store_wait``, the shard goes back
+        to the broker (``StoreUnavailable``); what was recorded stays recorded.
         """
         try:
             shard = Shard.from_json(payload)
@@ -164,9 +181,8 @@ class ShardRunner:
         except StoreError as exc:
             log.warning(
                 "store unavailable; shard handed back",
-                extra={"shard": shard.id, "error": str(exc)},
+                extra={"shard": shard.id, "error": str(exc), "waited_s": self.store_wait_s},
             )
-            time.sleep(STORE_RETRY_S)
             raise StoreUnavailable(str(exc)) from exc
         finally:
             with self._lock:
@@ -179,7 +195,7 @@ class ShardRunner:
 
     async def run_shard(self, shard: Shard) -> None:
         """Scan a shard's endpoints not yet recorded, and record each once."""
-        attempt = await asyncio.to_thread(self._begin, shard.id)
+        attempt = await self._stored(self._begin, shard.id)
         if attempt is None:
             log.info("shard already finished; skipped", extra={"shard": shard.id})
             return
@@ -191,12 +207,12 @@ class ShardRunner:
                 "worker ended each time"
             )
             await self._record(shard.id, [(i, self._failure(i, reason, trust)) for i in todo])
-            await asyncio.to_thread(self._finish, shard.id, shards_db.ShardState.FAILED, reason)
+            await self._stored(self._finish, shard.id, shards_db.ShardState.FAILED, reason)
             return
         interrupted = attempt.interrupted_index
         if interrupted is not None and interrupted not in attempt.done:
             crashes = attempt.suspect_crashes + 1 if attempt.suspect_index == interrupted else 1
-            await asyncio.to_thread(self._suspect, shard.id, interrupted, crashes)
+            await self._stored(self._suspect, shard.id, interrupted, crashes)
             if crashes >= self.settings.poison_after:
                 poison = next(i for i in todo if i.index == interrupted)
                 reason = (
@@ -229,7 +245,7 @@ class ShardRunner:
                 await self._run_carefully(shard.id, todo, scanner)
             else:
                 await self._run_all(shard.id, todo, scanner)
-        await asyncio.to_thread(self._finish, shard.id, shards_db.ShardState.DONE, None)
+        await self._stored(self._finish, shard.id, shards_db.ShardState.DONE, None)
 
     async def _run_all(
         self, shard_id: str, items: Sequence[ShardItem], scanner: EndpointScanner
@@ -257,9 +273,47 @@ class ShardRunner:
         self, shard_id: str, items: Sequence[ShardItem], scanner: EndpointScanner
     ) -> None:
         for item in items:
-            await asyncio.to_thread(self._set_current, shard_id, item.index)
+            await self._stored(self._set_current, shard_id, item.index)
             report = await scanner.report(item.target, addresses=item.addresses)
             await self._record(shard_id, [(item, report)])
+
+    async def _stored(self, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """Run a store call in a thread; while the store refuses, wait and try again.
+
+        Raises:
+            StoreError: The store still refused after ``store_wait``.
+        """
+        waiting_since: float | None = None
+        while True:
+            try:
+                result = await asyncio.to_thread(call, *args, **kwargs)
+            except StoreError as exc:
+                now = time.monotonic()
+                if waiting_since is None:
+                    waiting_since = now
+                    with self._lock:
+                        self.store_waits += 1
+                    log.warning(
+                        "store unavailable; shard kept, retrying",
+                        extra={"shard": self.current_shard, "error": str(exc)},
+                    )
+                if now - waiting_since >= self.store_wait_s:
+                    self._add_waited(now - waiting_since)
+                    raise
+                await asyncio.sleep(min(STORE_RETRY_S, self.store_wait_s))
+                continue
+            if waiting_since is not None:
+                waited_s = time.monotonic() - waiting_since
+                self._add_waited(waited_s)
+                log.warning(
+                    "store available again",
+                    extra={"shard": self.current_shard, "waited_s": round(waited_s, 1)},
+                )
+            return result
+
+    def _add_waited(self, seconds: float) -> None:
+        with self._lock:
+            self.store_waited_s += seconds
 
     def _failure(self, item: ShardItem, reason: str, trust: TrustStore) -> EndpointReport:
         now = self.clock()
@@ -276,7 +330,7 @@ class ShardRunner:
         poisoned: bool = False,
     ) -> None:
         if pairs:
-            await asyncio.to_thread(self._write, shard_id, pairs, poisoned)
+            await self._stored(self._write, shard_id, pairs, poisoned)
 
     def _write(
         self, shard_id: str, pairs: Sequence[tuple[ShardItem, EndpointReport]], poisoned: bool

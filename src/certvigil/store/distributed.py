@@ -68,6 +68,10 @@ class WorkerRow:
     endpoints_done: int
     endpoints_per_s: float
     cpu_s: float
+    store_waits: int = 0
+    """Times the worker waited for a store that refused a write."""
+    store_waited_s: float = 0.0
+    """Seconds spent in those waits."""
 
 
 def add_shards(
@@ -264,6 +268,8 @@ def beat(connection: Connection, row: WorkerRow) -> None:
         "endpoints_done": row.endpoints_done,
         "endpoints_per_s": row.endpoints_per_s,
         "cpu_s": row.cpu_s,
+        "store_waits": row.store_waits,
+        "store_waited_s": row.store_waited_s,
     }
     statement = dialect_insert(connection, SCAN_WORKERS).values(values)
     changed = {k: v for k, v in values.items() if k != "name"}
