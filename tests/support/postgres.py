@@ -194,6 +194,11 @@ class ThrowawayPostgres:
     ) -> None:
         self.stop()
 
+    @property
+    def data_directory(self) -> Path | None:
+        """The server's data directory while it exists."""
+        return self._workdir / "data" if self._workdir else None
+
     def url(self, database: str = "postgres") -> str:
         """A SQLAlchemy URL for one database on this server."""
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"

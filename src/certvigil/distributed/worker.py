@@ -32,8 +32,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-
 from certvigil import __version__
 from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.routing import routes_from_config
@@ -68,6 +66,12 @@ HEARTBEAT_S = 5.0
 
 STORE_RETRY_S = 2.0
 """Pause between two tries of a write the store refused."""
+
+WRITE_BATCH_MAX = 200
+"""Most endpoints recorded in one transaction."""
+
+BATCH_GATHER_S = 0.2
+"""How long the first report of a batch waits for others to join it."""
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -260,8 +264,20 @@ class ShardRunner:
             left = len(items)
             while left:
                 batch = [await done.get()]
-                while not done.empty():
-                    batch.append(done.get_nowait())
+                # Gather for a moment: one transaction per few reports costs a round
+                # trip, a commit and the shard's counters each time.
+                gather_until = asyncio.get_running_loop().time() + BATCH_GATHER_S
+                while len(batch) < min(left, WRITE_BATCH_MAX):
+                    if done.empty():
+                        wait_s = gather_until - asyncio.get_running_loop().time()
+                        if wait_s <= 0:
+                            break
+                        try:
+                            batch.append(await asyncio.wait_for(done.get(), wait_s))
+                        except TimeoutError:
+                            break
+                    else:
+                        batch.append(done.get_nowait())
                 left -= len(batch)
                 await self._record(shard_id, batch)
         finally:
@@ -335,41 +351,34 @@ class ShardRunner:
     def _write(
         self, shard_id: str, pairs: Sequence[tuple[ShardItem, EndpointReport]], poisoned: bool
     ) -> None:
-        try:
-            self._write_batch(shard_id, pairs, poisoned)
-        except StoreError as exc:
-            if not isinstance(exc.__cause__, IntegrityError) or len(pairs) == 1:
-                if isinstance(exc.__cause__, IntegrityError):
-                    return  # another delivery of this shard recorded it first
-                raise
-            # Another delivery recorded some of these first: write the rest one by one.
-            for pair in pairs:
-                self._write(shard_id, [pair], poisoned)
+        """Record a batch in one transaction: its shard items, observations and alerts.
 
-    def _write_batch(
-        self, shard_id: str, pairs: Sequence[tuple[ShardItem, EndpointReport]], poisoned: bool
-    ) -> None:
-        reports = [report for _item, report in pairs]
+        Items another delivery of the shard recorded first are skipped, not recorded twice.
+        """
         with self.store.write() as connection:
-            shards_db.claim_items(connection, shard_id, [item.index for item, _ in pairs])
+            claimed = shards_db.claim_items(connection, shard_id, [item.index for item, _ in pairs])
+            mine = [(item, report) for item, report in pairs if item.index in claimed]
+            if not mine:
+                return
+            reports = [report for _item, report in mine]
             written = record_and_judge(
-                connection, self.engine, reports, [item.tags for item, _ in pairs], self.clock()
+                connection, self.engine, reports, [item.tags for item, _ in mine], self.clock()
             )
             shards_db.link_observations(
                 connection,
                 shard_id,
-                [(item.index, obs) for (item, _), (obs, _e) in zip(pairs, written, strict=True)],
+                [(item.index, obs) for (item, _), (obs, _e) in zip(mine, written, strict=True)],
                 poisoned=poisoned,
             )
             shards_db.add_counts(
                 connection,
                 shard_id,
-                recorded=len(pairs),
+                recorded=len(mine),
                 failed=sum(report.is_failed for report in reports),
                 alert_events=sum(len(events) for _obs, events in written),
             )
         with self._lock:
-            self.endpoints_done += len(pairs)
+            self.endpoints_done += len(mine)
 
     def _begin(self, shard_id: str) -> shards_db.Attempt | None:
         with self.store.write() as connection:
