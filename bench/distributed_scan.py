@@ -177,6 +177,11 @@ def _config(
         "retention_days": None,
         "targets": targets,
     }
+    if os.environ.get("BENCH_LOG_DIR"):  # each process's log, to see what it did
+        config["logging"] = {
+            "level": "debug",
+            "file": str(Path(os.environ["BENCH_LOG_DIR"]) / f"{path.stem}.log"),
+        }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 

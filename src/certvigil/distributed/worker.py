@@ -70,7 +70,7 @@ STORE_RETRY_S = 2.0
 WRITE_BATCH_MAX = 200
 """Most endpoints recorded in one transaction."""
 
-BATCH_GATHER_S = 0.2
+BATCH_GATHER_S = 0.5
 """How long the first report of a batch waits for others to join it."""
 
 _P = ParamSpec("_P")
@@ -379,6 +379,7 @@ class ShardRunner:
             )
         with self._lock:
             self.endpoints_done += len(mine)
+        log.debug("batch recorded", extra={"shard": shard_id, "endpoints": len(mine)})
 
     def _begin(self, shard_id: str) -> shards_db.Attempt | None:
         with self.store.write() as connection:
