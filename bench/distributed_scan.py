@@ -368,7 +368,9 @@ class Bench:
         )
 
 
-def _print_size(rows: list[Measured], shard_size: int) -> None:
+def _print_size(
+    rows: list[Measured], shard_size: int, fixed: dict[str, Measured] | None = None
+) -> None:
     n = rows[0].endpoints
     print(f"\nN = {n:,} endpoints, shard size {shard_size}, {os.cpu_count()} CPUs")
     print(
@@ -403,6 +405,19 @@ def _print_size(rows: list[Measured], shard_size: int) -> None:
             print(f"{r.label}: CPU per endpoint {', '.join(parts)}")
         if r.detail:
             print(f"{r.label}: {r.detail}")
+    if fixed:
+        print("Less each path's fixed cost (its run over one endpoint: start-up, one round):")
+        marginal = {
+            r.label: (r.cpu_s - fixed[r.label].cpu_s) / (n - 1) * 1000
+            for r in rows
+            if r.label in fixed and n > 1
+        }
+        for label, ms in marginal.items():
+            print(f"  {label:28} {ms:6.2f} ms/ep   (fixed {fixed[label].cpu_s:.2f} s)")
+        base = marginal.get("run --once (daemon)")
+        for label, ms in marginal.items():
+            if label.startswith("distributed") and base:
+                print(f"  {label}: {ms / base - 1:+.0%} vs the daemon, per endpoint")
 
 
 def _print_growth(results: dict[int, list[Measured]]) -> None:
@@ -422,6 +437,28 @@ def _print_growth(results: dict[int, list[Measured]]) -> None:
                 else f"{r.cpu_s / r.endpoints * 1000:.2f} ({r.endpoints / r.seconds:.0f})"
             )
         print(f"{label:28} " + " ".join(f"{c:>18}" for c in cells))
+
+
+def _measure(
+    bench: Bench, paths: list[str], n: int, repeat: int, shard_size: int, profile: Path | None
+) -> list[Measured]:
+    rows: list[Measured] = []
+    if "scan" in paths:
+        rows.append(bench.scan(n, repeat))
+    if "daemon" in paths:
+        rows.append(bench.daemon(n, repeat))
+    for workers in (1, 2):
+        if f"dist{workers}" in paths:
+            rows.append(
+                bench.distributed(
+                    n,
+                    repeat,
+                    workers=workers,
+                    shard_size=shard_size,
+                    profile=profile if workers == 1 else None,
+                )
+            )
+    return rows
 
 
 def _sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
@@ -446,6 +483,9 @@ def main() -> int:
     parser.add_argument("--paths", default=",".join(PATHS), help=f"of {','.join(PATHS)}")
     parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync on")
     parser.add_argument(
+        "--no-fixed", action="store_true", help="skip the one-endpoint runs (fixed costs)"
+    )
+    parser.add_argument(
         "--profile-worker", type=Path, help="cProfile the first worker into this file"
     )
     args = parser.parse_args()
@@ -466,25 +506,14 @@ def main() -> int:
             redis = ThrowawayRedis().start()
             try:
                 bench = Bench(pg, redis, directory, root)
+                fixed: dict[str, Measured] = {}
+                if not args.no_fixed:
+                    for one in _measure(bench, paths, 1, 1, args.shard_size, None):
+                        fixed[one.label] = one
                 for n, repeat in sizes:
-                    rows: list[Measured] = []
-                    if "scan" in paths:
-                        rows.append(bench.scan(n, repeat))
-                    if "daemon" in paths:
-                        rows.append(bench.daemon(n, repeat))
-                    for workers in (1, 2):
-                        if f"dist{workers}" in paths:
-                            rows.append(
-                                bench.distributed(
-                                    n,
-                                    repeat,
-                                    workers=workers,
-                                    shard_size=args.shard_size,
-                                    profile=args.profile_worker if workers == 1 else None,
-                                )
-                            )
+                    rows = _measure(bench, paths, n, repeat, args.shard_size, args.profile_worker)
                     results[n * repeat] = rows
-                    _print_size(rows, args.shard_size)
+                    _print_size(rows, args.shard_size, fixed)
                     sys.stdout.flush()
             finally:
                 redis.stop()
