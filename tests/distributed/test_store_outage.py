@@ -39,7 +39,7 @@ OUTAGE_S = float(os.environ.get("CERTVIGIL_STORE_OUTAGE_S", "6"))
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300 + 4 * OUTAGE_S)]
 
 HOSTS = ("127.0.0.9", "127.0.0.10")
-PER_HOST = 8
+PER_HOST = 12
 """Endpoints per server: one shard each, so each worker holds one."""
 
 
