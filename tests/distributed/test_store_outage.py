@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -196,6 +197,20 @@ def test_workers_keep_their_shards_through_a_store_outage(
             assert status[name]["store_waits"] >= 1
             assert status[name]["store_waited_s"] >= OUTAGE_S / 2
         assert sum(status[n]["endpoints_done"] for n in names) == len(targets)
+        table = subprocess.run(
+            [sys.executable, "-m", "certvigil", "workers", "status", "-c", str(c.path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "COLUMNS": "80"},
+        )
+        assert table.returncode == 0, table.stderr
+        assert "db waits" in table.stdout
+        for name in names:
+            (line,) = [row for row in table.stdout.splitlines() if row.startswith(name + " ")]
+            assert re.search(rf" {status[name]['store_waits']} \(\d+s\)$", line.rstrip())
+            assert "scanning" not in line and "silent" not in line
 
 
 def test_a_store_away_longer_than_store_wait_gets_its_shards_handed_back(
