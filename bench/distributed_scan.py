@@ -266,11 +266,14 @@ class Bench:
             self.directory / f"{name}.yaml", url, self.redis.url, self.root, targets, 1
         )
         db_before = _postgres_cpu_s(self.pg)
+        counts_before = _db_counts(self.pg, name)
         seconds, cpu = _run(
             [sys.executable, "-m", "certvigil", "run", "-c", str(config), "--once"],
             timeout_s=_timeout_s(len(targets)),
         )
-        return self._finish("run --once (daemon)", name, url, len(targets), seconds, cpu, db_before)
+        return self._finish(
+            "run --once (daemon)", name, url, len(targets), seconds, cpu, db_before, counts_before
+        )
 
     def distributed(
         self, n: int, repeat: int, *, workers: int, shard_size: int, profile: Path | None
@@ -297,6 +300,7 @@ class Bench:
             self._wait_idle(url, processes)
             idle = sum(_process_cpu_s(p.pid) for p in processes)
             db_before = _postgres_cpu_s(self.pg)
+            counts_before = _db_counts(self.pg, name)
             seconds, scheduler_cpu = _run(
                 [
                     sys.executable,
@@ -318,7 +322,14 @@ class Bench:
                 process.wait(60)
         label = f"distributed, {workers} worker{'s' if workers > 1 else ''}"
         measured = self._finish(
-            label, name, url, len(targets), seconds, scheduler_cpu + worker_cpu, db_before
+            label,
+            name,
+            url,
+            len(targets),
+            seconds,
+            scheduler_cpu + worker_cpu,
+            db_before,
+            counts_before,
         )
         detail = (
             f"scheduler {scheduler_cpu / len(targets) * 1000:.2f} ms/ep "
@@ -351,9 +362,13 @@ class Bench:
         seconds: float,
         cpu: float,
         db_before: float,
+        counts_before: tuple[int, int],
     ) -> Measured:
         db_cpu = _postgres_cpu_s(self.pg) - db_before
         commits, inserted = _db_counts(self.pg, name)
+        # Less what creating the schema did (catalog rows count as inserted rows).
+        commits -= counts_before[0]
+        inserted -= counts_before[1]
         stored = _observations(url)
         self.pg.drop_database(name)
         return Measured(
