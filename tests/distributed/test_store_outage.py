@@ -250,3 +250,61 @@ def test_a_store_away_longer_than_store_wait_gets_its_shards_handed_back(
         status = _status(c)
         assert all(c.workers[n].poll() is None for n in names)
         assert all(status[n]["store_waits"] >= 1 for n in names)
+
+
+def test_a_careful_redelivery_cut_by_the_store_sets_nothing_aside(
+    own_postgres: ThrowawayPostgres,
+    redis: ThrowawayRedis,
+    cluster: Callable[[dict[str, Any]], Cluster],
+    expiring: tuple[ThrowawayPki, Path, Any],
+) -> None:
+    """A redelivered shard runs carefully, naming the endpoint in flight in its row; the
+    store going away then is not taken for that endpoint killing the worker, even with
+    ``poison_after: 1``: the worker's hand-back says so in the message it sends again."""
+    database = own_postgres.create_database("careful")
+    open_store(database).close()
+    with ExitStack() as stack:
+        receiver = stack.enter_context(counting_receiver())
+        c, targets = _start(
+            stack,
+            cluster,
+            database,
+            redis,
+            expiring,
+            receiver,
+            store_wait=1,
+            poison_after=1,
+            visibility_timeout=4 * OUTAGE_S + 240,
+        )
+        only = c.start_worker()
+        c.wait_for_workers([only])
+        scheduler = c.start_scheduler()
+
+        def wait_for(attempt: int) -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                running = [
+                    s
+                    for s in c.shards()
+                    if s.state == "running" and s.attempts == attempt and s.recorded >= attempt
+                ]
+                if running and (attempt == 1 or running[0].current_index is not None):
+                    return
+                time.sleep(0.02)
+            raise AssertionError(f"attempt {attempt} never got going: {c.shards()}")
+
+        wait_for(1)
+        _outage(own_postgres, c, scheduler)  # the first delivery is handed back
+        wait_for(2)  # the second runs carefully
+        _outage(own_postgres, c, scheduler)
+        _out, err = scheduler.communicate(timeout=120 + OUTAGE_S)
+        assert scheduler.returncode == 0, err[-3000:]
+        _check_round(c, targets, receiver)
+        with c.store.read() as connection:
+            failed = connection.execute(
+                select(func.count()).select_from(OBSERVATIONS).where(OBSERVATIONS.c.status != "ok")
+            ).scalar_one()
+        assert failed == 0
+        shards = c.shards()
+        assert all(s.suspect_crashes == 0 for s in shards), shards
+        assert max(s.attempts for s in shards) >= 3, shards

@@ -8,7 +8,7 @@ import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -74,12 +74,25 @@ def worker_command(
     celery = make_app(settings)
     from celery.exceptions import Reject
 
+    from certvigil.distributed.shards import with_handed_back
     from certvigil.distributed.worker import StoreUnavailable
 
     def scan_shard(payload: object) -> None:
         try:
             runner.run(payload)
         except StoreUnavailable as exc:
+            if exc.attempt is not None and exc.careful_index is not None:
+                # Send it again with a note that the item in flight did not end this
+                # worker, then let this delivery be acknowledged (a crash between the
+                # two leaves a duplicate, which skips what is recorded).
+                note = with_handed_back(
+                    cast(dict[str, Any], payload), attempt=exc.attempt, index=exc.careful_index
+                )
+                try:
+                    celery.send_task(TASK_NAME, args=[note], queue=settings.queue)
+                except Exception:  # noqa: BLE001 - kombu raises many kinds; requeue instead
+                    raise Reject(str(exc), requeue=True) from exc
+                return
             raise Reject(str(exc), requeue=True) from exc
 
     celery.task(name=TASK_NAME, acks_late=True, ignore_result=True)(scan_shard)

@@ -16,7 +16,10 @@ A store that refuses (restarting, failing over, unreachable) does not cost the s
 the worker keeps it, its scans going on, and retries the write every
 ``STORE_RETRY_S`` for up to ``store_wait`` (at most half the broker's visibility
 time-out); only then does it hand the shard back to the broker. Each such wait is
-counted in the worker's row (``certvigil workers status``).
+counted in the worker's row (``certvigil workers status``). A careful attempt handed
+back so leaves its row naming the endpoint in flight; the worker sends the shard again
+with a note (``shards.with_handed_back``) so the next delivery does not count that
+endpoint as a worker death.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from certvigil.daemon.runner import (
     record_and_judge,
     scan_options_for,
 )
-from certvigil.distributed.shards import Shard, ShardItem, ShardPayloadError
+from certvigil.distributed.shards import Shard, ShardItem, ShardPayloadError, handed_back
 from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.observed.handshake import FailureKind, ProbeFailure
@@ -78,7 +81,18 @@ _R = TypeVar("_R")
 
 
 class StoreUnavailable(Exception):
-    """The store refused a shard's write: the task hands the shard back to the broker."""
+    """The store refused a shard's write: the task hands the shard back to the broker.
+
+    Attributes:
+        attempt: The attempt that gave up (``None`` if it never began).
+        careful_index: The item a careful attempt was scanning, which the shard's row
+            still names as in flight (``None`` when none was).
+    """
+
+    def __init__(self, message: str, *, attempt: int | None, careful_index: int | None) -> None:
+        super().__init__(message)
+        self.attempt = attempt
+        self.careful_index = careful_index
 
 
 class ShardRunner:
@@ -117,6 +131,8 @@ class ShardRunner:
         # Never past half the visibility time-out: the broker would hand the shard to
         # another worker while this one still holds it.
         self.store_wait_s = min(settings.store_wait_s, settings.visibility_timeout_s / 2)
+        self._attempt: int | None = None
+        self._careful_index: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
@@ -180,14 +196,18 @@ class ShardRunner:
             return
         with self._lock:
             self.current_shard = shard.id
+        self._attempt = None
+        self._careful_index = None
         try:
-            self.loop.run_until_complete(self.run_shard(shard))
+            self.loop.run_until_complete(self.run_shard(shard, handed_back=handed_back(payload)))
         except StoreError as exc:
             log.warning(
                 "store unavailable; shard handed back",
                 extra={"shard": shard.id, "error": str(exc), "waited_s": self.store_wait_s},
             )
-            raise StoreUnavailable(str(exc)) from exc
+            raise StoreUnavailable(
+                str(exc), attempt=self._attempt, careful_index=self._careful_index
+            ) from exc
         finally:
             with self._lock:
                 self.current_shard = None
@@ -197,12 +217,19 @@ class ShardRunner:
             except StoreError:
                 pass  # the heartbeat thread says so
 
-    async def run_shard(self, shard: Shard) -> None:
-        """Scan a shard's endpoints not yet recorded, and record each once."""
+    async def run_shard(self, shard: Shard, *, handed_back: tuple[int, int] | None = None) -> None:
+        """Scan a shard's endpoints not yet recorded, and record each once.
+
+        Args:
+            shard: The shard.
+            handed_back: The message's note ``(attempt, item)``: that attempt gave the
+                shard back alive while scanning that item (not a worker death).
+        """
         attempt = await self._stored(self._begin, shard.id)
         if attempt is None:
             log.info("shard already finished; skipped", extra={"shard": shard.id})
             return
+        self._attempt = attempt.number
         todo = [item for item in shard.items if item.index not in attempt.done]
         trust = await self.trust.get(TrustSettings.model_validate(shard.group["trust"]))
         if attempt.number > self.settings.max_attempts:
@@ -214,6 +241,8 @@ class ShardRunner:
             await self._stored(self._finish, shard.id, shards_db.ShardState.FAILED, reason)
             return
         interrupted = attempt.interrupted_index
+        if handed_back is not None and handed_back == (attempt.number - 1, interrupted):
+            interrupted = None  # the store went away, not the worker
         if interrupted is not None and interrupted not in attempt.done:
             crashes = attempt.suspect_crashes + 1 if attempt.suspect_index == interrupted else 1
             await self._stored(self._suspect, shard.id, interrupted, crashes)
@@ -290,8 +319,10 @@ class ShardRunner:
     ) -> None:
         for item in items:
             await self._stored(self._set_current, shard_id, item.index)
+            self._careful_index = item.index
             report = await scanner.report(item.target, addresses=item.addresses)
             await self._record(shard_id, [(item, report)])
+            self._careful_index = None
 
     async def _stored(self, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """Run a store call in a thread; while the store refuses, wait and try again.
