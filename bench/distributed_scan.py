@@ -1,18 +1,29 @@
-"""Distributed scan cost: the same N loopback endpoints scanned four ways.
+"""Distributed scan cost: the same loopback endpoints scanned and recorded four ways.
 
 1. ``certvigil scan`` in one process (no store): the CPU floor per endpoint;
 2. ``certvigil run --once`` (the single-machine daemon, recording into PostgreSQL);
 3. ``certvigil run --once --distributed`` with 1 worker process, then 2.
 
-For each it prints wall time, endpoints per second, and CPU milliseconds per endpoint
-(scanner, or scheduler + workers; the database server's own CPU is not counted), and
-for the distributed runs the overhead per endpoint relative to the daemon and to the
-bare scan, and the store's write rate. Endpoints are served by one nginx, one per
-loopback address (``bench/scan_throughput.py``), so the per-address limit does not
-throttle; Redis and PostgreSQL are throwaway servers on 127.0.0.1.
+For each it prints wall time, endpoints per second, CPU milliseconds per endpoint of
+certvigil's own processes (the scanner; the daemon; the scheduler plus the workers'
+CPU while the round ran) and of the PostgreSQL server (its postmaster and every
+backend, reaped or alive), and the store's write rate (observations per second, and
+commits and rows inserted as PostgreSQL counts them). Then the distributed path's CPU
+per endpoint relative to the daemon and to the bare scan, and, over several sizes,
+how the cost grows with N.
 
-    .venv/bin/python bench/distributed_scan.py             # N = 2000
+Endpoints are served by one nginx with one address per endpoint
+(``bench/scan_throughput.py``), at most 10,000. Larger sizes repeat them: endpoint
+``i`` of address ``a`` is scanned under SNI names ``s0.bench.test`` …
+``s{R-1}.bench.test`` (every leaf also names ``*.bench.test``), so 100,000 is 10,000
+addresses x 10 names, 100,000 distinct endpoint rows and observations. ``certvigil
+scan`` takes one ``--sni`` per run, so at R > 1 it runs R times and the figures add up.
+Redis and PostgreSQL are throwaway servers on 127.0.0.1 (fsync off unless ``--durable``).
+
+    .venv/bin/python bench/distributed_scan.py                      # N = 1,000
     .venv/bin/python bench/distributed_scan.py --n 10000 --shard-size 500
+    .venv/bin/python bench/distributed_scan.py --sizes 1000,10000,100000
+    .venv/bin/python bench/distributed_scan.py --n 1000 --paths dist1 --profile-worker w.prof
 
 Needs nginx, redis-server and PostgreSQL (scripts/install-system-deps.sh bench).
 """
@@ -20,11 +31,15 @@ Needs nginx, redis-server and PostgreSQL (scripts/install-system-deps.sh bench).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -33,7 +48,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scan_throughput import endpoint_address, nginx, run_scanner, write_certificates
+from scan_throughput import MAX_N, endpoint_address, nginx, write_certificates
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.redis_server import ThrowawayRedis
 
@@ -42,31 +57,131 @@ from certvigil.store.distributed_models import SCAN_WORKERS
 from certvigil.store.models import OBSERVATIONS
 
 PORT = 8443
+CONCURRENCY = 200
+PER_IP = 8
+PATHS = ("scan", "daemon", "dist1", "dist2")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _wait4(command: list[str]) -> tuple[float, float, int]:
-    """Run ``command``; its wall seconds, CPU seconds (with reaped children), exit code."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    """One path at one size.
+
+    Attributes:
+        label: What ran.
+        endpoints: Endpoints scanned.
+        seconds: Wall time of the run.
+        cpu_s: CPU seconds of certvigil's processes.
+        db_cpu_s: CPU seconds of the PostgreSQL server over the run (0 without a store).
+        stored: Observations in the store afterwards (``None`` without a store).
+        commits: Transactions committed in the run's database (PostgreSQL's count).
+        inserted: Rows inserted in the run's database (PostgreSQL's count).
+    """
+
+    label: str
+    endpoints: int
+    seconds: float
+    cpu_s: float
+    db_cpu_s: float = 0.0
+    stored: int | None = None
+    commits: int = 0
+    inserted: int = 0
+    detail: str = ""
+    """How the CPU divides between processes, when there are several."""
+
+
+def _run(command: Sequence[str], *, timeout_s: float) -> tuple[float, float]:
+    """Run ``command`` to its end; its wall seconds and CPU seconds (with its children).
+
+    Raises:
+        RuntimeError: It failed or outlived ``timeout_s`` (then it is killed).
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    return (
-        time.perf_counter() - started,
-        usage.ru_utime + usage.ru_stime,
-        os.waitstatus_to_exitcode(status),
-    )
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _out, err = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise RuntimeError(
+            f"{' '.join(command[2:5])}: still running after {timeout_s:.0f}s"
+        ) from None
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if process.returncode not in (0, 1, 2, 3):  # 1-3: findings, not failures
+        tail = err.decode(errors="replace")[-2000:]
+        raise RuntimeError(f"{' '.join(command[2:5])}: exit {process.returncode}: {tail}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return seconds, cpu
 
 
-def _config(path: Path, database: str, broker: str, root: Path, n: int, shard_size: int) -> Path:
+def _process_cpu_s(pid: int, *, with_reaped: bool = False) -> float:
+    """CPU seconds of a live process from ``/proc`` (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14-17 of stat: utime, stime, cutime, cstime (after the name: index 11-14).
+    ticks = int(fields[11]) + int(fields[12])
+    if with_reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def _postgres_cpu_s(pg: ThrowawayPostgres) -> float:
+    """CPU seconds of the whole server: the postmaster, the backends it reaped, the live ones."""
+    data = pg.data_directory
+    if data is None:
+        return 0.0
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    total = _process_cpu_s(postmaster, with_reaped=True)
+    for task in Path(f"/proc/{postmaster}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += _process_cpu_s(int(child))
+    return total
+
+
+def _db_counts(pg: ThrowawayPostgres, database: str) -> tuple[int, int]:
+    """Commits and rows inserted in ``database`` so far (``pg_stat_database``)."""
+    import psycopg
+
+    with psycopg.connect(
+        host=pg.host, port=pg.port, user=pg.user, dbname="postgres", autocommit=True
+    ) as connection:
+        row = connection.execute(
+            "SELECT xact_commit, tup_inserted FROM pg_stat_database WHERE datname = %s",
+            (database,),
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _targets(n: int, repeat: int) -> list[dict[str, object]]:
+    return [
+        {"host": endpoint_address(i), "port": PORT, "sni": f"s{k}.bench.test"}
+        for k in range(repeat)
+        for i in range(n)
+    ]
+
+
+def _config(
+    path: Path, database: str, broker: str, root: Path, targets: list[dict[str, object]], shard: int
+) -> Path:
     config = {
         "database_url": database,
-        "distributed": {"broker_url": broker, "shard_size": shard_size},
-        "scan": {"timeout": 5, "concurrency": 200, "per_ip": 8},
+        "distributed": {"broker_url": broker, "shard_size": shard},
+        "scan": {"timeout": 5, "concurrency": CONCURRENCY, "per_ip": PER_IP},
         "trust": {"public": False, "ca_files": [str(root)]},
         # The certificate check only, as `certvigil scan` does by default.
         "checks": {"revocation": False, "protocols": False, "grade": False},
         "retention_days": None,
-        "targets": [{"host": endpoint_address(i), "port": PORT} for i in range(n)],
+        "targets": targets,
     }
+    if os.environ.get("BENCH_LOG_DIR"):  # each process's log, to see what it did
+        config["logging"] = {
+            "level": "debug",
+            "file": str(Path(os.environ["BENCH_LOG_DIR"]) / f"{path.stem}.log"),
+        }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
@@ -76,114 +191,353 @@ def _observations(url: str) -> int:
         return int(connection.execute(select(func.count()).select_from(OBSERVATIONS)).scalar_one())
 
 
-def _workers_cpu(url: str) -> dict[str, float]:
+def _worker_rows(url: str) -> set[str]:
     with open_store(url, migrate=False) as store, store.read() as connection:
-        rows = connection.execute(select(SCAN_WORKERS.c.name, SCAN_WORKERS.c.cpu_s))
-        return {row.name: row.cpu_s for row in rows}
+        return set(connection.execute(select(SCAN_WORKERS.c.name)).scalars())
 
 
-def _distributed(
-    pg: ThrowawayPostgres,
-    redis: ThrowawayRedis,
-    directory: Path,
-    root: Path,
-    *,
-    n: int,
-    workers: int,
-    shard_size: int,
-    label: str,
-) -> tuple[float, float, int]:
-    url = pg.create_database(label)
-    open_store(url).close()
-    config = _config(directory / f"{label}.yaml", url, redis.url, root, n, shard_size)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "certvigil", "worker", "-c", str(config), "--name", f"w{i}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+def _timeout_s(endpoints: int) -> float:
+    """A deadline for one run: far above any rate seen, so only a hang reaches it."""
+    return 300 + endpoints * 0.1
+
+
+class Bench:
+    """The servers shared by every run, and one database per run."""
+
+    def __init__(
+        self, pg: ThrowawayPostgres, redis: ThrowawayRedis, directory: Path, root: Path
+    ) -> None:
+        self.pg = pg
+        self.redis = redis
+        self.directory = directory
+        self.root = root
+        self._databases = 0
+
+    def _database(self, label: str) -> tuple[str, str]:
+        self._databases += 1
+        name = f"bench_{self._databases}_{label}"
+        url = self.pg.create_database(name)
+        open_store(url).close()
+        return name, url
+
+    def scan(self, n: int, repeat: int) -> Measured:
+        """``certvigil scan`` over the endpoints, one run per SNI name."""
+        targets = self.directory / f"targets{n}.txt"
+        targets.write_text("".join(f"{endpoint_address(i)}:{PORT}\n" for i in range(n)))
+        seconds = cpu = 0.0
+        for k in range(repeat):
+            command = [
+                sys.executable,
+                "-m",
+                "certvigil",
+                "scan",
+                "-f",
+                str(targets),
+                "--sni",
+                f"s{k}.bench.test",
+                "--ca-file",
+                str(self.root),
+                "--no-default-ca",
+                "--concurrency",
+                str(CONCURRENCY),
+                "--per-ip",
+                str(PER_IP),
+                "--retries",
+                "0",
+                "--workers",
+                "1",
+                "--json",
+                "-o",
+                os.devnull,
+                "--no-progress",
+            ]
+            s, c = _run(command, timeout_s=_timeout_s(n))
+            seconds += s
+            cpu += c
+        return Measured(
+            label="scan, 1 process, no store", endpoints=n * repeat, seconds=seconds, cpu_s=cpu
         )
-        for i in range(workers)
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while len(_workers_cpu(url)) < workers and time.monotonic() < deadline:
-            time.sleep(0.2)
-        idle = _workers_cpu(url)
-        time.sleep(1.0)  # let Celery finish its own start-up before measuring
-        idle = _workers_cpu(url)
-        command = [
-            sys.executable,
-            "-m",
-            "certvigil",
-            "run",
-            "-c",
-            str(config),
-            "--once",
-            "--distributed",
-        ]
-        seconds, scheduler_cpu, code = _wait4(command)
-        time.sleep(0.5)
-        busy = _workers_cpu(url)
-        worker_cpu = sum(busy[name] - idle.get(name, 0.0) for name in busy)
-        return seconds, scheduler_cpu + worker_cpu, _observations(url) if code == 0 else -code
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(30)
+
+    def daemon(self, n: int, repeat: int) -> Measured:
+        """``certvigil run --once``: scan and record in one process."""
+        name, url = self._database("daemon")
+        targets = _targets(n, repeat)
+        config = _config(
+            self.directory / f"{name}.yaml", url, self.redis.url, self.root, targets, 1
+        )
+        db_before = _postgres_cpu_s(self.pg)
+        counts_before = _db_counts(self.pg, name)
+        seconds, cpu = _run(
+            [sys.executable, "-m", "certvigil", "run", "-c", str(config), "--once"],
+            timeout_s=_timeout_s(len(targets)),
+        )
+        return self._finish(
+            "run --once (daemon)", name, url, len(targets), seconds, cpu, db_before, counts_before
+        )
+
+    def distributed(
+        self, n: int, repeat: int, *, workers: int, shard_size: int, profile: Path | None
+    ) -> Measured:
+        """``run --once --distributed`` with ``workers`` worker processes already idle."""
+        name, url = self._database(f"dist{workers}")
+        targets = _targets(n, repeat)
+        config = _config(
+            self.directory / f"{name}.yaml", url, self.redis.url, self.root, targets, shard_size
+        )
+        processes = []
+        for i in range(workers):
+            prefix = [sys.executable]
+            if profile is not None and i == 0:
+                prefix += ["-m", "cProfile", "-o", str(profile)]
+            processes.append(
+                subprocess.Popen(
+                    [*prefix, "-m", "certvigil", "worker", "-c", str(config), "--name", f"w{i}"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        try:
+            self._wait_idle(url, processes)
+            idle = sum(_process_cpu_s(p.pid) for p in processes)
+            db_before = _postgres_cpu_s(self.pg)
+            counts_before = _db_counts(self.pg, name)
+            seconds, scheduler_cpu = _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "certvigil",
+                    "run",
+                    "-c",
+                    str(config),
+                    "--once",
+                    "--distributed",
+                ],
+                timeout_s=_timeout_s(len(targets)),
+            )
+            worker_cpu = sum(_process_cpu_s(p.pid) for p in processes) - idle
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(60)
+        label = f"distributed, {workers} worker{'s' if workers > 1 else ''}"
+        measured = self._finish(
+            label,
+            name,
+            url,
+            len(targets),
+            seconds,
+            scheduler_cpu + worker_cpu,
+            db_before,
+            counts_before,
+        )
+        detail = (
+            f"scheduler {scheduler_cpu / len(targets) * 1000:.2f} ms/ep "
+            f"(start-up included), workers {worker_cpu / len(targets) * 1000:.2f} ms/ep"
+        )
+        return dataclasses.replace(measured, detail=detail)
+
+    def _wait_idle(self, url: str, processes: list[subprocess.Popen[bytes]]) -> None:
+        """Until every worker reported and its CPU stopped moving (Celery started)."""
+        names = {f"w{i}" for i in range(len(processes))}
+        deadline = time.monotonic() + 120
+        last = -1.0
+        while time.monotonic() < deadline:
+            for process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a worker exited with {process.returncode}")
+            cpu = sum(_process_cpu_s(p.pid) for p in processes)
+            if names <= _worker_rows(url) and cpu - last < 0.02:
+                return
+            last = cpu
+            time.sleep(0.5)
+        raise RuntimeError("the workers did not start within 120 s")
+
+    def _finish(
+        self,
+        label: str,
+        name: str,
+        url: str,
+        endpoints: int,
+        seconds: float,
+        cpu: float,
+        db_before: float,
+        counts_before: tuple[int, int],
+    ) -> Measured:
+        db_cpu = _postgres_cpu_s(self.pg) - db_before
+        commits, inserted = _db_counts(self.pg, name)
+        # Less what creating the schema did (catalog rows count as inserted rows).
+        commits -= counts_before[0]
+        inserted -= counts_before[1]
+        stored = _observations(url)
+        self.pg.drop_database(name)
+        return Measured(
+            label=label,
+            endpoints=endpoints,
+            seconds=seconds,
+            cpu_s=cpu,
+            db_cpu_s=db_cpu,
+            stored=stored,
+            commits=commits,
+            inserted=inserted,
+        )
+
+
+def _print_size(
+    rows: list[Measured], shard_size: int, fixed: dict[str, Measured] | None = None
+) -> None:
+    n = rows[0].endpoints
+    print(f"\nN = {n:,} endpoints, shard size {shard_size}, {os.cpu_count()} CPUs")
+    print(
+        f"{'path':28} {'wall s':>8} {'ep/s':>7} {'CPU ms/ep':>9} {'+db ms/ep':>9} "
+        f"{'stored':>7} {'obs/s':>7} {'commits':>8} {'rows/ep':>7}"
+    )
+    for r in rows:
+        stored = "-" if r.stored is None else f"{r.stored}"
+        rate = "-" if r.stored is None else f"{r.stored / r.seconds:.0f}"
+        per_ep = "-" if r.stored is None else f"{r.inserted / max(r.endpoints, 1):.1f}"
+        commits = "-" if r.stored is None else f"{r.commits}"
+        print(
+            f"{r.label:28} {r.seconds:8.1f} {r.endpoints / r.seconds:7.0f} "
+            f"{r.cpu_s / n * 1000:9.2f} {(r.cpu_s + r.db_cpu_s) / n * 1000:9.2f} "
+            f"{stored:>7} {rate:>7} {commits:>8} {per_ep:>7}"
+        )
+    scan = next((r for r in rows if r.stored is None), None)
+    daemon = next((r for r in rows if r.label.startswith("run --once")), None)
+    for r in rows:
+        if not r.label.startswith("distributed"):
+            continue
+        parts = []
+        if daemon is not None:
+            parts.append(f"{r.cpu_s / daemon.cpu_s - 1:+.0%} vs the daemon")
+            parts.append(
+                f"{(r.cpu_s + r.db_cpu_s) / (daemon.cpu_s + daemon.db_cpu_s) - 1:+.0%} "
+                "vs the daemon counting the database"
+            )
+        if scan is not None:
+            parts.append(f"{r.cpu_s / scan.cpu_s - 1:+.0%} vs the bare scan")
+        if parts:
+            print(f"{r.label}: CPU per endpoint {', '.join(parts)}")
+        if r.detail:
+            print(f"{r.label}: {r.detail}")
+    if fixed:
+        print("Less each path's fixed cost (its run over one endpoint: start-up, one round):")
+        marginal = {
+            r.label: (r.cpu_s - fixed[r.label].cpu_s) / (n - 1) * 1000
+            for r in rows
+            if r.label in fixed and n > 1
+        }
+        for label, ms in marginal.items():
+            print(f"  {label:28} {ms:6.2f} ms/ep   (fixed {fixed[label].cpu_s:.2f} s)")
+        base = marginal.get("run --once (daemon)")
+        for label, ms in marginal.items():
+            if label.startswith("distributed") and base:
+                print(f"  {label}: {ms / base - 1:+.0%} vs the daemon, per endpoint")
+
+
+def _print_growth(results: dict[int, list[Measured]]) -> None:
+    if len(results) < 2:
+        return
+    sizes = sorted(results)
+    print("\nCost as N grows: certvigil CPU ms/endpoint (endpoints/s)")
+    print(f"{'path':28} " + " ".join(f"{f'N={s:,}':>18}" for s in sizes))
+    labels = [r.label for r in results[sizes[0]]]
+    for label in labels:
+        cells = []
+        for s in sizes:
+            r = next((m for m in results[s] if m.label == label), None)
+            cells.append(
+                "-"
+                if r is None
+                else f"{r.cpu_s / r.endpoints * 1000:.2f} ({r.endpoints / r.seconds:.0f})"
+            )
+        print(f"{label:28} " + " ".join(f"{c:>18}" for c in cells))
+
+
+def _measure(
+    bench: Bench, paths: list[str], n: int, repeat: int, shard_size: int, profile: Path | None
+) -> list[Measured]:
+    rows: list[Measured] = []
+    if "scan" in paths:
+        rows.append(bench.scan(n, repeat))
+    if "daemon" in paths:
+        rows.append(bench.daemon(n, repeat))
+    for workers in (1, 2):
+        if f"dist{workers}" in paths:
+            rows.append(
+                bench.distributed(
+                    n,
+                    repeat,
+                    workers=workers,
+                    shard_size=shard_size,
+                    profile=profile if workers == 1 else None,
+                )
+            )
+    return rows
+
+
+def _sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """(distinct endpoints, SNI names per endpoint) for each size asked for."""
+    if not args.sizes:
+        return [(args.n, args.repeat)]
+    pairs = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        n = min(size, MAX_N)
+        if size < 1 or size % n:
+            raise SystemExit(f"size {size}: above {MAX_N} it must be a multiple of {MAX_N}")
+        pairs.append((n, size // n))
+    return pairs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--n", type=int, default=1000, help=f"distinct endpoints (<= {MAX_N})")
+    parser.add_argument("--repeat", type=int, default=1, help="SNI names per endpoint")
+    parser.add_argument("--sizes", help="comma-separated totals, e.g. 1000,10000,100000")
     parser.add_argument("--shard-size", type=int, default=500)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"of {','.join(PATHS)}")
+    parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync on")
+    parser.add_argument(
+        "--no-fixed", action="store_true", help="skip the one-endpoint runs (fixed costs)"
+    )
+    parser.add_argument(
+        "--profile-worker", type=Path, help="cProfile the first worker into this file"
+    )
     args = parser.parse_args()
+    if not 1 <= args.n <= MAX_N or args.repeat < 1:
+        parser.error(f"--n must be 1..{MAX_N} and --repeat at least 1")
+    paths = [p for p in args.paths.split(",") if p]
+    if unknown := set(paths) - set(PATHS):
+        parser.error(f"--paths: unknown {sorted(unknown)}")
+    sizes = _sizes(args)
+    served = max(n for n, _r in sizes)
+    results: dict[int, list[Measured]] = {}
     with tempfile.TemporaryDirectory(prefix="certvigil-bench-dist-") as tmp:
         directory = Path(tmp)
-        root, key, _cert_s = write_certificates(args.n, directory)
-        targets = directory / "targets.txt"
-        targets.write_text("".join(f"{endpoint_address(i)}:{PORT}\n" for i in range(args.n)))
-        with nginx(args.n, directory, key), ThrowawayPostgres() as pg:
+        root, key, _cert_s = write_certificates(
+            served, directory, extra_dns_names=("*.bench.test",)
+        )
+        with nginx(served, directory, key), ThrowawayPostgres(durable=args.durable) as pg:
             redis = ThrowawayRedis().start()
             try:
-                rows: list[tuple[str, float, float, int]] = []
-                scan = run_scanner(targets, root, concurrency=200, per_ip=8, workers=1)
-                rows.append(("scan, 1 process, no store", scan.seconds, scan.cpu_s, args.n))
-                url = pg.create_database("daemon")
-                open_store(url).close()
-                config = _config(directory / "daemon.yaml", url, redis.url, root, args.n, 1)
-                seconds, cpu, _code = _wait4(
-                    [sys.executable, "-m", "certvigil", "run", "-c", str(config), "--once"]
-                )
-                rows.append(("run --once (daemon)", seconds, cpu, _observations(url)))
-                for workers in (1, 2):
-                    seconds, cpu, stored = _distributed(
-                        pg,
-                        redis,
-                        directory,
-                        root,
-                        n=args.n,
-                        workers=workers,
-                        shard_size=args.shard_size,
-                        label=f"dist{workers}",
-                    )
-                    rows.append((f"distributed, {workers} worker(s)", seconds, cpu, stored))
+                bench = Bench(pg, redis, directory, root)
+                fixed: dict[str, Measured] = {}
+                if not args.no_fixed:
+                    for one in _measure(bench, paths, 1, 1, args.shard_size, None):
+                        fixed[one.label] = one
+                for n, repeat in sizes:
+                    rows = _measure(bench, paths, n, repeat, args.shard_size, args.profile_worker)
+                    results[n * repeat] = rows
+                    _print_size(rows, args.shard_size, fixed)
+                    sys.stdout.flush()
             finally:
                 redis.stop()
-    print(f"N = {args.n} endpoints, shard size {args.shard_size}, {os.cpu_count()} CPUs")
-    print(f"{'path':30} {'wall s':>8} {'ep/s':>8} {'CPU ms/ep':>10} {'stored':>8}")
-    for label, seconds, cpu, stored in rows:
-        print(
-            f"{label:30} {seconds:8.2f} {args.n / seconds:8.0f} "
-            f"{cpu / args.n * 1000:10.2f} {stored:8d}"
-        )
-    base_scan = rows[0][2]
-    base_daemon = rows[1][2]
-    for label, _seconds, cpu, _stored in rows[2:]:
-        print(
-            f"{label}: CPU per endpoint {cpu / base_daemon - 1:+.0%} vs the daemon, "
-            f"{cpu / base_scan - 1:+.0%} vs the bare scan"
-        )
+    _print_growth(results)
+    print(
+        "\nCPU ms/ep: certvigil's processes; +db: with the PostgreSQL server's CPU. "
+        f"fsync {'on' if args.durable else 'off'}. Load average at the end: "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     return 0
 
 

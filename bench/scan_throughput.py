@@ -50,8 +50,12 @@ def endpoint_address(index: int) -> str:
     return f"127.1.{index // 250}.{index % 250 + 1}"
 
 
-def write_certificates(n: int, directory: Path) -> tuple[Path, Path, float]:
+def write_certificates(
+    n: int, directory: Path, *, extra_dns_names: tuple[str, ...] = ()
+) -> tuple[Path, Path, float]:
     """Write the root, the shared leaf key and one chain file per endpoint.
+
+    Each leaf names its endpoint's address, ``epI.bench.test`` and ``extra_dns_names``.
 
     Returns:
         The root's path, the key's path and the seconds it took.
@@ -64,7 +68,7 @@ def write_certificates(n: int, directory: Path) -> tuple[Path, Path, float]:
     intermediate_pem = pki.intermediate.pem
     for index in range(n):
         leaf = pki.intermediate.issue_leaf(
-            dns_names=(f"ep{index}.bench.test",),
+            dns_names=(f"ep{index}.bench.test", *extra_dns_names),
             ip_addresses=(endpoint_address(index),),
             key=key,
         )

@@ -14,7 +14,9 @@ from certvigil.distributed.shards import (
     ShardItem,
     ShardPayloadError,
     destination_of,
+    handed_back,
     plan_shards,
+    with_handed_back,
 )
 from certvigil.targets.target import StartTLS, Target
 
@@ -97,6 +99,19 @@ def test_payload_round_trips() -> None:
         items=(item,),
     )
     assert Shard.from_json(shard.to_json()) == shard
+
+
+def test_a_hand_back_note_travels_with_the_shard_and_only_a_valid_one_counts() -> None:
+    """The note a worker adds when it gives a shard back alive reads back as it was
+    written, leaves the shard itself unchanged, and a malformed note is ignored."""
+    shard = Shard(id="abc", round_id="r1", group={}, destinations=frozenset(), items=())
+    noted = with_handed_back(shard.to_json(), attempt=2, index=7)
+    assert handed_back(noted) == (2, 7)
+    assert Shard.from_json(noted) == shard
+    assert handed_back(shard.to_json()) is None
+    for note in ({"attempt": "2", "index": 7}, {"attempt": True, "index": 7}, [2, 7], None):
+        assert handed_back({**shard.to_json(), "handed_back": note}) is None
+    assert handed_back("not a message") is None
 
 
 @pytest.mark.parametrize(

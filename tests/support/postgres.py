@@ -61,6 +61,7 @@ class ThrowawayPostgres:
         self._bindir = bindir
         self._max_connections = max_connections
         self._workdir: Path | None = None
+        self._options = ""
 
     def _as_postgres(self, argv: list[str]) -> list[str]:
         if os.geteuid() == 0:
@@ -119,26 +120,46 @@ class ThrowawayPostgres:
             )
             if not self._durable:
                 options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            self._run(
-                [
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-o",
-                    options,
-                    "-l",
-                    str(self._workdir / "server.log"),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
-            )
+            self._options = options
+            self._pg_ctl_start()
         except StoreError:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
             raise
         return self
+
+    def _pg_ctl_start(self) -> None:
+        if self._workdir is None or self._bindir is None:
+            raise StoreError("the PostgreSQL server was never started")
+        self._run(
+            [
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                str(self._workdir / "data"),
+                "-o",
+                self._options,
+                "-l",
+                str(self._workdir / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+
+    def halt(self) -> None:
+        """Stops the server (fast shutdown: every session is ended), keeping its data.
+
+        Until :meth:`resume`, connecting is refused: the store is unavailable.
+        """
+        if self._workdir is None or self._bindir is None:
+            raise StoreError("the PostgreSQL server was never started")
+        pg_ctl = str(self._bindir / "pg_ctl")
+        self._run([pg_ctl, "-D", str(self._workdir / "data"), "-m", "fast", "-w", "stop"])
+
+    def resume(self) -> None:
+        """Starts a halted server again, on the same port and data directory."""
+        self._pg_ctl_start()
 
     def stop(self) -> None:
         """Stops the server at once and deletes its files."""
@@ -172,6 +193,11 @@ class ThrowawayPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def data_directory(self) -> Path | None:
+        """The server's data directory while it exists."""
+        return self._workdir / "data" if self._workdir else None
 
     def url(self, database: str = "postgres") -> str:
         """A SQLAlchemy URL for one database on this server."""

@@ -8,7 +8,7 @@ import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -74,12 +74,25 @@ def worker_command(
     celery = make_app(settings)
     from celery.exceptions import Reject
 
+    from certvigil.distributed.shards import with_handed_back
     from certvigil.distributed.worker import StoreUnavailable
 
     def scan_shard(payload: object) -> None:
         try:
             runner.run(payload)
         except StoreUnavailable as exc:
+            if exc.attempt is not None and exc.careful_index is not None:
+                # Send it again with a note that the item in flight did not end this
+                # worker, then let this delivery be acknowledged (a crash between the
+                # two leaves a duplicate, which skips what is recorded).
+                note = with_handed_back(
+                    cast(dict[str, Any], payload), attempt=exc.attempt, index=exc.careful_index
+                )
+                try:
+                    celery.send_task(TASK_NAME, args=[note], queue=settings.queue)
+                except Exception:  # noqa: BLE001 - kombu raises many kinds; requeue instead
+                    raise Reject(str(exc), requeue=True) from exc
+                return
             raise Reject(str(exc), requeue=True) from exc
 
     celery.task(name=TASK_NAME, acks_late=True, ignore_result=True)(scan_shard)
@@ -128,6 +141,9 @@ def status_command(
 ) -> None:
     """List the workers: shard in hand, shards and endpoints done, endpoints/s, CPU.
 
+    'db waits' counts the times a worker found the database refusing writes and
+    waited for it, keeping its shard.
+
     Exit code: 1 if a worker that was running has gone silent, else 0.
     """
     loaded = load_config(require_config(config))
@@ -143,7 +159,8 @@ def status_command(
         Console(stderr=True).print("no worker has reported to this database yet", markup=False)
         raise typer.Exit(0)
     table = Table(box=None, pad_edge=False)
-    for column in ("worker", "state", "shard", "shards", "endpoints", "per s", "cpu s"):
+    columns = ("worker", "state", "shard", "shards", "endpoints", "per s", "cpu s", "db waits")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(
@@ -154,6 +171,7 @@ def status_command(
             str(r.endpoints_done),
             f"{r.endpoints_per_s:.1f}",
             f"{r.cpu_s:.1f}",
+            f"{r.store_waits} ({r.store_waited_s:.0f}s)" if r.store_waits else "0",
         )
     Console(highlight=False).print(table)
     raise typer.Exit(1 if silent else 0)
@@ -180,4 +198,6 @@ def _row_json(row: shards_db.WorkerRow, now: datetime) -> dict[str, Any]:
         "endpoints_done": row.endpoints_done,
         "endpoints_per_s": round(row.endpoints_per_s, 3),
         "cpu_s": round(row.cpu_s, 3),
+        "store_waits": row.store_waits,
+        "store_waited_s": round(row.store_waited_s, 1),
     }

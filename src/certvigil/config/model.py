@@ -383,6 +383,9 @@ class DistributedSettings(_Model):
             before the broker hands it to another (Redis); longer than a shard takes.
         per_subnet: Keep each /24 (IPv4) or /64 (IPv6) network on one worker at a time,
             not just each address.
+        store_wait_s: How long a worker that cannot write to the store keeps its shard
+            and retries before handing the shard back to the broker (at most half the
+            visibility time-out, so the broker never hands out a shard still held).
     """
 
     broker_url: Text
@@ -392,6 +395,7 @@ class DistributedSettings(_Model):
     poison_after: int = Field(default=2, ge=1, le=100)
     visibility_timeout_s: DurationS = Field(default=3600.0, alias="visibility_timeout", ge=1)
     per_subnet: bool = False
+    store_wait_s: DurationS = Field(default=300.0, alias="store_wait", ge=0, le=86_400)
 
 
 class ServerLink(_Model):

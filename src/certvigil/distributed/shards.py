@@ -92,6 +92,33 @@ class Shard:
         )
 
 
+HANDED_BACK_KEY = "handed_back"
+"""Optional field of a shard message sent again by a worker that handed it back."""
+
+
+def with_handed_back(payload: dict[str, Any], *, attempt: int, index: int) -> dict[str, Any]:
+    """The message again, noting that ``attempt`` stopped at item ``index`` alive.
+
+    A worker that gives a shard back because the store refused its writes cannot clear
+    the item it was scanning carefully in the shard's row; the note tells the next
+    delivery that this item was not a worker death.
+    """
+    return {**payload, HANDED_BACK_KEY: {"attempt": attempt, "index": index}}
+
+
+def handed_back(payload: object) -> tuple[int, int] | None:
+    """``(attempt, item index)`` of a message's hand-back note, if it has a valid one."""
+    if not isinstance(payload, dict):
+        return None
+    note = payload.get(HANDED_BACK_KEY)
+    if not isinstance(note, dict):
+        return None
+    attempt, index = note.get("attempt"), note.get("index")
+    if type(attempt) is not int or type(index) is not int:
+        return None
+    return attempt, index
+
+
 def _text(value: dict[str, Any], key: str, *, where: str = "shard message") -> str:
     text = value.get(key)
     if not isinstance(text, str) or not text or len(text) > 255:

@@ -11,6 +11,15 @@ in flight in the shard's row first. If a worker dies again while scanning the sa
 endpoint ``poison_after`` times, that endpoint is set aside: it is recorded as an
 ``internal_error`` that says so, and the shard goes on without it. A shard delivered
 more than ``max_attempts`` times is closed with its remaining endpoints failed.
+
+A store that refuses (restarting, failing over, unreachable) does not cost the shard:
+the worker keeps it, its scans going on, and retries the write every
+``STORE_RETRY_S`` for up to ``store_wait`` (at most half the broker's visibility
+time-out); only then does it hand the shard back to the broker. Each such wait is
+counted in the worker's row (``certvigil workers status``). A careful attempt handed
+back so leaves its row naming the endpoint in flight; the worker sends the shard again
+with a note (``shards.with_handed_back``) so the next delivery does not count that
+endpoint as a worker death.
 """
 
 from __future__ import annotations
@@ -24,8 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-
-from sqlalchemy.exc import IntegrityError
+from typing import ParamSpec, TypeVar
 
 from certvigil import __version__
 from certvigil.alerts.engine import AlertEngine
@@ -45,7 +53,7 @@ from certvigil.daemon.runner import (
     record_and_judge,
     scan_options_for,
 )
-from certvigil.distributed.shards import Shard, ShardItem, ShardPayloadError
+from certvigil.distributed.shards import Shard, ShardItem, ShardPayloadError, handed_back
 from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.observed.handshake import FailureKind, ProbeFailure
@@ -59,12 +67,32 @@ log = logging.getLogger(f"{LOGGER_NAME}.worker")
 HEARTBEAT_S = 5.0
 """How often a worker refreshes its row in ``scan_workers``."""
 
-STORE_RETRY_S = 5.0
-"""Pause before handing a shard back when the store refused a write."""
+STORE_RETRY_S = 2.0
+"""Pause between two tries of a write the store refused."""
+
+WRITE_BATCH_MAX = 200
+"""Most endpoints recorded in one transaction."""
+
+BATCH_GATHER_S = 0.5
+"""How long the first report of a batch waits for others to join it."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class StoreUnavailable(Exception):
-    """The store refused a shard's write: the task hands the shard back to the broker."""
+    """The store refused a shard's write: the task hands the shard back to the broker.
+
+    Attributes:
+        attempt: The attempt that gave up (``None`` if it never began).
+        careful_index: The item a careful attempt was scanning, which the shard's row
+            still names as in flight (``None`` when none was).
+    """
+
+    def __init__(self, message: str, *, attempt: int | None, careful_index: int | None) -> None:
+        super().__init__(message)
+        self.attempt = attempt
+        self.careful_index = careful_index
 
 
 class ShardRunner:
@@ -98,6 +126,13 @@ class ShardRunner:
         self.current_shard: str | None = None
         self.shards_done = 0
         self.endpoints_done = 0
+        self.store_waits = 0
+        self.store_waited_s = 0.0
+        # Never past half the visibility time-out: the broker would hand the shard to
+        # another worker while this one still holds it.
+        self.store_wait_s = min(settings.store_wait_s, settings.visibility_timeout_s / 2)
+        self._attempt: int | None = None
+        self._careful_index: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
@@ -139,6 +174,8 @@ class ShardRunner:
                 endpoints_done=self.endpoints_done,
                 endpoints_per_s=self.endpoints_done / elapsed,
                 cpu_s=usage.ru_utime + usage.ru_stime,
+                store_waits=self.store_waits,
+                store_waited_s=self.store_waited_s,
             )
         with self.store.write() as connection:
             shards_db.beat(connection, row)
@@ -149,8 +186,8 @@ class ShardRunner:
         """The Celery task body: run one shard message to the end.
 
         A message that is not a shard is logged and dropped (retrying cannot mend it).
-        When the store refuses a write, the shard goes back to the broker after a pause
-        (``StoreUnavailable``); what was recorded stays recorded.
+        When the store refuses writes for longer than ``store_wait``, the shard goes back
+        to the broker (``StoreUnavailable``); what was recorded stays recorded.
         """
         try:
             shard = Shard.from_json(payload)
@@ -159,15 +196,18 @@ class ShardRunner:
             return
         with self._lock:
             self.current_shard = shard.id
+        self._attempt = None
+        self._careful_index = None
         try:
-            self.loop.run_until_complete(self.run_shard(shard))
+            self.loop.run_until_complete(self.run_shard(shard, handed_back=handed_back(payload)))
         except StoreError as exc:
             log.warning(
                 "store unavailable; shard handed back",
-                extra={"shard": shard.id, "error": str(exc)},
+                extra={"shard": shard.id, "error": str(exc), "waited_s": self.store_wait_s},
             )
-            time.sleep(STORE_RETRY_S)
-            raise StoreUnavailable(str(exc)) from exc
+            raise StoreUnavailable(
+                str(exc), attempt=self._attempt, careful_index=self._careful_index
+            ) from exc
         finally:
             with self._lock:
                 self.current_shard = None
@@ -177,12 +217,19 @@ class ShardRunner:
             except StoreError:
                 pass  # the heartbeat thread says so
 
-    async def run_shard(self, shard: Shard) -> None:
-        """Scan a shard's endpoints not yet recorded, and record each once."""
-        attempt = await asyncio.to_thread(self._begin, shard.id)
+    async def run_shard(self, shard: Shard, *, handed_back: tuple[int, int] | None = None) -> None:
+        """Scan a shard's endpoints not yet recorded, and record each once.
+
+        Args:
+            shard: The shard.
+            handed_back: The message's note ``(attempt, item)``: that attempt gave the
+                shard back alive while scanning that item (not a worker death).
+        """
+        attempt = await self._stored(self._begin, shard.id)
         if attempt is None:
             log.info("shard already finished; skipped", extra={"shard": shard.id})
             return
+        self._attempt = attempt.number
         todo = [item for item in shard.items if item.index not in attempt.done]
         trust = await self.trust.get(TrustSettings.model_validate(shard.group["trust"]))
         if attempt.number > self.settings.max_attempts:
@@ -191,12 +238,14 @@ class ShardRunner:
                 "worker ended each time"
             )
             await self._record(shard.id, [(i, self._failure(i, reason, trust)) for i in todo])
-            await asyncio.to_thread(self._finish, shard.id, shards_db.ShardState.FAILED, reason)
+            await self._stored(self._finish, shard.id, shards_db.ShardState.FAILED, reason)
             return
         interrupted = attempt.interrupted_index
+        if handed_back is not None and handed_back == (attempt.number - 1, interrupted):
+            interrupted = None  # the store went away, not the worker
         if interrupted is not None and interrupted not in attempt.done:
             crashes = attempt.suspect_crashes + 1 if attempt.suspect_index == interrupted else 1
-            await asyncio.to_thread(self._suspect, shard.id, interrupted, crashes)
+            await self._stored(self._suspect, shard.id, interrupted, crashes)
             if crashes >= self.settings.poison_after:
                 poison = next(i for i in todo if i.index == interrupted)
                 reason = (
@@ -229,7 +278,7 @@ class ShardRunner:
                 await self._run_carefully(shard.id, todo, scanner)
             else:
                 await self._run_all(shard.id, todo, scanner)
-        await asyncio.to_thread(self._finish, shard.id, shards_db.ShardState.DONE, None)
+        await self._stored(self._finish, shard.id, shards_db.ShardState.DONE, None)
 
     async def _run_all(
         self, shard_id: str, items: Sequence[ShardItem], scanner: EndpointScanner
@@ -244,8 +293,20 @@ class ShardRunner:
             left = len(items)
             while left:
                 batch = [await done.get()]
-                while not done.empty():
-                    batch.append(done.get_nowait())
+                # Gather for a moment: one transaction per few reports costs a round
+                # trip, a commit and the shard's counters each time.
+                gather_until = asyncio.get_running_loop().time() + BATCH_GATHER_S
+                while len(batch) < min(left, WRITE_BATCH_MAX):
+                    if done.empty():
+                        wait_s = gather_until - asyncio.get_running_loop().time()
+                        if wait_s <= 0:
+                            break
+                        try:
+                            batch.append(await asyncio.wait_for(done.get(), wait_s))
+                        except TimeoutError:
+                            break
+                    else:
+                        batch.append(done.get_nowait())
                 left -= len(batch)
                 await self._record(shard_id, batch)
         finally:
@@ -257,9 +318,49 @@ class ShardRunner:
         self, shard_id: str, items: Sequence[ShardItem], scanner: EndpointScanner
     ) -> None:
         for item in items:
-            await asyncio.to_thread(self._set_current, shard_id, item.index)
+            await self._stored(self._set_current, shard_id, item.index)
+            self._careful_index = item.index
             report = await scanner.report(item.target, addresses=item.addresses)
             await self._record(shard_id, [(item, report)])
+            self._careful_index = None
+
+    async def _stored(self, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """Run a store call in a thread; while the store refuses, wait and try again.
+
+        Raises:
+            StoreError: The store still refused after ``store_wait``.
+        """
+        waiting_since: float | None = None
+        while True:
+            try:
+                result = await asyncio.to_thread(call, *args, **kwargs)
+            except StoreError as exc:
+                now = time.monotonic()
+                if waiting_since is None:
+                    waiting_since = now
+                    with self._lock:
+                        self.store_waits += 1
+                    log.warning(
+                        "store unavailable; shard kept, retrying",
+                        extra={"shard": self.current_shard, "error": str(exc)},
+                    )
+                if now - waiting_since >= self.store_wait_s:
+                    self._add_waited(now - waiting_since)
+                    raise
+                await asyncio.sleep(min(STORE_RETRY_S, self.store_wait_s))
+                continue
+            if waiting_since is not None:
+                waited_s = time.monotonic() - waiting_since
+                self._add_waited(waited_s)
+                log.warning(
+                    "store available again",
+                    extra={"shard": self.current_shard, "waited_s": round(waited_s, 1)},
+                )
+            return result
+
+    def _add_waited(self, seconds: float) -> None:
+        with self._lock:
+            self.store_waited_s += seconds
 
     def _failure(self, item: ShardItem, reason: str, trust: TrustStore) -> EndpointReport:
         now = self.clock()
@@ -276,46 +377,40 @@ class ShardRunner:
         poisoned: bool = False,
     ) -> None:
         if pairs:
-            await asyncio.to_thread(self._write, shard_id, pairs, poisoned)
+            await self._stored(self._write, shard_id, pairs, poisoned)
 
     def _write(
         self, shard_id: str, pairs: Sequence[tuple[ShardItem, EndpointReport]], poisoned: bool
     ) -> None:
-        try:
-            self._write_batch(shard_id, pairs, poisoned)
-        except StoreError as exc:
-            if not isinstance(exc.__cause__, IntegrityError) or len(pairs) == 1:
-                if isinstance(exc.__cause__, IntegrityError):
-                    return  # another delivery of this shard recorded it first
-                raise
-            # Another delivery recorded some of these first: write the rest one by one.
-            for pair in pairs:
-                self._write(shard_id, [pair], poisoned)
+        """Record a batch in one transaction: its shard items, observations and alerts.
 
-    def _write_batch(
-        self, shard_id: str, pairs: Sequence[tuple[ShardItem, EndpointReport]], poisoned: bool
-    ) -> None:
-        reports = [report for _item, report in pairs]
+        Items another delivery of the shard recorded first are skipped, not recorded twice.
+        """
         with self.store.write() as connection:
-            shards_db.claim_items(connection, shard_id, [item.index for item, _ in pairs])
+            claimed = shards_db.claim_items(connection, shard_id, [item.index for item, _ in pairs])
+            mine = [(item, report) for item, report in pairs if item.index in claimed]
+            if not mine:
+                return
+            reports = [report for _item, report in mine]
             written = record_and_judge(
-                connection, self.engine, reports, [item.tags for item, _ in pairs], self.clock()
+                connection, self.engine, reports, [item.tags for item, _ in mine], self.clock()
             )
             shards_db.link_observations(
                 connection,
                 shard_id,
-                [(item.index, obs) for (item, _), (obs, _e) in zip(pairs, written, strict=True)],
+                [(item.index, obs) for (item, _), (obs, _e) in zip(mine, written, strict=True)],
                 poisoned=poisoned,
             )
             shards_db.add_counts(
                 connection,
                 shard_id,
-                recorded=len(pairs),
+                recorded=len(mine),
                 failed=sum(report.is_failed for report in reports),
                 alert_events=sum(len(events) for _obs, events in written),
             )
         with self._lock:
-            self.endpoints_done += len(pairs)
+            self.endpoints_done += len(mine)
+        log.debug("batch recorded", extra={"shard": shard_id, "endpoints": len(mine)})
 
     def _begin(self, shard_id: str) -> shards_db.Attempt | None:
         with self.store.write() as connection:

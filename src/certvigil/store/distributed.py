@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from certvigil.store.distributed_models import SCAN_SHARD_ITEMS, SCAN_SHARDS, SCAN_WORKERS
 from certvigil.store.ingest import dialect_insert
@@ -68,6 +68,10 @@ class WorkerRow:
     endpoints_done: int
     endpoints_per_s: float
     cpu_s: float
+    store_waits: int = 0
+    """Times the worker waited for a store that refused a write."""
+    store_waited_s: float = 0.0
+    """Seconds spent in those waits."""
 
 
 def add_shards(
@@ -154,28 +158,46 @@ def set_current(connection: Connection, shard_id: str, index: int | None) -> Non
     )
 
 
-def claim_items(connection: Connection, shard_id: str, indexes: Sequence[int]) -> None:
-    """Mark items recorded; raises ``IntegrityError`` if another attempt recorded one."""
-    if indexes:
-        connection.execute(
-            SCAN_SHARD_ITEMS.insert(),
+def claim_items(connection: Connection, shard_id: str, indexes: Sequence[int]) -> set[int]:
+    """Mark items recorded, in one statement; returns those no other attempt claimed first.
+
+    An item another delivery of the shard already recorded (or is recording: the insert
+    waits for that transaction) is left out, so the caller records only the rest.
+    """
+    if not indexes:
+        return set()
+    statement = (
+        dialect_insert(connection, SCAN_SHARD_ITEMS)
+        .values(
             [
                 {"shard_id": shard_id, "item_index": i, "observation_id": None, "poisoned": False}
                 for i in indexes
-            ],
+            ]
         )
+        .on_conflict_do_nothing(index_elements=["shard_id", "item_index"])
+        .returning(SCAN_SHARD_ITEMS.c.item_index)
+    )
+    return set(connection.execute(statement).scalars())
 
 
 def link_observations(
     connection: Connection, shard_id: str, pairs: Sequence[tuple[int, int]], *, poisoned: bool
 ) -> None:
-    """Attach each claimed item's observation id (``(item index, observation id)``)."""
-    for index, observation_id in pairs:
-        connection.execute(
-            update(SCAN_SHARD_ITEMS)
-            .where(SCAN_SHARD_ITEMS.c.shard_id == shard_id, SCAN_SHARD_ITEMS.c.item_index == index)
-            .values(observation_id=observation_id, poisoned=poisoned)
+    """Attach each claimed item's observation id (``(item index, observation id)``).
+
+    One statement for the batch (an executemany the driver pipelines).
+    """
+    if not pairs:
+        return
+    connection.execute(
+        update(SCAN_SHARD_ITEMS)
+        .where(
+            SCAN_SHARD_ITEMS.c.shard_id == shard_id,
+            SCAN_SHARD_ITEMS.c.item_index == bindparam("index"),
         )
+        .values(observation_id=bindparam("observation"), poisoned=poisoned),
+        [{"index": index, "observation": observation} for index, observation in pairs],
+    )
 
 
 def add_counts(
@@ -264,6 +286,8 @@ def beat(connection: Connection, row: WorkerRow) -> None:
         "endpoints_done": row.endpoints_done,
         "endpoints_per_s": row.endpoints_per_s,
         "cpu_s": row.cpu_s,
+        "store_waits": row.store_waits,
+        "store_waited_s": row.store_waited_s,
     }
     statement = dialect_insert(connection, SCAN_WORKERS).values(values)
     changed = {k: v for k, v in values.items() if k != "name"}

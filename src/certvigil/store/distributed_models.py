@@ -68,6 +68,10 @@ class ScanWorker(Base):
     endpoints_done: Mapped[int] = mapped_column(Integer, default=0)
     endpoints_per_s: Mapped[float] = mapped_column(Float, default=0.0)
     cpu_s: Mapped[float] = mapped_column(Float, default=0.0)
+    store_waits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Times the worker found the store refusing and waited for it (revision 0016)."""
+    store_waited_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    """Seconds spent in those waits."""
 
 
 def _table(model: type[Base]) -> Table:

@@ -54,6 +54,9 @@ SQLITE_WAL_AUTOCHECKPOINT_PAGES = 8000
 SQLITE_JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 """A write-ahead log grown past this (a bulk load) is truncated back after a checkpoint."""
 
+PG_CONNECT_TIMEOUT_S = 10
+"""How long opening a PostgreSQL connection may take (libpq ``connect_timeout``)."""
+
 WRITE_OPTION = "certvigil_write"
 """Execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``."""
 
@@ -157,7 +160,13 @@ def create_store_engine(url: str | URL | None, *, echo: bool = False) -> Engine:
 
 
 def _postgresql_engine(url: URL, *, echo: bool) -> Engine:
-    engine = create_engine(url, echo=echo, pool_pre_ping=True)
+    # A server that accepts the TCP connection but never answers (stopped, or
+    # behind a dead failover address) must not hold a caller forever; a
+    # connect_timeout in the URL wins.
+    connect_args = (
+        {} if "connect_timeout" in url.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    )
+    engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
