@@ -104,6 +104,37 @@ def parse_sth(body: bytes) -> SignedTreeHead:
     return SignedTreeHead(tree_size, timestamp, root, signature)
 
 
+MAX_PROOF_HASHES = 128  # a proof between trees of up to 2^64 leaves holds at most 2 x 64
+
+
+def parse_consistency(body: bytes) -> tuple[bytes, ...]:
+    """Parse a ``get-sth-consistency`` answer: the proof's hashes, in order.
+
+    Raises:
+        ResponseError: Not JSON, no ``consistency`` list, or an element that is not a
+            base64 SHA-256 hash.
+    """
+    what = "get-sth-consistency"
+    if len(body) > MAX_STH_BYTES:
+        raise ResponseError(what, f"{len(body)} bytes, more than {MAX_STH_BYTES}")
+    document = _json(body, what)
+    items = document.get("consistency") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        raise ResponseError(what, 'no "consistency" list in the answer')
+    if len(items) > MAX_PROOF_HASHES:
+        raise ResponseError(what, f"{len(items)} hashes, more than {MAX_PROOF_HASHES}")
+    proof: list[bytes] = []
+    for number, item in enumerate(items):
+        try:
+            node = _b64decode(item) if isinstance(item, str) else b""
+        except (binascii.Error, ValueError):
+            node = b""
+        if len(node) != 32:
+            raise ResponseError(what, f"consistency[{number}] is not a base64 SHA-256 hash")
+        proof.append(node)
+    return tuple(proof)
+
+
 def verify_sth(sth: SignedTreeHead, key_der: bytes) -> None:
     """Check a tree head's signature with the log's key (DER SubjectPublicKeyInfo).
 

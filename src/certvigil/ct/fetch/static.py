@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from certvigil.ct.entry import LogEntry
 from certvigil.ct.errors import TileError
 from certvigil.ct.fetch.http import LogFetcher
-from certvigil.ct.merkle import root_from_leaf_hashes
+from certvigil.ct.merkle import fold_subtrees, root_from_leaf_hashes
 from certvigil.ct.rfc6962 import MalformedEntry
 from certvigil.ct.static_ct import (
     TILE_WIDTH,
@@ -34,6 +34,7 @@ from certvigil.ct.static_ct import (
     parse_checkpoint,
     parse_data_tile,
     parse_hash_tile,
+    prefix_roots_from_tiles,
     tiles_for_entries,
     verify_checkpoint,
     verify_root_from_tiles,
@@ -139,6 +140,30 @@ class _TreeTiles:
         ]
         return [root_from_leaf_hashes(await self.get(child)) for child in children]
 
+    async def prefix_roots(self, prefix_size: int) -> list[bytes]:
+        """The compact range of the first ``prefix_size`` leaves, from this tree's tiles.
+
+        Every tile read for it is bound to the recomputed root first, so the hashes are
+        the checkpoint's tree's and no other.
+        """
+        used: set[TilePath] = set()
+
+        def lookup(path: TilePath) -> Sequence[bytes]:
+            if path not in self.hashes:
+                raise _Missing(path)
+            used.add(path)
+            return self.hashes[path]
+
+        while True:
+            try:
+                roots = prefix_roots_from_tiles(prefix_size, self.size, lookup)
+                break
+            except _Missing as missing:
+                await self.get(missing.path)
+        for path in sorted(used, key=lambda p: (p.level, p.index)):
+            await self.bind(path)
+        return roots
+
     async def bind(self, path: TilePath) -> None:
         """Raise unless this hash tile is part of the tree whose root was recomputed."""
         while path not in self.root_read:
@@ -215,6 +240,45 @@ class StaticReader:
         await tree.verify_root()
         self._tree = tree
 
+    async def _tree_of(self, checkpoint: VerifiedCheckpoint) -> _TreeTiles:
+        if self._tree is None or self._tree.size != checkpoint.checkpoint.tree_size:
+            await self.verify_tree(checkpoint)
+        assert self._tree is not None
+        return self._tree
+
+    async def verify_consistency(
+        self, checkpoint: VerifiedCheckpoint, old_size: int, old_root: bytes
+    ) -> None:
+        """Raise unless the checkpoint's tree starts with the tree verified before.
+
+        The root of the first ``old_size`` leaves is recomputed from the new tree's hash
+        tiles (after the new root is): a log that rewrote or forked its history cannot
+        give the old root from them.
+
+        Raises:
+            TileError: The new tree does not contain the old one, or a tile is not in it.
+            FetchError: A request failed.
+        """
+        if old_size == 0 or old_size > checkpoint.checkpoint.tree_size:
+            return
+        tree = await self._tree_of(checkpoint)
+        if fold_subtrees(await tree.prefix_roots(old_size)) != old_root:
+            raise TileError(
+                "tree",
+                f"the tree of {checkpoint.checkpoint.tree_size} entries does not start with "
+                f"the tree of {old_size} verified before (the log rewrote or forked its history)",
+            )
+
+    async def compact_range(self, checkpoint: VerifiedCheckpoint, size: int) -> tuple[bytes, ...]:
+        """The roots of the perfect subtrees of the first ``size`` leaves (from the tiles).
+
+        Raises:
+            TileError: A tile cannot be had or is not in the tree.
+            FetchError: A request failed.
+        """
+        tree = await self._tree_of(checkpoint)
+        return tuple(await tree.prefix_roots(size))
+
     async def entries(
         self, start: int, end: int, checkpoint: VerifiedCheckpoint
     ) -> AsyncIterator[TileEntries]:
@@ -225,10 +289,7 @@ class StaticReader:
             TileError: A tile cannot be parsed or is not in the tree.
             FetchError: A request failed.
         """
-        if self._tree is None or self._tree.size != checkpoint.checkpoint.tree_size:
-            await self.verify_tree(checkpoint)
-        tree = self._tree
-        assert tree is not None
+        tree = await self._tree_of(checkpoint)
         tiles = tiles_for_entries(start, end, checkpoint.checkpoint.tree_size)
         pending: list[asyncio.Task[TileEntries]] = []
         try:
