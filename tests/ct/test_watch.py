@@ -571,3 +571,33 @@ def test_caa_records_authorise_the_cas_they_name(logs: Logs, store: Store) -> No
     unauthorised = [a for a in alerts(store) if a.kind == "unauthorized_ca"]
     assert unauthorised and all("chixbbq.org" in a.summary for a in unauthorised)
     assert len(unauthorised) == renewal_groups(expected_matches(("chixbbq.org",)))
+
+
+def test_a_tree_head_that_does_not_extend_the_last_is_a_log_fault(
+    logs: Logs, store: Store
+) -> None:
+    """An RFC 6962 log grows from 300 to 600 entries but its consistency proof does not
+    verify: a critical ct_log_fault, the error in the log's stored state (what `ct
+    status` shows), and nothing past 300 read; an honest proof later resolves it."""
+    logs.publish_rfc(300)
+    settings = logs.settings(rfc=True)
+    watch(settings, store)
+    logs.publish_rfc(600)
+    logs.rfc.forge_consistency = True
+
+    reports = watch(settings, store)
+
+    (rfc,) = [r for r in reports if r.log == "Rfc"]
+    assert rfc.handled == 0 and rfc.state.position == 300
+    with store.read() as connection:
+        (stored,) = [log for log in persist.list_logs(connection) if "rfc" in log.url]
+    assert "consistency proof from 300 to 600 entries does not verify" in stored.state.last_error
+    (fault,) = [a for a in alerts(store) if a.kind == "ct_log_fault"]
+    assert fault.severity == "critical" and fault.state == "open"
+
+    logs.rfc.forge_consistency = False
+    (_, rfc_again) = watch(settings, store)
+
+    assert rfc_again.state.position == 600 and rfc_again.state.last_error == ""
+    (fault,) = [a for a in alerts(store) if a.kind == "ct_log_fault"]
+    assert fault.state == "resolved"
