@@ -38,6 +38,7 @@ from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.rules import AlertEvent, AlertKind, EventAction
 from certvigil.analysis.model import Severity
 from certvigil.config.ct import CtSettings
+from certvigil.ct.asn import AsnDataError, AsnTable
 from certvigil.ct.caa import CaaPolicy
 from certvigil.ct.codec import DecodeError
 from certvigil.ct.entry import LogEntry
@@ -63,7 +64,7 @@ from certvigil.ct.lookalike import LookalikeIndex, LookalikeMatch
 from certvigil.ct.match import NameMatch, WatchList
 from certvigil.ct.names import entry_issuer, names_from_tbs, parse_entry_tbs
 from certvigil.ct.rfc6962 import MalformedEntry, complete_entry
-from certvigil.ct.watch import persist
+from certvigil.ct.watch import persist, recheck
 from certvigil.store import Store
 from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINTS
 
@@ -159,6 +160,7 @@ class CtWatch:
         self._known: set[str] = set()
         self._scan_domains = {d.name for d in settings.domains if d.scan_new_names}
         self._caa: dict[str, CaaPolicy | None] = {}
+        self._asn: AsnTable | None = None
         self._configured_cas = {
             d.name: {ca_identity(ca) for ca in d.authorized_cas}
             for d in settings.domains
@@ -254,9 +256,76 @@ class CtWatch:
                         *(self.pass_log(plan, client, from_start=from_start) for plan in plans)
                     )
                 )
+                if self.settings.liveness.enabled:
+                    await self.recheck_liveness()
                 if once:
                     return reports
                 await asyncio.sleep(self.settings.poll_interval)
+
+    def _resolver(self) -> dns.asyncresolver.Resolver:
+        resolver = dns.asyncresolver.Resolver()
+        if self.settings.dns_server:
+            host, _, port = self.settings.dns_server.rpartition(":")
+            if not host or not port.isdigit():
+                host, port = self.settings.dns_server, "53"
+            resolver = dns.asyncresolver.Resolver(configure=False)
+            resolver.nameservers = [host]
+            resolver.port = int(port)
+        return resolver
+
+    async def recheck_liveness(self) -> int:
+        """Check the found names that are due (``ct.liveness``); return how many were.
+
+        The iptoasn table is read at the first re-check (not at construction); one that
+        cannot be read is said once per pass and the DNS service is used alone.
+        """
+        settings = self.settings.liveness
+        now = self.clock()
+        with self.store.read() as connection:
+            due = recheck.names_due(
+                connection,
+                now=now,
+                recheck_every=timedelta(seconds=settings.recheck_every),
+                until=timedelta(seconds=settings.until),
+                limit=settings.max_names_per_pass,
+            )
+        if not due:
+            return 0
+        table = self._asn_table()
+        resolver = self._resolver()
+        source = recheck.AsnSource(
+            table=table,
+            use_dns=settings.asn_dns,
+            resolver=resolver,
+            deadline_s=min(5.0, settings.deadline),
+        )
+        checks = await recheck.check_names(
+            due,
+            now=now,
+            asn=source,
+            resolver=resolver,
+            port=settings.port,
+            deadline_s=settings.deadline,
+        )
+        with self.store.write() as connection:
+            recheck.record_checks(connection, checks)
+        live = sum(check.liveness.is_live for check in checks)
+        self.log_line(f"liveness: {len(checks)} names checked, {live} live")
+        return len(checks)
+
+    def _asn_table(self) -> AsnTable | None:
+        path_text = self.settings.liveness.asn_file
+        if path_text is None:
+            return None
+        if self._asn is None:
+            path = Path(path_text)
+            path = path if path.is_absolute() else self.base_dir / path
+            try:
+                self._asn = AsnTable.load(path)
+            except AsnDataError as exc:
+                self.log_line(f"liveness: {exc}; the AS comes from DNS only")
+                return None
+        return self._asn
 
     async def pass_log(
         self, plan: TailPlan, client: httpx.AsyncClient, *, from_start: bool
