@@ -13,6 +13,7 @@ against their fingerprint, and kept for the life of the reader.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -70,11 +71,27 @@ class IssuerCache:
 
     def __init__(self) -> None:
         self.certificates: dict[bytes, bytes] = {}
+        self._unsaved: list[bytes] = []
 
     def add(self, fingerprint: bytes, der: bytes) -> None:
         """Keep a checked issuer certificate, while there is room."""
-        if len(self.certificates) < MAX_ISSUERS_CACHED:
+        if fingerprint not in self.certificates and len(self.certificates) < MAX_ISSUERS_CACHED:
             self.certificates[fingerprint] = der
+            self._unsaved.append(fingerprint)
+
+    def preload(self, stored: dict[bytes, bytes]) -> None:
+        """Take issuers kept from earlier runs (each checked against its fingerprint)."""
+        for fingerprint, der in stored.items():
+            if len(self.certificates) >= MAX_ISSUERS_CACHED:
+                break
+            if hashlib.sha256(der).digest() == fingerprint:
+                self.certificates[fingerprint] = der
+
+    def take_unsaved(self) -> dict[bytes, bytes]:
+        """The issuers added since the last call, to keep (and forget they were new)."""
+        taken = {fp: self.certificates[fp] for fp in self._unsaved}
+        self._unsaved = []
+        return taken
 
 
 class _Missing(Exception):

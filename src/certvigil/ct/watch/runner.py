@@ -46,7 +46,7 @@ from certvigil.ct.errors import CtError, MalformedEntryError
 from certvigil.ct.fetch.caa import CaaLookupError, lookup_caa
 from certvigil.ct.fetch.http import FetchPolicy, LogFetcher
 from certvigil.ct.fetch.rfc6962 import Rfc6962Reader
-from certvigil.ct.fetch.static import IssuerCache, StaticReader
+from certvigil.ct.fetch.static import MAX_ISSUERS_CACHED, IssuerCache, StaticReader
 from certvigil.ct.fetch.tail import LogTail, TailState
 from certvigil.ct.judge import (
     CertFacts,
@@ -187,6 +187,8 @@ class CtWatch:
             }
             persist.add_known_names(connection, inventoried, source="inventory", now=now)
             self._known = persist.known_names(connection)
+            # Static logs' issuers fetched in earlier runs: never fetched again.
+            self.issuers.preload(persist.load_issuers(connection, MAX_ISSUERS_CACHED))
 
     def _policy(self, connection: Connection) -> WatchPolicy:
         """The judging policy now: configured authorised CAs plus the stored ones.
@@ -477,6 +479,7 @@ class CtWatch:
         written: list[dict[str, Any]] = []
         scan_names: list[str] = []
         with self.store.write() as connection:
+            persist.save_issuers(connection, self.issuers.take_unsaved(), now)
             policy = self._policy(connection) if pending else WatchPolicy()
             for matched in pending:
                 facts = matched.facts

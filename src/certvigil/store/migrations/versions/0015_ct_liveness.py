@@ -1,7 +1,9 @@
-"""CT liveness re-checks: each check of a found name, with the AS of its address
+"""CT liveness re-checks with the AS of each address; static logs' issuers kept
 
 ``ct_liveness_checks`` holds one row per check (addresses, HTTPS status, page title,
 origin AS with prefix, country and name, error), belonging to its ``ct_findings`` row.
+``ct_issuers`` keeps every issuer certificate a static log served, by SHA-256, so it is
+fetched once for good, across runs.
 
 Revision ID: 0015
 Revises: 0011
@@ -65,10 +67,20 @@ def upgrade() -> None:
         ["checked_at_utc"],
         unique=False,
     )
+    op.create_table(
+        "ct_issuers",
+        sa.Column("sha256_hex", sa.String(length=64), nullable=False),
+        sa.Column("der", sa.LargeBinary(), nullable=False),
+        sa.Column(
+            "first_seen_utc", certvigil.store.models.UtcDateTime(timezone=True), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("sha256_hex", name=op.f("pk_ct_issuers")),
+    )
 
 
 def downgrade() -> None:
     """Reverts this revision."""
+    op.drop_table("ct_issuers")
     op.drop_index(op.f("ix_ct_liveness_checks_checked_at_utc"), table_name="ct_liveness_checks")
     op.drop_index(op.f("ix_ct_liveness_checks_finding_id"), table_name="ct_liveness_checks")
     op.drop_table("ct_liveness_checks")
