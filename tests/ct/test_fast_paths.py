@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from certvigil.ct.codec import DecodeError, Reader
 from certvigil.ct.der import _parse_tbs, _parse_tbs_fast, parse_tbs, subject_common_names
 from certvigil.ct.entry import _read_timestamped_entry_by_fields, read_timestamped_entry
+from certvigil.ct.errors import ResponseError
 from certvigil.ct.rfc6962 import _WireEntry, parse_get_entries
 from certvigil.ct.static_ct import data_tile, parse_data_tile
 from tests.ct.conftest import data
@@ -165,3 +166,21 @@ def test_common_names_are_read_as_cryptography_writes_them(
     der = x509.Name(attributes).public_bytes()
 
     assert subject_common_names(der) == common_names
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"x":' + b"[" * 200_000 + b"]" * 200_000 + b', "entries": []}',
+        b'{"entries":' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+        b"[" * 100_000,
+    ],
+)
+def test_deeply_nested_answers_are_refused_not_crashed(body: bytes) -> None:
+    """Nesting deep enough to exhaust either decoder's stack is a ResponseError, or an
+    answer with no entries, never a RecursionError."""
+    try:
+        batch = parse_get_entries(body, 0, 9)
+    except ResponseError:
+        return
+    assert batch.count == 0

@@ -167,7 +167,7 @@ def parse_get_entries(
     asked = end - start + 1
     try:
         answer = _ANSWER.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         # Not the usual shape somewhere: JSON item by item, each defect recorded.
         return _parse_get_entries_items(body, start, asked, lazy_extra)
     # The usual shape, decoded in one pass in C, leaf_input's base64 included (as
