@@ -217,14 +217,7 @@ class CtWatch:
         """Read every watched domain's CAA policy (a failed lookup is ``None``: not used)."""
         if not self.settings.caa:
             return
-        resolver = dns.asyncresolver.Resolver()
-        if self.settings.dns_server:
-            host, _, port = self.settings.dns_server.rpartition(":")
-            if not host or not port.isdigit():
-                host, port = self.settings.dns_server, "53"
-            resolver = dns.asyncresolver.Resolver(configure=False)
-            resolver.nameservers = [host]
-            resolver.port = int(port)
+        resolver = self._resolver()
         gate = asyncio.Semaphore(16)
 
         async def one(domain: str) -> tuple[str, CaaPolicy | None]:
@@ -265,6 +258,7 @@ class CtWatch:
                 await asyncio.sleep(self.settings.poll_interval)
 
     def _resolver(self) -> dns.asyncresolver.Resolver:
+        """The configured DNS server (``ct.dns_server``), else the system's resolvers."""
         resolver = dns.asyncresolver.Resolver()
         if self.settings.dns_server:
             host, _, port = self.settings.dns_server.rpartition(":")
