@@ -99,6 +99,12 @@ def _get_entries_answers(tiles: list[bytes]) -> list[tuple[bytes, int]]:
 
 
 def _watch_list(tiles: list[bytes], real_domains: int = 40) -> tuple[WatchList, int]:
+    domains = _watch_domains(tiles, real_domains)
+    return WatchList(domains), len(domains)
+
+
+def _watch_domains(tiles: list[bytes], real_domains: int) -> list[str]:
+    """1,000 domains: ``real_domains`` that occur in the data, the others made up."""
     registrable: dict[str, None] = {}
     for index, raw in enumerate(tiles):
         for entry in parse_data_tile(raw, data_tile(index)).entries:
@@ -114,8 +120,7 @@ def _watch_list(tiles: list[bytes], real_domains: int = 40) -> tuple[WatchList, 
         + rng.choice((".com", ".net", ".org", ".de", ".co.uk"))
         for _ in range(2000)
     }
-    domains = real + sorted(others - set(real))[: 1000 - len(real)]
-    return WatchList(domains), len(domains)
+    return real + sorted(others - set(real))[: 1000 - len(real)]
 
 
 def _rss_mib() -> float:

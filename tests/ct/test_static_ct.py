@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from certvigil.ct.entry import EntryType
 from certvigil.ct.errors import CheckpointError, SignatureError, TileError
-from certvigil.ct.merkle import leaf_hash, root_from_leaf_hashes
+from certvigil.ct.merkle import fold_subtrees, leaf_hash, root_from_leaf_hashes
 from certvigil.ct.signature import log_id, tree_head_message
 from certvigil.ct.static_ct import (
     Checkpoint,
@@ -34,6 +34,7 @@ from certvigil.ct.static_ct import (
     parse_checkpoint,
     parse_data_tile,
     parse_hash_tile,
+    prefix_roots_from_tiles,
     rfc6962_key_id,
     root_from_tiles,
     tiles_for_entries,
@@ -202,6 +203,24 @@ def test_every_size_from_tiles_equals_the_direct_tree_hash() -> None:
 
     for size in range(1, 1025):
         assert root_from_tiles(size, source) == root_from_leaf_hashes(leaves[:size])
+
+
+def test_prefix_roots_from_the_tiles_of_a_larger_tree_give_each_older_root() -> None:
+    """From the 1024-leaf tree's tiles, the compact range of the first k leaves folds to
+    MTH(k): the recorded MTH(778) and, for every k, the direct tree hash."""
+    tiles = _level0()
+    leaves = [h for i in range(4) for h in tiles[TilePath(0, i)]]
+
+    def source(path: TilePath) -> Sequence[bytes] | None:
+        return None if path.level else tiles[TilePath(0, path.index)][: path.width]
+
+    assert fold_subtrees(prefix_roots_from_tiles(778, 1024, source)) == MTH_778
+    for size in (*range(300), *range(500, 530), 767, 768, 769, 1023, 1024):
+        roots = prefix_roots_from_tiles(size, 1024, source)
+        assert fold_subtrees(roots) == root_from_leaf_hashes(leaves[:size])
+        assert len(roots) == size.bit_count()
+    with pytest.raises(ValueError, match="between 0 and tree_size"):
+        prefix_roots_from_tiles(1025, 1024, source)
 
 
 def test_a_wrong_hash_tile_is_detected_against_the_checkpoint() -> None:

@@ -5,6 +5,7 @@ where the test needs the log to grow)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from certvigil.ct.entry import LogEntry
 from certvigil.ct.fetch.http import FetchPolicy
 from certvigil.ct.fetch.tail import TailItem, TailResult, TailState, tail_once
 from certvigil.ct.log_list import CtLog, LogProtocol, LogState
+from certvigil.ct.merkle import leaf_hash, root_from_leaf_hashes, verify_consistency
 from certvigil.ct.rfc6962 import MalformedEntry
 from certvigil.ct.signature import log_id
 from tests.ct.keys import log_key
@@ -24,6 +26,7 @@ from tests.support.ct_log_server import (
     TestLogKey,
     argon_entries,
     argon_sth,
+    consistency_proof,
     entries_root,
     real_rfc6962_entries,
 )
@@ -204,7 +207,89 @@ def test_the_compact_range_carries_over_between_passes(server: CtLogServer) -> N
     first = _tail(log, TailState(), [])
     assert first.state.frontier is not None and first.state.last_error == ""
 
-    site.files["ct/v1/get-sth"] = key.sth(9, entries_root([*every[:8], every[0]]))
+    forged = [*every[:8], every[0]]
+    site.files["ct/v1/get-sth"] = key.sth(9, entries_root(forged))
+    site.tree = [leaf_hash(base64.b64decode(e["leaf_input"])) for e in forged]  # its proofs
     second = _tail(log, first.state, [])
 
     assert "give another root" in second.state.last_error
+
+
+# Consistency between successive tree heads (get-sth-consistency, RFC 9162 §2.1.4.2).
+
+
+def test_consistency_proofs_the_test_log_serves_verify() -> None:
+    """The test log's proofs (RFC 9162 §2.1.4.1) verify for every pair of sizes up to 9,
+    and fail against another old root: the server is a fair log to test against."""
+    leaves = [leaf_hash(base64.b64decode(e["leaf_input"])) for e in real_rfc6962_entries()]
+    for second in range(1, 10):
+        for first in range(1, second + 1):
+            proof = consistency_proof(first, leaves[:second])
+            old, new = root_from_leaf_hashes(leaves[:first]), root_from_leaf_hashes(leaves[:second])
+            assert verify_consistency(first, second, proof, old, new)
+            assert not verify_consistency(first, second, proof, new if first < second else b"", new)
+
+
+def _grown(server: CtLogServer, name: str) -> tuple[CtLog, TailResult, TestLogKey]:
+    key = TestLogKey()
+    every = real_rfc6962_entries()
+    site = server.site(name)
+    site.files["ct/v1/get-sth"] = key.sth(4, entries_root(every[:4]))
+    site.entries = EntriesLog(0, every)
+    log = _log(server, name, key.der)
+    first = _tail(log, TailState(), [])
+    assert first.state.position == 4 and first.state.last_error == ""
+    site.files["ct/v1/get-sth"] = key.sth(9, entries_root(every))
+    return log, first, key
+
+
+def test_a_new_tree_head_is_proven_to_extend_the_last(server: CtLogServer) -> None:
+    """Four entries, then nine: the proof from 4 to 9 is asked for once and verifies."""
+    log, first, _ = _grown(server, "proven")
+    seen: list[TailItem] = []
+
+    second = _tail(log, first.state, seen)
+
+    assert server.count("get-sth-consistency?first=4&second=9") == 1
+    assert [item.index for item in seen] == list(range(4, 9))
+    assert second.state.last_error == "" and second.state.tree_size == 9
+
+
+def test_a_bad_consistency_proof_is_a_log_fault_and_nothing_is_read(server: CtLogServer) -> None:
+    """A proof that does not verify: a log fault named as such, position and head kept."""
+    log, first, _ = _grown(server, "badproof")
+    server.site("badproof").forge_consistency = True
+    seen: list[TailItem] = []
+
+    second = _tail(log, first.state, seen)
+
+    assert seen == [] and second.state.position == 4 and second.state.tree_size == 4
+    assert "consistency proof from 4 to 9 entries does not verify" in second.state.last_error
+    assert second.state.last_error_kind == "LogFault"
+
+
+def test_a_forked_history_cannot_be_proven_consistent(server: CtLogServer) -> None:
+    """Nine entries whose first four differ from those verified (the log forked): even
+    an honest proof over its new tree does not reach the old root."""
+    log, first, key = _grown(server, "fork")
+    every = real_rfc6962_entries()
+    fork = [*every[4:8], *every[:4], every[8]]
+    site = server.site("fork")
+    site.files["ct/v1/get-sth"] = key.sth(9, entries_root(fork))
+    site.entries = EntriesLog(0, fork)
+
+    second = _tail(log, first.state, [])
+
+    assert second.state.position == 4
+    assert "does not extend the one verified before" in second.state.last_error
+
+
+def test_a_consistency_answer_that_is_not_a_proof_is_reported(server: CtLogServer) -> None:
+    """An answer with a hash that is not 32 bytes: a response error naming the element."""
+    log, first, _ = _grown(server, "garbage")
+    server.site("garbage").files["ct/v1/get-sth-consistency"] = b'{"consistency": ["AAAA"]}'
+
+    second = _tail(log, first.state, [])
+
+    assert second.state.position == 4
+    assert "consistency[0] is not a base64 SHA-256 hash" in second.state.last_error

@@ -16,7 +16,7 @@ from certvigil.ct.fetch.http import FetchPolicy
 from certvigil.ct.fetch.static import IssuerCache, StaticReader
 from certvigil.ct.fetch.tail import LogTail, TailItem, TailResult, TailState, tail_once
 from certvigil.ct.log_list import CtLog, LogProtocol, LogState
-from certvigil.ct.merkle import root_from_leaf_hashes
+from certvigil.ct.merkle import fold_subtrees, root_from_leaf_hashes
 from certvigil.ct.rfc6962 import MalformedEntry
 from certvigil.ct.signature import log_id
 from certvigil.ct.static_ct import checkpoint_origin, data_tile, parse_data_tile
@@ -352,3 +352,55 @@ def test_garbage_in_place_of_any_file_is_reported_by_name(
 
     assert result.state.last_error.startswith(expected)
     assert result.state.position == len(seen) and len(seen) % 256 == 0
+
+
+# Consistency between successive checkpoints, and a tail that does not start at 0.
+
+
+def _serve_synthetic(navigli: Navigli, size: int, shift: int = 0) -> None:
+    files, root = synthetic_static_log(size, shift)
+    navigli.site.files = files
+    navigli.site.files["checkpoint"] = navigli.key.checkpoint(navigli.origin, size, root)
+
+
+def test_a_grown_tree_that_starts_with_the_old_one_is_read_on(navigli: Navigli) -> None:
+    """512 entries, then 1,024 with the same first 512: consistent, read on without error."""
+    _serve_synthetic(navigli, 512)
+    first = navigli.tail(TailState(), [])
+    assert first.state.position == 512 and first.state.last_error == ""
+    _serve_synthetic(navigli, 1024)
+    seen: list[TailItem] = []
+
+    second = navigli.tail(first.state, seen)
+
+    assert [item.index for item in seen] == list(range(512, 1024))
+    assert second.state.last_error == "" and second.state.tree_size == 1024
+
+
+def test_a_forked_tree_is_a_log_fault_and_nothing_is_read(navigli: Navigli) -> None:
+    """512 entries, then 1,024 whose history differs (a fork): reported, position kept."""
+    _serve_synthetic(navigli, 512)
+    first = navigli.tail(TailState(), [])
+    _serve_synthetic(navigli, 1024, shift=1)  # validly signed, tiles agree with it
+    seen: list[TailItem] = []
+
+    second = navigli.tail(first.state, seen)
+
+    assert seen == [] and second.state.position == 512
+    assert "does not start with the tree of 512 verified before" in second.state.last_error
+    assert second.state.last_error_kind == "TileError"
+    assert second.state.tree_size == 512  # the contradicting head is not adopted
+
+
+def test_a_tail_started_past_0_takes_its_compact_range_from_the_tiles(navigli: Navigli) -> None:
+    """Started at 500 (no leaves before it read), the entries read are still checked
+    against the tree head: the compact range of 0..499 comes from the hash tiles."""
+    navigli.publish(1024)
+    seen: list[TailItem] = []
+
+    result = navigli.tail(TailState(position=500), seen)
+
+    assert [item.index for item in seen] == list(range(500, 1024))
+    assert result.state.last_error == ""
+    assert result.state.frontier is not None
+    assert fold_subtrees(result.state.frontier) == NAVIGLI_ROOTS[1024]

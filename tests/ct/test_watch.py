@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from certvigil.ct.watch import persist
 from certvigil.ct.watch.logs import configured_log
 from certvigil.ct.watch.runner import CtWatch, PassReport
 from certvigil.store import Store
+from certvigil.store.ct_models import CT_ISSUERS
 from certvigil.store.models import ALERTS
 from certvigil.targets.target import Target
 from tests.store.factories import facts, ok_report
@@ -571,3 +573,76 @@ def test_caa_records_authorise_the_cas_they_name(logs: Logs, store: Store) -> No
     unauthorised = [a for a in alerts(store) if a.kind == "unauthorized_ca"]
     assert unauthorised and all("chixbbq.org" in a.summary for a in unauthorised)
     assert len(unauthorised) == renewal_groups(expected_matches(("chixbbq.org",)))
+
+
+def test_a_tree_head_that_does_not_extend_the_last_is_a_log_fault(logs: Logs, store: Store) -> None:
+    """An RFC 6962 log grows from 300 to 600 entries but its consistency proof does not
+    verify: a critical ct_log_fault, the error in the log's stored state (what `ct
+    status` shows), and nothing past 300 read; an honest proof later resolves it."""
+    logs.publish_rfc(300)
+    settings = logs.settings(rfc=True)
+    watch(settings, store)
+    logs.publish_rfc(600)
+    logs.rfc.forge_consistency = True
+
+    reports = watch(settings, store)
+
+    (rfc,) = [r for r in reports if r.log == "Rfc"]
+    assert rfc.handled == 0 and rfc.state.position == 300
+    with store.read() as connection:
+        (stored,) = [log for log in persist.list_logs(connection) if "rfc" in log.url]
+    assert "consistency proof from 300 to 600 entries does not verify" in stored.state.last_error
+    (fault,) = [a for a in alerts(store) if a.kind == "ct_log_fault"]
+    assert fault.severity == "critical" and fault.state == "open"
+
+    logs.rfc.forge_consistency = False
+    (_, rfc_again) = watch(settings, store)
+
+    assert rfc_again.state.position == 600 and rfc_again.state.last_error == ""
+    (fault,) = [a for a in alerts(store) if a.kind == "ct_log_fault"]
+    assert fault.state == "resolved"
+
+
+def test_static_issuers_are_kept_in_the_store_and_never_fetched_again(
+    logs: Logs, store: Store
+) -> None:
+    """Two separate watch runs (778, then 1,024 entries): each issuer is fetched once in
+    all, the second run taking them from the store; a stored row that is not the
+    certificate its key names is not used."""
+    logs.publish_static(778)
+    settings = logs.settings()
+    watch(settings, store)
+    with store.read() as connection:
+        kept = persist.load_issuers(connection, 100)
+    assert kept and all(hashlib.sha256(der).digest() == fp for fp, der in kept.items())
+    logs.publish_static(1024)
+
+    (second,) = watch(settings, store)
+
+    assert second.state.position == 1024 and second.state.last_error == ""
+    assert all(logs.server.count(f"issuer/{fp.hex()}") == 1 for fp in kept)
+    with store.read() as connection:
+        assert persist.load_issuers(connection, 100) == kept
+
+
+def test_a_damaged_stored_issuer_is_fetched_again(logs: Logs, store: Store) -> None:
+    """Kept issuers whose bytes no longer hash to their key are ignored, fetched anew
+    when an entry needs them, and the rows repaired."""
+    logs.publish_static(778)
+    settings = logs.settings()
+    watch(settings, store)
+    with store.write() as connection:
+        kept = persist.load_issuers(connection, 100)
+        connection.execute(CT_ISSUERS.update().values(der=b"\x30\x00"))
+    logs.publish_static(1024)
+
+    (second,) = watch(settings, store)
+
+    assert second.state.last_error == ""
+    assert any(logs.server.count(f"issuer/{fp.hex()}") == 2 for fp in kept)
+    with store.read() as connection:
+        repaired = persist.load_issuers(connection, 100)
+    assert all(
+        hashlib.sha256(der).digest() == fp for fp, der in repaired.items() if der != b"\x30\x00"
+    )
+    assert any(der != b"\x30\x00" for der in repaired.values())

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certvigil.ct.codec import Reader
 from certvigil.ct.entry import EntryType, read_timestamped_entry
-from certvigil.ct.merkle import root_from_leaf_hashes
+from certvigil.ct.merkle import leaf_hash, root_from_leaf_hashes
 from certvigil.ct.signature import log_id, tree_head_message
 from certvigil.ct.static_ct import encode_tile_index, rfc6962_key_id
 
@@ -95,8 +95,17 @@ class EntriesLog:
 
 @dataclass
 class _Site:
+    """What one log serves.
+
+    ``get-sth-consistency`` is answered from ``tree`` (the leaf hashes of the tree the
+    log signs), by default the leaves of ``entries`` (a file of that name, when set, is
+    served instead); ``forge_consistency`` flips a bit of each proof.
+    """
+
     files: dict[str, bytes] = field(default_factory=dict)
     entries: EntriesLog | None = None
+    tree: list[bytes] | None = None
+    forge_consistency: bool = False
 
 
 class CtLogServer:
@@ -187,6 +196,8 @@ class CtLogServer:
         body: bytes | None = None
         if site is not None and path == "ct/v1/get-entries" and site.entries is not None:
             body = _entries_answer(site.entries, parse_qs(parts.query))
+        elif site is not None and path == "ct/v1/get-sth-consistency":
+            body = site.files.get(path) or _consistency_answer(site, parse_qs(parts.query))
         elif site is not None:
             body = site.files.get(path)
         if body is None:
@@ -231,6 +242,37 @@ def _entries_answer(log: EntriesLog, query: dict[str, list[str]]) -> bytes | Non
     last = min(end - log.first, first + log.max_per_answer - 1, len(log.entries) - 1)
     chosen = log.entries[first : last + 1] if 0 <= first else []
     return json.dumps({"entries": chosen}).encode()
+
+
+def _consistency_answer(site: _Site, query: dict[str, list[str]]) -> bytes | None:
+    leaves = site.tree
+    if leaves is None and site.entries is not None and site.entries.first == 0:
+        leaves = [leaf_hash(base64.b64decode(e["leaf_input"])) for e in site.entries.entries]
+    try:
+        first, second = int(query["first"][0]), int(query["second"][0])
+    except (KeyError, ValueError):
+        return None
+    if leaves is None or not 0 < first <= second <= len(leaves):
+        return None
+    proof = consistency_proof(first, leaves[:second])
+    if site.forge_consistency and proof:
+        proof[0] = bytes([proof[0][0] ^ 1]) + proof[0][1:]
+    return json.dumps({"consistency": [base64.b64encode(p).decode() for p in proof]}).encode()
+
+
+def consistency_proof(first: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 PROOF(first, D[n]) over leaf hashes: what a log serves."""
+
+    def subproof(m: int, nodes: list[bytes], whole: bool) -> list[bytes]:
+        n = len(nodes)
+        if m == n:
+            return [] if whole else [root_from_leaf_hashes(nodes)]
+        k = 1 << ((n - 1).bit_length() - 1)  # the largest power of two below n
+        if m <= k:
+            return [*subproof(m, nodes[:k], whole), root_from_leaf_hashes(nodes[k:])]
+        return [*subproof(m - k, nodes[k:], False), root_from_leaf_hashes(nodes[:k])]
+
+    return subproof(first, leaves, True)
 
 
 # The real data, as logs.
@@ -336,10 +378,11 @@ def navigli_rfc6962_entries(count: int = 1024) -> list[dict[str, str]]:
     return entries
 
 
-def synthetic_static_log(size: int) -> tuple[dict[str, bytes], bytes]:
+def synthetic_static_log(size: int, shift: int = 0) -> tuple[dict[str, bytes], bytes]:
     """A static log of ``size`` entries (a multiple of 256) made of Navigli's real leaves,
     repeated with their ``leaf_index`` extension rewritten to their new place; its data
-    tiles, level-0 and level-1 hash tiles and issuers, and its root hash."""
+    tiles, level-0 and level-1 hash tiles and issuers, and its root hash. ``shift`` starts
+    from another real leaf: another history, as a log that forked would serve."""
     if size % 256 or not 0 < size <= 256 * 256:
         raise ValueError("size is a multiple of 256, at most 65,536")
     real = navigli_leaves()
@@ -351,7 +394,7 @@ def synthetic_static_log(size: int) -> tuple[dict[str, bytes], bytes]:
         hashes: list[bytes] = []
         for position in range(256):
             index = tile * 256 + position
-            entry, rest = real[index % len(real)]
+            entry, rest = real[(index + shift) % len(real)]
             # The leaf_index extension (00 0005 uint40) ends the TimestampedEntry.
             entry = entry[:-5] + index.to_bytes(5, "big")
             data.append(entry + rest)

@@ -1,7 +1,8 @@
 """A tiny authoritative DNS server on 127.0.0.1 (UDP, port 0) for tests, built on dnspython.
 
-It answers from a dict of CAA record sets and CNAMEs, NXDOMAIN for names it does not
-hold, and on request SERVFAIL or no answer at all (a silent server) for chosen names.
+It answers from dicts of CAA and TXT record sets, A records and CNAMEs, NXDOMAIN for
+names it does not hold, and on request SERVFAIL or no answer at all (a silent server)
+for chosen names.
 Every query is recorded, so a test can check which names were asked.
 """
 
@@ -20,10 +21,13 @@ import dns.rrset
 
 
 class LoopbackDns:
-    """The server; fill ``caa``, ``cnames``, ``names`` (exist, no CAA), ``servfail``, ``silent``."""
+    """The server; fill ``caa``, ``txt``, ``a``, ``cnames``, ``names`` (exist, no CAA),
+    ``servfail``, ``silent``."""
 
     def __init__(self) -> None:
         self.caa: dict[str, list[str]] = {}
+        self.txt: dict[str, list[str]] = {}
+        self.a: dict[str, str] = {}
         self.cnames: dict[str, str] = {}
         self.names: set[str] = set()
         self.servfail: set[str] = set()
@@ -77,6 +81,15 @@ class LoopbackDns:
             response.set_rcode(dns.rcode.SERVFAIL)
             return response
         owner = question.name
+        if name in self.txt and question.rdtype == dns.rdatatype.TXT:
+            quoted = ['"' + text.replace('"', '\\"') + '"' for text in self.txt[name]]
+            response.answer.append(dns.rrset.from_text_list(owner, 300, "IN", "TXT", quoted))
+            return response
+        if name in self.a and question.rdtype == dns.rdatatype.A:
+            response.answer.append(dns.rrset.from_text(owner, 60, "IN", "A", self.a[name]))
+            return response
+        if name in self.txt or name in self.a:
+            return response  # the name exists, without records of this type
         while name in self.cnames:
             target = self.cnames[name]
             response.answer.append(dns.rrset.from_text(owner, 300, "IN", "CNAME", target + "."))

@@ -395,8 +395,11 @@ def findings_command(
     now = datetime.now(UTC)
     cutoff = parse_since(since, now) if since is not None else None
     store = open_existing_store(db, config)
+    from certvigil.ct.watch.recheck import latest_checks
+
     with store, store.read() as connection:
         findings = persist.list_findings(connection, since=cutoff, limit=limit)
+        stored_checks = latest_checks(connection, [f.id for f in findings])
     liveness: dict[str, Any] = {}
     if live:
         names = list(dict.fromkeys(n.removeprefix("*.") for f in findings for n in f.names))
@@ -406,7 +409,13 @@ def findings_command(
             _check_names(names[:_MAX_LIVE_NAMES], _dns_server(config), live_port)
         )
     if as_json:
-        document = {"findings": [_finding_json(f, liveness if live else None) for f in findings]}
+        document = {
+            "findings": [
+                _finding_json(f, liveness if live else None)
+                | {"liveness_checks": [_check_json(c) for c in stored_checks.get(f.id, ())]}
+                for f in findings
+            ]
+        }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         raise typer.Exit(ExitCode.OK)
     console = Console(soft_wrap=True, highlight=False)
@@ -422,6 +431,8 @@ def findings_command(
         console.print(markup(visible(f"  first seen in {f.log_description} at {f.entry_index}")))
         for log, index, relation in f.sightings:
             console.print(markup(visible(f"  also {relation} in {log} at {index}")))
+        for check in stored_checks.get(f.id, ()):
+            console.print(markup(visible(f"  checked {check.name}: {_check_words(check)}")))
         for name in dict.fromkeys(n.removeprefix("*.") for n in f.names):
             if name in liveness:
                 console.print(markup(visible(f"  live {name}: {_live_words(liveness[name])}")))
@@ -470,6 +481,45 @@ def _live_words(result: Any) -> str:
         return f"HTTPS {result.https_status}{title} at {result.address}"
     where = f" ({', '.join(result.addresses)})" if result.addresses else ""
     return f"not live{where}: {result.error}"
+
+
+def _asn_words(asn: int | None, prefix: str | None, country: str | None, name: str | None) -> str:
+    if asn is None:
+        return ""
+    where = " ".join(p for p in (prefix, country) if p)
+    return f", AS{asn}" + (f" {where}" if where else "") + (f" ({name})" if name else "")
+
+
+def _check_words(check: Any) -> str:
+    """A stored check in words: what it answered, its AS, when and how often."""
+    if check.https_status is not None:
+        title = f' "{check.title}"' if check.title else ""
+        state = f"HTTPS {check.https_status}{title} at {check.address}"
+    else:
+        where = f" ({', '.join(check.addresses)})" if check.addresses else ""
+        state = f"not live{where}: {check.error}"
+    asn = _asn_words(check.asn, check.asn_prefix, check.asn_country, check.asn_name)
+    when = check.checked_at_utc.isoformat()[:19]
+    times = "1 check" if check.checks == 1 else f"{check.checks} checks"
+    return f"{state}{asn}; last {when} ({times})"
+
+
+def _check_json(check: Any) -> dict[str, Any]:
+    return {
+        "name": check.name,
+        "checked_at": _iso(check.checked_at_utc),
+        "checks": check.checks,
+        "addresses": list(check.addresses),
+        "address": check.address,
+        "https_status": check.https_status,
+        "title": check.title,
+        "asn": check.asn,
+        "asn_prefix": check.asn_prefix,
+        "asn_country": check.asn_country,
+        "asn_name": check.asn_name,
+        "asn_source": check.asn_source,
+        "error": check.error or None,
+    }
 
 
 def _live_json(result: Any) -> dict[str, Any]:

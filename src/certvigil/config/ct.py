@@ -150,6 +150,39 @@ class CtLogSettings(_Model):
         return self
 
 
+class CtLiveness(_Model):
+    """Re-checking whether the names found in CT are live (seed 003's scanhost), with their AS.
+
+    Attributes:
+        enabled: Re-check during ``ct watch`` (``ct findings --live`` checks on request
+            either way).
+        recheck_every: Time between two checks of the same name.
+        until: How long after a finding its names are re-checked.
+        port: The HTTPS port asked.
+        deadline: One check's time, DNS and HTTPS included.
+        max_names_per_pass: The most names checked after one pass over the logs (the
+            longest unchecked first); the rest wait for the next pass.
+        asn_dns: Ask Team Cymru's DNS service (``origin.asn.cymru.com``) for the AS of
+            an address that ``asn_file`` does not cover.
+        asn_file: An iptoasn.com TSV table (``ip2asn-combined.tsv``), read first.
+    """
+
+    enabled: bool = False
+    recheck_every: DurationS = Field(default=3600.0, ge=60.0)
+    until: DurationS = Field(default=7 * 86400.0, ge=60.0, le=366 * 86400.0)
+    port: int = Field(default=443, ge=1, le=65535)
+    deadline: DurationS = Field(default=10.0, gt=0, le=300.0)
+    max_names_per_pass: int = Field(default=200, ge=1, le=100_000)
+    asn_dns: bool = True
+    asn_file: CtText | None = None
+
+    @model_validator(mode="after")
+    def _recheck_within(self) -> CtLiveness:
+        if self.recheck_every > self.until:
+            raise ValueError("recheck_every is longer than until: a name would be checked once")
+        return self
+
+
 class CtSettings(_Model):
     """What ``certvigil ct watch`` reads and watches.
 
@@ -182,6 +215,7 @@ class CtSettings(_Model):
         alert_files: A directory to write each CT alert to as a JSON file.
         new_names_file: A ``target_file`` to which new names of domains with
             ``scan_new_names`` are appended (name it in ``sources`` to scan them).
+        liveness: Re-checks of the found names (DNS, HTTPS, title, AS).
     """
 
     log_list: CtText | None = None
@@ -203,6 +237,7 @@ class CtSettings(_Model):
     commit_every: int = Field(default=256, ge=1, le=100_000)
     alert_files: CtText | None = None
     new_names_file: CtText | None = None
+    liveness: CtLiveness = CtLiveness()
 
     @model_validator(mode="after")
     def _dns_server_shape(self) -> CtSettings:

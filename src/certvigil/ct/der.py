@@ -142,12 +142,96 @@ class TbsFields(NamedTuple):
     list_stop: int
 
 
+def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """``read_tlv`` for the one- to three-byte length forms, else ``(-1, 0, 0)``.
+
+    The caller falls back to ``read_tlv`` on ``-1``, which reports what is wrong.
+    """
+    if pos + 2 > end:
+        return -1, 0, 0
+    first = data[pos + 1]
+    if first < 0x80:
+        start = pos + 2
+        stop = start + first
+    elif first == 0x81 and pos + 3 <= end:
+        start = pos + 3
+        stop = start + data[pos + 2]
+    elif first == 0x82 and pos + 4 <= end:
+        start = pos + 4
+        stop = start + (data[pos + 2] << 8 | data[pos + 3])
+    else:
+        return -1, 0, 0
+    tag = data[pos]
+    if stop > end or tag & 0x1F == 0x1F:
+        return -1, 0, 0
+    return tag, start, stop
+
+
 def parse_tbs(tbs: bytes) -> TbsFields:
     """Walk a TBSCertificate.
 
     Raises:
         DecodeError: The TBS is not a well-formed DER TBSCertificate, with what and where.
     """
+    # Every logged certificate comes through here: the common shape is walked with
+    # headers decoded inline; anything unusual goes the careful way, which accepts
+    # exactly the same inputs and says what is wrong.
+    fields = _parse_tbs_fast(tbs)
+    return fields if fields is not None else _parse_tbs(tbs)
+
+
+def _parse_tbs_fast(tbs: bytes) -> TbsFields | None:
+    end = len(tbs)
+    tag, start, stop = _header(tbs, 0, end)
+    if tag != _SEQUENCE or stop != end:
+        return None
+    tag, content, after = _header(tbs, start, stop)
+    if tag == _VERSION:
+        tag, content, after = _header(tbs, after, stop)
+    if tag != _INTEGER:
+        return None
+    serial = tbs[content:after]
+    tag, _, pos = _header(tbs, after, stop)  # signature AlgorithmIdentifier
+    if tag < 0:
+        return None
+    tag, _, issuer_stop = _header(tbs, pos, stop)
+    if tag != _SEQUENCE:
+        return None
+    issuer = tbs[pos:issuer_stop]
+    tag, _, validity_stop = _header(tbs, issuer_stop, stop)
+    if tag != _SEQUENCE:
+        return None
+    tag, _, subject_stop = _header(tbs, validity_stop, stop)
+    if tag != _SEQUENCE:
+        return None
+    tag, _, pos = _header(tbs, subject_stop, stop)
+    if tag != _SEQUENCE:
+        return None
+    spki_start = subject_stop
+    if pos == stop:
+        ext_start = ext_stop = list_start = list_stop = -1
+    else:
+        tag, content, ext_stop = _header(tbs, pos, stop)
+        if tag != _EXTENSIONS or ext_stop != stop:
+            return None
+        tag, list_start, list_stop = _header(tbs, content, ext_stop)
+        if tag != _SEQUENCE or list_stop != ext_stop:
+            return None
+        ext_start = pos
+    return TbsFields(
+        serial,
+        issuer,
+        tbs[issuer_stop:validity_stop],
+        tbs[validity_stop:subject_stop],
+        tbs[spki_start:pos],
+        ext_start,
+        ext_stop,
+        list_start,
+        list_stop,
+    )
+
+
+def _parse_tbs(tbs: bytes) -> TbsFields:
     end = len(tbs)
     start, stop = _expect(tbs, 0, end, _SEQUENCE, "TBSCertificate")
     if stop != end:
@@ -201,7 +285,11 @@ def find_extension(tbs: bytes, fields: TbsFields, oid: bytes) -> bytes | None:
         DecodeError: An extension on the way is malformed.
     """
     pos, stop = fields.list_start, fields.list_stop
-    size = len(oid)
+    # The OID element as it opens the Extension SEQUENCE: one startswith() per
+    # extension instead of three comparisons and a slice.
+    wanted = bytes((_OID, len(oid))) + oid
+    size = len(wanted)
+    startswith = tbs.startswith
     count = 0
     while pos < stop:
         count += 1
@@ -225,15 +313,28 @@ def find_extension(tbs: bytes, fields: TbsFields, oid: bytes) -> bytes | None:
                 raise DecodeError(f"extension has tag 0x{tag:02x}, expected a SEQUENCE")
         if e_stop > stop:
             raise DecodeError(f"DER element at byte {pos} overruns its container")
-        if (
-            e_start + 2 + size <= e_stop
-            and tbs[e_start] == _OID
-            and tbs[e_start + 1] == size
-            and tbs[e_start + 2 : e_start + 2 + size] == oid
-        ):
-            return _extension(tbs, pos, e_start, e_stop).value
+        if startswith(wanted, e_start) and e_start + size <= e_stop:
+            return _extension_value(tbs, e_start + size, e_stop)
         pos = e_stop
     return None
+
+
+def _extension_value(tbs: bytes, pos: int, e_stop: int) -> bytes:
+    """The extnValue content of an Extension whose OID ends at ``pos``."""
+    tag, c_start, c_stop = _header(tbs, pos, e_stop)
+    if tag == _BOOLEAN:
+        tag, c_start, c_stop = _header(tbs, c_stop, e_stop)
+    if tag == _OCTET_STRING and c_stop == e_stop:
+        return tbs[c_start:c_stop]
+    # Not the usual shape: the careful reader raises with what is wrong (or agrees).
+    tag, c_start, c_stop = read_tlv(tbs, pos, e_stop)
+    if tag == _BOOLEAN:
+        tag, c_start, c_stop = read_tlv(tbs, c_stop, e_stop)
+    if tag != _OCTET_STRING:
+        raise DecodeError(f"extnValue has tag 0x{tag:02x}, expected an OCTET STRING")
+    if c_stop != e_stop:
+        raise DecodeError("bytes after an extension's extnValue")
+    return tbs[c_start:c_stop]
 
 
 def tbs_extensions(tbs: bytes, fields: TbsFields) -> tuple[Extension, ...]:
@@ -276,13 +377,20 @@ def subject_common_names(subject: bytes) -> list[str]:
     names: list[str] = []
     start, stop = _expect(subject, 0, len(subject), _SEQUENCE, "Name")
     pos = start
+    cn_type = b"\x06\x03" + OID_COMMON_NAME
     while pos < stop:
-        r_start, r_stop = _expect(subject, pos, stop, _SET, "RelativeDistinguishedName")
+        tag, r_start, r_stop = _header(subject, pos, stop)
+        if tag != _SET:
+            r_start, r_stop = _expect(subject, pos, stop, _SET, "RelativeDistinguishedName")
         inner = r_start
         while inner < r_stop:
-            a_start, a_stop = _expect(subject, inner, r_stop, _SEQUENCE, "attribute")
-            o_start, o_stop = _expect(subject, a_start, a_stop, _OID, "attribute type")
-            if subject[o_start:o_stop] == OID_COMMON_NAME:
+            tag, a_start, a_stop = _header(subject, inner, r_stop)
+            if tag != _SEQUENCE:
+                a_start, a_stop = _expect(subject, inner, r_stop, _SEQUENCE, "attribute")
+            tag, _, o_stop = _header(subject, a_start, a_stop)
+            if tag != _OID:
+                _, o_stop = _expect(subject, a_start, a_stop, _OID, "attribute type")
+            if o_stop == a_start + 5 and subject.startswith(cn_type, a_start):
                 tag, v_start, v_stop = read_tlv(subject, o_stop, a_stop)
                 text = _decode_string(tag, subject[v_start:v_stop])
                 if text is not None:
@@ -329,7 +437,9 @@ def san_dns_names(value: bytes) -> tuple[list[str], list[bytes]]:
         raise DecodeError("bytes after the subjectAltName GeneralNames")
     pos = start
     while pos < stop:
-        tag, c_start, c_stop = read_tlv(value, pos, stop)
+        tag, c_start, c_stop = _header(value, pos, stop)
+        if tag < 0:
+            tag, c_start, c_stop = read_tlv(value, pos, stop)
         if tag == 0x82:
             raw = value[c_start:c_stop]
             try:

@@ -92,6 +92,40 @@ def read_timestamped_entry(reader: Reader) -> TimestampedEntry:
     Raises:
         DecodeError: A field is truncated or the entry type is unknown.
     """
+    # This runs for every entry of every log: the well-formed case is read by offsets
+    # in one go; anything else (short, unknown type, empty certificate) takes the
+    # field-by-field reader below, which accepts nothing more and names the defect.
+    data, pos, end = reader.data, reader.pos, reader.end
+    if pos + 15 <= end:
+        kind = data[pos + 8] << 8 | data[pos + 9]
+        if kind == 1:
+            length_at = pos + 42
+            issuer_key_hash: bytes | None = data[pos + 10 : length_at]
+        elif kind == 0:
+            length_at = pos + 10
+            issuer_key_hash = None
+        else:
+            length_at = end
+        if length_at + 3 <= end:
+            cert_start = length_at + 3
+            cert_stop = cert_start + (
+                data[length_at] << 16 | data[length_at + 1] << 8 | data[length_at + 2]
+            )
+            if cert_stop > cert_start and cert_stop + 2 <= end:
+                ext_stop = cert_stop + 2 + (data[cert_stop] << 8 | data[cert_stop + 1])
+                if ext_stop <= end:
+                    reader.pos = ext_stop
+                    return TimestampedEntry(
+                        int.from_bytes(data[pos : pos + 8], "big"),
+                        EntryType.PRECERT if kind else EntryType.X509,
+                        data[cert_start:cert_stop],
+                        issuer_key_hash,
+                        data[cert_stop + 2 : ext_stop],
+                    )
+    return _read_timestamped_entry_by_fields(reader)
+
+
+def _read_timestamped_entry_by_fields(reader: Reader) -> TimestampedEntry:
     timestamp = reader.uint(8, "timestamp")
     kind = reader.uint(2, "entry_type")
     if kind == EntryType.X509:
@@ -110,7 +144,12 @@ def read_timestamped_entry(reader: Reader) -> TimestampedEntry:
 
 def check_entry_der(entry: TimestampedEntry) -> None:
     """Raise unless the entry's certificate (or TBS) is exactly one DER SEQUENCE."""
-    tag, _, stop = _tlv_or_none(entry.certificate)
+    der = entry.certificate
+    # The usual header (SEQUENCE, two length bytes) checked inline; read_tlv otherwise.
+    if len(der) > 4 and der[0] == 0x30 and der[1] == 0x82:
+        if 4 + (der[2] << 8 | der[3]) == len(der):
+            return
+    tag, _, stop = _tlv_or_none(der)
     if tag != 0x30 or stop != len(entry.certificate):
         what = "the certificate" if entry.entry_type is EntryType.X509 else "the TBSCertificate"
         check_der_sequence(entry.certificate, what)  # raises, with the reason

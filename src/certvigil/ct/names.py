@@ -183,6 +183,8 @@ def names_from_tbs(tbs: bytes, fields: TbsFields) -> CertNames:
     seen: dict[str, None] = {}
     unparsed: list[str] = []
     for raw in raw_dns:
+        if raw in seen:  # already normal (normalize_name is idempotent): a CN as a SAN
+            continue
         name = normalize_name(raw)
         if name is None:
             unparsed.append("".join(c if c.isprintable() else "\ufffd" for c in raw[:300]))

@@ -417,6 +417,27 @@ def verify_root_from_tiles(tree_size: int, root_hash: bytes, hash_tile: HashTile
         )
 
 
+def prefix_roots_from_tiles(
+    prefix_size: int, tree_size: int, hash_tile: HashTileSource
+) -> list[bytes]:
+    """The compact range of the first ``prefix_size`` leaves, from the tiles of a larger tree.
+
+    The perfect subtrees that the binary digits of ``prefix_size`` give (``subtree_sizes``)
+    are whole subtrees of every larger tree too, so their hashes are in its tiles: folded,
+    they give the root of the tree of ``prefix_size`` leaves (consistency between two
+    checkpoints), and kept, they let leaves read from ``prefix_size`` on be checked
+    against later tree heads (a tail that does not start at 0).
+
+    Raises:
+        TileError: A tile has the wrong number of hashes (or whatever ``hash_tile`` raises).
+        ValueError: ``prefix_size`` is larger than ``tree_size``.
+    """
+    if not 0 <= prefix_size <= tree_size:
+        raise ValueError("prefix_size must be between 0 and tree_size")
+    reader = _TileHashes(tree_size, hash_tile)
+    return [reader.subtree(start, height) for start, height in subtree_sizes(prefix_size)]
+
+
 class _TileHashes:
     def __init__(self, tree_size: int, source: HashTileSource) -> None:
         self.tree_size = tree_size

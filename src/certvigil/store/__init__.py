@@ -5,6 +5,7 @@ Start with :func:`open_store`; see ``docs/store.md`` for the schema and the defa
 
 from __future__ import annotations
 
+from certvigil.store import ct_liveness_models as _ct_liveness_models  # noqa: F401
 from certvigil.store import ct_models as _ct_models  # noqa: F401  (registers the CT tables)
 from certvigil.store import dashboard_models  # noqa: F401  (registers its tables)
 from certvigil.store import revocation_models as _revocation_models  # noqa: F401 - its tables join the metadata

@@ -132,8 +132,23 @@ class CtAuthorizedCaRow(Base):
     added_at_utc: Mapped[datetime]
 
 
+class CtIssuerRow(Base):
+    """An issuer certificate a static log serves at ``issuer/<sha256>``: fetched once, kept.
+
+    The key is the SHA-256 of ``der`` (checked when fetched and when loaded), so a row is
+    the same certificate for every log and forever.
+    """
+
+    __tablename__ = "ct_issuers"
+
+    sha256_hex: Mapped[str] = mapped_column(String(64), primary_key=True)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    first_seen_utc: Mapped[datetime]
+
+
 CT_LOG_STATES = _table(CtLogStateRow)
 CT_FINDINGS = _table(CtFindingRow)
 CT_SIGHTINGS = _table(CtSightingRow)
 CT_KNOWN_NAMES = _table(CtKnownNameRow)
 CT_AUTHORIZED_CAS = _table(CtAuthorizedCaRow)
+CT_ISSUERS = _table(CtIssuerRow)

@@ -12,6 +12,7 @@ from certvigil.ct.fetch.http import LogFetcher
 from certvigil.ct.rfc6962 import (
     EntriesBatch,
     SignedTreeHead,
+    parse_consistency,
     parse_get_entries,
     parse_sth,
     verify_sth,
@@ -59,6 +60,16 @@ class Rfc6962Reader:
         sth = parse_sth(body)
         verify_sth(sth, self.key)
         return sth
+
+    async def consistency(self, first: int, second: int) -> tuple[bytes, ...]:
+        """The log's proof that its tree of ``first`` leaves is a prefix of ``second``'s.
+
+        Raises:
+            FetchError: The request failed.
+            ResponseError: The answer is not a consistency proof.
+        """
+        body = await self.fetcher.get(f"ct/v1/get-sth-consistency?first={first}&second={second}")
+        return parse_consistency(body)
 
     async def entries(self, start: int, end: int) -> AsyncIterator[EntriesBatch]:
         """The entries ``start`` to ``end`` (exclusive), in order, as parsed batches.

@@ -13,13 +13,14 @@ against their fingerprint, and kept for the life of the reader.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from certvigil.ct.entry import LogEntry
 from certvigil.ct.errors import TileError
 from certvigil.ct.fetch.http import LogFetcher
-from certvigil.ct.merkle import root_from_leaf_hashes
+from certvigil.ct.merkle import fold_subtrees, root_from_leaf_hashes
 from certvigil.ct.rfc6962 import MalformedEntry
 from certvigil.ct.static_ct import (
     TILE_WIDTH,
@@ -34,6 +35,7 @@ from certvigil.ct.static_ct import (
     parse_checkpoint,
     parse_data_tile,
     parse_hash_tile,
+    prefix_roots_from_tiles,
     tiles_for_entries,
     verify_checkpoint,
     verify_root_from_tiles,
@@ -69,11 +71,27 @@ class IssuerCache:
 
     def __init__(self) -> None:
         self.certificates: dict[bytes, bytes] = {}
+        self._unsaved: list[bytes] = []
 
     def add(self, fingerprint: bytes, der: bytes) -> None:
         """Keep a checked issuer certificate, while there is room."""
-        if len(self.certificates) < MAX_ISSUERS_CACHED:
+        if fingerprint not in self.certificates and len(self.certificates) < MAX_ISSUERS_CACHED:
             self.certificates[fingerprint] = der
+            self._unsaved.append(fingerprint)
+
+    def preload(self, stored: dict[bytes, bytes]) -> None:
+        """Take issuers kept from earlier runs (each checked against its fingerprint)."""
+        for fingerprint, der in stored.items():
+            if len(self.certificates) >= MAX_ISSUERS_CACHED:
+                break
+            if hashlib.sha256(der).digest() == fingerprint:
+                self.certificates[fingerprint] = der
+
+    def take_unsaved(self) -> dict[bytes, bytes]:
+        """The issuers added since the last call, to keep (and forget they were new)."""
+        taken = {fp: self.certificates[fp] for fp in self._unsaved}
+        self._unsaved = []
+        return taken
 
 
 class _Missing(Exception):
@@ -138,6 +156,30 @@ class _TreeTiles:
             for i in range(first, first + path.width)
         ]
         return [root_from_leaf_hashes(await self.get(child)) for child in children]
+
+    async def prefix_roots(self, prefix_size: int) -> list[bytes]:
+        """The compact range of the first ``prefix_size`` leaves, from this tree's tiles.
+
+        Every tile read for it is bound to the recomputed root first, so the hashes are
+        the checkpoint's tree's and no other.
+        """
+        used: set[TilePath] = set()
+
+        def lookup(path: TilePath) -> Sequence[bytes]:
+            if path not in self.hashes:
+                raise _Missing(path)
+            used.add(path)
+            return self.hashes[path]
+
+        while True:
+            try:
+                roots = prefix_roots_from_tiles(prefix_size, self.size, lookup)
+                break
+            except _Missing as missing:
+                await self.get(missing.path)
+        for path in sorted(used, key=lambda p: (p.level, p.index)):
+            await self.bind(path)
+        return roots
 
     async def bind(self, path: TilePath) -> None:
         """Raise unless this hash tile is part of the tree whose root was recomputed."""
@@ -215,6 +257,45 @@ class StaticReader:
         await tree.verify_root()
         self._tree = tree
 
+    async def _tree_of(self, checkpoint: VerifiedCheckpoint) -> _TreeTiles:
+        if self._tree is None or self._tree.size != checkpoint.checkpoint.tree_size:
+            await self.verify_tree(checkpoint)
+        assert self._tree is not None
+        return self._tree
+
+    async def verify_consistency(
+        self, checkpoint: VerifiedCheckpoint, old_size: int, old_root: bytes
+    ) -> None:
+        """Raise unless the checkpoint's tree starts with the tree verified before.
+
+        The root of the first ``old_size`` leaves is recomputed from the new tree's hash
+        tiles (after the new root is): a log that rewrote or forked its history cannot
+        give the old root from them.
+
+        Raises:
+            TileError: The new tree does not contain the old one, or a tile is not in it.
+            FetchError: A request failed.
+        """
+        if old_size == 0 or old_size > checkpoint.checkpoint.tree_size:
+            return
+        tree = await self._tree_of(checkpoint)
+        if fold_subtrees(await tree.prefix_roots(old_size)) != old_root:
+            raise TileError(
+                "tree",
+                f"the tree of {checkpoint.checkpoint.tree_size} entries does not start with "
+                f"the tree of {old_size} verified before (the log rewrote or forked its history)",
+            )
+
+    async def compact_range(self, checkpoint: VerifiedCheckpoint, size: int) -> tuple[bytes, ...]:
+        """The roots of the perfect subtrees of the first ``size`` leaves (from the tiles).
+
+        Raises:
+            TileError: A tile cannot be had or is not in the tree.
+            FetchError: A request failed.
+        """
+        tree = await self._tree_of(checkpoint)
+        return tuple(await tree.prefix_roots(size))
+
     async def entries(
         self, start: int, end: int, checkpoint: VerifiedCheckpoint
     ) -> AsyncIterator[TileEntries]:
@@ -225,10 +306,7 @@ class StaticReader:
             TileError: A tile cannot be parsed or is not in the tree.
             FetchError: A request failed.
         """
-        if self._tree is None or self._tree.size != checkpoint.checkpoint.tree_size:
-            await self.verify_tree(checkpoint)
-        tree = self._tree
-        assert tree is not None
+        tree = await self._tree_of(checkpoint)
         tiles = tiles_for_entries(start, end, checkpoint.checkpoint.tree_size)
         pending: list[asyncio.Task[TileEntries]] = []
         try:

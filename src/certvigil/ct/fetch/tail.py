@@ -30,7 +30,7 @@ from certvigil.ct.fetch.http import FetchPolicy, LogFetcher
 from certvigil.ct.fetch.rfc6962 import DEFAULT_BATCH, Rfc6962Reader
 from certvigil.ct.fetch.static import IssuerCache, StaticReader
 from certvigil.ct.log_list import CtLog, LogProtocol
-from certvigil.ct.merkle import fold_subtrees, node_hash
+from certvigil.ct.merkle import fold_subtrees, node_hash, verify_consistency
 from certvigil.ct.rfc6962 import MalformedEntry
 from certvigil.ct.static_ct import VerifiedCheckpoint
 
@@ -255,10 +255,38 @@ class LogTail:
             )
         if known == size and self._state.root_hash and root != self._state.root_hash:
             raise _LogFault(f"the log signed two different roots for size {size}")
+        if known and size > known and self._state.root_hash:
+            await self._check_consistency(known, self._state.root_hash, size, root)
+        frontier = self._state.frontier
+        position = self._state.position
+        if (
+            frontier is None
+            and self._checkpoint is not None
+            and isinstance(self._reader, StaticReader)
+            and 0 < position <= size
+        ):
+            # A tail that did not start at 0: the compact range of what lies before it,
+            # from the hash tiles, so the leaves read from here on are checked too.
+            frontier = await self._reader.compact_range(self._checkpoint, position)
         self._state = dataclasses.replace(
-            self._state, tree_size=size, root_hash=root, head_timestamp=stamp
+            self._state, tree_size=size, root_hash=root, head_timestamp=stamp, frontier=frontier
         )
         return size if self.stop_at is None else min(size, self.stop_at)
+
+    async def _check_consistency(
+        self, old_size: int, old_root: bytes, size: int, root: bytes
+    ) -> None:
+        """The new tree head must extend the one verified before (RFC 9162 §2.1.4)."""
+        if isinstance(self._reader, StaticReader):
+            assert self._checkpoint is not None
+            await self._reader.verify_consistency(self._checkpoint, old_size, old_root)
+            return
+        proof = await self._reader.consistency(old_size, size)
+        if not verify_consistency(old_size, size, proof, old_root, root):
+            raise _LogFault(
+                f"the log's consistency proof from {old_size} to {size} entries does not "
+                "verify: its new tree head does not extend the one verified before"
+            )
 
     async def _read(self, start: int, end: int) -> AsyncIterator[TailItem]:
         if start >= end:

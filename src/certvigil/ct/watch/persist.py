@@ -19,6 +19,7 @@ from certvigil.ct.log_list import CtLog
 from certvigil.store.ct_models import (
     CT_AUTHORIZED_CAS,
     CT_FINDINGS,
+    CT_ISSUERS,
     CT_KNOWN_NAMES,
     CT_LOG_STATES,
     CT_SIGHTINGS,
@@ -147,6 +148,26 @@ def add_known_names(
             dialect_insert(connection, CT_KNOWN_NAMES)
             .values(name=name, domain=domain, source=source, first_seen_utc=now)
             .on_conflict_do_nothing(index_elements=["name"])
+        )
+
+
+def load_issuers(connection: Connection, limit: int) -> dict[bytes, bytes]:
+    """Up to ``limit`` kept issuer certificates, by SHA-256 (oldest first)."""
+    i = CT_ISSUERS.c
+    rows = connection.execute(
+        select(i.sha256_hex, i.der).order_by(i.first_seen_utc, i.sha256_hex).limit(limit)
+    )
+    return {bytes.fromhex(row.sha256_hex): row.der for row in rows}
+
+
+def save_issuers(connection: Connection, issuers: Mapping[bytes, bytes], now: datetime) -> None:
+    """Keep issuer certificates (fetched and checked against their SHA-256); a kept row
+    with the same key gets these bytes (it could only differ by being damaged)."""
+    for fingerprint, der in issuers.items():
+        connection.execute(
+            dialect_insert(connection, CT_ISSUERS)
+            .values(sha256_hex=fingerprint.hex(), der=der, first_seen_utc=now)
+            .on_conflict_do_update(index_elements=["sha256_hex"], set_={"der": der})
         )
 
 

@@ -38,6 +38,7 @@ from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.rules import AlertEvent, AlertKind, EventAction
 from certvigil.analysis.model import Severity
 from certvigil.config.ct import CtSettings
+from certvigil.ct.asn import AsnDataError, AsnTable
 from certvigil.ct.caa import CaaPolicy
 from certvigil.ct.codec import DecodeError
 from certvigil.ct.entry import LogEntry
@@ -45,7 +46,7 @@ from certvigil.ct.errors import CtError, MalformedEntryError
 from certvigil.ct.fetch.caa import CaaLookupError, lookup_caa
 from certvigil.ct.fetch.http import FetchPolicy, LogFetcher
 from certvigil.ct.fetch.rfc6962 import Rfc6962Reader
-from certvigil.ct.fetch.static import IssuerCache, StaticReader
+from certvigil.ct.fetch.static import MAX_ISSUERS_CACHED, IssuerCache, StaticReader
 from certvigil.ct.fetch.tail import LogTail, TailState
 from certvigil.ct.judge import (
     CertFacts,
@@ -63,7 +64,7 @@ from certvigil.ct.lookalike import LookalikeIndex, LookalikeMatch
 from certvigil.ct.match import NameMatch, WatchList
 from certvigil.ct.names import entry_issuer, names_from_tbs, parse_entry_tbs
 from certvigil.ct.rfc6962 import MalformedEntry, complete_entry
-from certvigil.ct.watch import persist
+from certvigil.ct.watch import persist, recheck
 from certvigil.store import Store
 from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINTS
 
@@ -159,6 +160,7 @@ class CtWatch:
         self._known: set[str] = set()
         self._scan_domains = {d.name for d in settings.domains if d.scan_new_names}
         self._caa: dict[str, CaaPolicy | None] = {}
+        self._asn: AsnTable | None = None
         self._configured_cas = {
             d.name: {ca_identity(ca) for ca in d.authorized_cas}
             for d in settings.domains
@@ -185,6 +187,8 @@ class CtWatch:
             }
             persist.add_known_names(connection, inventoried, source="inventory", now=now)
             self._known = persist.known_names(connection)
+            # Static logs' issuers fetched in earlier runs: never fetched again.
+            self.issuers.preload(persist.load_issuers(connection, MAX_ISSUERS_CACHED))
 
     def _policy(self, connection: Connection) -> WatchPolicy:
         """The judging policy now: configured authorised CAs plus the stored ones.
@@ -213,14 +217,7 @@ class CtWatch:
         """Read every watched domain's CAA policy (a failed lookup is ``None``: not used)."""
         if not self.settings.caa:
             return
-        resolver = dns.asyncresolver.Resolver()
-        if self.settings.dns_server:
-            host, _, port = self.settings.dns_server.rpartition(":")
-            if not host or not port.isdigit():
-                host, port = self.settings.dns_server, "53"
-            resolver = dns.asyncresolver.Resolver(configure=False)
-            resolver.nameservers = [host]
-            resolver.port = int(port)
+        resolver = self._resolver()
         gate = asyncio.Semaphore(16)
 
         async def one(domain: str) -> tuple[str, CaaPolicy | None]:
@@ -254,9 +251,77 @@ class CtWatch:
                         *(self.pass_log(plan, client, from_start=from_start) for plan in plans)
                     )
                 )
+                if self.settings.liveness.enabled:
+                    await self.recheck_liveness()
                 if once:
                     return reports
                 await asyncio.sleep(self.settings.poll_interval)
+
+    def _resolver(self) -> dns.asyncresolver.Resolver:
+        """The configured DNS server (``ct.dns_server``), else the system's resolvers."""
+        resolver = dns.asyncresolver.Resolver()
+        if self.settings.dns_server:
+            host, _, port = self.settings.dns_server.rpartition(":")
+            if not host or not port.isdigit():
+                host, port = self.settings.dns_server, "53"
+            resolver = dns.asyncresolver.Resolver(configure=False)
+            resolver.nameservers = [host]
+            resolver.port = int(port)
+        return resolver
+
+    async def recheck_liveness(self) -> int:
+        """Check the found names that are due (``ct.liveness``); return how many were.
+
+        The iptoasn table is read at the first re-check (not at construction); one that
+        cannot be read is said once per pass and the DNS service is used alone.
+        """
+        settings = self.settings.liveness
+        now = self.clock()
+        with self.store.read() as connection:
+            due = recheck.names_due(
+                connection,
+                now=now,
+                recheck_every=timedelta(seconds=settings.recheck_every),
+                until=timedelta(seconds=settings.until),
+                limit=settings.max_names_per_pass,
+            )
+        if not due:
+            return 0
+        table = self._asn_table()
+        resolver = self._resolver()
+        source = recheck.AsnSource(
+            table=table,
+            use_dns=settings.asn_dns,
+            resolver=resolver,
+            deadline_s=min(5.0, settings.deadline),
+        )
+        checks = await recheck.check_names(
+            due,
+            now=now,
+            asn=source,
+            resolver=resolver,
+            port=settings.port,
+            deadline_s=settings.deadline,
+        )
+        with self.store.write() as connection:
+            recheck.record_checks(connection, checks)
+        live = sum(check.liveness.is_live for check in checks)
+        self.log_line(f"liveness: {len(checks)} names checked, {live} live")
+        return len(checks)
+
+    def _asn_table(self) -> AsnTable | None:
+        path_text = self.settings.liveness.asn_file
+        if path_text is None:
+            return None
+        if self._asn is None:
+            path = Path(path_text)
+            path = path if path.is_absolute() else self.base_dir / path
+            try:
+                self._asn = AsnTable.load(path)
+            except AsnDataError as exc:
+                self.log_line(f"liveness: {exc}; the AS comes from DNS only")
+                return None
+        return self._asn
 
     async def pass_log(
         self, plan: TailPlan, client: httpx.AsyncClient, *, from_start: bool
@@ -408,6 +473,7 @@ class CtWatch:
         written: list[dict[str, Any]] = []
         scan_names: list[str] = []
         with self.store.write() as connection:
+            persist.save_issuers(connection, self.issuers.take_unsaved(), now)
             policy = self._policy(connection) if pending else WatchPolicy()
             for matched in pending:
                 facts = matched.facts
