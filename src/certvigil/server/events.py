@@ -23,8 +23,9 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -85,6 +86,40 @@ def record_alert_event(
         detail=detail,
         delivery_id=delivery_id,
     )
+
+
+def record_alert_events(
+    connection: Connection, events: Sequence[tuple[int, str]], *, now: datetime
+) -> list[int]:
+    """Appends ``(alert id, event)`` pairs in order, each with its alert as it now
+    stands, in the caller's write transaction: one read of the alerts and one insert for
+    all of them. Returns the events' ids in the same order.
+
+    Raises:
+        ValueError: An event is not one the stream tells of, or an alert does not exist.
+    """
+    for _, event in events:
+        if event not in EVENT_KINDS:
+            raise ValueError(f"unknown alert event {event!r}")
+    alerts = box.get_alerts(connection, (alert_id for alert_id, _ in events))
+    payloads: dict[int, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    for alert_id, event in events:
+        if alert_id not in alerts:
+            raise ValueError(f"alert {alert_id} does not exist")
+        if alert_id not in payloads:
+            payloads[alert_id] = alert_json(alerts[alert_id])
+        rows.append(
+            {
+                "alert_id": alert_id,
+                "event": event,
+                "created_at_utc": now,
+                "payload": payloads[alert_id],
+                "detail": None,
+                "delivery_id": None,
+            }
+        )
+    return sq.append_alert_events(connection, rows)
 
 
 class AlertEventHub:

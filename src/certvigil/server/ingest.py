@@ -22,7 +22,7 @@ from certvigil.alerts.engine import EVENT_RESOLVED as ENGINE_RESOLVED
 from certvigil.alerts.engine import AlertEngine
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
-from certvigil.server.events import EVENT_OPENED, EVENT_RESOLVED, record_alert_event
+from certvigil.server.events import EVENT_OPENED, EVENT_RESOLVED, record_alert_events
 from certvigil.server.wire import ItemError, judge_item, tags_from_item
 from certvigil.store import Store
 from certvigil.store import server_queries as sq
@@ -182,7 +182,7 @@ def _judge_alerts(
     back per report.
     """
     made: set[int] = set()
-    events: list[int] = []
+    told: list[tuple[int, str]] = []
     for judged in engine.judge_many_in(connection, reports, observation_ids, now):
         # Resolutions are told of alerts older than the batch only (a notice is told
         # of as opened and resolved when made).
@@ -191,15 +191,14 @@ def _judge_alerts(
             for c in judged.changes
             if c.event == ENGINE_RESOLVED and c.alert_id not in made
         )
-        for alert_id in resolved:
-            events.append(record_alert_event(connection, alert_id, EVENT_RESOLVED, now=now))
+        told += [(alert_id, EVENT_RESOLVED) for alert_id in resolved]
         for change in sorted(
             (c for c in judged.changes if c.event != ENGINE_RESOLVED), key=lambda c: c.alert_id
         ):
             made.add(change.alert_id)
-            events.append(record_alert_event(connection, change.alert_id, EVENT_OPENED, now=now))
+            told.append((change.alert_id, EVENT_OPENED))
             if change.event == ENGINE_NOTICE:
-                events.append(
-                    record_alert_event(connection, change.alert_id, EVENT_RESOLVED, now=now)
-                )
-    return events
+                told.append((change.alert_id, EVENT_RESOLVED))
+    # Every report is judged before any event is written, so each event carries its
+    # alert as the batch leaves it; one read and one insert for all of them.
+    return record_alert_events(connection, told, now=now)

@@ -172,6 +172,19 @@ def get_alert(connection: Connection, alert_id: int) -> AlertRecord | None:
     return _alert_record(row) if row is not None else None
 
 
+def get_alerts(connection: Connection, alert_ids: Iterable[int]) -> dict[int, AlertRecord]:
+    """Alerts by id (ids with no alert are absent), read 500 at a time."""
+    wanted = sorted(set(alert_ids))
+    found: dict[int, AlertRecord] = {}
+    for start in range(0, len(wanted), 500):
+        rows = connection.execute(
+            _alert_select().where(_ALERTS.c.id.in_(wanted[start : start + 500]))
+        ).all()
+        for row in rows:
+            found[row.id] = _alert_record(row)
+    return found
+
+
 def active_alert(connection: Connection, dedup_key: str) -> AlertRecord | None:
     """The open or acknowledged alert with this dedup key, ``None`` when there is none."""
     row = connection.execute(

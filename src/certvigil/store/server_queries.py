@@ -324,6 +324,25 @@ def append_alert_event(
     return event_id
 
 
+def append_alert_events(connection: Connection, events: Sequence[dict[str, Any]]) -> list[int]:
+    """Appends several events in the caller's write transaction, in the order given;
+    returns their ids in that order.
+
+    Each event is a mapping of ``alert_id``, ``event``, ``created_at_utc``, ``payload``,
+    ``detail`` and ``delivery_id``. One statement for all of them, under the same
+    advisory lock as :func:`append_alert_event` on PostgreSQL.
+    """
+    if not events:
+        return []
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOCK_KEY})
+    rows = connection.execute(
+        ALERT_EVENTS.insert().returning(ALERT_EVENTS.c.id, sort_by_parameter_order=True),
+        list(events),
+    ).all()
+    return [int(row.id) for row in rows]
+
+
 def failed_deliveries_untold(connection: Connection, *, limit: int = 100) -> tuple[Any, ...]:
     """Deliveries given up on that no ``delivery_failed`` event tells of yet:
     ``(delivery id, alert id, route, last error)`` rows, oldest first."""
