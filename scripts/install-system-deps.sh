@@ -21,9 +21,11 @@ declare -A need=(
   # the dashboard's browser tests drive Debian's headless Chromium through Selenium
   [chromium]=chromium
   [chromedriver]=chromium-driver
+  # the CT watch's HTTP/2 test reads a log served by nginx (and the benchmarks use it)
+  [nginx]=nginx-light
 )
 if [ "${1:-tests}" = "bench" ]; then
-  need+=([nginx]=nginx-light [sslscan]=sslscan [testssl]=testssl.sh)
+  need+=([sslscan]=sslscan [testssl]=testssl.sh)
 fi
 missing=()
 for cmd in "${!need[@]}"; do

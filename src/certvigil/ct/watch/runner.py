@@ -243,7 +243,7 @@ class CtWatch:
         plans = tuple(plans)
         self.prepare()
         reports: list[PassReport] = []
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        async with httpx.AsyncClient(http2=True, follow_redirects=False) as client:
             while True:
                 await self.refresh_caa()
                 reports = list(
