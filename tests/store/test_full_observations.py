@@ -142,3 +142,29 @@ def test_retention_drops_crls_no_kept_observation_uses(store: Store) -> None:
     assert pruned == 2
     with store.read() as connection:
         assert count_documents(connection) == (1, 1)
+
+
+def test_a_stored_crl_keeps_its_next_update(store: Store) -> None:
+    """A real CRL's nextUpdate is kept with it (unparseable bytes keep none)."""
+
+    from certvigil.demo.pki import ThrowawayPki
+    from certvigil.store.revocation_models import REVOCATION_DOCUMENTS
+    from tests.support.ocsp_responder import build_crl
+
+    pki = ThrowawayPki.create()
+    next_update = NOW.replace(microsecond=0) + timedelta(days=3)
+    crl = build_crl(
+        issuer=pki.intermediate,
+        this_update_utc=NOW - timedelta(hours=1),
+        next_update_utc=next_update,
+    )
+    for n, der in enumerate((crl, CRL)):
+        target = Target(host=f"n{n}.example.test", port=443)
+        leaf = facts(f"n{n}.example.test", not_after_utc=NOW + timedelta(days=90))
+        store.record_report(observed(ok_report(target, (leaf,)), der)[0])
+    with store.read() as connection:
+        rows = connection.execute(
+            select(REVOCATION_DOCUMENTS.c.der_z, REVOCATION_DOCUMENTS.c.next_update_utc)
+        ).all()
+    kept = {zlib.decompress(row.der_z): row.next_update_utc for row in rows}
+    assert kept == {crl: next_update, CRL: None}

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 import orjson
+from cryptography import x509
 from sqlalchemy import (
     Connection,
     Dialect,
@@ -593,7 +594,7 @@ def _store_documents(
             "kind": "crl",
             "url": url,
             "fetched_at_utc": fetched,
-            "next_update_utc": None,
+            "next_update_utc": _crl_next_update(der),
             "der_z": zlib.compress(der, OBSERVATION_COMPRESSION_LEVEL),
         }
         for sha, (der, url, fetched) in documents.items()
@@ -605,6 +606,14 @@ def _store_documents(
             rows,
         )
     connection.execute(OBSERVATION_DOCUMENTS.insert(), links)
+
+
+def _crl_next_update(der: bytes) -> datetime | None:
+    """A CRL's nextUpdate (aware UTC), ``None`` when it has none or does not parse."""
+    try:
+        return x509.load_der_x509_crl(der).next_update_utc
+    except ValueError:
+        return None
 
 
 def endpoint_key_tuple(target: Target) -> tuple[str, int, str, str]:
