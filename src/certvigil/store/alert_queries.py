@@ -209,23 +209,52 @@ def insert_resolved_alert(
     """Records an informational alert already resolved; returns its id."""
     alert_id: int = connection.execute(
         _write_statements(connection)["resolved_alert"],
-        {
-            "dedup_key": dedup_key,
-            "kind": kind,
-            "severity": severity,
-            "state": AlertState.RESOLVED.value,
-            "endpoint_id": endpoint_id,
-            "certificate_sha256": certificate_sha256,
-            "observation_id": observation_id,
-            "summary": summary,
-            "details": details,
-            "opened_at_utc": now,
-            "acknowledged_at_utc": None,
-            "acknowledged_by": None,
-            "resolved_at_utc": now,
-        },
+        _alert_row(
+            dedup_key=dedup_key,
+            kind=kind,
+            severity=severity,
+            state=AlertState.RESOLVED,
+            endpoint_id=endpoint_id,
+            certificate_sha256=certificate_sha256,
+            observation_id=observation_id,
+            summary=summary,
+            details=details,
+            now=now,
+        ),
     ).scalar_one()
     return alert_id
+
+
+def _alert_row(
+    *,
+    dedup_key: str,
+    kind: str,
+    severity: str,
+    state: AlertState,
+    endpoint_id: int | None,
+    certificate_sha256: str | None,
+    observation_id: int | None,
+    summary: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The parameters of a new alert row, opened at ``now`` (and resolved then too when
+    ``state`` is resolved)."""
+    return {
+        "dedup_key": dedup_key,
+        "kind": kind,
+        "severity": severity,
+        "state": state.value,
+        "endpoint_id": endpoint_id,
+        "certificate_sha256": certificate_sha256,
+        "observation_id": observation_id,
+        "summary": summary,
+        "details": details,
+        "opened_at_utc": now,
+        "acknowledged_at_utc": None,
+        "acknowledged_by": None,
+        "resolved_at_utc": now if state is AlertState.RESOLVED else None,
+    }
 
 
 def last_check_runs(connection: Connection) -> dict[tuple[str, int, str, str], dict[str, datetime]]:
@@ -568,21 +597,18 @@ def insert_open_alert(
     ``None`` (the partial unique index decides, as in ``outbox.open_alert_if_absent``)."""
     new_id: int | None = connection.execute(
         _write_statements(connection)["open_alert"],
-        {
-            "dedup_key": dedup_key,
-            "kind": kind,
-            "severity": severity,
-            "state": AlertState.OPEN.value,
-            "endpoint_id": endpoint_id,
-            "certificate_sha256": certificate_sha256,
-            "observation_id": observation_id,
-            "summary": summary,
-            "details": details,
-            "opened_at_utc": now,
-            "acknowledged_at_utc": None,
-            "acknowledged_by": None,
-            "resolved_at_utc": None,
-        },
+        _alert_row(
+            dedup_key=dedup_key,
+            kind=kind,
+            severity=severity,
+            state=AlertState.OPEN,
+            endpoint_id=endpoint_id,
+            certificate_sha256=certificate_sha256,
+            observation_id=observation_id,
+            summary=summary,
+            details=details,
+            now=now,
+        ),
     ).scalar_one_or_none()
     return new_id
 
