@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from certvigil.analysis.model import Finding, Severity
 from certvigil.errors import StoreError
 from certvigil.observed.handshake import FailureKind
-from certvigil.store import ObservationStatus, Store
+from certvigil.store import ObservationStatus, Store, open_store
 from certvigil.targets.target import StartTLS, Target
 from tests.store.factories import NOW, facts, failed_report, ok_report
 
@@ -252,3 +255,38 @@ def test_times_in_another_zone_are_stored_as_the_same_instant(store: Store) -> N
     assert row.not_after_utc == NOW + timedelta(days=9)
     assert (row.deployed_since_utc, row.last_seen_utc) == (at, at)
     assert row.not_after_utc.tzinfo == UTC
+
+
+def test_one_endpoints_deployments_are_found_by_its_own_index(tmp_path: Path) -> None:
+    """Statements about one endpoint's or one certificate's deployments use that
+    endpoint's or certificate's index, never the expiry index of every current
+    deployment: read through that one, retiring a deployment cost time in proportion
+    to the whole fleet (SQLite without statistics picked it)."""
+    store = open_store(f"sqlite:///{tmp_path / 'plans.db'}")
+    seen: list[tuple[str, Any]] = []
+
+    def remember(_c: Any, _cur: Any, statement: str, parameters: Any, _ctx: Any, many: bool) -> None:
+        if "deployments" in statement and "WHERE" in statement:
+            seen.append((statement, parameters[0] if many else parameters))
+
+    event.listen(store.engine, "before_cursor_execute", remember)
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    ca = facts("Test CA", not_after_utc=NOW + timedelta(days=900), is_ca=True)
+    long_chain = tuple(
+        facts(f"c{i}", not_after_utc=NOW + timedelta(days=100 + i), is_ca=i > 0) for i in range(10)
+    )
+    store.record_reports([ok_report(WEB, (leaf, ca)), ok_report(MAIL, long_chain)])
+    store.record_reports(
+        [
+            ok_report(WEB, (leaf, ca), at=NOW + timedelta(hours=1)),
+            ok_report(MAIL, long_chain, at=NOW + timedelta(hours=1)),
+        ]
+    )
+    store.certificate_deployments(ca.sha256_hex, current_only=True)
+    event.remove(store.engine, "before_cursor_execute", remember)
+    assert len({statement for statement, _ in seen}) >= 3  # retire (short and long), read
+    with store.read() as connection:
+        for statement, parameters in seen:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "ix_deployments_current_expiry_cover" not in details, (statement, details)

@@ -47,6 +47,7 @@ from certvigil.store.models import (
     ENDPOINTS,
     OBSERVATIONS,
     sqlite_utc_text,
+    still_served,
 )
 from certvigil.store.records import ObservationId, ObservationStatus
 from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
@@ -299,7 +300,7 @@ class _Statements:
             .where(
                 and_(
                     d.endpoint_id == bindparam("b_endpoint_id"),
-                    d.is_current.is_(True),
+                    still_served(d.is_current),
                     d.certificate_sha256.not_in(
                         [bindparam(f"b_served_{i}") for i in range(_RETIRE_SLOTS)]
                     ),
@@ -312,7 +313,7 @@ class _Statements:
             .where(
                 and_(
                     d.endpoint_id == bindparam("b_endpoint_id"),
-                    d.is_current.is_(True),
+                    still_served(d.is_current),
                     d.certificate_sha256.not_in(bindparam("b_served", expanding=True)),
                 )
             )

@@ -387,6 +387,19 @@ ENDPOINTS = _table(Endpoint)
 ENDPOINT_TAGS = _table(EndpointTag)
 CERTIFICATES = _table(Certificate)
 DEPLOYMENTS = _table(Deployment)
+
+
+def still_served(is_current: Any) -> Any:
+    """``deployments.is_current`` is true, written so that a database keeps choosing
+    the index on the other condition.
+
+    Given ``endpoint_id = ? AND is_current IS 1`` (or ``certificate_sha256 = ?``),
+    SQLite without statistics prefers the covering expiry index, whose first column
+    is ``is_current``, and reads every current deployment of the fleet to find one
+    endpoint's. ``IS NOT 0`` means the same for this NOT NULL column and uses no
+    index, so the endpoint's (or certificate's) own index is used.
+    """
+    return is_current.is_not(False)
 OBSERVATIONS = _table(Observation)
 ALERTS = _table(Alert)
 DELIVERIES = _table(Delivery)

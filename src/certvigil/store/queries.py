@@ -53,6 +53,7 @@ from certvigil.store.models import (
     ENDPOINTS,
     OBSERVATIONS,
     UtcDateTime,
+    still_served,
 )
 from certvigil.store.records import (
     DeploymentRecord,
@@ -708,7 +709,7 @@ def certificate_deployments(
         .order_by(d.last_seen_utc.desc(), e.host, e.port)
     )
     if current_only:
-        statement = statement.where(d.is_current.is_(True))
+        statement = statement.where(still_served(d.is_current))
     return tuple(
         DeploymentRecord(
             endpoint_id=r.id,
