@@ -265,7 +265,9 @@ def test_one_endpoints_deployments_are_found_by_its_own_index(tmp_path: Path) ->
     store = open_store(f"sqlite:///{tmp_path / 'plans.db'}")
     seen: list[tuple[str, Any]] = []
 
-    def remember(_c: Any, _cur: Any, statement: str, parameters: Any, _ctx: Any, many: bool) -> None:
+    def remember(
+        _c: Any, _cur: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+    ) -> None:
         if "deployments" in statement and "WHERE" in statement:
             seen.append((statement, parameters[0] if many else parameters))
 
