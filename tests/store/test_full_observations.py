@@ -21,6 +21,7 @@ from certvigil.store import Store
 from certvigil.store.ingest import unpack_observation
 from certvigil.store.models import ENDPOINTS, OBSERVATIONS
 from certvigil.store.observations import count_documents, latest_observations
+from certvigil.store.packing import unpack
 from certvigil.targets.target import Target
 from tests.store.factories import NOW, facts, ok_report
 
@@ -94,7 +95,7 @@ def test_a_damaged_blob_is_named_not_raised(store: Store) -> None:
     report, _ = observed(ok_report(target, (leaf,)), None)
     store.record_report(report)
     with store.write() as connection:
-        connection.execute(update(OBSERVATIONS).values(observation_z=b"not zlib"))
+        connection.execute(update(OBSERVATIONS).values(observation_z=b"not compressed"))
     with store.read() as connection:
         (stored,) = latest_observations(connection)
     assert stored.observation is None
@@ -166,5 +167,51 @@ def test_a_stored_crl_keeps_its_next_update(store: Store) -> None:
         rows = connection.execute(
             select(REVOCATION_DOCUMENTS.c.der_z, REVOCATION_DOCUMENTS.c.next_update_utc)
         ).all()
-    kept = {zlib.decompress(row.der_z): row.next_update_utc for row in rows}
+    kept = {unpack(row.der_z, 1 << 20): row.next_update_utc for row in rows}
     assert kept == {crl: next_update, CRL: None}
+
+
+def test_rows_written_with_zlib_are_still_read(store: Store) -> None:
+    """Observations and CRLs stored zlib-compressed (by earlier versions) read back
+    exactly as the ones stored now."""
+    from certvigil.store.revocation_models import REVOCATION_DOCUMENTS
+
+    target = Target(host="old.example.test", port=443)
+    leaf = facts("old.example.test", not_after_utc=NOW + timedelta(days=90))
+    report, observation = observed(ok_report(target, (leaf,)), CRL)
+    store.record_report(report)
+    with store.write() as connection:
+        blob = connection.execute(select(OBSERVATIONS.c.observation_z)).scalar_one()
+        der_z = connection.execute(select(REVOCATION_DOCUMENTS.c.der_z)).scalar_one()
+        assert unpack(der_z, 1 << 20) == CRL
+        connection.execute(
+            update(OBSERVATIONS).values(observation_z=zlib.compress(unpack(blob, 1 << 26), 1))
+        )
+        connection.execute(update(REVOCATION_DOCUMENTS).values(der_z=zlib.compress(CRL, 1)))
+    with store.read() as connection:
+        (stored,) = latest_observations(connection)
+    assert stored.problem is None
+    assert stored.observation == observation
+
+
+def test_a_damaged_stored_crl_is_named_not_raised(store: Store) -> None:
+    """A CRL row that does not decompress leaves its observation unreadable, with the
+    reason, and the other endpoints' observations readable."""
+    from certvigil.store.revocation_models import REVOCATION_DOCUMENTS
+
+    target = Target(host="crl.example.test", port=443)
+    leaf = facts("crl.example.test", not_after_utc=NOW + timedelta(days=90))
+    store.record_report(observed(ok_report(target, (leaf,)), CRL)[0])
+    other = Target(host="fine.example.test", port=443)
+    fine, fine_observation = observed(
+        ok_report(other, (facts("fine.example.test", not_after_utc=NOW + timedelta(days=90)),)),
+        None,
+    )
+    store.record_report(fine)
+    with store.write() as connection:
+        connection.execute(update(REVOCATION_DOCUMENTS).values(der_z=b"\x28\xb5\x2f\xfd cut"))
+    with store.read() as connection:
+        stored = {s.target.host: s for s in latest_observations(connection)}
+    assert stored["crl.example.test"].observation is None
+    assert "response_sha256" in (stored["crl.example.test"].problem or "")
+    assert stored["fine.example.test"].observation == fine_observation

@@ -10,7 +10,6 @@ commit together.
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -49,6 +48,7 @@ from certvigil.store.models import (
     sqlite_utc_text,
     still_served,
 )
+from certvigil.store.packing import PackingError, pack, unpack
 from certvigil.store.records import ObservationId, ObservationStatus
 from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
 from certvigil.targets.target import Target
@@ -504,19 +504,14 @@ class _Prepared:
         )
 
 
-OBSERVATION_COMPRESSION_LEVEL = 1
-"""zlib level of stored observations: DER, base64 and random nonces compress little, and
-level 1 is within a few per cent of level 6's size at a fraction of its time
-(docs/store.md)."""
-
-
 MAX_STORED_OBSERVATION_BYTES = 64 * 1024 * 1024
 """Largest stored observation read back (decompressed): a bound against a bad row."""
 
 
 def pack_observation(observation: EndpointObservation, crls: dict[str, bytes]) -> bytes:
     """The stored form of an observation: its versioned JSON (``certvigil.observation/1``),
-    zlib-compressed, with CRLs left out (into ``crls``, by SHA-256) to be stored once.
+    compressed (``store.packing``), with CRLs left out (into ``crls``, by SHA-256) to be
+    stored once.
 
     The JSON is the compact text :func:`observation_to_json` writes, encoded by orjson
     (several times faster than ``json``; non-ASCII characters as UTF-8 rather than
@@ -526,7 +521,7 @@ def pack_observation(observation: EndpointObservation, crls: dict[str, bytes]) -
         raw = orjson.dumps(document)
     except TypeError:  # an integer beyond 64 bits: json writes any
         raw = json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    return zlib.compress(raw, OBSERVATION_COMPRESSION_LEVEL)
+    return pack(raw)
 
 
 def unpack_observation(packed: bytes, crls: Mapping[str, bytes]) -> EndpointObservation:
@@ -535,16 +530,9 @@ def unpack_observation(packed: bytes, crls: Mapping[str, bytes]) -> EndpointObse
     Raises:
         ObservationFormatError: The stored bytes are not a readable observation.
     """
-    inflate = zlib.decompressobj()
     try:
-        raw = inflate.decompress(packed, MAX_STORED_OBSERVATION_BYTES)
-        if inflate.unconsumed_tail:
-            raise ObservationFormatError(
-                "observation_z",
-                f"more than {MAX_STORED_OBSERVATION_BYTES} bytes once decompressed",
-            )
-        text = raw.decode("utf-8")
-    except (zlib.error, UnicodeDecodeError) as exc:
+        text = unpack(packed, MAX_STORED_OBSERVATION_BYTES).decode("utf-8")
+    except (PackingError, UnicodeDecodeError) as exc:
         raise ObservationFormatError("observation_z", f"not a stored observation: {exc}") from exc
     return observation_from_json(text, crls=crls)
 
@@ -596,7 +584,7 @@ def _store_documents(
             "url": url,
             "fetched_at_utc": fetched,
             "next_update_utc": _crl_next_update(der),
-            "der_z": zlib.compress(der, OBSERVATION_COMPRESSION_LEVEL),
+            "der_z": pack(der),
         }
         for sha, (der, url, fetched) in documents.items()
         if sha not in known

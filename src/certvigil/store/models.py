@@ -282,7 +282,7 @@ class Observation(Base):
     revocation_status: Mapped[str | None] = mapped_column(String(24))
     """The leaf's revocation status (``good``, ``revoked``, ``unreachable`` …)."""
     observation_z: Mapped[bytes | None] = mapped_column(LargeBinary)
-    """The full observation as zlib-compressed JSON, ``None`` when not kept."""
+    """The full observation as compressed JSON (``store.packing``), ``None`` when not kept."""
 
 
 class Alert(Base):
@@ -400,6 +400,8 @@ def still_served(is_current: Any) -> Any:
     index, so the endpoint's (or certificate's) own index is used.
     """
     return is_current.is_not(False)
+
+
 OBSERVATIONS = _table(Observation)
 ALERTS = _table(Alert)
 DELIVERIES = _table(Delivery)

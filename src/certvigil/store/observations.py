@@ -1,13 +1,12 @@
 """Reading stored observations back whole (for ``certvigil rejudge``) and writing a new
 judgement of one onto its row.
 
-The observation is kept as zlib-compressed JSON (``observations.observation_z``) with
-its CRLs in ``revocation_documents``, once each (docs/store.md).
+The observation is kept as compressed JSON (``observations.observation_z``,
+``store.packing``) with its CRLs in ``revocation_documents``, once each (docs/store.md).
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +16,14 @@ from sqlalchemy import Connection, and_, select, update
 from certvigil.analysis.model import EndpointReport
 from certvigil.errors import ObservationFormatError
 from certvigil.observed.endpoint import EndpointObservation
-from certvigil.store.ingest import CheckColumns, finding_to_json, unpack_observation
+from certvigil.store.ingest import (
+    MAX_STORED_OBSERVATION_BYTES,
+    CheckColumns,
+    finding_to_json,
+    unpack_observation,
+)
 from certvigil.store.models import ENDPOINTS, OBSERVATIONS
+from certvigil.store.packing import PackingError, unpack
 from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
 from certvigil.targets.target import StartTLS, Target
 
@@ -101,7 +106,15 @@ def _crls_of(connection: Connection, observation_id: int) -> dict[str, bytes]:
         .join(OBSERVATION_DOCUMENTS, link.document_sha256 == d.sha256_hex)
         .where(link.observation_id == observation_id)
     ).all()
-    return {row.sha256_hex: zlib.decompress(row.der_z) for row in rows}
+    crls: dict[str, bytes] = {}
+    for row in rows:
+        try:
+            crls[row.sha256_hex] = unpack(row.der_z, MAX_STORED_OBSERVATION_BYTES)
+        except PackingError:
+            # Left out: the observation that refers to it is then reported unreadable,
+            # naming the CRL it lacks.
+            continue
+    return crls
 
 
 def count_documents(connection: Connection) -> tuple[int, int]:

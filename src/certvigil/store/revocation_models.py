@@ -28,7 +28,7 @@ class RevocationDocument(Base):
     fetched_at_utc: Mapped[datetime]
     next_update_utc: Mapped[datetime | None]
     der_z: Mapped[bytes] = mapped_column(LargeBinary)
-    """The DER, zlib-compressed."""
+    """The DER, compressed (``store.packing``)."""
 
 
 class ObservationDocument(Base):
