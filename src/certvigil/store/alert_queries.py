@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     and_,
-    bindparam,
     or_,
     select,
     text,
@@ -29,6 +28,7 @@ from certvigil.store.ingest import dialect_insert, endpoint_key_tuple
 from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.queries import tags_for
 from certvigil.store.records import AlertState, DeliveryStatus
+from certvigil.store.sql_lists import none_of_parameter, one_of, one_of_parameter
 from certvigil.targets.target import Target
 
 _ACTIVE = text("state != 'resolved'")
@@ -330,7 +330,9 @@ def batch_endpoints(
     ids: dict[tuple[str, int, str, str], int] = {}
     for chunk in _chunks(hosts):
         for endpoint_id, host, port, sni, starttls in connection.execute(
-            select(e.id, e.host, e.port, e.sni, e.starttls).where(e.host.in_(chunk))
+            select(e.id, e.host, e.port, e.sni, e.starttls).where(
+                one_of(connection.dialect.name, e.host, chunk)
+            )
         ).all():
             key = (host, port, sni, starttls)
             if key in keys:
@@ -366,18 +368,18 @@ class PriorHistory:
     revocation_statuses: tuple[str, ...]
 
 
-_PRIOR_STATEMENTS: dict[tuple[int, int], Any] = {}
+_PRIOR_STATEMENTS: dict[tuple[str, int, int], Any] = {}
 
 
-def _prior_statement(max_failures: int, max_revocation: int) -> Any:
+def _prior_statement(dialect_name: str, max_failures: int, max_revocation: int) -> Any:
     """One row per endpoint: a scalar subquery per fact, each an index probe on
     ``(endpoint_id, observed_at_utc)`` that stops at the row it wants."""
-    known = _PRIOR_STATEMENTS.get((max_failures, max_revocation))
+    known = _PRIOR_STATEMENTS.get((dialect_name, max_failures, max_revocation))
     if known is not None:
         return known
     e = ENDPOINTS.c
     o = OBSERVATIONS.alias("o")
-    outside = and_(o.c.endpoint_id == e.id, o.c.id.not_in(bindparam("b_batch_ids", expanding=True)))
+    outside = and_(o.c.endpoint_id == e.id, none_of_parameter(dialect_name, o.c.id, "b_batch_ids"))
     newest_first = (o.c.observed_at_utc.desc(), o.c.id.desc())
 
     def nth(column: Any, condition: Any, offset: int, label: str) -> Any:
@@ -413,8 +415,8 @@ def _prior_statement(max_failures: int, max_revocation: int) -> Any:
         ),
         nth(o.c.grade, and_(outside, o.c.grade.is_not(None)), 0, "grade"),
     ]
-    statement = select(*columns).where(e.id.in_(bindparam("b_endpoint_ids", expanding=True)))
-    _PRIOR_STATEMENTS[(max_failures, max_revocation)] = statement
+    statement = select(*columns).where(one_of_parameter(dialect_name, e.id, "b_endpoint_ids"))
+    _PRIOR_STATEMENTS[(dialect_name, max_failures, max_revocation)] = statement
     return statement
 
 
@@ -439,7 +441,7 @@ def read_prior_histories(
         Per endpoint id, its history outside the batch; an endpoint with more
         observations in the batch than one statement can bind is left out.
     """
-    statement = _prior_statement(max_failures, max_revocation)
+    statement = _prior_statement(connection.dialect.name, max_failures, max_revocation)
     # The excluded ids are bound once per subquery: keep each statement's parameters
     # well below SQLite's 32,766 (and PostgreSQL's 65,535).
     most_ids = max(1, 24_000 // (3 + max_failures + max_revocation))
@@ -478,7 +480,9 @@ def certificate_summaries(
     found: dict[str, tuple[str, str, datetime]] = {}
     for chunk in _chunks(sorted(set(sha256_hexes))):
         for row in connection.execute(
-            select(c.sha256_hex, c.issuer, c.not_after_utc).where(c.sha256_hex.in_(chunk))
+            select(c.sha256_hex, c.issuer, c.not_after_utc).where(
+                one_of(connection.dialect.name, c.sha256_hex, chunk)
+            )
         ).all():
             found[row.sha256_hex] = (row.sha256_hex, row.issuer, row.not_after_utc)
     return found
@@ -494,15 +498,16 @@ def endpoint_alerts(
         leaves: Per endpoint id, the leaves whose alerts (in any state) are wanted.
     """
     a = ALERTS.c
+    dialect_name = connection.dialect.name
     found: dict[int, list[StoredAlert]] = {endpoint_id: [] for endpoint_id in leaves}
     for chunk in _chunks(sorted(leaves)):
         shas = sorted({sha for endpoint_id in chunk for sha in leaves[endpoint_id]})
         condition = a.state != AlertState.RESOLVED.value
         if shas:
-            condition = or_(condition, a.certificate_sha256.in_(shas))
+            condition = or_(condition, one_of(dialect_name, a.certificate_sha256, shas))
         for row in connection.execute(
             select(a.endpoint_id, *_ALERT_COLUMNS)
-            .where(and_(a.endpoint_id.in_(chunk), condition))
+            .where(and_(one_of(dialect_name, a.endpoint_id, chunk), condition))
             .order_by(a.id)
         ).all():
             alert = StoredAlert(
@@ -528,7 +533,9 @@ def routes_told_many(
     found: dict[int, set[str]] = {}
     for chunk in _chunks(sorted(set(alert_ids))):
         for alert_id, route in connection.execute(
-            select(d.alert_id, d.route).where(and_(d.alert_id.in_(chunk), d.event.in_(wanted)))
+            select(d.alert_id, d.route).where(
+                and_(one_of(connection.dialect.name, d.alert_id, chunk), d.event.in_(wanted))
+            )
         ).all():
             found.setdefault(alert_id, set()).add(route)
     return {alert_id: sorted(routes) for alert_id, routes in found.items()}

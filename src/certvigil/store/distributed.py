@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Integer, bindparam, false, func, null, select, update
+from sqlalchemy.dialects import postgresql
 
 from certvigil.store.distributed_models import SCAN_SHARD_ITEMS, SCAN_SHARDS, SCAN_WORKERS
 from certvigil.store.ingest import dialect_insert
@@ -166,6 +167,12 @@ def claim_items(connection: Connection, shard_id: str, indexes: Sequence[int]) -
     """
     if not indexes:
         return set()
+    if connection.dialect.name == "postgresql":
+        # One statement whatever the batch's size: the indexes bound as one array.
+        rows = connection.execute(
+            _CLAIM_ON_POSTGRESQL, {"b_shard": shard_id, "b_indexes": list(indexes)}
+        )
+        return set(rows.scalars())
     statement = (
         dialect_insert(connection, SCAN_SHARD_ITEMS)
         .values(
@@ -178,6 +185,22 @@ def claim_items(connection: Connection, shard_id: str, indexes: Sequence[int]) -
         .returning(SCAN_SHARD_ITEMS.c.item_index)
     )
     return set(connection.execute(statement).scalars())
+
+
+_CLAIM_ON_POSTGRESQL = (
+    postgresql.insert(SCAN_SHARD_ITEMS)
+    .from_select(
+        ["shard_id", "item_index", "observation_id", "poisoned"],
+        select(
+            bindparam("b_shard", type_=SCAN_SHARD_ITEMS.c.shard_id.type),
+            func.unnest(bindparam("b_indexes", type_=postgresql.ARRAY(Integer))),
+            null(),
+            false(),
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=["shard_id", "item_index"])
+    .returning(SCAN_SHARD_ITEMS.c.item_index)
+)
 
 
 def link_observations(

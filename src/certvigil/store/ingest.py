@@ -24,7 +24,6 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
-    any_,
     bindparam,
     delete,
     false,
@@ -53,6 +52,7 @@ from certvigil.store.models import (
 from certvigil.store.packing import PackingError, pack, unpack
 from certvigil.store.records import ObservationId, ObservationStatus
 from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
+from certvigil.store.sql_lists import one_of, one_of_parameter
 from certvigil.targets.target import Target
 
 _CERTS = CERTIFICATES
@@ -88,29 +88,68 @@ def observed_at(report: EndpointReport) -> datetime:
     return report.evaluated_at_utc
 
 
+_CERTIFICATE_COLUMNS = (
+    "sha256_hex",
+    "subject",
+    "subject_cn",
+    "issuer",
+    "issuer_cn",
+    "serial_hex",
+    "not_before_utc",
+    "not_after_utc",
+    "key_type",
+    "key_bits",
+    "signature_algorithm",
+    "is_ca",
+    "is_self_signed",
+    "san_dns",
+    "facts",
+    "der",
+    "first_seen_utc",
+)
+
+
 def certificate_row(
     facts: CertificateFacts, der: bytes | None, seen_utc: datetime
 ) -> dict[str, Any]:
     """The ``certificates`` row for one certificate's facts."""
-    return {
-        "sha256_hex": facts.sha256_hex,
-        "subject": facts.subject,
-        "subject_cn": facts.subject_cn,
-        "issuer": facts.issuer,
-        "issuer_cn": facts.issuer_cn,
-        "serial_hex": facts.serial_hex,
-        "not_before_utc": facts.not_before_utc,
-        "not_after_utc": facts.not_after_utc,
-        "key_type": facts.key_type.value,
-        "key_bits": facts.key_bits,
-        "signature_algorithm": facts.signature_algorithm,
-        "is_ca": facts.is_ca,
-        "is_self_signed": facts.is_self_signed,
-        "san_dns": list(facts.san_dns),
-        "facts": facts_to_json(facts),
-        "der": der,
-        "first_seen_utc": seen_utc,
-    }
+    return dict(
+        zip(
+            _CERTIFICATE_COLUMNS,
+            _certificate_values(facts, der, seen_utc, _same, _same),
+            strict=True,
+        )
+    )
+
+
+def _certificate_values(
+    facts: CertificateFacts,
+    der: bytes | None,
+    seen_utc: datetime,
+    when: Callable[[datetime], Any],
+    encode: Callable[[Any], Any],
+) -> tuple[Any, ...]:
+    """The ``certificates`` row in ``_CERTIFICATE_COLUMNS`` order; ``when`` converts
+    times and ``encode`` the JSON columns' values (as ``_observation_values``)."""
+    return (
+        facts.sha256_hex,
+        facts.subject,
+        facts.subject_cn,
+        facts.issuer,
+        facts.issuer_cn,
+        facts.serial_hex,
+        when(facts.not_before_utc),
+        when(facts.not_after_utc),
+        facts.key_type.value,
+        facts.key_bits,
+        facts.signature_algorithm,
+        facts.is_ca,
+        facts.is_self_signed,
+        encode(list(facts.san_dns)),
+        encode(facts_to_json(facts)),
+        der,
+        when(seen_utc),
+    )
 
 
 def facts_to_json(facts: CertificateFacts) -> dict[str, Any]:
@@ -252,9 +291,8 @@ class _Statements:
 
         e, d = _ENDPOINTS.c, _DEPLOYMENTS.c
         self.known_certificates = select(_CERTS.c.sha256_hex).where(
-            _CERTS.c.sha256_hex.in_(bindparam("b_sha256", expanding=True))
+            one_of_parameter(dialect_name, _CERTS.c.sha256_hex, "b_sha256")
         )
-        self.certificates = insert(_CERTS).on_conflict_do_nothing(index_elements=["sha256_hex"])
         key = ["host", "port", "sni", "starttls"]
         # Observation ids are known before the endpoint upsert (see
         # _record_round), which then also records the endpoint's latest observation.
@@ -326,6 +364,11 @@ class _Statements:
             .values(is_current=False)
         )
         positional = _positional(dialect)
+        self.certificates = _DriverStatement(
+            insert(_CERTS).on_conflict_do_nothing(index_elements=["sha256_hex"]),
+            positional,
+            _CERTIFICATE_COLUMNS,
+        )
         self.endpoint_ok = _DriverStatement(endpoint_ok, positional, _ENDPOINT_COLUMNS)
         self.endpoint_failed = _DriverStatement(endpoint_failed, positional, _ENDPOINT_COLUMNS)
         self.observation = _DriverStatement(
@@ -335,12 +378,10 @@ class _Statements:
         self.deployments_retired = _DriverStatement(
             deployments_retired, positional, _RETIRE_PARAMETERS
         )
-        # Times go to SQLite as its own UTC text and to psycopg as datetimes; JSON
-        # columns as JSON text either way.
-        self.when: Callable[[datetime], Any] = (
-            sqlite_utc_text if dialect_name == "sqlite" else _same
-        )
+        # Times go to SQLite as its own UTC text and to psycopg as aware datetimes;
+        # JSON columns as JSON text either way.
         self.on_sqlite = dialect_name == "sqlite"
+        self.when: Callable[[datetime], Any] = sqlite_utc_text if self.on_sqlite else _aware
         if self.on_sqlite:
             self.last_observation_id: Any = select(func.max(_OBSERVATIONS.c.id))
             self.endpoint_ids = select(e.id, e.host, e.port, e.sni, e.starttls).where(
@@ -357,7 +398,7 @@ class _Statements:
                 func.nextval(func.pg_get_serial_sequence("observations", "id"))
             ).select_from(func.generate_series(1, bindparam("b_count", type_=Integer)))
             self.endpoint_ids = select(e.id, e.host, e.port, e.sni, e.starttls).where(
-                e.host == any_(bindparam("b_hosts", type_=postgresql.ARRAY(String)))
+                one_of_parameter(dialect_name, e.host, "b_hosts")
             )
 
     def observation_ids(self, connection: Connection, count: int) -> list[int]:
@@ -595,7 +636,7 @@ def _store_documents(
         known.update(
             connection.execute(
                 select(table.c.sha256_hex).where(
-                    table.c.sha256_hex.in_(wanted[start : start + 500])
+                    one_of(connection.dialect.name, table.c.sha256_hex, wanted[start : start + 500])
                 )
             ).scalars()
         )
@@ -679,12 +720,12 @@ def _store_certificates(
             ).scalars()
         )
     rows = [
-        certificate_row(facts, der, seen)
+        _certificate_values(facts, der, seen, statements.when, json.dumps)
         for sha, (facts, der, seen) in first.items()
         if sha not in known
     ]
     if rows:
-        connection.execute(statements.certificates, rows)
+        statements.certificates.run(connection, rows)
 
 
 def _record_round(
@@ -750,6 +791,13 @@ def _record_round(
 
 
 def _same(value: Any) -> Any:
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    """``value``, refused when naive (as ``UtcDateTime`` and ``sqlite_utc_text`` do)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC time")
     return value
 
 
@@ -889,7 +937,7 @@ def set_tags_many(connection: Connection, tags: Mapping[int, Iterable[str]]) -> 
     for start in range(0, len(ids), 500):
         for endpoint_id, tag in connection.execute(
             select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(
-                _TAGS.c.endpoint_id.in_(ids[start : start + 500])
+                one_of(connection.dialect.name, _TAGS.c.endpoint_id, ids[start : start + 500])
             )
         ).all():
             current[endpoint_id].add(tag)

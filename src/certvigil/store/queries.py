@@ -15,10 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Connection,
     DateTime,
-    Integer,
     Row,
     Select,
     String,
@@ -62,6 +60,7 @@ from certvigil.store.records import (
     ObservationRecord,
     ObservationStatus,
 )
+from certvigil.store.sql_lists import one_of
 from certvigil.targets.target import StartTLS, Target
 
 _CERTS = CERTIFICATES
@@ -109,35 +108,13 @@ def tags_for(connection: Connection, endpoint_ids: Iterable[int]) -> dict[int, t
     if not ids:
         return {}
     statement = select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(
-        _in_list(connection, _TAGS.c.endpoint_id, "b_ids", Integer)
+        one_of(connection.dialect.name, _TAGS.c.endpoint_id, ids)
     )
     # fetchall: row-by-row fetching costs psycopg a round of bookkeeping per row.
-    rows = connection.execute(statement, {"b_ids": _list_param(connection, ids)}).all()
+    rows = connection.execute(statement).all()
     for endpoint_id, tag in rows:
         found[endpoint_id].append(tag)
     return {key: tuple(sorted(value)) for key, value in found.items()}
-
-
-def _in_list(connection: Connection, column: Any, name: str, item_type: Any) -> Any:
-    """``column IN <one parameter holding a list>``, so the statement compiles once.
-
-    A plain ``IN (...)`` with thousands of values is a new statement each time, and
-    compiling it costs more than running it.
-    """
-    if connection.dialect.name == "postgresql":
-        return column == func.any(bindparam(name, type_=ARRAY(item_type)))
-    return column.in_(select(column_valued_json_each(name)))
-
-
-def column_valued_json_each(name: str) -> Any:
-    """SQLite: the values of a JSON array parameter, as a one-column table."""
-    return func.json_each(bindparam(name, type_=String)).table_valued("value").c.value
-
-
-def _list_param(connection: Connection, values: Sequence[Any]) -> Any:
-    if connection.dialect.name == "postgresql":
-        return list(values)
-    return json.dumps(list(values))
 
 
 def filter_endpoints(
