@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import math
 import types
 import typing
@@ -18,6 +17,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from certvigil.observed.encode import crl_digest  # unchanged: remembers the last CRLs
 from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.handshake import ProbeFailure, TlsObservation
 from certvigil.observed.revocation import RevocationFetch, RevocationMethod
@@ -162,7 +162,3 @@ def _encode_fetch(value: RevocationFetch, crls: MutableMapping[str, bytes]) -> d
         crls.setdefault(digest, value.response_der)
         out[_CRL_FIELD] = digest
     return out
-
-
-def crl_digest(der: bytes) -> str:
-    return hashlib.sha256(der).hexdigest()
