@@ -1,13 +1,19 @@
-"""An observation's JSON-ready values, by one encoding function per record type.
+"""An observation's JSON-ready values, by one generated encoding function per record type.
 
 The store encodes every observation it records and an agent every one it sends, so
-this is on the ingest path of both. The form of each record type is worked out once,
-on first use: an :func:`operator.attrgetter` that reads all of a record's fields in
-one call, and the positions of the fields whose values need converting (bytes to
-base64, times to ISO 8601, enumerations to their values, nested records), each bound
-to its converter. Strings, integers and booleans are copied as they are, without a
-call per value. The keys come out in field order, ``"type"`` first in tagged records,
-as ``certvigil.observed.codec`` documents.
+this is on the ingest path of both. As attrs and cattrs do, each record type gets a
+function written for it on first use: one dict display, the record's fields in
+declaration order (``"type"`` first in a tagged record), each value read as an
+attribute and converted in place (bytes to base64, times to ISO 8601, enumerations to
+their values, nested records by their own functions). Strings, integers and booleans
+are copied with no call at all. The source of each function is kept in
+:data:`SOURCES` to be read; ``python -c "from certvigil.observed.encode import
+print_sources; print_sources()"`` prints them.
+
+The output is exactly what the generic encoder wrote (``tests/observed/
+reference_encoder.py``; ``tests/observed/test_fast_codec.py`` holds the two together):
+the same keys in the same order, the same values, the same ``ValueError`` for a naive
+time or a number that is not finite, raised at the same field.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import typing
 from collections.abc import Callable, MutableMapping
 from datetime import datetime
 from enum import Enum
-from operator import attrgetter
 from typing import Any
 
 from pybase64 import b64encode_as_string
@@ -28,10 +33,13 @@ from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.forms import CRL_FIELD, TAGS, fields_of, union_members
 from certvigil.observed.revocation import RevocationFetch, RevocationMethod
 
-__all__ = ["b64", "crl_digest", "encode_observation"]
+__all__ = ["SOURCES", "b64", "crl_digest", "encode_observation", "print_sources"]
 
 Encoder = Callable[[Any, MutableMapping[str, bytes]], Any]
-"""Encodes a value; CRLs met on the way go into the map, by SHA-256 (hex)."""
+"""Encodes a record; CRLs met on the way go into the map, by SHA-256 (hex)."""
+
+SOURCES: dict[str, str] = {}
+"""The generated source of each record type's encoder, by the function's name."""
 
 
 def encode_observation(
@@ -44,6 +52,13 @@ def encode_observation(
     """
     encoded: dict[str, Any] = _record_encoder(EndpointObservation, None)(observation, crls)
     return encoded
+
+
+def print_sources() -> None:
+    """Print the generated encoders (after building them all)."""
+    _record_encoder(EndpointObservation, None)
+    for source in SOURCES.values():
+        print(source)
 
 
 def b64(der: bytes) -> str:
@@ -75,79 +90,100 @@ def crl_digest(der: bytes) -> str:
     return digest
 
 
-def _encode_bytes(value: bytes, _crls: MutableMapping[str, bytes]) -> str:
-    return b64(value)
+def _crl_reference(der: bytes, crls: MutableMapping[str, bytes]) -> str:
+    """A CRL's digest, its bytes put in the map (once)."""
+    digest = crl_digest(der)
+    crls.setdefault(digest, der)
+    return digest
 
 
-def _encode_time(value: datetime, _crls: MutableMapping[str, bytes]) -> str:
+_last_time: tuple[datetime | None, str] = (None, "")
+
+
+def _encode_time(value: datetime) -> str:
+    # The observation and its handshake share one time object: isoformat() is one of
+    # the dearer calls here, so the last one is remembered (by identity: two equal
+    # times in different zones write differently). One tuple, swapped whole, so a
+    # thread never sees one time with another's text.
+    global _last_time
+    last = _last_time
+    if last[0] is value:
+        return last[1]
     if value.tzinfo is None:
         raise ValueError(f"naive time {value.isoformat()} in an observation")
-    return value.isoformat()
+    text = value.isoformat()
+    _last_time = (value, text)
+    return text
 
 
-def _encode_float(value: float, _crls: MutableMapping[str, bytes]) -> float:
+def _encode_float(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError(f"non-finite number {value} in an observation")
     return float(value)
 
 
-def _encode_enum(value: Enum, _crls: MutableMapping[str, bytes]) -> Any:
-    return value.value
+class _Source:
+    """The source of one generated encoder and the names it refers to."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {
+            "b64": b64,
+            "encode_time": _encode_time,
+            "encode_float": _encode_float,
+            "crl_reference": _crl_reference,
+            "CRL": RevocationMethod.CRL,
+        }
+
+    def bind(self, stem: str, value: Any) -> str:
+        """A name for ``value`` in the generated function's globals."""
+        name = stem if stem not in self.names else f"{stem}_{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def expression(self, read: str, hint: Any) -> str:
+        """The expression encoding the value ``read`` (an expression) of type ``hint``."""
+        if hint in (str, int, bool):
+            return read
+        members = union_members(hint)
+        if members is not None:
+            classes = [m for m in members if m is not type(None)]
+            if len(classes) > 1:
+                return f"{self.bind('tagged', _tagged_encoder())}({read}, crls)"
+            inner = self.expression("v", classes[0])
+            if inner == "v":
+                return read
+            return f"None if (v := {read}) is None else {inner}"
+        if hint is bytes:
+            return f"b64({read})"
+        if hint is datetime:
+            return f"encode_time({read})"
+        if hint is float:
+            return f"encode_float({read})"
+        if isinstance(hint, type) and issubclass(hint, Enum):
+            return f"{read}._value_"
+        if typing.get_origin(hint) is tuple:
+            item = self.expression("x", typing.get_args(hint)[0])
+            if item == "x":
+                return f"list({read})"
+            if item == "b64(x)":
+                return f"list(map(b64, {read}))"
+            return f"[{item} for x in {read}]"
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            encoder = self.bind(f"encode_{hint.__name__}", _record_encoder(hint, None))
+            return f"{encoder}({read}, crls)"
+        return f"{self.bind('unknown', _unknown(hint))}({read})"
 
 
-def _converter(hint: Any) -> Encoder | None:
-    """How a value of type ``hint`` is encoded; ``None`` when it is written as it is."""
-    if hint in (str, int, bool):
-        return None
-    members = union_members(hint)
-    if members is not None:
-        classes = [m for m in members if m is not type(None)]
-        if len(classes) > 1:
-            return _tagged_encoder()
-        inner = _converter(classes[0])
-        if inner is None:
-            return None
-        only = inner
-
-        def optional(value: Any, crls: MutableMapping[str, bytes]) -> Any:
-            return None if value is None else only(value, crls)
-
-        return optional
-    if hint is bytes:
-        return _encode_bytes
-    if hint is datetime:
-        return _encode_time
-    if hint is float:
-        return _encode_float
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return _encode_enum
-    if typing.get_origin(hint) is tuple:
-        return _tuple_encoder(typing.get_args(hint)[0])
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _record_encoder(hint, None)
-
-    def unknown(_value: Any, _crls: MutableMapping[str, bytes]) -> Any:
+def _unknown(hint: Any) -> Callable[[Any], Any]:
+    def unknown(_value: Any) -> Any:
         raise TypeError(f"no JSON form for {hint!r}")  # a model field of a new kind
 
     return unknown
 
 
-def _tuple_encoder(item_hint: Any) -> Encoder:
-    item = _converter(item_hint)
-    if item is None:
-        return lambda value, _crls: list(value)
-    if item is _encode_bytes:
-        return lambda value, _crls: [b64(v) for v in value]
-    if item is _encode_enum:
-        return lambda value, _crls: [v.value for v in value]
-    convert = item
-    return lambda value, crls: [convert(v, crls) for v in value]
-
-
 def _tagged_encoder() -> Encoder:
     """A field holding one of several records (or ``None``): the record's own
     encoder, tag first, chosen by the value's class."""
-
     by_class = {cls: _record_encoder(cls, tag) for cls, tag in TAGS.items()}
 
     def tagged(value: Any, crls: MutableMapping[str, bytes]) -> Any:
@@ -171,62 +207,29 @@ def _record_encoder(cls: type[Any], tag: str | None) -> Encoder:
 
 
 def _build_record_encoder(cls: type[Any], tag: str | None) -> Encoder:
-    fields = fields_of(cls)
-    names = tuple(name for name, _, _ in fields)
-    lead = () if tag is None else (tag,)
-    keys = ("type", *names) if tag is not None else names
-    read = _reader(names)
-    convert: list[tuple[int, Encoder]] = []
-    for index, (_, hint, _) in enumerate(fields, start=len(lead)):
-        encoder = _converter(hint)
-        if encoder is not None:
-            convert.append((index, encoder))
-    if cls is RevocationFetch:
-        return _fetch_encoder(keys, lead, read, convert)
-
-    def record(value: Any, crls: MutableMapping[str, bytes]) -> dict[str, Any]:
-        values = [*lead, *read(value)]
-        for index, encoder in convert:
-            values[index] = encoder(values[index], crls)
-        return dict(zip(keys, values, strict=True))
-
-    return record
-
-
-def _reader(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    """All the named attributes of a value in one call, always as a tuple."""
-    if len(names) == 1:
-        one = attrgetter(names[0])
-        return lambda value: (one(value),)
-    read: Callable[[Any], tuple[Any, ...]] = attrgetter(*names)
-    return read
-
-
-def _fetch_encoder(
-    keys: tuple[str, ...],
-    lead: tuple[str, ...],
-    read: Callable[[Any], tuple[Any, ...]],
-    convert: list[tuple[int, Encoder]],
-) -> Encoder:
-    """A fetch's encoder: a CRL's bytes go to the CRL map and the fetch names them by
-    ``response_sha256`` (``None`` for anything else), rather than going inline."""
-    keys = (*keys, CRL_FIELD)
-    der_at = keys.index("response_der")
-    # A CRL's bytes go to ``crls`` only: encoding them here would be thrown away.
-    crl_convert = [(index, encoder) for index, encoder in convert if index != der_at]
-
-    def fetch(value: RevocationFetch, crls: MutableMapping[str, bytes]) -> dict[str, Any]:
-        values = [*lead, *read(value), None]
-        der = value.response_der
-        is_crl = value.method is RevocationMethod.CRL and der is not None
-        if is_crl:
-            values[der_at] = None
-        for index, encoder in crl_convert if is_crl else convert:
-            values[index] = encoder(values[index], crls)
-        if is_crl and der is not None:
-            digest = crl_digest(der)
-            crls.setdefault(digest, der)
-            values[-1] = digest
-        return dict(zip(keys, values, strict=True))
-
-    return fetch
+    source = _Source()
+    name = f"encode_{cls.__name__}" + ("" if tag is None else f"_{tag}")
+    lines = [f"def {name}(value, crls):"]
+    entries = [] if tag is None else [f"{'type'!r}: {tag!r}"]
+    is_fetch = cls is RevocationFetch
+    if is_fetch:
+        # A CRL's bytes go to ``crls`` only (encoding them here would be thrown away)
+        # and the fetch names them by SHA-256, after its own fields, as it always did.
+        lines.append("    is_crl = value.method is CRL and value.response_der is not None")
+    for field, hint, _ in fields_of(cls):
+        expression = source.expression(f"value.{field}", hint)
+        if is_fetch and field == "response_der":
+            expression = f"None if is_crl else ({expression})"
+        entries.append(f"{field!r}: {expression}")
+    if is_fetch:
+        reference = "crl_reference(value.response_der, crls) if is_crl else None"
+        entries.append(f"{CRL_FIELD!r}: {reference}")
+    lines.append("    return {")
+    lines += [f"        {entry}," for entry in entries]
+    lines.append("    }")
+    text = "\n".join(lines) + "\n"
+    SOURCES[name] = text
+    # Our own source, made of our own field names and the names bound above.
+    exec(compile(text, f"<certvigil.observed.encode {name}>", "exec"), source.names)
+    encoder: Encoder = source.names[name]
+    return encoder
