@@ -214,6 +214,9 @@ TIME = _where(FULL, "observation", "observed_at_utc")
 TAG = _where(FULL, "observation", "handshake", "type")
 KIND = _where(FAILED, "observation", "handshake", "kind")
 STEP = _where(FULL, "observation", "steps", 0)
+CRL_BYTES = _where(
+    FULL, "observation", "revocation", "certificates", 0, "fetches", 0, "response_der"
+)
 SUITE = _where(FULL, "observation", "tls_config", "protocols", 0, "cipher_suites", 0)
 BASES = st.sampled_from([FULL, FAILED, observation_with_crl()]) | OBSERVATIONS
 MUTATIONS = {
@@ -234,6 +237,7 @@ MUTATIONS = {
 @example(observation=FULL, where=TAG, how="drop", value=None)  # no tag
 @example(observation=FULL, where=0, how="add", value="tags")  # unknown top-level field
 @example(observation=FULL, where=STEP, how="replace", value="ocsp")  # not a step
+@example(observation=FULL, where=CRL_BYTES, how="replace", value="AAAA")  # and a digest
 @example(observation=FULL, where=SUITE, how="replace", value=True)  # bool for int
 @example(observation=FAILED, where=KIND, how="replace", value=1)  # enum value of a wrong type
 def test_fast_reader_agrees_on_damaged_documents(
