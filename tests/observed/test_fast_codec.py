@@ -408,3 +408,34 @@ def test_inline_crls_are_checked_by_the_fast_reader_too() -> None:
         observation_from_dict(document)
     read = observation_from_dict(json.loads(observation_to_json(FULL)))
     assert read == FULL
+
+
+def _has_wide_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -(2**63) <= value < 2**64
+    if isinstance(value, list):
+        return any(_has_wide_int(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_wide_int(v) for v in value.values())
+    return False
+
+
+@given(st.text(alphabet='[]{}",:0123456789.eE+-truefalsnNIiy \\/\t\n\ufeff\udc80é', max_size=24))
+@example('"\\ud800"')
+@example("NaN")
+@example("1e400")
+@example("[18446744073709551616]")
+@example('{"a":1,"a":2}')
+@example("\ufeff[]")
+def test_orjson_takes_only_what_json_takes_with_the_same_values(text: str) -> None:
+    """Any text orjson parses, json parses to the same values (but for integers beyond
+    64 bits, which orjson makes floats and the fast reader then declines)."""
+    try:
+        fast = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return
+    slow = json.loads(text)
+    if not _has_wide_int(slow):
+        assert repr(fast) == repr(slow)
