@@ -11,6 +11,7 @@ NaN, bad base64, naive times, wrong tags), in the dict and as JSON text.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import math
 from dataclasses import replace
@@ -175,6 +176,7 @@ def _damage(document: dict[str, Any], where: int, how: str, value: Any) -> dict[
     """``document`` (a fresh copy) with one place dropped, added to or replaced."""
     places = _places(document)
     path = places[where % len(places)]
+    value = copy.deepcopy(value)  # HOSTILE's lists and dicts stay as they are
     node: Any = document
     for key in path[:-1]:
         node = node[key]
