@@ -19,6 +19,12 @@ Reading refuses what it does not know: an unknown format, a missing or unknown f
 value of the wrong type. The error (``ObservationFormatError``) names the field by its
 path, ``observation.handshake.chain_der[1]``. The JSON Schema of the document is
 ``docs/schema/observation.schema.json`` (``certvigil.output.observation_schema``).
+
+Writing is ``certvigil.observed.encode`` (one encoding function per record type).
+Reading goes first through ``certvigil.observed.fast_read``, which takes well-formed
+documents only and returns what the careful reader here would; whatever it declines is
+read again by the careful reader, so acceptance and every error message are the
+careful reader's.
 """
 
 from __future__ import annotations
@@ -28,42 +34,40 @@ import binascii
 import dataclasses
 import hashlib
 import json
-import math
-import types
 import typing
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
+import orjson
+
 from certvigil.errors import ObservationFormatError
+from certvigil.observed import fast_read
+from certvigil.observed.encode import b64, crl_digest, encode_observation
 from certvigil.observed.endpoint import EndpointObservation
-from certvigil.observed.handshake import ProbeFailure, TlsObservation
-from certvigil.observed.revocation import RevocationFetch, RevocationMethod
-from certvigil.observed.tls_config import TlsConfigObservation
+from certvigil.observed.forms import (
+    BY_TAG,
+    CRL_FIELD,
+    OBSERVATION_FORMAT,
+    TAGS,
+    fields_of,
+    union_members,
+)
+from certvigil.observed.revocation import RevocationFetch
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
     "OBSERVATION_FORMAT",
+    "crl_digest",
     "observation_from_dict",
     "observation_from_json",
     "observation_to_dict",
     "observation_to_json",
 ]
 
-OBSERVATION_FORMAT = "certvigil.observation/1"
-"""The ``format`` of the documents this module writes and the only one it reads."""
-
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 """Largest document read: a few large CRLs inline fit well within it."""
-
-_TAGS: dict[type[Any], str] = {
-    TlsObservation: "tls",
-    ProbeFailure: "failure",
-    TlsConfigObservation: "tls_config",
-}
-_BY_TAG = {tag: cls for cls, tag in _TAGS.items()}
-_CRL_FIELD = "response_sha256"
 
 
 def observation_to_dict(
@@ -85,11 +89,11 @@ def observation_to_dict(
             comes from a probe).
     """
     own: dict[str, bytes] = {}
-    body = _encode(observation, EndpointObservation, own if crls is None else crls)
+    body = encode_observation(observation, own if crls is None else crls)
     return {
         "format": OBSERVATION_FORMAT,
         "observation": body,
-        "crls": {digest: _b64(der) for digest, der in sorted(own.items())},
+        "crls": {digest: b64(der) for digest, der in sorted(own.items())},
     }
 
 
@@ -124,17 +128,44 @@ def observation_from_json(
     """
     if len(text) > max_bytes:
         raise ObservationFormatError("", f"document larger than {max_bytes} bytes")
+    # orjson parses several times faster than json, but not quite the same language:
+    # it refuses NaN, Infinity, numbers beyond a double's range and lone surrogates,
+    # which json takes, and turns integers beyond 64 bits into floats. The fast reader
+    # takes no float where the careful reader would want an integer, so a document
+    # orjson misread is declined there; json.loads and the careful reader then decide,
+    # and the text is read exactly as before.
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        try:
+            return fast_read.read_document(parsed, crls)
+        except fast_read.Declined:
+            pass
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ObservationFormatError("", f"not JSON: {exc}") from None
-    return observation_from_dict(document, crls=crls)
+    return _read_carefully(document, crls)
 
 
 def observation_from_dict(
     document: object, *, crls: Mapping[str, bytes] | None = None
 ) -> EndpointObservation:
     """Read a document given as parsed JSON values; see :func:`observation_from_json`."""
+    try:
+        return fast_read.read_document(document, crls)
+    except fast_read.Declined:
+        return _read_carefully(document, crls)
+
+
+def _read_carefully(document: object, crls: Mapping[str, bytes] | None) -> EndpointObservation:
+    """The careful reader: the rule for every document, naming the field of a defect.
+
+    The fast reader (``certvigil.observed.fast_read``) takes well-formed documents
+    first; this one reads whatever it declines, to accept it or to say what is wrong.
+    """
     if not isinstance(document, dict):
         raise ObservationFormatError("", "not a JSON object")
     fmt = document.get("format")
@@ -160,153 +191,13 @@ def observation_from_dict(
     return typing.cast(EndpointObservation, decoded)
 
 
-def _b64(der: bytes) -> str:
-    return base64.b64encode(der).decode("ascii")
-
-
 def _show(value: object) -> str:
     text = json.dumps(value) if isinstance(value, str | int | float | bool | None) else "a value"
     return text if len(text) <= 40 else text[:37] + '..."'
 
 
-_HINTS: dict[type[Any], tuple[tuple[str, Any, bool], ...]] = {}
-
-
-def _hints(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
-    """Each field of dataclass ``cls``: name, resolved type, whether it has a default."""
-    known = _HINTS.get(cls)
-    if known is not None:
-        return known
-    resolved = typing.get_type_hints(cls)
-    known = _HINTS[cls] = tuple(
-        (
-            f.name,
-            resolved[f.name],
-            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
-        )
-        for f in dataclasses.fields(cls)
-    )
-    return known
-
-
-def _union_members(hint: Any) -> tuple[Any, ...] | None:
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return typing.get_args(hint)
-    return None
-
-
-def _encode(value: Any, hint: Any, crls: MutableMapping[str, bytes]) -> Any:
-    return _encoder(hint)(value, crls)
-
-
-_Encoder = Callable[[Any, MutableMapping[str, bytes]], Any]
-_ENCODERS: dict[Any, _Encoder] = {}
-
-
-def _encoder(hint: Any) -> _Encoder:
-    """The encoding function for values of type ``hint``, built once per type.
-
-    The store encodes every observation it records: working out a type's form once,
-    rather than asking ``typing`` about each value, makes encoding several times
-    faster.
-    """
-    known = _ENCODERS.get(hint)
-    if known is None:
-        known = _ENCODERS[hint] = _build_encoder(hint)
-    return known
-
-
-def _build_encoder(hint: Any) -> _Encoder:
-    members = _union_members(hint)
-    if members is not None:
-        classes = [m for m in members if m is not type(None)]
-        if len(classes) == 1:
-            only = _encoder(classes[0])
-            return lambda value, crls: None if value is None else only(value, crls)
-
-        def tagged(value: Any, crls: MutableMapping[str, bytes]) -> Any:
-            if value is None:
-                return None
-            cls = type(value)
-            return {"type": _TAGS[cls], **_encoder(cls)(value, crls)}
-
-        return tagged
-    if hint is bytes:
-        return lambda value, _crls: _b64(value)
-    if hint is datetime:
-        return _encode_time
-    if hint is float:
-        return _encode_float
-    if hint in (bool, int, str):
-        return lambda value, _crls: value
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return lambda value, _crls: value.value
-    if typing.get_origin(hint) is tuple:
-        item = _encoder(typing.get_args(hint)[0])
-        return lambda value, crls: [item(v, crls) for v in value]
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if hint is RevocationFetch:
-            return _encode_fetch
-        fields = [(name, _encoder(h)) for name, h, _ in _hints(hint)]
-        return lambda value, crls: {name: enc(getattr(value, name), crls) for name, enc in fields}
-
-    def unknown(_value: Any, _crls: MutableMapping[str, bytes]) -> Any:
-        raise TypeError(f"no JSON form for {hint!r}")  # a model field of a new kind
-
-    return unknown
-
-
-def _encode_time(value: datetime, _crls: MutableMapping[str, bytes]) -> str:
-    if value.tzinfo is None:
-        raise ValueError(f"naive time {value.isoformat()} in an observation")
-    return value.isoformat()
-
-
-def _encode_float(value: float, _crls: MutableMapping[str, bytes]) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"non-finite number {value} in an observation")
-    return float(value)
-
-
-def _encode_fetch(value: RevocationFetch, crls: MutableMapping[str, bytes]) -> dict[str, Any]:
-    is_crl = value.method is RevocationMethod.CRL and value.response_der is not None
-    out: dict[str, Any] = {}
-    for name, h, _ in _hints(RevocationFetch):
-        # A CRL's bytes go to ``crls`` only: encoding them here would be thrown away.
-        out[name] = (
-            None if is_crl and name == "response_der" else _encode(getattr(value, name), h, crls)
-        )
-    out[_CRL_FIELD] = None
-    if is_crl and value.response_der is not None:
-        digest = crl_digest(value.response_der)
-        crls.setdefault(digest, value.response_der)
-        out[_CRL_FIELD] = digest
-    return out
-
-
-_DIGESTS: dict[int, tuple[bytes, str]] = {}
-_DIGESTS_KEPT = 32
-
-
-def crl_digest(der: bytes) -> str:
-    """The SHA-256 (hex) of a CRL, remembered for the last few CRL objects.
-
-    One downloaded CRL (the same ``bytes`` object, from the scan's or the daemon's
-    cache) is referred to by every observation under its issuer; hashing a large CRL
-    once per observation would cost more than the rest of the encoding.
-    """
-    known = _DIGESTS.get(id(der))
-    if known is not None and known[0] is der:
-        return known[1]
-    digest = hashlib.sha256(der).hexdigest()
-    if len(_DIGESTS) >= _DIGESTS_KEPT:
-        _DIGESTS.pop(next(iter(_DIGESTS)))
-    _DIGESTS[id(der)] = (der, digest)
-    return digest
-
-
 def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
-    members = _union_members(hint)
+    members = union_members(hint)
     if members is not None:
         if value is None:
             if type(None) in members:
@@ -318,9 +209,9 @@ def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
         if not isinstance(value, dict):
             raise ObservationFormatError(path, "not a JSON object")
         tag = value.get("type")
-        cls = _BY_TAG.get(tag) if isinstance(tag, str) else None
+        cls = BY_TAG.get(tag) if isinstance(tag, str) else None
         if cls is None or cls not in classes:
-            allowed = ", ".join(_TAGS[c] for c in classes)
+            allowed = ", ".join(TAGS[c] for c in classes)
             raise ObservationFormatError(f"{path}.type", f"{_show(tag)} is not one of {allowed}")
         return _decode({k: v for k, v in value.items() if k != "type"}, cls, path, crls)
     if hint is bytes:
@@ -351,7 +242,10 @@ def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ObservationFormatError(path, "not a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond a double's range
+            raise ObservationFormatError(path, "too large a number") from None
     if hint is str:
         if not isinstance(value, str):
             raise ObservationFormatError(path, "not a string")
@@ -375,10 +269,10 @@ def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
 def _decode_record(value: Any, cls: type[Any], path: str, crls: Mapping[str, bytes]) -> Any:
     if not isinstance(value, dict):
         raise ObservationFormatError(path, "not a JSON object")
-    fields = _hints(cls)
+    fields = fields_of(cls)
     known = {name for name, _, _ in fields}
     if cls is RevocationFetch:
-        known.add(_CRL_FIELD)
+        known.add(CRL_FIELD)
     unknown = set(value) - known
     if unknown:
         raise ObservationFormatError(f"{path}.{min(unknown)}", "unknown field")
@@ -389,15 +283,15 @@ def _decode_record(value: Any, cls: type[Any], path: str, crls: Mapping[str, byt
                 continue
             raise ObservationFormatError(f"{path}.{name}", "missing")
         arguments[name] = _decode(value[name], hint, f"{path}.{name}", crls)
-    if cls is RevocationFetch and value.get(_CRL_FIELD) is not None:
-        digest = value[_CRL_FIELD]
+    if cls is RevocationFetch and value.get(CRL_FIELD) is not None:
+        digest = value[CRL_FIELD]
         if not isinstance(digest, str) or digest not in crls:
             shown = f'"{digest}"' if isinstance(digest, str) and len(digest) <= 64 else "it"
             raise ObservationFormatError(
-                f"{path}.{_CRL_FIELD}", f"{shown} names no CRL in the document or store"
+                f"{path}.{CRL_FIELD}", f"{shown} names no CRL in the document or store"
             )
         if arguments.get("response_der") is not None:
-            raise ObservationFormatError(f"{path}.{_CRL_FIELD}", "given together with response_der")
+            raise ObservationFormatError(f"{path}.{CRL_FIELD}", "given together with response_der")
         arguments["response_der"] = crls[digest]
     try:
         return cls(**arguments)
