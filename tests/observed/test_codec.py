@@ -155,6 +155,16 @@ def _bad(document: dict[str, object], path: tuple[object, ...], value: object) -
             "observation: observation.handshake.connect_s: not a number",
         ),
         (
+            ("observation", "handshake", "connect_s"),
+            float("nan"),
+            "observation: observation.handshake.connect_s: not a finite number",
+        ),
+        (
+            ("observation", "deadline_s"),
+            float("inf"),
+            "observation: observation.deadline_s: not a finite number",
+        ),
+        (
             ("observation", "observed_at_utc"),
             "2026-05-01T12:00:00",
             "observation: observation.observed_at_utc: the time has no UTC offset",

@@ -318,3 +318,22 @@ def test_grade_below_keeps_endpoints_graded_worse(
     )
     bad = httpx.get(f"{url}/api/v1/certificates?grade_below=Z", headers=reader)
     assert bad.status_code == 422
+
+
+def test_an_item_with_a_number_json_cannot_hold_is_refused_by_index(
+    api: tuple[str, dict[str, str]], items: list[dict[str, Any]], pki: ThrowawayPki
+) -> None:
+    """NaN or Infinity (which Python's json writes) in one item refuses that item with
+    the field named; the rest of the batch is kept."""
+    url, keys = api
+    headers = {"X-API-Key": keys["agent"], "Content-Type": "application/json"}
+    odd = json.loads(json.dumps(items[1]))
+    odd["observation"]["handshake"]["connect_s"] = float("nan")
+    text = json.dumps(batch([items[0], odd], pki))
+    assert "NaN" in text
+    response = httpx.post(f"{url}/api/v1/reports", content=text, headers=headers)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["accepted"] == 1
+    assert [r["index"] for r in answer["rejected"]] == [1]
+    assert "connect_s: not a finite number" in answer["rejected"][0]["reason"]

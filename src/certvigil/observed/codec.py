@@ -34,6 +34,7 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from collections.abc import Mapping, MutableMapping
 from datetime import datetime
@@ -243,9 +244,14 @@ def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ObservationFormatError(path, "not a number")
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:  # an integer beyond a double's range
             raise ObservationFormatError(path, "too large a number") from None
+        if not math.isfinite(number):
+            # json reads NaN and Infinity, which no observation holds and none can be
+            # written with (JSON has no such numbers).
+            raise ObservationFormatError(path, "not a finite number")
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise ObservationFormatError(path, "not a string")

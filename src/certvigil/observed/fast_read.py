@@ -29,6 +29,7 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import Enum
+from math import isfinite
 from typing import Any
 
 from pybase64 import b64decode
@@ -119,7 +120,9 @@ def _bool(value: Any, _crls: Mapping[str, bytes]) -> Any:
 def _float(value: Any, _crls: Mapping[str, bytes]) -> Any:
     kind = value.__class__
     if kind is float:
-        return value
+        if isfinite(value):
+            return value
+        raise Declined
     if kind is int:
         try:
             return float(value)
@@ -256,7 +259,11 @@ class _Source:
     """The source of one generated reader and the names it refers to."""
 
     def __init__(self) -> None:
-        self.names: dict[str, Any] = {"Declined": Declined, "read_float": _float}
+        self.names: dict[str, Any] = {
+            "Declined": Declined,
+            "read_float": _float,
+            "isfinite": isfinite,
+        }
 
     def bind(self, stem: str, value: Any) -> str:
         """A name for ``value`` in the generated function's globals."""
@@ -274,7 +281,7 @@ class _Source:
         if hint is float:
             return [
                 *load,
-                f"if {var}.__class__ is not float:",
+                f"if {var}.__class__ is not float or not isfinite({var}):",
                 f"    {var} = read_float({var}, crls)",
             ]
         members = union_members(hint)
