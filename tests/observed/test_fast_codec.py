@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import math
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
