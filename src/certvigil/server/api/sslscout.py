@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from certvigil.server.api.json_body import FastJsonRoute
 from certvigil.server.api.v1 import (
     Admin,
     Cursor,
@@ -35,7 +36,7 @@ from certvigil.store import AlertRecord, AlertState, outbox
 from certvigil.store import queries as q
 from certvigil.store import server_queries as sq
 
-router = APIRouter(tags=["sslscout"])
+router = APIRouter(tags=["sslscout"], route_class=FastJsonRoute)
 
 
 @router.post(

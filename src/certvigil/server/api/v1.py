@@ -16,6 +16,7 @@ from certvigil.analysis.model import Severity
 from certvigil.config.model import TargetEntry
 from certvigil.errors import UsageError
 from certvigil.output.json_doc import certificate_json
+from certvigil.server.api.json_body import FastJsonRoute
 from certvigil.server.app import ServerState, server_state, state_dependency
 from certvigil.server.auth import ADMINS, AGENTS_ONLY, READERS, SCOPES_EXTENSION, require
 from certvigil.server.errors import ApiError
@@ -41,7 +42,7 @@ from certvigil.store import AlertState
 from certvigil.store import queries as q
 from certvigil.store import server_queries as sq
 
-router = APIRouter()
+router = APIRouter(route_class=FastJsonRoute)
 
 Sha256 = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256, hex")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
