@@ -720,7 +720,7 @@ def _store_certificates(
             ).scalars()
         )
     rows = [
-        _certificate_values(facts, der, seen, statements.when, json.dumps)
+        _certificate_values(facts, der, seen, statements.when, _json_text)
         for sha, (facts, der, seen) in first.items()
         if sha not in known
     ]
@@ -764,7 +764,7 @@ def _record_round(
         connection,
         [
             _observation_values(
-                prepared[i], round_endpoint[i], observation_ids[i], when, json.dumps
+                prepared[i], round_endpoint[i], observation_ids[i], when, _json_text
             )
             for i in indexes
         ],
@@ -792,6 +792,16 @@ def _record_round(
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's value as text, for rows bound through the driver: orjson's
+    compact form, or ``json``'s for what orjson cannot write (an integer beyond 64
+    bits); either reads back the same."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:
+        return json.dumps(value)
 
 
 def _aware(value: datetime) -> datetime:
