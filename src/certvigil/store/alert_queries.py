@@ -17,14 +17,17 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Dialect,
     and_,
     or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
-from certvigil.store.ingest import dialect_insert, endpoint_key_tuple
+from certvigil.store.driver import DriverStatement, json_text, positional_dialect, time_binder
+from certvigil.store.ingest import endpoint_key_tuple
 from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.queries import tags_for
 from certvigil.store.records import AlertState, DeliveryStatus
@@ -207,9 +210,11 @@ def insert_resolved_alert(
     now: datetime,
 ) -> int:
     """Records an informational alert already resolved; returns its id."""
-    alert_id: int = connection.execute(
-        _write_statements(connection)["resolved_alert"],
-        _alert_row(
+    statements = _write_statements(connection)
+    alert_id: int = statements.resolved_alert.run_one(
+        connection,
+        _alert_values(
+            statements,
             dedup_key=dedup_key,
             kind=kind,
             severity=severity,
@@ -225,7 +230,25 @@ def insert_resolved_alert(
     return alert_id
 
 
-def _alert_row(
+_ALERT_COLUMNS_WRITTEN = (
+    "dedup_key",
+    "kind",
+    "severity",
+    "state",
+    "endpoint_id",
+    "certificate_sha256",
+    "observation_id",
+    "summary",
+    "details",
+    "opened_at_utc",
+    "acknowledged_at_utc",
+    "acknowledged_by",
+    "resolved_at_utc",
+)
+
+
+def _alert_values(
+    statements: _WriteStatements,
     *,
     dedup_key: str,
     kind: str,
@@ -237,24 +260,25 @@ def _alert_row(
     summary: str,
     details: dict[str, Any],
     now: datetime,
-) -> dict[str, Any]:
-    """The parameters of a new alert row, opened at ``now`` (and resolved then too when
-    ``state`` is resolved)."""
-    return {
-        "dedup_key": dedup_key,
-        "kind": kind,
-        "severity": severity,
-        "state": state.value,
-        "endpoint_id": endpoint_id,
-        "certificate_sha256": certificate_sha256,
-        "observation_id": observation_id,
-        "summary": summary,
-        "details": details,
-        "opened_at_utc": now,
-        "acknowledged_at_utc": None,
-        "acknowledged_by": None,
-        "resolved_at_utc": now if state is AlertState.RESOLVED else None,
-    }
+) -> tuple[Any, ...]:
+    """A new alert row in ``_ALERT_COLUMNS_WRITTEN`` order, opened at ``now`` (and
+    resolved then too when ``state`` is resolved), bound for the driver."""
+    opened = statements.when(now)
+    return (
+        dedup_key,
+        kind,
+        severity,
+        state.value,
+        endpoint_id,
+        certificate_sha256,
+        observation_id,
+        summary,
+        json_text(details),
+        opened,
+        None,
+        None,
+        opened if state is AlertState.RESOLVED else None,
+    )
 
 
 def last_check_runs(connection: Connection) -> dict[tuple[str, int, str, str], dict[str, datetime]]:
@@ -541,24 +565,57 @@ def routes_told_many(
     return {alert_id: sorted(routes) for alert_id, routes in found.items()}
 
 
-_WRITE_STATEMENTS: dict[str, dict[str, Any]] = {}
+class _WriteStatements:
+    """The engine's insert statements for one database, compiled once for the driver:
+    building a statement with ``.values(...)`` and SQLAlchemy's per-row conversions
+    cost more than running it (``store/driver.py``)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        positional = positional_dialect(dialect)
+
+        def insert(table: Any) -> Any:
+            if dialect.name == "postgresql":
+                return postgresql.insert(table)
+            return sqlite.insert(table)
+
+        self.when = time_binder(dialect.name)
+        self.deliveries = DriverStatement(
+            insert(DELIVERIES).on_conflict_do_nothing(
+                index_elements=["alert_id", "event", "route"]
+            ),
+            positional,
+            _DELIVERY_COLUMNS_WRITTEN,
+        )
+        self.open_alert = DriverStatement(
+            insert(ALERTS)
+            .on_conflict_do_nothing(index_elements=["dedup_key"], index_where=_ACTIVE)
+            .returning(ALERTS.c.id),
+            positional,
+            _ALERT_COLUMNS_WRITTEN,
+        )
+        self.resolved_alert = DriverStatement(
+            ALERTS.insert().returning(ALERTS.c.id), positional, _ALERT_COLUMNS_WRITTEN
+        )
 
 
-def _write_statements(connection: Connection) -> dict[str, Any]:
-    """The engine's insert statements for the connection's database, built once:
-    building a statement with ``.values(...)`` costs more than running it."""
+_DELIVERY_COLUMNS_WRITTEN = (
+    "alert_id",
+    "event",
+    "route",
+    "status",
+    "attempts",
+    "created_at_utc",
+    "next_attempt_at_utc",
+    "idempotency_key",
+)
+_WRITE_STATEMENTS: dict[str, _WriteStatements] = {}
+
+
+def _write_statements(connection: Connection) -> _WriteStatements:
     name = connection.dialect.name
     built = _WRITE_STATEMENTS.get(name)
     if built is None:
-        built = _WRITE_STATEMENTS[name] = {
-            "deliveries": dialect_insert(connection, DELIVERIES).on_conflict_do_nothing(
-                index_elements=["alert_id", "event", "route"]
-            ),
-            "open_alert": dialect_insert(connection, ALERTS)
-            .on_conflict_do_nothing(index_elements=["dedup_key"], index_where=_ACTIVE)
-            .returning(ALERTS.c.id),
-            "resolved_alert": ALERTS.insert().returning(ALERTS.c.id),
-        }
+        built = _WRITE_STATEMENTS[name] = _WriteStatements(connection.dialect)
     return built
 
 
@@ -569,19 +626,13 @@ def enqueue_deliveries(
     (as ``outbox.enqueue_delivery`` does one at a time)."""
     if not routes:
         return
-    connection.execute(
-        _write_statements(connection)["deliveries"],
+    statements = _write_statements(connection)
+    at = statements.when(now)
+    pending = DeliveryStatus.PENDING.value
+    statements.deliveries.run(
+        connection,
         [
-            {
-                "alert_id": alert_id,
-                "event": event,
-                "route": route,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "created_at_utc": now,
-                "next_attempt_at_utc": now,
-                "idempotency_key": f"certvigil-{uuid.uuid4()}",
-            }
+            (alert_id, event, route, pending, 0, at, at, f"certvigil-{uuid.uuid4()}")
             for route in routes
         ],
     )
@@ -602,9 +653,11 @@ def insert_open_alert(
 ) -> int | None:
     """Opens an alert unless one with its dedup key is active; returns the new id or
     ``None`` (the partial unique index decides, as in ``outbox.open_alert_if_absent``)."""
-    new_id: int | None = connection.execute(
-        _write_statements(connection)["open_alert"],
-        _alert_row(
+    statements = _write_statements(connection)
+    new_id: int | None = statements.open_alert.run_one(
+        connection,
+        _alert_values(
+            statements,
             dedup_key=dedup_key,
             kind=kind,
             severity=severity,

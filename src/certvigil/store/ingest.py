@@ -40,13 +40,13 @@ from certvigil.errors import ObservationFormatError
 from certvigil.observed.codec import crl_digest, observation_from_json, observation_to_dict
 from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.revocation import RevocationMethod
+from certvigil.store.driver import DriverStatement, json_text, positional_dialect, time_binder
 from certvigil.store.models import (
     CERTIFICATES,
     DEPLOYMENTS,
     ENDPOINT_TAGS,
     ENDPOINTS,
     OBSERVATIONS,
-    sqlite_utc_text,
     still_served,
 )
 from certvigil.store.packing import PackingError, pack, unpack
@@ -240,43 +240,6 @@ _RETIRE_SLOTS = 8
 _RETIRE_PARAMETERS = ("b_endpoint_id", *(f"b_served_{i}" for i in range(_RETIRE_SLOTS)))
 
 
-class _DriverStatement:
-    """A statement compiled once to the driver's SQL, run with plain parameter tuples.
-
-    SQLAlchemy builds a dictionary and runs every type's conversion for each row of
-    an executemany, and on PostgreSQL it renders a batch of INSERTs as one statement
-    with a placeholder per value, which psycopg then parses again for every batch (a
-    quarter of a millisecond per report). The hot ingest statements are compiled
-    once with positional placeholders and run through the driver's own executemany
-    (psycopg pipelines it), with rows built as tuples, already converted, in the order
-    of the compiled parameters.
-    """
-
-    __slots__ = ("sql",)
-
-    def __init__(self, statement: Any, dialect: Dialect, parameters: Sequence[str]) -> None:
-        # An INSERT's parameters are the columns it is given; an UPDATE's are named.
-        compiled = statement.compile(
-            dialect=dialect, column_keys=list(parameters) if statement.is_insert else None
-        )
-        if tuple(compiled.positiontup or ()) != tuple(parameters):
-            raise RuntimeError(
-                f"compiled parameters {compiled.positiontup} are not {tuple(parameters)}"
-            )
-        self.sql = str(compiled)
-
-    def run(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Executes the statement once per row of ``rows``."""
-        connection.exec_driver_sql(self.sql, list(rows))
-
-
-def _positional(dialect: Dialect) -> Dialect:
-    """A dialect like ``dialect`` that compiles positional placeholders (``?``, ``%s``)."""
-    if dialect.name == "sqlite":
-        return dialect
-    return postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[no-untyped-call]
-
-
 class _Statements:
     """The ingest statements for one dialect, built once: building them costs more
     than running them."""
@@ -363,25 +326,23 @@ class _Statements:
             )
             .values(is_current=False)
         )
-        positional = _positional(dialect)
-        self.certificates = _DriverStatement(
+        positional = positional_dialect(dialect)
+        self.certificates = DriverStatement(
             insert(_CERTS).on_conflict_do_nothing(index_elements=["sha256_hex"]),
             positional,
             _CERTIFICATE_COLUMNS,
         )
-        self.endpoint_ok = _DriverStatement(endpoint_ok, positional, _ENDPOINT_COLUMNS)
-        self.endpoint_failed = _DriverStatement(endpoint_failed, positional, _ENDPOINT_COLUMNS)
-        self.observation = _DriverStatement(
-            _OBSERVATIONS.insert(), positional, _OBSERVATION_COLUMNS
-        )
-        self.deployments = _DriverStatement(deployments, positional, _DEPLOYMENT_COLUMNS)
-        self.deployments_retired = _DriverStatement(
+        self.endpoint_ok = DriverStatement(endpoint_ok, positional, _ENDPOINT_COLUMNS)
+        self.endpoint_failed = DriverStatement(endpoint_failed, positional, _ENDPOINT_COLUMNS)
+        self.observation = DriverStatement(_OBSERVATIONS.insert(), positional, _OBSERVATION_COLUMNS)
+        self.deployments = DriverStatement(deployments, positional, _DEPLOYMENT_COLUMNS)
+        self.deployments_retired = DriverStatement(
             deployments_retired, positional, _RETIRE_PARAMETERS
         )
         # Times go to SQLite as its own UTC text and to psycopg as aware datetimes;
         # JSON columns as JSON text either way.
         self.on_sqlite = dialect_name == "sqlite"
-        self.when: Callable[[datetime], Any] = sqlite_utc_text if self.on_sqlite else _aware
+        self.when: Callable[[datetime], Any] = time_binder(dialect_name)
         if self.on_sqlite:
             self.last_observation_id: Any = select(func.max(_OBSERVATIONS.c.id))
             self.endpoint_ids = select(e.id, e.host, e.port, e.sni, e.starttls).where(
@@ -720,7 +681,7 @@ def _store_certificates(
             ).scalars()
         )
     rows = [
-        _certificate_values(facts, der, seen, statements.when, _json_text)
+        _certificate_values(facts, der, seen, statements.when, json_text)
         for sha, (facts, der, seen) in first.items()
         if sha not in known
     ]
@@ -737,7 +698,7 @@ def _record_round(
     endpoint_ids: dict[tuple[str, int, str, str], int],
 ) -> None:
     """One round (each endpoint at most once): ids taken first, rows written as
-    tuples through the driver (_DriverStatement), endpoint ids read back by key.
+    tuples through the driver (DriverStatement), endpoint ids read back by key.
 
     Neither database can be asked for the ids of a multi-row upsert in parameter
     order (SQLite does not promise the order of RETURNING rows; an updated endpoint
@@ -763,9 +724,7 @@ def _record_round(
     statements.observation.run(
         connection,
         [
-            _observation_values(
-                prepared[i], round_endpoint[i], observation_ids[i], when, _json_text
-            )
+            _observation_values(prepared[i], round_endpoint[i], observation_ids[i], when, json_text)
             for i in indexes
         ],
     )
@@ -791,23 +750,6 @@ def _record_round(
 
 
 def _same(value: Any) -> Any:
-    return value
-
-
-def _json_text(value: Any) -> str:
-    """A JSON column's value as text, for rows bound through the driver: orjson's
-    compact form, or ``json``'s for what orjson cannot write (an integer beyond 64
-    bits); either reads back the same."""
-    try:
-        return orjson.dumps(value).decode("utf-8")
-    except TypeError:
-        return json.dumps(value)
-
-
-def _aware(value: datetime) -> datetime:
-    """``value``, refused when naive (as ``UtcDateTime`` and ``sqlite_utc_text`` do)."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC time")
     return value
 
 
@@ -864,7 +806,7 @@ def _observation_values(
     """The observation row, in ``_OBSERVATION_COLUMNS`` order.
 
     ``when`` converts times and ``encode`` the JSON columns' values, for rows that
-    bypass SQLAlchemy's type handling (``_DriverStatement``).
+    bypass SQLAlchemy's type handling (``DriverStatement``).
     """
     report = item.report
     observation = report.observation
