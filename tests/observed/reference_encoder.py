@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
-import types
 import typing
 from collections.abc import Callable, MutableMapping
 from datetime import datetime
@@ -19,17 +18,8 @@ from typing import Any
 
 from certvigil.observed.encode import crl_digest  # unchanged: remembers the last CRLs
 from certvigil.observed.endpoint import EndpointObservation
-from certvigil.observed.handshake import ProbeFailure, TlsObservation
+from certvigil.observed.forms import CRL_FIELD, OBSERVATION_FORMAT, TAGS, fields_of, union_members
 from certvigil.observed.revocation import RevocationFetch, RevocationMethod
-from certvigil.observed.tls_config import TlsConfigObservation
-
-OBSERVATION_FORMAT = "certvigil.observation/1"
-_TAGS: dict[type[Any], str] = {
-    TlsObservation: "tls",
-    ProbeFailure: "failure",
-    TlsConfigObservation: "tls_config",
-}
-_CRL_FIELD = "response_sha256"
 
 
 def reference_observation_to_dict(
@@ -47,32 +37,6 @@ def reference_observation_to_dict(
 
 def _b64(der: bytes) -> str:
     return base64.b64encode(der).decode("ascii")
-
-
-_HINTS: dict[type[Any], tuple[tuple[str, Any, bool], ...]] = {}
-
-
-def _hints(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
-    """Each field of dataclass ``cls``: name, resolved type, whether it has a default."""
-    known = _HINTS.get(cls)
-    if known is not None:
-        return known
-    resolved = typing.get_type_hints(cls)
-    known = _HINTS[cls] = tuple(
-        (
-            f.name,
-            resolved[f.name],
-            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
-        )
-        for f in dataclasses.fields(cls)
-    )
-    return known
-
-
-def _union_members(hint: Any) -> tuple[Any, ...] | None:
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return typing.get_args(hint)
-    return None
 
 
 def _encode(value: Any, hint: Any, crls: MutableMapping[str, bytes]) -> Any:
@@ -97,7 +61,7 @@ def _encoder(hint: Any) -> _Encoder:
 
 
 def _build_encoder(hint: Any) -> _Encoder:
-    members = _union_members(hint)
+    members = union_members(hint)
     if members is not None:
         classes = [m for m in members if m is not type(None)]
         if len(classes) == 1:
@@ -108,7 +72,7 @@ def _build_encoder(hint: Any) -> _Encoder:
             if value is None:
                 return None
             cls = type(value)
-            return {"type": _TAGS[cls], **_encoder(cls)(value, crls)}
+            return {"type": TAGS[cls], **_encoder(cls)(value, crls)}
 
         return tagged
     if hint is bytes:
@@ -127,7 +91,7 @@ def _build_encoder(hint: Any) -> _Encoder:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if hint is RevocationFetch:
             return _encode_fetch
-        fields = [(name, _encoder(h)) for name, h, _ in _hints(hint)]
+        fields = [(name, _encoder(h)) for name, h, _ in fields_of(hint)]
         return lambda value, crls: {name: enc(getattr(value, name), crls) for name, enc in fields}
 
     def unknown(_value: Any, _crls: MutableMapping[str, bytes]) -> Any:
@@ -151,14 +115,14 @@ def _encode_float(value: float, _crls: MutableMapping[str, bytes]) -> float:
 def _encode_fetch(value: RevocationFetch, crls: MutableMapping[str, bytes]) -> dict[str, Any]:
     is_crl = value.method is RevocationMethod.CRL and value.response_der is not None
     out: dict[str, Any] = {}
-    for name, h, _ in _hints(RevocationFetch):
+    for name, h, _ in fields_of(RevocationFetch):
         # A CRL's bytes go to ``crls`` only: encoding them here would be thrown away.
         out[name] = (
             None if is_crl and name == "response_der" else _encode(getattr(value, name), h, crls)
         )
-    out[_CRL_FIELD] = None
+    out[CRL_FIELD] = None
     if is_crl and value.response_der is not None:
         digest = crl_digest(value.response_der)
         crls.setdefault(digest, value.response_der)
-        out[_CRL_FIELD] = digest
+        out[CRL_FIELD] = digest
     return out

@@ -26,7 +26,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from certvigil.store.driver import DriverStatement, json_text, positional_dialect, time_binder
+from certvigil.store.driver import (
+    DriverStatement,
+    json_text,
+    positional_dialect,
+    statements_for,
+    time_binder,
+)
 from certvigil.store.ingest import endpoint_key_tuple
 from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.queries import tags_for
@@ -612,11 +618,7 @@ _WRITE_STATEMENTS: dict[str, _WriteStatements] = {}
 
 
 def _write_statements(connection: Connection) -> _WriteStatements:
-    name = connection.dialect.name
-    built = _WRITE_STATEMENTS.get(name)
-    if built is None:
-        built = _WRITE_STATEMENTS[name] = _WriteStatements(connection.dialect)
-    return built
+    return statements_for(connection, _WRITE_STATEMENTS, _WriteStatements)
 
 
 def enqueue_deliveries(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, CursorResult, Dialect
@@ -23,7 +23,14 @@ from sqlalchemy.dialects import postgresql
 
 from certvigil.store.models import sqlite_utc_text
 
-__all__ = ["DriverStatement", "aware_time", "json_text", "positional_dialect", "time_binder"]
+__all__ = [
+    "DriverStatement",
+    "aware_time",
+    "json_text",
+    "positional_dialect",
+    "statements_for",
+    "time_binder",
+]
 
 
 class DriverStatement:
@@ -79,3 +86,18 @@ def aware_time(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC time")
     return value
+
+
+_Built = TypeVar("_Built")
+
+
+def statements_for(
+    connection: Connection, cache: dict[str, _Built], build: Callable[[Dialect], _Built]
+) -> _Built:
+    """The statements ``build`` makes for the connection's database, built once per
+    database and kept in ``cache``: building them costs more than running them."""
+    name = connection.dialect.name
+    built = cache.get(name)
+    if built is None:
+        built = cache[name] = build(connection.dialect)
+    return built

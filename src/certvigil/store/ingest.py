@@ -40,7 +40,13 @@ from certvigil.errors import ObservationFormatError
 from certvigil.observed.codec import crl_digest, observation_from_json, observation_to_dict
 from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.revocation import RevocationMethod
-from certvigil.store.driver import DriverStatement, json_text, positional_dialect, time_binder
+from certvigil.store.driver import (
+    DriverStatement,
+    json_text,
+    positional_dialect,
+    statements_for,
+    time_binder,
+)
 from certvigil.store.models import (
     CERTIFICATES,
     DEPLOYMENTS,
@@ -390,11 +396,7 @@ _STATEMENTS: dict[str, _Statements] = {}
 
 
 def _statements(connection: Connection) -> _Statements:
-    name = connection.dialect.name
-    built = _STATEMENTS.get(name)
-    if built is None:
-        built = _STATEMENTS[name] = _Statements(connection.dialect)
-    return built
+    return statements_for(connection, _STATEMENTS, _Statements)
 
 
 def record_report(
