@@ -134,6 +134,7 @@ class ShardRunner:
         self._attempt: int | None = None
         self._careful_index: int | None = None
         self._lock = threading.Lock()
+        self._progress_lock = threading.Lock()
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
 
@@ -159,10 +160,18 @@ class ShardRunner:
 
     def beat(self) -> None:
         """Write this worker's progress and throughput now."""
+        with self._progress_lock:
+            row = self._row()
+            with self.store.write() as connection:
+                shards_db.beat(connection, row)
+
+    def _row(self, *, endpoints_added: int = 0) -> shards_db.WorkerRow:
+        """This worker's progress row, counting ``endpoints_added`` about to be committed."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         with self._lock:
             elapsed = max(time.monotonic() - self.started_mono, 1e-9)
-            row = shards_db.WorkerRow(
+            endpoints_done = self.endpoints_done + endpoints_added
+            return shards_db.WorkerRow(
                 name=self.name,
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
@@ -171,14 +180,12 @@ class ShardRunner:
                 heartbeat_at_utc=self.clock(),
                 current_shard=self.current_shard,
                 shards_done=self.shards_done,
-                endpoints_done=self.endpoints_done,
-                endpoints_per_s=self.endpoints_done / elapsed,
+                endpoints_done=endpoints_done,
+                endpoints_per_s=endpoints_done / elapsed,
                 cpu_s=usage.ru_utime + usage.ru_stime,
                 store_waits=self.store_waits,
                 store_waited_s=self.store_waited_s,
             )
-        with self.store.write() as connection:
-            shards_db.beat(connection, row)
 
     # Shards ----------------------------------------------------------------------------
 
@@ -386,30 +393,38 @@ class ShardRunner:
 
         Items another delivery of the shard recorded first are skipped, not recorded twice.
         """
-        with self.store.write() as connection:
-            claimed = shards_db.claim_items(connection, shard_id, [item.index for item, _ in pairs])
-            mine = [(item, report) for item, report in pairs if item.index in claimed]
-            if not mine:
-                return
-            reports = [report for _item, report in mine]
-            written = record_and_judge(
-                connection, self.engine, reports, [item.tags for item, _ in mine], self.clock()
-            )
-            shards_db.link_observations(
-                connection,
-                shard_id,
-                [(item.index, obs) for (item, _), (obs, _e) in zip(mine, written, strict=True)],
-                poisoned=poisoned,
-            )
-            shards_db.add_counts(
-                connection,
-                shard_id,
-                recorded=len(mine),
-                failed=sum(report.is_failed for report in reports),
-                alert_events=sum(len(events) for _obs, events in written),
-            )
-        with self._lock:
-            self.endpoints_done += len(mine)
+        # The worker's row is written with the records it counts, and no heartbeat
+        # writes an older count in between: whoever sees a shard's records sees them
+        # counted in ``workers status``.
+        with self._progress_lock:
+            with self.store.write() as connection:
+                claimed = shards_db.claim_items(
+                    connection, shard_id, [item.index for item, _ in pairs]
+                )
+                mine = [(item, report) for item, report in pairs if item.index in claimed]
+                if not mine:
+                    return
+                reports = [report for _item, report in mine]
+                written = record_and_judge(
+                    connection, self.engine, reports, [item.tags for item, _ in mine], self.clock()
+                )
+                shards_db.link_observations(
+                    connection,
+                    shard_id,
+                    [(item.index, obs) for (item, _), (obs, _e) in zip(mine, written, strict=True)],
+                    poisoned=poisoned,
+                )
+                shards_db.add_counts(
+                    connection,
+                    shard_id,
+                    recorded=len(mine),
+                    failed=sum(report.is_failed for report in reports),
+                    alert_events=sum(len(events) for _obs, events in written),
+                )
+                shards_db.beat(connection, self._row(endpoints_added=len(mine)))
+            # Counted once committed, still holding the lock: no heartbeat in between.
+            with self._lock:
+                self.endpoints_done += len(mine)
         log.debug("batch recorded", extra={"shard": shard_id, "endpoints": len(mine)})
 
     def _begin(self, shard_id: str) -> shards_db.Attempt | None:
