@@ -101,7 +101,9 @@ def test_watch_then_findings_as_json(site: Site, capsys: pytest.CaptureFixture[s
 def test_findings_since_filters_by_time(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     """--since in the future lists none; --since 1d lists what was just found."""
     _run(["ct", "watch", "-c", str(site.config), "--once", "--from-start"], capsys)
-    tomorrow = (NOW + timedelta(days=1)).date().isoformat()
+    # Taken after the pass (not NOW, fixed at import): a run that crosses midnight
+    # would otherwise ask for findings since a day that has already begun.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
 
     _, later, _ = _run(
         ["ct", "findings", "-c", str(site.config), "--json", "--since", tomorrow], capsys
