@@ -1,4 +1,4 @@
-"""The chain verdict cache: a verdict reused at another ``now`` equals a fresh judgement.
+"""The analysis caches: a verdict reused at another ``now`` equals a fresh judgement.
 
 Each case judges with one trust store whose cache is warm (earlier judgements at other
 times) and compares with a trust store built from the same anchors that has never seen
@@ -14,7 +14,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from certvigil.analysis import hostname
+from certvigil.analysis.certificate import parse_certificate
 from certvigil.analysis.chain import judge_chain
+from certvigil.analysis.hostname import match_hostname
 from certvigil.analysis.judge import judge
 from certvigil.analysis.report import analyse_chain_der
 from certvigil.analysis.trust import TrustStore
@@ -164,3 +167,32 @@ def test_whole_reports_match_across_a_threshold_and_expiry() -> None:
         assert warm == cold, now
     codes = [f.code for f in judge(seen, not_after + SECOND, trust).findings]
     assert "expired" in codes
+
+
+@pytest.mark.parametrize(
+    ("sans", "cn", "names"),
+    [
+        (
+            ("*.example.test", "example.test"),
+            None,
+            ["a.example.test", "A.Example.Test.", "a.b.example.test", "example.test"],
+        ),
+        (("xn--bcher-kva.example",), None, ["bücher.example", "BÜCHER.example", "buecher.example"]),
+        ((), "legacy.example.test", ["legacy.example.test", "other.example.test"]),
+    ],
+)
+def test_hostname_answers_kept_equal_fresh_ones(
+    sans: tuple[str, ...], cn: str | None, names: list[str]
+) -> None:
+    """Asked twice, with the same leaf or another, the kept answer is the computed one."""
+    pki = ThrowawayPki.create(now_utc=NOW)
+    leaf = pki.issue_leaf(dns_names=sans, common_name=cn, include_san=bool(sans))
+    other = pki.issue_leaf(dns_names=("unrelated.example.test",))
+    facts = parse_certificate(leaf.der).facts
+    other_facts = parse_certificate(other.der).facts
+    for name in [*names, *names]:
+        for f in (facts, other_facts):
+            computed = hostname._match.__wrapped__(name, f.san_dns, f.san_ip, f.subject_cn)
+            assert match_hostname(f, name) == computed
+    assert match_hostname(facts, names[0]).matches
+    assert not match_hostname(other_facts, names[0]).matches
