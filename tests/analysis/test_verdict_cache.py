@@ -7,6 +7,7 @@ the chain: every field of the verdict and of the whole report must be equal.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -17,8 +18,11 @@ from cryptography.hazmat.primitives import hashes
 from certvigil.analysis import hostname
 from certvigil.analysis.certificate import parse_certificate
 from certvigil.analysis.chain import judge_chain
+from certvigil.analysis.findings import certificate_findings
 from certvigil.analysis.hostname import match_hostname
 from certvigil.analysis.judge import judge
+from certvigil.analysis.model import CertificateFacts
+from certvigil.analysis.policy import AnalysisPolicy
 from certvigil.analysis.report import analyse_chain_der
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import CertificateAuthority, ThrowawayPki
@@ -196,3 +200,33 @@ def test_hostname_answers_kept_equal_fresh_ones(
             assert match_hostname(f, name) == computed
     assert match_hostname(facts, names[0]).matches
     assert not match_hostname(other_facts, names[0]).matches
+
+
+def test_kept_certificate_findings_follow_the_policy_and_the_facts() -> None:
+    """The time-free findings kept per certificate change with the policy, the staple,
+    and with facts that differ under the same fingerprint."""
+    pki = ThrowawayPki.create(now_utc=NOW)
+    leaf = parse_certificate(pki.issue_leaf(must_staple=True).der).facts
+    lenient, strict = AnalysisPolicy(), AnalysisPolicy(min_ec_bits=384)
+
+    def codes(
+        facts: CertificateFacts, policy: AnalysisPolicy, staple: bool | None = None
+    ) -> list[str]:
+        found = certificate_findings(
+            [facts],
+            now=NOW,
+            policy=policy,
+            path_indexes=(0,),
+            is_public=False,
+            has_ocsp_staple=staple,
+        )
+        return [f.code for f in found]
+
+    for _ in range(2):
+        assert "weak_key" not in codes(leaf, lenient)
+        assert "weak_key" in codes(leaf, strict)
+        assert "must_staple_not_stapled" in codes(leaf, lenient, staple=False)
+        assert "must_staple_not_stapled" not in codes(leaf, lenient, staple=True)
+    small = dataclasses.replace(leaf, key_bits=160)
+    assert "weak_key" in codes(small, lenient)
+    assert "weak_key" not in codes(leaf, lenient)

@@ -305,12 +305,12 @@ def dedup_key(
         cert_sha256: The certificate, for once-per-certificate kinds.
         detail: The threshold label or finding code that distinguishes alerts of one kind.
     """
-    parts = [kind.value, endpoint]
+    key = f"{kind.value}|{endpoint}"
     if cert_sha256 is not None:
-        parts.append(cert_sha256)
+        key = f"{key}|{cert_sha256}"
     if detail is not None:
-        parts.append(detail)
-    return "|".join(parts)
+        key = f"{key}|{detail}"
+    return key
 
 
 _ORG_RE = re.compile(r"(?:^|(?<!\\),)\s*O=(?P<org>(?:\\.|[^,])*)")
