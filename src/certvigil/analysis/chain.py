@@ -161,7 +161,7 @@ def judge_chain(
 
 
 _VERDICTS_MAX = 8192
-"""Chains whose verdict a trust store keeps (about a kilobyte each)."""
+"""Chains whose verdict a trust store keeps (a few kilobytes each, the chain's DER included)."""
 _VERDICTS_LOCK = threading.Lock()
 
 
