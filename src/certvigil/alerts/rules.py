@@ -25,10 +25,11 @@ for causes that renewing the leaf would not fix, and names them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 
 from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Finding, Severity
@@ -304,12 +305,12 @@ def dedup_key(
         cert_sha256: The certificate, for once-per-certificate kinds.
         detail: The threshold label or finding code that distinguishes alerts of one kind.
     """
-    parts = [kind.value, endpoint]
+    key = f"{kind.value}|{endpoint}"
     if cert_sha256 is not None:
-        parts.append(cert_sha256)
+        key = f"{key}|{cert_sha256}"
     if detail is not None:
-        parts.append(detail)
-    return "|".join(parts)
+        key = f"{key}|{detail}"
+    return key
 
 
 _ORG_RE = re.compile(r"(?:^|(?<!\\),)\s*O=(?P<org>(?:\\.|[^,])*)")
@@ -395,17 +396,22 @@ class _Builder:
         kind: AlertKind,
         key: str,
         severity: Severity,
-        title: str,
-        message: str,
-        recovered: str,
+        texts: Callable[[], tuple[str, str]],
+        recovered: Callable[[], str],
         cert: str | None = None,
     ) -> None:
-        """Open while ``holds`` and nothing is open under ``key``; resolve once it stops."""
+        """Open while ``holds`` and nothing is open under ``key``; resolve once it stops.
+
+        The title and message (``texts``) and the recovery note (``recovered``) are
+        written only when an event is made: most reports change nothing, and the
+        sentences are most of a rule's cost.
+        """
         existing = self.open_by_key.get(key)
         if holds and existing is None:
+            title, message = texts()
             self.open(kind, key, severity, title, message, cert=cert)
         elif not holds and existing is not None:
-            self.resolve(existing, recovered)
+            self.resolve(existing, recovered())
 
 
 def evaluate(
@@ -640,23 +646,31 @@ def _conditions(
         AlertKind.NOT_YET_VALID,
         dedup_key(AlertKind.NOT_YET_VALID, ep),
         Severity.CRITICAL,
-        f"Certificate not yet valid: {ep}",
-        f"{_cn(leaf)} ({_short(leaf.sha256_hex)}) on {ep} is not valid before "
-        f"{leaf.not_before_utc.isoformat()}. {_time_consequence(report, expired=False)}",
-        f"The certificate served by {ep} is valid now.",
+        lambda: (
+            f"Certificate not yet valid: {ep}",
+            f"{_cn(leaf)} ({_short(leaf.sha256_hex)}) on {ep} is not valid before "
+            f"{leaf.not_before_utc.isoformat()}. {_time_consequence(report, expired=False)}",
+        ),
+        lambda: f"The certificate served by {ep} is valid now.",
         cert=leaf.sha256_hex,
     )
     reasons = _untrusted_reasons(report, policy, leaf)
-    told = "; ".join(r for r in reasons or () if r)
-    why = f": {told}" if told else ""
+
+    def untrusted() -> tuple[str, str]:
+        told = "; ".join(r for r in reasons or () if r)
+        why = f": {told}" if told else ""
+        return (
+            f"Untrusted certificate: {ep}",
+            f"The chain served by {ep} for {_cn(leaf)} does not verify{why}.",
+        )
+
     b.condition(
         bool(reasons),
         AlertKind.UNTRUSTED,
         dedup_key(AlertKind.UNTRUSTED, ep),
         Severity.CRITICAL,
-        f"Untrusted certificate: {ep}",
-        f"The chain served by {ep} for {_cn(leaf)} does not verify{why}.",
-        f"The chain served by {ep} verifies again.",
+        untrusted,
+        lambda: f"The chain served by {ep} verifies again.",
         cert=leaf.sha256_hex,
     )
     b.condition(
@@ -664,9 +678,11 @@ def _conditions(
         AlertKind.HOSTNAME_MISMATCH,
         dedup_key(AlertKind.HOSTNAME_MISMATCH, ep),
         Severity.CRITICAL,
-        f"Hostname mismatch: {ep}",
-        f"{_cn(leaf)} served by {ep} does not cover {report.target.expected_name}.",
-        f"The certificate served by {ep} covers {report.target.expected_name} again.",
+        lambda: (
+            f"Hostname mismatch: {ep}",
+            f"{_cn(leaf)} served by {ep} does not cover {report.target.expected_name}.",
+        ),
+        lambda: f"The certificate served by {ep} covers {report.target.expected_name} again.",
         cert=leaf.sha256_hex,
     )
     codes = {f.code: f for f in report.findings}
@@ -683,9 +699,8 @@ def _conditions(
             finding.severity
             if finding is not None and finding.severity.rank >= 2
             else Severity.WARNING,
-            f"Weak certificate ({code.replace('_', ' ')}): {ep}",
-            finding.message if finding is not None else "",
-            f"{ep} no longer shows {code.replace('_', ' ')}.",
+            partial(_weak_texts, ep, code, finding),
+            partial(_weak_recovered, ep, code),
             cert=leaf.sha256_hex,
         )
     b.condition(
@@ -693,14 +708,16 @@ def _conditions(
         AlertKind.REVOKED,
         dedup_key(AlertKind.REVOKED, ep),
         Severity.CRITICAL,
-        f"Certificate revoked: {ep}",
-        next(
-            (f.message for f in report.findings if f.code in policy.revoked_finding_codes),
-            f"A certificate served by {ep} for {_cn(leaf)} is revoked.",
-        )
-        + "; clients that check revocation refuse it as untrusted. Fix: install a newly "
-        "issued certificate (and a new key if the old one may be compromised).",
-        f"{ep} no longer serves a revoked certificate.",
+        lambda: (
+            f"Certificate revoked: {ep}",
+            next(
+                (f.message for f in report.findings if f.code in policy.revoked_finding_codes),
+                f"A certificate served by {ep} for {_cn(leaf)} is revoked.",
+            )
+            + "; clients that check revocation refuse it as untrusted. Fix: install a newly "
+            "issued certificate (and a new key if the old one may be compromised).",
+        ),
+        lambda: f"{ep} no longer serves a revoked certificate.",
         cert=leaf.sha256_hex,
     )
     must_staple = codes.get(FindingCode.MUST_STAPLE_NOT_STAPLED)
@@ -709,14 +726,53 @@ def _conditions(
         AlertKind.MUST_STAPLE_MISSING,
         dedup_key(AlertKind.MUST_STAPLE_MISSING, ep),
         Severity.CRITICAL,
-        f"Must-staple certificate without a staple: {ep}",
-        f"{_cn(leaf)} on {ep} demands OCSP stapling (TLS feature status_request) but "
-        "the server sent no OCSP response; clients that honour must-staple refuse the "
-        "connection. Fix: turn OCSP stapling on (nginx ssl_stapling on; Apache "
-        "SSLUseStapling on) and make sure the server can reach the OCSP responder.",
-        f"{ep} staples an OCSP response again.",
+        lambda: (
+            f"Must-staple certificate without a staple: {ep}",
+            f"{_cn(leaf)} on {ep} demands OCSP stapling (TLS feature status_request) but "
+            "the server sent no OCSP response; clients that honour must-staple refuse the "
+            "connection. Fix: turn OCSP stapling on (nginx ssl_stapling on; Apache "
+            "SSLUseStapling on) and make sure the server can reach the OCSP responder.",
+        ),
+        lambda: f"{ep} staples an OCSP response again.",
         cert=leaf.sha256_hex,
     )
+
+
+def _weak_texts(ep: str, code: str, finding: Finding | None) -> tuple[str, str]:
+    return (
+        f"Weak certificate ({code.replace('_', ' ')}): {ep}",
+        finding.message if finding is not None else "",
+    )
+
+
+def _weak_recovered(ep: str, code: str) -> str:
+    return f"{ep} no longer shows {code.replace('_', ' ')}."
+
+
+def _protocol_texts(ep: str, name: str, fix: str, finding: Finding | None) -> tuple[str, str]:
+    return (
+        f"{name} enabled: {ep}",
+        f"{ep} accepts {name} ({finding.message if finding is not None else ''}). "
+        f"Fix: {fix} in the server's TLS configuration (nginx ssl_protocols "
+        "TLSv1.2 TLSv1.3; Apache SSLProtocol -all +TLSv1.2 +TLSv1.3).",
+    )
+
+
+def _protocol_recovered(ep: str, name: str) -> str:
+    return f"{ep} no longer accepts {name}."
+
+
+def _cipher_texts(ep: str, code: str, finding: Finding | None) -> tuple[str, str]:
+    return (
+        f"Weak cipher suites enabled ({code.removeprefix('cipher_')}): {ep}",
+        f"{ep}: {finding.message if finding is not None else code}. Fix: remove these "
+        "suites from the server's cipher list (e.g. Mozilla's intermediate "
+        "configuration).",
+    )
+
+
+def _cipher_recovered(ep: str, code: str) -> str:
+    return f"{ep} no longer accepts {code.removeprefix('cipher_')} suites."
 
 
 def _revocation(
@@ -748,13 +804,15 @@ def _revocation(
         AlertKind.REVOCATION_UNCHECKED,
         key,
         Severity.WARNING,
-        f"Revocation not checkable: {b.endpoint}",
-        f"Could not check whether {_cn(leaf)} on {b.endpoint} is revoked for {streak} "
-        f"checks in a row (status {status}){': ' + why if why else ''}. A revoked "
-        "certificate would go unnoticed. Fix: let the monitor reach the OCSP responder "
-        "and CRL distribution points the certificate names (firewall, proxy), or ask the "
-        "CA about its responder.",
-        f"Revocation of the certificate on {b.endpoint} can be checked again ({status}).",
+        lambda: (
+            f"Revocation not checkable: {b.endpoint}",
+            f"Could not check whether {_cn(leaf)} on {b.endpoint} is revoked for {streak} "
+            f"checks in a row (status {status}){': ' + why if why else ''}. A revoked "
+            "certificate would go unnoticed. Fix: let the monitor reach the OCSP responder "
+            "and CRL distribution points the certificate names (firewall, proxy), or ask "
+            "the CA about its responder.",
+        ),
+        lambda: f"Revocation of the certificate on {b.endpoint} can be checked again ({status}).",
         cert=leaf.sha256_hex,
     )
 
@@ -780,11 +838,8 @@ def _tls_configuration(
             AlertKind.WEAK_PROTOCOL,
             dedup_key(AlertKind.WEAK_PROTOCOL, ep, detail=code),
             Severity.WARNING,
-            f"{name} enabled: {ep}",
-            f"{ep} accepts {name} ({offered[code].message if code in offered else ''}). "
-            f"Fix: {fix} in the server's TLS configuration (nginx ssl_protocols "
-            "TLSv1.2 TLSv1.3; Apache SSLProtocol -all +TLSv1.2 +TLSv1.3).",
-            f"{ep} no longer accepts {name}.",
+            partial(_protocol_texts, ep, name, fix, offered.get(code)),
+            partial(_protocol_recovered, ep, name),
         )
     open_ciphers = {
         a.dedup_key.rsplit("|", 1)[-1]
@@ -798,11 +853,8 @@ def _tls_configuration(
             AlertKind.WEAK_CIPHER,
             dedup_key(AlertKind.WEAK_CIPHER, ep, detail=code),
             Severity.WARNING,
-            f"Weak cipher suites enabled ({code.removeprefix('cipher_')}): {ep}",
-            f"{ep}: {finding.message if finding is not None else code}. Fix: remove these "
-            "suites from the server's cipher list (e.g. Mozilla's intermediate "
-            "configuration).",
-            f"{ep} no longer accepts {code.removeprefix('cipher_')} suites.",
+            partial(_cipher_texts, ep, code, finding),
+            partial(_cipher_recovered, ep, code),
         )
     grade = deep.grade.grade
     open_drop = next((a for a in b.open_by_key.values() if a.kind is AlertKind.GRADE_DROPPED), None)

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -112,9 +112,13 @@ def judge_chain(
 ) -> ChainVerdict:
     """Verify a served chain and say precisely what is wrong with it.
 
-    Results are cached by (chain, fetched issuers, ``now``, trust store): endpoints that
-    serve the same chain (a wildcard behind many names) cost one verification per scan
-    when the scan passes one ``now``.
+    Verdicts are cached per trust store by (chain, fetched issuers), with the validity
+    state at the ``now`` they were reached under of every certificate involved (the
+    served and fetched ones, and every anchor). ``now`` enters the verification only
+    through those states, so the verdict holds at any other ``now`` that finds each
+    of them in the same state: a chain reported again an hour later costs no new
+    verification, while one that has expired since (or an anchor that has) is judged
+    afresh. The cache keeps the most recent :data:`_VERDICTS_MAX` chains of each store.
 
     Args:
         served_der: The certificates as served, leaf first; every one must parse
@@ -132,19 +136,64 @@ def judge_chain(
     """
     if not served_der:
         raise ValueError("a chain needs at least the leaf")
-    return _judge_cached(tuple(served_der), tuple(fetched_der), now, trust)
+    key = (tuple(served_der), tuple(fetched_der))
+    cache: dict[tuple[tuple[bytes, ...], tuple[bytes, ...]], _CachedVerdict] = trust.chain_verdicts
+    cached = cache.get(key)
+    if cached is not None and cached.holds_at(now, trust):
+        return cached.verdict
+    served = [parse_certificate(d) for d in key[0]]
+    fetched = [parse_certificate(d) for d in key[1]]
+    verdict = _Judge(served, fetched, now, trust).run()
+    periods = tuple((p.facts.not_before_utc, p.facts.not_after_utc) for p in [*served, *fetched])
+    entry = _CachedVerdict(
+        periods=periods,
+        states=_states(periods, now),
+        anchor_marks=trust.anchor_validity_marks(now),
+        verdict=verdict,
+    )
+    with _VERDICTS_LOCK:
+        cache.pop(key, None)
+        while len(cache) >= _VERDICTS_MAX:
+            # Oldest first: dicts keep insertion order, and a renewed entry moves last.
+            del cache[next(iter(cache))]
+        cache[key] = entry
+    return verdict
 
 
-@lru_cache(maxsize=1024)
-def _judge_cached(
-    served_der: tuple[bytes, ...],
-    fetched_der: tuple[bytes, ...],
-    now: datetime,
-    trust: TrustStore,
-) -> ChainVerdict:
-    served = [parse_certificate(d) for d in served_der]
-    fetched = [parse_certificate(d) for d in fetched_der]
-    return _Judge(served, fetched, now, trust).run()
+_VERDICTS_MAX = 8192
+"""Chains whose verdict a trust store keeps (a few kilobytes each, the chain's DER included)."""
+_VERDICTS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CachedVerdict:
+    """A verdict and the validity states it was reached under.
+
+    Attributes:
+        periods: (notBefore, notAfter) of each served, then fetched, certificate.
+        states: For each period, whether ``now`` was at or after its start and at or
+            before its end.
+        anchor_marks: ``TrustStore.anchor_validity_marks`` at that ``now``.
+        verdict: The verdict.
+    """
+
+    periods: tuple[tuple[datetime, datetime], ...]
+    states: tuple[tuple[bool, bool], ...]
+    anchor_marks: tuple[int, int]
+    verdict: ChainVerdict
+
+    def holds_at(self, now: datetime, trust: TrustStore) -> bool:
+        """Every certificate involved is in the same validity state at ``now``."""
+        return (
+            _states(self.periods, now) == self.states
+            and trust.anchor_validity_marks(now) == self.anchor_marks
+        )
+
+
+def _states(
+    periods: Sequence[tuple[datetime, datetime]], now: datetime
+) -> tuple[tuple[bool, bool], ...]:
+    return tuple((start <= now, now <= end) for start, end in periods)
 
 
 class _Judge:

@@ -50,8 +50,9 @@ code                          severity    when
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from certvigil.analysis.chain import CAUSE_KINDS, ChainProblemKind, ChainVerdict
 from certvigil.analysis.codes import FindingCode
@@ -106,18 +107,59 @@ def certificate_findings(
         findings += _validity_findings(
             index, facts, now, policy, index in on_path, trusted_ignoring_validity
         )
-        findings += _crypto_findings(index, facts, policy)
-        for problem in facts.parse_problems:
-            findings.append(
-                Finding(
-                    code=FindingCode.CERTIFICATE_PARSE_PROBLEM,
-                    severity=Severity.WARNING,
-                    message=f"{_name(index, facts)}: {problem}",
-                    cert_index=index,
-                )
-            )
+        findings += _kept(
+            (index, id(facts), id(policy)),
+            facts,
+            policy,
+            partial(_certificate_only, index, facts, policy),
+        )
     if certificates:
-        findings += _leaf_findings(certificates[0], policy, is_public, has_ocsp_staple)
+        leaf = certificates[0]
+        findings += _kept(
+            (-1, id(leaf), id(policy), is_public, has_ocsp_staple),
+            leaf,
+            policy,
+            partial(_leaf_findings, leaf, policy, is_public, has_ocsp_staple),
+        )
+    return findings
+
+
+# The findings that do not depend on ``now`` (key, signature, parse problems, the leaf's
+# own rules) are the same for every report of a certificate: kept by the facts object
+# (``parse_certificate`` hands out one per certificate while it keeps it), position and
+# policy. The entry holds both objects, so their ids cannot be reused while it exists,
+# and checks them on use; at most _KEPT_MAX entries, emptied when full.
+_KEPT_MAX = 4096
+_KEPT: dict[tuple[object, ...], tuple[CertificateFacts, AnalysisPolicy, tuple[Finding, ...]]] = {}
+
+
+def _kept(
+    key: tuple[object, ...],
+    facts: CertificateFacts,
+    policy: AnalysisPolicy,
+    compute: Callable[[], list[Finding]],
+) -> tuple[Finding, ...]:
+    found = _KEPT.get(key)
+    if found is not None and found[0] is facts and found[1] is policy:
+        return found[2]
+    findings = tuple(compute())
+    if len(_KEPT) >= _KEPT_MAX:
+        _KEPT.clear()
+    _KEPT[key] = (facts, policy, findings)
+    return findings
+
+
+def _certificate_only(index: int, facts: CertificateFacts, policy: AnalysisPolicy) -> list[Finding]:
+    findings = _crypto_findings(index, facts, policy)
+    for problem in facts.parse_problems:
+        findings.append(
+            Finding(
+                code=FindingCode.CERTIFICATE_PARSE_PROBLEM,
+                severity=Severity.WARNING,
+                message=f"{_name(index, facts)}: {problem}",
+                cert_index=index,
+            )
+        )
     return findings
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import idna
 
@@ -88,10 +89,19 @@ def match_hostname(facts: CertificateFacts, name: str) -> HostnameMatch:
     Returns:
         The match result, naming the identifier that matched.
     """
+    # Every report of an endpoint asks again with the same name and leaf: the answer
+    # depends on nothing else, so it is kept (bounded) by exactly those inputs.
+    return _match(name, facts.san_dns, facts.san_ip, facts.subject_cn)
+
+
+@lru_cache(maxsize=4096)
+def _match(
+    name: str, san_dns: tuple[str, ...], san_ip: tuple[str, ...], subject_cn: str | None
+) -> HostnameMatch:
     reference = normalise_name(name)
     address = ip_or_none(reference)
     if address is not None:
-        for san in facts.san_ip:
+        for san in san_ip:
             if ip_or_none(san) == address:
                 return HostnameMatch(
                     name=name,
@@ -101,7 +111,7 @@ def match_hostname(facts: CertificateFacts, name: str) -> HostnameMatch:
                     matched_identifier=san,
                 )
     else:
-        for san in facts.san_dns:
+        for san in san_dns:
             if dns_pattern_matches(san, reference):
                 return HostnameMatch(
                     name=name,
@@ -110,14 +120,14 @@ def match_hostname(facts: CertificateFacts, name: str) -> HostnameMatch:
                     matched_by=MatchedBy.SAN_DNS,
                     matched_identifier=san,
                 )
-    if not facts.san_dns and not facts.san_ip and facts.subject_cn:
-        if _cn_matches(facts.subject_cn, reference, address):
+    if not san_dns and not san_ip and subject_cn:
+        if _cn_matches(subject_cn, reference, address):
             return HostnameMatch(
                 name=name,
                 reference=reference,
                 matches=True,
                 matched_by=MatchedBy.LEGACY_CN,
-                matched_identifier=facts.subject_cn,
+                matched_identifier=subject_cn,
             )
     return HostnameMatch(name=name, reference=reference, matches=False)
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from certvigil.analysis.model import Severity
 
@@ -131,14 +132,27 @@ def most_urgent_crossed(
     Returns:
         The crossed threshold with the smallest remaining limit; ``None`` for none.
     """
-    crossed = [
-        t
-        for t in thresholds
-        if t.applies_to(lifetime, max_fraction) and remaining <= t.remaining_limit(lifetime)
-    ]
-    if not crossed:
-        return None
-    return min(crossed, key=lambda t: t.remaining_limit(lifetime))
+    # One pass, each limit computed once: every report of every endpoint asks this
+    # (the findings twice, the alert rules once). Same answer as filtering with
+    # ``applies_to`` and taking the first smallest ``remaining_limit``.
+    longest_days = lifetime * max_fraction if max_fraction is not None else None
+    found: ExpiryThreshold | None = None
+    found_limit: timedelta | None = None
+    for threshold in thresholds:
+        if threshold.days is not None:
+            limit = _days(threshold.days)
+            if longest_days is not None and limit > longest_days:
+                continue
+        else:
+            limit = lifetime * (threshold.fraction or 0)
+        if remaining <= limit and (found_limit is None or limit < found_limit):
+            found, found_limit = threshold, limit
+    return found
+
+
+@lru_cache(maxsize=64)
+def _days(days: float) -> timedelta:
+    return timedelta(days=days)
 
 
 def thresholds_from_days(

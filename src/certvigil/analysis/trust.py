@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -36,6 +38,12 @@ class TrustStore:
             above the leaf for each served set of intermediates, so that thousands of
             endpoints under one CA verify only their leaf's signature. It lives as
             long as the store (one scan) and never changes a verdict.
+        chain_verdicts: A cache owned by ``analysis.chain``: each chain's verdict with
+            the validity states it was reached under, reused at another ``now`` while
+            no certificate involved has entered or left its validity period.
+        anchor_validity: The anchors' notBefore and notAfter instants, each sorted,
+            so that a validity change of any anchor between two instants is found
+            with two bisections.
     """
 
     anchors: tuple[x509.Certificate, ...]
@@ -45,6 +53,30 @@ class TrustStore:
     anchor_sha256: frozenset[str] = field(repr=False)
     public_anchor_sha256: frozenset[str] = field(repr=False)
     verified_upper_paths: dict[tuple[bytes, ...], Any] = field(default_factory=dict, repr=False)
+    chain_verdicts: dict[Any, Any] = field(default_factory=dict, repr=False)
+    anchor_validity: tuple[tuple[datetime, ...], tuple[datetime, ...]] = field(
+        init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "anchor_validity",
+            (
+                tuple(sorted(a.not_valid_before_utc for a in self.anchors)),
+                tuple(sorted(a.not_valid_after_utc for a in self.anchors)),
+            ),
+        )
+
+    def anchor_validity_marks(self, now: datetime) -> tuple[int, int]:
+        """How many anchors have begun their validity at ``now`` and how many ended.
+
+        Both counts only grow with time, so two instants with equal marks see every
+        anchor in the same state (valid, expired or not yet valid).
+        """
+        starts, ends = self.anchor_validity
+        # Valid from notBefore to notAfter, both inclusive (RFC 5280).
+        return bisect_right(starts, now), bisect_left(ends, now)
 
     @classmethod
     def from_certificates(
