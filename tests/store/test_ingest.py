@@ -77,6 +77,64 @@ def test_rotation_moves_the_current_deployment(store: Store) -> None:
     assert ca_place.first_seen_utc == NOW
 
 
+def test_deployments_last_seen_through_rotations_and_returns(store: Store) -> None:
+    """A current deployment was last seen at its endpoint's last success; a retired one
+    when it was last served, also when the leaf comes back later; a failure moves
+    neither."""
+    a = facts("a.example.test", not_after_utc=NOW + timedelta(days=90))
+    b = facts("b.example.test", not_after_utc=NOW + timedelta(days=90))
+
+    def at(hours: int) -> datetime:
+        return NOW + timedelta(hours=hours)
+
+    def last_seen(leaf: Any) -> tuple[bool, datetime]:
+        (place,) = store.certificate_deployments(leaf.sha256_hex)
+        return place.is_current, place.last_seen_utc
+
+    store.record_report(ok_report(WEB, (a,), at=at(0)))
+    store.record_report(ok_report(WEB, (a,), at=at(1)))
+    assert last_seen(a) == (True, at(1))
+    (row,) = store.inventory()
+    assert row.last_seen_utc == at(1)
+    store.record_report(failed_report(WEB, at=at(2)))
+    assert last_seen(a) == (True, at(1))
+    store.record_reports([ok_report(WEB, (b,), at=at(3)), ok_report(WEB, (b,), at=at(4))])
+    assert last_seen(a) == (False, at(1))
+    assert last_seen(b) == (True, at(4))
+    store.record_report(ok_report(WEB, (a,), at=at(5)))
+    assert last_seen(a) == (True, at(5))
+    assert last_seen(b) == (False, at(4))
+    (row,) = store.inventory()
+    assert (row.sha256_hex, row.last_seen_utc) == (a.sha256_hex, at(5))
+    places = store.certificate_deployments(a.sha256_hex) + store.certificate_deployments(
+        b.sha256_hex
+    )
+    assert [p.last_seen_utc for p in places] == [at(5), at(4)]
+
+
+def test_a_chain_served_again_rewrites_no_deployment(store: Store) -> None:
+    """Seeing the same chain again writes no deployment row (at a million observations,
+    rewriting them and their index entries was a fifth of the ingest time)."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    ca = facts("Test CA", not_after_utc=NOW + timedelta(days=900), is_ca=True)
+    store.record_report(ok_report(WEB, (leaf, ca), at=NOW))
+    with store.read() as connection:
+        before = connection.exec_driver_sql(
+            "SELECT certificate_sha256, chain_position, last_seen_utc, is_current"
+            " FROM deployments ORDER BY certificate_sha256"
+        ).all()
+    store.record_reports([ok_report(WEB, (leaf, ca), at=NOW + timedelta(hours=1))])
+    with store.read() as connection:
+        after = connection.exec_driver_sql(
+            "SELECT certificate_sha256, chain_position, last_seen_utc, is_current"
+            " FROM deployments ORDER BY certificate_sha256"
+        ).all()
+    assert after == before
+    assert {p.last_seen_utc for p in store.certificate_deployments(ca.sha256_hex)} == {
+        NOW + timedelta(hours=1)
+    }
+
+
 def test_failures_count_up_and_keep_the_current_certificate(store: Store) -> None:
     """Failed observations count consecutive failures and leave the last leaf current."""
     leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))

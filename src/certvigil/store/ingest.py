@@ -29,8 +29,10 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    or_,
     select,
     true,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -243,7 +245,11 @@ _DEPLOYMENT_COLUMNS = (
     "last_seen_utc",
 )
 _RETIRE_SLOTS = 8
-_RETIRE_PARAMETERS = ("b_endpoint_id", *(f"b_served_{i}" for i in range(_RETIRE_SLOTS)))
+_RETIRE_PARAMETERS = (
+    "b_last_seen",
+    "b_endpoint_id",
+    *(f"b_served_{i}" for i in range(_RETIRE_SLOTS)),
+)
 
 
 class _Statements:
@@ -297,6 +303,10 @@ class _Statements:
                 "last_observation_id": failed.excluded.last_observation_id,
             },
         )
+        # A current deployment is seen whenever its endpoint is: its last sighting is
+        # the endpoint's last_ok_utc (models.deployment_last_seen), so a chain served
+        # again writes nothing here. At a million observations, rewriting each row
+        # and its covering-index entry on every report was a fifth of the ingest time.
         deployments = insert(_DEPLOYMENTS).values(is_current=true())
         deployments = deployments.on_conflict_do_update(
             index_elements=["endpoint_id", "certificate_sha256"],
@@ -305,9 +315,20 @@ class _Statements:
                 "chain_position": deployments.excluded.chain_position,
                 "is_current": true(),
             },
+            where=or_(
+                d.is_current.is_(False),
+                d.chain_position != deployments.excluded.chain_position,
+            ),
+        )
+        # (A current deployment has a last success to take; the row's own time
+        # is kept should it not.)
+        retired_seen = func.coalesce(
+            bindparam("b_last_seen", type_=d.last_seen_utc.type), d.last_seen_utc
         )
         # A fixed number of parameters, padded by repeating the leaf, so that one
-        # executemany retires the old deployments of a whole batch.
+        # executemany retires the old deployments of a whole batch. A retired
+        # deployment keeps the time it was last seen: its endpoint's last success
+        # before this report.
         deployments_retired = (
             update(_DEPLOYMENTS)
             .where(
@@ -319,7 +340,7 @@ class _Statements:
                     ),
                 )
             )
-            .values(is_current=false())
+            .values(is_current=false(), last_seen_utc=retired_seen)
         )
         self.deployments_retired_long = (
             update(_DEPLOYMENTS)
@@ -330,7 +351,15 @@ class _Statements:
                     d.certificate_sha256.not_in(bindparam("b_served", expanding=True)),
                 )
             )
-            .values(is_current=False)
+            .values(is_current=False, last_seen_utc=retired_seen)
+        )
+        self.current_deployments = select(
+            d.endpoint_id, d.certificate_sha256, d.chain_position
+        ).where(
+            and_(
+                one_of_parameter(dialect_name, d.endpoint_id, "b_endpoint_ids"),
+                still_served(d.is_current),
+            )
         )
         positional = positional_dialect(dialect)
         self.certificates = DriverStatement(
@@ -342,6 +371,9 @@ class _Statements:
         self.endpoint_failed = DriverStatement(endpoint_failed, positional, _ENDPOINT_COLUMNS)
         self.observation = DriverStatement(_OBSERVATIONS.insert(), positional, _OBSERVATION_COLUMNS)
         self.deployments = DriverStatement(deployments, positional, _DEPLOYMENT_COLUMNS)
+        self.observation_documents = DriverStatement(
+            OBSERVATION_DOCUMENTS.insert(), positional, ("observation_id", "document_sha256")
+        )
         self.deployments_retired = DriverStatement(
             deployments_retired, positional, _RETIRE_PARAMETERS
         )
@@ -351,7 +383,10 @@ class _Statements:
         self.when: Callable[[datetime], Any] = time_binder(dialect_name)
         if self.on_sqlite:
             self.last_observation_id: Any = select(func.max(_OBSERVATIONS.c.id))
-            self.endpoint_ids = select(e.id, e.host, e.port, e.sni, e.starttls).where(
+            # The last success as stored (text), bound back unchanged when retiring.
+            self.endpoint_ids = select(
+                e.id, e.host, e.port, e.sni, e.starttls, type_coerce(e.last_ok_utc, String)
+            ).where(
                 e.host.in_(
                     select(
                         func.json_each(bindparam("b_hosts", type_=String))
@@ -364,9 +399,9 @@ class _Statements:
             self.new_observation_ids: Any = select(
                 func.nextval(func.pg_get_serial_sequence("observations", "id"))
             ).select_from(func.generate_series(1, bindparam("b_count", type_=Integer)))
-            self.endpoint_ids = select(e.id, e.host, e.port, e.sni, e.starttls).where(
-                one_of_parameter(dialect_name, e.host, "b_hosts")
-            )
+            self.endpoint_ids = select(
+                e.id, e.host, e.port, e.sni, e.starttls, e.last_ok_utc
+            ).where(one_of_parameter(dialect_name, e.host, "b_hosts"))
 
     def observation_ids(self, connection: Connection, count: int) -> list[int]:
         """``count`` ids for new observations, taken before they are inserted."""
@@ -378,15 +413,16 @@ class _Statements:
         # Taken from the column's own sequence: no other writer gets them.
         return list(connection.execute(self.new_observation_ids, {"b_count": count}).scalars())
 
-    def endpoint_ids_of(
+    def endpoints_of(
         self, connection: Connection, hosts: Sequence[str]
-    ) -> dict[tuple[str, int, str, str], int]:
-        """The ids of the endpoints on ``hosts``, by key."""
+    ) -> dict[tuple[str, int, str, str], tuple[int, Any]]:
+        """The id and last success (as bound back: text on SQLite) of the endpoints on
+        ``hosts``, by key."""
         wanted = sorted(set(hosts))
         value: Any = json.dumps(wanted) if self.on_sqlite else wanted
         return {
-            (host, port, sni, starttls): endpoint_id
-            for endpoint_id, host, port, sni, starttls in connection.execute(
+            (host, port, sni, starttls): (endpoint_id, last_ok)
+            for endpoint_id, host, port, sni, starttls, last_ok in connection.execute(
                 self.endpoint_ids, {"b_hosts": value}
             ).all()
         }
@@ -449,7 +485,7 @@ def record_reports(
     endpoint_ids: dict[tuple[str, int, str, str], int] = {}
     for indexes in _rounds(prepared):
         _record_round(connection, statements, prepared, indexes, observation_ids, endpoint_ids)
-    _store_documents(connection, prepared, observation_ids)
+    _store_documents(connection, statements, prepared, observation_ids)
     wanted_tags: dict[int, Iterable[str]] = {}
     for target, labels in (tags or {}).items():
         endpoint_id = endpoint_ids.get(_key_tuple(target))
@@ -579,17 +615,18 @@ def _crl_sources(observation: EndpointObservation) -> dict[str, tuple[str, datet
 
 def _store_documents(
     connection: Connection,
+    statements: _Statements,
     prepared: Sequence[_Prepared],
     observation_ids: Sequence[int],
 ) -> None:
     """CRLs once by digest, and which observation used which."""
     documents: dict[str, tuple[bytes, str | None, datetime]] = {}
-    links: list[dict[str, Any]] = []
+    links: list[tuple[int, str]] = []
     for item, observation_id in zip(prepared, observation_ids, strict=True):
         for sha, der in item.crls.items():
             url, fetched = item.crl_urls.get(sha, (None, item.seen))
             documents.setdefault(sha, (der, url, fetched))
-            links.append({"observation_id": observation_id, "document_sha256": sha})
+            links.append((observation_id, sha))
     if not documents:
         return
     table = REVOCATION_DOCUMENTS
@@ -620,7 +657,7 @@ def _store_documents(
             dialect_insert(connection, table).on_conflict_do_nothing(index_elements=["sha256_hex"]),
             rows,
         )
-    connection.execute(OBSERVATION_DOCUMENTS.insert(), links)
+    statements.observation_documents.run(connection, links)
 
 
 def _crl_next_update(der: bytes) -> datetime | None:
@@ -700,16 +737,20 @@ def _record_round(
     endpoint_ids: dict[tuple[str, int, str, str], int],
 ) -> None:
     """One round (each endpoint at most once): ids taken first, rows written as
-    tuples through the driver (DriverStatement), endpoint ids read back by key.
+    tuples through the driver (DriverStatement).
 
     Neither database can be asked for the ids of a multi-row upsert in parameter
     order (SQLite does not promise the order of RETURNING rows; an updated endpoint
     keeps its old id), so the observations' ids are taken before anything is
-    written and the endpoints' are read back by their keys.
+    written, and the endpoints' are read by their keys: before the upsert, with
+    each one's last success (the time its retired deployments were last seen), and
+    once more after it only when some endpoints are new.
     """
     when = statements.when
     for offset, new_id in enumerate(statements.observation_ids(connection, len(indexes))):
         observation_ids[indexes[offset]] = new_id
+    hosts = [prepared[i].key_tuple[0] for i in indexes]
+    before = statements.endpoints_of(connection, hosts)
     for is_ok in (True, False):
         rows = [
             _endpoint_values(prepared[i], observation_ids[i], when)
@@ -719,8 +760,10 @@ def _record_round(
         if rows:
             statement = statements.endpoint_ok if is_ok else statements.endpoint_failed
             statement.run(connection, rows)
-    found = statements.endpoint_ids_of(connection, [prepared[i].key_tuple[0] for i in indexes])
-    round_endpoint = {index: found[prepared[index].key_tuple] for index in indexes}
+    found = before
+    if any(prepared[i].key_tuple not in before for i in indexes):
+        found = statements.endpoints_of(connection, hosts)
+    round_endpoint = {index: found[prepared[index].key_tuple][0] for index in indexes}
     for index in indexes:
         endpoint_ids[prepared[index].key_tuple] = round_endpoint[index]
     statements.observation.run(
@@ -733,20 +776,32 @@ def _record_round(
     served = [i for i in indexes if prepared[i].is_ok and prepared[i].chain]
     if not served:
         return
-    statements.deployments.run(
-        connection,
-        [
+    # What each endpoint serves now, read once: a chain served again writes nothing,
+    # and only endpoints whose chain changed retire deployments.
+    current: dict[int, dict[str, int]] = {}
+    known = sorted({round_endpoint[i] for i in served if prepared[i].key_tuple in before})
+    if known:
+        for endpoint_id, sha, position in connection.execute(
+            statements.current_deployments, {"b_endpoint_ids": known}
+        ).all():
+            current.setdefault(endpoint_id, {})[sha] = position
+    deployed: list[tuple[Any, ...]] = []
+    retired: list[tuple[Any, ...]] = []
+    for i in served:
+        item, endpoint_id = prepared[i], round_endpoint[i]
+        serving = current.get(endpoint_id, {})
+        deployed += [
             values
-            for i in served
-            for values in _deployment_values(prepared[i], round_endpoint[i], when)
-        ],
-    )
-    retired = [
-        values
-        for i in served
-        if (values := _retire_values(connection, statements, prepared[i], round_endpoint[i]))
-        is not None
-    ]
+            for values in _deployment_values(item, endpoint_id, when)
+            if serving.get(values[1]) != values[2]
+        ]
+        if serving.keys() - {facts.sha256_hex for _, facts in item.chain}:
+            last_ok = before[item.key_tuple][1]
+            values = _retire_values(connection, statements, item, endpoint_id, last_ok)
+            if values is not None:
+                retired.append(values)
+    if deployed:
+        statements.deployments.run(connection, deployed)
     if retired:
         statements.deployments_retired.run(connection, retired)
 
@@ -756,21 +811,28 @@ def _same(value: Any) -> Any:
 
 
 def _retire_values(
-    connection: Connection, statements: _Statements, item: _Prepared, endpoint_id: int
+    connection: Connection,
+    statements: _Statements,
+    item: _Prepared,
+    endpoint_id: int,
+    last_seen: Any,
 ) -> tuple[Any, ...] | None:
-    """Parameters retiring the endpoint's deployments not in ``item``'s chain.
+    """Parameters retiring the endpoint's deployments not in ``item``'s chain, as
+    last seen at ``last_seen`` (the endpoint's last success before ``item``, as bound).
 
     A chain longer than the statement's slots is retired at once, on its own, and
     ``None`` returned.
     """
     shas = [facts.sha256_hex for _, facts in item.chain]
     if len(shas) > _RETIRE_SLOTS:
+        if statements.on_sqlite:  # as stored (sqlite_utc_text) back to a time
+            last_seen = datetime.fromisoformat(f"{last_seen}+00:00")
         connection.execute(
             statements.deployments_retired_long,
-            {"b_endpoint_id": endpoint_id, "b_served": shas},
+            {"b_last_seen": last_seen, "b_endpoint_id": endpoint_id, "b_served": shas},
         )
         return None
-    return (endpoint_id, *shas, *[shas[0]] * (_RETIRE_SLOTS - len(shas)))
+    return (last_seen, endpoint_id, *shas, *[shas[0]] * (_RETIRE_SLOTS - len(shas)))
 
 
 def _endpoint_values(

@@ -30,6 +30,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -387,6 +389,23 @@ ENDPOINTS = _table(Endpoint)
 ENDPOINT_TAGS = _table(EndpointTag)
 CERTIFICATES = _table(Certificate)
 DEPLOYMENTS = _table(Deployment)
+
+
+def deployment_last_seen(deployment: Any, endpoint: Any) -> Any:
+    """When a deployment was last seen (``deployments`` and ``endpoints`` columns).
+
+    A current deployment is seen whenever its endpoint succeeds, so its last sighting
+    is the endpoint's ``last_ok_utc``; ingest does not rewrite the row each time (see
+    ``store.ingest``). A retired one keeps its own ``last_seen_utc``, written when it
+    was retired.
+    """
+    return case(
+        (
+            still_served(deployment.is_current),
+            func.coalesce(endpoint.last_ok_utc, deployment.last_seen_utc),
+        ),
+        else_=deployment.last_seen_utc,
+    )
 
 
 def still_served(is_current: Any) -> Any:

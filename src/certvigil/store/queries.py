@@ -51,6 +51,7 @@ from certvigil.store.models import (
     ENDPOINTS,
     OBSERVATIONS,
     UtcDateTime,
+    deployment_last_seen,
     still_served,
 )
 from certvigil.store.records import (
@@ -531,7 +532,8 @@ def _sqlite_inventory_select(
             e.starttls,
             d.chain_position,
             as_text(d.first_seen_utc),
-            as_text(d.last_seen_utc),
+            # Current deployments only: last seen at the endpoint's last success.
+            as_text(func.coalesce(e.last_ok_utc, d.last_seen_utc)),
             d.certificate_sha256,
             *_inventory_certificate_columns(c, as_text=as_text),
             labels,
@@ -579,6 +581,7 @@ def _postgresql_inventory_select(
             e.grade,
             e.revocation_status,
             e.protocols,
+            e.last_ok_utc,
         )
         .select_from(_ENDPOINTS.join(_CERTS, c.sha256_hex == d.certificate_sha256))
         .where(e.id == d.endpoint_id)
@@ -602,7 +605,8 @@ def _postgresql_inventory_select(
         f.starttls,
         d.chain_position,
         as_text(d.first_seen_utc),
-        as_text(d.last_seen_utc),
+        # Current deployments only: last seen at the endpoint's last success.
+        as_text(func.coalesce(f.last_ok_utc, d.last_seen_utc)),
         d.certificate_sha256,
         *_inventory_certificate_columns(f, as_text=as_text),
         f.labels,
@@ -669,6 +673,7 @@ def certificate_deployments(
         One record per endpoint that served it.
     """
     d, e = _DEPLOYMENTS.c, _ENDPOINTS.c
+    last_seen = deployment_last_seen(d, e).label("last_seen_utc")
     statement = (
         select(
             e.id,
@@ -678,12 +683,12 @@ def certificate_deployments(
             e.starttls,
             d.chain_position,
             d.first_seen_utc,
-            d.last_seen_utc,
+            last_seen,
             d.is_current,
         )
         .select_from(_DEPLOYMENTS.join(_ENDPOINTS, e.id == d.endpoint_id))
         .where(d.certificate_sha256 == normalise_fingerprint(sha256_hex))
-        .order_by(d.last_seen_utc.desc(), e.host, e.port)
+        .order_by(last_seen.desc(), e.host, e.port)
     )
     if current_only:
         statement = statement.where(still_served(d.is_current))
