@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from certvigil.store import engine as store_engine
 from certvigil.store import open_store
+from certvigil.store.ingest import record_report
 from certvigil.targets.target import Target
 from tests.store.factories import NOW, facts, ok_report
 
@@ -90,3 +96,46 @@ def test_threads_opening_new_sqlite_files_together_all_succeed(tmp_path: Path) -
         for thread in threads:
             thread.join(timeout=60)
     assert failures == []
+
+
+def test_threads_of_one_process_queue_for_the_write_lock_not_in_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second thread's write waits for the first to commit without touching SQLite:
+    with no busy time-out at all, it still succeeds (SQLite would answer "database is
+    locked" at once), and it starts only after the first has committed."""
+    url = f"sqlite:///{tmp_path / 'threads.db'}"
+    open_store(url).close()
+    monkeypatch.setattr(store_engine, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    store = open_store(url)
+    holding = threading.Event()
+    order: list[str] = []
+    errors: list[BaseException] = []
+    leaf = facts("shared", not_after_utc=NOW + timedelta(days=60))
+
+    def first() -> None:
+        with store.write() as connection:
+            record_report(connection, ok_report(Target(host="a.example.test", port=443), (leaf,)))
+            holding.set()
+            time.sleep(0.3)
+            order.append("first committed")
+
+    def second() -> None:
+        holding.wait(10)
+        try:
+            store.record_report(ok_report(Target(host="b.example.test", port=443), (leaf,)))
+            order.append("second written")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        assert errors == []
+        assert order == ["first committed", "second written"]
+        assert len(store.list_endpoints()) == 2
+    finally:
+        store.close()

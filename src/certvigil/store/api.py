@@ -9,8 +9,9 @@ report and open its alerts; claim and mark deliveries), open a transaction with
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,13 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # SQLite lets one writer in at a time, and a writer that finds the database
+        # locked sleeps in SQLite's busy handler (up to 100 ms at a time) however soon
+        # it is free again. Writers of this process (the server's request threads, the
+        # outbox) queue here instead and start the moment the last one commits.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @property
     def engine(self) -> Engine:
@@ -79,7 +87,7 @@ class Store:
         Raises:
             StoreError: The database refused or could not be reached.
         """
-        with self._errors(), self._engine.connect() as connection:
+        with self._write_lock, self._errors(), self._engine.connect() as connection:
             connection = connection.execution_options(**{WRITE_OPTION: True})
             with connection.begin():
                 yield connection
