@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -146,3 +147,37 @@ def test_a_hand_back_note_travels_with_the_shard_and_only_a_valid_one_counts() -
 def test_malformed_messages_are_named(message: object, says: str) -> None:
     with pytest.raises(ShardPayloadError, match=says):
         Shard.from_json(message)
+
+
+def test_targets_keep_their_place_with_addresses_resolved_or_not() -> None:
+    """The scheduler gives each target its addresses in the targets' order: an address
+    as itself, a name as it resolves (``localhost``), a name that cannot resolve (a
+    label too long to encode: no query is made) as ``None``."""
+    from pathlib import Path
+
+    from certvigil.config.expand import ScheduledTarget
+    from certvigil.config.model import TrustSettings
+    from certvigil.config.units import Threshold
+    from certvigil.distributed.scheduler import _resolved
+
+    def scheduled(host: str) -> ScheduledTarget:
+        return ScheduledTarget(
+            target=Target(host=host, port=443),
+            interval_s=60,
+            timeout_s=5,
+            thresholds=(Threshold(days=7),),
+            trust=TrustSettings(ca_files=(Path("x.pem"),)),
+            origin="targets[0]",
+            tags=(host,),
+        )
+
+    hosts = ["127.0.0.2", "localhost", "x" * 64 + ".example", "::1", "127.0.0.3"]
+    items = asyncio.run(_resolved([scheduled(h) for h in hosts], timeout_s=5))
+    assert [(i.index, i.target.host, i.tags) for i in items] == [
+        (n, h, (h,)) for n, h in enumerate(hosts)
+    ]
+    assert items[0].addresses == ("127.0.0.2",)
+    assert items[1].addresses and set(items[1].addresses) <= {"127.0.0.1", "::1"}
+    assert items[2].addresses is None
+    assert items[3].addresses == ("::1",)
+    assert items[4].addresses == ("127.0.0.3",)

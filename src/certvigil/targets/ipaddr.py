@@ -15,7 +15,10 @@ __all__ = ["IPAddress", "ip_or_none", "is_ip_literal", "parse_ip"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_CACHE_ENTRIES = 8192
+# A sweep of a fleet asks about each address several times, phase after phase (its
+# configuration, expansion, resolution): the cache holds a large fleet's addresses
+# (some 7 MB when full) so that the later phases find them.
+_CACHE_ENTRIES = 32768
 
 
 @functools.lru_cache(maxsize=_CACHE_ENTRIES)
