@@ -13,6 +13,7 @@ from certvigil.analysis.model import Finding, Severity
 from certvigil.errors import StoreError
 from certvigil.observed.handshake import FailureKind
 from certvigil.store import ObservationStatus, Store, open_store
+from certvigil.store.ingest import prepare_reports, record_reports
 from certvigil.targets.target import StartTLS, Target
 from tests.store.factories import NOW, facts, failed_report, ok_report
 
@@ -350,3 +351,24 @@ def test_one_endpoints_deployments_are_found_by_its_own_index(tmp_path: Path) ->
             plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
             details = " ".join(str(row[-1]) for row in plan)
             assert "ix_deployments_current_expiry_cover" not in details, (statement, details)
+
+
+def test_reports_prepared_ahead_are_recorded_as_given_ones(store: Store) -> None:
+    """Reports encoded before the transaction (prepare_reports) are written exactly as
+    the same reports given to record_reports."""
+    leaf = facts("www.example.test", not_after_utc=NOW + timedelta(days=40))
+    reports = [
+        ok_report(WEB, (leaf,), at=NOW),
+        failed_report(MAIL, at=NOW + timedelta(minutes=1)),
+    ]
+    prepared = prepare_reports(reports)
+    with store.write() as connection:
+        ids = record_reports(connection, prepared, tags={WEB: ["prod"]})
+    assert len(ids) == 2
+    web = store.find_endpoint(WEB)
+    mail = store.find_endpoint(MAIL)
+    assert web is not None and mail is not None
+    assert (web.last_observation_id, mail.last_observation_id) == ids
+    assert web.tags == ("prod",)
+    assert web.current_certificate_sha256 == leaf.sha256_hex
+    assert mail.last_status is ObservationStatus.FAILED

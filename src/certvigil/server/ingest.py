@@ -26,7 +26,7 @@ from certvigil.server.events import EVENT_OPENED, EVENT_RESOLVED, record_alert_e
 from certvigil.server.wire import ItemError, judge_item, tags_from_item
 from certvigil.store import Store
 from certvigil.store import server_queries as sq
-from certvigil.store.ingest import record_reports
+from certvigil.store.ingest import prepare_reports, record_reports
 from certvigil.targets.target import Target
 
 MAX_ITEMS = 1000
@@ -107,6 +107,9 @@ def store_batch(
     now: datetime,
 ) -> BatchOutcome:
     """Stores a judged batch, its alerts and its events in one transaction (once per id)."""
+    reports = [report for report, _ in judged]
+    # Encoded before the write lock is taken, while another request's transaction runs.
+    prepared = prepare_reports(reports)
     with store.write() as connection:
 
         def contact() -> None:
@@ -131,9 +134,8 @@ def store_batch(
                 rejected=tuple(earlier[1]),
                 duplicate=True,
             )
-        reports = [report for report, _ in judged]
         tags = {report.target: t for report, t in judged if t is not None}
-        observation_ids = record_reports(connection, reports, tags=tags)
+        observation_ids = record_reports(connection, prepared, tags=tags)
         events = _judge_alerts(connection, engine, reports, observation_ids, now)
         sq.record_received_report(
             connection,

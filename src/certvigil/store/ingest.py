@@ -455,9 +455,26 @@ def record_report(
     return observation_id
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedReports:
+    """Reports encoded for the store (their observations packed, their rows' facts
+    taken) before the write transaction, so that a writer holds the database's lock
+    only for the SQL: see :func:`prepare_reports`."""
+
+    items: tuple[_Prepared, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def prepare_reports(reports: Sequence[EndpointReport]) -> PreparedReports:
+    """The encoding :func:`record_reports` does first, done ahead (no database)."""
+    return PreparedReports(tuple(_Prepared.of(report) for report in reports))
+
+
 def record_reports(
     connection: Connection,
-    reports: Sequence[EndpointReport],
+    reports: Sequence[EndpointReport] | PreparedReports,
     *,
     tags: Mapping[Target, Iterable[str]] | None = None,
 ) -> tuple[ObservationId, ...]:
@@ -469,7 +486,8 @@ def record_reports(
 
     Args:
         connection: A connection inside a write transaction.
-        reports: The scan results.
+        reports: The scan results, or the same already encoded by
+            :func:`prepare_reports` outside the transaction.
         tags: Labels per target, replacing their current ones; targets absent from
             the mapping (or from ``reports``) keep theirs.
 
@@ -479,7 +497,11 @@ def record_reports(
     if not reports:
         return ()
     statements = _statements(connection)
-    prepared = [_Prepared.of(report) for report in reports]
+    prepared = (
+        reports.items
+        if isinstance(reports, PreparedReports)
+        else [_Prepared.of(report) for report in reports]
+    )
     _store_certificates(connection, statements, prepared)
     observation_ids = [0] * len(prepared)
     endpoint_ids: dict[tuple[str, int, str, str], int] = {}
