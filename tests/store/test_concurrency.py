@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from certvigil.errors import StoreError
+from certvigil.store import api as store_api
 from certvigil.store import engine as store_engine
 from certvigil.store import open_store
 from certvigil.store.ingest import record_report
@@ -138,4 +140,38 @@ def test_threads_of_one_process_queue_for_the_write_lock_not_in_sqlite(
         assert order == ["first committed", "second written"]
         assert len(store.list_endpoints()) == 2
     finally:
+        store.close()
+
+
+def test_a_writer_held_up_past_the_busy_time_out_is_told_the_database_is_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for this process's write turn is bounded like SQLite's own wait: past the
+    busy time-out the second writer gets "database is locked", not an endless wait."""
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    store = open_store(url)
+    monkeypatch.setattr(store_api, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.write():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="database is locked"):
+            store.record_report(
+                ok_report(
+                    Target(host="b.example.test", port=443),
+                    (facts("b", not_after_utc=NOW + timedelta(days=9)),),
+                )
+            )
+        assert 0.15 < time.monotonic() - started < 5
+    finally:
+        release.set()
+        holder.join(10)
         store.close()

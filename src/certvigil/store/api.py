@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,12 @@ from certvigil.analysis.changes import Change
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Severity
 from certvigil.errors import StoreError
 from certvigil.store import ingest, outbox, queries, retention
-from certvigil.store.engine import WRITE_OPTION, create_store_engine, describe_url
+from certvigil.store.engine import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    WRITE_OPTION,
+    create_store_engine,
+    describe_url,
+)
 from certvigil.store.metrics_state import InventoryState, inventory_state
 from certvigil.store.migrations import HEAD_REVISION, current_revision, upgrade_to_head
 from certvigil.store.records import (
@@ -51,9 +56,7 @@ class Store:
         # locked sleeps in SQLite's busy handler (up to 100 ms at a time) however soon
         # it is free again. Writers of this process (the server's request threads, the
         # outbox) queue here instead and start the moment the last one commits.
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
-        )
+        self._write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     @property
     def engine(self) -> Engine:
@@ -87,10 +90,25 @@ class Store:
         Raises:
             StoreError: The database refused or could not be reached.
         """
-        with self._write_lock, self._errors(), self._engine.connect() as connection:
+        with self._writer(), self._errors(), self._engine.connect() as connection:
             connection = connection.execution_options(**{WRITE_OPTION: True})
             with connection.begin():
                 yield connection
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """This process's turn to write, waited for as long as SQLite's busy time-out
+        (a writer stuck for longer is reported as SQLite would, not waited on for ever)."""
+        lock = self._write_lock
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise StoreError(f"database {self.url}: database is locked")
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
