@@ -24,14 +24,20 @@ On a shared machine the figures are indicative: compare runs made side by side.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from server_api import observation_items_of
 
 from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.rules import (
@@ -47,14 +53,10 @@ from certvigil.analysis.judge import judge
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import KeySpec, ThrowawayPki, shared_key
-from certvigil.observed.codec import observation_to_dict
-from certvigil.observed.endpoint import EndpointObservation
-from certvigil.observed.handshake import TlsObservation
 from certvigil.server.ingest import AgentInfo, judge_items, store_batch
 from certvigil.server.trust import TrustDocument, trust_store_for
 from certvigil.server.wire import observation_from_item
 from certvigil.store import open_store
-from certvigil.targets.target import Target
 
 
 def _cpu_us(count: int, work: Callable[[], object]) -> float:
@@ -169,27 +171,7 @@ def _items(pki: ThrowawayPki, leaves: int, batch: int) -> list[dict[str, Any]]:
         for n in range(leaves)
     ]
     chains = [pki.served_chain_der(leaf) for leaf in issued]
-    items = []
-    for n in range(100):
-        offset = batch * 100 + n
-        target = Target(
-            host=f"10.{offset >> 16 & 255}.{offset >> 8 & 255}.{offset & 255}",
-            port=443,
-            sni=f"h{n % leaves}.bench.test",
-        )
-        handshake = TlsObservation(
-            target=target,
-            peer_address=target.host,
-            observed_at_utc=now,
-            chain_der=tuple(chains[n % leaves]),
-            protocol="TLSv1.3",
-            cipher="TLS_AES_128_GCM_SHA256",
-            connect_s=0.001,
-            handshake_s=0.002,
-        )
-        observation = EndpointObservation(target=target, observed_at_utc=now, handshake=handshake)
-        items.append({**observation_to_dict(observation), "tags": ["bench"]})
-    return items
+    return observation_items_of(chains, 100, offset=batch * 100, now=now)
 
 
 def _ingest_rate(items: list[list[dict[str, Any]]], root: str) -> float:
