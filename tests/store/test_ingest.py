@@ -372,3 +372,26 @@ def test_reports_prepared_ahead_are_recorded_as_given_ones(store: Store) -> None
     assert web.tags == ("prod",)
     assert web.current_certificate_sha256 == leaf.sha256_hex
     assert mail.last_status is ObservationStatus.FAILED
+
+
+def test_a_batch_larger_than_one_id_list_rotates_every_endpoint_right(store: Store) -> None:
+    """What a round's endpoints serve is read in chunks of ids: a batch of 1,100
+    endpoints, then the same with one leaf in a hundred replaced, leaves exactly the new
+    leaves current."""
+    targets = [Target(host=f"h{i}.example.test", port=443) for i in range(1100)]
+    first = [facts(t.host, not_after_utc=NOW + timedelta(days=60)) for t in targets]
+    store.record_reports([ok_report(t, (leaf,)) for t, leaf in zip(targets, first, strict=True)])
+    second = [
+        facts(f"new-{t.host}", not_after_utc=NOW + timedelta(days=90)) if i % 100 == 0 else leaf
+        for i, (t, leaf) in enumerate(zip(targets, first, strict=True))
+    ]
+    store.record_reports(
+        [
+            ok_report(t, (leaf,), at=NOW + timedelta(hours=1))
+            for t, leaf in zip(targets, second, strict=True)
+        ]
+    )
+    current = {row.sha256_hex for row in store.inventory()}
+    assert current == {leaf.sha256_hex for leaf in second}
+    (old_place,) = store.certificate_deployments(first[0].sha256_hex)
+    assert (old_place.is_current, old_place.last_seen_utc) == (False, NOW)

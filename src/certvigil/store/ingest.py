@@ -245,6 +245,8 @@ _DEPLOYMENT_COLUMNS = (
     "last_seen_utc",
 )
 _RETIRE_SLOTS = 8
+# Ids bound per statement when a list goes to SQLite as parameters (its limit is 32,766).
+_ID_CHUNK = 1000
 _RETIRE_PARAMETERS = (
     "b_last_seen",
     "b_endpoint_id",
@@ -802,9 +804,9 @@ def _record_round(
     # and only endpoints whose chain changed retire deployments.
     current: dict[int, dict[str, int]] = {}
     known = sorted({round_endpoint[i] for i in served if prepared[i].key_tuple in before})
-    if known:
+    for start in range(0, len(known), _ID_CHUNK):
         for endpoint_id, sha, position in connection.execute(
-            statements.current_deployments, {"b_endpoint_ids": known}
+            statements.current_deployments, {"b_endpoint_ids": known[start : start + _ID_CHUNK]}
         ).all():
             current.setdefault(endpoint_id, {})[sha] = position
     deployed: list[tuple[Any, ...]] = []
