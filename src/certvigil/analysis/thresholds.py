@@ -63,7 +63,7 @@ class ExpiryThreshold:
     def remaining_limit(self, lifetime: timedelta) -> timedelta:
         """The remaining validity at or below which this threshold is crossed."""
         if self.days is not None:
-            return timedelta(days=self.days)
+            return _days(self.days)
         return lifetime * (self.fraction or 0)
 
     def applies_to(self, lifetime: timedelta, max_fraction: float | None) -> bool:
@@ -75,7 +75,13 @@ class ExpiryThreshold:
         """
         if self.days is None or max_fraction is None:
             return True
-        return timedelta(days=self.days) <= lifetime * max_fraction
+        return _days(self.days) <= lifetime * max_fraction
+
+
+@lru_cache(maxsize=64)
+def _days(days: float) -> timedelta:
+    """``days`` as a timedelta, made once: a threshold's limit is asked for on every report."""
+    return timedelta(days=days)
 
 
 def parse_threshold(text: str, *, severity: Severity | None = None) -> ExpiryThreshold:
@@ -133,26 +139,18 @@ def most_urgent_crossed(
         The crossed threshold with the smallest remaining limit; ``None`` for none.
     """
     # One pass, each limit computed once: every report of every endpoint asks this
-    # (the findings twice, the alert rules once). Same answer as filtering with
-    # ``applies_to`` and taking the first smallest ``remaining_limit``.
-    longest_days = lifetime * max_fraction if max_fraction is not None else None
+    # (the findings twice, the alert rules once). The first smallest limit wins.
     found: ExpiryThreshold | None = None
     found_limit: timedelta | None = None
     for threshold in thresholds:
-        if threshold.days is not None:
-            limit = _days(threshold.days)
-            if longest_days is not None and limit > longest_days:
-                continue
-        else:
-            limit = lifetime * (threshold.fraction or 0)
-        if remaining <= limit and (found_limit is None or limit < found_limit):
+        limit = threshold.remaining_limit(lifetime)
+        if (
+            remaining <= limit
+            and (found_limit is None or limit < found_limit)
+            and threshold.applies_to(lifetime, max_fraction)
+        ):
             found, found_limit = threshold, limit
     return found
-
-
-@lru_cache(maxsize=64)
-def _days(days: float) -> timedelta:
-    return timedelta(days=days)
 
 
 def thresholds_from_days(

@@ -37,7 +37,7 @@ from certvigil.store.ingest import endpoint_key_tuple
 from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.queries import tags_for
 from certvigil.store.records import AlertState, DeliveryStatus
-from certvigil.store.sql_lists import none_of_parameter, one_of, one_of_parameter
+from certvigil.store.sql_lists import CHUNK, chunks, none_of_parameter, one_of, one_of_parameter
 from certvigil.targets.target import Target
 
 _ACTIVE = text("state != 'resolved'")
@@ -323,15 +323,6 @@ def last_check_runs(connection: Connection) -> dict[tuple[str, int, str, str], d
     return found
 
 
-_CHUNK = 500
-"""Most values bound in one ``IN`` list (SQLite allows 32,766 parameters)."""
-
-
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchEndpoint:
     """An endpoint of a batch as the alert engine needs it.
@@ -358,7 +349,7 @@ def batch_endpoints(
     hosts = sorted({key[0] for key in keys})
     e = ENDPOINTS.c
     ids: dict[tuple[str, int, str, str], int] = {}
-    for chunk in _chunks(hosts):
+    for chunk in chunks(hosts):
         for endpoint_id, host, port, sni, starttls in connection.execute(
             select(e.id, e.host, e.port, e.sni, e.starttls).where(
                 one_of(connection.dialect.name, e.host, chunk)
@@ -476,16 +467,16 @@ def read_prior_histories(
     # well below SQLite's 32,766 (and PostgreSQL's 65,535).
     most_ids = max(1, 24_000 // (3 + max_failures + max_revocation))
     found: dict[int, PriorHistory] = {}
-    chunks: list[tuple[list[int], list[int]]] = []
+    groups: list[tuple[list[int], list[int]]] = []
     for endpoint_id in sorted(batch_observation_ids):
         ids = list(batch_observation_ids[endpoint_id])
         if len(ids) > most_ids:
             continue  # left out: the caller reads this endpoint's history per report
-        if not chunks or len(chunks[-1][0]) >= _CHUNK or len(chunks[-1][1]) + len(ids) > most_ids:
-            chunks.append(([], []))
-        chunks[-1][0].append(endpoint_id)
-        chunks[-1][1].extend(ids)
-    for endpoint_ids, excluded in chunks:
+        if not groups or len(groups[-1][0]) >= CHUNK or len(groups[-1][1]) + len(ids) > most_ids:
+            groups.append(([], []))
+        groups[-1][0].append(endpoint_id)
+        groups[-1][1].extend(ids)
+    for endpoint_ids, excluded in groups:
         for row in connection.execute(
             statement, {"b_endpoint_ids": endpoint_ids, "b_batch_ids": sorted(excluded)}
         ).all():
@@ -508,7 +499,7 @@ def certificate_summaries(
     """(SHA-256, issuer DN, notAfter) of stored certificates, by SHA-256."""
     c = CERTIFICATES.c
     found: dict[str, tuple[str, str, datetime]] = {}
-    for chunk in _chunks(sorted(set(sha256_hexes))):
+    for chunk in chunks(sorted(set(sha256_hexes))):
         for row in connection.execute(
             select(c.sha256_hex, c.issuer, c.not_after_utc).where(
                 one_of(connection.dialect.name, c.sha256_hex, chunk)
@@ -530,7 +521,7 @@ def endpoint_alerts(
     a = ALERTS.c
     dialect_name = connection.dialect.name
     found: dict[int, list[StoredAlert]] = {endpoint_id: [] for endpoint_id in leaves}
-    for chunk in _chunks(sorted(leaves)):
+    for chunk in chunks(sorted(leaves)):
         shas = sorted({sha for endpoint_id in chunk for sha in leaves[endpoint_id]})
         condition = a.state != AlertState.RESOLVED.value
         if shas:
@@ -561,7 +552,7 @@ def routes_told_many(
     d = DELIVERIES.c
     wanted = list(events)
     found: dict[int, set[str]] = {}
-    for chunk in _chunks(sorted(set(alert_ids))):
+    for chunk in chunks(sorted(set(alert_ids))):
         for alert_id, route in connection.execute(
             select(d.alert_id, d.route).where(
                 and_(one_of(connection.dialect.name, d.alert_id, chunk), d.event.in_(wanted))

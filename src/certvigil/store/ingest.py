@@ -56,11 +56,12 @@ from certvigil.store.models import (
     ENDPOINTS,
     OBSERVATIONS,
     still_served,
+    utc_from_sqlite_text,
 )
 from certvigil.store.packing import PackingError, pack, unpack
 from certvigil.store.records import ObservationId, ObservationStatus
 from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
-from certvigil.store.sql_lists import one_of, one_of_parameter
+from certvigil.store.sql_lists import chunks, one_of, one_of_parameter
 from certvigil.targets.target import Target
 
 _CERTS = CERTIFICATES
@@ -245,8 +246,6 @@ _DEPLOYMENT_COLUMNS = (
     "last_seen_utc",
 )
 _RETIRE_SLOTS = 8
-# Ids bound per statement when a list goes to SQLite as parameters (its limit is 32,766).
-_ID_CHUNK = 1000
 _RETIRE_PARAMETERS = (
     "b_last_seen",
     "b_endpoint_id",
@@ -804,9 +803,9 @@ def _record_round(
     # and only endpoints whose chain changed retire deployments.
     current: dict[int, dict[str, int]] = {}
     known = sorted({round_endpoint[i] for i in served if prepared[i].key_tuple in before})
-    for start in range(0, len(known), _ID_CHUNK):
+    for chunk in chunks(known):
         for endpoint_id, sha, position in connection.execute(
-            statements.current_deployments, {"b_endpoint_ids": known[start : start + _ID_CHUNK]}
+            statements.current_deployments, {"b_endpoint_ids": chunk}
         ).all():
             current.setdefault(endpoint_id, {})[sha] = position
     deployed: list[tuple[Any, ...]] = []
@@ -849,8 +848,8 @@ def _retire_values(
     """
     shas = [facts.sha256_hex for _, facts in item.chain]
     if len(shas) > _RETIRE_SLOTS:
-        if statements.on_sqlite:  # as stored (sqlite_utc_text) back to a time
-            last_seen = datetime.fromisoformat(f"{last_seen}+00:00")
+        if statements.on_sqlite and last_seen is not None:  # as stored, back to a time
+            last_seen = utc_from_sqlite_text(last_seen)
         connection.execute(
             statements.deployments_retired_long,
             {"b_last_seen": last_seen, "b_endpoint_id": endpoint_id, "b_served": shas},

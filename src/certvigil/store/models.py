@@ -70,6 +70,15 @@ def sqlite_utc_text(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def utc_from_sqlite_text(value: str) -> datetime:
+    """SQLite's stored UTC text (:func:`sqlite_utc_text`) as an aware datetime.
+
+    Appending the offset parses straight to an aware value, several times faster than
+    parsing and then calling ``replace(tzinfo=...)``.
+    """
+    return datetime.fromisoformat(value + "+00:00")
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime on both databases; naive datetimes are refused."""
 
@@ -115,11 +124,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return super().result_processor(dialect, coltype)
 
         def from_text(value: str | None) -> datetime | None:
-            if value is None:
-                return None
-            # Appending the offset parses straight to an aware value, several times
-            # faster than parsing and then calling replace(tzinfo=...).
-            return datetime.fromisoformat(value + "+00:00")
+            return None if value is None else utc_from_sqlite_text(value)
 
         return from_text
 
@@ -402,10 +407,16 @@ def deployment_last_seen(deployment: Any, endpoint: Any) -> Any:
     return case(
         (
             still_served(deployment.is_current),
-            func.coalesce(endpoint.last_ok_utc, deployment.last_seen_utc),
+            current_deployment_last_seen(endpoint.last_ok_utc, deployment.last_seen_utc),
         ),
         else_=deployment.last_seen_utc,
     )
+
+
+def current_deployment_last_seen(endpoint_last_ok: Any, deployment_last_seen: Any) -> Any:
+    """When a current deployment was last seen: its endpoint's last success (the row's
+    own time should the endpoint have none), for selects of current deployments only."""
+    return func.coalesce(endpoint_last_ok, deployment_last_seen)
 
 
 def still_served(is_current: Any) -> Any:

@@ -51,8 +51,10 @@ from certvigil.store.models import (
     ENDPOINTS,
     OBSERVATIONS,
     UtcDateTime,
+    current_deployment_last_seen,
     deployment_last_seen,
     still_served,
+    utc_from_sqlite_text,
 )
 from certvigil.store.records import (
     DeploymentRecord,
@@ -270,7 +272,7 @@ def inventory_records(
     if connection.dialect.name == "sqlite":
         # fetchall: row-by-row fetching costs a round of bookkeeping per row.
         found: Sequence[Sequence[Any]] = connection.execute(statement, params).all()
-        when: Any = _utc_from_sqlite_text
+        when: Any = utc_from_sqlite_text
     else:
         # Planner settings for this statement only (restored below; a failure rolls
         # them back with the transaction). Its cost estimate is several times too
@@ -532,8 +534,7 @@ def _sqlite_inventory_select(
             e.starttls,
             d.chain_position,
             as_text(d.first_seen_utc),
-            # Current deployments only: last seen at the endpoint's last success.
-            as_text(func.coalesce(e.last_ok_utc, d.last_seen_utc)),
+            as_text(current_deployment_last_seen(e.last_ok_utc, d.last_seen_utc)),
             d.certificate_sha256,
             *_inventory_certificate_columns(c, as_text=as_text),
             labels,
@@ -605,8 +606,7 @@ def _postgresql_inventory_select(
         f.starttls,
         d.chain_position,
         as_text(d.first_seen_utc),
-        # Current deployments only: last seen at the endpoint's last success.
-        as_text(func.coalesce(f.last_ok_utc, d.last_seen_utc)),
+        as_text(current_deployment_last_seen(f.last_ok_utc, d.last_seen_utc)),
         d.certificate_sha256,
         *_inventory_certificate_columns(f, as_text=as_text),
         f.labels,
@@ -618,11 +618,6 @@ def _postgresql_inventory_select(
 
 def _inventory_order(row: InventoryRow) -> tuple[datetime, str, int, int]:
     return (row.not_after_utc, row.target.host, row.target.port, row.chain_position)
-
-
-def _utc_from_sqlite_text(value: str) -> datetime:
-    """Parses SQLite's stored UTC text (see ``models.sqlite_utc_text``) to an aware time."""
-    return datetime.fromisoformat(value + "+00:00")
 
 
 def _same(value: Any) -> Any:

@@ -17,13 +17,25 @@ Both forms mean the same, empty lists included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["none_of_parameter", "one_of", "one_of_parameter"]
+__all__ = ["CHUNK", "chunks", "none_of_parameter", "one_of", "one_of_parameter"]
+
+_T = TypeVar("_T")
+
+CHUNK = 500
+"""Most values bound in one ``IN`` list: SQLite binds them one parameter each, and
+allows 32,766 parameters in a statement."""
+
+
+def chunks(values: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
+    """``values`` in slices of at most ``size``, for lists longer than one statement binds."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def one_of(
