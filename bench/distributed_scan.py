@@ -48,6 +48,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from proc_cpu import postgres_cpu_s, process_cpu_s
 from scan_throughput import MAX_N, endpoint_address, nginx, write_certificates
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.redis_server import ThrowawayRedis
@@ -64,7 +65,6 @@ INLINE_TARGETS = [False]
 # --profile-scheduler: cProfile the scheduler of the 1-worker run into this file.
 SCHEDULER_PROFILE: list[Path | None] = [None]
 PATHS = ("scan", "daemon", "dist1", "dist2")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,32 +118,6 @@ def _run(command: Sequence[str], *, timeout_s: float) -> tuple[float, float]:
         raise RuntimeError(f"{' '.join(command[2:5])}: exit {process.returncode}: {tail}")
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return seconds, cpu
-
-
-def _process_cpu_s(pid: int, *, with_reaped: bool = False) -> float:
-    """CPU seconds of a live process from ``/proc`` (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # Fields 14-17 of stat: utime, stime, cutime, cstime (after the name: index 11-14).
-    ticks = int(fields[11]) + int(fields[12])
-    if with_reaped:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / CLOCK_TICKS
-
-
-def _postgres_cpu_s(pg: ThrowawayPostgres) -> float:
-    """CPU seconds of the whole server: the postmaster, the backends it reaped, the live ones."""
-    data = pg.data_directory
-    if data is None:
-        return 0.0
-    postmaster = int((data / "postmaster.pid").read_text().split()[0])
-    total = _process_cpu_s(postmaster, with_reaped=True)
-    for task in Path(f"/proc/{postmaster}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += _process_cpu_s(int(child))
-    return total
 
 
 def _db_counts(pg: ThrowawayPostgres, database: str) -> tuple[int, int]:
@@ -283,7 +257,7 @@ class Bench:
         config = _config(
             self.directory / f"{name}.yaml", url, self.redis.url, self.root, targets, 1
         )
-        db_before = _postgres_cpu_s(self.pg)
+        db_before = postgres_cpu_s(self.pg)
         counts_before = _db_counts(self.pg, name)
         seconds, cpu = _run(
             [sys.executable, "-m", "certvigil", "run", "-c", str(config), "--once"],
@@ -316,8 +290,8 @@ class Bench:
             )
         try:
             self._wait_idle(url, processes)
-            idle = sum(_process_cpu_s(p.pid) for p in processes)
-            db_before = _postgres_cpu_s(self.pg)
+            idle = sum(process_cpu_s(p.pid) for p in processes)
+            db_before = postgres_cpu_s(self.pg)
             counts_before = _db_counts(self.pg, name)
             scheduler = [sys.executable]
             if profile is not None and SCHEDULER_PROFILE[0] is not None:
@@ -335,7 +309,7 @@ class Bench:
                 ],
                 timeout_s=_timeout_s(len(targets)),
             )
-            worker_cpu = sum(_process_cpu_s(p.pid) for p in processes) - idle
+            worker_cpu = sum(process_cpu_s(p.pid) for p in processes) - idle
         finally:
             for process in processes:
                 process.terminate()
@@ -367,7 +341,7 @@ class Bench:
             for process in processes:
                 if process.poll() is not None:
                     raise RuntimeError(f"a worker exited with {process.returncode}")
-            cpu = sum(_process_cpu_s(p.pid) for p in processes)
+            cpu = sum(process_cpu_s(p.pid) for p in processes)
             if names <= _worker_rows(url) and cpu - last < 0.02:
                 return
             last = cpu
@@ -385,7 +359,7 @@ class Bench:
         db_before: float,
         counts_before: tuple[int, int],
     ) -> Measured:
-        db_cpu = _postgres_cpu_s(self.pg) - db_before
+        db_cpu = postgres_cpu_s(self.pg) - db_before
         commits, inserted = _db_counts(self.pg, name)
         # Less what creating the schema did (catalog rows count as inserted rows).
         commits -= counts_before[0]

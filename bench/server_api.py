@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -44,9 +45,12 @@ import httpx
 import websockets
 from cryptography.hazmat.primitives.serialization import Encoding
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from proc_cpu import postgres_cpu_s, tree_cpu_s
 from store_ingest import fill
+from tests.support.postgres import ThrowawayPostgres
 
 from certvigil.analysis.model import Severity
 from certvigil.demo.pki import KeySpec, ThrowawayPki, shared_key
@@ -64,12 +68,11 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def start_server(config: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "certvigil", "serve", "-c", str(config), "--listen", "127.0.0.1:0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start_server(config: Path, *, workers: int = 1) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, "-m", "certvigil", "serve", "-c", str(config)]
+    command += ["--listen", "127.0.0.1:0", "--workers", str(workers)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    ready = 0
     url = ""
     assert process.stderr is not None
     for line in process.stderr:
@@ -77,7 +80,9 @@ def start_server(config: Path) -> tuple[subprocess.Popen[str], str]:
         if found:
             url = found.group(1)
         if "ready" in line:
-            break
+            ready += 1
+            if ready == workers:
+                break
     return process, url
 
 
@@ -125,8 +130,15 @@ def observation_items_of(
 
 
 async def bench_ingest(
-    url: str, key: str, pki: ThrowawayPki, *, batches: int, clients: int, server_pid: int
-) -> list[tuple[str, float, float]]:
+    url: str,
+    key: str,
+    pki: ThrowawayPki,
+    *,
+    batches: int,
+    clients: int,
+    server_pid: int,
+    pg: ThrowawayPostgres | None = None,
+) -> list[tuple[str, float, float, float]]:
     """Observations stored per second and server CPU per observation, for each round:
     the endpoints' first report, then the same endpoints reported again an hour later
     (an agent's next cycle: same endpoints, mostly the same certificates).
@@ -183,11 +195,13 @@ async def bench_ingest(
                 await connection.close()
 
         cpu_before = cpu_s(server_pid)
+        db_before = postgres_cpu_s(pg) if pg else 0.0
         started = time.perf_counter()
         await asyncio.gather(*(worker(queue) for _ in range(clients)))
         elapsed = time.perf_counter() - started
         server_us = (cpu_s(server_pid) - cpu_before) / max(stored, 1) * 1e6
-        results.append((label, stored / elapsed, server_us))
+        db_us = ((postgres_cpu_s(pg) - db_before) / max(stored, 1) * 1e6) if pg else 0.0
+        results.append((label, stored / elapsed, server_us, db_us))
     return results
 
 
@@ -343,10 +357,8 @@ async def bench_fanout(
 
 
 def cpu_s(pid: int) -> float:
-    """User and system CPU seconds of a process so far (``/proc``)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds so far of the server: its process and its workers (``/proc``)."""
+    return tree_cpu_s(pid)
 
 
 def load() -> str:
@@ -366,7 +378,19 @@ def main() -> None:
         type=Path,
         help="SQLite file to fill once and reuse in later runs (else a temporary one).",
     )
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="A throwaway PostgreSQL server (fsync on) instead of SQLite.",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="Server processes (more than 1: PostgreSQL)."
+    )
     args = parser.parse_args()
+    if args.workers > 1 and not args.postgresql:
+        parser.error("--workers above 1 needs --postgresql (as certvigil serve does)")
+    if args.postgresql and args.db:
+        parser.error("--db names a SQLite file: not with --postgresql")
     # Each WebSocket client holds a socket here and one in the server (a child, which
     # inherits the limit).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -376,10 +400,15 @@ def main() -> None:
     certificates = int(100_000 * args.scale)
     observations = int(1_000_000 * args.scale)
     print(f"load average at start: {load()}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        path = args.db or directory / "server.db"
-        db = f"sqlite:///{path}"
+    with contextlib.ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        pg: ThrowawayPostgres | None = None
+        if args.postgresql:
+            pg = stack.enter_context(ThrowawayPostgres(durable=True))
+            db = path = pg.create_database("bench")
+        else:
+            path = args.db or directory / "server.db"
+            db = f"sqlite:///{path}"
         store = open_store(db)
         with store.read() as connection:
             filled = connection.exec_driver_sql("SELECT count(*) FROM endpoints").scalar_one()
@@ -418,7 +447,7 @@ def main() -> None:
             print(f"SQL alone (no server, no cache): {label}: {ms:.1f} ms", flush=True)
         config = directory / "server.yaml"
         config.write_text(json.dumps({"database_url": db}), encoding="utf-8")
-        process, url = start_server(config)
+        process, url = start_server(config, workers=args.workers)
         try:
             pki = ThrowawayPki.create()
             rounds = asyncio.run(
@@ -429,13 +458,16 @@ def main() -> None:
                     batches=args.ingest_batches,
                     clients=args.ingest_clients,
                     server_pid=process.pid,
+                    pg=pg,
                 )
             )
-            for label, rate, server_us in rounds:
+            for label, rate, server_us, db_us in rounds:
+                database = f", PostgreSQL CPU {db_us:.0f} us/observation" if pg else ""
                 print(
                     f"ingest, {label}: {rate:,.0f} observations/s, server CPU "
-                    f"{server_us:.0f} us/observation ({args.ingest_batches} batches of 100, "
-                    f"{args.ingest_clients} clients, load {load()})",
+                    f"{server_us:.0f} us/observation{database} ({args.ingest_batches} "
+                    f"batches of 100, {args.ingest_clients} clients, {args.workers} "
+                    f"server process{'es' if args.workers > 1 else ''}, load {load()})",
                     flush=True,
                 )
             for path_query in (
