@@ -29,6 +29,7 @@ from tests.ct.test_liveness import AddressDns
 from tests.ct.test_watch import DOMAINS, expected_matches
 from tests.store.factories import facts, ok_report
 from tests.support.ct_log_server import NAVIGLI_ROOTS, CtLogServer, TestLogKey, navigli_files
+from tests.support.quiet_http import QuietHTTPServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -350,7 +351,7 @@ def test_findings_live_checks_each_name(
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(context)
-    https = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    https = QuietHTTPServer(("127.0.0.1", 0), _Page)
     https.socket = context.wrap_socket(https.socket, server_side=True)
     thread = threading.Thread(target=https.serve_forever, daemon=True)
     thread.start()

@@ -19,9 +19,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.support.quiet_http import QuietHTTPServer
 
 DATA = Path(__file__).parent.parent / "data" / "elasticsearch"
 
@@ -176,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, answer)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietHTTPServer):
     daemon_threads = True
 
     def __init__(self, state: ClusterState) -> None:

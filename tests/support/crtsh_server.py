@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.quiet_http import QuietHTTPServer
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "crtsh"
 
@@ -55,7 +57,7 @@ class CrtshServer:
             def do_GET(self) -> None:
                 server._answer(self)
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
         self._thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +30,7 @@ from certvigil.ct.entry import EntryType, read_timestamped_entry
 from certvigil.ct.merkle import leaf_hash, root_from_leaf_hashes
 from certvigil.ct.signature import log_id, tree_head_message
 from certvigil.ct.static_ct import encode_tile_index, rfc6962_key_id
+from tests.support.quiet_http import QuietHTTPServer
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ct"
 NAVIGLI = DATA / "static-ct" / "navigli2025h2"
@@ -131,7 +132,7 @@ class CtLogServer:
             def do_GET(self) -> None:
                 server._answer(self)
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
         self._thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

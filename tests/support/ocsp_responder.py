@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from certvigil.demo.pki import IssuedCert
+from tests.support.quiet_http import QuietHTTPServer
 
 
 class ResponseMode(StrEnum):
@@ -373,9 +374,9 @@ class RevocationServer:
 
 def _server_class(host: str) -> type[ThreadingHTTPServer]:
     if ":" not in host:
-        return ThreadingHTTPServer
+        return QuietHTTPServer
 
-    class V6Server(ThreadingHTTPServer):
+    class V6Server(QuietHTTPServer):
         address_family = socket.AF_INET6
 
     return V6Server

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.support.quiet_http import QuietHTTPServer
+
 
 @dataclass(frozen=True)
 class CertFiles:
@@ -121,7 +123,7 @@ class _HstsHandler(http.server.BaseHTTPRequestHandler):
         """Keep test output quiet."""
 
 
-class _TlsHttpServer(http.server.ThreadingHTTPServer):
+class _TlsHttpServer(QuietHTTPServer):
     """An HTTPS server that handshakes in the handler thread, errors kept quiet."""
 
     daemon_threads = True
