@@ -19,6 +19,12 @@ process, and measures from this process:
     .venv/bin/python bench/server_api.py --scale 0.01 --ws-clients 200   # small
     .venv/bin/python bench/server_api.py                                  # full size
     .venv/bin/python bench/server_api.py --db /var/tmp/cv.db              # fill once, reuse
+    .venv/bin/python bench/server_api.py --postgresql --workers 2         # PostgreSQL, 2 processes
+
+With ``--postgresql`` the inventory is a throwaway PostgreSQL server (fsync on) and the
+ingest figures add its CPU per observation; ``--workers N`` runs ``certvigil serve
+--workers N`` (PostgreSQL only, as the command requires). The server's CPU is that of
+its whole process tree.
 """
 
 from __future__ import annotations
