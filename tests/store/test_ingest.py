@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ from certvigil.analysis.model import Finding, Severity
 from certvigil.errors import StoreError
 from certvigil.observed.handshake import FailureKind
 from certvigil.store import ObservationStatus, Store, open_store
-from certvigil.store.ingest import prepare_reports, record_reports
+from certvigil.store.ingest import _statements, prepare_reports, record_reports
 from certvigil.targets.target import StartTLS, Target
 from tests.store.factories import NOW, facts, failed_report, ok_report
+from tests.support.postgres import ThrowawayPostgres
 
 WEB = Target(host="www.example.test", port=443)
 MAIL = Target(host="mail.example.test", port=25, starttls=StartTLS.SMTP)
@@ -351,6 +353,52 @@ def test_one_endpoints_deployments_are_found_by_its_own_index(tmp_path: Path) ->
             plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
             details = " ".join(str(row[-1]) for row in plan)
             assert "ix_deployments_current_expiry_cover" not in details, (statement, details)
+
+
+@pytest.mark.postgres
+def test_what_endpoints_serve_is_read_through_their_index_on_postgresql(
+    postgres_server: ThrowawayPostgres,
+) -> None:
+    """The read of what a batch's endpoints serve probes the deployments' index per
+    endpoint on PostgreSQL, even on a table without statistics (a new database):
+    written as ``IN (SELECT unnest(...))`` the planner read the whole table per batch."""
+    name = f"certvigil_plans_{os.getpid()}"
+    store = open_store(postgres_server.create_database(name, template="certvigil_migrated"))
+    try:
+        ca = facts("Test CA", not_after_utc=NOW + timedelta(days=900), is_ca=True)
+        for batch in range(6):
+            store.record_reports(
+                [
+                    ok_report(
+                        Target(host=f"h{batch}-{i}.example.test", port=443),
+                        (facts(f"h{batch}-{i}", not_after_utc=NOW + timedelta(days=40)), ca),
+                    )
+                    for i in range(100)
+                ]
+            )
+        with store.read() as connection:
+            ids = [
+                row[0]
+                for row in connection.exec_driver_sql(
+                    "SELECT id FROM endpoints WHERE host LIKE 'h0-%%' ORDER BY id"
+                )
+            ]
+            statement = _statements(connection).current_deployments
+            sql = str(statement.compile(dialect=connection.dialect))
+            plan = "\n".join(
+                str(row[0])
+                for row in connection.exec_driver_sql(
+                    f"EXPLAIN {sql}", {"b_endpoint_ids": ids, "param_1": 0}
+                )
+            )
+            rows = connection.execute(statement, {"b_endpoint_ids": ids}).all()
+    finally:
+        store.close()
+        postgres_server.drop_database(name)
+    assert len(ids) == 100
+    assert len(rows) == 200
+    assert "Seq Scan on deployments" not in plan, plan
+    assert "Index" in plan, plan
 
 
 def test_reports_prepared_ahead_are_recorded_as_given_ones(store: Store) -> None:

@@ -354,14 +354,7 @@ class _Statements:
             )
             .values(is_current=False, last_seen_utc=retired_seen)
         )
-        self.current_deployments = select(
-            d.endpoint_id, d.certificate_sha256, d.chain_position
-        ).where(
-            and_(
-                one_of_parameter(dialect_name, d.endpoint_id, "b_endpoint_ids"),
-                still_served(d.is_current),
-            )
-        )
+        self.current_deployments = _current_deployments(dialect_name)
         positional = positional_dialect(dialect)
         self.certificates = DriverStatement(
             insert(_CERTS).on_conflict_do_nothing(index_elements=["sha256_hex"]),
@@ -427,6 +420,42 @@ class _Statements:
                 self.endpoint_ids, {"b_hosts": value}
             ).all()
         }
+
+
+def _current_deployments(dialect_name: str) -> Any:
+    """What the endpoints bound to ``b_endpoint_ids`` serve now: (endpoint, SHA-256,
+    position).
+
+    On PostgreSQL each endpoint is looked up through the ``(endpoint_id, ...)`` index
+    in turn (a lateral subquery that ``OFFSET 0`` keeps from being merged into a
+    join). Written as ``endpoint_id IN (SELECT unnest(...))``, the planner hashed the
+    ids and read the whole table whenever it had no statistics yet (a new database
+    written faster than autovacuum looks at it) or a plan was made for the bound ids
+    (100 index probes priced above scanning thousands of rows): 3.3 ms a batch at
+    20,000 deployments against 0.2-0.5 ms through the index.
+    """
+    d = _DEPLOYMENTS.c
+    if dialect_name != "postgresql":
+        return select(d.endpoint_id, d.certificate_sha256, d.chain_position).where(
+            and_(
+                one_of_parameter(dialect_name, d.endpoint_id, "b_endpoint_ids"),
+                still_served(d.is_current),
+            )
+        )
+    wanted = (
+        func.unnest(bindparam("b_endpoint_ids", type_=postgresql.ARRAY(d.endpoint_id.type)))
+        .table_valued("id")
+        .render_derived()
+    )
+    served = (
+        select(d.endpoint_id, d.certificate_sha256, d.chain_position)
+        .where(and_(d.endpoint_id == wanted.c.id, still_served(d.is_current)))
+        .offset(0)
+        .lateral()
+    )
+    return select(
+        served.c.endpoint_id, served.c.certificate_sha256, served.c.chain_position
+    ).select_from(wanted.join(served, true()))
 
 
 _STATEMENTS: dict[str, _Statements] = {}
