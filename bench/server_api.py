@@ -200,12 +200,12 @@ async def bench_ingest(
             finally:
                 await connection.close()
 
-        cpu_before = cpu_s(server_pid)
+        cpu_before = tree_cpu_s(server_pid)
         db_before = postgres_cpu_s(pg) if pg else 0.0
         started = time.perf_counter()
         await asyncio.gather(*(worker(queue) for _ in range(clients)))
         elapsed = time.perf_counter() - started
-        server_us = (cpu_s(server_pid) - cpu_before) / max(stored, 1) * 1e6
+        server_us = (tree_cpu_s(server_pid) - cpu_before) / max(stored, 1) * 1e6
         db_us = ((postgres_cpu_s(pg) - db_before) / max(stored, 1) * 1e6) if pg else 0.0
         results.append((label, stored / elapsed, server_us, db_us))
     return results
@@ -362,11 +362,6 @@ async def bench_fanout(
     return [r - t0 for r in received]
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds so far of the server: its process and its workers (``/proc``)."""
-    return tree_cpu_s(pid)
-
-
 def load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -480,7 +475,7 @@ def main() -> None:
                 "/api/v1/certificates?expiring_within=30",
                 "/api/v1/certificates?sort=-issuer&limit=50",
             ):
-                cpu_before = cpu_s(process.pid)
+                cpu_before = tree_cpu_s(process.pid)
                 started = time.perf_counter()
                 latencies = asyncio.run(
                     bench_get(url, reader, path_query, requests=args.requests, clients=args.clients)
@@ -488,7 +483,7 @@ def main() -> None:
                 wall = time.perf_counter() - started
                 # Under other load the latencies measure the machine as much as the
                 # server; its CPU time per request does not depend on the load.
-                server_ms = (cpu_s(process.pid) - cpu_before) / (args.requests + args.clients)
+                server_ms = (tree_cpu_s(process.pid) - cpu_before) / (args.requests + args.clients)
                 print(
                     f"GET {path_query}, {args.clients} clients, {args.requests} requests: "
                     f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "

@@ -97,7 +97,6 @@ def counting_receiver(
             return
 
     server = QuietHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -179,8 +179,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(QuietHTTPServer):
-    daemon_threads = True
-
     def __init__(self, state: ClusterState) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = state

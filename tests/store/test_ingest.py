@@ -384,11 +384,11 @@ def test_what_endpoints_serve_is_read_through_their_index_on_postgresql(
                 )
             ]
             statement = _statements(connection).current_deployments
-            sql = str(statement.compile(dialect=connection.dialect))
+            compiled = statement.compile(dialect=connection.dialect)
             plan = "\n".join(
                 str(row[0])
                 for row in connection.exec_driver_sql(
-                    f"EXPLAIN {sql}", {"b_endpoint_ids": ids, "param_1": 0}
+                    f"EXPLAIN {compiled}", {**compiled.params, "b_endpoint_ids": ids}
                 )
             )
             rows = connection.execute(statement, {"b_endpoint_ids": ids}).all()

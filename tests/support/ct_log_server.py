@@ -133,7 +133,6 @@ class CtLogServer:
                 server._answer(self)
 
         self._http = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self._http.daemon_threads = True
         self._thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -126,7 +126,6 @@ class _HstsHandler(http.server.BaseHTTPRequestHandler):
 class _TlsHttpServer(QuietHTTPServer):
     """An HTTPS server that handshakes in the handler thread, errors kept quiet."""
 
-    daemon_threads = True
     context: ssl.SSLContext
 
     def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
