@@ -2,7 +2,9 @@
 
 ``certvigil.observed.encode`` must write exactly what this wrote (same keys, order,
 values and errors); kept here, unchanged but for names, for the tests and the codec
-benchmark to hold it to that.
+benchmark to hold it to that. It writes every certificate inline (a
+``CertificateDer`` field as the bytes it is): the form of every document written
+without ``certificate_digests``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from typing import Any
 
 from certvigil.observed.encode import crl_digest  # unchanged: remembers the last CRLs
 from certvigil.observed.endpoint import EndpointObservation
-from certvigil.observed.forms import CRL_FIELD, OBSERVATION_FORMAT, TAGS, fields_of, union_members
+from certvigil.observed.forms import (
+    CRL_FIELD,
+    OBSERVATION_FORMAT,
+    TAGS,
+    CertificateDer,
+    fields_of,
+    union_members,
+)
 from certvigil.observed.revocation import RevocationFetch, RevocationMethod
 
 
@@ -75,7 +84,7 @@ def _build_encoder(hint: Any) -> _Encoder:
             return {"type": TAGS[cls], **_encoder(cls)(value, crls)}
 
         return tagged
-    if hint is bytes:
+    if hint is bytes or hint is CertificateDer:
         return lambda value, _crls: _b64(value)
     if hint is datetime:
         return _encode_time

@@ -152,9 +152,9 @@ def _outcome(read: Any, *args: Any) -> tuple[str, str]:
         return ("refused", str(exc))
 
 
-def _fast_outcome(document: Any, crls: Any) -> tuple[str, str] | None:
+def _fast_outcome(document: Any, crls: Any, certificates: Any = None) -> tuple[str, str] | None:
     try:
-        return ("read", repr(fast_read.read_document(document, crls)))
+        return ("read", repr(fast_read.read_document(document, crls, certificates)))
     except fast_read.Declined:
         return None
 
@@ -191,14 +191,19 @@ def _damage(document: dict[str, Any], where: int, how: str, value: Any) -> dict[
     return document
 
 
-def _agree(document: Any, crls: dict[str, bytes] | None = None) -> tuple[str, str]:
+def _agree(
+    document: Any,
+    crls: dict[str, bytes] | None = None,
+    certificates: dict[str, bytes] | None = None,
+) -> tuple[str, str]:
     """The fast reader agrees with the careful one, and the public reader gives the
     careful reader's outcome; returns that outcome."""
-    careful = _outcome(_read_carefully, document, crls)
-    fast = _fast_outcome(document, crls)
+    careful = _outcome(_read_carefully, document, crls, certificates)
+    fast = _fast_outcome(document, crls, certificates)
     if fast is not None:
         assert fast == careful
-    assert _outcome(lambda: observation_from_dict(document, crls=crls)) == careful
+    read = _outcome(lambda: observation_from_dict(document, crls=crls, certificates=certificates))
+    assert read == careful
     return careful
 
 

@@ -13,7 +13,11 @@ carries ``"type"``: ``"tls"`` (a ``TlsObservation``), ``"failure"`` (a
 ``ProbeFailure``) or ``"tls_config"`` (a ``TlsConfigObservation``). A CRL is not written
 inline: its fetch carries ``response_sha256`` and the bytes sit once in ``crls``, or,
 when the caller passes its own ``crls`` map (the store's table of CRLs, an agent's
-batch), only there. OCSP responses, being small and per certificate, stay inline.
+batch), only there. OCSP responses, being small and per certificate, stay inline. A
+certificate (a served chain's, a revocation check's, an AIA fetch's) is base64 like any
+bytes, or, in a document whose writer's caller keeps the certificate itself (the store,
+whose ``certificates`` table holds each served certificate once),
+``{"sha256": "<hex>"}``, which only a reader given that caller's certificates resolves.
 
 Reading refuses what it does not know: an unknown format, a missing or unknown field, a
 value of the wrong type. The error (``ObservationFormatError``) names the field by its
@@ -51,7 +55,10 @@ from certvigil.observed.forms import (
     BY_TAG,
     CRL_FIELD,
     OBSERVATION_FORMAT,
+    REFERENCE_KEY,
     TAGS,
+    CertificateDer,
+    Tables,
     fields_of,
     union_members,
 )
@@ -70,9 +77,14 @@ __all__ = [
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 """Largest document read: a few large CRLs inline fit well within it."""
 
+_NONE = Tables({}, {})
+
 
 def observation_to_dict(
-    observation: EndpointObservation, *, crls: MutableMapping[str, bytes] | None = None
+    observation: EndpointObservation,
+    *,
+    crls: MutableMapping[str, bytes] | None = None,
+    certificate_digests: Mapping[bytes, str] | None = None,
 ) -> dict[str, Any]:
     """The document for ``observation`` as plain JSON values.
 
@@ -81,6 +93,10 @@ def observation_to_dict(
         crls: A map from SHA-256 (hex) to CRL bytes shared by many documents: CRLs go
             there and the document's own ``crls`` stays empty. ``None`` keeps them in
             the document.
+        certificate_digests: The SHA-256 (hex) of certificates the caller keeps
+            itself, by their bytes: each of these is written as ``{"sha256": "<hex>"}``
+            and read back only with the caller's ``certificates``. ``None`` writes
+            every certificate's bytes.
 
     Returns:
         ``{"format", "observation", "crls"}``, ready for ``json.dumps``.
@@ -90,7 +106,7 @@ def observation_to_dict(
             comes from a probe).
     """
     own: dict[str, bytes] = {}
-    body = encode_observation(observation, own if crls is None else crls)
+    body = encode_observation(observation, own if crls is None else crls, certificate_digests)
     return {
         "format": OBSERVATION_FORMAT,
         "observation": body,
@@ -99,18 +115,21 @@ def observation_to_dict(
 
 
 def observation_to_json(
-    observation: EndpointObservation, *, crls: MutableMapping[str, bytes] | None = None
+    observation: EndpointObservation,
+    *,
+    crls: MutableMapping[str, bytes] | None = None,
+    certificate_digests: Mapping[bytes, str] | None = None,
 ) -> str:
     """:func:`observation_to_dict` as compact JSON text (ASCII only)."""
-    return json.dumps(
-        observation_to_dict(observation, crls=crls), separators=(",", ":"), allow_nan=False
-    )
+    document = observation_to_dict(observation, crls=crls, certificate_digests=certificate_digests)
+    return json.dumps(document, separators=(",", ":"), allow_nan=False)
 
 
 def observation_from_json(
     text: str | bytes,
     *,
     crls: Mapping[str, bytes] | None = None,
+    certificates: Mapping[str, bytes] | None = None,
     max_bytes: int = MAX_DOCUMENT_BYTES,
 ) -> EndpointObservation:
     """Read a document written by :func:`observation_to_json`.
@@ -118,6 +137,8 @@ def observation_from_json(
     Args:
         text: The JSON text.
         crls: CRL bytes by SHA-256 (hex) for documents written with a shared map.
+        certificates: Certificate bytes by SHA-256 (hex) for documents written with
+            ``certificate_digests``: where a certificate written by reference is found.
         max_bytes: Largest document accepted.
 
     Returns:
@@ -141,27 +162,34 @@ def observation_from_json(
         pass
     else:
         try:
-            return fast_read.read_document(parsed, crls)
+            return fast_read.read_document(parsed, crls, certificates)
         except fast_read.Declined:
             pass
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ObservationFormatError("", f"not JSON: {exc}") from None
-    return _read_carefully(document, crls)
+    return _read_carefully(document, crls, certificates)
 
 
 def observation_from_dict(
-    document: object, *, crls: Mapping[str, bytes] | None = None
+    document: object,
+    *,
+    crls: Mapping[str, bytes] | None = None,
+    certificates: Mapping[str, bytes] | None = None,
 ) -> EndpointObservation:
     """Read a document given as parsed JSON values; see :func:`observation_from_json`."""
     try:
-        return fast_read.read_document(document, crls)
+        return fast_read.read_document(document, crls, certificates)
     except fast_read.Declined:
-        return _read_carefully(document, crls)
+        return _read_carefully(document, crls, certificates)
 
 
-def _read_carefully(document: object, crls: Mapping[str, bytes] | None) -> EndpointObservation:
+def _read_carefully(
+    document: object,
+    crls: Mapping[str, bytes] | None,
+    certificates: Mapping[str, bytes] | None = None,
+) -> EndpointObservation:
     """The careful reader: the rule for every document, naming the field of a defect.
 
     The fast reader (``certvigil.observed.fast_read``) takes well-formed documents
@@ -182,13 +210,14 @@ def _read_carefully(document: object, crls: Mapping[str, bytes] | None) -> Endpo
         raise ObservationFormatError("crls", "not a JSON object")
     table: dict[str, bytes] = dict(crls or {})
     for digest, value in own.items():
-        der = _decode(value, bytes, f"crls.{digest}", table)
+        der = _decode(value, bytes, f"crls.{digest}", _NONE)
         if hashlib.sha256(der).hexdigest() != digest:
             raise ObservationFormatError(f"crls.{digest}", "the bytes do not have this SHA-256")
         table[digest] = der
     if "observation" not in document:
         raise ObservationFormatError("observation", "missing")
-    decoded = _decode(document["observation"], EndpointObservation, "observation", table)
+    tables = Tables(table, certificates or {})
+    decoded = _decode(document["observation"], EndpointObservation, "observation", tables)
     return typing.cast(EndpointObservation, decoded)
 
 
@@ -197,7 +226,7 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + '..."'
 
 
-def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
+def _decode(value: Any, hint: Any, path: str, tables: Tables) -> Any:
     members = union_members(hint)
     if members is not None:
         if value is None:
@@ -206,7 +235,7 @@ def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
             raise ObservationFormatError(path, "must not be null")
         classes = [m for m in members if m is not type(None)]
         if len(classes) == 1:
-            return _decode(value, classes[0], path, crls)
+            return _decode(value, classes[0], path, tables)
         if not isinstance(value, dict):
             raise ObservationFormatError(path, "not a JSON object")
         tag = value.get("type")
@@ -214,7 +243,11 @@ def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
         if cls is None or cls not in classes:
             allowed = ", ".join(TAGS[c] for c in classes)
             raise ObservationFormatError(f"{path}.type", f"{_show(tag)} is not one of {allowed}")
-        return _decode({k: v for k, v in value.items() if k != "type"}, cls, path, crls)
+        return _decode({k: v for k, v in value.items() if k != "type"}, cls, path, tables)
+    if hint is CertificateDer:
+        if isinstance(value, dict):
+            return _certificate(value, path, tables.certificates)
+        hint = bytes
     if hint is bytes:
         if not isinstance(value, str):
             raise ObservationFormatError(path, "not a base64 string")
@@ -266,13 +299,32 @@ def _decode(value: Any, hint: Any, path: str, crls: Mapping[str, bytes]) -> Any:
         if not isinstance(value, list):
             raise ObservationFormatError(path, "not a JSON array")
         item = typing.get_args(hint)[0]
-        return tuple(_decode(v, item, f"{path}[{i}]", crls) for i, v in enumerate(value))
+        return tuple(_decode(v, item, f"{path}[{i}]", tables) for i, v in enumerate(value))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _decode_record(value, hint, path, crls)
+        return _decode_record(value, hint, path, tables)
     raise TypeError(f"no JSON form for {hint!r}")  # a model field of a new kind
 
 
-def _decode_record(value: Any, cls: type[Any], path: str, crls: Mapping[str, bytes]) -> Any:
+def _certificate(value: dict[str, Any], path: str, certificates: Mapping[str, bytes]) -> bytes:
+    """A certificate written by reference, from the reader's ``certificates``."""
+    unknown = set(value) - {REFERENCE_KEY}
+    if unknown:
+        raise ObservationFormatError(f"{path}.{min(unknown)}", "unknown field")
+    if REFERENCE_KEY not in value:
+        raise ObservationFormatError(f"{path}.{REFERENCE_KEY}", "missing")
+    digest = value[REFERENCE_KEY]
+    if not isinstance(digest, str):
+        raise ObservationFormatError(f"{path}.{REFERENCE_KEY}", "not a string")
+    der = certificates.get(digest)
+    if der is None:
+        shown = f'"{digest}"' if len(digest) <= 64 else "it"
+        raise ObservationFormatError(
+            f"{path}.{REFERENCE_KEY}", f"{shown} names no certificate the reader was given"
+        )
+    return der
+
+
+def _decode_record(value: Any, cls: type[Any], path: str, tables: Tables) -> Any:
     if not isinstance(value, dict):
         raise ObservationFormatError(path, "not a JSON object")
     fields = fields_of(cls)
@@ -288,9 +340,10 @@ def _decode_record(value: Any, cls: type[Any], path: str, crls: Mapping[str, byt
             if has_default:
                 continue
             raise ObservationFormatError(f"{path}.{name}", "missing")
-        arguments[name] = _decode(value[name], hint, f"{path}.{name}", crls)
+        arguments[name] = _decode(value[name], hint, f"{path}.{name}", tables)
     if cls is RevocationFetch and value.get(CRL_FIELD) is not None:
         digest = value[CRL_FIELD]
+        crls = tables.crls
         if not isinstance(digest, str) or digest not in crls:
             shown = f'"{digest}"' if isinstance(digest, str) and len(digest) <= 64 else "it"
             raise ObservationFormatError(

@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import math
 import typing
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -30,27 +30,49 @@ from typing import Any
 from pybase64 import b64encode_as_string
 
 from certvigil.observed.endpoint import EndpointObservation
-from certvigil.observed.forms import CRL_FIELD, TAGS, fields_of, union_members
+from certvigil.observed.forms import (
+    CRL_FIELD,
+    REFERENCE_KEY,
+    TAGS,
+    CertificateDer,
+    fields_of,
+    union_members,
+)
 from certvigil.observed.revocation import RevocationFetch, RevocationMethod
 
 __all__ = ["SOURCES", "b64", "crl_digest", "encode_observation", "print_sources"]
 
-Encoder = Callable[[Any, MutableMapping[str, bytes]], Any]
-"""Encodes a record; CRLs met on the way go into the map, by SHA-256 (hex)."""
+Certificates = Mapping[bytes, str] | None
+"""Certificates the caller keeps itself, their SHA-256 (hex) by their bytes: each is
+written as a reference, ``{"sha256": "<hex>"}``, rather than as base64."""
+
+Encoder = Callable[[Any, MutableMapping[str, bytes], Certificates], Any]
+"""Encodes a record; CRLs met on the way go into the map, by SHA-256 (hex);
+certificates in the second map are written by reference."""
 
 SOURCES: dict[str, str] = {}
 """The generated source of each record type's encoder, by the function's name."""
 
 
 def encode_observation(
-    observation: EndpointObservation, crls: MutableMapping[str, bytes]
+    observation: EndpointObservation,
+    crls: MutableMapping[str, bytes],
+    certificates: Certificates = None,
 ) -> dict[str, Any]:
     """The ``observation`` member of the document for ``observation``.
+
+    Args:
+        observation: The observation.
+        crls: Receives the CRLs met, by SHA-256 (hex); the document names them.
+        certificates: Certificates written by reference (see :data:`Certificates`);
+            ``None`` writes every certificate's bytes.
 
     Raises:
         ValueError: A time is naive or a number is not finite.
     """
-    encoded: dict[str, Any] = _record_encoder(EndpointObservation, None)(observation, crls)
+    encoded: dict[str, Any] = _record_encoder(EndpointObservation, None)(
+        observation, crls, certificates
+    )
     return encoded
 
 
@@ -97,6 +119,15 @@ def _crl_reference(der: bytes, crls: MutableMapping[str, bytes]) -> str:
     return digest
 
 
+def _certificate(der: bytes, certificates: Certificates) -> Any:
+    """A certificate by reference when the caller keeps it, else its base64."""
+    if certificates is not None:
+        digest = certificates.get(der)
+        if digest is not None:
+            return {REFERENCE_KEY: digest}
+    return b64encode_as_string(der)
+
+
 _last_time: tuple[datetime | None, str] = (None, "")
 
 
@@ -131,6 +162,7 @@ class _Source:
             "encode_time": _encode_time,
             "encode_float": _encode_float,
             "crl_reference": _crl_reference,
+            "certificate": _certificate,
             "CRL": RevocationMethod.CRL,
         }
 
@@ -148,13 +180,15 @@ class _Source:
         if members is not None:
             classes = [m for m in members if m is not type(None)]
             if len(classes) > 1:
-                return f"{self.bind('tagged', _tagged_encoder())}({read}, crls)"
+                return f"{self.bind('tagged', _tagged_encoder())}({read}, crls, certs)"
             inner = self.expression("v", classes[0])
             if inner == "v":
                 return read
             return f"None if (v := {read}) is None else {inner}"
         if hint is bytes:
             return f"b64({read})"
+        if hint is CertificateDer:
+            return f"certificate({read}, certs)"
         if hint is datetime:
             return f"encode_time({read})"
         if hint is float:
@@ -167,10 +201,13 @@ class _Source:
                 return f"list({read})"
             if item == "b64(x)":
                 return f"list(map(b64, {read}))"
+            if item == "certificate(x, certs)":
+                # Without references (every document but the store's), as plain bytes.
+                return f"list(map(b64, {read})) if certs is None else [{item} for x in {read}]"
             return f"[{item} for x in {read}]"
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             encoder = self.bind(f"encode_{hint.__name__}", _record_encoder(hint, None))
-            return f"{encoder}({read}, crls)"
+            return f"{encoder}({read}, crls, certs)"
         return f"{self.bind('unknown', _unknown(hint))}({read})"
 
 
@@ -186,10 +223,10 @@ def _tagged_encoder() -> Encoder:
     encoder, tag first, chosen by the value's class."""
     by_class = {cls: _record_encoder(cls, tag) for cls, tag in TAGS.items()}
 
-    def tagged(value: Any, crls: MutableMapping[str, bytes]) -> Any:
+    def tagged(value: Any, crls: MutableMapping[str, bytes], certs: Certificates) -> Any:
         if value is None:
             return None
-        return by_class[type(value)](value, crls)
+        return by_class[type(value)](value, crls, certs)
 
     return tagged
 
@@ -209,7 +246,7 @@ def _record_encoder(cls: type[Any], tag: str | None) -> Encoder:
 def _build_record_encoder(cls: type[Any], tag: str | None) -> Encoder:
     source = _Source()
     name = f"encode_{cls.__name__}" + ("" if tag is None else f"_{tag}")
-    lines = [f"def {name}(value, crls):"]
+    lines = [f"def {name}(value, crls, certs):"]
     entries = [] if tag is None else [f"{'type'!r}: {tag!r}"]
     is_fetch = cls is RevocationFetch
     if is_fetch:

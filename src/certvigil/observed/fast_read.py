@@ -38,7 +38,10 @@ from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.forms import (
     CRL_FIELD,
     OBSERVATION_FORMAT,
+    REFERENCE_KEY,
     TAGS,
+    CertificateDer,
+    Tables,
     fields_of,
     union_members,
 )
@@ -51,8 +54,8 @@ class Declined(Exception):
     """The fast reader does not take this document; the careful reader decides."""
 
 
-Decoder = Callable[[Any, Mapping[str, bytes]], Any]
-"""Decodes one JSON value; fetches find their CRLs in the map, by SHA-256 (hex)."""
+Decoder = Callable[[Any, Tables], Any]
+"""Decodes one JSON value; references are resolved from the tables."""
 
 _TOP_KEYS = frozenset({"format", "observation", "crls"})
 
@@ -60,12 +63,18 @@ SOURCES: dict[str, str] = {}
 """The generated source of each record type's reader, by the function's name."""
 
 
-def read_document(document: object, crls: Mapping[str, bytes] | None) -> EndpointObservation:
+def read_document(
+    document: object,
+    crls: Mapping[str, bytes] | None,
+    certificates: Mapping[str, bytes] | None = None,
+) -> EndpointObservation:
     """The observation in ``document`` (parsed JSON), as the careful reader gives it.
 
     Args:
         document: The parsed document.
         crls: CRL bytes by SHA-256 (hex) for documents written with a shared map.
+        certificates: Certificate bytes by SHA-256 (hex) for certificates written by
+            reference.
 
     Raises:
         Declined: Anything the fast reader does not take, defect or not.
@@ -82,12 +91,13 @@ def read_document(document: object, crls: Mapping[str, bytes] | None) -> Endpoin
     if own:
         table = dict(table)
         for digest, text in own.items():
-            der = _bytes(text, table)
+            der = _bytes(text, _NO_TABLES)
             if hashlib.sha256(der).hexdigest() != digest:
                 raise Declined
             table[digest] = der
+    tables = Tables(table, _NO_CERTIFICATES if certificates is None else certificates)
     observation: EndpointObservation = _record_decoder(EndpointObservation, tagged=False)(
-        doc["observation"], table
+        doc["observation"], tables
     )
     return observation
 
@@ -99,25 +109,25 @@ def print_sources() -> None:
         print(source)
 
 
-def _str(value: Any, _crls: Mapping[str, bytes]) -> Any:
+def _str(value: Any, _tables: Tables) -> Any:
     if value.__class__ is str:
         return value
     raise Declined
 
 
-def _int(value: Any, _crls: Mapping[str, bytes]) -> Any:
+def _int(value: Any, _tables: Tables) -> Any:
     if value.__class__ is int:  # bool is a subclass: not taken
         return value
     raise Declined
 
 
-def _bool(value: Any, _crls: Mapping[str, bytes]) -> Any:
+def _bool(value: Any, _tables: Tables) -> Any:
     if value.__class__ is bool:
         return value
     raise Declined
 
 
-def _float(value: Any, _crls: Mapping[str, bytes]) -> Any:
+def _float(value: Any, _tables: Tables) -> Any:
     kind = value.__class__
     if kind is float:
         if isfinite(value):
@@ -131,7 +141,7 @@ def _float(value: Any, _crls: Mapping[str, bytes]) -> Any:
     raise Declined
 
 
-def _bytes(value: Any, _crls: Mapping[str, bytes]) -> Any:
+def _bytes(value: Any, _tables: Tables) -> Any:
     # pybase64 (SIMD) decodes several times faster than binascii. With validate=True it
     # takes a subset of what base64.b64decode(validate=True) takes (it also refuses
     # padding after a whole group, "AAAA=", which binascii lets through), with the
@@ -144,7 +154,20 @@ def _bytes(value: Any, _crls: Mapping[str, bytes]) -> Any:
     raise Declined
 
 
-def _time(value: Any, _crls: Mapping[str, bytes]) -> Any:
+def _certificate(value: Any, tables: Tables) -> Any:
+    # Base64 like any bytes, or {"sha256": <hex>} naming one of the reader's certificates.
+    if value.__class__ is dict:
+        if len(value) == 1:
+            digest = value.get(REFERENCE_KEY)
+            if digest.__class__ is str:
+                der = tables.certificates.get(digest)
+                if der is not None:
+                    return der
+        raise Declined
+    return _bytes(value, tables)
+
+
+def _time(value: Any, _tables: Tables) -> Any:
     if value.__class__ is str:
         try:
             moment = datetime.fromisoformat(value)
@@ -161,7 +184,7 @@ def _tuple_decoder(item_hint: Any) -> Decoder:
     if plain is not None:
         kind = plain
 
-        def plain_items(value: Any, _crls: Mapping[str, bytes]) -> Any:
+        def plain_items(value: Any, _tables: Tables) -> Any:
             if value.__class__ is not list:
                 raise Declined
             for item in value:
@@ -172,7 +195,7 @@ def _tuple_decoder(item_hint: Any) -> Decoder:
         return plain_items
     if item_hint is bytes:
 
-        def byte_items(value: Any, _crls: Mapping[str, bytes]) -> Any:
+        def byte_items(value: Any, _tables: Tables) -> Any:
             if value.__class__ is not list:
                 raise Declined
             return tuple(map(_bytes_one, value))
@@ -180,19 +203,20 @@ def _tuple_decoder(item_hint: Any) -> Decoder:
         return byte_items
     read = _value_decoder(item_hint)
 
-    def items(value: Any, crls: Mapping[str, bytes]) -> Any:
+    def items(value: Any, tables: Tables) -> Any:
         if value.__class__ is not list:
             raise Declined
-        return tuple([read(item, crls) for item in value])
+        return tuple([read(item, tables) for item in value])
 
     return items
 
 
 def _bytes_one(value: Any) -> Any:
-    return _bytes(value, _NO_CRLS)
+    return _bytes(value, _NO_TABLES)
 
 
-_NO_CRLS: Mapping[str, bytes] = {}
+_NO_CERTIFICATES: Mapping[str, bytes] = {}
+_NO_TABLES = Tables({}, _NO_CERTIFICATES)
 _PLAIN_TYPES: dict[Any, type[Any]] = {str: str, int: int, bool: bool}
 
 
@@ -204,6 +228,8 @@ def _value_decoder(hint: Any) -> Decoder:
         return _float
     if hint is bytes:
         return _bytes
+    if hint is CertificateDer:
+        return _certificate
     if hint is datetime:
         return _time
     if isinstance(hint, type) and issubclass(hint, Enum):
@@ -217,8 +243,8 @@ def _value_decoder(hint: Any) -> Decoder:
         if type(None) not in members:
             return inner
 
-        def optional(value: Any, crls: Mapping[str, bytes]) -> Any:
-            return None if value is None else inner(value, crls)
+        def optional(value: Any, tables: Tables) -> Any:
+            return None if value is None else inner(value, tables)
 
         return optional
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
@@ -230,7 +256,7 @@ def _enum_decoder(enum: type[Enum]) -> Decoder:
     # Every enumeration in the models has string values; by value, as ``enum(value)``.
     members = {m.value: m for m in enum if m.value.__class__ is str}
 
-    def member(value: Any, _crls: Mapping[str, bytes]) -> Any:
+    def member(value: Any, _tables: Tables) -> Any:
         if value.__class__ is str:
             found = members.get(value)
             if found is not None:
@@ -243,13 +269,13 @@ def _enum_decoder(enum: type[Enum]) -> Decoder:
 def _tagged_decoder(classes: tuple[type[Any], ...]) -> Decoder:
     by_tag = {TAGS[cls]: _record_decoder(cls, tagged=True) for cls in classes}
 
-    def tagged(value: Any, crls: Mapping[str, bytes]) -> Any:
+    def tagged(value: Any, tables: Tables) -> Any:
         if value.__class__ is dict:
             tag = value.get("type")
             if tag.__class__ is str:
                 record = by_tag.get(tag)
                 if record is not None:
-                    return record(value, crls)
+                    return record(value, tables)
         raise Declined
 
     return tagged
@@ -282,7 +308,7 @@ class _Source:
             return [
                 *load,
                 f"if {var}.__class__ is not float or not isfinite({var}):",
-                f"    {var} = read_float({var}, crls)",
+                f"    {var} = read_float({var}, tables)",
             ]
         members = union_members(hint)
         if members is not None and type(None) in members:
@@ -306,10 +332,10 @@ class _Source:
         else:
             stem = _STEMS.get(hint, "read_tuple" if typing.get_origin(hint) is tuple else "")
             reader = self.bind(stem or "read_one_of", _value_decoder(hint))
-        return [f"{var} = {reader}({read}, crls)"]
+        return [f"{var} = {reader}({read}, tables)"]
 
 
-_STEMS = {bytes: "read_bytes", datetime: "read_time"}
+_STEMS = {bytes: "read_bytes", CertificateDer: "read_certificate", datetime: "read_time"}
 
 _RECORD_DECODERS: dict[tuple[type[Any], bool], Decoder] = {}
 
@@ -359,10 +385,10 @@ def _build_record_decoder(cls: type[Any], *, tagged: bool) -> Decoder:
         body += [
             f"digest = value.get({CRL_FIELD!r})",
             "if digest is not None:",
-            "    if digest.__class__ is not str or digest not in crls or "
+            "    if digest.__class__ is not str or digest not in tables.crls or "
             "f_response_der is not None:",
             "        raise Declined",
-            "    f_response_der = crls[digest]",
+            "    f_response_der = tables.crls[digest]",
         ]
     arguments = ", ".join(f"{n}=f_{n}" for n, _, _ in forms)
     body += [
@@ -371,7 +397,7 @@ def _build_record_decoder(cls: type[Any], *, tagged: bool) -> Decoder:
         "except (ValueError, TypeError):",
         "    raise Declined from None",
     ]
-    text = f"def {name}(value, crls):\n" + "".join(f"    {line}\n" for line in body)
+    text = f"def {name}(value, tables):\n" + "".join(f"    {line}\n" for line in body)
     SOURCES[name + ("_tagged" if tagged else "")] = text
     # Our own source, made of our own field names and the names bound above.
     exec(compile(text, f"<certvigil.observed.fast_read {name}>", "exec"), source.names)

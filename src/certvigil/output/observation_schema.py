@@ -36,6 +36,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class CertificateReferenceModel(_Model):
+    """A certificate its writer's caller keeps itself (the store's ``certificates``
+    table), named by the SHA-256 of its DER; only a reader given that caller's
+    certificates resolves it. Documents certvigil sends or prints carry the bytes."""
+
+    sha256: Sha256Hex
+
+
+Certificate = Annotated[
+    Base64 | CertificateReferenceModel,
+    Field(description="A certificate: its DER in base64, or a reference by SHA-256."),
+]
+
+
 class ObservedTargetModel(_Model):
     """The endpoint (``Target``)."""
 
@@ -52,7 +66,7 @@ class HandshakeModel(_Model):
     target: ObservedTargetModel
     peer_address: str
     observed_at_utc: AwareDatetime
-    chain_der: tuple[Base64, ...]
+    chain_der: tuple[Certificate, ...]
     protocol: str
     cipher: str
     alpn: str | None
@@ -77,7 +91,7 @@ class IssuerFetchModel(_Model):
     """One AIA CA-issuers URL and what it gave (``IssuerFetch``)."""
 
     url: str
-    certificates_der: tuple[Base64, ...]
+    certificates_der: tuple[Certificate, ...]
     error: str | None
 
 
@@ -111,8 +125,8 @@ class CertificateRevocationObservationModel(_Model):
     """The fetches for one served certificate (``CertificateRevocationObservation``)."""
 
     cert_index: int
-    certificate_der: Base64
-    issuer_der: Base64 | None
+    certificate_der: Certificate
+    issuer_der: Certificate | None
     fetches: tuple[RevocationFetchModel, ...]
     ocsp_skipped: bool
 
