@@ -1,14 +1,16 @@
 """Observations kept whole: the compressed observation reads back equal, a CRL used by
-many observations is stored once, and the check columns follow the report."""
+many observations is stored once, the served certificates are named by reference, and
+the check columns follow the report."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import zlib
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.revocation import (
@@ -18,12 +20,12 @@ from certvigil.observed.revocation import (
     RevocationObservation,
 )
 from certvigil.store import Store
-from certvigil.store.ingest import unpack_observation
-from certvigil.store.models import ENDPOINTS, OBSERVATIONS
+from certvigil.store.ingest import certificate_row, unpack_observation
+from certvigil.store.models import CERTIFICATES, DEPLOYMENTS, ENDPOINTS, OBSERVATIONS
 from certvigil.store.observations import count_documents, latest_observations
 from certvigil.store.packing import unpack
 from certvigil.targets.target import Target
-from tests.store.factories import NOW, facts, ok_report
+from tests.store.factories import NOW, facts, fake_der, ok_report
 
 CRL = b"0\x82" + bytes(range(256)) * 8  # any bytes: the store does not parse CRLs
 
@@ -215,3 +217,79 @@ def test_a_damaged_stored_crl_is_named_not_raised(store: Store) -> None:
     assert stored["crl.example.test"].observation is None
     assert "response_sha256" in (stored["crl.example.test"].problem or "")
     assert stored["fine.example.test"].observation == fine_observation
+
+
+def _stored_document(store: Store) -> str:
+    with store.read() as connection:
+        blob = connection.execute(select(OBSERVATIONS.c.observation_z)).scalar_one()
+    return unpack(blob, 1 << 26).decode()
+
+
+def test_the_served_chain_is_kept_once_and_named_by_reference(store: Store) -> None:
+    """The stored observation names its leaf and intermediate by SHA-256 (their bytes
+    are the certificates table's), in the chain and in the revocation check alike, and
+    reads back with the bytes as served."""
+    target = Target(host="chain.example.test", port=443)
+    leaf = facts("chain.example.test", not_after_utc=NOW + timedelta(days=90))
+    issuer = facts("Issuing CA", not_after_utc=NOW + timedelta(days=900), is_ca=True)
+    report, observation = observed(ok_report(target, (leaf, issuer)), CRL)
+    store.record_report(report)
+
+    text = _stored_document(store)
+    for der, sha in (
+        (fake_der("chain.example.test"), leaf.sha256_hex),
+        (fake_der("Issuing CA"), issuer.sha256_hex),
+    ):
+        assert base64.b64encode(der).decode() not in text
+        assert f'{{"sha256":"{sha}"}}' in text
+    assert text.count(f'{{"sha256":"{leaf.sha256_hex}"}}') == 2  # served and checked
+    with store.read() as connection:
+        (stored,) = latest_observations(connection)
+    assert stored.problem is None
+    assert stored.observation == observation
+
+
+def test_a_certificate_stored_without_its_bytes_gets_them(store: Store) -> None:
+    """A certificate row written without bytes (its facts came alone) gets them when
+    the certificate is served, so the observation that names it reads back."""
+    target = Target(host="late.example.test", port=443)
+    leaf = facts("late.example.test", not_after_utc=NOW + timedelta(days=90))
+    with store.write() as connection:
+        connection.execute(insert(CERTIFICATES), [certificate_row(leaf, None, NOW)])
+    report, observation = observed(ok_report(target, (leaf,)), None)
+    store.record_report(report)
+
+    with store.read() as connection:
+        der = connection.execute(select(CERTIFICATES.c.der)).scalar_one()
+        (stored,) = latest_observations(connection)
+    assert der == fake_der("late.example.test")
+    assert stored.observation == observation
+
+
+def test_an_unreadable_certificate_in_the_chain_shifts_nothing(store: Store) -> None:
+    """Served leaf, garbage, intermediate: the intermediate's facts come second (only
+    parsed certificates have facts), but its row keeps its own bytes and its
+    deployment the position it was served at; the garbage stays in the observation."""
+    target = Target(host="odd.example.test", port=443)
+    leaf = facts("odd.example.test", not_after_utc=NOW + timedelta(days=90))
+    issuer = facts("Odd CA", not_after_utc=NOW + timedelta(days=900), is_ca=True)
+    report = ok_report(target, (leaf, issuer))
+    assert report.observation is not None
+    served = (fake_der("odd.example.test"), b"not a certificate", fake_der("Odd CA"))
+    report = dataclasses.replace(
+        report, observation=dataclasses.replace(report.observation, chain_der=served)
+    )
+    report, observation = observed(report, None)
+    store.record_report(report)
+
+    with store.read() as connection:
+        c, d = CERTIFICATES.c, DEPLOYMENTS.c
+        ders = {sha: der for sha, der in connection.execute(select(c.sha256_hex, c.der))}
+        positions = {
+            sha: position
+            for sha, position in connection.execute(select(d.certificate_sha256, d.chain_position))
+        }
+        (stored,) = latest_observations(connection)
+    assert ders == {leaf.sha256_hex: served[0], issuer.sha256_hex: served[2]}
+    assert positions == {leaf.sha256_hex: 0, issuer.sha256_hex: 2}
+    assert stored.observation == observation

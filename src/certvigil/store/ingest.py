@@ -9,12 +9,13 @@ commit together.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cryptography import x509
@@ -266,8 +267,10 @@ class _Statements:
             return sqlite.insert(table)
 
         e, d = _ENDPOINTS.c, _DEPLOYMENTS.c
+        # Known with their bytes: an observation may then name them by reference.
         self.known_certificates = select(_CERTS.c.sha256_hex).where(
-            one_of_parameter(dialect_name, _CERTS.c.sha256_hex, "b_sha256")
+            one_of_parameter(dialect_name, _CERTS.c.sha256_hex, "b_sha256"),
+            _CERTS.c.der.is_not(None),
         )
         key = ["host", "port", "sni", "starttls"]
         # Observation ids are known before the endpoint upsert (see
@@ -356,8 +359,15 @@ class _Statements:
         )
         self.current_deployments = _current_deployments(dialect_name)
         positional = positional_dialect(dialect)
+        # A certificate stored without its bytes (its facts came without them) gets
+        # them the first time they are served: stored observations refer to them.
+        certificate = insert(_CERTS)
         self.certificates = DriverStatement(
-            insert(_CERTS).on_conflict_do_nothing(index_elements=["sha256_hex"]),
+            certificate.on_conflict_do_update(
+                index_elements=["sha256_hex"],
+                set_={"der": certificate.excluded.der},
+                where=_CERTS.c.der.is_(None) & certificate.excluded.der.is_not(None),
+            ),
             positional,
             _CERTIFICATE_COLUMNS,
         )
@@ -588,13 +598,22 @@ class CheckColumns:
         )
 
 
+class _Served(NamedTuple):
+    """One certificate of a report's chain, once: where it was served, its facts, and
+    its bytes when the served bytes have the facts' fingerprint."""
+
+    position: int
+    facts: CertificateFacts
+    der: bytes | None
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     report: EndpointReport
     key_tuple: tuple[str, int, str, str]
     seen: datetime
     is_ok: bool
-    chain: list[tuple[int, CertificateFacts]]
+    chain: list[_Served]
     checks: CheckColumns
     observation_z: bytes | None
     crls: dict[str, bytes]
@@ -604,13 +623,17 @@ class _Prepared:
     def of(cls, report: EndpointReport) -> _Prepared:
         crls: dict[str, bytes] = {}
         observed = report.observed
-        packed = pack_observation(observed, crls) if observed is not None else None
+        chain = _served_chain(report)
+        # The chain's certificates are stored once in ``certificates`` (with their
+        # bytes, _store_certificates); the stored observation names them.
+        digests = {c.der: c.facts.sha256_hex for c in chain if c.der is not None}
+        packed = pack_observation(observed, crls, digests) if observed is not None else None
         return cls(
             report=report,
             key_tuple=_key_tuple(report.target),
             seen=observed_at(report),
             is_ok=report.observation is not None,
-            chain=_unique_chain(report),
+            chain=chain,
             checks=CheckColumns.of(report),
             observation_z=packed,
             crls=crls,
@@ -622,15 +645,20 @@ MAX_STORED_OBSERVATION_BYTES = 64 * 1024 * 1024
 """Largest stored observation read back (decompressed): a bound against a bad row."""
 
 
-def pack_observation(observation: EndpointObservation, crls: dict[str, bytes]) -> bytes:
+def pack_observation(
+    observation: EndpointObservation,
+    crls: dict[str, bytes],
+    certificate_digests: Mapping[bytes, str] | None = None,
+) -> bytes:
     """The stored form of an observation: its versioned JSON (``certvigil.observation/1``),
     compressed (``store.packing``), with CRLs left out (into ``crls``, by SHA-256) to be
-    stored once.
+    stored once, and the certificates of ``certificate_digests`` (their SHA-256 by their
+    bytes: those the ``certificates`` table holds with their bytes) named by reference.
 
     The JSON is the compact text :func:`observation_to_json` writes, encoded by orjson
     (several times faster than ``json``; non-ASCII characters as UTF-8 rather than
     ``\\u`` escapes, which read back the same)."""
-    document = observation_to_dict(observation, crls=crls)
+    document = observation_to_dict(observation, crls=crls, certificate_digests=certificate_digests)
     try:
         raw = orjson.dumps(document)
     except TypeError:  # an integer beyond 64 bits: json writes any
@@ -638,8 +666,13 @@ def pack_observation(observation: EndpointObservation, crls: dict[str, bytes]) -
     return pack(raw)
 
 
-def unpack_observation(packed: bytes, crls: Mapping[str, bytes]) -> EndpointObservation:
-    """The observation :func:`pack_observation` stored, its CRLs taken from ``crls``.
+def unpack_observation(
+    packed: bytes,
+    crls: Mapping[str, bytes],
+    certificates: Mapping[str, bytes] | None = None,
+) -> EndpointObservation:
+    """The observation :func:`pack_observation` stored, its CRLs taken from ``crls`` and
+    the certificates it names from ``certificates`` (bytes by SHA-256).
 
     Raises:
         ObservationFormatError: The stored bytes are not a readable observation.
@@ -648,7 +681,7 @@ def unpack_observation(packed: bytes, crls: Mapping[str, bytes]) -> EndpointObse
         text = unpack(packed, MAX_STORED_OBSERVATION_BYTES).decode("utf-8")
     except (PackingError, UnicodeDecodeError) as exc:
         raise ObservationFormatError("observation_z", f"not a stored observation: {exc}") from exc
-    return observation_from_json(text, crls=crls)
+    return observation_from_json(text, crls=crls, certificates=certificates)
 
 
 def _crl_sources(observation: EndpointObservation) -> dict[str, tuple[str, datetime]]:
@@ -754,12 +787,11 @@ def _store_certificates(
 ) -> None:
     first: dict[str, tuple[CertificateFacts, bytes | None, datetime]] = {}
     for item in prepared:
-        observation = item.report.observation
-        ders = observation.chain_der if observation is not None else ()
-        for index, facts in item.chain:
-            if facts.sha256_hex not in first:
-                der = ders[index] if index < len(ders) else None
-                first[facts.sha256_hex] = (facts, der, item.seen)
+        for served in item.chain:
+            sha = served.facts.sha256_hex
+            found = first.get(sha)
+            if found is None or (found[1] is None and served.der is not None):
+                first[sha] = (served.facts, served.der, item.seen)
     if not first:
         return
     # Most scans see certificates already stored: look before building rows.
@@ -847,7 +879,7 @@ def _record_round(
             for values in _deployment_values(item, endpoint_id, when)
             if serving.get(values[1]) != values[2]
         ]
-        if serving.keys() - {facts.sha256_hex for _, facts in item.chain}:
+        if serving.keys() - {served.facts.sha256_hex for served in item.chain}:
             last_ok = before[item.key_tuple][1]
             values = _retire_values(connection, statements, item, endpoint_id, last_ok)
             if values is not None:
@@ -875,7 +907,7 @@ def _retire_values(
     A chain longer than the statement's slots is retired at once, on its own, and
     ``None`` returned.
     """
-    shas = [facts.sha256_hex for _, facts in item.chain]
+    shas = [served.facts.sha256_hex for served in item.chain]
     if len(shas) > _RETIRE_SLOTS:
         if statements.on_sqlite and last_seen is not None:  # as stored, back to a time
             last_seen = utc_from_sqlite_text(last_seen)
@@ -972,17 +1004,31 @@ def _deployment_values(
     seen = when(item.seen)
     return [
         (endpoint_id, facts.sha256_hex, position, when(facts.not_after_utc), seen, seen)
-        for position, facts in item.chain
+        for position, facts, _ in item.chain
     ]
 
 
-def _unique_chain(report: EndpointReport) -> list[tuple[int, CertificateFacts]]:
+def _served_chain(report: EndpointReport) -> list[_Served]:
+    """Each certificate of the report once, at the position it was served, with the
+    served bytes that have its fingerprint.
+
+    ``report.certificates`` holds the certificates that parsed: one that did not
+    shifts the rest, so each is found among the served bytes by its SHA-256. Facts
+    that no served bytes match (a report built by hand) keep their index and no bytes.
+    """
+    observation = report.observation
+    served: dict[str, tuple[int, bytes | None]] = {}
+    if observation is not None:
+        for index, served_der in enumerate(observation.chain_der):
+            served.setdefault(hashlib.sha256(served_der).hexdigest(), (index, served_der))
     seen: set[str] = set()
-    chain: list[tuple[int, CertificateFacts]] = []
+    chain: list[_Served] = []
     for index, facts in enumerate(report.certificates):
-        if facts.sha256_hex not in seen:
-            seen.add(facts.sha256_hex)
-            chain.append((index, facts))
+        sha = facts.sha256_hex
+        if sha not in seen:
+            seen.add(sha)
+            position, der = served.get(sha, (index, None))
+            chain.append(_Served(position, facts, der))
     return chain
 
 

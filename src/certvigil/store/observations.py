@@ -2,7 +2,8 @@
 judgement of one onto its row.
 
 The observation is kept as compressed JSON (``observations.observation_z``,
-``store.packing``) with its CRLs in ``revocation_documents``, once each (docs/store.md).
+``store.packing``) with its CRLs in ``revocation_documents`` and its chain's
+certificates in ``certificates``, once each (docs/store.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from certvigil.store.ingest import (
     finding_to_json,
     unpack_observation,
 )
-from certvigil.store.models import ENDPOINTS, OBSERVATIONS
+from certvigil.store.models import CERTIFICATES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.packing import PackingError, unpack
 from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
 from certvigil.targets.target import StartTLS, Target
@@ -68,6 +69,7 @@ def latest_observations(connection: Connection) -> Iterator[StoredObservation]:
             e.sni,
             e.starttls,
             o.observation_z,
+            o.chain_sha256,
             o.verdict,
             o.is_trusted,
         )
@@ -83,8 +85,11 @@ def latest_observations(connection: Connection) -> Iterator[StoredObservation]:
             starttls=StartTLS(row.starttls) if row.starttls else None,
         )
         crls = _crls_of(connection, row.id)
+        certificates = _certificates_of(connection, row.chain_sha256 or [])
         try:
-            observation: EndpointObservation | None = unpack_observation(row.observation_z, crls)
+            observation: EndpointObservation | None = unpack_observation(
+                row.observation_z, crls, certificates
+            )
             problem = None
         except ObservationFormatError as exc:
             observation, problem = None, str(exc)
@@ -115,6 +120,18 @@ def _crls_of(connection: Connection, observation_id: int) -> dict[str, bytes]:
             # naming the CRL it lacks.
             continue
     return crls
+
+
+def _certificates_of(connection: Connection, shas: Sequence[str]) -> dict[str, bytes]:
+    """The bytes of the stored certificates among ``shas`` (an observation's chain): the
+    ones its stored document names by reference."""
+    if not shas:
+        return {}
+    c = CERTIFICATES.c
+    rows = connection.execute(
+        select(c.sha256_hex, c.der).where(c.sha256_hex.in_(list(shas)), c.der.is_not(None))
+    ).all()
+    return {row.sha256_hex: row.der for row in rows}
 
 
 def count_documents(connection: Connection) -> tuple[int, int]:
