@@ -21,12 +21,15 @@ uses bulk inserts (it is set-up, not the measured path). Then, on the full store
   median over ``--repeat`` different endpoints.
 
 Every sampled report carries its full observation, as the daemon's do since the store
-keeps them whole: the served chain (a leaf and an intermediate of realistic size), a
-stapled OCSP response, the revocation check (one OCSP answer per endpoint and the CRL
-of the one issuing CA, which the store keeps once) and, for one report in 24 (the
-daily checks of an hourly scan), the protocol and cipher probes. The fill gives each
-historical observation a compressed observation of the same size, so the table the
-queries run on is as large as the daemon makes it. ``--bare`` measures reports
+keeps them whole: the served chain (a leaf and an intermediate of realistic size, each
+with the same bytes whenever it is served and its SHA-256 as fingerprint, both in the
+report's certificates, as a scan gives them: the store keeps them once and the stored
+observation names them), a stapled OCSP response, the revocation check (one OCSP answer
+per endpoint and the CRL of the one issuing CA, which the store keeps once) and, for one
+report in 24 (the daily checks of an hourly scan), the protocol and cipher probes. The
+fill gives each historical observation a compressed observation of the same size (its
+chain named by reference, as stored), so the table the queries run on is as large as
+the daemon makes it. ``--bare`` measures reports
 without observations, as before.
 
 Runs on SQLite (a file in a temporary directory) and on PostgreSQL (a throwaway
@@ -43,6 +46,7 @@ SQLite.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -121,21 +125,39 @@ class Result:
     history_rows: int
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def _leaf_der(name: str, serial: int) -> bytes:
+    """Stand-in DER of one leaf, the size of a real one: the same bytes each time the
+    certificate is served (the store does not parse them; random, so compression does
+    not flatter the figures)."""
+    key = f"cert:{name}:{serial}".encode()
+    return b"0\x82" + key + hashlib.shake_256(key).digest(1200)
 
 
-def _facts(name: str, serial: int, not_after: datetime) -> CertificateFacts:
+@functools.cache
+def _leaf_sha(name: str, serial: int) -> str:
+    """The leaf's fingerprint: the SHA-256 of its DER, as for a real certificate."""
+    return hashlib.sha256(_leaf_der(name, serial)).hexdigest()
+
+
+def _facts(
+    name: str,
+    serial: int,
+    not_after: datetime,
+    *,
+    sha256_hex: str | None = None,
+    issuer: str = INTERMEDIATE,
+    is_ca: bool = False,
+) -> CertificateFacts:
     return CertificateFacts(
         subject=f"CN={name}",
         subject_cn=name,
-        issuer=INTERMEDIATE,
-        issuer_cn="Bench Issuing CA",
+        issuer=issuer,
+        issuer_cn=issuer.split(",")[0].removeprefix("CN="),
         serial_hex=f"{serial:032x}",
         not_before_utc=not_after - timedelta(days=365),
         not_after_utc=not_after,
         validity_days=365,
-        sha256_hex=_sha(f"cert:{name}:{serial}"),
+        sha256_hex=sha256_hex or _leaf_sha(name, serial),
         sha1_hex=hashlib.sha1(f"{name}:{serial}".encode()).hexdigest(),
         san_dns=(name, f"www.{name}"),
         key_type=KeyType.RSA,
@@ -143,7 +165,7 @@ def _facts(name: str, serial: int, not_after: datetime) -> CertificateFacts:
         signature_algorithm="sha256WithRSAEncryption",
         signature_hash="sha256",
         is_self_signed=False,
-        is_ca=False,
+        is_ca=is_ca,
     )
 
 
@@ -181,7 +203,11 @@ def fill(
     # One typical stored observation, its size that of the daemon's (the CRL left out,
     # as the store keeps it apart).
     (typical,) = _sample_reports(1, 1, start=now, full=True)
-    blob = pack_observation(typical.observed, {}) if full and typical.observed else None
+    blob = None
+    if full and typical.observed is not None and typical.observation is not None:
+        # Stored as the store stores it: the served chain named by reference.
+        digests = {der: hashlib.sha256(der).hexdigest() for der in typical.observation.chain_der}
+        blob = pack_observation(typical.observed, {}, digests)
     certs_per_endpoint = max(1, certificates // endpoints)
     obs_per_endpoint = max(1, observations // endpoints)
     span = timedelta(days=365)
@@ -194,6 +220,7 @@ def fill(
         return current_expiry[e] - (certs_per_endpoint - 1 - k) * (span / certs_per_endpoint)
 
     def cert_rows() -> Iterator[dict[str, Any]]:
+        yield certificate_row(INTERMEDIATE_FACTS, INTERMEDIATE_DER, now - span)
         for e in range(endpoints):
             for k in range(certs_per_endpoint):
                 facts = _facts(_host(e), e * 1000 + k, cert_expiry(e, k))
@@ -212,8 +239,8 @@ def fill(
                 "last_ok_utc": now - step,
                 "last_status": "ok",
                 "consecutive_failures": 0,
-                "current_certificate_sha256": _sha(
-                    f"cert:{_host(e)}:{e * 1000 + certs_per_endpoint - 1}"
+                "current_certificate_sha256": _leaf_sha(
+                    _host(e), e * 1000 + certs_per_endpoint - 1
                 ),
                 "last_observation_id": (e + 1) * obs_per_endpoint,
             }
@@ -225,10 +252,19 @@ def fill(
 
     def deployment_rows() -> Iterator[dict[str, Any]]:
         for e in range(endpoints):
+            yield {  # every endpoint serves the one intermediate after its leaf
+                "endpoint_id": e + 1,
+                "certificate_sha256": INTERMEDIATE_FACTS.sha256_hex,
+                "chain_position": 1,
+                "not_after_utc": INTERMEDIATE_FACTS.not_after_utc,
+                "first_seen_utc": now - span,
+                "last_seen_utc": now - step,
+                "is_current": True,
+            }
             for k in range(certs_per_endpoint):
                 yield {
                     "endpoint_id": e + 1,
-                    "certificate_sha256": _sha(f"cert:{_host(e)}:{e * 1000 + k}"),
+                    "certificate_sha256": _leaf_sha(_host(e), e * 1000 + k),
                     "chain_position": 0,
                     "not_after_utc": cert_expiry(e, k),
                     "first_seen_utc": now - span + k * (span / certs_per_endpoint),
@@ -243,7 +279,7 @@ def fill(
             for i in range(obs_per_endpoint):
                 observation_id += 1
                 k = min(i // per_cert, certs_per_endpoint - 1)
-                leaf = _sha(f"cert:{_host(e)}:{e * 1000 + k}")
+                leaf = _leaf_sha(_host(e), e * 1000 + k)
                 at = now - span + (i + 1) * step - step
                 failed = i % 97 == 13
                 yield {
@@ -260,7 +296,7 @@ def fill(
                     "cipher": None if failed else "TLS_AES_256_GCM_SHA384",
                     "alpn": None,
                     "leaf_sha256": None if failed else leaf,
-                    "chain_sha256": [] if failed else [leaf],
+                    "chain_sha256": [] if failed else [leaf, INTERMEDIATE_FACTS.sha256_hex],
                     "is_trusted": None if failed else True,
                     "chain_error": None,
                     "hostname_matches": None if failed else True,
@@ -307,6 +343,14 @@ _NOISE = random.Random(1113)
 INTERMEDIATE_DER = _NOISE.randbytes(1100)
 """Stand-ins with the size of real DER (the store does not parse them); random, so
 compression does not flatter the figures."""
+INTERMEDIATE_FACTS = _facts(
+    "Bench Issuing CA",
+    1,
+    NOW + timedelta(days=1500),
+    sha256_hex=hashlib.sha256(INTERMEDIATE_DER).hexdigest(),
+    issuer="CN=Bench Root CA,O=certvigil bench",
+    is_ca=True,
+)
 CRL_DER = _NOISE.randbytes(48 * 1024)
 """The issuing CA's CRL: one for the whole fleet."""
 
@@ -398,9 +442,9 @@ def _sample_reports(
             peer_address="127.0.0.1",
             observed_at_utc=at,
             chain_der=(
-                (b"der:" + leaf.sha256_hex.encode() + rng.randbytes(1200), INTERMEDIATE_DER)
+                (_leaf_der(target.host, serial), INTERMEDIATE_DER)
                 if full
-                else (b"der:" + leaf.sha256_hex.encode(),)
+                else (_leaf_der(target.host, serial),)
             ),
             protocol="TLSv1.3",
             cipher="TLS_AES_256_GCM_SHA384",
@@ -422,7 +466,7 @@ def _sample_reports(
                 target=target,
                 evaluated_at_utc=at,
                 observation=observation,
-                certificates=(leaf,),
+                certificates=(leaf, INTERMEDIATE_FACTS) if full else (leaf,),
                 chain=ChainReport(is_trusted=True, verified_path_sha256=(leaf.sha256_hex,)),
                 hostname_matches=True,
                 findings=findings,
