@@ -39,7 +39,8 @@ class ThrowawayRedis:
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("redis-server not found (install Debian's redis-server)")
-        self._workdir = Path(tempfile.mkdtemp(prefix="certvigil-redis-"))
+        if self._workdir is None:  # a restart keeps it: stop() removes it once
+            self._workdir = Path(tempfile.mkdtemp(prefix="certvigil-redis-"))
         self._process = subprocess.Popen(
             [
                 binary,
