@@ -64,8 +64,12 @@ def serve(app: FastAPI, *, lifespan: bool = False) -> Iterator[str]:
         sock.close()
 
 
-def new_driver() -> Any:
-    """A headless Chromium recording its network requests in the performance log."""
+def new_driver(scratch: Path) -> Any:
+    """A headless Chromium recording its network requests in the performance log.
+
+    ``scratch`` is its temporary directory: Chromium leaves its singleton-socket
+    directory behind when chromedriver stops it, which would pile up in /tmp.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -85,7 +89,8 @@ def new_driver() -> Any:
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": str(scratch)})
+    driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(30)
     driver.implicitly_wait(0)
     return driver

@@ -56,9 +56,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store,
 
 
 @pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One headless Chromium for the module."""
-    browser = new_driver()
+    browser = new_driver(tmp_path_factory.mktemp("chromium"))
     try:
         yield browser
     finally:
