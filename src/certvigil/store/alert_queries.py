@@ -19,6 +19,8 @@ from sqlalchemy import (
     Connection,
     Dialect,
     and_,
+    case,
+    null,
     or_,
     select,
     text,
@@ -119,9 +121,17 @@ def read_history(
         max_failures: Count failures in a row only up to this many.
         max_revocation: Read at most this many earlier revocation statuses.
     """
-    o = OBSERVATIONS.c
+    o, e = OBSERVATIONS.c, ENDPOINTS.c
     earlier = and_(o.endpoint_id == endpoint_id, o.observed_at_utc < before_utc)
     newest_first = (o.observed_at_utc.desc(), o.id.desc())
+    # What the endpoint row says was ever stored: a fact never stored is not searched
+    # for through the whole history (see _prior_statement).
+    ever = connection.execute(
+        select(e.last_ok_utc, e.grade, e.revocation_status).where(e.id == endpoint_id)
+    ).first()
+    ever_ok, ever_graded, ever_checked = (
+        (False, False, False) if ever is None else (value is not None for value in ever)
+    )
     recent = connection.execute(
         select(o.status).where(earlier).order_by(*newest_first).limit(max_failures)
     ).scalars()
@@ -130,12 +140,16 @@ def read_history(
         if status == "ok":
             break
         failures += 1
-    previous_sha = connection.execute(
-        select(o.leaf_sha256)
-        .where(and_(earlier, o.status == "ok", o.leaf_sha256.is_not(None)))
-        .order_by(*newest_first)
-        .limit(1)
-    ).scalar()
+    previous_sha = (
+        connection.execute(
+            select(o.leaf_sha256)
+            .where(and_(earlier, o.status == "ok", o.leaf_sha256.is_not(None)))
+            .order_by(*newest_first)
+            .limit(1)
+        ).scalar()
+        if ever_ok
+        else None
+    )
     previous: tuple[str, str, datetime] | None = None
     if previous_sha is not None:
         c = CERTIFICATES.c
@@ -144,16 +158,27 @@ def read_history(
         ).first()
         if row is not None:
             previous = (row.sha256_hex, row.issuer, row.not_after_utc)
-    previous_grade = connection.execute(
-        select(o.grade).where(and_(earlier, o.grade.is_not(None))).order_by(*newest_first).limit(1)
-    ).scalar()
-    revocation = tuple(
+    previous_grade = (
         connection.execute(
-            select(o.revocation_status)
-            .where(and_(earlier, o.revocation_status.is_not(None)))
+            select(o.grade)
+            .where(and_(earlier, o.grade.is_not(None)))
             .order_by(*newest_first)
-            .limit(max_revocation)
-        ).scalars()
+            .limit(1)
+        ).scalar()
+        if ever_graded
+        else None
+    )
+    revocation = (
+        tuple(
+            connection.execute(
+                select(o.revocation_status)
+                .where(and_(earlier, o.revocation_status.is_not(None)))
+                .order_by(*newest_first)
+                .limit(max_revocation)
+            ).scalars()
+        )
+        if ever_checked
+        else ()
     )
     a = ALERTS.c
     condition = a.state != AlertState.RESOLVED.value
@@ -394,7 +419,16 @@ _PRIOR_STATEMENTS: dict[tuple[str, int, int], Any] = {}
 
 def _prior_statement(dialect_name: str, max_failures: int, max_revocation: int) -> Any:
     """One row per endpoint: a scalar subquery per fact, each an index probe on
-    ``(endpoint_id, observed_at_utc)`` that stops at the row it wants."""
+    ``(endpoint_id, observed_at_utc)`` that stops at the row it wants.
+
+    The previous leaf, grade and revocation statuses are the newest rows that have
+    one, which may lie far back or nowhere: an endpoint never graded (no daily checks
+    configured) or never reached would have its whole history read, for every
+    report, growing with retention (400 days of hourly scans: 9,600 rows). Each of
+    those subqueries runs only when the endpoint row says such a row exists: its
+    latest grade, revocation status and last success are kept across observations
+    without them (``models``), and are ``NULL`` only while none was ever stored.
+    """
     known = _PRIOR_STATEMENTS.get((dialect_name, max_failures, max_revocation))
     if known is not None:
         return known
@@ -403,8 +437,8 @@ def _prior_statement(dialect_name: str, max_failures: int, max_revocation: int) 
     outside = and_(o.c.endpoint_id == e.id, none_of_parameter(dialect_name, o.c.id, "b_batch_ids"))
     newest_first = (o.c.observed_at_utc.desc(), o.c.id.desc())
 
-    def nth(column: Any, condition: Any, offset: int, label: str) -> Any:
-        return (
+    def nth(column: Any, condition: Any, offset: int, label: str, *, if_any: Any = None) -> Any:
+        found = (
             select(column)
             .where(condition)
             .order_by(*newest_first)
@@ -412,8 +446,10 @@ def _prior_statement(dialect_name: str, max_failures: int, max_revocation: int) 
             .offset(offset)
             .correlate(ENDPOINTS)
             .scalar_subquery()
-            .label(label)
         )
+        if if_any is None:
+            return found.label(label)
+        return case((if_any.is_(None), null()), else_=found).label(label)
 
     columns = [
         e.id,
@@ -425,6 +461,7 @@ def _prior_statement(dialect_name: str, max_failures: int, max_revocation: int) 
                 and_(outside, o.c.revocation_status.is_not(None)),
                 i,
                 f"revocation_{i}",
+                if_any=e.revocation_status,
             )
             for i in range(max_revocation)
         ),
@@ -433,8 +470,9 @@ def _prior_statement(dialect_name: str, max_failures: int, max_revocation: int) 
             and_(outside, o.c.status == "ok", o.c.leaf_sha256.is_not(None)),
             0,
             "leaf",
+            if_any=e.last_ok_utc,
         ),
-        nth(o.c.grade, and_(outside, o.c.grade.is_not(None)), 0, "grade"),
+        nth(o.c.grade, and_(outside, o.c.grade.is_not(None)), 0, "grade", if_any=e.grade),
     ]
     statement = select(*columns).where(one_of_parameter(dialect_name, e.id, "b_endpoint_ids"))
     _PRIOR_STATEMENTS[(dialect_name, max_failures, max_revocation)] = statement
