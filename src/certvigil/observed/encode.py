@@ -47,8 +47,8 @@ Certificates = Mapping[bytes, str] | None
 written as a reference, ``{"sha256": "<hex>"}``, rather than as base64."""
 
 Encoder = Callable[[Any, MutableMapping[str, bytes], Certificates], Any]
-"""Encodes a record; CRLs met on the way go into the map, by SHA-256 (hex);
-certificates in the second map are written by reference."""
+"""Encodes a record; CRLs met on the way go into the map, by SHA-256 (hex), and the
+certificates found in :data:`Certificates` are written by reference."""
 
 SOURCES: dict[str, str] = {}
 """The generated source of each record type's encoder, by the function's name."""
@@ -125,7 +125,7 @@ def _certificate(der: bytes, certificates: Certificates) -> Any:
         digest = certificates.get(der)
         if digest is not None:
             return {REFERENCE_KEY: digest}
-    return b64encode_as_string(der)
+    return b64(der)
 
 
 _last_time: tuple[datetime | None, str] = (None, "")
