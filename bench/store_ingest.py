@@ -568,9 +568,15 @@ def _measure_filled(
         # The fill's gigabytes are still being written back by the kernel: an ingest
         # racing that writeback measures the disk, not the store.
         os.sync()
-        reports = _sample_reports(sample, endpoints, start=NOW, full=full)
+        # A reused file already holds earlier runs' reports: report after all of them,
+        # as the next cycle would, not among them (a report older than what is stored
+        # takes the alert engine's exact path, which is not the daemon's).
+        base = max(NOW, _newest_observation(store) + timedelta(days=1))
+        reports = _sample_reports(sample, endpoints, start=base, full=full)
         single_s, _ = _time(lambda: [store.record_report(r) for r in reports])
-        batch_reports = _sample_reports(sample, endpoints, start=NOW + timedelta(days=1), full=full)
+        batch_reports = _sample_reports(
+            sample, endpoints, start=base + timedelta(days=1), full=full
+        )
         batches = [batch_reports[i : i + 100] for i in range(0, len(batch_reports), 100)]
         batch_s, _ = _time(lambda: [store.record_reports(b) for b in batches])
         engine = AlertEngine(store, (AlertRoute(name="ops", url="json://127.0.0.1/hook"),))
@@ -579,12 +585,18 @@ def _measure_filled(
             engine,
             endpoints,
             sample,
-            start=NOW + timedelta(days=2),
+            start=base + timedelta(days=2),
             full=full,
             batched=False,
         )
         judge_batch_s = _time_judged(
-            store, engine, endpoints, sample, start=NOW + timedelta(days=3), full=full, batched=True
+            store,
+            engine,
+            endpoints,
+            sample,
+            start=base + timedelta(days=3),
+            full=full,
+            batched=True,
         )
         print(f"[{name}] ingested {4 * sample:,} reports", file=sys.stderr, flush=True)
         store.close()
@@ -626,6 +638,19 @@ def _measure_filled(
         )
     finally:
         store.close()
+
+
+def _newest_observation(store: Store) -> datetime:
+    """The newest stored observation's time (``NOW`` for an empty store)."""
+    with store.read() as connection:
+        newest = connection.exec_driver_sql(
+            "SELECT max(observed_at_utc) FROM observations"
+        ).scalar()
+    if newest is None:
+        return NOW
+    if isinstance(newest, str):
+        newest = datetime.fromisoformat(newest)
+    return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
 
 
 def _bench_tags(target: Target) -> tuple[str, ...]:
