@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, event, select, update
 
 from certvigil.store import Store, open_store
 from certvigil.store.alert_queries import read_history, read_prior_histories
@@ -150,3 +150,50 @@ def test_a_grade_and_revocation_status_far_back_are_still_found(
     history = found[endpoint_id] if isinstance(found, dict) else found
     assert history.previous_grade == "A"
     assert history.revocation_statuses == ("good",)
+
+
+@pytest.mark.parametrize("read", [_prior, _history], ids=["batched", "one report"])
+def test_the_history_is_read_from_the_index_alone(
+    histories: tuple[Path, dict[str, int]], read: Callable[[int], Any]
+) -> None:
+    """Every probe into an endpoint's observations is answered by the covering index in
+    its own order: a row visited is never looked up again in the table, whose rows hold
+    the whole stored observation, and no probe sorts."""
+    path, ids = histories
+    store = open_store(str(path))
+    seen: list[tuple[str, Any]] = []
+
+    def remember(
+        _c: Any, _cur: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+    ) -> None:
+        if "FROM observations" in statement:
+            seen.append((statement, parameters))
+
+    try:
+        event.listen(store.engine, "before_cursor_execute", remember)
+        with store.read() as connection:
+            read(ids["long"])(connection)
+        event.remove(store.engine, "before_cursor_execute", remember)
+        with store.read() as connection:
+            plans = [
+                [
+                    str(row[-1])
+                    for row in connection.exec_driver_sql(
+                        f"EXPLAIN QUERY PLAN {statement}", parameters
+                    ).all()
+                ]
+                for statement, parameters in seen
+            ]
+    finally:
+        store.close()
+
+    assert seen
+    for (statement, _), plan in zip(seen, plans, strict=True):
+        probes = [step for step in plan if step.split(" ")[:2][-1] in ("o", "observations")]
+        assert probes, (statement, plan)
+        for step in probes:
+            assert "USING COVERING INDEX ix_observations_endpoint_time_cover" in step, (
+                statement,
+                plan,
+            )
+        assert not any("TEMP B-TREE" in step for step in plan), (statement, plan)

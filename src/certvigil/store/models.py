@@ -257,7 +257,21 @@ class Observation(Base):
     """One scan result of one endpoint at one time: what was served, or why nothing was."""
 
     __tablename__ = "observations"
-    __table_args__ = (Index("ix_observations_endpoint_time", "endpoint_id", "observed_at_utc"),)
+    # An endpoint's observations newest first, holding what the alert rules read of
+    # each (status, revocation status, grade, leaf) so those reads never visit the
+    # table's large rows (migration 0017).
+    __table_args__ = (
+        Index(
+            "ix_observations_endpoint_time_cover",
+            "endpoint_id",
+            "observed_at_utc",
+            "id",
+            "status",
+            "revocation_status",
+            "grade",
+            "leaf_sha256",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     endpoint_id: Mapped[int] = mapped_column(IdType, ForeignKey("endpoints.id", ondelete="CASCADE"))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 """The Alembic script directory (``env.py``, ``versions/``)."""
 
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 """The newest migration's revision id; a test holds it equal to the scripts' head."""
 
 _VERSION_TABLE = "alembic_version"
