@@ -572,9 +572,25 @@ class _Batch:
             for endpoint_id in usable
         }
         alerts = endpoint_alerts(self.connection, leaves)
-        shas = {p.previous_leaf_sha256 for p in usable.values() if p.previous_leaf_sha256}
-        shas.update(sha for found in leaves.values() for sha in found)
-        self.summaries = certificate_summaries(self.connection, shas)
+        # The batch's own leaves are summarised from the reports' facts, which are
+        # what their rows were written from; only leaves served before are read. An
+        # endpoint still serving its previous leaf (most of them) reads nothing.
+        self.summaries = {
+            report.leaf.sha256_hex: (
+                report.leaf.sha256_hex,
+                report.leaf.issuer,
+                report.leaf.not_after_utc,
+            )
+            for report in reports
+            if report.leaf is not None
+        }
+        earlier = {
+            p.previous_leaf_sha256
+            for p in usable.values()
+            if p.previous_leaf_sha256 and p.previous_leaf_sha256 not in self.summaries
+        }
+        if earlier:
+            self.summaries.update(certificate_summaries(self.connection, earlier))
         self.told = routes_told_many(
             self.connection,
             (a.alert_id for found in alerts.values() for a in found if a.is_open),
