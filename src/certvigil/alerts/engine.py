@@ -232,6 +232,8 @@ class AlertEngine:
         reports: Sequence[EndpointReport],
         observation_ids: Sequence[int | None],
         now: datetime,
+        *,
+        endpoints: Mapping[tuple[str, int, str, str], BatchEndpoint] | None = None,
     ) -> list[tuple[AlertEvent, ...]]:
         """Judges recorded reports inside the caller's write transaction, in order.
 
@@ -254,7 +256,9 @@ class AlertEngine:
         """
         return [
             judged.events
-            for judged in self.judge_many_in(connection, reports, observation_ids, now)
+            for judged in self.judge_many_in(
+                connection, reports, observation_ids, now, endpoints=endpoints
+            )
         ]
 
     def judge_many_in(
@@ -263,8 +267,15 @@ class AlertEngine:
         reports: Sequence[EndpointReport],
         observation_ids: Sequence[int | None],
         now: datetime,
+        *,
+        endpoints: Mapping[tuple[str, int, str, str], BatchEndpoint] | None = None,
     ) -> list[JudgedReport]:
         """:meth:`process_many_in`, also saying which alert rows each report changed.
+
+        Args:
+            endpoints: The reports' endpoints (ids and labels as stored), by key, when
+                the caller knows them all (it has just recorded the reports and set
+                their labels); read otherwise.
 
         Raises:
             StoreError: A report's endpoint is not recorded.
@@ -277,7 +288,8 @@ class AlertEngine:
         if not reports:
             return []
         keys = [endpoint_key_tuple(report.target) for report in reports]
-        endpoints = batch_endpoints(connection, (report.target for report in reports))
+        if endpoints is None:
+            endpoints = batch_endpoints(connection, (report.target for report in reports))
         for report, key in zip(reports, keys, strict=True):
             if key not in endpoints:
                 raise StoreError(f"{report.target}: record the report before judging its alerts")

@@ -68,7 +68,7 @@ from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
-from certvigil.store.alert_queries import last_check_runs
+from certvigil.store.alert_queries import BatchEndpoint, last_check_runs
 from certvigil.store.daemon_lock import (
     DEFAULT_LOCK_LEASE_S,
     acquire_daemon_lock,
@@ -819,12 +819,27 @@ def record_and_judge(
     """
     # The observations in a few statements, then the alerts of the whole batch in a
     # few more (AlertEngine.process_many_in judges as report by report, in order).
+    # Every report's labels are set here, so its endpoint's id and labels are known
+    # without reading them back.
+    recorded: dict[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]] = {}
     observation_ids = record_reports(
         connection,
         reports,
         tags=dict(zip((report.target for report in reports), tags, strict=True)),
+        endpoints=recorded,
     )
-    events = engine.process_many_in(connection, reports, observation_ids, now)
+    endpoints = {
+        key: BatchEndpoint(endpoint_id=endpoint_id, tags=labels)
+        for key, (endpoint_id, labels) in recorded.items()
+        if labels is not None
+    }
+    events = engine.process_many_in(
+        connection,
+        reports,
+        observation_ids,
+        now,
+        endpoints=endpoints if len(endpoints) == len(recorded) else None,
+    )
     return list(zip(observation_ids, events, strict=True))
 
 

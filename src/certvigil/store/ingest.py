@@ -517,6 +517,7 @@ def record_reports(
     reports: Sequence[EndpointReport] | PreparedReports,
     *,
     tags: Mapping[Target, Iterable[str]] | None = None,
+    endpoints: dict[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]] | None = None,
 ) -> tuple[ObservationId, ...]:
     """Writes reports as observations, a handful of statements for the whole batch.
 
@@ -530,6 +531,9 @@ def record_reports(
             :func:`prepare_reports` outside the transaction.
         tags: Labels per target, replacing their current ones; targets absent from
             the mapping (or from ``reports``) keep theirs.
+        endpoints: When given, receives each reported endpoint's id and, when
+            ``tags`` set them, its labels as now stored (sorted), by the endpoint's
+            key (:func:`endpoint_key_tuple`); ``None`` for labels left as they were.
 
     Returns:
         The new observations' ids, in the order of ``reports``.
@@ -553,7 +557,10 @@ def record_reports(
         endpoint_id = endpoint_ids.get(_key_tuple(target))
         if endpoint_id is not None:
             wanted_tags[endpoint_id] = labels
-    set_tags_many(connection, wanted_tags)
+    written = set_tags_many(connection, wanted_tags)
+    if endpoints is not None:
+        for key, endpoint_id in endpoint_ids.items():
+            endpoints[key] = (endpoint_id, written.get(endpoint_id))
     return tuple(observation_ids)
 
 
@@ -1032,16 +1039,21 @@ def _served_chain(report: EndpointReport) -> list[_Served]:
     return chain
 
 
-def set_tags_many(connection: Connection, tags: Mapping[int, Iterable[str]]) -> None:
+def set_tags_many(
+    connection: Connection, tags: Mapping[int, Iterable[str]]
+) -> dict[int, tuple[str, ...]]:
     """Makes each endpoint's labels exactly its ``tags`` (as :func:`set_tags`), with one
     read for all of them and one statement for each kind of change.
 
     Args:
         connection: A connection inside a write transaction.
         tags: Labels per endpoint id; blanks are dropped and duplicates merged.
+
+    Returns:
+        Each endpoint's labels as now stored, sorted.
     """
     if not tags:
-        return
+        return {}
     wanted = {
         endpoint_id: {t.strip() for t in labels if t.strip()}
         for endpoint_id, labels in tags.items()
@@ -1077,6 +1089,7 @@ def set_tags_many(connection: Connection, tags: Mapping[int, Iterable[str]]) -> 
         )
     if new:
         connection.execute(_TAGS.insert(), new)
+    return {endpoint_id: tuple(sorted(labels)) for endpoint_id, labels in wanted.items()}
 
 
 def set_tags(connection: Connection, endpoint_id: int, tags: Iterable[str]) -> None:
