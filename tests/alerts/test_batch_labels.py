@@ -13,6 +13,7 @@ from sqlalchemy import event
 from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.routing import AlertRoute
 from certvigil.daemon.runner import record_and_judge
+from certvigil.server.ingest import AgentInfo, store_batch
 from certvigil.store import Store, open_store
 from certvigil.store.ingest import record_reports
 from certvigil.store.outbox import list_deliveries
@@ -95,3 +96,53 @@ def test_labels_set_in_the_batch_route_its_alerts_as_one_by_one(
     ]
     # Labels are read once per batch, to replace them; never again to judge.
     assert len(endpoint_reads) == len(LABELS), endpoint_reads
+
+
+# Labels an agent sends per item; None keeps what the endpoint has.
+AGENT_LABELS = (
+    (("prod",), ("lab",), None, ("prod", "lab")),
+    (None, ("prod",), ("lab",), None),
+)
+
+
+def test_the_servers_batch_routes_by_sent_and_kept_labels_as_one_by_one(
+    store: Store, tmp_path: Path
+) -> None:
+    """The server's ingest takes the labels an item carries and reads only the others."""
+    exact = open_store(f"sqlite:///{tmp_path / 'exact.db'}")
+    batched_engine = AlertEngine(store, routes=(PROD, LAB))
+    exact_engine = AlertEngine(exact, routes=(PROD, LAB))
+    agent = AgentInfo(name="agent-1", version="test")
+    try:
+        for number, (batch, labels) in enumerate(zip(_batches(), AGENT_LABELS, strict=True)):
+            now = batch[0].evaluated_at_utc
+            store_batch(
+                store,
+                batched_engine,
+                report_id=f"batch-{number}",
+                agent=agent,
+                api_key_id=None,
+                judged=list(zip(batch, labels, strict=True)),
+                rejected=[],
+                now=now,
+            )
+            sent = {t: tags for t, tags in zip(TARGETS, labels, strict=True) if tags is not None}
+            with exact.write() as connection:
+                ids = record_reports(connection, batch, tags=sent)
+                for one, observation_id in zip(batch, ids, strict=True):
+                    exact_engine.process_in(connection, one, now, observation_id=observation_id)
+        told = _routes_told(store)
+        assert told == _routes_told(exact)
+    finally:
+        exact.close()
+
+    opened = {(host, route.split("#")[0]) for host, route, what in told if what == "opened"}
+    assert opened == {
+        ("h0.example.test", "prod"),
+        ("h1.example.test", "lab"),
+        ("h3.example.test", "prod"),
+        ("h3.example.test", "lab"),
+        ("h0.example.test", "prod"),
+        ("h1.example.test", "prod"),
+        ("h2.example.test", "lab"),
+    }, told

@@ -68,7 +68,7 @@ from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
-from certvigil.store.alert_queries import BatchEndpoint, last_check_runs
+from certvigil.store.alert_queries import last_check_runs, recorded_endpoints
 from certvigil.store.daemon_lock import (
     DEFAULT_LOCK_LEASE_S,
     acquire_daemon_lock,
@@ -828,17 +828,12 @@ def record_and_judge(
         tags=dict(zip((report.target for report in reports), tags, strict=True)),
         endpoints=recorded,
     )
-    endpoints = {
-        key: BatchEndpoint(endpoint_id=endpoint_id, tags=labels)
-        for key, (endpoint_id, labels) in recorded.items()
-        if labels is not None
-    }
     events = engine.process_many_in(
         connection,
         reports,
         observation_ids,
         now,
-        endpoints=endpoints if len(endpoints) == len(recorded) else None,
+        endpoints=recorded_endpoints(connection, recorded),
     )
     return list(zip(observation_ids, events, strict=True))
 

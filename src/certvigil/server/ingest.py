@@ -10,7 +10,7 @@ opens or resolves is appended to the event log there too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from certvigil.server.events import EVENT_OPENED, EVENT_RESOLVED, record_alert_e
 from certvigil.server.wire import ItemError, judge_item, tags_from_item
 from certvigil.store import Store
 from certvigil.store import server_queries as sq
+from certvigil.store.alert_queries import BatchEndpoint, recorded_endpoints
 from certvigil.store.ingest import prepare_reports, record_reports
 from certvigil.targets.target import Target
 
@@ -135,8 +136,16 @@ def store_batch(
                 duplicate=True,
             )
         tags = {report.target: t for report, t in judged if t is not None}
-        observation_ids = record_reports(connection, prepared, tags=tags)
-        events = _judge_alerts(connection, engine, reports, observation_ids, now)
+        recorded: dict[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]] = {}
+        observation_ids = record_reports(connection, prepared, tags=tags, endpoints=recorded)
+        events = _judge_alerts(
+            connection,
+            engine,
+            reports,
+            observation_ids,
+            now,
+            endpoints=recorded_endpoints(connection, recorded),
+        )
         sq.record_received_report(
             connection,
             report_id=report_id,
@@ -174,6 +183,8 @@ def _judge_alerts(
     reports: Sequence[EndpointReport],
     observation_ids: Sequence[int],
     now: datetime,
+    *,
+    endpoints: Mapping[tuple[str, int, str, str], BatchEndpoint] | None = None,
 ) -> list[int]:
     """Runs the alert rules on recorded reports and logs what they changed, in order.
 
@@ -185,7 +196,9 @@ def _judge_alerts(
     """
     made: set[int] = set()
     told: list[tuple[int, str]] = []
-    for judged in engine.judge_many_in(connection, reports, observation_ids, now):
+    for judged in engine.judge_many_in(
+        connection, reports, observation_ids, now, endpoints=endpoints
+    ):
         # Resolutions are told of alerts older than the batch only (a notice is told
         # of as opened and resolved when made).
         resolved = sorted(

@@ -390,6 +390,24 @@ def batch_endpoints(
     }
 
 
+def recorded_endpoints(
+    connection: Connection,
+    recorded: Mapping[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]],
+) -> dict[tuple[str, int, str, str], BatchEndpoint]:
+    """The endpoints ``record_reports(..., endpoints=recorded)`` wrote, as the alert
+    engine needs them: labels the recording set are taken as they are, the others
+    read (one statement, only when some are missing)."""
+    unknown = [endpoint_id for endpoint_id, labels in recorded.values() if labels is None]
+    read = tags_for(connection, unknown) if unknown else {}
+    return {
+        key: BatchEndpoint(
+            endpoint_id=endpoint_id,
+            tags=labels if labels is not None else read.get(endpoint_id, ()),
+        )
+        for key, (endpoint_id, labels) in recorded.items()
+    }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PriorHistory:
     """What the store holds about an endpoint outside a batch of observations.
