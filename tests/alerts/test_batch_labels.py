@@ -49,6 +49,22 @@ def _routes_told(store: Store) -> list[tuple[str, str, str]]:
         return sorted((hosts[d.alert_id], d.route, d.event) for d in list_deliveries(connection))
 
 
+def _judge_exactly(
+    store: Store, engine: AlertEngine, batch: list[Any], tags: dict[Target, Any]
+) -> None:
+    """The exact path: record the batch, then judge report by report."""
+    now = batch[0].evaluated_at_utc
+    with store.write() as connection:
+        ids = record_reports(connection, batch, tags=tags)
+        for one, observation_id in zip(batch, ids, strict=True):
+            engine.process_in(connection, one, now, observation_id=observation_id)
+
+
+def _opened(told: list[tuple[str, str, str]]) -> set[tuple[str, str]]:
+    """(host, route name) of every delivery of an opened alert."""
+    return {(host, route.split("#")[0]) for host, route, what in told if what == "opened"}
+
+
 def test_labels_set_in_the_batch_route_its_alerts_as_one_by_one(
     store: Store, tmp_path: Path
 ) -> None:
@@ -66,14 +82,7 @@ def test_labels_set_in_the_batch_route_its_alerts_as_one_by_one(
             now = batch[0].evaluated_at_utc
             with store.write() as connection:
                 record_and_judge(connection, batched_engine, batch, list(labels), now)
-            with exact.write() as connection:
-                ids = record_reports(
-                    connection,
-                    batch,
-                    tags=dict(zip(TARGETS, labels, strict=True)),
-                )
-                for one, observation_id in zip(batch, ids, strict=True):
-                    exact_engine.process_in(connection, one, now, observation_id=observation_id)
+            _judge_exactly(exact, exact_engine, batch, dict(zip(TARGETS, labels, strict=True)))
     finally:
         event.remove(store.engine, "before_cursor_execute", remember)
     try:
@@ -82,8 +91,7 @@ def test_labels_set_in_the_batch_route_its_alerts_as_one_by_one(
     finally:
         exact.close()
 
-    opened = {(host, route.split("#")[0]) for host, route, what in told if what == "opened"}
-    assert opened == {
+    assert _opened(told) == {
         ("h0.example.test", "prod"),
         ("h1.example.test", "lab"),
         ("h3.example.test", "prod"),
@@ -127,17 +135,13 @@ def test_the_servers_batch_routes_by_sent_and_kept_labels_as_one_by_one(
                 now=now,
             )
             sent = {t: tags for t, tags in zip(TARGETS, labels, strict=True) if tags is not None}
-            with exact.write() as connection:
-                ids = record_reports(connection, batch, tags=sent)
-                for one, observation_id in zip(batch, ids, strict=True):
-                    exact_engine.process_in(connection, one, now, observation_id=observation_id)
+            _judge_exactly(exact, exact_engine, batch, sent)
         told = _routes_told(store)
         assert told == _routes_told(exact)
     finally:
         exact.close()
 
-    opened = {(host, route.split("#")[0]) for host, route, what in told if what == "opened"}
-    assert opened == {
+    assert _opened(told) == {
         ("h0.example.test", "prod"),
         ("h1.example.test", "lab"),
         ("h3.example.test", "prod"),
