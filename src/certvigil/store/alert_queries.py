@@ -9,6 +9,7 @@ per report.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Dialect,
+    Select,
     and_,
     case,
     null,
@@ -549,20 +551,45 @@ def read_prior_histories(
     return found
 
 
+@functools.cache
+def _summaries_statement(dialect_name: str) -> Select[Any]:
+    c = CERTIFICATES.c
+    return select(c.sha256_hex, c.issuer, c.not_after_utc).where(
+        one_of_parameter(dialect_name, c.sha256_hex, "b_shas")
+    )
+
+
 def certificate_summaries(
     connection: Connection, sha256_hexes: Iterable[str]
 ) -> dict[str, tuple[str, str, datetime]]:
     """(SHA-256, issuer DN, notAfter) of stored certificates, by SHA-256."""
-    c = CERTIFICATES.c
+    statement = _summaries_statement(connection.dialect.name)
     found: dict[str, tuple[str, str, datetime]] = {}
     for chunk in chunks(sorted(set(sha256_hexes))):
-        for row in connection.execute(
-            select(c.sha256_hex, c.issuer, c.not_after_utc).where(
-                one_of(connection.dialect.name, c.sha256_hex, chunk)
-            )
-        ).all():
-            found[row.sha256_hex] = (row.sha256_hex, row.issuer, row.not_after_utc)
+        for sha, issuer, not_after in connection.execute(statement, {"b_shas": chunk}).all():
+            found[sha] = (sha, issuer, not_after)
     return found
+
+
+@functools.cache
+def _endpoint_alerts_statement(dialect_name: str) -> Select[Any]:
+    """The alerts of the endpoints bound to ``b_endpoint_ids`` that are open or about
+    one of the certificates bound to ``b_shas``, in id order. Built once: building it
+    per batch cost SQLAlchemy more than SQLite took to answer it."""
+    a = ALERTS.c
+    return (
+        select(a.endpoint_id, *_ALERT_COLUMNS)
+        .where(
+            and_(
+                one_of_parameter(dialect_name, a.endpoint_id, "b_endpoint_ids"),
+                or_(
+                    a.state != AlertState.RESOLVED.value,
+                    one_of_parameter(dialect_name, a.certificate_sha256, "b_shas"),
+                ),
+            )
+        )
+        .order_by(a.id)
+    )
 
 
 def endpoint_alerts(
@@ -574,18 +601,12 @@ def endpoint_alerts(
         connection: Any connection.
         leaves: Per endpoint id, the leaves whose alerts (in any state) are wanted.
     """
-    a = ALERTS.c
-    dialect_name = connection.dialect.name
+    statement = _endpoint_alerts_statement(connection.dialect.name)
     found: dict[int, list[StoredAlert]] = {endpoint_id: [] for endpoint_id in leaves}
     for chunk in chunks(sorted(leaves)):
         shas = sorted({sha for endpoint_id in chunk for sha in leaves[endpoint_id]})
-        condition = a.state != AlertState.RESOLVED.value
-        if shas:
-            condition = or_(condition, one_of(dialect_name, a.certificate_sha256, shas))
         for row in connection.execute(
-            select(a.endpoint_id, *_ALERT_COLUMNS)
-            .where(and_(one_of(dialect_name, a.endpoint_id, chunk), condition))
-            .order_by(a.id)
+            statement, {"b_endpoint_ids": list(chunk), "b_shas": shas}
         ).all():
             alert = StoredAlert(
                 alert_id=row.id,
@@ -601,18 +622,27 @@ def endpoint_alerts(
     return found
 
 
+@functools.cache
+def _routes_told_statement(dialect_name: str) -> Select[Any]:
+    d = DELIVERIES.c
+    return select(d.alert_id, d.route).where(
+        and_(
+            one_of_parameter(dialect_name, d.alert_id, "b_alert_ids"),
+            one_of_parameter(dialect_name, d.event, "b_events"),
+        )
+    )
+
+
 def routes_told_many(
     connection: Connection, alert_ids: Iterable[int], events: Iterable[str]
 ) -> dict[int, list[str]]:
     """Per alert, the routes a delivery of one of ``events`` was queued to (sorted)."""
-    d = DELIVERIES.c
+    statement = _routes_told_statement(connection.dialect.name)
     wanted = list(events)
     found: dict[int, set[str]] = {}
     for chunk in chunks(sorted(set(alert_ids))):
         for alert_id, route in connection.execute(
-            select(d.alert_id, d.route).where(
-                and_(one_of(connection.dialect.name, d.alert_id, chunk), d.event.in_(wanted))
-            )
+            statement, {"b_alert_ids": list(chunk), "b_events": wanted}
         ).all():
             found.setdefault(alert_id, set()).add(route)
     return {alert_id: sorted(routes) for alert_id, routes in found.items()}

@@ -63,7 +63,7 @@ from certvigil.store.records import (
     ObservationRecord,
     ObservationStatus,
 )
-from certvigil.store.sql_lists import one_of
+from certvigil.store.sql_lists import one_of_parameter
 from certvigil.targets.target import StartTLS, Target
 
 _CERTS = CERTIFICATES
@@ -104,17 +104,22 @@ def _endpoint_target(row: Any) -> Target:
     return target_from_columns(row.host, row.port, row.sni, row.starttls)
 
 
+@functools.cache
+def _tags_statement(dialect_name: str) -> Select[Any]:
+    return select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(
+        one_of_parameter(dialect_name, _TAGS.c.endpoint_id, "b_endpoint_ids")
+    )
+
+
 def tags_for(connection: Connection, endpoint_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
     """Each endpoint's labels, sorted; endpoints without labels are absent."""
     ids = sorted(set(endpoint_ids))
     found: dict[int, list[str]] = defaultdict(list)
     if not ids:
         return {}
-    statement = select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(
-        one_of(connection.dialect.name, _TAGS.c.endpoint_id, ids)
-    )
+    statement = _tags_statement(connection.dialect.name)
     # fetchall: row-by-row fetching costs psycopg a round of bookkeeping per row.
-    rows = connection.execute(statement).all()
+    rows = connection.execute(statement, {"b_endpoint_ids": ids}).all()
     for endpoint_id, tag in rows:
         found[endpoint_id].append(tag)
     return {key: tuple(sorted(value)) for key, value in found.items()}
