@@ -640,11 +640,27 @@ def _conditions(
     """Not yet valid, untrusted, hostname mismatch, weak and revoked: open while true,
     resolve on recovery."""
     ep = b.endpoint
+    # A condition that does not hold changes nothing unless an alert is open for it:
+    # with none open (most reports), its key and texts are not even built.
+    watching = bool(b.open_by_key)
+
+    def consider(
+        holds: bool,
+        kind: AlertKind,
+        detail: str | None,
+        severity: Severity,
+        texts: Callable[[], tuple[str, str]],
+        recovered: Callable[[], str],
+    ) -> None:
+        if holds or watching:
+            key = dedup_key(kind, ep, detail=detail)
+            b.condition(holds, kind, key, severity, texts, recovered, cert=leaf.sha256_hex)
+
     not_yet_valid = report.evaluated_at_utc < leaf.not_before_utc
-    b.condition(
+    consider(
         not_yet_valid,
         AlertKind.NOT_YET_VALID,
-        dedup_key(AlertKind.NOT_YET_VALID, ep),
+        None,
         Severity.CRITICAL,
         lambda: (
             f"Certificate not yet valid: {ep}",
@@ -652,7 +668,6 @@ def _conditions(
             f"{leaf.not_before_utc.isoformat()}. {_time_consequence(report, expired=False)}",
         ),
         lambda: f"The certificate served by {ep} is valid now.",
-        cert=leaf.sha256_hex,
     )
     reasons = _untrusted_reasons(report, policy, leaf)
 
@@ -664,26 +679,24 @@ def _conditions(
             f"The chain served by {ep} for {_cn(leaf)} does not verify{why}.",
         )
 
-    b.condition(
+    consider(
         bool(reasons),
         AlertKind.UNTRUSTED,
-        dedup_key(AlertKind.UNTRUSTED, ep),
+        None,
         Severity.CRITICAL,
         untrusted,
         lambda: f"The chain served by {ep} verifies again.",
-        cert=leaf.sha256_hex,
     )
-    b.condition(
+    consider(
         report.hostname_matches is False,
         AlertKind.HOSTNAME_MISMATCH,
-        dedup_key(AlertKind.HOSTNAME_MISMATCH, ep),
+        None,
         Severity.CRITICAL,
         lambda: (
             f"Hostname mismatch: {ep}",
             f"{_cn(leaf)} served by {ep} does not cover {report.target.expected_name}.",
         ),
         lambda: f"The certificate served by {ep} covers {report.target.expected_name} again.",
-        cert=leaf.sha256_hex,
     )
     codes = {f.code: f for f in report.findings}
     # Open weak alerts for codes dropped from the policy still resolve on recovery.
@@ -692,21 +705,22 @@ def _conditions(
     }
     for code in sorted(policy.weak_finding_codes | still_open):
         finding = codes.get(code)
-        b.condition(
+        if finding is None and not watching:
+            continue
+        consider(
             finding is not None,
             AlertKind.WEAK,
-            dedup_key(AlertKind.WEAK, ep, detail=code),
+            code,
             finding.severity
             if finding is not None and finding.severity.rank >= 2
             else Severity.WARNING,
             partial(_weak_texts, ep, code, finding),
             partial(_weak_recovered, ep, code),
-            cert=leaf.sha256_hex,
         )
-    b.condition(
+    consider(
         _is_revoked(report, policy),
         AlertKind.REVOKED,
-        dedup_key(AlertKind.REVOKED, ep),
+        None,
         Severity.CRITICAL,
         lambda: (
             f"Certificate revoked: {ep}",
@@ -718,13 +732,12 @@ def _conditions(
             "issued certificate (and a new key if the old one may be compromised).",
         ),
         lambda: f"{ep} no longer serves a revoked certificate.",
-        cert=leaf.sha256_hex,
     )
     must_staple = codes.get(FindingCode.MUST_STAPLE_NOT_STAPLED)
-    b.condition(
+    consider(
         must_staple is not None,
         AlertKind.MUST_STAPLE_MISSING,
-        dedup_key(AlertKind.MUST_STAPLE_MISSING, ep),
+        None,
         Severity.CRITICAL,
         lambda: (
             f"Must-staple certificate without a staple: {ep}",
@@ -734,7 +747,6 @@ def _conditions(
             "SSLUseStapling on) and make sure the server can reach the OCSP responder.",
         ),
         lambda: f"{ep} staples an OCSP response again.",
-        cert=leaf.sha256_hex,
     )
 
 
