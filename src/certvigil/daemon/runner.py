@@ -68,14 +68,14 @@ from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
 from certvigil.store import Store
-from certvigil.store.alert_queries import last_check_runs, recorded_endpoints
+from certvigil.store.alert_queries import last_check_runs, record_for_judging
 from certvigil.store.daemon_lock import (
     DEFAULT_LOCK_LEASE_S,
     acquire_daemon_lock,
     release_daemon_lock,
     renew_daemon_lock,
 )
-from certvigil.store.ingest import endpoint_key_tuple, record_reports
+from certvigil.store.ingest import endpoint_key_tuple
 from certvigil.store.outbox import WorkerId, count_failing, this_worker
 from certvigil.targets.target import Target
 
@@ -821,20 +821,12 @@ def record_and_judge(
     # few more (AlertEngine.process_many_in judges as report by report, in order).
     # Every report's labels are set here, so its endpoint's id and labels are known
     # without reading them back.
-    recorded: dict[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]] = {}
-    observation_ids = record_reports(
+    observation_ids, endpoints = record_for_judging(
         connection,
         reports,
         tags=dict(zip((report.target for report in reports), tags, strict=True)),
-        endpoints=recorded,
     )
-    events = engine.process_many_in(
-        connection,
-        reports,
-        observation_ids,
-        now,
-        endpoints=recorded_endpoints(connection, recorded),
-    )
+    events = engine.process_many_in(connection, reports, observation_ids, now, endpoints=endpoints)
     return list(zip(observation_ids, events, strict=True))
 
 

@@ -26,8 +26,8 @@ from certvigil.server.events import EVENT_OPENED, EVENT_RESOLVED, record_alert_e
 from certvigil.server.wire import ItemError, judge_item, tags_from_item
 from certvigil.store import Store
 from certvigil.store import server_queries as sq
-from certvigil.store.alert_queries import BatchEndpoint, recorded_endpoints
-from certvigil.store.ingest import prepare_reports, record_reports
+from certvigil.store.alert_queries import BatchEndpoint, record_for_judging
+from certvigil.store.ingest import prepare_reports
 from certvigil.targets.target import Target
 
 MAX_ITEMS = 1000
@@ -136,16 +136,8 @@ def store_batch(
                 duplicate=True,
             )
         tags = {report.target: t for report, t in judged if t is not None}
-        recorded: dict[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]] = {}
-        observation_ids = record_reports(connection, prepared, tags=tags, endpoints=recorded)
-        events = _judge_alerts(
-            connection,
-            engine,
-            reports,
-            observation_ids,
-            now,
-            endpoints=recorded_endpoints(connection, recorded),
-        )
+        observation_ids, endpoints = record_for_judging(connection, prepared, tags=tags)
+        events = _judge_alerts(connection, engine, reports, observation_ids, endpoints, now)
         sq.record_received_report(
             connection,
             report_id=report_id,
@@ -172,8 +164,8 @@ def store_reports(
         The observation ids and the stream event ids.
     """
     with store.write() as connection:
-        observation_ids = record_reports(connection, reports)
-        events = _judge_alerts(connection, engine, reports, observation_ids, now)
+        observation_ids, endpoints = record_for_judging(connection, reports)
+        events = _judge_alerts(connection, engine, reports, observation_ids, endpoints, now)
     return tuple(observation_ids), tuple(events)
 
 
@@ -182,9 +174,8 @@ def _judge_alerts(
     engine: AlertEngine,
     reports: Sequence[EndpointReport],
     observation_ids: Sequence[int],
+    endpoints: Mapping[tuple[str, int, str, str], BatchEndpoint],
     now: datetime,
-    *,
-    endpoints: Mapping[tuple[str, int, str, str], BatchEndpoint] | None = None,
 ) -> list[int]:
     """Runs the alert rules on recorded reports and logs what they changed, in order.
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from certvigil.analysis.model import EndpointReport
 from certvigil.store.driver import (
     DriverStatement,
     json_text,
@@ -37,10 +38,10 @@ from certvigil.store.driver import (
     statements_for,
     time_binder,
 )
-from certvigil.store.ingest import endpoint_key_tuple
+from certvigil.store.ingest import PreparedReports, endpoint_key_tuple, record_reports
 from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.queries import tags_for
-from certvigil.store.records import AlertState, DeliveryStatus
+from certvigil.store.records import AlertState, DeliveryStatus, ObservationId
 from certvigil.store.sql_lists import CHUNK, chunks, none_of_parameter, one_of, one_of_parameter
 from certvigil.targets.target import Target
 
@@ -392,22 +393,31 @@ def batch_endpoints(
     }
 
 
-def recorded_endpoints(
+def record_for_judging(
     connection: Connection,
-    recorded: Mapping[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]],
-) -> dict[tuple[str, int, str, str], BatchEndpoint]:
-    """The endpoints ``record_reports(..., endpoints=recorded)`` wrote, as the alert
-    engine needs them: labels the recording set are taken as they are, the others
-    read (one statement, only when some are missing)."""
+    reports: Sequence[EndpointReport] | PreparedReports,
+    *,
+    tags: Mapping[Target, Iterable[str]] | None = None,
+) -> tuple[tuple[ObservationId, ...], dict[tuple[str, int, str, str], BatchEndpoint]]:
+    """``record_reports``, also giving the reports' endpoints as the alert engine needs
+    them (``judge_many_in(..., endpoints=)``): ids from the recording, labels as it set
+    them, and only labels it left alone read (one statement, when there are any).
+
+    Returns:
+        The new observations' ids, in the order of ``reports``, and the endpoints by key.
+    """
+    recorded: dict[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]] = {}
+    observation_ids = record_reports(connection, reports, tags=tags, endpoints=recorded)
     unknown = [endpoint_id for endpoint_id, labels in recorded.values() if labels is None]
     read = tags_for(connection, unknown) if unknown else {}
-    return {
+    endpoints = {
         key: BatchEndpoint(
             endpoint_id=endpoint_id,
             tags=labels if labels is not None else read.get(endpoint_id, ()),
         )
         for key, (endpoint_id, labels) in recorded.items()
     }
+    return observation_ids, endpoints
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
