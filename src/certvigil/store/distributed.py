@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Integer, bindparam, false, func, null, select, update
+from sqlalchemy import BigInteger, Connection, Integer, bindparam, false, func, null, select, update
 from sqlalchemy.dialects import postgresql
 
 from certvigil.store.distributed_models import SCAN_SHARD_ITEMS, SCAN_SHARDS, SCAN_WORKERS
@@ -208,9 +208,22 @@ def link_observations(
 ) -> None:
     """Attach each claimed item's observation id (``(item index, observation id)``).
 
-    One statement for the batch (an executemany the driver pipelines).
+    One statement for the batch: on PostgreSQL the pairs bound as two arrays (an
+    executemany cost the worker about 30 µs of CPU per endpoint there, a sixth of what
+    recording a batch costs it), elsewhere an executemany.
     """
     if not pairs:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            _LINK_ON_POSTGRESQL,
+            {
+                "b_shard": shard_id,
+                "b_poisoned": poisoned,
+                "b_indexes": [index for index, _ in pairs],
+                "b_observations": [observation for _, observation in pairs],
+            },
+        )
         return
     connection.execute(
         update(SCAN_SHARD_ITEMS)
@@ -221,6 +234,25 @@ def link_observations(
         .values(observation_id=bindparam("observation"), poisoned=poisoned),
         [{"index": index, "observation": observation} for index, observation in pairs],
     )
+
+
+_LINKED = (
+    func.unnest(
+        bindparam("b_indexes", type_=postgresql.ARRAY(Integer)),
+        bindparam("b_observations", type_=postgresql.ARRAY(BigInteger)),
+    )
+    .table_valued("item_index", "observation_id")
+    .render_derived()
+)
+
+_LINK_ON_POSTGRESQL = (
+    update(SCAN_SHARD_ITEMS)
+    .where(
+        SCAN_SHARD_ITEMS.c.shard_id == bindparam("b_shard"),
+        SCAN_SHARD_ITEMS.c.item_index == _LINKED.c.item_index,
+    )
+    .values(observation_id=_LINKED.c.observation_id, poisoned=bindparam("b_poisoned"))
+)
 
 
 def add_counts(

@@ -381,6 +381,7 @@ class _Statements:
         self.deployments_retired = DriverStatement(
             deployments_retired, positional, _RETIRE_PARAMETERS
         )
+        self.tags = DriverStatement(_TAGS.insert(), positional, ("endpoint_id", "tag"))
         # Times go to SQLite as its own UTC text and to psycopg as aware datetimes;
         # JSON columns as JSON text either way.
         self.on_sqlite = dialect_name == "sqlite"
@@ -1073,7 +1074,7 @@ def set_tags_many(
         for tag in sorted(current[endpoint_id] - wanted[endpoint_id])
     ]
     new = [
-        {"endpoint_id": endpoint_id, "tag": tag}
+        (endpoint_id, tag)
         for endpoint_id in ids
         for tag in sorted(wanted[endpoint_id] - current[endpoint_id])
     ]
@@ -1088,7 +1089,10 @@ def set_tags_many(
             stale,
         )
     if new:
-        connection.execute(_TAGS.insert(), new)
+        # Through the driver: a new fleet labels every endpoint in its first batch,
+        # and SQLAlchemy's executemany of dictionaries cost more than the rest of
+        # the endpoints' rows (38 µs per report on PostgreSQL).
+        _statements(connection).tags.run(connection, new)
     return {endpoint_id: tuple(sorted(labels)) for endpoint_id, labels in wanted.items()}
 
 

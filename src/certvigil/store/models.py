@@ -54,20 +54,38 @@ ONLY_ON_DIALECT = "certvigil_only_on"
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
+_UTC_TEXTS: dict[datetime, str] = {}
+_UTC_TEXTS_KEPT = 4096
+
+
 def sqlite_utc_text(value: datetime) -> str:
     """An aware datetime as SQLite stores it: UTC text, ``YYYY-MM-DD HH:MM:SS.ffffff``.
 
     This is SQLAlchemy's own SQLite storage format, which sorts as time does.
 
+    The texts of recent times are kept: a batch writes its evaluation time and each
+    report's observation time several times over (observation, endpoint, deployment
+    and alert rows), and ``isoformat`` was one of the dearer calls of recording. Equal
+    aware times are the same instant and have the same text; a naive time never
+    equals an aware one, so it is never found here and is refused below.
+
     Raises:
         ValueError: ``value`` is naive.
     """
+    text = _UTC_TEXTS.get(value)
+    if text is not None:
+        return text
     if value.tzinfo is UTC:
         # Already UTC (the usual case): drop the "+00:00" isoformat appends.
-        return value.isoformat(" ", "microseconds")[:-6]
-    if value.tzinfo is None:
+        text = value.isoformat(" ", "microseconds")[:-6]
+    elif value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC time")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    else:
+        text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if len(_UTC_TEXTS) >= _UTC_TEXTS_KEPT:
+        _UTC_TEXTS.clear()
+    _UTC_TEXTS[value] = text
+    return text
 
 
 def utc_from_sqlite_text(value: str) -> datetime:
