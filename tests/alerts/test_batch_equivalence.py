@@ -34,6 +34,7 @@ from certvigil.analysis.revocation_model import (
 )
 from certvigil.observed.tls_config import ProtocolSupport, TlsConfigObservation
 from certvigil.store import Store, open_store
+from certvigil.store.alert_queries import record_for_judging
 from certvigil.store.ingest import record_reports
 from certvigil.store.models import ALERTS, DELIVERIES
 from certvigil.targets.target import Target
@@ -214,7 +215,12 @@ def _run(
     *,
     batched: bool,
     url: str | None = None,
+    recorded_endpoints: bool = True,
 ) -> tuple[list[Any], tuple[list[Any], list[Any]]]:
+    """Records and judges ``batches``: one report at a time, or a batch at a time as
+    the daemon, the workers and the server do (the endpoints handed over by the
+    recording, ``record_for_judging``) or, without ``recorded_endpoints``, with the
+    engine reading them itself."""
     name = "batched.db" if batched else "single.db"
     store = open_store(url or _fresh_sqlite(directory / name))
     engine = AlertEngine(store, ROUTES, POLICY)
@@ -226,6 +232,12 @@ def _run(
             reports = [_report(spec, start) for spec in batch]
             tags = {TARGETS[0]: ("prod",)} if number == 0 else None
             with store.write() as connection:
+                if batched and recorded_endpoints:
+                    ids, endpoints = record_for_judging(connection, reports, tags=tags)
+                    returned.append(
+                        engine.process_many_in(connection, reports, ids, now, endpoints=endpoints)
+                    )
+                    continue
                 ids = record_reports(connection, reports, tags=tags)
                 if batched:
                     returned.append(engine.process_many_in(connection, reports, ids, now))
@@ -266,6 +278,15 @@ def test_a_batch_is_judged_as_its_reports_one_by_one(
 ) -> None:
     """process_many_in gives the alerts, deliveries and events of process_in per report."""
     _assert_same(batches)
+
+
+def test_the_scenario_judged_with_the_engine_reading_the_endpoints_itself() -> None:
+    """Without the endpoints from the recording (nothing known to be new), the batch
+    still gives what report-by-report judging gives."""
+    with tempfile.TemporaryDirectory() as directory:
+        single = _run(_SCENARIO, Path(directory), batched=False)
+        batched = _run(_SCENARIO, Path(directory), batched=True, recorded_endpoints=False)
+    assert batched == single
 
 
 def test_the_scenario_raises_alerts_at_all() -> None:

@@ -530,6 +530,16 @@ class _Running:
     leaves: set[str] = field(default_factory=set)
 
 
+_NO_HISTORY = PriorHistory(
+    newest_utc=None,
+    statuses=(),
+    previous_leaf_sha256=None,
+    previous_grade=None,
+    revocation_statuses=(),
+)
+"""The history of an endpoint with nothing stored before the batch."""
+
+
 class _Batch:
     """The state of one :meth:`AlertEngine.judge_many_in` call."""
 
@@ -563,15 +573,24 @@ class _Batch:
                 candidates[endpoint_id] = times[0]
         if not candidates:
             return
-        priors = read_prior_histories(
-            self.connection,
-            {
-                endpoint_id: [i for _, i in by_endpoint[endpoint_id] if i is not None]
-                for endpoint_id in candidates
-            },
-            max_failures=self.policy.unreachable_after,
-            max_revocation=self.policy.revocation_unchecked_after,
+        # An endpoint the batch recorded first has nothing stored before it: its
+        # history and alerts are known to be empty and are not read.
+        new = {e.endpoint_id for e in endpoints.values() if e.is_new} & candidates.keys()
+        stored = [endpoint_id for endpoint_id in candidates if endpoint_id not in new]
+        priors = (
+            read_prior_histories(
+                self.connection,
+                {
+                    endpoint_id: [i for _, i in by_endpoint[endpoint_id] if i is not None]
+                    for endpoint_id in stored
+                },
+                max_failures=self.policy.unreachable_after,
+                max_revocation=self.policy.revocation_unchecked_after,
+            )
+            if stored
+            else {}
         )
+        priors.update((endpoint_id, _NO_HISTORY) for endpoint_id in new)
         usable: dict[int, PriorHistory] = {
             endpoint_id: prior
             for endpoint_id, prior in priors.items()
@@ -583,7 +602,8 @@ class _Batch:
             }
             for endpoint_id in usable
         }
-        alerts = endpoint_alerts(self.connection, leaves)
+        old_leaves = {e: found for e, found in leaves.items() if e not in new}
+        alerts = endpoint_alerts(self.connection, old_leaves) if old_leaves else {}
         # The batch's own leaves are summarised from the reports' facts, which are
         # what their rows were written from; only leaves served before are read. An
         # endpoint still serving its previous leaf (most of them) reads nothing.

@@ -38,7 +38,12 @@ from certvigil.store.driver import (
     statements_for,
     time_binder,
 )
-from certvigil.store.ingest import PreparedReports, endpoint_key_tuple, record_reports
+from certvigil.store.ingest import (
+    PreparedReports,
+    RecordedEndpoint,
+    endpoint_key_tuple,
+    record_reports,
+)
 from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, ENDPOINTS, OBSERVATIONS
 from certvigil.store.queries import tags_for
 from certvigil.store.records import AlertState, DeliveryStatus, ObservationId
@@ -358,10 +363,13 @@ class BatchEndpoint:
     Attributes:
         endpoint_id: Its id.
         tags: Its labels, sorted.
+        is_new: Recorded for the first time by the batch being judged: it has no
+            history and no alerts before it, and none are read.
     """
 
     endpoint_id: int
     tags: tuple[str, ...]
+    is_new: bool = False
 
 
 def batch_endpoints(
@@ -406,16 +414,18 @@ def record_for_judging(
     Returns:
         The new observations' ids, in the order of ``reports``, and the endpoints by key.
     """
-    recorded: dict[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]] = {}
+    recorded: dict[tuple[str, int, str, str], RecordedEndpoint] = {}
     observation_ids = record_reports(connection, reports, tags=tags, endpoints=recorded)
-    unknown = [endpoint_id for endpoint_id, labels in recorded.values() if labels is None]
+    # A new endpoint whose labels the batch did not set has none.
+    unknown = [e.endpoint_id for e in recorded.values() if e.labels is None and not e.is_new]
     read = tags_for(connection, unknown) if unknown else {}
     endpoints = {
         key: BatchEndpoint(
-            endpoint_id=endpoint_id,
-            tags=labels if labels is not None else read.get(endpoint_id, ()),
+            endpoint_id=e.endpoint_id,
+            tags=e.labels if e.labels is not None else read.get(e.endpoint_id, ()),
+            is_new=e.is_new,
         )
-        for key, (endpoint_id, labels) in recorded.items()
+        for key, e in recorded.items()
     }
     return observation_ids, endpoints
 

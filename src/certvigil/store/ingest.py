@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
@@ -513,12 +513,29 @@ def prepare_reports(reports: Sequence[EndpointReport]) -> PreparedReports:
     return PreparedReports(tuple(_Prepared.of(report) for report in reports))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordedEndpoint:
+    """An endpoint as :func:`record_reports` left it.
+
+    Attributes:
+        endpoint_id: Its id.
+        labels: Its labels as now stored (sorted) when the batch set them, ``None``
+            when it left them as they were.
+        is_new: The batch created its row: nothing was stored about it before (no
+            observations, no alerts: both go with a deleted endpoint's row).
+    """
+
+    endpoint_id: int
+    labels: tuple[str, ...] | None
+    is_new: bool
+
+
 def record_reports(
     connection: Connection,
     reports: Sequence[EndpointReport] | PreparedReports,
     *,
     tags: Mapping[Target, Iterable[str]] | None = None,
-    endpoints: dict[tuple[str, int, str, str], tuple[int, tuple[str, ...] | None]] | None = None,
+    endpoints: dict[tuple[str, int, str, str], RecordedEndpoint] | None = None,
 ) -> tuple[ObservationId, ...]:
     """Writes reports as observations, a handful of statements for the whole batch.
 
@@ -532,9 +549,9 @@ def record_reports(
             :func:`prepare_reports` outside the transaction.
         tags: Labels per target, replacing their current ones; targets absent from
             the mapping (or from ``reports``) keep theirs.
-        endpoints: When given, receives each reported endpoint's id and, when
-            ``tags`` set them, its labels as now stored (sorted), by the endpoint's
-            key (:func:`endpoint_key_tuple`); ``None`` for labels left as they were.
+        endpoints: When given, receives each reported endpoint (its id; when ``tags``
+            set them, its labels as now stored, sorted, else ``None``; whether this
+            batch created its row), by the endpoint's key (:func:`endpoint_key_tuple`).
 
     Returns:
         The new observations' ids, in the order of ``reports``.
@@ -550,18 +567,25 @@ def record_reports(
     _store_certificates(connection, statements, prepared)
     observation_ids = [0] * len(prepared)
     endpoint_ids: dict[tuple[str, int, str, str], int] = {}
+    created: set[tuple[str, int, str, str]] = set()
     for indexes in _rounds(prepared):
-        _record_round(connection, statements, prepared, indexes, observation_ids, endpoint_ids)
+        _record_round(
+            connection, statements, prepared, indexes, observation_ids, endpoint_ids, created
+        )
     _store_documents(connection, statements, prepared, observation_ids)
     wanted_tags: dict[int, Iterable[str]] = {}
     for target, labels in (tags or {}).items():
         endpoint_id = endpoint_ids.get(_key_tuple(target))
         if endpoint_id is not None:
             wanted_tags[endpoint_id] = labels
-    written = set_tags_many(connection, wanted_tags)
+    written = set_tags_many(
+        connection, wanted_tags, unlabelled={endpoint_ids[key] for key in created}
+    )
     if endpoints is not None:
         for key, endpoint_id in endpoint_ids.items():
-            endpoints[key] = (endpoint_id, written.get(endpoint_id))
+            endpoints[key] = RecordedEndpoint(
+                endpoint_id=endpoint_id, labels=written.get(endpoint_id), is_new=key in created
+            )
     return tuple(observation_ids)
 
 
@@ -827,9 +851,11 @@ def _record_round(
     indexes: list[int],
     observation_ids: list[int],
     endpoint_ids: dict[tuple[str, int, str, str], int],
+    created: set[tuple[str, int, str, str]],
 ) -> None:
     """One round (each endpoint at most once): ids taken first, rows written as
-    tuples through the driver (DriverStatement).
+    tuples through the driver (DriverStatement). The keys of endpoints this round
+    creates are added to ``created``.
 
     Neither database can be asked for the ids of a multi-row upsert in parameter
     order (SQLite does not promise the order of RETURNING rows; an updated endpoint
@@ -853,7 +879,9 @@ def _record_round(
             statement = statements.endpoint_ok if is_ok else statements.endpoint_failed
             statement.run(connection, rows)
     found = before
-    if any(prepared[i].key_tuple not in before for i in indexes):
+    new_keys = [prepared[i].key_tuple for i in indexes if prepared[i].key_tuple not in before]
+    if new_keys:
+        created.update(new_keys)
         found = statements.endpoints_of(connection, hosts)
     round_endpoint = {index: found[prepared[index].key_tuple][0] for index in indexes}
     for index in indexes:
@@ -1041,7 +1069,10 @@ def _served_chain(report: EndpointReport) -> list[_Served]:
 
 
 def set_tags_many(
-    connection: Connection, tags: Mapping[int, Iterable[str]]
+    connection: Connection,
+    tags: Mapping[int, Iterable[str]],
+    *,
+    unlabelled: Collection[int] = (),
 ) -> dict[int, tuple[str, ...]]:
     """Makes each endpoint's labels exactly its ``tags`` (as :func:`set_tags`), with one
     read for all of them and one statement for each kind of change.
@@ -1049,6 +1080,8 @@ def set_tags_many(
     Args:
         connection: A connection inside a write transaction.
         tags: Labels per endpoint id; blanks are dropped and duplicates merged.
+        unlabelled: Endpoints known to have no labels (created in this transaction),
+            whose labels are not read.
 
     Returns:
         Each endpoint's labels as now stored, sorted.
@@ -1061,10 +1094,11 @@ def set_tags_many(
     }
     current: dict[int, set[str]] = {endpoint_id: set() for endpoint_id in wanted}
     ids = sorted(wanted)
-    for start in range(0, len(ids), 500):
+    labelled = [endpoint_id for endpoint_id in ids if endpoint_id not in unlabelled]
+    for start in range(0, len(labelled), 500):
         for endpoint_id, tag in connection.execute(
             select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(
-                one_of(connection.dialect.name, _TAGS.c.endpoint_id, ids[start : start + 500])
+                one_of(connection.dialect.name, _TAGS.c.endpoint_id, labelled[start : start + 500])
             )
         ).all():
             current[endpoint_id].add(tag)
