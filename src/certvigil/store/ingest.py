@@ -521,8 +521,9 @@ class RecordedEndpoint:
         endpoint_id: Its id.
         labels: Its labels as now stored (sorted) when the batch set them, ``None``
             when it left them as they were.
-        is_new: The batch created its row: nothing was stored about it before (no
-            observations, no alerts: both go with a deleted endpoint's row).
+        is_new: The batch created its row: nothing was stored about it before (an
+            endpoint's observations and labels are deleted with its row, and its alerts
+            are detached from it).
     """
 
     endpoint_id: int
