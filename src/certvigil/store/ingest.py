@@ -60,6 +60,7 @@ from certvigil.store.models import (
     utc_from_sqlite_text,
 )
 from certvigil.store.packing import PackingError, pack, unpack
+from certvigil.store.queries import tags_for
 from certvigil.store.records import ObservationId, ObservationStatus
 from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
 from certvigil.store.sql_lists import chunks, one_of, one_of_parameter
@@ -391,15 +392,7 @@ class _Statements:
             # The last success as stored (text), bound back unchanged when retiring.
             self.endpoint_ids = select(
                 e.id, e.host, e.port, e.sni, e.starttls, type_coerce(e.last_ok_utc, String)
-            ).where(
-                e.host.in_(
-                    select(
-                        func.json_each(bindparam("b_hosts", type_=String))
-                        .table_valued("value")
-                        .c.value
-                    )
-                )
-            )
+            ).where(one_of_parameter(dialect_name, e.host, "b_hosts"))
         else:
             self.new_observation_ids: Any = select(
                 func.nextval(func.pg_get_serial_sequence("observations", "id"))
@@ -423,12 +416,10 @@ class _Statements:
     ) -> dict[tuple[str, int, str, str], tuple[int, Any]]:
         """The id and last success (as bound back: text on SQLite) of the endpoints on
         ``hosts``, by key."""
-        wanted = sorted(set(hosts))
-        value: Any = json.dumps(wanted) if self.on_sqlite else wanted
         return {
             (host, port, sni, starttls): (endpoint_id, last_ok)
             for endpoint_id, host, port, sni, starttls, last_ok in connection.execute(
-                self.endpoint_ids, {"b_hosts": value}
+                self.endpoint_ids, {"b_hosts": sorted(set(hosts))}
             ).all()
         }
 
@@ -1093,16 +1084,9 @@ def set_tags_many(
         endpoint_id: {t.strip() for t in labels if t.strip()}
         for endpoint_id, labels in tags.items()
     }
-    current: dict[int, set[str]] = {endpoint_id: set() for endpoint_id in wanted}
     ids = sorted(wanted)
-    labelled = [endpoint_id for endpoint_id in ids if endpoint_id not in unlabelled]
-    for start in range(0, len(labelled), 500):
-        for endpoint_id, tag in connection.execute(
-            select(_TAGS.c.endpoint_id, _TAGS.c.tag).where(
-                one_of(connection.dialect.name, _TAGS.c.endpoint_id, labelled[start : start + 500])
-            )
-        ).all():
-            current[endpoint_id].add(tag)
+    stored = tags_for(connection, (i for i in ids if i not in unlabelled))
+    current = {endpoint_id: set(stored.get(endpoint_id, ())) for endpoint_id in ids}
     stale = [
         {"b_endpoint_id": endpoint_id, "b_tag": tag}
         for endpoint_id in ids
