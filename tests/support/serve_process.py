@@ -89,6 +89,13 @@ class ServeProcess:
         self.port = int(self.url.rsplit(":", 1)[1])
         return self.url
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (the supervisor's, with ``--workers``)."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        return self._process.pid
+
     def kill(self) -> None:
         """Kills the server at once (SIGKILL to its process group): nothing is flushed."""
         if self._process is not None and self._process.poll() is None:

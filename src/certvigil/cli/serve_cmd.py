@@ -8,7 +8,6 @@ writer at a time, and the workers would queue on its lock. The OpenAPI document 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sys
@@ -130,6 +129,9 @@ def serve_command(
         ssl_keyfile=keyfile,
     )
     try:
-        asyncio.run(uvicorn.Server(uv_config).serve(sockets=[sock]))
+        # Server.run, not asyncio.run(Server.serve()): run sets up the event loop the
+        # configuration names ("auto": uvloop when installed), as each worker of
+        # --workers N does.
+        uvicorn.Server(uv_config).run(sockets=[sock])
     finally:
         store.close()
