@@ -48,6 +48,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from installed_bytecode import as_installed
 from proc_cpu import postgres_cpu_s, process_cpu_s
 from scan_throughput import MAX_N, endpoint_address, nginx, write_certificates
 from tests.support.postgres import ThrowawayPostgres
@@ -518,6 +519,7 @@ def main() -> int:
         parser.error(f"--paths: unknown {sorted(unknown)}")
     sizes = _sizes(args)
     served = max(n for n, _r in sizes)
+    as_installed()
     results: dict[int, list[Measured]] = {}
     with tempfile.TemporaryDirectory(prefix="certvigil-bench-dist-") as tmp:
         directory = Path(tmp)

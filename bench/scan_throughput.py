@@ -39,6 +39,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from installed_bytecode import as_installed
+
 from certvigil.demo.pki import KeySpec, ThrowawayPki, shared_key
 
 PORT = 8443
@@ -362,6 +364,7 @@ def main() -> int:
     arguments = parser.parse_args()
     if not 1 <= arguments.n <= MAX_N:
         parser.error(f"--n must be in 1..{MAX_N}")
+    as_installed()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="certvigil-bench-") as temporary:
         directory = Path(temporary)

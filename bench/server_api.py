@@ -362,6 +362,26 @@ async def bench_fanout(
     return [r - t0 for r in received]
 
 
+def forget_ingested(db: str, filled_up_to: int) -> None:
+    """Delete the endpoints this run reported (their observations and deployments go
+    with them), so that a reused file stays at the size it was filled to and every run
+    measures the same inventory."""
+    started = time.perf_counter()
+    store = open_store(db)
+    try:
+        with store.write() as connection:
+            deleted = connection.exec_driver_sql(
+                "DELETE FROM endpoints WHERE id > ?", (filled_up_to,)
+            ).rowcount
+    finally:
+        store.close()
+    print(
+        f"reused file: the run's {deleted:,} endpoints deleted again "
+        f"in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+
+
 def load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -414,7 +434,13 @@ def main() -> None:
         with store.read() as connection:
             filled = connection.exec_driver_sql("SELECT count(*) FROM endpoints").scalar_one()
         if filled:
-            print(f"fill: reusing {path} ({filled:,} endpoints)", flush=True)
+            with store.read() as connection:
+                stored = connection.exec_driver_sql("SELECT count(*) FROM observations")
+                print(
+                    f"fill: reusing {path} ({filled:,} endpoints, "
+                    f"{stored.scalar_one():,} observations)",
+                    flush=True,
+                )
         else:
             t0 = time.perf_counter()
             fill(
@@ -429,6 +455,10 @@ def main() -> None:
                 f"in {time.perf_counter() - t0:.0f} s (load {load()})",
                 flush=True,
             )
+        with store.read() as connection:
+            filled_up_to = connection.exec_driver_sql(
+                "SELECT coalesce(max(id), 0) FROM endpoints"
+            ).scalar_one()
         now = datetime.now(UTC)
         tag = uuid.uuid4().hex[:8]
         agent = create_key(store, name=f"bench-agent-{tag}", scope=Scope.AGENT, now=now).token
@@ -502,6 +532,8 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(30)
+            if args.db:
+                forget_ingested(db, filled_up_to)
     print("(figures taken on a shared 2-core machine under other load: indicative only)")
 
 
