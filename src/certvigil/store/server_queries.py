@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
+    Dialect,
     Integer,
     Select,
     String,
@@ -26,9 +28,17 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.changes import Change
 from certvigil.analysis.model import Severity
+from certvigil.store.driver import (
+    DriverStatement,
+    json_text,
+    positional_dialect,
+    statements_for,
+    time_binder,
+)
 from certvigil.store.models import ALERTS, DELIVERIES, DEPLOYMENTS, ENDPOINTS, OBSERVATIONS
 from certvigil.store.outbox import _alert_record, _alert_select
 from certvigil.store.queries import (
@@ -208,23 +218,19 @@ def record_agent_contact(
     targets: int,
     backlog: int,
     now: datetime,
-) -> AgentRecord:
-    """Notes that an agent got in touch (creating its row the first time)."""
-    a = AGENTS.c
-    values = {
-        "api_key_id": api_key_id,
-        "version": version,
-        "tags": list(tags),
-        "interval_s": interval_s,
-        "targets": targets,
-        "backlog": backlog,
-        "last_contact_utc": now,
-    }
-    updated = connection.execute(update(AGENTS).where(a.name == name).values(**values))
-    if not updated.rowcount:
-        connection.execute(AGENTS.insert().values(name=name, first_contact_utc=now, **values))
-    row = connection.execute(select(AGENTS).where(a.name == name)).one()
-    return _agent_record(row)
+) -> None:
+    """Notes that an agent got in touch (creating its row the first time).
+
+    Every report batch does this: one update through the driver, and an insert only
+    the first time (an upsert would take a new id from PostgreSQL's sequence on every
+    contact)."""
+    statements = statements_for(connection, _STATEMENTS, _ReportStatements)
+    when = statements.when(now)
+    labels = json_text(list(tags))
+    contact = (api_key_id, version, labels, interval_s, targets, backlog)
+    if not statements.agent_contact.run_one(connection, (*contact, when, name)).rowcount:
+        # The first contact is the last one too.
+        statements.first_contact.run_one(connection, (name, *contact, when, when))
 
 
 def list_agents(
@@ -255,12 +261,15 @@ def silent_agents(
 
 def received_report(connection: Connection, report_id: str) -> tuple[int, list[Any]] | None:
     """``(accepted, rejected)`` of a batch already stored under ``report_id``, else ``None``."""
-    row = connection.execute(
-        select(RECEIVED_REPORTS.c.accepted, RECEIVED_REPORTS.c.rejected).where(
-            RECEIVED_REPORTS.c.report_id == report_id
-        )
-    ).first()
-    return None if row is None else (int(row.accepted), list(row.rejected or ()))
+    statement = statements_for(connection, _STATEMENTS, _ReportStatements).received
+    row = connection.exec_driver_sql(statement, (report_id,)).first()
+    if row is None:
+        return None
+    accepted, rejected = row
+    # Through the driver a JSON column is text on SQLite, parsed already by psycopg.
+    if isinstance(rejected, str | bytes):
+        rejected = orjson.loads(rejected)
+    return int(accepted), list(rejected or ())
 
 
 def record_received_report(
@@ -273,15 +282,60 @@ def record_received_report(
     now: datetime,
 ) -> None:
     """Remembers a stored batch, in the transaction that stored its observations."""
-    connection.execute(
-        RECEIVED_REPORTS.insert().values(
-            report_id=report_id,
-            agent_name=agent_name,
-            received_at_utc=now,
-            accepted=accepted,
-            rejected=list(rejected),
-        )
+    statements = statements_for(connection, _STATEMENTS, _ReportStatements)
+    statements.record_received.run_one(
+        connection,
+        (report_id, agent_name, statements.when(now), accepted, json_text(list(rejected))),
     )
+
+
+_AGENT_CONTACT_COLUMNS = (
+    "api_key_id",
+    "version",
+    "tags",
+    "interval_s",
+    "targets",
+    "backlog",
+    "last_contact_utc",
+)
+_RECEIVED_COLUMNS = ("report_id", "agent_name", "received_at_utc", "accepted", "rejected")
+
+
+class _ReportStatements:
+    """The statements each report batch runs besides its observations, built once per
+    database: building them per batch cost SQLAlchemy several times what running them
+    costs (``store/driver.py``)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        positional = positional_dialect(dialect)
+        a = AGENTS.c
+        self.agent_contact = DriverStatement(
+            update(AGENTS)
+            .where(a.name == bindparam("b_name"))
+            .values({column: bindparam(f"b_{column}") for column in _AGENT_CONTACT_COLUMNS}),
+            positional,
+            [f"b_{column}" for column in _AGENT_CONTACT_COLUMNS] + ["b_name"],
+        )
+        # Two first contacts at once: the second finds the row made and writes nothing.
+        first = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(AGENTS)
+        self.first_contact = DriverStatement(
+            first.on_conflict_do_nothing(index_elements=["name"]),
+            positional,
+            ("name", *_AGENT_CONTACT_COLUMNS[:-1], "first_contact_utc", "last_contact_utc"),
+        )
+        self.record_received = DriverStatement(
+            RECEIVED_REPORTS.insert(), positional, _RECEIVED_COLUMNS
+        )
+        r = RECEIVED_REPORTS.c
+        self.received = str(
+            select(r.accepted, r.rejected)
+            .where(r.report_id == bindparam("b_report_id"))
+            .compile(dialect=positional)
+        )
+        self.when = time_binder(dialect.name)
+
+
+_STATEMENTS: dict[str, _ReportStatements] = {}
 
 
 def count_received_reports(connection: Connection) -> int:
