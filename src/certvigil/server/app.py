@@ -36,6 +36,7 @@ from certvigil.server.allowlist import AllowList
 from certvigil.server.auth import PrincipalCache
 from certvigil.server.errors import ApiError, install_error_handlers
 from certvigil.server.events import DEFAULT_POLL_S, AlertEventHub
+from certvigil.server.ingest import IngestThread
 from certvigil.server.watch import check_silent_agents, tell_failed_deliveries
 from certvigil.store import Store
 
@@ -71,6 +72,8 @@ class ServerState:
         silence_intervals: Intervals of silence after which an agent raises an alert.
         background: Run the poller, the outbox and the silence check.
         tasks: The background tasks while running.
+        pages: Recent answers of the inventory lists.
+        ingest: The thread that judges and stores report batches.
     """
 
     loaded: LoadedConfig
@@ -85,6 +88,7 @@ class ServerState:
     poll_s: float = DEFAULT_POLL_S
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     pages: PageCache = field(default_factory=lambda: PageCache())
+    ingest: IngestThread = field(default_factory=IngestThread)
 
     def engine(self, policy: AlertPolicy | None = None) -> AlertEngine:
         """An alert engine on the store with the server's routes."""
@@ -293,6 +297,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             state.tasks = []
+            # Batches already taken are stored before the store closes.
+            await asyncio.to_thread(state.ingest.close)
 
     app = FastAPI(
         title="certvigil",

@@ -10,10 +10,15 @@ opens or resolves is appended to the event log there too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextvars
+import functools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
 
@@ -32,6 +37,48 @@ from certvigil.targets.target import Target
 
 MAX_ITEMS = 1000
 """Most observations in one batch."""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class IngestThread:
+    """The one thread of a server process that judges and stores report batches, in
+    the order they arrive.
+
+    Batches are written one at a time anyway (one writer on SQLite; and judging is
+    Python, which holds the interpreter lock). Run on the shared worker-thread pool,
+    concurrent batches took turns on the lock every few milliseconds from different
+    threads, each finding the processor's caches cold. Measured with
+    ``bench/server_api.py`` at 1,000,000 observations and 4 clients, five runs each
+    way alternating with the pool: the server's CPU 191-241 -> 174-194 µs per
+    observation, the storing alone 131-162 -> 111-121.
+    """
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    async def run(self, call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """``call(*args, **kwargs)`` on the ingest thread, after the batches before it."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="certvigil-ingest"
+                )
+            executor = self._executor
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, functools.partial(context.run, call, *args, **kwargs)
+        )
+
+    def close(self) -> None:
+        """Waits for the batches taken and stops the thread (a later batch starts a new
+        one)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

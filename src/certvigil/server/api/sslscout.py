@@ -44,9 +44,10 @@ router = APIRouter(tags=["sslscout"], route_class=FastJsonRoute)
     summary="SSL Scout: report certificates (same body as /api/v1/reports)",
     openapi_extra=_scopes(*AGENTS_ONLY),
 )
-def report(batch: ReportBatch, principal: Reporter, state: State) -> dict[str, Any]:
+async def report(batch: ReportBatch, principal: Reporter, state: State) -> dict[str, Any]:
     """Stores a batch; answers with ``success`` as SSL Scout clients expect."""
-    return {"success": True, **outcome_json(ingest(state, principal, batch))}
+    outcome = await state.ingest.run(ingest, state, principal, batch)
+    return {"success": True, **outcome_json(outcome)}
 
 
 @router.get(

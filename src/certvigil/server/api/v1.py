@@ -191,9 +191,9 @@ def policy_with_thresholds(state: ServerState, labels: list[str], targets: list[
     openapi_extra=_scopes(*AGENTS_ONLY),
     tags=["agents"],
 )
-def post_reports(batch: ReportBatch, principal: Reporter, state: State) -> dict[str, Any]:
+async def post_reports(batch: ReportBatch, principal: Reporter, state: State) -> dict[str, Any]:
     """Stores a batch once per ``report_id``; bad items are listed with index and reason."""
-    return outcome_json(ingest(state, principal, batch))
+    return outcome_json(await state.ingest.run(ingest, state, principal, batch))
 
 
 @router.get(
