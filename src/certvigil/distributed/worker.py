@@ -70,10 +70,16 @@ HEARTBEAT_S = 5.0
 STORE_RETRY_S = 2.0
 """Pause between two tries of a write the store refused."""
 
-WRITE_BATCH_MAX = 200
-"""Most endpoints recorded in one transaction."""
+WRITE_BATCH_MAX = 500
+"""Most endpoints recorded in one transaction: a default shard (``shard_size`` 500).
 
-BATCH_GATHER_S = 0.5
+Each transaction also claims its items, counts them, beats and reads what the batch's
+endpoints held, and on PostgreSQL every statement costs the driver more for a small
+batch than a large one: at 10,000 loopback endpoints, batches of up to 500 gathered
+for 1 s took the worker's recording from 200-215 to 137-154 µs of CPU per endpoint
+against batches of 200 gathered for 0.5 s (two runs each, alternating)."""
+
+BATCH_GATHER_S = 1.0
 """How long the first report of a batch waits for others to join it."""
 
 _P = ParamSpec("_P")
