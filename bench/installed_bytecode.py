@@ -2,7 +2,7 @@
 
 ``pip install`` compiles every module it installs, so a deployed ``certvigil`` imports
 ``.pyc`` files. A source checkout run with ``PYTHONDONTWRITEBYTECODE`` set (as some CI
-and sandbox environments do) compiles each of certvigil's modules again in every
+environments do) compiles each of certvigil's modules again in every
 process it starts: about 0.1-0.15 s more start-up for ``certvigil run --distributed``
 here, which is a fixed cost the benchmarks compare.
 """
