@@ -110,7 +110,8 @@ def observation_items(
 def observation_items_of(
     chains: list[list[bytes]], count: int, *, offset: int, now: datetime
 ) -> list[dict[str, Any]]:
-    """Observation documents of ``count`` distinct endpoints serving ``chains`` in turn."""
+    """Observation documents of ``count`` distinct endpoints serving ``chains`` in turn
+    (endpoint ``offset + n`` serves chain ``(offset + n) % len(chains)``)."""
     items = []
     for n in range(count):
         # Each endpoint an address of its own, asked for the name its leaf carries, so
@@ -118,13 +119,13 @@ def observation_items_of(
         target = Target(
             host=f"10.{(offset + n) >> 16 & 255}.{(offset + n) >> 8 & 255}.{(offset + n) & 255}",
             port=443,
-            sni=f"h{n % len(chains)}.bench.test",
+            sni=f"h{(offset + n) % len(chains)}.bench.test",
         )
         handshake = TlsObservation(
             target=target,
             peer_address=target.host,
             observed_at_utc=now,
-            chain_der=tuple(chains[n % len(chains)]),
+            chain_der=tuple(chains[(offset + n) % len(chains)]),
             protocol="TLSv1.3",
             cipher="TLS_AES_128_GCM_SHA256",
             connect_s=0.001,
@@ -144,6 +145,7 @@ async def bench_ingest(
     clients: int,
     server_pid: int,
     pg: ThrowawayPostgres | None = None,
+    leaves: int = 20,
 ) -> list[tuple[str, float, float, float]]:
     """Observations stored per second and server CPU per observation, for each round:
     the endpoints' first report, then the same endpoints reported again an hour later
@@ -155,11 +157,11 @@ async def bench_ingest(
     """
     root = pki.root.certificate.public_bytes(Encoding.PEM).decode()
     key_ = shared_key(KeySpec.EC_P256)
-    leaves = [
-        pki.issue_leaf(dns_names=(f"h{n}.bench.test",), key=key_, valid_days=60 + 20 * n)
-        for n in range(20)
+    issued = [
+        pki.issue_leaf(dns_names=(f"h{n}.bench.test",), key=key_, valid_days=60 + 20 * (n % 20))
+        for n in range(leaves)
     ]
-    chains = [pki.served_chain_der(leaf) for leaf in leaves]
+    chains = [pki.served_chain_der(leaf) for leaf in issued]
     started_at = datetime.now(UTC)
     # Endpoints of their own for this run: a run on a reused file (--db) would otherwise
     # report the last run's endpoints again, before the times that run recorded, and
@@ -395,6 +397,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50, help="Concurrent GET clients.")
     parser.add_argument("--ws-clients", type=int, default=1000)
     parser.add_argument(
+        "--leaves",
+        type=int,
+        default=20,
+        help="Distinct leaves the reporting endpoints serve, in turn (20; as many as the "
+        "endpoints, --ingest-batches x 100: each endpoint its own).",
+    )
+    parser.add_argument(
         "--db",
         type=Path,
         help="SQLite file to fill once and reuse in later runs (else a temporary one).",
@@ -490,6 +499,7 @@ def main() -> None:
                     clients=args.ingest_clients,
                     server_pid=process.pid,
                     pg=pg,
+                    leaves=args.leaves,
                 )
             )
             for label, rate, server_us, db_us in rounds:
