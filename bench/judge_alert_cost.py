@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server_api import observation_items_of
+from server_api import observation_items_of, served_chains
 
 from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.rules import (
@@ -52,7 +52,7 @@ from certvigil.analysis.certificate import parse_certificate
 from certvigil.analysis.judge import judge
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
-from certvigil.demo.pki import KeySpec, ThrowawayPki, shared_key
+from certvigil.demo.pki import ThrowawayPki
 from certvigil.server.ingest import AgentInfo, judge_items, store_batch
 from certvigil.server.trust import TrustDocument, trust_store_for
 from certvigil.server.wire import observation_from_item
@@ -164,14 +164,9 @@ def main() -> None:
 
 def _items(pki: ThrowawayPki, leaves: int, batch: int) -> list[dict[str, Any]]:
     """``bench/server_api.py``'s documents, with ``leaves`` distinct leaves per batch."""
-    now = datetime.now(UTC)
-    key = shared_key(KeySpec.EC_P256)
-    issued = [
-        pki.issue_leaf(dns_names=(f"h{n}.bench.test",), key=key, valid_days=60 + 20 * (n % 20))
-        for n in range(leaves)
-    ]
-    chains = [pki.served_chain_der(leaf) for leaf in issued]
-    return observation_items_of(chains, 100, offset=batch * 100, now=now)
+    return observation_items_of(
+        served_chains(pki, leaves), 100, offset=batch * 100, now=datetime.now(UTC)
+    )
 
 
 def _ingest_rate(items: list[list[dict[str, Any]]], root: str) -> float:

@@ -97,14 +97,21 @@ def observation_items(
 ) -> list[dict[str, Any]]:
     """Observation documents of ``count`` distinct endpoints, 20 distinct leaves valid
     60 to 440 days (one endpoint in twenty crosses an alert threshold, as in a fleet)."""
-    now = now or datetime.now(UTC)
+    return observation_items_of(
+        served_chains(pki, 20), count, offset=offset, now=now or datetime.now(UTC)
+    )
+
+
+def served_chains(pki: ThrowawayPki, leaves: int) -> list[list[bytes]]:
+    """The served chains (DER) of ``leaves`` leaves ``h{n}.bench.test`` under one key,
+    valid 60 to 440 days in a cycle of twenty (one in twenty crosses an alert
+    threshold, as in a fleet)."""
     key = shared_key(KeySpec.EC_P256)
-    leaves = [
-        pki.issue_leaf(dns_names=(f"h{n}.bench.test",), key=key, valid_days=60 + 20 * n)
-        for n in range(20)
+    issued = [
+        pki.issue_leaf(dns_names=(f"h{n}.bench.test",), key=key, valid_days=60 + 20 * (n % 20))
+        for n in range(leaves)
     ]
-    chains = [pki.served_chain_der(leaf) for leaf in leaves]
-    return observation_items_of(chains, count, offset=offset, now=now)
+    return [pki.served_chain_der(leaf) for leaf in issued]
 
 
 def observation_items_of(
@@ -156,12 +163,7 @@ async def bench_ingest(
     the server is measured on.
     """
     root = pki.root.certificate.public_bytes(Encoding.PEM).decode()
-    key_ = shared_key(KeySpec.EC_P256)
-    issued = [
-        pki.issue_leaf(dns_names=(f"h{n}.bench.test",), key=key_, valid_days=60 + 20 * (n % 20))
-        for n in range(leaves)
-    ]
-    chains = [pki.served_chain_der(leaf) for leaf in issued]
+    chains = served_chains(pki, leaves)
     started_at = datetime.now(UTC)
     # Endpoints of their own for this run: a run on a reused file (--db) would otherwise
     # report the last run's endpoints again, before the times that run recorded, and

@@ -577,18 +577,14 @@ class _Batch:
         # history and alerts are known to be empty and are not read.
         new = {e.endpoint_id for e in endpoints.values() if e.is_new} & candidates.keys()
         stored = [endpoint_id for endpoint_id in candidates if endpoint_id not in new]
-        priors = (
-            read_prior_histories(
-                self.connection,
-                {
-                    endpoint_id: [i for _, i in by_endpoint[endpoint_id] if i is not None]
-                    for endpoint_id in stored
-                },
-                max_failures=self.policy.unreachable_after,
-                max_revocation=self.policy.revocation_unchecked_after,
-            )
-            if stored
-            else {}
+        priors = read_prior_histories(
+            self.connection,
+            {
+                endpoint_id: [i for _, i in by_endpoint[endpoint_id] if i is not None]
+                for endpoint_id in stored
+            },
+            max_failures=self.policy.unreachable_after,
+            max_revocation=self.policy.revocation_unchecked_after,
         )
         priors.update((endpoint_id, _NO_HISTORY) for endpoint_id in new)
         usable: dict[int, PriorHistory] = {
@@ -602,8 +598,9 @@ class _Batch:
             }
             for endpoint_id in usable
         }
-        old_leaves = {e: found for e, found in leaves.items() if e not in new}
-        alerts = endpoint_alerts(self.connection, old_leaves) if old_leaves else {}
+        alerts = endpoint_alerts(
+            self.connection, {e: found for e, found in leaves.items() if e not in new}
+        )
         # The batch's own leaves are summarised from the reports' facts, which are
         # what their rows were written from; only leaves served before are read. An
         # endpoint still serving its previous leaf (most of them) reads nothing.

@@ -28,7 +28,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.model import EndpointReport
 from certvigil.store.driver import (
@@ -42,6 +41,7 @@ from certvigil.store.ingest import (
     PreparedReports,
     RecordedEndpoint,
     endpoint_key_tuple,
+    insert_for,
     record_reports,
 )
 from certvigil.store.models import ALERTS, CERTIFICATES, DELIVERIES, ENDPOINTS, OBSERVATIONS
@@ -675,11 +675,7 @@ class _WriteStatements:
 
     def __init__(self, dialect: Dialect) -> None:
         positional = positional_dialect(dialect)
-
-        def insert(table: Any) -> Any:
-            if dialect.name == "postgresql":
-                return postgresql.insert(table)
-            return sqlite.insert(table)
+        insert = functools.partial(insert_for, dialect.name)
 
         self.when = time_binder(dialect.name)
         self.deliveries = DriverStatement(

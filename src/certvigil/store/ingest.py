@@ -9,6 +9,7 @@ commit together.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -75,7 +76,12 @@ _TAGS = ENDPOINT_TAGS
 
 def dialect_insert(connection: Connection, table: Any) -> Any:
     """An INSERT with ``on_conflict_do_*`` for the connection's database."""
-    if connection.dialect.name == "postgresql":
+    return insert_for(connection.dialect.name, table)
+
+
+def insert_for(dialect_name: str, table: Any) -> Any:
+    """An INSERT with ``on_conflict_do_*`` for the database named ``dialect_name``."""
+    if dialect_name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 
@@ -261,11 +267,7 @@ class _Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         dialect_name = dialect.name
-
-        def insert(table: Any) -> Any:
-            if dialect_name == "postgresql":
-                return postgresql.insert(table)
-            return sqlite.insert(table)
+        insert = functools.partial(insert_for, dialect_name)
 
         e, d = _ENDPOINTS.c, _DEPLOYMENTS.c
         # Known with their bytes: an observation may then name them by reference.

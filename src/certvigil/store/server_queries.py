@@ -28,7 +28,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from certvigil.analysis.changes import Change
 from certvigil.analysis.model import Severity
@@ -39,6 +38,7 @@ from certvigil.store.driver import (
     statements_for,
     time_binder,
 )
+from certvigil.store.ingest import insert_for
 from certvigil.store.models import ALERTS, DELIVERIES, DEPLOYMENTS, ENDPOINTS, OBSERVATIONS
 from certvigil.store.outbox import _alert_record, _alert_select
 from certvigil.store.queries import (
@@ -317,7 +317,7 @@ class _ReportStatements:
             [f"b_{column}" for column in _AGENT_CONTACT_COLUMNS] + ["b_name"],
         )
         # Two first contacts at once: the second finds the row made and writes nothing.
-        first = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(AGENTS)
+        first = insert_for(dialect.name, AGENTS)
         self.first_contact = DriverStatement(
             first.on_conflict_do_nothing(index_elements=["name"]),
             positional,
