@@ -48,7 +48,7 @@ from certvigil.alerts.rules import (
     LeafSummary,
     evaluate,
 )
-from certvigil.analysis.certificate import parse_certificate
+from certvigil.analysis.certificate import forget_certificates, keep_certificates
 from certvigil.analysis.judge import judge
 from certvigil.analysis.model import EndpointReport
 from certvigil.analysis.trust import TrustStore
@@ -92,9 +92,16 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20, help="batches of 100 (20)")
     parser.add_argument("--leaves", type=int, default=20, help="distinct leaves a batch (20)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (3)")
+    parser.add_argument(
+        "--kept",
+        type=int,
+        default=100_000,
+        help="certificates kept between judgements (100000, the server's default)",
+    )
     args = parser.parse_args()
     if not 1 <= args.leaves <= 100:
         parser.error("--leaves: 1 to 100")
+    keep_certificates(args.kept)
 
     pki = ThrowawayPki.create()
     root = pki.root.certificate.public_bytes(Encoding.PEM).decode()
@@ -118,7 +125,7 @@ def main() -> None:
     for run in range(args.repeat):
         # Every run starts cold: a new trust store (its verdict caches are its own) and
         # no parsed certificate kept from the run before.
-        parse_certificate.cache_clear()
+        forget_certificates()
         trust = TrustStore.from_certificates([pki.root.certificate], source="bench")
         base = start + timedelta(days=run)
         started = time.process_time()
@@ -170,7 +177,7 @@ def _items(pki: ThrowawayPki, leaves: int, batch: int) -> list[dict[str, Any]]:
 
 
 def _ingest_rate(items: list[list[dict[str, Any]]], root: str) -> float:
-    parse_certificate.cache_clear()
+    forget_certificates()
     trust = trust_store_for(TrustDocument(public=False, ca_pem=[root]))
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(f"sqlite:///{folder}/bench.db")

@@ -80,6 +80,28 @@ def test_time_moving_past_the_leaf_validity_gives_fresh_verdicts() -> None:
     assert verdicts == {now: not_before <= now <= not_after for now in moments}
 
 
+def test_either_side_of_each_boundary_from_any_first_instant_gives_fresh_verdicts() -> None:
+    """A kept verdict holds for the instants at which every certificate and anchor is in
+    its state, earlier ones included: notBefore and notAfter are both inside the
+    period, a second out is out, whichever instant the verdict was first reached at."""
+    pki = ThrowawayPki.create(now_utc=NOW)
+    leaf = pki.issue_leaf(
+        dns_names=("g.example.test",), not_before_utc=NOW + timedelta(days=1), valid_days=30
+    )
+    chain = pki.served_chain_der(leaf)
+    tick = SECOND  # the verifier reads the time to the second
+    not_before = leaf.certificate.not_valid_before_utc
+    not_after = leaf.certificate.not_valid_after_utc
+    edges = [t + d for t in (not_before, not_after) for d in (-tick, timedelta(0), tick)]
+    for start in edges:
+        trust = TrustStore.from_certificates([pki.root.certificate], source="pki")
+        judge_chain(chain, now=start, trust=trust)
+        for now in edges:
+            warm = judge_chain(chain, now=now, trust=trust)
+            assert warm == judge_chain(chain, now=now, trust=_fresh(trust)), (start, now)
+            assert warm.report.is_trusted is (not_before <= now <= not_after)
+
+
 def test_time_moving_past_the_intermediate_and_the_anchor_gives_fresh_verdicts() -> None:
     """The expiry of the intermediate (served) and of the root (an anchor) both count."""
     root = CertificateAuthority.root(

@@ -9,19 +9,22 @@ import socket
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certvigil.config.loading import LoadedConfig
+from certvigil.analysis.certificate import keep_certificates, kept_certificates, parse_certificate
+from certvigil.config.loading import LoadedConfig, load_config
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import TlsServer
 from certvigil.server.app import create_app
 from certvigil.server.keys import Scope
-from certvigil.store import Store
-from tests.server.conftest import make_key
+from certvigil.store import Store, open_store
+from tests.server.conftest import make_key, write_server_config
 from tests.server.scanned import scanned_items
 from tests.support.live_app import serve_app
 
@@ -337,3 +340,30 @@ def test_an_item_with_a_number_json_cannot_hold_is_refused_by_index(
     assert answer["accepted"] == 1
     assert [r["index"] for r in answer["rejected"]] == [1]
     assert "connect_s: not a finite number" in answer["rejected"][0]["reason"]
+
+
+def test_a_fleet_reported_again_is_not_parsed_again_and_the_limit_is_the_configs(
+    tmp_path: Path, sqlite_url: str, items: list[dict[str, Any]], pki: ThrowawayPki
+) -> None:
+    """The next cycle's batch of the same endpoints parses (and so verifies) nothing;
+    ``serve.kept_certificates`` sets how many certificates the server keeps."""
+    before = kept_certificates()
+    path = write_server_config(tmp_path, sqlite_url)
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document["serve"]["kept_certificates"] = 50_000
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    store = open_store(sqlite_url)
+    try:
+        headers = {"X-API-Key": make_key(store, "agent", Scope.AGENT)}
+        app = create_app(load_config(path), store, poll_s=0.05)
+        assert kept_certificates() == 50_000
+        with serve_app(app) as url:
+            first = httpx.post(f"{url}/api/v1/reports", json=batch(items, pki), headers=headers)
+            assert first.json()["accepted"] == len(items)
+            parse_certificate.cache_clear()
+            again = httpx.post(f"{url}/api/v1/reports", json=batch(items, pki), headers=headers)
+            assert again.json()["accepted"] == len(items)
+            assert parse_certificate.cache_info().misses == 0
+    finally:
+        store.close()
+        keep_certificates(before)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
+from certvigil.analysis.bounded import make_room
 from certvigil.analysis.der import split_extensions, tbs_names
 from certvigil.analysis.model import CertificateFacts, KeyType, ValidationLevel
 from certvigil.errors import CertificateLoadError
@@ -35,6 +37,10 @@ from certvigil.errors import CertificateLoadError
 __all__ = [
     "PARSE_ERRORS",
     "ParsedCertificate",
+    "certificate_facts",
+    "forget_certificates",
+    "keep_certificates",
+    "kept_certificates",
     "parse_certificate",
     "parsed_of",
     "read_certificate_facts",
@@ -199,7 +205,7 @@ def read_certificate_facts(der: bytes) -> CertificateFacts:
         CertificateLoadError: The bytes are not a certificate at all (with the reason);
             its ``source`` is ``"certificate"``, callers that know better re-raise.
     """
-    return parse_certificate(der).facts
+    return certificate_facts(der)[1]
 
 
 @lru_cache(maxsize=512)
@@ -250,6 +256,75 @@ def parse_certificate(der: bytes) -> ParsedCertificate:
         extension_oids=reading.extension_oids,
         serial_number=serial_number,
     )
+
+
+_KEPT_FACTS: dict[bytes, tuple[bytes, CertificateFacts]] = {}
+_KEPT_LOCK = threading.Lock()
+_kept_limit = 4096
+
+
+def keep_certificates(limit: int) -> None:
+    """Set how many certificates' facts (and, per trust store, chain verdicts) to keep.
+
+    A process that judges the same fleet again and again (the server, reported every
+    cycle by its agents) sets this above the fleet's distinct certificates, so that a
+    certificate seen before is neither parsed nor verified again. Each kept certificate
+    costs 2 to 3 KiB (its facts, findings and chain verdict); a one-off scan keeps the
+    default, 4,096, enough for the certificates a scan's endpoints share.
+
+    Args:
+        limit: Certificates to keep, at least 1; the oldest kept go first.
+
+    Raises:
+        ValueError: ``limit`` is below 1.
+    """
+    global _kept_limit
+    if limit < 1:
+        raise ValueError("keep at least one certificate")
+    with _KEPT_LOCK:
+        _kept_limit = limit
+        make_room(_KEPT_FACTS, limit + 1)
+
+
+def kept_certificates() -> int:
+    """The limit :func:`keep_certificates` set."""
+    return _kept_limit
+
+
+def forget_certificates() -> None:
+    """Let go of every kept and parsed certificate (a benchmark's cold start)."""
+    with _KEPT_LOCK:
+        _KEPT_FACTS.clear()
+    parse_certificate.cache_clear()
+
+
+def certificate_facts(der: bytes) -> tuple[bytes, CertificateFacts]:
+    """One certificate's SHA-256 digest and its facts, kept by digest.
+
+    The facts are those of :func:`parse_certificate`, which runs only the first time a
+    certificate is met (or after it was let go: see :func:`keep_certificates`). A kept
+    certificate costs a digest and a lookup, and its bytes are not kept.
+
+    Args:
+        der: One DER-encoded X.509 certificate.
+
+    Returns:
+        The digest (32 bytes) and the facts.
+
+    Raises:
+        CertificateLoadError: The bytes are not a certificate (source ``"certificate"``).
+    """
+    digest = hashlib.sha256(der).digest()
+    kept = _KEPT_FACTS.get(digest)
+    if kept is None:
+        # The kept pair hands out one digest object per certificate: the chain verdicts
+        # keyed by it share it instead of holding copies.
+        kept = (digest, parse_certificate(der).facts)
+        with _KEPT_LOCK:
+            # Oldest first: a fleet larger than the limit should raise the limit.
+            make_room(_KEPT_FACTS, _kept_limit)
+            _KEPT_FACTS[digest] = kept
+    return kept
 
 
 def parsed_of(certificate: x509.Certificate) -> ParsedCertificate:
@@ -387,21 +462,41 @@ def _read_facts(reading: _Reading, issuer_der: bytes, subject_der: bytes) -> Cer
         is_ca=bool(constraints is not None and constraints.ca),
         path_length=constraints.path_length if constraints is not None else None,
         is_precertificate=ExtensionOID.PRECERT_POISON in extensions,
-        ocsp_urls=_access_urls(aia, x509.oid.AuthorityInformationAccessOID.OCSP),
-        ca_issuer_urls=_access_urls(aia, x509.oid.AuthorityInformationAccessOID.CA_ISSUERS),
-        crl_urls=_crl_urls(extensions.get(ExtensionOID.CRL_DISTRIBUTION_POINTS)),
+        ocsp_urls=_shared(_access_urls(aia, x509.oid.AuthorityInformationAccessOID.OCSP)),
+        ca_issuer_urls=_shared(
+            _access_urls(aia, x509.oid.AuthorityInformationAccessOID.CA_ISSUERS)
+        ),
+        crl_urls=_shared(_crl_urls(extensions.get(ExtensionOID.CRL_DISTRIBUTION_POINTS))),
         sct_count=_sct_count(extensions, problems),
         must_staple=_must_staple(extensions.get(ExtensionOID.TLS_FEATURE)),
-        policy_oids=policies,
+        policy_oids=_shared(policies),
         validation_level=_validation_level(policies),
-        key_usage=_key_usage(extensions.get(ExtensionOID.KEY_USAGE)),
-        extended_key_usage=_extended_key_usage(extensions.get(ExtensionOID.EXTENDED_KEY_USAGE)),
+        key_usage=_shared(_key_usage(extensions.get(ExtensionOID.KEY_USAGE))),
+        extended_key_usage=_shared(
+            _extended_key_usage(extensions.get(ExtensionOID.EXTENDED_KEY_USAGE))
+        ),
         subject_key_id_hex=_subject_key_id(extensions.get(ExtensionOID.SUBJECT_KEY_IDENTIFIER)),
-        authority_key_id_hex=_authority_key_id(
-            extensions.get(ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
+        authority_key_id_hex=_shared(
+            _authority_key_id(extensions.get(ExtensionOID.AUTHORITY_KEY_IDENTIFIER))
         ),
         version=_attempt(problems, "version", 3, lambda: cert.version.value + 1),
     )
+
+
+# Values every leaf of a CA repeats (its key id, URLs, policies, key usages): one object
+# each, so that the facts a server keeps for a fleet do not hold thousands of copies.
+_SHARED: dict[object, object] = {}
+_SHARED_MAX = 8192
+
+
+def _shared(value: _T) -> _T:
+    found = _SHARED.get(value)
+    if found is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[value] = value
+        return value
+    return found  # type: ignore[return-value]  # equal to value, so of its type
 
 
 def _read_extensions(reading: _Reading) -> Mapping[x509.ObjectIdentifier, Any]:

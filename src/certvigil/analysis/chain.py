@@ -20,6 +20,7 @@ unneeded certificates are read off the verified path, or the walked one.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import threading
 from collections.abc import Sequence
@@ -39,9 +40,15 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from certvigil.analysis.certificate import PARSE_ERRORS, ParsedCertificate, parse_certificate
+from certvigil.analysis.bounded import make_room
+from certvigil.analysis.certificate import (
+    PARSE_ERRORS,
+    ParsedCertificate,
+    kept_certificates,
+    parse_certificate,
+)
 from certvigil.analysis.model import CertificateFacts, ChainReport
-from certvigil.analysis.trust import TrustStore
+from certvigil.analysis.trust import ONE_TICK, TrustStore
 from certvigil.targets.ipaddr import parse_ip
 
 __all__ = ["CAUSE_KINDS", "ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
@@ -109,6 +116,7 @@ def judge_chain(
     now: datetime,
     trust: TrustStore,
     fetched_der: Sequence[bytes] = (),
+    digests: Sequence[bytes] | None = None,
 ) -> ChainVerdict:
     """Verify a served chain and say precisely what is wrong with it.
 
@@ -118,7 +126,9 @@ def judge_chain(
     through those states, so the verdict holds at any other ``now`` that finds each
     of them in the same state: a chain reported again an hour later costs no new
     verification, while one that has expired since (or an anchor that has) is judged
-    afresh. The cache keeps the most recent :data:`_VERDICTS_MAX` chains of each store.
+    afresh. Verdicts are looked up by the certificates' SHA-256 digests, and a store
+    keeps as many chains as ``certificate.kept_certificates()`` (at least
+    :data:`_VERDICTS_MIN`), the oldest going first.
 
     Args:
         served_der: The certificates as served, leaf first; every one must parse
@@ -126,6 +136,8 @@ def judge_chain(
         now: The validation time (aware).
         trust: The anchors.
         fetched_der: Issuers fetched from AIA CA Issuers URLs, to complete the chain.
+        digests: The SHA-256 digests of ``served_der`` then ``fetched_der``, when the
+            caller has them (``certificate.certificate_facts`` gives them).
 
     Returns:
         The verdict.
@@ -136,64 +148,62 @@ def judge_chain(
     """
     if not served_der:
         raise ValueError("a chain needs at least the leaf")
-    key = (tuple(served_der), tuple(fetched_der))
-    cache: dict[tuple[tuple[bytes, ...], tuple[bytes, ...]], _CachedVerdict] = trust.chain_verdicts
+    if digests is None:
+        digests = [hashlib.sha256(d).digest() for d in (*served_der, *fetched_der)]
+    elif len(digests) != len(served_der) + len(fetched_der):
+        raise ValueError("one digest for each served and fetched certificate")
+    key: tuple[int | bytes, ...] = (len(served_der), *digests)
+    cache: dict[tuple[int | bytes, ...], _CachedVerdict] = trust.chain_verdicts
     cached = cache.get(key)
-    if cached is not None and cached.holds_at(now, trust):
+    if cached is not None and cached.holds_at(now):
         return cached.verdict
-    served = [parse_certificate(d) for d in key[0]]
-    fetched = [parse_certificate(d) for d in key[1]]
+    served = [parse_certificate(d) for d in served_der]
+    fetched = [parse_certificate(d) for d in fetched_der]
     verdict = _Judge(served, fetched, now, trust).run()
-    periods = tuple((p.facts.not_before_utc, p.facts.not_after_utc) for p in [*served, *fetched])
-    entry = _CachedVerdict(
-        periods=periods,
-        states=_states(periods, now),
-        anchor_marks=trust.anchor_validity_marks(now),
-        verdict=verdict,
-    )
+    valid_from, valid_until = trust.anchor_validity_window(now)
+    for parsed in (*served, *fetched):
+        start, end = parsed.facts.not_before_utc, parsed.facts.not_after_utc
+        if start <= now:
+            valid_from = max(valid_from, start)
+        else:
+            valid_until = min(valid_until, start - ONE_TICK)
+        if now <= end:
+            valid_until = min(valid_until, end)
+        else:
+            valid_from = max(valid_from, end + ONE_TICK)
+    entry = _CachedVerdict(valid_from=valid_from, valid_until=valid_until, verdict=verdict)
+    limit = max(_VERDICTS_MIN, kept_certificates())
     with _VERDICTS_LOCK:
+        # Oldest first: dicts keep insertion order, and a renewed entry moves last.
         cache.pop(key, None)
-        while len(cache) >= _VERDICTS_MAX:
-            # Oldest first: dicts keep insertion order, and a renewed entry moves last.
-            del cache[next(iter(cache))]
+        make_room(cache, limit)
         cache[key] = entry
     return verdict
 
 
-_VERDICTS_MAX = 8192
-"""Chains whose verdict a trust store keeps (a few kilobytes each, the chain's DER included)."""
+_VERDICTS_MIN = 8192
+"""Chains whose verdict a trust store keeps at least (under a kilobyte each)."""
 _VERDICTS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _CachedVerdict:
-    """A verdict and the validity states it was reached under.
+    """A verdict and the instants at which it holds.
 
     Attributes:
-        periods: (notBefore, notAfter) of each served, then fetched, certificate.
-        states: For each period, whether ``now`` was at or after its start and at or
-            before its end.
-        anchor_marks: ``TrustStore.anchor_validity_marks`` at that ``now``.
+        valid_from: From when (inclusive) every certificate involved, and every
+            anchor, is in the validity state it was in when the verdict was reached.
+        valid_until: Until when (inclusive) that lasts.
         verdict: The verdict.
     """
 
-    periods: tuple[tuple[datetime, datetime], ...]
-    states: tuple[tuple[bool, bool], ...]
-    anchor_marks: tuple[int, int]
+    valid_from: datetime
+    valid_until: datetime
     verdict: ChainVerdict
 
-    def holds_at(self, now: datetime, trust: TrustStore) -> bool:
-        """Every certificate involved is in the same validity state at ``now``."""
-        return (
-            _states(self.periods, now) == self.states
-            and trust.anchor_validity_marks(now) == self.anchor_marks
-        )
-
-
-def _states(
-    periods: Sequence[tuple[datetime, datetime]], now: datetime
-) -> tuple[tuple[bool, bool], ...]:
-    return tuple((start <= now, now <= end) for start, end in periods)
+    def holds_at(self, now: datetime) -> bool:
+        """Every certificate and anchor is in the same validity state at ``now``."""
+        return self.valid_from <= now <= self.valid_until
 
 
 class _Judge:

@@ -54,6 +54,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
+from certvigil.analysis.bounded import make_room
+from certvigil.analysis.certificate import kept_certificates
 from certvigil.analysis.chain import CAUSE_KINDS, ChainProblemKind, ChainVerdict
 from certvigil.analysis.codes import FindingCode
 from certvigil.analysis.days_remaining import days_remaining
@@ -128,8 +130,9 @@ def certificate_findings(
 # own rules) are the same for every report of a certificate: kept by the facts object
 # (``parse_certificate`` hands out one per certificate while it keeps it), position and
 # policy. The entry holds both objects, so their ids cannot be reused while it exists,
-# and checks them on use; at most _KEPT_MAX entries, emptied when full.
-_KEPT_MAX = 4096
+# and checks them on use; two entries for each certificate kept
+# (``certificate.kept_certificates``), at least _KEPT_MIN, the oldest going first.
+_KEPT_MIN = 4096
 _KEPT: dict[tuple[object, ...], tuple[CertificateFacts, AnalysisPolicy, tuple[Finding, ...]]] = {}
 
 
@@ -143,8 +146,7 @@ def _kept(
     if found is not None and found[0] is facts and found[1] is policy:
         return found[2]
     findings = tuple(compute())
-    if len(_KEPT) >= _KEPT_MAX:
-        _KEPT.clear()
+    make_room(_KEPT, max(_KEPT_MIN, 2 * kept_certificates()))
     _KEPT[key] = (facts, policy, findings)
     return findings
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from certvigil.analysis.certificate import ParsedCertificate, parse_certificate
+from certvigil.analysis.certificate import certificate_facts
 from certvigil.analysis.chain import judge_chain
 from certvigil.analysis.chain_size import chain_size_findings
 from certvigil.analysis.codes import FindingCode
@@ -129,11 +129,12 @@ def analyse_chain_der(
         return ChainAnalysis(
             evaluated_at_utc=now, expected_name=expected_name, findings=tuple(findings)
         )
-    parsed: list[ParsedCertificate] = []
-    positions: list[int] = []  # served position of each parsed certificate
+    read: list[tuple[bytes, CertificateFacts]] = []  # digest and facts of each readable one
+    ders: list[bytes] = []
+    positions: list[int] = []  # served position of each readable certificate
     for index, der in enumerate(chain_der):
         try:
-            parsed.append(parse_certificate(der))
+            read.append(certificate_facts(der))
         except CertificateLoadError as exc:
             findings.append(
                 Finding(
@@ -144,18 +145,26 @@ def analyse_chain_der(
                 )
             )
         else:
+            ders.append(der)
             positions.append(index)
+    facts = tuple(f for _, f in read)
     if not positions or positions[0] != 0:
         # Without a readable leaf there is nothing to match or verify.
         return ChainAnalysis(
             evaluated_at_utc=now,
             expected_name=expected_name,
-            certificates=tuple(p.facts for p in parsed),
+            certificates=facts,
             findings=sort_findings(findings) if sort else tuple(findings),
         )
-    fetched = tuple(d for d in fetched_issuers_der if _parses(d))
-    verdict = judge_chain([p.der for p in parsed], now=now, trust=trust, fetched_der=fetched)
-    facts = tuple(p.facts for p in parsed)
+    digests = [digest for digest, _ in read]
+    fetched = []
+    for der in fetched_issuers_der:
+        try:
+            digests.append(certificate_facts(der)[0])
+        except CertificateLoadError:
+            continue  # an unreadable fetched issuer completes nothing
+        fetched.append(der)
+    verdict = judge_chain(ders, now=now, trust=trust, fetched_der=fetched, digests=digests)
     judged = certificate_findings(
         facts,
         now=now,
@@ -258,11 +267,3 @@ def issuer_urls_to_fetch(report: EndpointReport | ChainAnalysis) -> tuple[str, .
     return tuple(
         u for u in chain.missing_issuer_urls if u.lower().startswith(("http://", "https://"))
     )
-
-
-def _parses(der: bytes) -> bool:
-    try:
-        parse_certificate(der)
-    except CertificateLoadError:
-        return False
-    return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -14,6 +14,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import Store
 
 from certvigil.analysis.der import tbs_names
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+ONE_TICK = timedelta(microseconds=1)
+"""The resolution of ``datetime``: ``t > end`` is ``t >= end + ONE_TICK``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -68,15 +73,26 @@ class TrustStore:
             ),
         )
 
-    def anchor_validity_marks(self, now: datetime) -> tuple[int, int]:
-        """How many anchors have begun their validity at ``now`` and how many ended.
+    def anchor_validity_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The instants, both ends inclusive, at which every anchor is in the state it
+        is in at ``now`` (valid, expired or not yet valid).
 
-        Both counts only grow with time, so two instants with equal marks see every
-        anchor in the same state (valid, expired or not yet valid).
+        Starts are the latest notBefore or notAfter crossed at ``now``, ends the
+        earliest still to come; an open side is ``datetime.min`` or ``datetime.max``.
         """
         starts, ends = self.anchor_validity
         # Valid from notBefore to notAfter, both inclusive (RFC 5280).
-        return bisect_right(starts, now), bisect_left(ends, now)
+        begun = bisect_right(starts, now)
+        ended = bisect_left(ends, now)
+        lo = max(
+            starts[begun - 1] if begun else EARLIEST,
+            ends[ended - 1] + ONE_TICK if ended else EARLIEST,
+        )
+        hi = min(
+            starts[begun] - ONE_TICK if begun < len(starts) else LATEST,
+            ends[ended] if ended < len(ends) else LATEST,
+        )
+        return lo, hi
 
     @classmethod
     def from_certificates(

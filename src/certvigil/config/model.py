@@ -472,6 +472,11 @@ class ServeSettings(_Model):
         trusted_proxies: CIDR blocks of the reverse proxies in front of the server:
             only from them are ``X-Forwarded-For`` (the dashboard's log-in throttle
             counts the client it names) and ``X-Forwarded-Proto`` believed.
+        kept_certificates: Certificates whose facts and chain verdicts each server
+            process keeps in memory (2 to 3 KiB each), so that an endpoint reported
+            again with a certificate seen before is neither parsed nor verified again.
+            Set it above the distinct certificates the agents report; beyond it the
+            oldest are let go and parsed again when next reported.
     """
 
     scan_allow: tuple[Text, ...] = ()
@@ -479,6 +484,7 @@ class ServeSettings(_Model):
     assignments: tuple[Assignment, ...] = ()
     agent_silence_intervals: int = Field(default=3, ge=1, le=1000)
     trusted_proxies: tuple[Text, ...] = Field(default=(), max_length=256)
+    kept_certificates: int = Field(default=100_000, ge=1, le=10_000_000)
 
     @field_validator("trusted_proxies")
     @classmethod

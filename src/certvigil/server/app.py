@@ -29,6 +29,7 @@ from certvigil.alerts.delivery import channels_for_routes, deliver_due
 from certvigil.alerts.engine import AlertEngine
 from certvigil.alerts.routing import AlertRoute, routes_from_config
 from certvigil.alerts.rules import AlertPolicy
+from certvigil.analysis.certificate import keep_certificates
 from certvigil.config.loading import LoadedConfig
 from certvigil.daemon.runner import expiry_thresholds
 from certvigil.errors import StoreError
@@ -263,6 +264,7 @@ def create_app(
         The application; its lifespan starts and stops the background tasks.
     """
     config = loaded.config
+    keep_certificates(config.serve.kept_certificates)
     state = ServerState(
         loaded=loaded,
         store=store,
