@@ -16,10 +16,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 
 import idna
 
+from certvigil.analysis.bounded import make_room
+from certvigil.analysis.certificate import kept_certificates
 from certvigil.analysis.model import CertificateFacts
 from certvigil.targets.ipaddr import ip_or_none
 
@@ -90,11 +91,21 @@ def match_hostname(facts: CertificateFacts, name: str) -> HostnameMatch:
         The match result, naming the identifier that matched.
     """
     # Every report of an endpoint asks again with the same name and leaf: the answer
-    # depends on nothing else, so it is kept (bounded) by exactly those inputs.
-    return _match(name, facts.san_dns, facts.san_ip, facts.subject_cn)
+    # depends on nothing else, so it is kept by exactly those inputs, for as many
+    # endpoints as certificates are kept (a fleet of one leaf each), at least _KEPT_MIN.
+    key = (name, facts.san_dns, facts.san_ip, facts.subject_cn)
+    found = _KEPT.get(key)
+    if found is None:
+        found = _match(*key)
+        make_room(_KEPT, max(_KEPT_MIN, kept_certificates()))
+        _KEPT[key] = found
+    return found
 
 
-@lru_cache(maxsize=4096)
+_KEPT: dict[tuple[str, tuple[str, ...], tuple[str, ...], str | None], HostnameMatch] = {}
+_KEPT_MIN = 4096
+
+
 def _match(
     name: str, san_dns: tuple[str, ...], san_ip: tuple[str, ...], subject_cn: str | None
 ) -> HostnameMatch:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from certvigil.analysis.changes import Change
 from certvigil.analysis.model import CertificateFacts, EndpointReport, Severity
 from certvigil.errors import StoreError
-from certvigil.store import ingest, outbox, queries, retention
+from certvigil.store import ingest, outbox, queries, retention, stored_certificates
 from certvigil.store.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
     WRITE_OPTION,
@@ -92,8 +92,10 @@ class Store:
         """
         with self._writer(), self._errors(), self._engine.connect() as connection:
             connection = connection.execution_options(**{WRITE_OPTION: True})
+            stored_certificates.begun(connection)
             with connection.begin():
                 yield connection
+            stored_certificates.committed(connection)
 
     @contextmanager
     def _writer(self) -> Iterator[None]:

@@ -65,6 +65,7 @@ from certvigil.store.queries import tags_for
 from certvigil.store.records import ObservationId, ObservationStatus
 from certvigil.store.revocation_models import OBSERVATION_DOCUMENTS, REVOCATION_DOCUMENTS
 from certvigil.store.sql_lists import chunks, one_of, one_of_parameter
+from certvigil.store.stored_certificates import known_stored, seen_stored
 from certvigil.targets.target import Target
 
 _CERTS = CERTIFICATES
@@ -818,10 +819,12 @@ def _store_certificates(
             found = first.get(sha)
             if found is None or (found[1] is None and served.der is not None):
                 first[sha] = (served.facts, served.der, item.seen)
-    if not first:
+    # Most batches bring certificates already stored: those seen stored before are
+    # skipped, the others looked up before rows are built.
+    stored = known_stored(connection)
+    wanted = [sha for sha in first if sha not in stored]
+    if not wanted:
         return
-    # Most scans see certificates already stored: look before building rows.
-    wanted = list(first)
     known: set[str] = set()
     for start in range(0, len(wanted), 500):
         known.update(
@@ -831,11 +834,13 @@ def _store_certificates(
         )
     rows = [
         _certificate_values(facts, der, seen, statements.when, json_text)
-        for sha, (facts, der, seen) in first.items()
+        for sha, (facts, der, seen) in ((sha, first[sha]) for sha in wanted)
         if sha not in known
     ]
     if rows:
         statements.certificates.run(connection, rows)
+    # Stored with their bytes now: those found so, and those just written with them.
+    seen_stored(connection, [*known, *(sha for sha in wanted if first[sha][1] is not None)])
 
 
 def _record_round(
