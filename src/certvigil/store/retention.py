@@ -1,4 +1,9 @@
-"""Retention: drop old observations, keeping each endpoint's latest and any an alert needs."""
+"""Retention: drop old observations, keeping each endpoint's latest and any an alert needs.
+
+Certificates are never dropped (they are small, and stored observations name them by
+digest): ``store/stored_certificates.py`` counts on a certificate stored with its bytes
+staying so.
+"""
 
 from __future__ import annotations
 
