@@ -48,7 +48,7 @@ from certvigil.analysis.certificate import (
     parse_certificate,
 )
 from certvigil.analysis.model import CertificateFacts, ChainReport
-from certvigil.analysis.trust import ONE_TICK, TrustStore
+from certvigil.analysis.trust import TrustStore, validity_window
 from certvigil.targets.ipaddr import parse_ip
 
 __all__ = ["CAUSE_KINDS", "ChainProblem", "ChainProblemKind", "ChainVerdict", "judge_chain"]
@@ -160,17 +160,11 @@ def judge_chain(
     served = [parse_certificate(d) for d in served_der]
     fetched = [parse_certificate(d) for d in fetched_der]
     verdict = _Judge(served, fetched, now, trust).run()
-    valid_from, valid_until = trust.anchor_validity_window(now)
-    for parsed in (*served, *fetched):
-        start, end = parsed.facts.not_before_utc, parsed.facts.not_after_utc
-        if start <= now:
-            valid_from = max(valid_from, start)
-        else:
-            valid_until = min(valid_until, start - ONE_TICK)
-        if now <= end:
-            valid_until = min(valid_until, end)
-        else:
-            valid_from = max(valid_from, end + ONE_TICK)
+    valid_from, valid_until = validity_window(
+        ((p.facts.not_before_utc, p.facts.not_after_utc) for p in (*served, *fetched)),
+        now,
+        trust.anchor_validity_window(now),
+    )
     entry = _CachedVerdict(valid_from=valid_from, valid_until=valid_until, verdict=verdict)
     limit = max(_VERDICTS_MIN, kept_certificates())
     with _VERDICTS_LOCK:

@@ -15,10 +15,40 @@ from cryptography.x509.verification import Store
 
 from certvigil.analysis.der import tbs_names
 
-EARLIEST = datetime.min.replace(tzinfo=UTC)
-LATEST = datetime.max.replace(tzinfo=UTC)
-ONE_TICK = timedelta(microseconds=1)
-"""The resolution of ``datetime``: ``t > end`` is ``t >= end + ONE_TICK``."""
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+"""The resolution of ``datetime``: ``t > end`` is ``t >= end + _TICK``."""
+
+
+def validity_window(
+    periods: Iterable[tuple[datetime, datetime]],
+    now: datetime,
+    within: tuple[datetime, datetime] = (_EARLIEST, _LATEST),
+) -> tuple[datetime, datetime]:
+    """The instants of ``within``, both ends inclusive, at which each validity period
+    (notBefore, notAfter, both inclusive as RFC 5280 says) is in the state it is in at
+    ``now``: not yet begun, running, or over.
+
+    Args:
+        periods: The periods.
+        now: An instant inside ``within``.
+        within: The window to narrow (by default all time).
+
+    Returns:
+        The narrowed window; it holds ``now``.
+    """
+    lo, hi = within
+    for start, end in periods:
+        if start <= now:
+            lo = max(lo, start)
+        else:
+            hi = min(hi, start - _TICK)
+        if now <= end:
+            hi = min(hi, end)
+        else:
+            lo = max(lo, end + _TICK)
+    return lo, hi
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -85,12 +115,12 @@ class TrustStore:
         begun = bisect_right(starts, now)
         ended = bisect_left(ends, now)
         lo = max(
-            starts[begun - 1] if begun else EARLIEST,
-            ends[ended - 1] + ONE_TICK if ended else EARLIEST,
+            starts[begun - 1] if begun else _EARLIEST,
+            ends[ended - 1] + _TICK if ended else _EARLIEST,
         )
         hi = min(
-            starts[begun] - ONE_TICK if begun < len(starts) else LATEST,
-            ends[ended] if ended < len(ends) else LATEST,
+            starts[begun] - _TICK if begun < len(starts) else _LATEST,
+            ends[ended] if ended < len(ends) else _LATEST,
         )
         return lo, hi
 

@@ -833,8 +833,8 @@ def _store_certificates(
             ).scalars()
         )
     rows = [
-        _certificate_values(facts, der, seen, statements.when, json_text)
-        for sha, (facts, der, seen) in ((sha, first[sha]) for sha in wanted)
+        _certificate_values(*first[sha], statements.when, json_text)
+        for sha in wanted
         if sha not in known
     ]
     if rows:
