@@ -52,6 +52,12 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 BODY_READ_TIMEOUT_S = 30.0
 """Longest wait for the next part of a request body."""
 
+DRAIN_BYTES = MAX_BODY_BYTES
+"""How much more of a refused, too large body is read and dropped before closing."""
+
+DRAIN_S = 5.0
+"""How long a refused, too large body is read and dropped before closing."""
+
 
 def utc_now() -> datetime:
     """The wall clock, aware UTC."""
@@ -181,18 +187,19 @@ class BoundedRequests:
             return
         headers = dict(scope.get("headers") or ())
         length = headers.get(b"content-length")
+        too_large = f"request body: more than {MAX_BODY_BYTES} bytes"
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            await _refuse(send, 413, "too_large", f"request body: more than {MAX_BODY_BYTES} bytes")
+            await _refuse(send, 413, "too_large", too_large, drain=receive)
             return
         seen = 0
         body_done = False
         refused = False
 
-        async def refuse(status: int, code: str, message: str) -> Any:
+        async def refuse(status: int, code: str, message: str, drain: Any = None) -> Any:
             # Answer now and tell the app the client left: what it sends after is dropped.
             nonlocal refused
             refused = True
-            await _refuse(send, status, code, message)
+            await _refuse(send, status, code, message, drain=drain)
             return {"type": "http.disconnect"}
 
         async def bounded_receive() -> Any:
@@ -206,10 +213,10 @@ class BoundedRequests:
                 return await refuse(408, "timeout", "request body: not received in time")
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                if seen > MAX_BODY_BYTES and message.get("more_body", False):
+                    return await refuse(413, "too_large", too_large, drain=receive)
                 if seen > MAX_BODY_BYTES:
-                    return await refuse(
-                        413, "too_large", f"request body: more than {MAX_BODY_BYTES} bytes"
-                    )
+                    return await refuse(413, "too_large", too_large)
                 body_done = not message.get("more_body", False)
             return message
 
@@ -220,7 +227,14 @@ class BoundedRequests:
         await self.app(scope, bounded_receive, guarded_send)
 
 
-async def _refuse(send: Any, status: int, code: str, message: str) -> None:
+async def _refuse(send: Any, status: int, code: str, message: str, *, drain: Any = None) -> None:
+    """Answer ``status`` with the error document and close the connection.
+
+    With ``drain`` (the request's ``receive``), the rest of a body the client is still
+    sending is read and dropped first, for at most ``DRAIN_BYTES`` and ``DRAIN_S``: a
+    connection closed with unread data is reset, and the reset may destroy the answer
+    before the client has read it (nginx's "lingering close" for the same reason).
+    """
     from certvigil.server.errors import error_body
 
     body = json.dumps(error_body(code, message)).encode()
@@ -228,10 +242,29 @@ async def _refuse(send: Any, status: int, code: str, message: str) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    if drain is None:
+        await send({"type": "http.response.body", "body": body})
+        return
+    # The answer is sent whole now; the server closes once the response is complete.
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    dropped = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_S):
+            while dropped <= DRAIN_BYTES:
+                part = await drain()
+                if part["type"] != "http.request":
+                    break
+                dropped += len(part.get("body", b""))
+                if not part.get("more_body", False):
+                    break
+    await send({"type": "http.response.body", "body": b""})
 
 
 def create_app(
