@@ -142,6 +142,7 @@ class AlertEventHub:
         self._last = 0
         self._changed = asyncio.Event()
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._texts: dict[int, str] = {}
 
@@ -176,11 +177,20 @@ class AlertEventHub:
             return sq.alert_events_after(connection, after_id, limit=limit)
 
     def wake(self) -> None:
-        """Look at the table now (this process has just committed events)."""
-        self._wake.set()
+        """Look at the table now (this process has just committed events).
+
+        Safe from any thread: an ``asyncio.Event`` set from outside its loop's thread
+        does not wake the loop, and the poller would sleep out its interval.
+        """
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            self._wake.set()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
         """Polls the table until cancelled."""
+        self._loop = asyncio.get_running_loop()
         if not self._started:
             await self.start()
         while True:
@@ -240,3 +250,10 @@ class AlertEventHub:
             for event in batch:
                 yield event
                 cursor = event.id
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
