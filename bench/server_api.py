@@ -153,10 +153,14 @@ async def bench_ingest(
     server_pid: int,
     pg: ThrowawayPostgres | None = None,
     leaves: int = 20,
-) -> list[tuple[str, float, float, float]]:
+    probe_key: str | None = None,
+) -> list[tuple[str, float, float, float, list[float]]]:
     """Observations stored per second and server CPU per observation, for each round:
     the endpoints' first report, then the same endpoints reported again an hour later
     (an agent's next cycle: same endpoints, mostly the same certificates).
+
+    With ``probe_key``, one more client asks for ``PROBE_PATH`` every ``PROBE_EVERY_S``
+    while the batches go in: the latencies of a reader while the server ingests.
 
     The request bodies are encoded before the clock starts and sent over kept-alive
     connections by the minimal client, so the load generator takes little of the CPU
@@ -204,15 +208,44 @@ async def bench_ingest(
             finally:
                 await connection.close()
 
+        probed: list[float] = []
+        ingesting = asyncio.Event()
+
+        async def probe(done: asyncio.Event, found: list[float]) -> None:
+            assert probe_key is not None
+            connection = KeepAliveClient(url, {"X-API-Key": probe_key})
+            await connection.connect()
+            try:
+                while not done.is_set():
+                    t0 = time.perf_counter()
+                    status, _answer = await asyncio.wait_for(connection.get(PROBE_PATH), 60)
+                    if status != 200:
+                        raise RuntimeError(f"GET {PROBE_PATH}: HTTP {status}")
+                    found.append(time.perf_counter() - t0)
+                    await asyncio.sleep(PROBE_EVERY_S)
+            finally:
+                await connection.close()
+
         cpu_before = tree_cpu_s(server_pid)
         db_before = postgres_cpu_s(pg) if pg else 0.0
         started = time.perf_counter()
+        prober = asyncio.create_task(probe(ingesting, probed)) if probe_key else None
         await asyncio.gather(*(worker(queue) for _ in range(clients)))
         elapsed = time.perf_counter() - started
+        ingesting.set()
+        if prober is not None:
+            await prober
         server_us = (tree_cpu_s(server_pid) - cpu_before) / max(stored, 1) * 1e6
         db_us = ((postgres_cpu_s(pg) - db_before) / max(stored, 1) * 1e6) if pg else 0.0
-        results.append((label, stored / elapsed, server_us, db_us))
+        results.append((label, stored / elapsed, server_us, db_us, probed))
     return results
+
+
+PROBE_PATH = "/api/v1/certificates?expiring_within=30&limit=20"
+"""What the reader asks for while batches go in."""
+
+PROBE_EVERY_S = 0.02
+"""Its pause between two requests."""
 
 
 class KeepAliveClient:
@@ -502,9 +535,10 @@ def main() -> None:
                     server_pid=process.pid,
                     pg=pg,
                     leaves=args.leaves,
+                    probe_key=reader,
                 )
             )
-            for label, rate, server_us, db_us in rounds:
+            for label, rate, server_us, db_us, probed in rounds:
                 database = f", PostgreSQL CPU {db_us:.0f} us/observation" if pg else ""
                 print(
                     f"ingest, {label}: {rate:,.0f} observations/s, server CPU "
@@ -513,6 +547,15 @@ def main() -> None:
                     f"server process{'es' if args.workers > 1 else ''}, load {load()})",
                     flush=True,
                 )
+                if probed:
+                    print(
+                        f"  a reader meanwhile (GET {PROBE_PATH} every "
+                        f"{PROBE_EVERY_S * 1000:.0f} ms, {len(probed)} requests): "
+                        f"p50 {percentile(probed, 0.5) * 1000:.0f} ms, "
+                        f"p99 {percentile(probed, 0.99) * 1000:.0f} ms, "
+                        f"max {max(probed) * 1000:.0f} ms",
+                        flush=True,
+                    )
             for path_query in (
                 "/api/v1/certificates?expiring_within=30",
                 "/api/v1/certificates?sort=-issuer&limit=50",
