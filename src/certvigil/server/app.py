@@ -213,10 +213,10 @@ class BoundedRequests:
                 return await refuse(408, "timeout", "request body: not received in time")
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > MAX_BODY_BYTES and message.get("more_body", False):
-                    return await refuse(413, "too_large", too_large, drain=receive)
                 if seen > MAX_BODY_BYTES:
-                    return await refuse(413, "too_large", too_large)
+                    # The rest of a body still coming is read and dropped (_refuse).
+                    rest = receive if message.get("more_body", False) else None
+                    return await refuse(413, "too_large", too_large, drain=rest)
                 body_done = not message.get("more_body", False)
             return message
 

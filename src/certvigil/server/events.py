@@ -183,7 +183,7 @@ class AlertEventHub:
         does not wake the loop, and the poller would sleep out its interval.
         """
         loop = self._loop
-        if loop is None or _running_loop() is loop:
+        if loop is None:
             self._wake.set()
         elif not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
@@ -250,10 +250,3 @@ class AlertEventHub:
             for event in batch:
                 yield event
                 cursor = event.id
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
