@@ -38,6 +38,7 @@ from certvigil.server.auth import PrincipalCache
 from certvigil.server.errors import ApiError, install_error_handlers
 from certvigil.server.events import DEFAULT_POLL_S, AlertEventHub
 from certvigil.server.ingest import IngestThread
+from certvigil.server.ingest_process import IngestProcess, setup_for
 from certvigil.server.watch import check_silent_agents, tell_failed_deliveries
 from certvigil.store import Store
 
@@ -80,7 +81,8 @@ class ServerState:
         background: Run the poller, the outbox and the silence check.
         tasks: The background tasks while running.
         pages: Recent answers of the inventory lists.
-        ingest: The thread that judges and stores report batches.
+        ingest: The thread that hands report batches to the ingest process, in turn.
+        writer: The process that judges and stores them.
     """
 
     loaded: LoadedConfig
@@ -91,6 +93,7 @@ class ServerState:
     hub: AlertEventHub
     allow: AllowList
     silence_intervals: int
+    writer: IngestProcess
     background: bool = True
     poll_s: float = DEFAULT_POLL_S
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -298,15 +301,18 @@ def create_app(
     """
     config = loaded.config
     keep_certificates(config.serve.kept_certificates)
+    routes = tuple(routes_from_config(config.alerts.routes))
+    policy = AlertPolicy(thresholds=expiry_thresholds(config.alerts.thresholds))
     state = ServerState(
         loaded=loaded,
         store=store,
         clock=clock,
-        routes=tuple(routes_from_config(config.alerts.routes)),
-        policy=AlertPolicy(thresholds=expiry_thresholds(config.alerts.thresholds)),
+        routes=routes,
+        policy=policy,
         hub=AlertEventHub(store, poll_s=poll_s),
         allow=AllowList.parse(config.serve.scan_allow, dns=config.serve.scan_allow_dns),
         silence_intervals=config.serve.agent_silence_intervals,
+        writer=IngestProcess(setup_for(store, routes, policy, config.serve.kept_certificates)),
         background=background,
         poll_s=poll_s,
     )
@@ -321,6 +327,13 @@ def create_app(
                 asyncio.create_task(_silence_loop(state), name="agent-silence"),
             ]
         if announce_ready:
+            # Started now so that a first batch does not wait for it, and a process
+            # that cannot start is seen at once.
+            await asyncio.to_thread(state.writer.start)
+            sys.stderr.write(
+                f"certvigil serve: worker {os.getpid()} stores reports through "
+                f"ingest process {state.writer.pid}\n"
+            )
             sys.stderr.write(f"certvigil serve: worker {os.getpid()} ready\n")
             sys.stderr.flush()
         try:
@@ -334,6 +347,7 @@ def create_app(
             state.tasks = []
             # Batches already taken are stored before the store closes.
             await asyncio.to_thread(state.ingest.close)
+            await asyncio.to_thread(state.writer.close)
 
     app = FastAPI(
         title="certvigil",

@@ -43,19 +43,21 @@ _R = TypeVar("_R")
 
 
 class IngestThread:
-    """The one thread of a server process that judges and stores report batches, in
-    the order they arrive.
+    """The one thread of a server process that has report batches judged and stored
+    (by the ingest process, ``server/ingest_process.py``), in the order they arrive.
 
     Batches are written one at a time anyway (one writer on SQLite; and judging is
-    Python, which holds the interpreter lock). Run on the shared worker-thread pool,
+    Python, which holds the interpreter lock). Judged and stored on the shared
+    worker-thread pool, as they once were,
     concurrent batches took turns on the lock every few milliseconds from different
     threads, each finding the processor's caches cold. Measured with
     ``bench/server_api.py`` at 1,000,000 observations and 4 clients, five runs each
     way alternating with the pool: the server's CPU 191-241 -> 174-194 µs per
     observation, the storing alone 131-162 -> 111-121.
 
-    Not on the event loop's own thread, although that is cheaper: the thread and the
-    loop, which receives the next bodies meanwhile, take turns on the interpreter lock.
+    Not on the event loop's own thread, although that is cheaper than on this thread:
+    the thread and the loop, which receives the next bodies meanwhile, took turns on the
+    interpreter lock (the reason the work now runs in a process of its own).
     Judged and stored on the loop's thread (in 5 ms turns, one batch at a time), a next
     cycle cost 157-161 µs of server CPU per observation against 187-232 on the thread
     (same bench, alternating), but a reader's ``GET`` during the ingest waited p50

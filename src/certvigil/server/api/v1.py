@@ -21,7 +21,8 @@ from certvigil.server.app import ServerState, server_state, state_dependency
 from certvigil.server.auth import ADMINS, AGENTS_ONLY, READERS, SCOPES_EXTENSION, require
 from certvigil.server.errors import ApiError
 from certvigil.server.events import EVENT_ACKNOWLEDGED, EVENT_RESOLVED, record_alert_event
-from certvigil.server.ingest import MAX_ITEMS, AgentInfo, BatchOutcome, judge_items, store_batch
+from certvigil.server.ingest import MAX_ITEMS, AgentInfo, BatchOutcome
+from certvigil.server.ingest_process import BatchRequest
 from certvigil.server.keys import Principal, Scope
 from certvigil.server.scans import scan_on_request
 from certvigil.server.shapes import (
@@ -37,7 +38,7 @@ from certvigil.server.shapes import (
     observation_json,
     page,
 )
-from certvigil.server.trust import TrustDocument, trust_store_for
+from certvigil.server.trust import TrustDocument
 from certvigil.store import AlertState
 from certvigil.store import queries as q
 from certvigil.store import server_queries as sq
@@ -133,31 +134,27 @@ def outcome_json(outcome: BatchOutcome) -> dict[str, Any]:
 
 
 def ingest(state: ServerState, principal: Principal, batch: ReportBatch) -> BatchOutcome:
-    """Judges and stores a batch (shared with the SSL Scout route)."""
+    """Has a batch judged and stored by the ingest process (shared with the SSL Scout
+    route); runs on the server's ingest thread."""
     # An agent key reports as the agent of its own name: one agent cannot pose as another.
     name = principal.name if principal.scope is Scope.AGENT else batch.agent.name
-    now = state.clock()
-    trust = trust_store_for(batch.trust)
-    judged, rejected = judge_items(batch.items, now=now, trust=trust)
-    policy = state.policy
-    if batch.thresholds:
-        policy = policy_with_thresholds(state, batch.thresholds, [r.target for r, _ in judged])
-    outcome = store_batch(
-        state.store,
-        state.engine(policy),
-        report_id=f"{name}/{batch.report_id}",
-        agent=AgentInfo(
-            name=name,
-            version=batch.agent.version,
-            tags=tuple(batch.agent.tags),
-            interval_s=batch.agent.interval_s,
-            targets=batch.agent.targets,
-            backlog=batch.agent.backlog,
-        ),
-        api_key_id=principal.key_id,
-        judged=judged,
-        rejected=rejected,
-        now=now,
+    outcome = state.writer.store(
+        BatchRequest(
+            report_id=f"{name}/{batch.report_id}",
+            agent=AgentInfo(
+                name=name,
+                version=batch.agent.version,
+                tags=tuple(batch.agent.tags),
+                interval_s=batch.agent.interval_s,
+                targets=batch.agent.targets,
+                backlog=batch.agent.backlog,
+            ),
+            api_key_id=principal.key_id,
+            trust=batch.trust,
+            thresholds=tuple(batch.thresholds) if batch.thresholds else None,
+            items=batch.items,
+            now=state.clock(),
+        )
     )
     if outcome.alert_events:
         state.hub.wake()
@@ -166,22 +163,6 @@ def ingest(state: ServerState, principal: Principal, batch: ReportBatch) -> Batc
         accepted=outcome.accepted,
         rejected=outcome.rejected,
         duplicate=outcome.duplicate,
-    )
-
-
-def policy_with_thresholds(state: ServerState, labels: list[str], targets: list[Any]) -> Any:
-    """The server's policy with the agent's thresholds for its targets."""
-    from dataclasses import replace
-
-    from certvigil.analysis.thresholds import parse_threshold
-
-    try:
-        thresholds = tuple(parse_threshold(label) for label in labels)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_request", f"thresholds: {exc}") from None
-    return replace(
-        state.policy,
-        target_thresholds={**state.policy.target_thresholds, **dict.fromkeys(targets, thresholds)},
     )
 
 
