@@ -181,3 +181,33 @@ def test_the_ingest_process_leaves_when_its_server_is_killed(served: ServeProces
     assert running(pids[0])
     os.kill(served.pid, signal.SIGKILL)
     assert wait_gone(pids[0]), f"the ingest process {pids[0]} outlived its killed server"
+
+
+def test_batches_sent_together_each_get_their_own_answer(
+    app: Any,
+    server_store: Store,
+    agent_key: dict[str, str],
+    items: list[dict[str, Any]],
+    pki: ThrowawayPki,
+) -> None:
+    """Batches are sent to the process before the ones ahead are answered: each answer
+    must still reach its own request (batch ``n`` carries ``n`` broken items)."""
+    broken = {**items[0], "format": "something/9"}
+    bodies = [report([items[n % 2], *[broken] * n], pki) for n in range(8)]
+    answers: dict[int, httpx.Response] = {}
+
+    def post(n: int) -> None:
+        answers[n] = httpx.post(f"{url}/api/v1/reports", json=bodies[n], headers=agent_key)
+
+    with serve_app(app) as url:
+        posting = [threading.Thread(target=post, args=(n,)) for n in range(8)]
+        for thread in posting:
+            thread.start()
+        for thread in posting:
+            thread.join(60)
+    for n in range(8):
+        assert answers[n].status_code == 200, answers[n].text
+        answer = answers[n].json()
+        assert answer["report_id"] == bodies[n]["report_id"]
+        assert (answer["accepted"], len(answer["rejected"])) == (1, n)
+    assert observations(server_store) == 8

@@ -81,7 +81,7 @@ class ServerState:
         background: Run the poller, the outbox and the silence check.
         tasks: The background tasks while running.
         pages: Recent answers of the inventory lists.
-        ingest: The thread that hands report batches to the ingest process, in turn.
+        ingest: The thread that sends report batches to the ingest process, in turn.
         writer: The process that judges and stores them.
     """
 

@@ -43,8 +43,8 @@ _R = TypeVar("_R")
 
 
 class IngestThread:
-    """The one thread of a server process that has report batches judged and stored
-    (by the ingest process, ``server/ingest_process.py``), in the order they arrive.
+    """The one thread of a server process that sends report batches to the ingest
+    process (``server/ingest_process.py``), in the order they arrive.
 
     Batches are written one at a time anyway (one writer on SQLite; and judging is
     Python, which holds the interpreter lock). Judged and stored on the shared

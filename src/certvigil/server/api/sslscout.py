@@ -46,7 +46,7 @@ router = APIRouter(tags=["sslscout"], route_class=FastJsonRoute)
 )
 async def report(batch: ReportBatch, principal: Reporter, state: State) -> dict[str, Any]:
     """Stores a batch; answers with ``success`` as SSL Scout clients expect."""
-    outcome = await state.ingest.run(ingest, state, principal, batch)
+    outcome = await ingest(state, principal, batch)
     return {"success": True, **outcome_json(outcome)}
 
 

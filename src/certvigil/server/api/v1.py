@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -133,29 +134,31 @@ def outcome_json(outcome: BatchOutcome) -> dict[str, Any]:
     }
 
 
-def ingest(state: ServerState, principal: Principal, batch: ReportBatch) -> BatchOutcome:
+async def ingest(state: ServerState, principal: Principal, batch: ReportBatch) -> BatchOutcome:
     """Has a batch judged and stored by the ingest process (shared with the SSL Scout
-    route); runs on the server's ingest thread."""
+    route), sent through the server's one ingest thread so batches keep their order."""
     # An agent key reports as the agent of its own name: one agent cannot pose as another.
     name = principal.name if principal.scope is Scope.AGENT else batch.agent.name
-    outcome = state.writer.store(
-        BatchRequest(
-            report_id=f"{name}/{batch.report_id}",
-            agent=AgentInfo(
-                name=name,
-                version=batch.agent.version,
-                tags=tuple(batch.agent.tags),
-                interval_s=batch.agent.interval_s,
-                targets=batch.agent.targets,
-                backlog=batch.agent.backlog,
-            ),
-            api_key_id=principal.key_id,
-            trust=batch.trust,
-            thresholds=tuple(batch.thresholds) if batch.thresholds else None,
-            items=batch.items,
-            now=state.clock(),
-        )
+    request = BatchRequest(
+        report_id=f"{name}/{batch.report_id}",
+        agent=AgentInfo(
+            name=name,
+            version=batch.agent.version,
+            tags=tuple(batch.agent.tags),
+            interval_s=batch.agent.interval_s,
+            targets=batch.agent.targets,
+            backlog=batch.agent.backlog,
+        ),
+        api_key_id=principal.key_id,
+        trust=batch.trust,
+        thresholds=tuple(batch.thresholds) if batch.thresholds else None,
+        items=batch.items,
+        now=state.clock(),
     )
+    # Sent in turn on the ingest thread (pickling a batch takes a millisecond or so),
+    # answered when the process has stored it; the next batch is sent meanwhile.
+    sent = await state.ingest.run(state.writer.submit, request)
+    outcome = await asyncio.wrap_future(sent)
     if outcome.alert_events:
         state.hub.wake()
     return BatchOutcome(
@@ -174,7 +177,7 @@ def ingest(state: ServerState, principal: Principal, batch: ReportBatch) -> Batc
 )
 async def post_reports(batch: ReportBatch, principal: Reporter, state: State) -> dict[str, Any]:
     """Stores a batch once per ``report_id``; bad items are listed with index and reason."""
-    return outcome_json(await state.ingest.run(ingest, state, principal, batch))
+    return outcome_json(await ingest(state, principal, batch))
 
 
 @router.get(
