@@ -5,9 +5,9 @@ for most of its 15-20 ms. Done on a thread of the server's own process, it took 
 on that lock with the event loop, which meanwhile receives the next bodies and answers
 readers: both ran slower for it. In a process of its own it has a processor to itself
 and the loop keeps the other. Measured with ``bench/server_api.py`` at 1,000,000
-observations, 4 clients, alternating with the thread, eight pairs: a next cycle 5,167-
-5,849 observations/s against 3,464-5,390, and a reader's ``GET`` during the ingest p99
-7-14 ms against 11-25.
+observations, 4 clients, alternating with the ingest thread doing the work, six pairs:
+a next cycle 5,830-7,178 observations/s against 4,461-5,295, and a reader's ``GET``
+during the ingest p99 4-15 ms against 10-22.
 
 The server process still has one ingest thread (:class:`~certvigil.server.ingest.IngestThread`),
 which sends each batch to this process in arrival order without waiting for the answer
