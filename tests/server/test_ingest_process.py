@@ -9,7 +9,9 @@ import signal
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ from sqlalchemy import func, select
 from certvigil.config.loading import LoadedConfig
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.server.app import create_app
+from certvigil.server.ingest import AgentInfo
+from certvigil.server.ingest_process import BatchRequest
 from certvigil.server.keys import Scope
+from certvigil.server.trust import TrustDocument
 from certvigil.store import Store
 from certvigil.store.models import OBSERVATIONS
 from tests.server.conftest import make_key, write_server_config
@@ -211,3 +216,31 @@ def test_batches_sent_together_each_get_their_own_answer(
         assert answer["report_id"] == bodies[n]["report_id"]
         assert (answer["accepted"], len(answer["rejected"])) == (1, n)
     assert observations(server_store) == 8
+
+
+def test_a_batch_that_cannot_be_sent_does_not_take_the_next_ones_answer(
+    app: Any, items: list[dict[str, Any]], pki: ThrowawayPki
+) -> None:
+    """Items that cannot be encoded for the process (none decoded from JSON are) fail
+    their own request; the next batch still gets its own answer."""
+    writer = app.state.server.writer
+    body = report(items[:1], pki)
+
+    def request(batch_items: list[Any]) -> BatchRequest:
+        return BatchRequest(
+            report_id=f"lab-a/{uuid.uuid4().hex}",
+            agent=AgentInfo(name="lab-a", version="t"),
+            api_key_id=None,
+            trust=TrustDocument.model_validate(body["trust"]),
+            thresholds=None,
+            items=batch_items,
+            now=datetime.now(UTC),
+        )
+
+    try:
+        with pytest.raises(Exception, match="pickle"):
+            writer.submit(request([lambda: None]))
+        outcome = writer.submit(request(items[:1])).result(60)
+        assert outcome.accepted == 1 and not outcome.rejected
+    finally:
+        writer.close()

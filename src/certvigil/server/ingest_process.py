@@ -30,6 +30,7 @@ import atexit
 import gc
 import logging
 import multiprocessing
+import pickle
 import signal
 import sys
 import threading
@@ -227,6 +228,9 @@ class _Running:
         return self._failed is None and bool(self.process.is_alive())
 
     def send(self, request: BatchRequest) -> Future[BatchOutcome]:
+        # Encoded first: a batch that could not be would otherwise leave an answer
+        # expected that never comes, and the next batch's answer would be taken for it.
+        payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
         future: Future[BatchOutcome] = Future()
         # Running from now on: a request given up by its client cannot cancel it, and
         # the batch is stored and answered all the same.
@@ -237,7 +241,7 @@ class _Running:
                     raise IngestUnavailable(self._failed)
                 self._pending.append((future, time.monotonic()))
             try:
-                self._conn.send(request)
+                self._conn.send_bytes(payload)
             except (OSError, ValueError):
                 self.fail(f"the ingest process stopped while storing the batch; {_RESEND}")
         return future
