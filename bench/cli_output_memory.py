@@ -28,7 +28,7 @@ from certvigil.cli.scan_cmd import run_scan
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
 from certvigil.output.sink import OutputFormat, ReportSink
-from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.options import ScanOptions
 from certvigil.targets.target import Target
 
 

@@ -30,7 +30,7 @@ from certvigil.config.expand import expand_targets
 from certvigil.daemon.runner import Daemon
 from certvigil.demo.pki import KeySpec, ThrowawayPki, shared_key
 from certvigil.demo.servers import ServedChain, TlsServer
-from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.options import ScanOptions
 from certvigil.store import open_store
 
 # The test-only OCSP responder and CRL server live in tests/support/.

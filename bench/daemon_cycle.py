@@ -23,7 +23,8 @@ from certvigil.daemon.runner import Daemon
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
 from certvigil.files.truststore import load_trust_store
-from certvigil.scan.scanner import ScanOptions, scan_stream
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan_stream
 from certvigil.store import open_store
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import ThrowawayPki
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.targets.target import Target
 
 # The test-only servers live in tests/support/, beside this folder.

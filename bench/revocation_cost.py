@@ -33,8 +33,9 @@ from certvigil.demo.pki import ThrowawayPki
 from certvigil.observed.handshake import ProbeFailure
 from certvigil.observed.revocation import RevocationObservation
 from certvigil.probe.ocsp_fetch import build_ocsp_request
+from certvigil.probe.options import ProbeOptions
 from certvigil.probe.revocation import CrlCache, RevocationOptions, check_revocation
-from certvigil.probe.tls import ProbeOptions, probe_tls
+from certvigil.probe.tls import probe_tls
 from certvigil.targets.target import Target
 
 # The test-only servers live in tests/support/, beside this folder.

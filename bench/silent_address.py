@@ -27,7 +27,8 @@ from pathlib import Path
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
-from certvigil.scan.scanner import ScanOptions, scan_stream
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan_stream
 from certvigil.targets.target import Target
 
 # The test-only servers live in tests/support/, beside this folder.

@@ -16,7 +16,8 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import HttpFileServer, LoopbackServer, TlsServer, closed_port
 from certvigil.observed.handshake import FailureKind
-from certvigil.scan.scanner import ScanOptions, ScanProgress, scan, scan_stream, subnet_of
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import ScanProgress, scan, scan_stream, subnet_of
 from certvigil.targets.target import Target
 from tests.support.fault_servers import (
     MalformedCertificateServer,

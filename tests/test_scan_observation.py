@@ -9,7 +9,8 @@ from certvigil.demo.servers import TlsServer, closed_port
 from certvigil.observed.endpoint import ObservedStep
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.observed.tls_config import TlsConfigObservation
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.targets.target import Target
 
 

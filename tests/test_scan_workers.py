@@ -15,7 +15,8 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import TlsServer, closed_port
 from certvigil.observed.handshake import FailureKind
-from certvigil.scan.scanner import ScanOptions, ScanProgress
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import ScanProgress
 from certvigil.scan.workers import default_workers, scan_stream_workers, worker_of
 from certvigil.targets.target import Target
 

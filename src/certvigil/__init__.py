@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from certvigil.observed.codec import observation_from_json, observation_to_json
     from certvigil.observed.endpoint import EndpointObservation
     from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-    from certvigil.scan.scanner import ScanOptions, scan, scan_stream
+    from certvigil.scan.options import ScanOptions
+    from certvigil.scan.scanner import scan, scan_stream
     from certvigil.store.api import Store, open_store
     from certvigil.targets.target import StartTLS, Target
 
@@ -42,7 +43,7 @@ _HOMES = {
     "observation_from_json": "certvigil.observed.codec",
     "observation_to_json": "certvigil.observed.codec",
     "TrustStore": "certvigil.analysis.trust",
-    "ScanOptions": "certvigil.scan.scanner",
+    "ScanOptions": "certvigil.scan.options",
     "scan": "certvigil.scan.scanner",
     "scan_stream": "certvigil.scan.scanner",
     "Store": "certvigil.store.api",

@@ -16,7 +16,8 @@ from certvigil.cli.exitcodes import ExitCode
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
 from certvigil.errors import UsageError
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.store import open_store
 from certvigil.targets.target import Target
 from tests.store.factories import facts, failed_report, ok_report

@@ -12,7 +12,7 @@ import pytest
 
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import TlsServer, closed_port
-from certvigil.scan.scanner import utc_now
+from certvigil.scan.options import utc_now
 from tests.cli.scan_lab import Result, run_cli, run_process
 from tests.support.fault_servers import SilentServer
 from tests.support.ocsp_responder import GOOD, OcspResponder, RevocationServer, Revoked

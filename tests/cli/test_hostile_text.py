@@ -25,7 +25,7 @@ from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import ServerAddress, TlsServer
 from certvigil.files.truststore import load_trust_store
 from certvigil.output.table import render_table
-from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.options import ScanOptions
 from certvigil.scan.scanner import scan as scan_endpoints
 from certvigil.targets.target import Target
 from tests.cli.scan_lab import Result, run_cli, run_process

@@ -21,7 +21,8 @@ from certvigil.demo.endpoints import DemoLab, running_demo_lab
 from certvigil.files.truststore import load_trust_store
 from certvigil.output.summary import days_remaining
 from certvigil.output.table import render_table
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from tests.cli.scan_lab import Result, run_cli, run_process
 
 WIDTHS = (80, 100, 120, 200)

@@ -19,7 +19,7 @@ from certvigil.config.expand import expand_targets
 from certvigil.daemon.runner import Daemon
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import ServedChain, TlsServer, server_context
-from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.options import ScanOptions
 from certvigil.store import Store
 from tests.daemon.helpers import write_config
 from tests.support.ocsp_responder import GOOD, OcspResponder, RevocationServer, Revoked, build_crl

@@ -27,7 +27,7 @@ from certvigil.daemon.runner import Daemon
 from certvigil.daemon.unwritable import STORE_ALERT_KIND, PendingWrite, WriteBuffer
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
-from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.options import ScanOptions
 from certvigil.store import AlertState, Store, open_store
 from tests.daemon.helpers import counting_receiver, expiring_leaf, write_config
 

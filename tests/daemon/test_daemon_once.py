@@ -13,7 +13,7 @@ from certvigil.config.expand import expand_targets
 from certvigil.daemon.runner import Daemon
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer, closed_port
-from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.options import ScanOptions
 from certvigil.store import Store, open_store
 from tests.daemon.helpers import counting_receiver, expiring_leaf, write_config
 

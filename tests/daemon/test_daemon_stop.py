@@ -11,7 +11,7 @@ from certvigil.config.expand import expand_targets
 from certvigil.daemon.runner import Daemon
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
-from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.options import ScanOptions
 from certvigil.store import open_store
 from tests.daemon.helpers import expiring_leaf
 from tests.support.fault_servers import SilentServer

@@ -18,9 +18,11 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import ServerAddress, TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.probe.tls import ProbeOptions, probe_tls
+from certvigil.probe.options import ProbeOptions
+from certvigil.probe.tls import probe_tls
 from certvigil.probe.tls_config import observe_tls_config
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.targets.target import Target
 from tests.hostile.servers import (
     EndlessGarbageServer,

@@ -13,8 +13,10 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import StartTlsServer, TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.probe.tls import ProbeOptions, probe_tls
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.probe.options import ProbeOptions
+from certvigil.probe.tls import probe_tls
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.targets.target import StartTLS, Target
 from tests.hostile.servers import huge_leaf, long_chain
 

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from certvigil.observed.handshake import FailureKind, ProbeFailure
-from certvigil.probe.tls import ProbeOptions, probe_tls
+from certvigil.probe.options import ProbeOptions
+from certvigil.probe.tls import probe_tls
 from certvigil.targets.target import Target
 from tests.hostile.servers import PlainGreetingServer
 

@@ -10,7 +10,8 @@ import pytest
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import StartTlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.probe.tls import ProbeOptions, probe_tls
+from certvigil.probe.options import ProbeOptions
+from certvigil.probe.tls import probe_tls
 from certvigil.probe.tls_config import observe_tls_config
 from certvigil.targets.target import StartTLS, Target
 from tests.hostile.servers import LoopingStartTlsServer, StallingStartTlsServer, in_own_process

@@ -9,7 +9,8 @@ import pytest
 from certvigil.demo.pki import IssuedCert
 from certvigil.demo.servers import StartTlsServer, TlsServer
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
-from certvigil.probe.tls import ProbeOptions, probe_tls
+from certvigil.probe.options import ProbeOptions
+from certvigil.probe.tls import probe_tls
 from certvigil.targets.target import StartTLS, Target
 from tests.support.fault_servers import SilentServer
 

@@ -17,7 +17,8 @@ from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import ServedChain, TlsServer, closed_port
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.ocsp_fetch import build_ocsp_request
-from certvigil.probe.tls import ProbeOptions, probe_tls
+from certvigil.probe.options import ProbeOptions
+from certvigil.probe.tls import probe_tls
 from certvigil.targets.target import Target
 from tests.probe.conftest import LOOPBACKS
 from tests.revocation.openssl_tools import openssl_stapling_server

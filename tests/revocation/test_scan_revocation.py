@@ -20,7 +20,8 @@ from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import ServerAddress, TlsServer
 from certvigil.observed.codec import observation_from_dict
 from certvigil.output.json_schema import ScanDocument
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.targets.target import Target
 from tests.cli.scan_lab import run_cli
 from tests.revocation.helpers import fresh_crl, issue, utc_now

@@ -18,7 +18,8 @@ from certvigil.observed.revocation import (
     RevocationObservation,
 )
 from certvigil.probe.ocsp_fetch import build_ocsp_request
-from certvigil.probe.tls import ProbeOptions, probe_tls
+from certvigil.probe.options import ProbeOptions
+from certvigil.probe.tls import probe_tls
 from certvigil.targets.target import StartTLS, Target
 from tests.revocation.helpers import utc_now
 from tests.revocation.openssl_tools import openssl_stapling_server

@@ -8,7 +8,8 @@ from typing import Any
 from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import IssuedCert, ThrowawayPki
 from certvigil.demo.servers import TlsServer
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.server.wire import item_from_report
 from certvigil.targets.target import Target
 

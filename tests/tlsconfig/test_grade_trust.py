@@ -14,7 +14,8 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.demo.endpoints import LegacyTlsServer
 from certvigil.demo.pki import CertificateAuthority, IssuedCert, KeySpec, ThrowawayPki
 from certvigil.demo.servers import HttpFileServer, TlsServer
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.targets.target import Target
 
 DEEP = ScanOptions(deep=True, retries=0, handshake_timeout_s=2.0, connect_timeout_s=2.0)

@@ -12,7 +12,8 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.demo.pki import ThrowawayPki
 from certvigil.demo.servers import TlsServer
 from certvigil.scan.checks import ScanChecks, parse_checks
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.targets.target import Target
 from tests.cli.scan_lab import run_cli
 

@@ -42,7 +42,8 @@ from certvigil.config.model import TargetEntry
 from certvigil.daemon.schedule import Schedule, sleep_until_s
 from certvigil.errors import TargetError
 from certvigil.files.truststore import load_trust_store
-from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
+from certvigil.scan.options import ScanOptions, utc_now
+from certvigil.scan.scanner import scan_stream
 from certvigil.server.wire import item_from_report
 from certvigil.targets.target import Target
 

@@ -25,16 +25,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
-
-import httpx
 
 from certvigil.alerts.routing import mask_secrets, redact_url
 from certvigil.alerts.rules import EventAction
 from certvigil.analysis.model import Severity
 from certvigil.errors import DeliveryError
 from certvigil.output.safe_text import visible
+
+if TYPE_CHECKING:
+    import httpx
 
 DELIVERY_ID_HEADER = "X-Certvigil-Delivery-Id"
 """The header carrying the delivery id."""
@@ -272,6 +273,10 @@ class WebhookChannel:
         Raises:
             DeliveryError: A network error or time-out, or a non-2xx answer.
         """
+        # Imported when a webhook is sent: httpx (with its command line) is a tenth of
+        # a second of start-up for every process that only might deliver.
+        import httpx
+
         headers = {
             DELIVERY_ID_HEADER: str(message.delivery_id),
             IDEMPOTENCY_KEY_HEADER: message.idempotency_key,

@@ -47,7 +47,7 @@ from certvigil.output.files import (
 from certvigil.output.safe_text import visible
 from certvigil.output.sink import OutputFormat
 from certvigil.output.summary import Tally
-from certvigil.scan.scanner import utc_now
+from certvigil.scan.options import utc_now
 
 CERT_EXAMPLES = """[bold]Examples[/bold]
 certvigil cert fullchain.pem --host www.example.com

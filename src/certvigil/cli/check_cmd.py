@@ -35,7 +35,8 @@ from certvigil.integrations.nagios import (
     judge_report,
     unknown_result,
 )
-from certvigil.scan.scanner import ScanOptions, one_endpoint_options, scan_stream
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import one_endpoint_options, scan_stream
 from certvigil.targets.parse import (
     ExpansionOptions,
     iter_argument_specs,

@@ -27,7 +27,7 @@ from certvigil.cli.scan_cmd import (
 )
 from certvigil.demo.endpoints import DemoEndpoint, running_demo_lab
 from certvigil.output.sink import OutputFormat, ReportSink
-from certvigil.scan.scanner import ScanOptions
+from certvigil.scan.options import ScanOptions
 
 
 class _RecordingSink(ReportSink):

@@ -52,7 +52,8 @@ from certvigil.integrations.prometheus import (
 )
 from certvigil.integrations.prometheus_more import INVENTORY_EXTRAS
 from certvigil.integrations.prometheus_store import render_inventory_metrics
-from certvigil.scan.scanner import ScanOptions, one_endpoint_options, scan_stream
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import one_endpoint_options, scan_stream
 from certvigil.store import Store
 from certvigil.targets.parse import ExpansionOptions, iter_argument_specs, iter_targets
 

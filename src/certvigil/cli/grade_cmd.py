@@ -56,7 +56,8 @@ from certvigil.output.plain_json import jsonable
 from certvigil.output.safe_text import cell, visible
 from certvigil.output.summary import Tally
 from certvigil.probe.revocation_options import RevocationOptions
-from certvigil.scan.scanner import ScanOptions, scan
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import scan
 from certvigil.targets.parse import (
     ExpansionOptions,
     iter_argument_specs,

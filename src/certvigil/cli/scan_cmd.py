@@ -82,7 +82,8 @@ from certvigil.output.safe_text import visible
 from certvigil.output.sink import OutputFormat, ReportSink
 from certvigil.probe.revocation_options import RevocationOptions
 from certvigil.scan.checks import ALL_CHECKS, ScanChecks, parse_checks
-from certvigil.scan.scanner import ScanOptions, ScanProgress, utc_now
+from certvigil.scan.options import ScanOptions, utc_now
+from certvigil.scan.scanner import ScanProgress
 from certvigil.scan.workers import choose_workers, scan_stream_workers
 from certvigil.targets.parse import (
     ExpansionOptions,

@@ -66,7 +66,7 @@ from certvigil.daemon.unwritable import (
 )
 from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
-from certvigil.scan.scanner import ScanOptions, scan_stream, utc_now
+from certvigil.scan.options import ScanOptions, utc_now
 from certvigil.store import Store
 from certvigil.store.alert_queries import last_check_runs, record_for_judging
 from certvigil.store.daemon_lock import (
@@ -601,6 +601,10 @@ class Daemon:
                 # nextUpdate, not once per endpoint or per cycle; an endpoint's OCSP
                 # answer is asked for again only after its nextUpdate.
                 self._crl_cache = CrlCache(clock=self.clock, keep_ocsp=True)
+            # Here, not at the top: the scheduler of distributed scans runs this class
+            # without scanning, and need not import the scanner (0.1 s of its start-up).
+            from certvigil.scan.scanner import scan_stream
+
             by_target = {s.target: s for s in members}
             received: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
             writer = asyncio.create_task(self._write(received, by_target, counts, started_s))

@@ -58,7 +58,8 @@ from certvigil.errors import StoreError
 from certvigil.files.truststore import TrustStoreCache
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.crl_fetch import CrlCache
-from certvigil.scan.scanner import EndpointScanner, ScanOptions, utc_now
+from certvigil.scan.options import ScanOptions, utc_now
+from certvigil.scan.scanner import EndpointScanner
 from certvigil.store import Store
 from certvigil.store import distributed as shards_db
 

@@ -27,7 +27,6 @@ import functools
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from OpenSSL import SSL, crypto
@@ -35,6 +34,7 @@ from OpenSSL import SSL, crypto
 from certvigil.errors import ProbeError
 from certvigil.observed.handshake import FailureKind, ProbeFailure, TlsObservation
 from certvigil.probe.large_chain import capture_chain_in_clear
+from certvigil.probe.options import ProbeOptions
 from certvigil.probe.sockio import receive, send_all
 from certvigil.probe.starttls import (
     PlainChannel,
@@ -83,30 +83,6 @@ _NOT_TLS_REASONS = frozenset(
 _UNREACHABLE_ERRNOS = frozenset(
     {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.ENETDOWN, errno.EHOSTDOWN}
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProbeOptions:
-    """How one probe connects and shakes hands.
-
-    Attributes:
-        connect_timeout_s: Limit on establishing the TCP connection.
-        handshake_timeout_s: Limit on the TLS handshake, from the first ClientHello byte
-            to the server's Finished.
-        starttls_timeout_s: Limit on the plain-text upgrade dialogue before the
-            handshake (STARTTLS targets only).
-        alpn_protocols: ALPN protocols offered, in preference order; empty offers none.
-    """
-
-    connect_timeout_s: float = 5.0
-    handshake_timeout_s: float = 10.0
-    starttls_timeout_s: float = 10.0
-    alpn_protocols: tuple[str, ...] = ("h2", "http/1.1")
-
-    def __post_init__(self) -> None:
-        for name in ("connect_timeout_s", "handshake_timeout_s", "starttls_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
 
 
 class _Seen:

@@ -51,7 +51,8 @@ from certvigil.analysis.trust import TrustStore
 from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.resolve import resolve_addresses
-from certvigil.scan.scanner import EndpointScanner, ScanOptions, ScanProgress, scan_stream, utc_now
+from certvigil.scan.options import ScanOptions, utc_now
+from certvigil.scan.scanner import EndpointScanner, ScanProgress, scan_stream
 from certvigil.targets.ipaddr import parse_ip
 from certvigil.targets.target import Target
 

@@ -35,7 +35,8 @@ from certvigil.observed.endpoint import EndpointObservation
 from certvigil.observed.handshake import FailureKind, ProbeFailure
 from certvigil.probe.fenced_http import fenced_client
 from certvigil.probe.resolve import DnsFailure, resolve_addresses
-from certvigil.scan.scanner import EndpointScanner, ScanOptions
+from certvigil.scan.options import ScanOptions
+from certvigil.scan.scanner import EndpointScanner
 from certvigil.server.errors import ApiError
 from certvigil.server.ingest import store_reports
 from certvigil.server.shapes import finding_json, target_json

@@ -6,15 +6,10 @@ import re
 import tempfile
 from pathlib import Path
 
-import dns.exception
-import dns.name
-import dns.rdatatype
-import dns.zone
-
 from certvigil.errors import ConfigError
 from certvigil.targets.sources.names import DnsName
 
-ADDRESS_TYPES = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.CNAME})
+ADDRESS_TYPES = frozenset({"A", "AAAA", "CNAME"})
 """Record types whose owners are names one can connect to."""
 
 _INCLUDE_RE = re.compile(
@@ -42,6 +37,12 @@ def read_zone_file(path: Path, *, origin: str | None = None) -> tuple[DnsName, .
         ConfigError: The file (or an included one) cannot be read or parsed, naming
             the file and, where dnspython tells it, the line.
     """
+    # dnspython is imported when a zone is read: every configuration imports this module.
+    import dns.exception
+    import dns.name
+    import dns.rdatatype
+    import dns.zone
+
     with tempfile.TemporaryDirectory(prefix="certvigil-zone-") as scratch:
         copies: dict[Path, Path] = {}
         try:
@@ -66,9 +67,9 @@ def read_zone_file(path: Path, *, origin: str | None = None) -> tuple[DnsName, .
     names: list[DnsName] = []
     for owner, node in sorted(zone.nodes.items()):
         types = sorted(
-            dns.rdatatype.to_text(rdataset.rdtype)
+            text
             for rdataset in node.rdatasets
-            if rdataset.rdtype in ADDRESS_TYPES
+            if (text := dns.rdatatype.to_text(rdataset.rdtype)) in ADDRESS_TYPES
         )
         if types:
             text_name = owner.to_text(omit_final_dot=True).lower()
