@@ -24,6 +24,16 @@ Redis and PostgreSQL are throwaway servers on 127.0.0.1 (fsync off unless ``--du
     .venv/bin/python bench/distributed_scan.py --n 10000 --shard-size 500
     .venv/bin/python bench/distributed_scan.py --sizes 1000,10000,100000
     .venv/bin/python bench/distributed_scan.py --n 1000 --paths dist1 --profile-worker w.prof
+    .venv/bin/python bench/distributed_scan.py --n 10000 --shard-size 500 \
+        --paths scan,dist1,dist2 --rounds 3 --pin
+
+``--rounds R`` measures every path R times, forwards then backwards, and compares each
+distributed run with the scan of its own round (and prints the median): runs minutes
+apart on a shared machine differ by as much as the paths do. ``--pin`` runs certvigil's
+processes on CPU 0 and the servers on the last CPU, so the processes measured never run
+at the same time as each other: on a machine whose two vCPUs share a core, a busy
+sibling makes the same work cost up to twice the CPU time, and the distributed path
+(scheduler, workers, their threads) would pay that where the one-process scan does not.
 
 Needs nginx, redis-server and PostgreSQL (scripts/install-system-deps.sh bench).
 """
@@ -34,6 +44,7 @@ import argparse
 import dataclasses
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,9 +74,17 @@ CONCURRENCY = 200
 PER_IP = 8
 # --inline-targets: the daemon's targets listed in its YAML instead of a target file.
 INLINE_TARGETS = [False]
+# --pin: certvigil's processes on CPU 0, the servers on the last CPU.
+PIN = [False]
 # --profile-scheduler: cProfile the scheduler of the 1-worker run into this file.
 SCHEDULER_PROFILE: list[Path | None] = [None]
 PATHS = ("scan", "daemon", "dist1", "dist2")
+PATH_LABELS = (
+    "scan, 1 process, no store",
+    "run --once (daemon)",
+    "distributed, 1 worker",
+    "distributed, 2 workers",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +114,12 @@ class Measured:
     """How the CPU divides between processes, when there are several."""
 
 
+def _ours() -> None:
+    """In each certvigil process before it starts: with ``--pin``, onto CPU 0."""
+    if PIN[0]:
+        os.sched_setaffinity(0, {0})
+
+
 def _run(command: Sequence[str], *, timeout_s: float) -> tuple[float, float]:
     """Run ``command`` to its end; its wall seconds and CPU seconds (with its children).
 
@@ -103,7 +128,9 @@ def _run(command: Sequence[str], *, timeout_s: float) -> tuple[float, float]:
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_ours
+    )
     try:
         _out, err = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -287,6 +314,7 @@ class Bench:
                     [*prefix, "-m", "certvigil", "worker", "-c", str(config), "--name", f"w{i}"],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
+                    preexec_fn=_ours,
                 )
             )
         try:
@@ -329,7 +357,8 @@ class Bench:
         )
         detail = (
             f"scheduler {scheduler_cpu / len(targets) * 1000:.2f} ms/ep "
-            f"(start-up included), workers {worker_cpu / len(targets) * 1000:.2f} ms/ep"
+            f"({scheduler_cpu:.2f} s, start-up included), "
+            f"workers {worker_cpu / len(targets) * 1000:.2f} ms/ep ({worker_cpu:.2f} s)"
         )
         return dataclasses.replace(measured, detail=detail)
 
@@ -451,15 +480,17 @@ def _print_growth(results: dict[int, list[Measured]]) -> None:
 
 
 def _measure(
-    bench: Bench, paths: list[str], n: int, repeat: int, shard_size: int, profile: Path | None
+    bench: Bench, paths: Sequence[str], n: int, repeat: int, shard_size: int, profile: Path | None
 ) -> list[Measured]:
+    """Each path of ``paths`` once, in that order."""
     rows: list[Measured] = []
-    if "scan" in paths:
-        rows.append(bench.scan(n, repeat))
-    if "daemon" in paths:
-        rows.append(bench.daemon(n, repeat))
-    for workers in (1, 2):
-        if f"dist{workers}" in paths:
+    for path in paths:
+        if path == "scan":
+            rows.append(bench.scan(n, repeat))
+        elif path == "daemon":
+            rows.append(bench.daemon(n, repeat))
+        else:
+            workers = int(path.removeprefix("dist"))
             rows.append(
                 bench.distributed(
                     n,
@@ -470,6 +501,55 @@ def _measure(
                 )
             )
     return rows
+
+
+def _against_scan(
+    rows: list[Measured], fixed: dict[str, Measured]
+) -> dict[str, tuple[float, float | None]]:
+    """Each distributed path's CPU per endpoint relative to the scan of the same round:
+    all in, and less each path's fixed cost (``None`` without the one-endpoint runs)."""
+    scan = next((r for r in rows if r.stored is None), None)
+    if scan is None:
+        return {}
+    n = scan.endpoints
+    ratios: dict[str, tuple[float, float | None]] = {}
+    for r in rows:
+        if not r.label.startswith("distributed"):
+            continue
+        marginal: float | None = None
+        if r.label in fixed and scan.label in fixed and n > 1:
+            marginal = (r.cpu_s - fixed[r.label].cpu_s) / (scan.cpu_s - fixed[scan.label].cpu_s) - 1
+        ratios[r.label] = (r.cpu_s / scan.cpu_s - 1, marginal)
+    return ratios
+
+
+def _print_rounds(rounds: list[tuple[list[Measured], dict[str, Measured]]]) -> None:
+    """Every round's distributed paths against its own scan, and the median."""
+    per_round = [_against_scan(rows, fixed) for rows, fixed in rounds]
+    labels = [label for label in per_round[0]] if per_round else []
+    if len(rounds) < 2 or not labels:
+        return
+    n = rounds[0][0][0].endpoints
+    print(f"\nN = {n:,}, {len(rounds)} rounds, paths alternating in order: CPU per endpoint")
+    print("against the scan of the same round, all in / less each path's fixed cost")
+    print(f"{'round':>5} {'scan ms/ep':>10} " + " ".join(f"{label:>28}" for label in labels))
+
+    def cell(ratio: tuple[float, float | None]) -> str:
+        all_in, less = ratio
+        return f"{all_in:+.0%} / " + ("-" if less is None else f"{less:+.0%}")
+
+    for k, ((rows, _fixed), ratios) in enumerate(zip(rounds, per_round, strict=True), 1):
+        scan = next(r for r in rows if r.stored is None)
+        print(
+            f"{k:>5} {scan.cpu_s / scan.endpoints * 1000:10.2f} "
+            + " ".join(f"{cell(ratios[label]):>28}" for label in labels)
+        )
+    medians = []
+    for label in labels:
+        all_in = statistics.median(r[label][0] for r in per_round)
+        less = [v for r in per_round if (v := r[label][1]) is not None]
+        medians.append(cell((all_in, statistics.median(less) if less else None)))
+    print(f"{'median':>16} " + " ".join(f"{c:>28}" for c in medians))
 
 
 def _sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
@@ -494,6 +574,20 @@ def main() -> int:
     parser.add_argument("--paths", default=",".join(PATHS), help=f"of {','.join(PATHS)}")
     parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync on")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every path this many times, alternating their order, and print "
+        "each round's ratio to its own scan and the median",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run certvigil's processes on CPU 0 and the servers (nginx, PostgreSQL, "
+        "Redis) on the last CPU, so the processes measured never run at the same time "
+        "as each other (two vCPUs of one core slow each other down by up to half)",
+    )
+    parser.add_argument(
         "--no-fixed", action="store_true", help="skip the one-endpoint runs (fixed costs)"
     )
     parser.add_argument(
@@ -512,14 +606,20 @@ def main() -> int:
     args = parser.parse_args()
     SCHEDULER_PROFILE[0] = args.profile_scheduler
     INLINE_TARGETS[0] = args.inline_targets
-    if not 1 <= args.n <= MAX_N or args.repeat < 1:
-        parser.error(f"--n must be 1..{MAX_N} and --repeat at least 1")
+    PIN[0] = args.pin
+    if args.pin and (os.cpu_count() or 1) < 2:
+        parser.error("--pin needs at least two CPUs")
+    if not 1 <= args.n <= MAX_N or args.repeat < 1 or args.rounds < 1:
+        parser.error(f"--n must be 1..{MAX_N}, --repeat and --rounds at least 1")
     paths = [p for p in args.paths.split(",") if p]
     if unknown := set(paths) - set(PATHS):
         parser.error(f"--paths: unknown {sorted(unknown)}")
     sizes = _sizes(args)
     served = max(n for n, _r in sizes)
     as_installed()
+    if args.pin:
+        # The servers the bench starts (nginx, PostgreSQL, Redis) inherit this.
+        os.sched_setaffinity(0, {(os.cpu_count() or 2) - 1})
     results: dict[int, list[Measured]] = {}
     with tempfile.TemporaryDirectory(prefix="certvigil-bench-dist-") as tmp:
         directory = Path(tmp)
@@ -530,15 +630,27 @@ def main() -> int:
             redis = ThrowawayRedis().start()
             try:
                 bench = Bench(pg, redis, directory, root)
-                fixed: dict[str, Measured] = {}
-                if not args.no_fixed:
-                    for one in _measure(bench, paths, 1, 1, args.shard_size, None):
-                        fixed[one.label] = one
                 for n, repeat in sizes:
-                    rows = _measure(bench, paths, n, repeat, args.shard_size, args.profile_worker)
-                    results[n * repeat] = rows
-                    _print_size(rows, args.shard_size, fixed)
-                    sys.stdout.flush()
+                    rounds: list[tuple[list[Measured], dict[str, Measured]]] = []
+                    for k in range(args.rounds):
+                        # Forwards, then backwards: a machine that slows or speeds up
+                        # during a round weighs on each path alike.
+                        order = paths if k % 2 == 0 else paths[::-1]
+                        fixed: dict[str, Measured] = {}
+                        if not args.no_fixed:
+                            for one in _measure(bench, order, 1, 1, args.shard_size, None):
+                                fixed[one.label] = one
+                        rows = _measure(
+                            bench, order, n, repeat, args.shard_size, args.profile_worker
+                        )
+                        rows.sort(key=lambda r: PATH_LABELS.index(r.label))
+                        rounds.append((rows, fixed))
+                        if args.rounds > 1:
+                            print(f"\nround {k + 1} of {args.rounds}, in order {','.join(order)}")
+                        _print_size(rows, args.shard_size, fixed)
+                        sys.stdout.flush()
+                    results[n * repeat] = rounds[0][0]
+                    _print_rounds(rounds)
             finally:
                 redis.stop()
     _print_growth(results)
