@@ -1,6 +1,8 @@
 """Distributed scan cost: the same loopback endpoints scanned and recorded four ways.
 
-1. ``certvigil scan`` in one process (no store): the CPU floor per endpoint;
+1. ``certvigil scan`` in one process (no store): the CPU floor per endpoint; with
+   ``--paths scan2``, also ``certvigil scan --workers 2``, two scanner processes, to set
+   two distributed workers beside a scan that also runs two processes on these CPUs;
 2. ``certvigil run --once`` (the single-machine daemon, recording into PostgreSQL);
 3. ``certvigil run --once --distributed`` with 1 worker process, then 2.
 
@@ -78,9 +80,12 @@ INLINE_TARGETS = [False]
 PIN = [False]
 # --profile-scheduler: cProfile the scheduler of the 1-worker run into this file.
 SCHEDULER_PROFILE: list[Path | None] = [None]
-PATHS = ("scan", "daemon", "dist1", "dist2")
+PATHS = ("scan", "scan2", "daemon", "dist1", "dist2")
+SCAN_1 = "scan, 1 process, no store"
+SCAN_2 = "scan, 2 processes, no store"
 PATH_LABELS = (
-    "scan, 1 process, no store",
+    SCAN_1,
+    SCAN_2,
     "run --once (daemon)",
     "distributed, 1 worker",
     "distributed, 2 workers",
@@ -240,8 +245,8 @@ class Bench:
         open_store(url).close()
         return name, url
 
-    def scan(self, n: int, repeat: int) -> Measured:
-        """``certvigil scan`` over the endpoints, one run per SNI name."""
+    def scan(self, n: int, repeat: int, *, workers: int = 1) -> Measured:
+        """``certvigil scan --workers W`` over the endpoints, one run per SNI name."""
         targets = self.directory / f"targets{n}.txt"
         targets.write_text("".join(f"{endpoint_address(i)}:{PORT}\n" for i in range(n)))
         seconds = cpu = 0.0
@@ -265,7 +270,7 @@ class Bench:
                 "--retries",
                 "0",
                 "--workers",
-                "1",
+                str(workers),
                 "--json",
                 "-o",
                 os.devnull,
@@ -275,7 +280,10 @@ class Bench:
             seconds += s
             cpu += c
         return Measured(
-            label="scan, 1 process, no store", endpoints=n * repeat, seconds=seconds, cpu_s=cpu
+            label=SCAN_1 if workers == 1 else SCAN_2,
+            endpoints=n * repeat,
+            seconds=seconds,
+            cpu_s=cpu,
         )
 
     def daemon(self, n: int, repeat: int) -> Measured:
@@ -427,7 +435,7 @@ def _print_size(
             f"{r.cpu_s / n * 1000:9.2f} {(r.cpu_s + r.db_cpu_s) / n * 1000:9.2f} "
             f"{stored:>7} {rate:>7} {commits:>8} {per_ep:>7}"
         )
-    scan = next((r for r in rows if r.stored is None), None)
+    scan = next((r for r in rows if r.label == SCAN_1), None)
     daemon = next((r for r in rows if r.label.startswith("run --once")), None)
     for r in rows:
         if not r.label.startswith("distributed"):
@@ -485,8 +493,8 @@ def _measure(
     """Each path of ``paths`` once, in that order."""
     rows: list[Measured] = []
     for path in paths:
-        if path == "scan":
-            rows.append(bench.scan(n, repeat))
+        if path in ("scan", "scan2"):
+            rows.append(bench.scan(n, repeat, workers=2 if path == "scan2" else 1))
         elif path == "daemon":
             rows.append(bench.daemon(n, repeat))
         else:
@@ -506,20 +514,26 @@ def _measure(
 def _against_scan(
     rows: list[Measured], fixed: dict[str, Measured]
 ) -> dict[str, tuple[float, float | None]]:
-    """Each distributed path's CPU per endpoint relative to the scan of the same round:
+    """Each distributed path's CPU per endpoint relative to the scan of the same round
+    (the one-process scan; two workers also against the two-process scan when it ran):
     all in, and less each path's fixed cost (``None`` without the one-endpoint runs)."""
-    scan = next((r for r in rows if r.stored is None), None)
-    if scan is None:
-        return {}
-    n = scan.endpoints
+    by_label = {r.label: r for r in rows}
+    pairs = [
+        (f"{label} vs {scan_label.split(',')[1].strip()} scan", label, scan_label)
+        for label, scan_labels in (
+            ("distributed, 1 worker", (SCAN_1,)),
+            ("distributed, 2 workers", (SCAN_1, SCAN_2)),
+        )
+        for scan_label in scan_labels
+        if label in by_label and scan_label in by_label
+    ]
     ratios: dict[str, tuple[float, float | None]] = {}
-    for r in rows:
-        if not r.label.startswith("distributed"):
-            continue
+    for column, label, scan_label in pairs:
+        r, scan = by_label[label], by_label[scan_label]
         marginal: float | None = None
-        if r.label in fixed and scan.label in fixed and n > 1:
-            marginal = (r.cpu_s - fixed[r.label].cpu_s) / (scan.cpu_s - fixed[scan.label].cpu_s) - 1
-        ratios[r.label] = (r.cpu_s / scan.cpu_s - 1, marginal)
+        if label in fixed and scan_label in fixed and scan.endpoints > 1:
+            marginal = (r.cpu_s - fixed[label].cpu_s) / (scan.cpu_s - fixed[scan_label].cpu_s) - 1
+        ratios[column] = (r.cpu_s / scan.cpu_s - 1, marginal)
     return ratios
 
 
@@ -532,24 +546,24 @@ def _print_rounds(rounds: list[tuple[list[Measured], dict[str, Measured]]]) -> N
     n = rounds[0][0][0].endpoints
     print(f"\nN = {n:,}, {len(rounds)} rounds, paths alternating in order: CPU per endpoint")
     print("against the scan of the same round, all in / less each path's fixed cost")
-    print(f"{'round':>5} {'scan ms/ep':>10} " + " ".join(f"{label:>28}" for label in labels))
+    print(f"{'round':>5} {'scan ms/ep':>10} " + " ".join(f"{label:>36}" for label in labels))
 
     def cell(ratio: tuple[float, float | None]) -> str:
         all_in, less = ratio
         return f"{all_in:+.0%} / " + ("-" if less is None else f"{less:+.0%}")
 
     for k, ((rows, _fixed), ratios) in enumerate(zip(rounds, per_round, strict=True), 1):
-        scan = next(r for r in rows if r.stored is None)
+        scan = next(r for r in rows if r.label == SCAN_1)
         print(
             f"{k:>5} {scan.cpu_s / scan.endpoints * 1000:10.2f} "
-            + " ".join(f"{cell(ratios[label]):>28}" for label in labels)
+            + " ".join(f"{cell(ratios[label]):>36}" for label in labels)
         )
     medians = []
     for label in labels:
         all_in = statistics.median(r[label][0] for r in per_round)
         less = [v for r in per_round if (v := r[label][1]) is not None]
         medians.append(cell((all_in, statistics.median(less) if less else None)))
-    print(f"{'median':>16} " + " ".join(f"{c:>28}" for c in medians))
+    print(f"{'median':>16} " + " ".join(f"{c:>36}" for c in medians))
 
 
 def _sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
