@@ -540,7 +540,7 @@ def _against_scan(
 def _print_rounds(rounds: list[tuple[list[Measured], dict[str, Measured]]]) -> None:
     """Every round's distributed paths against its own scan, and the median."""
     per_round = [_against_scan(rows, fixed) for rows, fixed in rounds]
-    labels = [label for label in per_round[0]] if per_round else []
+    labels = list(per_round[0]) if per_round else []
     if len(rounds) < 2 or not labels:
         return
     n = rounds[0][0][0].endpoints
@@ -553,11 +553,9 @@ def _print_rounds(rounds: list[tuple[list[Measured], dict[str, Measured]]]) -> N
         return f"{all_in:+.0%} / " + ("-" if less is None else f"{less:+.0%}")
 
     for k, ((rows, _fixed), ratios) in enumerate(zip(rounds, per_round, strict=True), 1):
-        scan = next(r for r in rows if r.label == SCAN_1)
-        print(
-            f"{k:>5} {scan.cpu_s / scan.endpoints * 1000:10.2f} "
-            + " ".join(f"{cell(ratios[label]):>36}" for label in labels)
-        )
+        scan = next((r for r in rows if r.label == SCAN_1), None)
+        scan_ms = "-" if scan is None else f"{scan.cpu_s / scan.endpoints * 1000:.2f}"
+        print(f"{k:>5} {scan_ms:>10} " + " ".join(f"{cell(ratios[label]):>36}" for label in labels))
     medians = []
     for label in labels:
         all_in = statistics.median(r[label][0] for r in per_round)

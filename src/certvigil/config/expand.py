@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from certvigil.config.checks import DEFAULT_CHECKS, ChecksSettings
@@ -96,9 +97,9 @@ def expand_targets(loaded: LoadedConfig) -> ExpandedTargets:
     def add(targets: Iterable[Target], entry: EndpointSettings, origin: str) -> None:
         # One entry's settings are the same for each of its endpoints: worked out once
         # (a source of 10,000 addresses copied its trust settings 10,000 times).
-        settings = _EntrySettings.of(entry, loaded, origin)
+        schedule = _scheduler(entry, loaded, origin)
         for target in targets:
-            scheduled = settings.schedule(target)
+            scheduled = schedule(target=target)
             known = found.get(target)
             if known is None:
                 found[target] = scheduled
@@ -171,51 +172,28 @@ def entry_schedule(
         loaded: The configuration whose defaults apply.
         origin: Where the entry came from, for messages.
     """
-    return _EntrySettings.of(entry, loaded, origin).schedule(target)
+    return _scheduler(entry, loaded, origin)(target=target)
 
 
-@dataclass(frozen=True, slots=True)
-class _EntrySettings:
-    """What one entry's endpoints share: its settings over the configuration's."""
-
-    entry: EndpointSettings
-    interval_s: float
-    timeout_s: float
-    thresholds: tuple[Threshold, ...]
-    trust: TrustSettings
-    origin: str
-    checks: ChecksSettings
-
-    @classmethod
-    def of(cls, entry: EndpointSettings, loaded: LoadedConfig, origin: str) -> _EntrySettings:
-        config = loaded.config
-        trust = entry.trust if entry.trust is not None else config.trust
-        trust = trust.model_copy(
-            update={"ca_files": tuple(loaded.resolve(p) for p in trust.ca_files)}
-        )
-        return cls(
-            entry=entry,
-            interval_s=entry.interval_s if entry.interval_s is not None else config.scan.interval_s,
-            timeout_s=entry.timeout_s if entry.timeout_s is not None else config.scan.timeout_s,
-            thresholds=(
-                entry.thresholds if entry.thresholds is not None else config.alerts.thresholds
-            ),
-            trust=trust,
-            origin=origin,
-            checks=entry.checks.over(config.checks) if entry.checks is not None else config.checks,
-        )
-
-    def schedule(self, target: Target) -> ScheduledTarget:
-        return ScheduledTarget(
-            target=target,
-            tags=self.entry.tags,
-            interval_s=self.interval_s,
-            timeout_s=self.timeout_s,
-            thresholds=self.thresholds,
-            trust=self.trust,
-            origin=self.origin,
-            checks=self.checks,
-        )
+def _scheduler(
+    entry: EndpointSettings, loaded: LoadedConfig, origin: str
+) -> partial[ScheduledTarget]:
+    """Makes the ``ScheduledTarget`` of each endpoint of ``entry`` (called with
+    ``target=``): the entry's settings over the configuration's, worked out once for all
+    its endpoints."""
+    config = loaded.config
+    trust = entry.trust if entry.trust is not None else config.trust
+    trust = trust.model_copy(update={"ca_files": tuple(loaded.resolve(p) for p in trust.ca_files)})
+    return partial(
+        ScheduledTarget,
+        tags=entry.tags,
+        interval_s=entry.interval_s if entry.interval_s is not None else config.scan.interval_s,
+        timeout_s=entry.timeout_s if entry.timeout_s is not None else config.scan.timeout_s,
+        thresholds=entry.thresholds if entry.thresholds is not None else config.alerts.thresholds,
+        trust=trust,
+        origin=origin,
+        checks=entry.checks.over(config.checks) if entry.checks is not None else config.checks,
+    )
 
 
 def _source_targets(

@@ -588,6 +588,10 @@ class Daemon:
         counts: _Counts,
         started_s: float,
     ) -> None:
+        # Here, not at the top: the scheduler of distributed scans runs this class
+        # without scanning, and need not import the scanner (0.1 s of its start-up).
+        from certvigil.scan.scanner import scan_stream
+
         stop, _hurry = self._events()
         for (trust_settings, timeout_s, checks, policy), members in groups.items():
             if stop.is_set():
@@ -601,10 +605,6 @@ class Daemon:
                 # nextUpdate, not once per endpoint or per cycle; an endpoint's OCSP
                 # answer is asked for again only after its nextUpdate.
                 self._crl_cache = CrlCache(clock=self.clock, keep_ocsp=True)
-            # Here, not at the top: the scheduler of distributed scans runs this class
-            # without scanning, and need not import the scanner (0.1 s of its start-up).
-            from certvigil.scan.scanner import scan_stream
-
             by_target = {s.target: s for s in members}
             received: asyncio.Queue[EndpointReport | None] = asyncio.Queue()
             writer = asyncio.create_task(self._write(received, by_target, counts, started_s))
