@@ -167,9 +167,12 @@ def _postgresql_engine(url: URL, *, echo: bool) -> Engine:
         {} if "connect_timeout" in url.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
     )
     engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+    from certvigil.store.pg_text import register_nul_free_text
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Outside text may hold a NUL, which PostgreSQL's text cannot (pg_text).
+        register_nul_free_text(dbapi_connection)
         # Sessions in UTC: psycopg then hands back times already in UTC
         # (datetime.UTC) instead of converting each through the server's zone, which
         # costs a third of loading the inventory's rows. Nothing certvigil runs
