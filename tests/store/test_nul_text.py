@@ -64,7 +64,8 @@ def test_a_null_prefix_certificate_is_recorded_with_its_batch(
     plain = facts("www.plain.test", not_after_utc=NOW + timedelta(days=200))
     failure = failed_report(DOWN)
     assert failure.failure is not None
-    banner = "220 mail\x00\x1b[2J ready"
+    # A NUL, and the six characters a NUL is written as in JSON, which stay as they are.
+    banner = "220 mail\x00\x1b[2J ready \\u0000 \\\x00"
     failure = dataclasses.replace(
         failure, failure=dataclasses.replace(failure.failure, detail=banner)
     )
