@@ -12,7 +12,7 @@ On SQLite a batch runs through the driver's executemany (a C loop). On PostgreSQ
 INSERT's batch is one statement whose rows arrive as one JSON array, read by
 ``jsonb_array_elements`` and cast to the columns' types
 (:func:`rows_as_json`): psycopg's pipelined executemany spends some 20 µs of Python per
-row (a Bind, an Execute and a result each), which was a third of what recording an
+row (a Bind, an Execute and a result each), some 40 % of what recording an
 endpoint cost a distributed worker; orjson writes a batch's rows in a few
 microseconds each, and the server reads them faster than the separate executions
 too. Other statements (UPDATEs) keep the executemany.
