@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -72,3 +73,30 @@ def test_a_batch_longer_than_one_statement_is_written_whole(
     assert {e.target.host for e in store.list_endpoints()} == {
         f"h{i}.example.test" for i in range(7)
     }
+
+
+def test_a_value_longer_than_its_column_does_not_cost_the_batch(store: Store) -> None:
+    """A hostile certificate's serial past the column's 128 hex digits: on PostgreSQL the
+    column keeps its first 128 (the cast to VARCHAR(128) cuts it) instead of refusing
+    the batch; SQLite keeps it whole; the stored facts keep it whole on both."""
+    long_serial = "ab" * 150
+    leaf = dataclasses.replace(
+        facts("long.example.test", not_after_utc=NOW + timedelta(days=40)),
+        serial_hex=long_serial,
+    )
+    plain = facts("plain.example.test", not_after_utc=NOW + timedelta(days=40))
+    ids = store.record_reports(
+        [
+            ok_report(Target(host="long.example.test", port=443), (leaf,)),
+            ok_report(Target(host="plain.example.test", port=443), (plain,)),
+        ]
+    )
+    assert len(ids) == 2
+    with store.read() as connection:
+        column = connection.exec_driver_sql(
+            f"SELECT serial_hex FROM certificates WHERE sha256_hex = '{leaf.sha256_hex}'"
+        ).scalar_one()
+    assert column == (long_serial[:128] if store.dialect_name == "postgresql" else long_serial)
+    stored = store.get_certificate(leaf.sha256_hex)
+    assert stored is not None
+    assert stored.serial_hex == long_serial

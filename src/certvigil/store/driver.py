@@ -101,6 +101,8 @@ def _insert_from_json(sql: str, table: Table, dialect: Dialect, parameters: Sequ
     """``INSERT INTO t (…) VALUES (…) [ON CONFLICT …]`` rewritten to take its rows from one
     JSON array of arrays (``%s``): each parameter becomes ``CAST(v->>k AS <column type>)``
     (bytes arrive as base64), and the values that are not parameters stay as compiled.
+    The cast cuts a string longer than its ``VARCHAR(n)`` column to ``n`` characters
+    (outside text, such as a hostile certificate's serial, must not cost the batch).
 
     Raises:
         RuntimeError: The statement is not of that form (a bug, found at first use).
