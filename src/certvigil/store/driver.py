@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql
 from certvigil.store.models import sqlite_utc_text
 
 __all__ = [
+    "NUL_AS",
     "DriverStatement",
     "aware_time",
     "json_text",
@@ -43,6 +44,11 @@ __all__ = [
     "time_binder",
 ]
 
+
+NUL_AS = "\\x00"
+"""What a NUL in text is written as on PostgreSQL, whose text and jsonb cannot hold one:
+the escape ``visible`` shows it as (``store.pg_text`` for bound strings,
+:func:`rows_as_json` for a batch's rows)."""
 
 JSON_ROWS_MAX = 1000
 """Most rows one PostgreSQL INSERT takes as its JSON array (a bound on its size)."""
@@ -154,17 +160,20 @@ _JSON_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 """A NUL written as JSON (``\\u0000`` after an even number of backslashes), which
 PostgreSQL's jsonb refuses."""
 
+_NUL_AS_JSON = orjson.dumps(NUL_AS)[1:-1]
+""":data:`NUL_AS` as it is written inside a JSON string."""
+
 
 def rows_as_json(rows: Sequence[tuple[Any, ...]]) -> str:
     """Rows as one JSON array of arrays, as :class:`DriverStatement` binds them on
-    PostgreSQL: bytes as base64, times in ISO 8601, and a NUL in text as the four
-    characters ``\\x00`` (``store.pg_text``), since jsonb cannot hold one."""
+    PostgreSQL: bytes as base64, times in ISO 8601, and a NUL in text as
+    :data:`NUL_AS`, since jsonb cannot hold one."""
     try:
         data = orjson.dumps(rows, default=_json_value)
     except TypeError:  # an integer beyond 64 bits: json writes any
         data = json.dumps(rows, default=_json_value, separators=(",", ":")).encode("utf-8")
     if b"\\u0000" in data:
-        data = _JSON_NUL.sub(rb"\1\\\\x00", data)
+        data = _JSON_NUL.sub(lambda found: found[1] + _NUL_AS_JSON, data)
     return data.decode("utf-8")
 
 

@@ -17,10 +17,9 @@ from typing import Any
 from psycopg.abc import Buffer
 from psycopg.types.string import StrDumperUnknown
 
-__all__ = ["NUL_AS", "NulFreeTextDumper", "register_nul_free_text"]
+from certvigil.store.driver import NUL_AS
 
-NUL_AS = "\\x00"
-"""What a NUL is written as in PostgreSQL text."""
+__all__ = ["NulFreeTextDumper", "register_nul_free_text"]
 
 
 class NulFreeTextDumper(StrDumperUnknown):
