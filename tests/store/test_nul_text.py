@@ -2,8 +2,9 @@
 
 A null-prefix certificate (its common name ``www.bank.test\\0.evil.test``) or a server
 whose reply holds a NUL must not cost the batch it is recorded with: PostgreSQL's text
-cannot hold a NUL, so there it is kept as the escape ``\\x00`` (``store.pg_text``);
-SQLite keeps it as it is.
+cannot hold a NUL, so there it is kept as the escape ``\\x00`` (a batch's rows by
+``store.driver.rows_as_json``, other bound text by ``store.pg_text``); SQLite keeps it
+as it is.
 """
 
 from __future__ import annotations
@@ -101,3 +102,18 @@ def test_an_alert_naming_a_null_prefix_certificate_is_raised(
     (alert,) = store.list_alerts()
     assert alert.kind == "expiry_threshold"
     assert "www.bank.test\\x00.evil.test" in alert.details["message"]
+
+
+def test_a_nul_bound_outside_a_batch_is_stored(store: Store, pki: ThrowawayPki) -> None:
+    """Text bound as a parameter rather than in a batch's rows (who acknowledged an
+    alert, as an API caller gives it) goes through the same rule."""
+    bank = _null_prefix_facts(pki, days_left=3)
+    AlertEngine(store).record_and_process(ok_report(BANK, (bank,)), NOW)
+    (alert,) = store.list_alerts()
+    who = "ops\x00\x1b[2J"
+
+    assert store.acknowledge_alert(alert.id, by=who, now=NOW)
+
+    acknowledged = store.get_alert(alert.id)
+    assert acknowledged is not None
+    assert acknowledged.acknowledged_by == _as_stored(store, who)
